@@ -1,0 +1,114 @@
+// The master's configuration: /etc/buildyard/master.ini plus master.d/*.ini.
+// Loading is pure (files in, struct or errors out) so it is unit-tested
+// directly and shared by the master, the generator and latentd.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace by::config {
+
+// Where a setting came from, for error messages.
+struct Origin {
+    std::string file;
+    int line = 0;
+};
+
+// One mistake, printed as "FILE:LINE: [section] key: message".
+struct Error {
+    std::string file;
+    int line = 0;           // 0: the whole file (e.g. it cannot be read)
+    std::string section;    // as written, e.g. "worker bot1"; empty if none
+    std::string key;        // empty if the error is about the section itself
+    std::string message;
+
+    std::string str() const;
+};
+
+enum class WorkerType { standard, local, latent };
+
+struct Worker {
+    std::string name;
+    WorkerType type = WorkerType::standard;
+    // The resolved password (from password, password_file or
+    // password_credential); empty for local workers.
+    std::string password;
+    unsigned max_builds = 0;                 // 0: no limit
+    uint64_t keepalive_interval = 3600;      // seconds; 0: none
+    uint64_t keepalive_timeout = 30;         // seconds to wait for a keepalive reply
+    std::vector<std::string> notify_on_missing;
+    uint64_t missing_timeout = 3600;         // seconds; 0: disabled
+    std::map<std::string, std::string> properties;
+    int64_t build_wait_timeout = 600;        // latent only; <0: never stop
+    std::string backend;                     // latent only, e.g. "libvirt"
+    std::map<std::string, std::string> backend_options;  // "libvirt.uri" -> ...
+    Origin origin;                           // the [worker NAME] header
+};
+
+struct Builder {
+    std::string name;
+    std::vector<std::string> workers;
+    std::vector<std::string> steps;          // in numeric order of step.N
+    Origin origin;
+};
+
+enum class StartTls { no, if_available, required };
+
+struct Mail {
+    bool configured = false;                 // a [mail] section exists
+    std::string fromaddr;                    // default buildyard@<hostname>
+    std::string relayhost = "localhost";
+    unsigned port = 25;
+    StartTls starttls = StartTls::if_available;
+    std::string username;
+    std::string password;                    // resolved from password_file / password_credential
+    bool builders_set = false;               // "builders =" present (even if empty)
+    std::vector<std::string> builders;
+    std::vector<std::string> recipients;
+};
+
+struct Master {
+    std::string name;                        // default: the host name
+    std::string listen = "0.0.0.0:9989";     // empty: no TCP listener
+    std::vector<uid_t> trusted_uids;
+};
+
+struct Config {
+    Master master;
+    Mail mail;
+    std::map<std::string, Worker> workers;
+    std::map<std::string, Builder> builders;
+    std::vector<std::string> files;          // every file read, in order
+};
+
+struct LoadResult {
+    std::optional<Config> config;            // set only when errors is empty
+    std::vector<Error> errors;
+};
+
+// Environment the loader needs, injectable for tests.
+struct Environment {
+    std::string hostname;                    // default for [master] name and fromaddr
+    std::string credentials_directory;       // $CREDENTIALS_DIRECTORY, may be empty
+};
+Environment current_environment();
+
+// Reads `main_file`, then every *.ini in `<dir of main_file>/master.d/` in
+// lexical order. A later file wins for each key it sets. Within one file a
+// repeated section or key is an error.
+LoadResult load(const std::filesystem::path& main_file, const Environment& env);
+LoadResult load(const std::filesystem::path& main_file);
+
+// Systemd's escaping of a unit instance name (as systemd-escape does).
+std::string escape_unit_instance(const std::string& name);
+
+// Worker names: 1-64 chars of [A-Za-z0-9._-], not starting with '.' or '-'.
+bool valid_worker_name(const std::string& name);
+
+}  // namespace by::config

@@ -1,0 +1,98 @@
+#include "common/process.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <vector>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace by::process {
+
+namespace {
+
+struct SpawnAttr {
+    posix_spawnattr_t attr;
+    SpawnAttr() { posix_spawnattr_init(&attr); }
+    ~SpawnAttr() { posix_spawnattr_destroy(&attr); }
+};
+
+struct FileActions {
+    posix_spawn_file_actions_t fa;
+    FileActions() { posix_spawn_file_actions_init(&fa); }
+    ~FileActions() { posix_spawn_file_actions_destroy(&fa); }
+};
+
+}  // namespace
+
+int spawn_shell(const std::string& command, const std::string& cwd,
+                const std::map<std::string, std::string>& extra_env, Spawned& out) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        return -errno;
+    }
+    Fd rd(fds[0]);
+    Fd wr(fds[1]);
+
+    // Build the environment: ours, with extra_env replacing same-named entries.
+    std::vector<std::string> env_store;
+    for (char** e = environ; e && *e; ++e) {
+        const char* eq = std::strchr(*e, '=');
+        std::string key = eq ? std::string(*e, static_cast<size_t>(eq - *e)) : std::string(*e);
+        if (extra_env.count(key)) {
+            continue;
+        }
+        env_store.emplace_back(*e);
+    }
+    for (const auto& [k, v] : extra_env) {
+        env_store.push_back(k + "=" + v);
+    }
+    std::vector<char*> envp;
+    envp.reserve(env_store.size() + 1);
+    for (auto& s : env_store) {
+        envp.push_back(s.data());
+    }
+    envp.push_back(nullptr);
+
+    SpawnAttr attr;
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigset_t defaults;
+    sigfillset(&defaults);
+    sigdelset(&defaults, SIGKILL);
+    sigdelset(&defaults, SIGSTOP);
+    posix_spawnattr_setsigmask(&attr.attr, &empty);
+    posix_spawnattr_setsigdefault(&attr.attr, &defaults);
+    posix_spawnattr_setpgroup(&attr.attr, 0);
+    posix_spawnattr_setflags(&attr.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                             POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_USEVFORK);
+
+    FileActions fa;
+    posix_spawn_file_actions_addopen(&fa.fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa.fa, wr.get(), STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa.fa, wr.get(), STDERR_FILENO);
+    if (!cwd.empty()) {
+        posix_spawn_file_actions_addchdir_np(&fa.fa, cwd.c_str());
+    }
+
+    std::string sh = "/bin/sh";
+    std::string dash_c = "-c";
+    std::string cmd = command;
+    char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
+    pid_t pid = -1;
+    int r = posix_spawn(&pid, "/bin/sh", &fa.fa, &attr.attr, argv, envp.data());
+    if (r != 0) {
+        return -r;
+    }
+    int flags = fcntl(rd.get(), F_GETFL);
+    fcntl(rd.get(), F_SETFL, flags | O_NONBLOCK);
+    out.pid = pid;
+    out.output = std::move(rd);
+    return 0;
+}
+
+}  // namespace by::process

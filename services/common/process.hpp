@@ -1,0 +1,26 @@
+// Child processes for build steps.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <sys/types.h>
+
+#include "common/raii.hpp"
+
+namespace by::process {
+
+struct Spawned {
+    pid_t pid = -1;       // also the process group id
+    Fd output;            // read end: the child's stdout and stderr, non-blocking
+};
+
+// Runs `/bin/sh -c command` in `cwd` as the leader of a new process group,
+// with stdin from /dev/null, stdout and stderr into one pipe, the caller's
+// environment plus `extra_env`, and a clean signal mask and dispositions
+// (sd-event blocks the signals it handles; children must not inherit that).
+// Returns a negative errno on failure.
+int spawn_shell(const std::string& command, const std::string& cwd,
+                const std::map<std::string, std::string>& extra_env, Spawned& out);
+
+}  // namespace by::process
