@@ -1,1 +1,295 @@
-// placeholder
+// The per-object interfaces: Worker1, Builder1 and Build1. Each is a fallback
+// vtable whose find callback resolves the object path, so builds in the
+// history need no bus slot of their own.
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common/bus.hpp"
+#include "master/bus_reply.hpp"
+
+namespace by::master {
+
+namespace {
+
+#define PROPERTY_GETTER(fn) \
+    int fn(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata, sd_bus_error*)
+
+// --- Worker1 -------------------------------------------------------------
+
+const Worker& W(void* p) { return *static_cast<const Worker*>(p); }
+
+std::string_view type_name(config::WorkerType t) {
+    switch (t) {
+    case config::WorkerType::standard: return "standard";
+    case config::WorkerType::local: return "local";
+    case config::WorkerType::latent: return "latent";
+    }
+    return "standard";
+}
+
+PROPERTY_GETTER(w_name) { return sd_bus_message_append(reply, "s", W(userdata).cfg.name.c_str()); }
+PROPERTY_GETTER(w_type) { return sd_bus_message_append(reply, "s", std::string(type_name(W(userdata).cfg.type)).c_str()); }
+PROPERTY_GETTER(w_state) { return sd_bus_message_append(reply, "s", std::string(to_string(W(userdata).state())).c_str()); }
+PROPERTY_GETTER(w_connected) { return sd_bus_message_append(reply, "b", W(userdata).attached ? 1 : 0); }
+PROPERTY_GETTER(w_paused) { return sd_bus_message_append(reply, "b", W(userdata).paused ? 1 : 0); }
+PROPERTY_GETTER(w_pause_reason) { return sd_bus_message_append(reply, "s", W(userdata).pause_reason.c_str()); }
+PROPERTY_GETTER(w_max_builds) { return sd_bus_message_append(reply, "u", W(userdata).cfg.max_builds); }
+PROPERTY_GETTER(w_running) {
+    return sd_bus_message_append(reply, "u", static_cast<uint32_t>(W(userdata).running.size()));
+}
+PROPERTY_GETTER(w_properties) { return bus::append_string_map(reply, W(userdata).cfg.properties); }
+PROPERTY_GETTER(w_info) { return bus::append_string_map(reply, W(userdata).info); }
+PROPERTY_GETTER(w_keepalive) { return sd_bus_message_append(reply, "t", W(userdata).cfg.keepalive_interval); }
+PROPERTY_GETTER(w_missing_timeout) { return sd_bus_message_append(reply, "t", W(userdata).cfg.missing_timeout); }
+PROPERTY_GETTER(w_notify) { return bus::append_strv(reply, W(userdata).cfg.notify_on_missing); }
+PROPERTY_GETTER(w_last_connected) { return sd_bus_message_append(reply, "t", W(userdata).last_connected); }
+PROPERTY_GETTER(w_last_disconnected) { return sd_bus_message_append(reply, "t", W(userdata).last_disconnected); }
+PROPERTY_GETTER(w_configured) { return sd_bus_message_append(reply, "b", W(userdata).configured ? 1 : 0); }
+
+int w_pause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    const char* reason = nullptr;
+    int r = sd_bus_message_read(m, "s", &reason);
+    if (r < 0) return r;
+    Worker& w = *static_cast<Worker*>(userdata);
+    return reply_ok(m, w.master->pause(w, reason), e, "");
+}
+
+int w_unpause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    Worker& w = *static_cast<Worker*>(userdata);
+    return reply_ok(m, w.master->unpause(w), e, "");
+}
+
+int w_shutdown(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    int graceful = 0;
+    int r = sd_bus_message_read(m, "b", &graceful);
+    if (r < 0) return r;
+    Worker& w = *static_cast<Worker*>(userdata);
+    return reply_ok(m, w.master->shutdown(w, graceful != 0), e, "");
+}
+
+int find_worker(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
+    auto name = bus::path_decode(path, bus::worker_prefix);
+    if (!name) return 0;
+    Worker* w = static_cast<Master*>(userdata)->find_worker(*name);
+    if (!w) return 0;
+    *found = w;
+    return 1;
+}
+
+// Returns a NULL-terminated strv owned by the caller (sd-bus frees it).
+char** to_strv(const std::vector<std::string>& v) {
+    auto** out = static_cast<char**>(std::calloc(v.size() + 1, sizeof(char*)));
+    if (!out) return nullptr;
+    for (size_t i = 0; i < v.size(); ++i) {
+        out[i] = strdup(v[i].c_str());
+    }
+    return out;
+}
+
+int enumerate_workers(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*) {
+    std::vector<std::string> paths;
+    for (const auto& [name, w] : static_cast<Master*>(userdata)->workers()) {
+        paths.push_back(w->path);
+    }
+    *nodes = to_strv(paths);
+    return *nodes ? 0 : -ENOMEM;
+}
+
+constexpr uint64_t U = SD_BUS_VTABLE_UNPRIVILEGED;
+constexpr uint64_t CHANGE = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
+
+const sd_bus_vtable worker_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD_WITH_ARGS("Pause", SD_BUS_ARGS("s", reason), SD_BUS_NO_RESULT, w_pause, U),
+    SD_BUS_METHOD_WITH_ARGS("Unpause", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, w_unpause, U),
+    SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("b", graceful), SD_BUS_NO_RESULT, w_shutdown, U),
+    SD_BUS_PROPERTY("Name", "s", w_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Type", "s", w_type, 0, CHANGE),
+    SD_BUS_PROPERTY("State", "s", w_state, 0, CHANGE),
+    SD_BUS_PROPERTY("Connected", "b", w_connected, 0, CHANGE),
+    SD_BUS_PROPERTY("Paused", "b", w_paused, 0, CHANGE),
+    SD_BUS_PROPERTY("PauseReason", "s", w_pause_reason, 0, CHANGE),
+    SD_BUS_PROPERTY("MaxBuilds", "u", w_max_builds, 0, CHANGE),
+    SD_BUS_PROPERTY("RunningBuilds", "u", w_running, 0, CHANGE),
+    SD_BUS_PROPERTY("Properties", "a{ss}", w_properties, 0, CHANGE),
+    SD_BUS_PROPERTY("Info", "a{ss}", w_info, 0, CHANGE),
+    SD_BUS_PROPERTY("KeepaliveInterval", "t", w_keepalive, 0, CHANGE),
+    SD_BUS_PROPERTY("MissingTimeout", "t", w_missing_timeout, 0, CHANGE),
+    SD_BUS_PROPERTY("NotifyOnMissing", "as", w_notify, 0, CHANGE),
+    SD_BUS_PROPERTY("LastConnected", "t", w_last_connected, 0, CHANGE),
+    SD_BUS_PROPERTY("LastDisconnected", "t", w_last_disconnected, 0, CHANGE),
+    SD_BUS_PROPERTY("Configured", "b", w_configured, 0, CHANGE),
+    SD_BUS_VTABLE_END,
+};
+
+// --- Builder1 ------------------------------------------------------------
+
+struct BuilderRef {
+    Master* master;
+    const config::Builder* builder;
+};
+thread_local BuilderRef current_builder;
+
+const BuilderRef& B(void* p) { return *static_cast<const BuilderRef*>(p); }
+
+PROPERTY_GETTER(b_name) { return sd_bus_message_append(reply, "s", B(userdata).builder->name.c_str()); }
+PROPERTY_GETTER(b_workers) { return bus::append_strv(reply, B(userdata).builder->workers); }
+PROPERTY_GETTER(b_steps) { return bus::append_strv(reply, B(userdata).builder->steps); }
+PROPERTY_GETTER(b_pending) {
+    return sd_bus_message_append(reply, "u", B(userdata).master->pending_builds(B(userdata).builder->name));
+}
+PROPERTY_GETTER(b_running) {
+    return sd_bus_message_append(reply, "u", B(userdata).master->running_builds(B(userdata).builder->name));
+}
+
+int find_builder(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
+    auto name = bus::path_decode(path, bus::builder_prefix);
+    if (!name) return 0;
+    auto* m = static_cast<Master*>(userdata);
+    const config::Builder* b = m->find_builder(*name);
+    if (!b) return 0;
+    // Valid for this one dispatch: the loop is single-threaded.
+    current_builder = BuilderRef{m, b};
+    *found = &current_builder;
+    return 1;
+}
+
+int enumerate_builders(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*) {
+    std::vector<std::string> paths;
+    for (const auto& [name, b] : static_cast<Master*>(userdata)->config().builders) {
+        paths.push_back(bus::path_encode(bus::builder_prefix, name));
+    }
+    *nodes = to_strv(paths);
+    return *nodes ? 0 : -ENOMEM;
+}
+
+const sd_bus_vtable builder_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Name", "s", b_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Workers", "as", b_workers, 0, CHANGE),
+    SD_BUS_PROPERTY("Steps", "as", b_steps, 0, CHANGE),
+    SD_BUS_PROPERTY("PendingBuilds", "u", b_pending, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+    SD_BUS_PROPERTY("RunningBuilds", "u", b_running, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+    SD_BUS_VTABLE_END,
+};
+
+// --- Build1 --------------------------------------------------------------
+
+struct BuildRef {
+    Master* master;
+    const Build* build;
+};
+thread_local BuildRef current_build;
+
+const Build& D(void* p) { return *static_cast<const BuildRef*>(p)->build; }
+Master& master_of(void* p) { return *static_cast<const BuildRef*>(p)->master; }
+
+PROPERTY_GETTER(d_id) { return sd_bus_message_append(reply, "t", D(userdata).id); }
+PROPERTY_GETTER(d_builder) { return sd_bus_message_append(reply, "s", D(userdata).builder.c_str()); }
+PROPERTY_GETTER(d_worker) { return sd_bus_message_append(reply, "s", D(userdata).worker.c_str()); }
+PROPERTY_GETTER(d_state) { return sd_bus_message_append(reply, "s", std::string(to_string(D(userdata).state)).c_str()); }
+PROPERTY_GETTER(d_result) {
+    return sd_bus_message_append(reply, "s", std::string(to_string(D(userdata).result)).c_str());
+}
+PROPERTY_GETTER(d_exit) { return sd_bus_message_append(reply, "i", static_cast<int32_t>(D(userdata).exit_status)); }
+PROPERTY_GETTER(d_properties) { return bus::append_string_map(reply, D(userdata).properties); }
+PROPERTY_GETTER(d_submitted) { return sd_bus_message_append(reply, "t", D(userdata).submitted_at); }
+PROPERTY_GETTER(d_started) { return sd_bus_message_append(reply, "t", D(userdata).started_at); }
+PROPERTY_GETTER(d_finished) { return sd_bus_message_append(reply, "t", D(userdata).finished_at); }
+PROPERTY_GETTER(d_step) { return sd_bus_message_append(reply, "u", static_cast<uint32_t>(D(userdata).current_step)); }
+PROPERTY_GETTER(d_request) { return sd_bus_message_append(reply, "t", D(userdata).request_id); }
+PROPERTY_GETTER(d_retried_as) { return sd_bus_message_append(reply, "t", D(userdata).retried_as); }
+
+int d_cancel(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    return reply_ok(m, master_of(userdata).cancel(D(userdata).id), e, "");
+}
+
+int d_read_log(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    uint64_t offset = 0, max = 0;
+    int r = sd_bus_message_read(m, "tt", &offset, &max);
+    if (r < 0) return r;
+    std::string data;
+    Status s = master_of(userdata).read_log(D(userdata).id, offset, max, data);
+    if (!s) return fail(s, e);
+    sd_bus_message* raw = nullptr;
+    if ((r = sd_bus_message_new_method_return(m, &raw)) < 0) return r;
+    MessagePtr reply(raw);
+    if ((r = sd_bus_message_append_array(raw, 'y', data.data(), data.size())) < 0) return r;
+    return sd_bus_send(nullptr, raw, nullptr);
+}
+
+int find_build(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
+    auto text = bus::path_decode(path, bus::build_prefix);
+    if (!text || text->empty() || text->size() > 20) return 0;
+    char* end = nullptr;
+    unsigned long long id = std::strtoull(text->c_str(), &end, 10);
+    if (*end != '\0') return 0;
+    auto* m = static_cast<Master*>(userdata);
+    const Build* b = m->find_build(id);
+    if (!b) return 0;
+    // Valid for this one dispatch: the loop is single-threaded.
+    current_build = BuildRef{m, b};
+    *found = &current_build;
+    return 1;
+}
+
+int enumerate_builds(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*) {
+    // Active builds and the most recent finished ones; older builds are
+    // still reachable by path (GetBuild), just not listed.
+    std::vector<std::string> paths;
+    for (uint64_t id : static_cast<Master*>(userdata)->recent_build_ids(50)) {
+        paths.push_back(bus::path_encode(bus::build_prefix, std::to_string(id)));
+    }
+    *nodes = to_strv(paths);
+    return *nodes ? 0 : -ENOMEM;
+}
+
+const sd_bus_vtable build_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, d_cancel, U),
+    SD_BUS_METHOD_WITH_ARGS("ReadLog", SD_BUS_ARGS("t", offset, "t", max), SD_BUS_RESULT("ay", data), d_read_log, U),
+    SD_BUS_PROPERTY("Id", "t", d_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Builder", "s", d_builder, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Worker", "s", d_worker, 0, CHANGE),
+    SD_BUS_PROPERTY("State", "s", d_state, 0, CHANGE),
+    SD_BUS_PROPERTY("Result", "s", d_result, 0, CHANGE),
+    SD_BUS_PROPERTY("ExitStatus", "i", d_exit, 0, CHANGE),
+    SD_BUS_PROPERTY("Properties", "a{ss}", d_properties, 0, CHANGE),
+    SD_BUS_PROPERTY("SubmittedAt", "t", d_submitted, 0, CHANGE),
+    SD_BUS_PROPERTY("StartedAt", "t", d_started, 0, CHANGE),
+    SD_BUS_PROPERTY("FinishedAt", "t", d_finished, 0, CHANGE),
+    SD_BUS_PROPERTY("CurrentStep", "u", d_step, 0, CHANGE),
+    SD_BUS_PROPERTY("RequestId", "t", d_request, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("RetriedAs", "t", d_retried_as, 0, CHANGE),
+    SD_BUS_VTABLE_END,
+};
+
+}  // namespace
+
+int register_worker_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots) {
+    struct Table {
+        const char* prefix;
+        const char* iface;
+        const sd_bus_vtable* vtable;
+        sd_bus_object_find_t find;
+        sd_bus_node_enumerator_t enumerate;
+    };
+    const Table tables[] = {
+        {bus::worker_prefix, bus::worker_iface, worker_vtable, find_worker, enumerate_workers},
+        {bus::builder_prefix, bus::builder_iface, builder_vtable, find_builder, enumerate_builders},
+        {bus::build_prefix, bus::build_iface, build_vtable, find_build, enumerate_builds},
+    };
+    for (const auto& t : tables) {
+        sd_bus_slot* s = nullptr;
+        int r = sd_bus_add_fallback_vtable(bus, &s, t.prefix, t.iface, t.vtable, t.find, &m);
+        if (r < 0) return r;
+        slots.emplace_back(s);
+        r = sd_bus_add_node_enumerator(bus, &s, t.prefix, t.enumerate, &m);
+        if (r < 0) return r;
+        slots.emplace_back(s);
+    }
+    return 0;
+}
+
+}  // namespace by::master

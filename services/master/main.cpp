@@ -1,1 +1,132 @@
-int main() { return 0; }
+// buildyard-masterd: arguments, the event loop and signals. Everything else
+// is in Master.
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include <systemd/sd-daemon.h>
+
+#include "common/bus.hpp"
+#include "common/config.hpp"
+#include "common/log.hpp"
+#include "common/program.hpp"
+#include "master/master.hpp"
+
+namespace {
+
+int check_config(const std::string& path) {
+    auto loaded = by::config::load(path);
+    if (!loaded.config) {
+        for (const auto& e : loaded.errors) {
+            std::cerr << e.str() << "\n";
+        }
+        std::cerr << "buildyard-masterd: configuration test failed\n";
+        return 1;
+    }
+    std::cout << "buildyard-masterd: configuration is valid: " << loaded.config->workers.size() << " workers, "
+              << loaded.config->builders.size() << " builders, from";
+    for (const auto& f : loaded.config->files) {
+        std::cout << " " << f;
+    }
+    std::cout << "\n";
+    return 0;
+}
+
+std::string default_state_directory() {
+    // systemd's StateDirectory= may list several, separated by ':'.
+    if (const char* s = std::getenv("STATE_DIRECTORY"); s && *s) {
+        std::string v = s;
+        return v.substr(0, v.find(':'));
+    }
+    return BUILDYARD_STATEDIR;
+}
+
+int on_terminate(sd_event_source* s, const signalfd_siginfo* si, void*) {
+    by::log::info("received {}, stopping", strsignal(static_cast<int>(si->ssi_signo)));
+    sd_notify(0, "STOPPING=1");
+    return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+int on_reload(sd_event_source*, const signalfd_siginfo*, void* userdata) {
+    sd_notify(0, "RELOADING=1");
+    static_cast<by::master::Master*>(userdata)->reload();
+    sd_notify(0, "READY=1");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    by::po::options_description options("Options");
+    options.add_options()
+        ("config", by::po::value<std::string>()->default_value(BUILDYARD_SYSCONFDIR "/master.ini"),
+         "master configuration; drop-ins are read from master.d/ beside it")
+        ("check-config", "validate the configuration, print any errors, and exit 0 (valid) or 1")
+        ("state-directory", by::po::value<std::string>(),
+         "where the state database and build logs live (default: $STATE_DIRECTORY or " BUILDYARD_STATEDIR ")");
+    by::po::variables_map vm;
+    if (auto rc = by::parse_arguments(argc, argv, "buildyard-masterd", "[OPTIONS]", options, vm)) {
+        return *rc;
+    }
+    const std::string config_path = vm["config"].as<std::string>();
+    if (vm.count("check-config")) {
+        return check_config(config_path);
+    }
+    by::log::init("buildyard-masterd");
+    const std::string state_dir =
+        vm.count("state-directory") ? vm["state-directory"].as<std::string>() : default_state_directory();
+    std::error_code ec;
+    std::filesystem::create_directories(state_dir, ec);
+    if (ec) {
+        by::log::error("cannot create the state directory {}: {}", state_dir, ec.message());
+        return 1;
+    }
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    sd_event* raw_event = nullptr;
+    if (int r = sd_event_new(&raw_event); r < 0) {
+        by::log::error("cannot create the event loop: {}", std::strerror(-r));
+        return 1;
+    }
+    by::EventPtr event(raw_event);
+    sd_event_set_watchdog(raw_event, true);
+
+    by::BusPtr bus;
+    if (int r = by::bus::open_system(bus); r < 0) {
+        by::log::error("cannot connect to the system bus: {}", std::strerror(-r));
+        return 1;
+    }
+    if (int r = sd_bus_attach_event(bus.get(), raw_event, SD_EVENT_PRIORITY_NORMAL); r < 0) {
+        by::log::error("cannot attach the bus to the event loop: {}", std::strerror(-r));
+        return 1;
+    }
+
+    by::master::Master master(raw_event, bus.get(), config_path, state_dir);
+    std::string error;
+    if (!master.start(error)) {
+        by::log::error("{}", error);
+        sd_notifyf(0, "STATUS=failed to start: %s", error.c_str());
+        return 1;
+    }
+    sd_event_add_signal(raw_event, nullptr, SIGTERM, on_terminate, nullptr);
+    sd_event_add_signal(raw_event, nullptr, SIGINT, on_terminate, nullptr);
+    sd_event_add_signal(raw_event, nullptr, SIGHUP, on_reload, &master);
+
+    sd_notify(0, "READY=1");
+    int r = sd_event_loop(raw_event);
+    if (r < 0) {
+        by::log::error("event loop failed: {}", std::strerror(-r));
+        return 1;
+    }
+    return 0;
+}

@@ -1,1 +1,345 @@
-// placeholder
+#include "master/master.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include "common/log.hpp"
+#include "version.hpp"
+
+namespace by::master {
+
+std::string_view to_string(WorkerStateName s) {
+    switch (s) {
+    case WorkerStateName::offline: return "offline";
+    case WorkerStateName::idle: return "idle";
+    case WorkerStateName::building: return "building";
+    case WorkerStateName::paused: return "paused";
+    }
+    return "offline";
+}
+
+WorkerStateName Worker::state() const {
+    if (!attached) {
+        return WorkerStateName::offline;
+    }
+    if (paused) {
+        return WorkerStateName::paused;
+    }
+    return running.empty() ? WorkerStateName::idle : WorkerStateName::building;
+}
+
+Master::Master(sd_event* event, sd_bus* bus, std::string config_path, std::string state_directory)
+    : event_(event), bus_(bus), config_path_(std::move(config_path)), state_directory_(std::move(state_directory)) {}
+
+Master::~Master() = default;
+
+bool Master::start(std::string& error) {
+    auto loaded = config::load(config_path_);
+    if (!loaded.config) {
+        error = "invalid configuration:";
+        for (const auto& e : loaded.errors) {
+            error += "\n  " + e.str();
+        }
+        return false;
+    }
+    if (mkdir((state_directory_ + "/logs").c_str(), 0750) < 0 && errno != EEXIST) {
+        error = "cannot create " + state_directory_ + "/logs: " + std::strerror(errno);
+        return false;
+    }
+    if (!store_.open(state_directory_)) {
+        error = store_.error();
+        return false;
+    }
+    apply_config(std::move(*loaded.config));
+
+    // Builds that were running when the master last stopped never reported
+    // back: end them "retry" and queue their reruns. Pending ones just wait.
+    for (Build& b : store_.load_unfinished()) {
+        auto ab = std::make_unique<ActiveBuild>();
+        if (b.state == BuildState::running) {
+            auto next = retry_build(b, bus::now_realtime_usec());
+            if (!next || !store_.insert_retry(b, *next)) {
+                error = "cannot requeue build " + std::to_string(b.id) + ": " + store_.error();
+                return false;
+            }
+            log::write(log::Level::notice,
+                       fmt::format("build {} of {} was running on {} when the master stopped; rerunning it as build {}",
+                                   b.id, b.builder, b.worker, next->id),
+                       {{"BUILDYARD_BUILD", std::to_string(b.id)}, {"BUILDYARD_BUILDER", b.builder},
+                        {"BUILDYARD_WORKER", b.worker}});
+            ab->build = std::move(*next);
+        } else {
+            ab->build = std::move(b);
+        }
+        ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
+        dispatcher_.enqueue(ab->build.builder, ab->build.id);
+        active_[ab->build.id] = std::move(ab);
+    }
+
+    int r = register_master_objects(*this, bus_, slots_);
+    if (r >= 0) r = register_worker_objects(*this, bus_, slots_);
+    if (r >= 0) r = register_link_object(*this, bus_, slots_);
+    if (r < 0) {
+        error = std::string("cannot register the bus objects: ") + std::strerror(-r);
+        return false;
+    }
+    r = sd_bus_request_name(bus_, bus::master_name, 0);
+    if (r < 0) {
+        error = fmt::format("cannot own {} on the system bus: {}{}", bus::master_name, std::strerror(-r),
+                            r == -EEXIST ? " (is another buildyard-masterd running?)" : "");
+        return false;
+    }
+    sd_event_source* s = nullptr;
+    r = sd_event_add_defer(event_, &s, &Master::on_counters_deferred, this);
+    if (r < 0) {
+        error = std::string("cannot add an event source: ") + std::strerror(-r);
+        return false;
+    }
+    counters_source_.reset(s);
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    log::info("master '{}' started with {} workers and {} builders; {} builds pending",
+              config_.master.name, config_.workers.size(), config_.builders.size(), dispatcher_.pending());
+    return true;
+}
+
+Worker& Master::add_worker(const config::Worker& cfg) {
+    auto w = std::make_unique<Worker>();
+    w->cfg = cfg;
+    w->path = bus::path_encode(bus::worker_prefix, cfg.name);
+    w->master = this;
+    if (auto rec = store_.load_worker(cfg.name)) {
+        w->paused = rec->paused;
+        w->pause_reason = rec->pause_reason;
+        w->last_connected = rec->last_connected;
+        w->last_disconnected = rec->last_disconnected;
+        w->info = rec->info;
+    }
+    auto& ref = *w;
+    workers_[cfg.name] = std::move(w);
+    return ref;
+}
+
+void Master::apply_config(config::Config&& c) {
+    // Workers that are gone from the config get no new builds and leave once
+    // their running builds end; new ones appear; changed ones take their new
+    // settings for the next build.
+    for (auto& [name, w] : workers_) {
+        auto it = c.workers.find(name);
+        if (it == c.workers.end()) {
+            if (w->configured) {
+                log::notice("worker {} was removed from the configuration", name);
+            }
+            w->configured = false;
+        } else {
+            w->cfg = it->second;
+            w->configured = true;
+        }
+    }
+    for (const auto& [name, cfg] : c.workers) {
+        if (!workers_.count(name)) {
+            add_worker(cfg);
+        }
+    }
+    for (const auto& [name, b] : config_.builders) {
+        if (!c.builders.count(name) && dispatcher_.pending(name) > 0) {
+            log::warning("builder {} was removed from the configuration; its {} pending builds wait until it returns",
+                         name, dispatcher_.pending(name));
+        }
+    }
+    config_ = std::move(c);
+    // Settling may stop and forget a worker, so walk names, not the map.
+    std::vector<std::string> removed;
+    for (auto& [name, w] : workers_) {
+        if (!w->configured) {
+            removed.push_back(name);
+        }
+    }
+    for (const auto& name : removed) {
+        if (Worker* w = find_worker(name); w && !w->attached) {
+            forget_worker(name);
+        } else if (w) {
+            settle_worker(*w);
+        }
+    }
+}
+
+Status Master::reload() {
+    auto loaded = config::load(config_path_);
+    if (!loaded.config) {
+        std::string msg = "configuration not reloaded; the old one stays in force:";
+        for (const auto& e : loaded.errors) {
+            msg += "\n" + e.str();
+        }
+        log::error("{}", msg);
+        return Status::fail(bus::error::ConfigInvalid, msg);
+    }
+    apply_config(std::move(*loaded.config));
+    for (auto& [name, w] : workers_) {
+        emit_worker(*w);
+    }
+    log::info("configuration reloaded: {} workers, {} builders", config_.workers.size(), config_.builders.size());
+    counters_changed();
+    dispatch();
+    return Status::ok();
+}
+
+void Master::forget_worker(const std::string& name) {
+    auto it = workers_.find(name);
+    if (it == workers_.end()) {
+        return;
+    }
+    if (!it->second->bus_name.empty()) {
+        sender_to_worker_.erase(it->second->bus_name);
+    }
+    workers_.erase(it);
+}
+
+Worker* Master::find_worker(const std::string& name) {
+    auto it = workers_.find(name);
+    return it == workers_.end() ? nullptr : it->second.get();
+}
+
+const config::Builder* Master::find_builder(const std::string& name) const {
+    auto it = config_.builders.find(name);
+    return it == config_.builders.end() ? nullptr : &it->second;
+}
+
+const Build* Master::find_build(uint64_t id) {
+    if (auto it = active_.find(id); it != active_.end()) {
+        return &it->second->build;
+    }
+    if (auto it = finished_cache_.find(id); it != finished_cache_.end()) {
+        return &it->second;
+    }
+    auto b = store_.load_build(id);
+    if (!b) {
+        return nullptr;
+    }
+    // A small cache of finished builds, so that a client reading all the
+    // properties of one build does not query the database each time.
+    constexpr size_t cache_size = 256;
+    if (finished_cache_.size() >= cache_size) {
+        finished_cache_.erase(finished_cache_.begin());
+    }
+    return &(finished_cache_[id] = std::move(*b));
+}
+
+unsigned Master::connected_workers() const {
+    unsigned n = 0;
+    for (const auto& [name, w] : workers_) {
+        n += w->attached ? 1 : 0;
+    }
+    return n;
+}
+
+unsigned Master::running_builds(const std::string& builder) const {
+    unsigned n = 0;
+    for (const auto& [id, ab] : active_) {
+        n += (ab->build.state == BuildState::running && ab->build.builder == builder) ? 1 : 0;
+    }
+    return n;
+}
+
+std::vector<uint64_t> Master::recent_build_ids(size_t n) const {
+    std::vector<uint64_t> ids;
+    for (const auto& [id, ab] : active_) {
+        ids.push_back(id);
+    }
+    for (auto it = finished_cache_.rbegin(); it != finished_cache_.rend() && ids.size() < n + active_.size(); ++it) {
+        ids.push_back(it->first);
+    }
+    return ids;
+}
+
+std::vector<Build> Master::list_builds(uint64_t limit) {
+    auto builds = store_.list_builds(limit);
+    // The database is written through, but the log position of a running
+    // build is only in memory.
+    for (auto& b : builds) {
+        if (auto it = active_.find(b.id); it != active_.end()) {
+            b = it->second->build;
+        }
+    }
+    return builds;
+}
+
+std::string Master::describe() const {
+    nlohmann::json j;
+    j["version"] = BUILDYARD_VERSION;
+    j["name"] = config_.master.name;
+    j["connected_workers"] = connected_workers();
+    j["running_builds"] = running_;
+    j["pending_builds"] = dispatcher_.pending();
+    j["config_files"] = config_.files;
+    auto& ws = j["workers"] = nlohmann::json::object();
+    for (const auto& [name, w] : workers_) {
+        ws[name] = {{"state", to_string(w->state())},
+                    {"type", w->cfg.type == config::WorkerType::local ? "local" : "standard"},
+                    {"connected", w->attached},
+                    {"configured", w->configured},
+                    {"paused", w->paused},
+                    {"pause_reason", w->pause_reason},
+                    {"max_builds", w->cfg.max_builds},
+                    {"running_builds", w->running},
+                    {"properties", w->cfg.properties},
+                    {"info", w->info},
+                    {"last_connected", w->last_connected},
+                    {"last_disconnected", w->last_disconnected}};
+    }
+    auto& bs = j["builders"] = nlohmann::json::object();
+    for (const auto& [name, b] : config_.builders) {
+        bs[name] = {{"workers", b.workers}, {"steps", b.steps}, {"pending_builds", dispatcher_.pending(name)}};
+    }
+    auto& active = j["active_builds"] = nlohmann::json::array();
+    for (const auto& [id, ab] : active_) {
+        const Build& b = ab->build;
+        active.push_back({{"id", b.id},
+                          {"builder", b.builder},
+                          {"worker", b.worker},
+                          {"state", to_string(b.state)},
+                          {"submitted_at", b.submitted_at},
+                          {"started_at", b.started_at}});
+    }
+    return j.dump();
+}
+
+void Master::counters_changed() {
+    if (counters_source_) {
+        sd_event_source_set_enabled(counters_source_.get(), SD_EVENT_ONESHOT);
+    }
+}
+
+int Master::on_counters_deferred(sd_event_source*, void* userdata) {
+    auto* m = static_cast<Master*>(userdata);
+    sd_bus_emit_properties_changed(m->bus_, bus::master_path, bus::master_iface, "ConnectedWorkers",
+                                   "RunningBuilds", "PendingBuilds", nullptr);
+    sd_notifyf(0, "STATUS=%u/%zu workers attached, %u builds running, %zu pending", m->connected_workers(),
+               m->workers_.size(), m->running_, m->dispatcher_.pending());
+    return 0;
+}
+
+void Master::emit_worker(const Worker& w) {
+    sd_bus_emit_properties_changed(bus_, w.path.c_str(), bus::worker_iface, "Type", "State", "Connected", "Paused",
+                                   "PauseReason", "MaxBuilds", "RunningBuilds", "Properties", "Info",
+                                   "KeepaliveInterval", "MissingTimeout", "NotifyOnMissing", "LastConnected",
+                                   "LastDisconnected", "Configured", nullptr);
+}
+
+void Master::emit_build(const ActiveBuild& ab) {
+    sd_bus_emit_properties_changed(bus_, ab.path.c_str(), bus::build_iface, "Worker", "State", "Result",
+                                   "ExitStatus", "Properties", "StartedAt", "FinishedAt", "CurrentStep",
+                                   "RetriedAs", nullptr);
+}
+
+void Master::save_worker(const Worker& w) {
+    WorkerRecord rec{w.cfg.name, w.paused, w.pause_reason, w.last_connected, w.last_disconnected, w.info};
+    if (!store_.save_worker(rec)) {
+        log::error("cannot save the state of worker {}: {}", w.cfg.name, store_.error());
+    }
+}
+
+}  // namespace by::master

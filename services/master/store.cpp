@@ -1,1 +1,233 @@
-// placeholder
+#include "master/store.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace by::master {
+
+namespace {
+
+constexpr const char* schema = R"sql(
+CREATE TABLE IF NOT EXISTS builds (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id INTEGER NOT NULL DEFAULT 0,
+  builder TEXT NOT NULL,
+  worker TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL,
+  result TEXT NOT NULL DEFAULT '',
+  exit_status INTEGER NOT NULL DEFAULT -1,
+  requested TEXT NOT NULL DEFAULT '{}',
+  properties TEXT NOT NULL DEFAULT '{}',
+  submitted_at INTEGER NOT NULL DEFAULT 0,
+  started_at INTEGER NOT NULL DEFAULT 0,
+  finished_at INTEGER NOT NULL DEFAULT 0,
+  current_step INTEGER NOT NULL DEFAULT 0,
+  retried_as INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS builds_unfinished ON builds(state) WHERE state != 'finished';
+CREATE TABLE IF NOT EXISTS workers (
+  name TEXT PRIMARY KEY,
+  paused INTEGER NOT NULL DEFAULT 0,
+  pause_reason TEXT NOT NULL DEFAULT '',
+  last_connected INTEGER NOT NULL DEFAULT 0,
+  last_disconnected INTEGER NOT NULL DEFAULT 0,
+  info TEXT NOT NULL DEFAULT '{}'
+);
+)sql";
+
+constexpr const char* build_columns =
+    "id, request_id, builder, worker, state, result, exit_status, requested, properties, "
+    "submitted_at, started_at, finished_at, current_step, retried_as";
+
+std::string to_json(const std::map<std::string, std::string>& m) { return nlohmann::json(m).dump(); }
+
+std::map<std::string, std::string> from_json(const std::string& s) {
+    auto j = nlohmann::json::parse(s, nullptr, false);
+    std::map<std::string, std::string> m;
+    if (j.is_object()) {
+        for (auto& [k, v] : j.items()) {
+            if (v.is_string()) {
+                m[k] = v.get<std::string>();
+            }
+        }
+    }
+    return m;
+}
+
+// Binds the mutable columns shared by insert and update, from index 1.
+void bind_build(sqlite::Statement& s, const Build& b) {
+    s.bind(1, static_cast<int64_t>(b.request_id))
+        .bind(2, b.builder)
+        .bind(3, b.worker)
+        .bind(4, to_string(b.state))
+        .bind(5, to_string(b.result))
+        .bind(6, static_cast<int64_t>(b.exit_status))
+        .bind(7, to_json(b.requested))
+        .bind(8, to_json(b.properties))
+        .bind(9, static_cast<int64_t>(b.submitted_at))
+        .bind(10, static_cast<int64_t>(b.started_at))
+        .bind(11, static_cast<int64_t>(b.finished_at))
+        .bind(12, static_cast<int64_t>(b.current_step))
+        .bind(13, static_cast<int64_t>(b.retried_as));
+}
+
+}  // namespace
+
+bool Store::check(int rc, const char* what) {
+    if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) {
+        return true;
+    }
+    error_ = std::string(what) + ": " + db_.error_message();
+    return false;
+}
+
+bool Store::open(const std::string& directory) {
+    std::string path = directory + "/state.db";
+    if (!check(db_.open(path), ("cannot open " + path).c_str())) {
+        return false;
+    }
+    if (!check(db_.exec(schema), "cannot create the schema")) {
+        return false;
+    }
+    insert_build_ = db_.prepare(
+        "INSERT INTO builds (request_id, builder, worker, state, result, exit_status, requested, properties, "
+        "submitted_at, started_at, finished_at, current_step, retried_as) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+    update_build_ = db_.prepare(
+        "UPDATE builds SET request_id=?1, builder=?2, worker=?3, state=?4, result=?5, exit_status=?6, "
+        "requested=?7, properties=?8, submitted_at=?9, started_at=?10, finished_at=?11, current_step=?12, "
+        "retried_as=?13 WHERE id=?14");
+    load_build_ = db_.prepare(std::string("SELECT ") + build_columns + " FROM builds WHERE id=?1");
+    save_worker_ = db_.prepare(
+        "INSERT INTO workers (name, paused, pause_reason, last_connected, last_disconnected, info) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO UPDATE SET paused=?2, pause_reason=?3, "
+        "last_connected=?4, last_disconnected=?5, info=?6");
+    load_worker_ = db_.prepare(
+        "SELECT paused, pause_reason, last_connected, last_disconnected, info FROM workers WHERE name=?1");
+    if (!insert_build_ || !update_build_ || !load_build_ || !save_worker_ || !load_worker_) {
+        error_ = "cannot prepare statements: " + db_.error_message();
+        return false;
+    }
+    return true;
+}
+
+bool Store::insert_build(Build& b) {
+    insert_build_.reset();
+    bind_build(insert_build_, b);
+    if (!check(insert_build_.step(), "cannot insert a build")) {
+        return false;
+    }
+    b.id = static_cast<uint64_t>(db_.last_insert_rowid());
+    return true;
+}
+
+bool Store::update_build(const Build& b) {
+    update_build_.reset();
+    bind_build(update_build_, b);
+    update_build_.bind(14, static_cast<int64_t>(b.id));
+    return check(update_build_.step(), "cannot update a build");
+}
+
+bool Store::insert_retry(Build& old, Build& next) {
+    if (!check(db_.exec("BEGIN IMMEDIATE"), "cannot begin a transaction")) {
+        return false;
+    }
+    if (!insert_build(next)) {
+        db_.exec("ROLLBACK");
+        return false;
+    }
+    old.retried_as = next.id;
+    if (!update_build(old)) {
+        db_.exec("ROLLBACK");
+        old.retried_as = 0;
+        return false;
+    }
+    return check(db_.exec("COMMIT"), "cannot commit a retry");
+}
+
+Build Store::row_to_build(sqlite::Statement& s) {
+    Build b;
+    b.id = static_cast<uint64_t>(s.int64(0));
+    b.request_id = static_cast<uint64_t>(s.int64(1));
+    b.builder = s.text(2);
+    b.worker = s.text(3);
+    b.state = parse_build_state(s.text(4)).value_or(BuildState::finished);
+    b.result = parse_result(s.text(5)).value_or(Result::exception);
+    b.exit_status = static_cast<int>(s.int64(6));
+    b.requested = from_json(s.text(7));
+    b.properties = from_json(s.text(8));
+    b.submitted_at = static_cast<uint64_t>(s.int64(9));
+    b.started_at = static_cast<uint64_t>(s.int64(10));
+    b.finished_at = static_cast<uint64_t>(s.int64(11));
+    b.current_step = static_cast<unsigned>(s.int64(12));
+    b.retried_as = static_cast<uint64_t>(s.int64(13));
+    if (b.request_id == 0) {
+        b.request_id = b.id;
+    }
+    return b;
+}
+
+std::optional<Build> Store::load_build(uint64_t id) {
+    load_build_.reset();
+    load_build_.bind(1, static_cast<int64_t>(id));
+    if (load_build_.step() != SQLITE_ROW) {
+        load_build_.reset();
+        return std::nullopt;
+    }
+    Build b = row_to_build(load_build_);
+    load_build_.reset();  // ends the read transaction
+    return b;
+}
+
+std::vector<Build> Store::load_unfinished() {
+    auto s = db_.prepare(std::string("SELECT ") + build_columns +
+                         " FROM builds WHERE state != 'finished' ORDER BY id");
+    std::vector<Build> out;
+    while (s && s.step() == SQLITE_ROW) {
+        out.push_back(row_to_build(s));
+    }
+    return out;
+}
+
+std::vector<Build> Store::list_builds(uint64_t limit) {
+    std::string sql = std::string("SELECT ") + build_columns + " FROM builds ORDER BY id DESC";
+    if (limit > 0) {
+        sql += " LIMIT " + std::to_string(limit);
+    }
+    auto s = db_.prepare(sql);
+    std::vector<Build> out;
+    while (s && s.step() == SQLITE_ROW) {
+        out.push_back(row_to_build(s));
+    }
+    return out;
+}
+
+std::optional<WorkerRecord> Store::load_worker(const std::string& name) {
+    load_worker_.reset();
+    load_worker_.bind(1, name);
+    if (load_worker_.step() != SQLITE_ROW) {
+        load_worker_.reset();
+        return std::nullopt;
+    }
+    WorkerRecord w;
+    w.name = name;
+    w.paused = load_worker_.int64(0) != 0;
+    w.pause_reason = load_worker_.text(1);
+    w.last_connected = static_cast<uint64_t>(load_worker_.int64(2));
+    w.last_disconnected = static_cast<uint64_t>(load_worker_.int64(3));
+    w.info = from_json(load_worker_.text(4));
+    load_worker_.reset();
+    return w;
+}
+
+bool Store::save_worker(const WorkerRecord& w) {
+    save_worker_.reset();
+    save_worker_.bind(1, w.name)
+        .bind(2, static_cast<int64_t>(w.paused ? 1 : 0))
+        .bind(3, w.pause_reason)
+        .bind(4, static_cast<int64_t>(w.last_connected))
+        .bind(5, static_cast<int64_t>(w.last_disconnected))
+        .bind(6, to_json(w.info));
+    return check(save_worker_.step(), "cannot save a worker");
+}
+
+}  // namespace by::master

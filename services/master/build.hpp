@@ -1,0 +1,60 @@
+// A build and its state machine. Plain data and pure transitions: no bus,
+// loop or database, so the rules are unit-tested directly.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace by::master {
+
+enum class BuildState { pending, running, finished };
+enum class Result { none, success, failure, exception, retry, cancelled };
+
+std::string_view to_string(BuildState s);
+std::string_view to_string(Result r);
+std::optional<BuildState> parse_build_state(std::string_view s);
+std::optional<Result> parse_result(std::string_view s);
+
+struct Build {
+    uint64_t id = 0;
+    uint64_t request_id = 0;           // id of the first build of the request
+    std::string builder;
+    std::string worker;                // empty until started
+    BuildState state = BuildState::pending;
+    Result result = Result::none;
+    int exit_status = -1;
+    std::map<std::string, std::string> requested;   // as submitted
+    std::map<std::string, std::string> properties;  // requested, then merged at start
+    uint64_t submitted_at = 0;         // usec since the epoch
+    uint64_t started_at = 0;
+    uint64_t finished_at = 0;
+    unsigned current_step = 0;
+    uint64_t retried_as = 0;
+    bool cancel_requested = false;     // not persisted: a restart ends the build anyway
+};
+
+// Why a transition was refused.
+enum class TransitionError { none, not_pending, not_running, already_finished };
+
+// pending -> running on `worker`. Worker properties win over submitted ones
+// and `workername` is always set.
+TransitionError start_build(Build& b, const std::string& worker,
+                            const std::map<std::string, std::string>& worker_properties, uint64_t now);
+// running -> finished with the worker's result (retry is set by the master,
+// never by a worker).
+TransitionError finish_build(Build& b, Result result, int exit_status, uint64_t now);
+// pending -> finished cancelled. A running build is cancelled through its
+// worker and finishes through finish_build.
+TransitionError cancel_pending(Build& b, uint64_t now);
+// running -> finished retry, and the pending build that reruns the request.
+// The caller assigns the new build's id and then sets b.retried_as.
+std::optional<Build> retry_build(Build& b, uint64_t now);
+
+// The environment of a build's steps (see buildyard-workerd(8)).
+std::map<std::string, std::string> step_environment(const Build& b);
+
+}  // namespace by::master

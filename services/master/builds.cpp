@@ -1,0 +1,353 @@
+// Builds: submit, dispatch, progress from workers, finish, retry, cancel,
+// and their logs.
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "common/log.hpp"
+#include "master/master.hpp"
+
+namespace by::master {
+
+namespace {
+
+void log_build(log::Level level, const Build& b, const std::string& msg, std::string_view message_id = {}) {
+    if (message_id.empty()) {
+        log::write(level, msg,
+                   {{"BUILDYARD_BUILD", std::to_string(b.id)}, {"BUILDYARD_BUILDER", b.builder},
+                    {"BUILDYARD_WORKER", b.worker}});
+    } else {
+        log::write(level, msg,
+                   {{"BUILDYARD_BUILD", std::to_string(b.id)}, {"BUILDYARD_BUILDER", b.builder},
+                    {"BUILDYARD_WORKER", b.worker}, {"MESSAGE_ID", std::string(message_id)}});
+    }
+}
+
+}  // namespace
+
+std::string Master::log_path(uint64_t id) const { return state_directory_ + "/logs/" + std::to_string(id) + ".log"; }
+
+Status Master::submit(const std::string& builder, const std::map<std::string, std::string>& properties,
+                      uint64_t& id) {
+    if (!find_builder(builder)) {
+        return Status::fail(bus::error::NoSuchBuilder, "no builder named '" + builder + "'");
+    }
+    for (const auto& [k, v] : properties) {
+        if (k.empty()) {
+            return Status::fail(bus::error::InvalidArgument, "a build property has an empty name");
+        }
+    }
+    auto ab = std::make_unique<ActiveBuild>();
+    ab->build.builder = builder;
+    ab->build.requested = properties;
+    ab->build.properties = properties;
+    ab->build.submitted_at = bus::now_realtime_usec();
+    if (!store_.insert_build(ab->build)) {
+        log::error("cannot record a build of {}: {}", builder, store_.error());
+        return Status::fail(bus::error::Internal, "cannot record the build: " + store_.error());
+    }
+    id = ab->build.id;
+    ab->build.request_id = id;
+    ab->path = bus::path_encode(bus::build_prefix, std::to_string(id));
+    dispatcher_.enqueue(builder, id);
+    active_[id] = std::move(ab);
+    counters_changed();
+    dispatch();
+    return Status::ok();
+}
+
+void Master::dispatch() {
+    if (dispatcher_.pending() == 0) {
+        return;
+    }
+    std::map<std::string, WorkerSlot> slots;
+    for (const auto& [name, w] : workers_) {
+        if (!w->attached) {
+            continue;
+        }
+        WorkerSlot s;
+        s.attached = true;
+        s.paused = w->paused;
+        s.accepting = w->configured && !w->shutting_down;
+        s.running = static_cast<unsigned>(w->running.size());
+        s.max_builds = w->cfg.max_builds;
+        s.last_assigned = w->last_assigned;
+        slots.emplace(name, s);
+    }
+    if (slots.empty()) {
+        return;
+    }
+    std::map<std::string, std::vector<std::string>> builder_workers;
+    for (const auto& [name, b] : config_.builders) {
+        builder_workers.emplace(name, b.workers);
+    }
+    for (const Assignment& a : dispatcher_.plan(builder_workers, slots)) {
+        auto ab = active_.find(a.build);
+        Worker* w = find_worker(a.worker);
+        if (ab == active_.end() || !w) {
+            continue;
+        }
+        w->last_assigned = slots[a.worker].last_assigned;
+        start_build(*ab->second, *w);
+    }
+}
+
+int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*) {
+    auto* m = static_cast<Master*>(userdata);
+    uint64_t cookie = 0;
+    sd_bus_message_get_reply_cookie(reply, &cookie);
+    auto it = m->start_calls_.find(cookie);
+    if (it == m->start_calls_.end()) {
+        return 0;
+    }
+    uint64_t id = it->second;
+    m->start_calls_.erase(it);
+    const sd_bus_error* e = sd_bus_message_get_error(reply);
+    if (!e) {
+        return 0;
+    }
+    auto ab = m->active_.find(id);
+    if (ab == m->active_.end() || ab->second->build.state != BuildState::running) {
+        return 0;
+    }
+    std::string why = fmt::format("worker {} did not take build {}: {}: {}", ab->second->build.worker, id,
+                                  e->name ? e->name : "?", e->message ? e->message : "");
+    m->append_log(*ab->second, (why + "\n").data(), why.size() + 1);
+    if (e->name && std::strncmp(e->name, "org.buildyard.Error.", 20) == 0) {
+        // The worker understood and refused: running it again would not help.
+        log_build(log::Level::err, ab->second->build, why);
+        m->finish_build(*ab->second, Result::exception, -1);
+    } else {
+        // Transport trouble: the build never ran, so run it again.
+        m->requeue(*ab->second, why);
+        m->dispatch();
+    }
+    return 0;
+}
+
+void Master::start_build(ActiveBuild& ab, Worker& w) {
+    const config::Builder* builder = find_builder(ab.build.builder);
+    ab.steps = builder ? builder->steps : std::vector<std::string>{};
+    master::start_build(ab.build, w.cfg.name, w.cfg.properties, bus::now_realtime_usec());
+    if (!store_.update_build(ab.build)) {
+        log::error("cannot record the start of build {}: {}", ab.build.id, store_.error());
+    }
+    ab.log.reset(::open(log_path(ab.build.id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    if (!ab.log) {
+        log::error("cannot open the log of build {}: {}", ab.build.id, std::strerror(errno));
+    }
+    w.running.insert(ab.build.id);
+    ++running_;
+
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_, &raw, w.bus_name.c_str(), bus::agent_path, bus::agent_iface,
+                                           "StartBuild");
+    MessagePtr msg(raw);
+    if (r >= 0) r = sd_bus_message_append(raw, "ts", ab.build.id, ab.build.builder.c_str());
+    if (r >= 0) r = bus::append_strv(raw, ab.steps);
+    if (r >= 0) r = bus::append_string_map(raw, step_environment(ab.build));
+    uint64_t cookie = 0;
+    if (r >= 0) r = sd_bus_call_async(bus_, nullptr, raw, &Master::on_start_reply, this, 0);
+    if (r >= 0) r = sd_bus_message_get_cookie(raw, &cookie);
+    if (r < 0) {
+        log_build(log::Level::err, ab.build, fmt::format("cannot send build {} to worker {}: {}", ab.build.id,
+                                                           w.cfg.name, std::strerror(-r)));
+        requeue(ab, "cannot send it to the worker");
+        return;
+    }
+    start_calls_[cookie] = ab.build.id;
+    log_build(log::Level::info, ab.build, fmt::format("build {} of {} started on {}", ab.build.id, ab.build.builder, w.cfg.name));
+    emit_build(ab);
+    emit_worker(w);
+    counters_changed();
+}
+
+void Master::append_log(ActiveBuild& ab, const void* data, size_t size) {
+    auto* p = static_cast<const char*>(data);
+    while (ab.log && size > 0) {
+        ssize_t n = ::write(ab.log.get(), p, size);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            log_build(log::Level::err, ab.build,
+                      fmt::format("cannot write the log of build {}: {}", ab.build.id, std::strerror(errno)));
+            return;
+        }
+        p += n;
+        size -= static_cast<size_t>(n);
+    }
+}
+
+// Ends a build that ran, and moves it from the active set to history.
+void Master::finish_build(ActiveBuild& ab, Result result, int exit_status) {
+    const uint64_t id = ab.build.id;
+    master::finish_build(ab.build, result, exit_status, bus::now_realtime_usec());
+    if (!store_.update_build(ab.build)) {
+        log::error("cannot record the end of build {}: {}", id, store_.error());
+    }
+    ab.log.reset();
+    --running_;
+    log_build(result == Result::success ? log::Level::info : log::Level::notice, ab.build,
+              fmt::format("build {} of {} on {} finished: {} (exit status {})", id, ab.build.builder, ab.build.worker,
+                          to_string(result), exit_status),
+              log::id::build_finished);
+    emit_build(ab);
+    sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(),
+                       std::string(to_string(result)).c_str());
+    const std::string worker = ab.build.worker;
+    finished_cache_[id] = ab.build;
+    active_.erase(id);  // ab is gone from here on
+    counters_changed();
+    if (Worker* w = find_worker(worker)) {
+        w->running.erase(id);
+        emit_worker(*w);
+        settle_worker(*w);  // may stop and forget w
+    }
+    dispatch();
+}
+
+// Ends a running build "retry" and queues the build that reruns its request.
+void Master::requeue(ActiveBuild& ab, const std::string& why) {
+    const uint64_t id = ab.build.id;
+    auto next = retry_build(ab.build, bus::now_realtime_usec());
+    if (!next || !store_.insert_retry(ab.build, *next)) {
+        log::error("cannot requeue build {}: {}", id, store_.error());
+        return;
+    }
+    ab.log.reset();
+    --running_;
+    log_build(log::Level::notice, ab.build, fmt::format("build {} of {} ends retry ({}); rerun as build {}", id,
+                                                        ab.build.builder, why, next->id),
+              log::id::build_finished);
+    emit_build(ab);
+    sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(), "retry");
+    if (Worker* w = find_worker(ab.build.worker)) {
+        w->running.erase(id);
+    }
+    auto rerun = std::make_unique<ActiveBuild>();
+    rerun->build = std::move(*next);
+    rerun->path = bus::path_encode(bus::build_prefix, std::to_string(rerun->build.id));
+    dispatcher_.enqueue(rerun->build.builder, rerun->build.id);
+    finished_cache_[id] = ab.build;
+    active_.erase(id);  // ab is gone from here on
+    active_[rerun->build.id] = std::move(rerun);
+    counters_changed();
+}
+
+ActiveBuild* Master::running_on(const std::string& sender, uint64_t id, Worker** w) {
+    *w = worker_by_sender(sender);
+    if (!*w) {
+        return nullptr;
+    }
+    auto it = active_.find(id);
+    if (it == active_.end() || it->second->build.state != BuildState::running ||
+        it->second->build.worker != (*w)->cfg.name) {
+        return nullptr;
+    }
+    return it->second.get();
+}
+
+Status Master::step_started(const std::string& sender, uint64_t id, unsigned step) {
+    Worker* w = nullptr;
+    ActiveBuild* ab = running_on(sender, id, &w);
+    if (!ab) {
+        return Status::fail(w ? bus::error::NoSuchBuild : bus::error::NotAttached, "not a build running on this worker");
+    }
+    ab->build.current_step = step;
+    if (step >= 1 && step <= ab->steps.size()) {
+        std::string header = fmt::format("--- step {}/{}: {}\n", step, ab->steps.size(), ab->steps[step - 1]);
+        append_log(*ab, header.data(), header.size());
+    }
+    sd_bus_emit_properties_changed(bus_, ab->path.c_str(), bus::build_iface, "CurrentStep", nullptr);
+    return Status::ok();
+}
+
+Status Master::output(const std::string& sender, uint64_t id, const void* data, size_t size) {
+    Worker* w = nullptr;
+    ActiveBuild* ab = running_on(sender, id, &w);
+    if (!ab) {
+        return Status::fail(w ? bus::error::NoSuchBuild : bus::error::NotAttached, "not a build running on this worker");
+    }
+    append_log(*ab, data, size);
+    return Status::ok();
+}
+
+Status Master::build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status) {
+    Worker* w = nullptr;
+    ActiveBuild* ab = running_on(sender, id, &w);
+    if (!ab) {
+        return Status::fail(w ? bus::error::NoSuchBuild : bus::error::NotAttached, "not a build running on this worker");
+    }
+    auto r = parse_result(result);
+    if (!r || *r == Result::none || *r == Result::retry) {
+        log_build(log::Level::warning, ab->build,
+                  fmt::format("worker {} reported an unknown result '{}' for build {}", w->cfg.name, result, id));
+        r = Result::exception;
+    }
+    finish_build(*ab, *r, exit_status);
+    return Status::ok();
+}
+
+Status Master::cancel(uint64_t id) {
+    auto it = active_.find(id);
+    if (it == active_.end()) {
+        if (find_build(id)) {
+            return Status::fail(bus::error::AlreadyFinished, "build " + std::to_string(id) + " has already finished");
+        }
+        return Status::fail(bus::error::NoSuchBuild, "no build " + std::to_string(id));
+    }
+    ActiveBuild& ab = *it->second;
+    if (ab.build.state == BuildState::pending) {
+        dispatcher_.remove(ab.build.builder, id);
+        cancel_pending(ab.build, bus::now_realtime_usec());
+        if (!store_.update_build(ab.build)) {
+            log::error("cannot record the cancellation of build {}: {}", id, store_.error());
+        }
+        log_build(log::Level::notice, ab.build, fmt::format("pending build {} of {} cancelled", id, ab.build.builder),
+                  log::id::build_finished);
+        emit_build(ab);
+        sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(),
+                           "cancelled");
+        finished_cache_[id] = ab.build;
+        active_.erase(it);
+        counters_changed();
+        return Status::ok();
+    }
+    Worker* w = find_worker(ab.build.worker);
+    if (!w || !w->attached) {
+        return Status::fail(bus::error::NotAttached, "the worker of build " + std::to_string(id) + " is not attached");
+    }
+    ab.build.cancel_requested = true;
+    int r = sd_bus_call_method_async(bus_, nullptr, w->bus_name.c_str(), bus::agent_path, bus::agent_iface,
+                                     "CancelBuild", nullptr, nullptr, "t", id);
+    if (r < 0) {
+        return Status::fail(bus::error::Internal, std::string("cannot reach the worker: ") + std::strerror(-r));
+    }
+    log_build(log::Level::notice, ab.build, fmt::format("cancelling build {} on {}", id, w->cfg.name));
+    return Status::ok();
+}
+
+Status Master::read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data) {
+    if (!find_build(id)) {
+        return Status::fail(bus::error::NoSuchBuild, "no build " + std::to_string(id));
+    }
+    constexpr uint64_t limit = 8u << 20;  // keep replies well under the bus's message size limit
+    max = std::min(max, limit);
+    Fd fd(::open(log_path(id).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        data.clear();  // not started yet, or no output at all
+        return Status::ok();
+    }
+    data.resize(max);
+    ssize_t n = pread(fd.get(), data.data(), max, static_cast<off_t>(offset));
+    if (n < 0) {
+        return Status::fail(bus::error::Internal, std::string("cannot read the log: ") + std::strerror(errno));
+    }
+    data.resize(static_cast<size_t>(n));
+    return Status::ok();
+}
+
+}  // namespace by::master

@@ -1,0 +1,182 @@
+// The master: workers, builders, the queue and the builds, and what happens
+// when any of them changes. The bus_*.cpp files are its D-Bus face; the
+// decisions themselves live in dispatch.* and build.*.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "common/bus.hpp"
+#include "common/config.hpp"
+#include "common/raii.hpp"
+#include "master/build.hpp"
+#include "master/dispatch.hpp"
+#include "master/store.hpp"
+
+namespace by::master {
+
+class Master;
+
+// The outcome of a request from the bus: ok, or a named D-Bus error.
+struct Status {
+    const char* error = nullptr;  // org.buildyard.Error.*; nullptr: ok
+    std::string message;
+
+    static Status ok() { return {}; }
+    static Status fail(const char* name, std::string msg) { return Status{name, std::move(msg)}; }
+    explicit operator bool() const { return error == nullptr; }
+};
+
+// Who is calling, as the bus vouches for it.
+struct Caller {
+    std::string sender;       // unique bus name
+    bool have_uid = false;
+    uid_t uid = 0;
+    pid_t pid = 0;
+    std::string unit;         // systemd unit of the caller, if known
+};
+
+enum class WorkerStateName { offline, idle, building, paused };
+std::string_view to_string(WorkerStateName s);
+
+struct Worker {
+    config::Worker cfg;
+    std::string path;
+    bool configured = true;       // false: removed by a reload, waiting for its builds
+    // The link, while attached.
+    bool attached = false;
+    std::string bus_name;         // the worker's unique name on the system bus
+    TrackPtr track;               // tells us when that name goes away
+    std::map<std::string, std::string> info;
+    // Admin state, persisted.
+    bool paused = false;
+    std::string pause_reason;
+    uint64_t last_connected = 0;
+    uint64_t last_disconnected = 0;
+    // Builds.
+    bool shutting_down = false;   // graceful Shutdown(): no new builds, stop when idle
+    std::set<uint64_t> running;
+    uint64_t last_assigned = 0;
+    Master* master = nullptr;
+
+    WorkerStateName state() const;
+};
+
+struct ActiveBuild {
+    Build build;
+    std::vector<std::string> steps;
+    Fd log;                       // open while running
+    std::string path;
+};
+
+class Master {
+public:
+    Master(sd_event* event, sd_bus* bus, std::string config_path, std::string state_directory);
+    Master(const Master&) = delete;
+    Master& operator=(const Master&) = delete;
+    ~Master();
+
+    // Loads the config and state, recovers builds, registers the bus objects
+    // and takes the bus name. On failure returns false with `error` set.
+    bool start(std::string& error);
+
+    // Master1
+    Status submit(const std::string& builder, const std::map<std::string, std::string>& properties,
+                  uint64_t& id);
+    Status reload();
+    std::string describe() const;
+    std::vector<Build> list_builds(uint64_t limit);
+
+    // WorkerLink1, called by workers.
+    Status attach(const Caller& caller, const std::string& name, const std::map<std::string, std::string>& info,
+                  std::string& path);
+    Status link_detach(const std::string& sender, const std::string& reason);
+    Status step_started(const std::string& sender, uint64_t id, unsigned step);
+    Status output(const std::string& sender, uint64_t id, const void* data, size_t size);
+    Status build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status);
+
+    // Worker1
+    Status pause(Worker& w, const std::string& reason);
+    Status unpause(Worker& w);
+    Status shutdown(Worker& w, bool graceful);
+
+    // Build1
+    Status cancel(uint64_t id);
+    Status read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data);
+
+    // Lookups for the bus objects. Returned pointers live until the next
+    // call that changes the master (a bus dispatch is one such unit).
+    Worker* find_worker(const std::string& name);
+    const config::Builder* find_builder(const std::string& name) const;
+    const Build* find_build(uint64_t id);
+    const std::map<std::string, std::unique_ptr<Worker>>& workers() const { return workers_; }
+    const config::Config& config() const { return config_; }
+    unsigned connected_workers() const;
+    unsigned running_builds() const { return running_; }
+    unsigned pending_builds() const { return static_cast<unsigned>(dispatcher_.pending()); }
+    unsigned pending_builds(const std::string& builder) const {
+        return static_cast<unsigned>(dispatcher_.pending(builder));
+    }
+    unsigned running_builds(const std::string& builder) const;
+    std::vector<uint64_t> recent_build_ids(size_t n) const;
+
+    sd_bus* bus() const { return bus_; }
+
+private:
+    friend struct MasterBus;
+
+    void apply_config(config::Config&& c);
+    Worker& add_worker(const config::Worker& cfg);
+    void detach(Worker& w, const std::string& reason);
+    void forget_worker(const std::string& name);
+    void stop_worker(Worker& w, const std::string& reason);
+    Worker* worker_by_sender(const std::string& sender);
+    ActiveBuild* running_on(const std::string& sender, uint64_t id, Worker** w);
+
+    void dispatch();
+    void start_build(ActiveBuild& ab, Worker& w);
+    void finish_build(ActiveBuild& ab, Result result, int exit_status);
+    void requeue(ActiveBuild& ab, const std::string& why);
+    void settle_worker(Worker& w);
+    void save_worker(const Worker& w);
+    void append_log(ActiveBuild& ab, const void* data, size_t size);
+    std::string log_path(uint64_t id) const;
+
+    // Change notification: the Master1 counters and the STATUS= line are
+    // refreshed once per loop iteration, however many changes it saw.
+    void emit_worker(const Worker& w);
+    void emit_build(const ActiveBuild& ab);
+    void counters_changed();
+    static int on_counters_deferred(sd_event_source* s, void* userdata);
+    static int on_track_gone(sd_bus_track* track, void* userdata);
+    static int on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error* error);
+
+    sd_event* event_;
+    sd_bus* bus_;
+    std::string config_path_;
+    std::string state_directory_;
+    config::Config config_;
+    Store store_;
+    Dispatcher dispatcher_;
+    std::map<std::string, std::unique_ptr<Worker>> workers_;
+    std::map<std::string, std::string> sender_to_worker_;
+    std::map<uint64_t, std::unique_ptr<ActiveBuild>> active_;
+    std::map<uint64_t, Build> finished_cache_;
+    std::map<uint64_t, uint64_t> start_calls_;  // StartBuild cookie -> build id
+    unsigned running_ = 0;
+    SourcePtr counters_source_;
+    std::vector<SlotPtr> slots_;
+};
+
+// Registers the vtables of every object (bus_master.cpp, bus_objects.cpp, bus_link.cpp).
+int register_master_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots);
+int register_worker_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots);
+int register_link_object(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots);
+
+}  // namespace by::master

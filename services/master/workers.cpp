@@ -1,0 +1,203 @@
+// Workers coming and going: attach under the identity rule, detach, pause,
+// shutdown.
+#include <algorithm>
+#include <cstring>
+
+#include <unistd.h>
+
+#include "common/log.hpp"
+#include "master/master.hpp"
+
+namespace by::master {
+
+namespace {
+
+std::string describe_caller(const Caller& c) {
+    std::string s = "sender " + c.sender;
+    if (c.have_uid) s += ", uid " + std::to_string(c.uid);
+    if (c.pid > 0) s += ", pid " + std::to_string(c.pid);
+    if (!c.unit.empty()) s += ", unit " + c.unit;
+    return s;
+}
+
+}  // namespace
+
+Status Master::attach(const Caller& caller, const std::string& name, const std::map<std::string, std::string>& info,
+                      std::string& path) {
+    // The identity rule: the caller's unit is this worker's instance of
+    // buildyard-worker@.service, or its uid is ours or trusted.
+    const std::string unit = "buildyard-worker@" + config::escape_unit_instance(name) + ".service";
+    const auto& trusted = config_.master.trusted_uids;
+    bool allowed = (!caller.unit.empty() && caller.unit == unit) ||
+                   (caller.have_uid && (caller.uid == geteuid() ||
+                                        std::find(trusted.begin(), trusted.end(), caller.uid) != trusted.end()));
+    if (!allowed) {
+        log::write(log::Level::warning,
+                   fmt::format("refused to attach worker '{}': caller is not trusted ({}); it must run as {} or "
+                               "with a uid listed in trusted_uids",
+                               name, describe_caller(caller), unit),
+                   {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
+        return Status::fail(bus::error::AccessDenied,
+                            "not allowed to attach as worker '" + name + "': run it as " + unit +
+                                " or from a uid in trusted_uids");
+    }
+    Worker* w = find_worker(name);
+    if (!w || !w->configured) {
+        log::write(log::Level::warning,
+                   fmt::format("refused to attach unknown worker '{}' ({})", name, describe_caller(caller)),
+                   {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
+        return Status::fail(bus::error::NoSuchWorker, "no worker named '" + name + "' is declared in the configuration");
+    }
+    if (w->attached) {
+        // Attached means its connection is alive: the bus tells us at once
+        // when it goes away.
+        log::write(log::Level::warning,
+                   fmt::format("refused a second connection for worker '{}' ({}); it is attached as {}", name,
+                               describe_caller(caller), w->bus_name),
+                   {{"BUILDYARD_WORKER", name}});
+        return Status::fail(bus::error::AlreadyAttached, "worker '" + name + "' is already attached");
+    }
+    sd_bus_track* t = nullptr;
+    int r = sd_bus_track_new(bus_, &t, &Master::on_track_gone, w);
+    if (r >= 0) {
+        w->track.reset(t);
+        r = sd_bus_track_add_name(t, caller.sender.c_str());
+    }
+    if (r < 0) {
+        w->track.reset();
+        return Status::fail(bus::error::Internal, std::string("cannot track the worker's connection: ") + std::strerror(-r));
+    }
+    w->attached = true;
+    w->bus_name = caller.sender;
+    w->info = info;
+    w->shutting_down = false;
+    w->last_connected = bus::now_realtime_usec();
+    sender_to_worker_[caller.sender] = name;
+    save_worker(*w);
+    log::write(log::Level::info,
+               fmt::format("worker {} attached ({}, host {})", name, describe_caller(caller),
+                           info.count("host") ? info.at("host") : "unknown"),
+               {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::worker_attached)}});
+    path = w->path;
+    emit_worker(*w);
+    counters_changed();
+    dispatch();
+    return Status::ok();
+}
+
+int Master::on_track_gone(sd_bus_track*, void* userdata) {
+    auto* w = static_cast<Worker*>(userdata);
+    w->master->detach(*w, "its connection to the bus closed");
+    return 0;
+}
+
+void Master::detach(Worker& w, const std::string& reason) {
+    if (!w.attached) {
+        return;
+    }
+    const std::string name = w.cfg.name;
+    sender_to_worker_.erase(w.bus_name);
+    w.attached = false;
+    w.bus_name.clear();
+    w.track.reset();
+    w.shutting_down = false;
+    w.last_disconnected = bus::now_realtime_usec();
+    save_worker(w);
+    log::write(log::Level::notice,
+               fmt::format("worker {} detached: {}; {} running builds will be rerun", name, reason, w.running.size()),
+               {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::worker_detached)}});
+    auto running = w.running;
+    for (uint64_t id : running) {
+        if (auto it = active_.find(id); it != active_.end()) {
+            requeue(*it->second, "worker " + name + " detached: " + reason);
+        }
+    }
+    w.running.clear();
+    emit_worker(w);
+    counters_changed();
+    if (!w.configured) {
+        forget_worker(name);  // w is gone from here on
+    }
+    dispatch();
+}
+
+Status Master::link_detach(const std::string& sender, const std::string& reason) {
+    Worker* w = worker_by_sender(sender);
+    if (!w) {
+        return Status::fail(bus::error::NotAttached, "this connection has not attached as a worker");
+    }
+    detach(*w, "the worker said: " + reason);
+    return Status::ok();
+}
+
+Worker* Master::worker_by_sender(const std::string& sender) {
+    auto it = sender_to_worker_.find(sender);
+    return it == sender_to_worker_.end() ? nullptr : find_worker(it->second);
+}
+
+void Master::stop_worker(Worker& w, const std::string& reason) {
+    if (!w.attached) {
+        return;
+    }
+    // Fire and forget: the worker exits, and its builds are ours to rerun.
+    sd_bus_message* m = nullptr;
+    if (sd_bus_message_new_method_call(bus_, &m, w.bus_name.c_str(), bus::agent_path, bus::agent_iface, "Stop") >= 0) {
+        MessagePtr msg(m);
+        sd_bus_message_append(m, "s", reason.c_str());
+        sd_bus_message_set_expect_reply(m, 0);
+        sd_bus_send(bus_, m, nullptr);
+    }
+    detach(w, reason);
+}
+
+// Called when a worker's load drops: a removed or shutting-down worker
+// leaves once it has nothing left to run.
+void Master::settle_worker(Worker& w) {
+    if (!w.attached || !w.running.empty()) {
+        return;
+    }
+    if (!w.configured) {
+        stop_worker(w, "removed from the master's configuration");
+    } else if (w.shutting_down) {
+        stop_worker(w, "graceful shutdown requested");
+    }
+}
+
+Status Master::pause(Worker& w, const std::string& reason) {
+    w.paused = true;
+    w.pause_reason = reason;
+    save_worker(w);
+    log::write(log::Level::notice, fmt::format("worker {} paused: {}", w.cfg.name, reason.empty() ? "-" : reason),
+               {{"BUILDYARD_WORKER", w.cfg.name}});
+    emit_worker(w);
+    return Status::ok();
+}
+
+Status Master::unpause(Worker& w) {
+    w.paused = false;
+    w.pause_reason.clear();
+    save_worker(w);
+    log::write(log::Level::notice, fmt::format("worker {} unpaused", w.cfg.name), {{"BUILDYARD_WORKER", w.cfg.name}});
+    emit_worker(w);
+    dispatch();
+    return Status::ok();
+}
+
+Status Master::shutdown(Worker& w, bool graceful) {
+    if (!w.attached) {
+        return Status::fail(bus::error::NotAttached, "worker '" + w.cfg.name + "' is not attached");
+    }
+    if (graceful) {
+        w.shutting_down = true;
+        log::write(log::Level::notice,
+                   fmt::format("worker {} shuts down once its {} running builds end", w.cfg.name, w.running.size()),
+                   {{"BUILDYARD_WORKER", w.cfg.name}});
+        emit_worker(w);
+        settle_worker(w);
+    } else {
+        stop_worker(w, "shutdown requested");
+    }
+    return Status::ok();
+}
+
+}  // namespace by::master

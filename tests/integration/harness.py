@@ -1,0 +1,284 @@
+"""A private system bus with the real Buildyard daemons, for integration tests.
+
+Everything a test starts it also stops, by PID. The daemons come from
+$BUILDYARD_BIN (build/bin), the bus policy from $BUILDYARD_SOURCE/dbus.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+import unittest
+
+SOURCE = os.environ.get("BUILDYARD_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN = os.environ.get("BUILDYARD_BIN", os.path.join(SOURCE, "build", "bin"))
+
+MASTER = "org.buildyard.Master1"
+MASTER_PATH = "/org/buildyard/Master1"
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={dir}/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+"""
+
+NOBODY_UID = 65534
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    """Polls predicate until it returns a true value; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+class Process:
+    def __init__(self, popen, log_path, notify=None):
+        self.popen = popen
+        self.log_path = log_path
+        self.notify = notify
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.popen.pid, sig)
+
+    def wait(self, timeout=20):
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, timeout=10):
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self.notify:
+            self.notify.close()
+            self.notify = None
+
+    def wait_notify(self, text, timeout=10):
+        """Waits for a datagram on this process's NOTIFY_SOCKET containing text."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.notify.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                msg = self.notify.recv(4096).decode(errors="replace")
+            except socket.timeout:
+                break
+            if text in msg:
+                return msg
+        raise AssertionError(f"no '{text}' from pid {self.pid} in {timeout}s; log:\n{self.log()}")
+
+
+class System:
+    """A private dbus-daemon plus the daemons a test starts on it."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="buildyard-it-")
+        os.chmod(self.dir, 0o755)
+        self.env = dict(os.environ)
+        self.env["DBUS_SYSTEM_BUS_ADDRESS"] = f"unix:path={self.dir}/bus"
+        self.env.pop("JOURNAL_STREAM", None)
+        self.env.pop("NOTIFY_SOCKET", None)
+        self.procs = []
+        self.bus = None
+        self.master = None
+        self.workers = {}
+        self.config_path = os.path.join(self.dir, "etc", "master.ini")
+        self.state_dir = os.path.join(self.dir, "state")
+        os.makedirs(os.path.join(self.dir, "etc", "master.d"))
+        os.makedirs(os.path.join(self.dir, "etc", "workers"))
+
+    # --- processes -----------------------------------------------------
+
+    def _spawn(self, name, argv, env=None, notify=False, user=None):
+        log_path = os.path.join(self.dir, f"{name}.log")
+        env = dict(env or self.env)
+        sock = None
+        if notify:
+            path = os.path.join(self.dir, f"{name}.notify")
+            if os.path.exists(path):
+                os.unlink(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(path)
+            os.chmod(path, 0o777)
+            env["NOTIFY_SOCKET"] = path
+        kwargs = {}
+        if user is not None:
+            kwargs["user"] = user
+            kwargs["group"] = user
+            kwargs["extra_groups"] = []
+        with open(log_path, "ab") as log:
+            popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                     cwd=self.dir, **kwargs)
+        p = Process(popen, log_path, sock)
+        self.procs.append(p)
+        return p
+
+    def start_bus(self):
+        conf = os.path.join(self.dir, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(BUS_CONFIG.format(dir=self.dir, policy=os.path.join(SOURCE, "dbus", "org.buildyard.Master1.conf")))
+        self.bus = self._spawn("dbus-daemon", ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"])
+        wait_for(lambda: os.path.exists(os.path.join(self.dir, "bus")), what="the bus socket")
+        os.chmod(os.path.join(self.dir, "bus"), 0o777)
+        return self
+
+    def write_config(self, text, name=None):
+        path = self.config_path if name is None else os.path.join(self.dir, "etc", "master.d", name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+    def start_master(self, *args, wait_ready=True):
+        argv = [os.path.join(BIN, "buildyard-masterd"), "--config", self.config_path,
+                "--state-directory", self.state_dir, *args]
+        self.master = self._spawn("master", argv, notify=True)
+        if wait_ready:
+            self.master.wait_notify("READY=1")
+        return self.master
+
+    def start_worker(self, name, wait_attached=True, user=None, basedir=None, config=None):
+        basedir = basedir or os.path.join(self.dir, "workers", name)
+        os.makedirs(basedir, exist_ok=True)
+        if user is not None:
+            os.chown(basedir, user, user)
+        argv = [os.path.join(BIN, "buildyard-workerd"), "--name", name, "--basedir", basedir]
+        config = config or os.path.join(self.dir, "etc", "workers", f"{name}.ini")
+        if os.path.exists(config):
+            argv += ["--config", config]
+        w = self._spawn(f"worker-{name}-{len(self.procs)}", argv, notify=True, user=user)
+        self.workers[name] = w
+        if wait_attached:
+            self.wait_attached(name)
+        return w
+
+    def wait_attached(self, name, attached=True, timeout=10):
+        wait_for(lambda: self.worker_prop(name, "Connected") == attached, timeout,
+                 f"worker {name} to be {'attached' if attached else 'detached'}")
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p is not self.bus:
+                p.stop()
+        if self.bus:
+            self.bus.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- talking to the system -----------------------------------------
+
+    def run(self, argv, check=True, user=None, timeout=60):
+        kwargs = {}
+        if user is not None:
+            kwargs["user"] = user
+            kwargs["group"] = user
+            kwargs["extra_groups"] = []
+        r = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, **kwargs)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{argv} exited {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}")
+        return r
+
+    def ctl(self, *args, check=True, user=None, timeout=60):
+        return self.run([os.path.join(BIN, "buildyardctl"), *args], check=check, user=user, timeout=timeout)
+
+    def busctl(self, *args, check=True, user=None):
+        return self.run(["busctl", "--system", "--json=short", *args], check=check, user=user)
+
+    def call(self, path, iface, method, sig="", *args, check=True, user=None):
+        r = self.busctl("call", MASTER, path, iface, method, *([sig] if sig else []), *map(str, args),
+                        check=check, user=user)
+        return json.loads(r.stdout)["data"] if r.returncode == 0 and r.stdout.strip() else r
+
+    def get(self, path, iface, prop):
+        r = self.busctl("get-property", MASTER, path, iface, prop)
+        return json.loads(r.stdout)["data"]
+
+    def worker_path(self, name):
+        return self.call(MASTER_PATH, "org.buildyard.Master1", "GetWorker", "s", name)[0]
+
+    def worker_prop(self, name, prop):
+        return self.get(self.worker_path(name), "org.buildyard.Worker1", prop)
+
+    def build_path(self, build_id):
+        return self.call(MASTER_PATH, "org.buildyard.Master1", "GetBuild", "t", build_id)[0]
+
+    def build_prop(self, build_id, prop):
+        return self.get(self.build_path(build_id), "org.buildyard.Build1", prop)
+
+    def submit(self, builder, **props):
+        args = [builder, len(props)]
+        for k, v in props.items():
+            args += [k, v]
+        path = self.call(MASTER_PATH, "org.buildyard.Master1", "SubmitBuild", "sa{ss}", *args)[0]
+        return int(self.get(path, "org.buildyard.Build1", "Id"))
+
+    def wait_build(self, build_id, timeout=30, follow_retry=False):
+        """Waits until the build is finished; returns (final id, result)."""
+        def finished():
+            state = self.build_prop(build_id, "State")
+            return state == "finished"
+        wait_for(finished, timeout, f"build {build_id} to finish")
+        result = self.build_prop(build_id, "Result")
+        if follow_retry and result == "retry":
+            return self.wait_build(int(self.build_prop(build_id, "RetriedAs")), timeout, True)
+        return build_id, result
+
+    def read_log(self, build_id):
+        data = b""
+        path = self.build_path(build_id)
+        while True:
+            chunk = self.call(path, "org.buildyard.Build1", "ReadLog", "tt", len(data), 65536)[0]
+            if not chunk:
+                return data.decode(errors="replace")
+            data += bytes(chunk)
+
+
+class SystemTest(unittest.TestCase):
+    """A test case with a fresh System (bus started) per test."""
+
+    def setUp(self):
+        self.sys = System().start_bus()
+        self.addCleanup(self.sys.close)

@@ -1,0 +1,121 @@
+// The SQLite store: builds and worker state survive reopening.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "master/store.hpp"
+
+using namespace by::master;
+
+namespace {
+
+class StoreTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/buildyard-store-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::string dir_;
+};
+
+}  // namespace
+
+TEST_F(StoreTest, BuildsSurviveReopen) {
+    uint64_t pending_id = 0, running_id = 0, done_id = 0;
+    {
+        Store s;
+        ASSERT_TRUE(s.open(dir_)) << s.error();
+        Build a;
+        a.builder = "hello";
+        a.requested = {{"k", "v"}};
+        a.submitted_at = 11;
+        ASSERT_TRUE(s.insert_build(a));
+        pending_id = a.id;
+        Build b;
+        b.builder = "hello";
+        ASSERT_TRUE(s.insert_build(b));
+        running_id = b.id;
+        start_build(b, "bot1", {}, 20);
+        ASSERT_TRUE(s.update_build(b));
+        Build c;
+        c.builder = "other";
+        ASSERT_TRUE(s.insert_build(c));
+        done_id = c.id;
+        start_build(c, "bot2", {}, 30);
+        finish_build(c, Result::success, 0, 40);
+        ASSERT_TRUE(s.update_build(c));
+    }
+    Store s;
+    ASSERT_TRUE(s.open(dir_)) << s.error();
+    auto unfinished = s.load_unfinished();
+    ASSERT_EQ(unfinished.size(), 2u);
+    EXPECT_EQ(unfinished[0].id, pending_id);
+    EXPECT_EQ(unfinished[0].state, BuildState::pending);
+    EXPECT_EQ(unfinished[0].requested.at("k"), "v");
+    EXPECT_EQ(unfinished[0].submitted_at, 11u);
+    EXPECT_EQ(unfinished[0].request_id, pending_id);
+    EXPECT_EQ(unfinished[1].id, running_id);
+    EXPECT_EQ(unfinished[1].worker, "bot1");
+    auto done = s.load_build(done_id);
+    ASSERT_TRUE(done);
+    EXPECT_EQ(done->result, Result::success);
+    EXPECT_EQ(done->finished_at, 40u);
+    EXPECT_EQ(done->properties.at("workername"), "bot2");
+    EXPECT_FALSE(s.load_build(9999));
+    auto newest = s.list_builds(2);
+    ASSERT_EQ(newest.size(), 2u);
+    EXPECT_EQ(newest[0].id, done_id);
+    EXPECT_EQ(s.list_builds(0).size(), 3u);
+}
+
+TEST_F(StoreTest, RetryIsOneTransaction) {
+    Store s;
+    ASSERT_TRUE(s.open(dir_)) << s.error();
+    Build b;
+    b.builder = "hello";
+    ASSERT_TRUE(s.insert_build(b));
+    start_build(b, "bot1", {}, 1);
+    ASSERT_TRUE(s.update_build(b));
+    auto next = retry_build(b, 2);
+    ASSERT_TRUE(next);
+    ASSERT_TRUE(s.insert_retry(b, *next));
+    EXPECT_EQ(b.retried_as, next->id);
+    auto old = s.load_build(b.id);
+    ASSERT_TRUE(old);
+    EXPECT_EQ(old->result, Result::retry);
+    EXPECT_EQ(old->retried_as, next->id);
+    auto unfinished = s.load_unfinished();
+    ASSERT_EQ(unfinished.size(), 1u);
+    EXPECT_EQ(unfinished[0].id, next->id);
+    EXPECT_EQ(unfinished[0].request_id, b.id);
+}
+
+TEST_F(StoreTest, WorkerStatePersists) {
+    {
+        Store s;
+        ASSERT_TRUE(s.open(dir_));
+        EXPECT_FALSE(s.load_worker("bot1"));
+        WorkerRecord w{"bot1", true, "disk full", 5, 6, {{"host", "h1"}}};
+        ASSERT_TRUE(s.save_worker(w));
+        w.last_disconnected = 7;
+        ASSERT_TRUE(s.save_worker(w));
+    }
+    Store s;
+    ASSERT_TRUE(s.open(dir_));
+    auto w = s.load_worker("bot1");
+    ASSERT_TRUE(w);
+    EXPECT_TRUE(w->paused);
+    EXPECT_EQ(w->pause_reason, "disk full");
+    EXPECT_EQ(w->last_connected, 5u);
+    EXPECT_EQ(w->last_disconnected, 7u);
+    EXPECT_EQ(w->info.at("host"), "h1");
+}
+
+TEST_F(StoreTest, OpenFailsClearlyOnAMissingDirectory) {
+    Store s;
+    EXPECT_FALSE(s.open(dir_ + "/does/not/exist"));
+    EXPECT_NE(s.error().find("cannot open"), std::string::npos);
+}
