@@ -83,7 +83,14 @@ void Master::dispatch() {
     for (const auto& [name, b] : config_.builders) {
         builder_workers.emplace(name, b.workers);
     }
-    for (const Assignment& a : dispatcher_.plan(builder_workers, slots)) {
+    // dbus-daemon allows a connection only so many calls awaiting replies
+    // (max_replies_per_connection, 128 by default); keep StartBuild calls
+    // well below that and dispatch the rest as replies come in.
+    constexpr size_t max_starts_in_flight = 64;
+    if (start_calls_.size() >= max_starts_in_flight) {
+        return;
+    }
+    for (const Assignment& a : dispatcher_.plan(builder_workers, slots, max_starts_in_flight - start_calls_.size())) {
         auto ab = active_.find(a.build);
         Worker* w = find_worker(a.worker);
         if (ab == active_.end() || !w) {
@@ -106,6 +113,7 @@ int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*)
     m->start_calls_.erase(it);
     const sd_bus_error* e = sd_bus_message_get_error(reply);
     if (!e) {
+        m->dispatch();  // a StartBuild slot came free
         return 0;
     }
     auto ab = m->active_.find(id);

@@ -40,7 +40,7 @@ size_t Dispatcher::pending(const std::string& builder) const {
 }
 
 std::vector<Assignment> Dispatcher::plan(const std::map<std::string, std::vector<std::string>>& builder_workers,
-                                         std::map<std::string, WorkerSlot>& workers) {
+                                         std::map<std::string, WorkerSlot>& workers, size_t limit) {
     std::vector<Assignment> out;
     // Builders that may still get something, ordered by their oldest build.
     std::vector<std::string> candidates;
@@ -49,7 +49,7 @@ std::vector<Assignment> Dispatcher::plan(const std::map<std::string, std::vector
             candidates.push_back(builder);
         }
     }
-    while (!candidates.empty()) {
+    while (!candidates.empty() && out.size() < limit) {
         auto oldest = std::min_element(candidates.begin(), candidates.end(), [&](const auto& a, const auto& b) {
             return queues_[a].front() < queues_[b].front();
         });

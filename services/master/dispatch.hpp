@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <string>
@@ -42,8 +44,9 @@ public:
     // the least busy eligible worker of its builder, ties to the one that
     // waited longest, then by name. A builder without an eligible worker
     // does not hold up the others. Updates `workers` with the new load.
+    // At most `limit` assignments are made.
     std::vector<Assignment> plan(const std::map<std::string, std::vector<std::string>>& builder_workers,
-                                 std::map<std::string, WorkerSlot>& workers);
+                                 std::map<std::string, WorkerSlot>& workers, size_t limit = SIZE_MAX);
 
 private:
     std::map<std::string, std::deque<uint64_t>> queues_;

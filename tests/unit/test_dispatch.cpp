@@ -144,3 +144,13 @@ TEST(Dispatch, UnknownBuilderWaits) {
     EXPECT_TRUE(d.plan(one_builder({"w"}), w).empty());
     EXPECT_EQ(d.pending("gone"), 1u);
 }
+
+TEST(Dispatch, LimitCapsAssignmentsAndKeepsTheRestQueued) {
+    Dispatcher d;
+    for (uint64_t id = 1; id <= 10; ++id) d.enqueue("b", id);
+    std::map<std::string, WorkerSlot> w{{"w", attached(0)}};
+    auto plan = d.plan(one_builder({"w"}), w, 3);
+    ASSERT_EQ(plan.size(), 3u);
+    EXPECT_EQ(plan[2].build, 3u);
+    EXPECT_EQ(d.pending(), 7u);
+}

@@ -1,0 +1,203 @@
+// The client half of bench/dispatch: submits builds over D-Bus and measures.
+//
+//   dispatch-client latency BUILDER COUNT     one build at a time; the step
+//       runs bench `stamp`, which prints the realtime clock when the step
+//       really started; latency = stamp - time just before SubmitBuild.
+//   dispatch-client throughput BUILDER COUNT  submit COUNT builds at once,
+//       wait for all BuildFinished signals; builds per second to completion.
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/bus.hpp"
+#include "common/raii.hpp"
+
+namespace {
+
+struct Finished {
+    std::set<std::string> paths;
+    unsigned non_success = 0;
+};
+
+int on_finished(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    const char* path = nullptr;
+    const char* result = nullptr;
+    if (sd_bus_message_read(m, "os", &path, &result) < 0) {
+        return 0;
+    }
+    auto* f = static_cast<Finished*>(userdata);
+    f->paths.insert(path);
+    if (std::strcmp(result, "success") != 0) {
+        f->non_success++;
+    }
+    return 0;
+}
+
+bool wait_for(sd_bus* bus, const std::function<bool()>& done, double timeout_s) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (!done()) {
+        int r = sd_bus_process(bus, nullptr);
+        if (r < 0) {
+            std::fprintf(stderr, "bus error: %s\n", std::strerror(-r));
+            return false;
+        }
+        if (r > 0) {
+            continue;
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        sd_bus_wait(bus, 100000);
+    }
+    return true;
+}
+
+std::string submit(sd_bus* bus, const char* builder) {
+    by::BusError error;
+    sd_bus_message* reply = nullptr;
+    int r = sd_bus_call_method(bus, by::bus::master_name, by::bus::master_path, by::bus::master_iface, "SubmitBuild",
+                               error.get(), &reply, "sa{ss}", builder, 0);
+    by::MessagePtr owned(reply);
+    if (r < 0) {
+        std::fprintf(stderr, "SubmitBuild: %s\n", error.message());
+        std::exit(1);
+    }
+    const char* path = nullptr;
+    sd_bus_message_read(reply, "o", &path);
+    return path;
+}
+
+std::string read_log(sd_bus* bus, const std::string& path) {
+    by::BusError error;
+    sd_bus_message* reply = nullptr;
+    int r = sd_bus_call_method(bus, by::bus::master_name, path.c_str(), by::bus::build_iface, "ReadLog", error.get(),
+                               &reply, "tt", uint64_t{0}, uint64_t{65536});
+    by::MessagePtr owned(reply);
+    if (r < 0) {
+        return {};
+    }
+    const void* data = nullptr;
+    size_t size = 0;
+    sd_bus_message_read_array(reply, 'y', &data, &size);
+    return std::string(static_cast<const char*>(data), size);
+}
+
+double percentile(std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+}
+
+int latency(sd_bus* bus, Finished& f, const char* builder, unsigned count) {
+    std::vector<double> ms;
+    for (unsigned i = 0; i < count; ++i) {
+        uint64_t t0 = by::bus::now_realtime_usec();
+        std::string path = submit(bus, builder);
+        if (!wait_for(bus, [&] { return f.paths.count(path) > 0; }, 30)) {
+            std::fprintf(stderr, "build %s did not finish\n", path.c_str());
+            return 1;
+        }
+        std::string log = read_log(bus, path);
+        auto pos = log.find("STAMP ");
+        if (pos == std::string::npos) {
+            std::fprintf(stderr, "no STAMP in the log of %s\n", path.c_str());
+            return 1;
+        }
+        uint64_t stamp = std::strtoull(log.c_str() + pos + 6, nullptr, 10);
+        ms.push_back(static_cast<double>(stamp - t0) / 1000.0);
+    }
+    std::printf("latency submit->step start over %u builds: median %.3f ms, p99 %.3f ms, min %.3f ms, max %.3f ms\n",
+                count, percentile(ms, 0.5), percentile(ms, 0.99), *std::min_element(ms.begin(), ms.end()),
+                *std::max_element(ms.begin(), ms.end()));
+    return f.non_success ? 1 : 0;
+}
+
+int throughput(sd_bus* bus, Finished& f, const char* builder, unsigned count) {
+    // "At once", as far as the bus allows: dbus-daemon refuses more than
+    // max_replies_per_connection (128 by default) calls in flight from one
+    // connection, so keep a window of 100 outstanding submissions.
+    constexpr unsigned window = 100;
+    struct Ctx {
+        std::set<std::string> mine;
+        unsigned replies = 0;
+        unsigned failures = 0;
+        std::string last_error;
+    } ctx;
+    auto on_reply = [](sd_bus_message* m, void* userdata, sd_bus_error*) -> int {
+        auto* c = static_cast<Ctx*>(userdata);
+        ++c->replies;
+        const char* path = nullptr;
+        if (!sd_bus_message_is_method_error(m, nullptr) && sd_bus_message_read(m, "o", &path) > 0) {
+            c->mine.insert(path);
+        } else {
+            ++c->failures;
+            c->last_error = sd_bus_message_get_error(m)->message;
+        }
+        return 0;
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    for (unsigned sent = 0; sent < count; ++sent) {
+        if (sent - ctx.replies >= window &&
+            !wait_for(bus, [&] { return sent - ctx.replies < window; }, 60)) {
+            std::fprintf(stderr, "SubmitBuild replies stopped coming\n");
+            return 1;
+        }
+        int r = sd_bus_call_method_async(bus, nullptr, by::bus::master_name, by::bus::master_path,
+                                         by::bus::master_iface, "SubmitBuild", on_reply, &ctx, "sa{ss}", builder, 0);
+        if (r < 0) {
+            std::fprintf(stderr, "cannot queue SubmitBuild: %s\n", std::strerror(-r));
+            return 1;
+        }
+    }
+    bool ok = wait_for(
+        bus,
+        [&] {
+            if (ctx.replies < count) return false;
+            return std::all_of(ctx.mine.begin(), ctx.mine.end(),
+                               [&](const std::string& p) { return f.paths.count(p) > 0; });
+        },
+        600);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!ok || ctx.failures || ctx.mine.size() != count) {
+        std::fprintf(stderr, "only %zu of %u builds were accepted and finished (%u refused; last error: %s)\n",
+                     ctx.mine.size(), count, ctx.failures, ctx.last_error.c_str());
+        return 1;
+    }
+    std::printf("throughput: %u builds of `true` submitted at once (<= %u in flight) finished in %.3f s: %.1f builds/s\n",
+                count, window, secs, count / secs);
+    return f.non_success ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 4) {
+        std::fprintf(stderr, "usage: %s latency|throughput BUILDER COUNT\n", argv[0]);
+        return 2;
+    }
+    by::BusPtr bus;
+    if (int r = by::bus::open_system(bus); r < 0) {
+        std::fprintf(stderr, "cannot connect to the system bus: %s\n", std::strerror(-r));
+        return 1;
+    }
+    Finished f;
+    sd_bus_slot* slot = nullptr;
+    if (sd_bus_match_signal(bus.get(), &slot, by::bus::master_name, by::bus::master_path, by::bus::master_iface,
+                            "BuildFinished", on_finished, &f) < 0) {
+        std::fprintf(stderr, "cannot subscribe to BuildFinished\n");
+        return 1;
+    }
+    by::SlotPtr owned(slot);
+    unsigned count = static_cast<unsigned>(std::strtoul(argv[3], nullptr, 10));
+    if (std::strcmp(argv[1], "latency") == 0) {
+        return latency(bus.get(), f, argv[2], count);
+    }
+    return throughput(bus.get(), f, argv[2], count);
+}
