@@ -53,7 +53,7 @@ Status Master::submit(const std::string& builder, const std::map<std::string, st
     ab->path = bus::path_encode(bus::build_prefix, std::to_string(id));
     dispatcher_.enqueue(builder, id);
     active_[id] = std::move(ab);
-    counters_changed();
+    counters_changed(builder);
     dispatch();
     return Status::ok();
 }
@@ -169,7 +169,7 @@ void Master::start_build(ActiveBuild& ab, Worker& w) {
     log_build(log::Level::info, ab.build, fmt::format("build {} of {} started on {}", ab.build.id, ab.build.builder, w.cfg.name));
     emit_build(ab);
     emit_worker(w);
-    counters_changed();
+    counters_changed(ab.build.builder);
 }
 
 void Master::append_log(ActiveBuild& ab, const void* data, size_t size) {
@@ -206,9 +206,9 @@ void Master::finish_build(ActiveBuild& ab, Result result, int exit_status) {
     sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(),
                        std::string(to_string(result)).c_str());
     const std::string worker = ab.build.worker;
+    counters_changed(ab.build.builder);
     finished_cache_[id] = ab.build;
     active_.erase(id);  // ab is gone from here on
-    counters_changed();
     if (Worker* w = find_worker(worker)) {
         w->running.erase(id);
         emit_worker(*w);
@@ -239,10 +239,10 @@ void Master::requeue(ActiveBuild& ab, const std::string& why) {
     rerun->build = std::move(*next);
     rerun->path = bus::path_encode(bus::build_prefix, std::to_string(rerun->build.id));
     dispatcher_.enqueue(rerun->build.builder, rerun->build.id);
+    counters_changed(ab.build.builder);
     finished_cache_[id] = ab.build;
     active_.erase(id);  // ab is gone from here on
     active_[rerun->build.id] = std::move(rerun);
-    counters_changed();
 }
 
 ActiveBuild* Master::running_on(const std::string& sender, uint64_t id, Worker** w) {
@@ -319,9 +319,9 @@ Status Master::cancel(uint64_t id) {
         emit_build(ab);
         sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(),
                            "cancelled");
+        counters_changed(ab.build.builder);
         finished_cache_[id] = ab.build;
         active_.erase(it);
-        counters_changed();
         return Status::ok();
     }
     Worker* w = find_worker(ab.build.worker);

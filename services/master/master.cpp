@@ -181,6 +181,11 @@ Status Master::reload() {
     for (auto& [name, w] : workers_) {
         emit_worker(*w);
     }
+    for (const auto& [name, b] : config_.builders) {
+        std::string path = bus::path_encode(bus::builder_prefix, name);
+        sd_bus_emit_properties_changed(bus_, path.c_str(), bus::builder_iface, "Workers", "Steps", nullptr);
+        dirty_builders_.insert(name);
+    }
     log::info("configuration reloaded: {} workers, {} builders", config_.workers.size(), config_.builders.size());
     counters_changed();
     dispatch();
@@ -307,7 +312,10 @@ std::string Master::describe() const {
     return j.dump();
 }
 
-void Master::counters_changed() {
+void Master::counters_changed(const std::string& builder) {
+    if (!builder.empty()) {
+        dirty_builders_.insert(builder);
+    }
     if (counters_source_) {
         sd_event_source_set_enabled(counters_source_.get(), SD_EVENT_ONESHOT);
     }
@@ -317,6 +325,14 @@ int Master::on_counters_deferred(sd_event_source*, void* userdata) {
     auto* m = static_cast<Master*>(userdata);
     sd_bus_emit_properties_changed(m->bus_, bus::master_path, bus::master_iface, "ConnectedWorkers",
                                    "RunningBuilds", "PendingBuilds", nullptr);
+    for (const auto& name : m->dirty_builders_) {
+        if (m->find_builder(name)) {
+            std::string path = bus::path_encode(bus::builder_prefix, name);
+            sd_bus_emit_properties_changed(m->bus_, path.c_str(), bus::builder_iface, "PendingBuilds",
+                                           "RunningBuilds", nullptr);
+        }
+    }
+    m->dirty_builders_.clear();
     sd_notifyf(0, "STATUS=%u/%zu workers attached, %u builds running, %zu pending", m->connected_workers(),
                m->workers_.size(), m->running_, m->dispatcher_.pending());
     return 0;

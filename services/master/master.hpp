@@ -152,7 +152,8 @@ private:
     // refreshed once per loop iteration, however many changes it saw.
     void emit_worker(const Worker& w);
     void emit_build(const ActiveBuild& ab);
-    void counters_changed();
+    // `builder`, if given, also had its PendingBuilds/RunningBuilds change.
+    void counters_changed(const std::string& builder = {});
     static int on_counters_deferred(sd_event_source* s, void* userdata);
     static int on_track_gone(sd_bus_track* track, void* userdata);
     static int on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error* error);
@@ -171,6 +172,7 @@ private:
     std::map<uint64_t, uint64_t> start_calls_;  // StartBuild cookie -> build id
     unsigned running_ = 0;
     SourcePtr counters_source_;
+    std::set<std::string> dirty_builders_;
     std::vector<SlotPtr> slots_;
 };
 
