@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sys/types.h>
@@ -96,17 +97,32 @@ struct LoadResult {
 struct Environment {
     std::string hostname;                    // default for [master] name and fromaddr
     std::string credentials_directory;       // $CREDENTIALS_DIRECTORY, may be empty
+    std::string state_directory;             // first path of $STATE_DIRECTORY, may be empty
 };
 Environment current_environment();
 
 // Reads `main_file`, then every *.ini in `<dir of main_file>/master.d/` in
 // lexical order. A later file wins for each key it sets. Within one file a
 // repeated section or key is an error.
+//
+// Every mistake is collected (not just the first), sorted by file and line.
+// Syntax as inih reads it: comments start with ';' or '#' at the start of a
+// line, or with ';' after whitespace inside a line. Indented continuation
+// lines and lines longer than 198 characters are errors.
 LoadResult load(const std::filesystem::path& main_file, const Environment& env);
 LoadResult load(const std::filesystem::path& main_file);
 
 // Systemd's escaping of a unit instance name (as systemd-escape does).
 std::string escape_unit_instance(const std::string& name);
+
+// "HOST:PORT" as used by [master] listen and a worker's master: HOST is a
+// host name, an IPv4 literal or a bracketed IPv6 literal ("[::1]:9989"),
+// PORT is 1..65535. `host` is returned without brackets.
+struct HostPort {
+    std::string host;
+    uint16_t port = 0;
+};
+std::optional<HostPort> parse_host_port(std::string_view text);
 
 // Worker names: 1-64 chars of [A-Za-z0-9._-], not starting with '.' or '-'.
 bool valid_worker_name(const std::string& name);

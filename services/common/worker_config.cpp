@@ -1,1 +1,147 @@
-// placeholder
+#include "common/worker_config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <map>
+#include <system_error>
+
+#include "common/config_ini.hpp"
+#include "common/config_values.hpp"
+
+namespace by::config {
+
+namespace {
+
+struct Setting {
+    std::string value;
+    int line = 0;
+    std::string section;   // "" (before any header) or "worker"
+};
+
+// Collects the settings of the file: those before any header and those in
+// [worker] share one namespace. Anything else is reported.
+std::map<std::string, Setting> collect(const detail::IniFile& file, std::vector<Error>& errors) {
+    std::map<std::string, Setting> settings;
+    int worker_header = 0;
+    for (const auto& section : file.sections) {
+        if (section.line != 0) {
+            if (section.header != "worker") {
+                errors.push_back({file.path, section.line, section.header, "",
+                                  "unknown section (a worker's file has only [worker], or no section at all)"});
+                continue;
+            }
+            if (worker_header != 0) {
+                errors.push_back({file.path, section.line, section.header, "",
+                                  "duplicate [worker] section (first declared at line " +
+                                      std::to_string(worker_header) + ")"});
+            } else {
+                worker_header = section.line;
+            }
+        }
+        for (const auto& s : section.settings) {
+            const auto [it, fresh] = settings.emplace(s.key, Setting{s.value, s.line, section.header});
+            if (!fresh) {
+                errors.push_back({file.path, s.line, section.header, s.key,
+                                  "set twice (first at line " + std::to_string(it->second.line) + ")"});
+            }
+        }
+    }
+    return settings;
+}
+
+}  // namespace
+
+WorkerSelfResult load_worker(const std::string& name, const std::filesystem::path& file, bool required,
+                             const Environment& env) {
+    WorkerSelfResult result;
+    auto& errors = result.errors;
+    const std::string path = file.string();
+    if (!valid_worker_name(name)) {
+        errors.push_back({path, 0, "", "",
+                          "invalid worker name '" + name +
+                              "': use 1-64 characters of A-Z a-z 0-9 . _ -, not starting with '.' or '-'"});
+        return result;
+    }
+
+    WorkerSelf self;
+    self.name = name;
+    self.basedir = env.state_directory.empty() ? "/var/lib/buildyard-worker/" + name : env.state_directory;
+
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec) && !ec) {
+        if (required) {
+            errors.push_back({path, 0, "", "", detail::errno_message(ENOENT)});
+        } else {
+            result.config = std::move(self);
+        }
+        return result;
+    }
+    const auto ini = detail::read_ini(path, errors);
+    if (!ini) {
+        return result;
+    }
+    const auto settings = collect(*ini, errors);
+    auto bad = [&](const std::string& key, std::string message) {
+        const Setting& s = settings.at(key);
+        errors.push_back({path, s.line, s.section, key, std::move(message)});
+    };
+
+    std::vector<std::string> password_keys;
+    for (const auto& [key, s] : settings) {
+        if (key == "master") {
+            if (s.value == "bus" || parse_host_port(s.value)) {
+                self.master = s.value;
+            } else {
+                bad(key, "invalid value '" + s.value +
+                             "': expected bus or HOST:PORT with a port from 1 to 65535 (an IPv6 address as "
+                             "[::1]:9989)");
+            }
+        } else if (key == "password" || key == "password_file" || key == "password_credential") {
+            password_keys.push_back(key);
+        } else if (key == "basedir") {
+            if (!s.value.empty() && s.value[0] == '/') {
+                self.basedir = s.value;
+            } else {
+                bad(key, "'" + s.value + "' is not an absolute path");
+            }
+        } else if (key == "admin") {
+            self.admin = s.value;
+        } else if (key == "kill_timeout") {
+            const auto value = detail::parse_uint(s.value, detail::max_seconds);
+            if (value && *value > 0) {
+                self.kill_timeout = static_cast<unsigned>(*value);
+            } else {
+                bad(key, "invalid value '" + s.value + "': expected a positive number of seconds");
+            }
+        } else {
+            bad(key, "unknown key");
+        }
+    }
+
+    std::sort(password_keys.begin(), password_keys.end(),
+              [&](const std::string& a, const std::string& b) { return settings.at(a).line < settings.at(b).line; });
+    for (std::size_t i = 1; i < password_keys.size(); ++i) {
+        bad(password_keys[i], "conflicts with " + password_keys[0] + " (line " +
+                                  std::to_string(settings.at(password_keys[0]).line) +
+                                  "): set only one of password, password_file and password_credential");
+    }
+    if (password_keys.size() == 1) {
+        std::string error;
+        const auto& key = password_keys[0];
+        if (auto secret = detail::resolve_password(key, settings.at(key).value, env.credentials_directory, error)) {
+            self.password = std::move(*secret);
+        } else {
+            bad(key, error);
+        }
+    }
+    if (password_keys.empty() && settings.contains("master") && self.master != "bus") {
+        bad("master", "a remote master needs password, password_file or password_credential");
+    }
+
+    if (errors.empty()) {
+        result.config = std::move(self);
+    }
+    return result;
+}
+
+}  // namespace by::config

@@ -1,0 +1,337 @@
+#include "common/config_values.hpp"
+
+#include <cerrno>
+#include <limits>
+#include <system_error>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include "common/config.hpp"
+#include "common/raii.hpp"
+
+namespace by::config {
+
+namespace {
+
+bool is_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+}  // namespace
+
+std::string escape_unit_instance(const std::string& name) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(name.size());
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const char c = name[i];
+        const bool keep = is_alnum(c) || c == ':' || c == '_' || (c == '.' && i > 0);
+        if (c == '/') {
+            out += '-';
+        } else if (keep) {
+            out += c;
+        } else {
+            const auto b = static_cast<unsigned char>(c);
+            out += "\\x";
+            out += hex[b >> 4];
+            out += hex[b & 0xf];
+        }
+    }
+    return out;
+}
+
+bool valid_worker_name(const std::string& name) {
+    if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') {
+        return false;
+    }
+    for (char c : name) {
+        if (!is_alnum(c) && c != '.' && c != '_' && c != '-') {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::optional<HostPort> parse_host_port(std::string_view text) {
+    std::string_view host;
+    std::string_view port;
+    if (!text.empty() && text[0] == '[') {
+        // An IPv6 literal must be bracketed so its colons are not the port's.
+        const auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            return std::nullopt;
+        }
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+        in6_addr addr{};
+        if (inet_pton(AF_INET6, std::string(host).c_str(), &addr) != 1) {
+            return std::nullopt;
+        }
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            return std::nullopt;
+        }
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (!detail::valid_host_name(host)) {
+            return std::nullopt;
+        }
+    }
+    const auto number = detail::parse_uint(port, 65535);
+    if (!number || *number == 0) {
+        return std::nullopt;
+    }
+    return HostPort{std::string(host), static_cast<uint16_t>(*number)};
+}
+
+}  // namespace by::config
+
+namespace by::config::detail {
+
+std::string_view trim(std::string_view s) {
+    const auto first = s.find_first_not_of(" \t\r\n\f\v");
+    if (first == std::string_view::npos) {
+        return {};
+    }
+    const auto last = s.find_last_not_of(" \t\r\n\f\v");
+    return s.substr(first, last - first + 1);
+}
+
+std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max) {
+    if (s.empty()) {
+        return std::nullopt;
+    }
+    uint64_t value = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        const auto digit = static_cast<uint64_t>(c - '0');
+        if (value > (max - digit) / 10) {
+            return std::nullopt;
+        }
+        value = value * 10 + digit;
+    }
+    return value;
+}
+
+std::optional<int64_t> parse_int(std::string_view s, int64_t min, int64_t max) {
+    const bool negative = !s.empty() && s[0] == '-';
+    if (negative) {
+        // -min fits in uint64 even for INT64_MIN.
+        const auto magnitude = parse_uint(s.substr(1), 0 - static_cast<uint64_t>(min));
+        if (!magnitude || min > 0) {
+            return std::nullopt;
+        }
+        return static_cast<int64_t>(0 - *magnitude);
+    }
+    const auto value = parse_uint(s, max < 0 ? 0 : static_cast<uint64_t>(max));
+    if (!value || max < 0 || static_cast<int64_t>(*value) < min) {
+        return std::nullopt;
+    }
+    return static_cast<int64_t>(*value);
+}
+
+std::vector<std::string> split_list(std::string_view s) {
+    std::vector<std::string> out;
+    if (trim(s).empty()) {
+        return out;
+    }
+    while (true) {
+        const auto comma = s.find(',');
+        out.emplace_back(trim(s.substr(0, comma)));
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        s.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
+namespace {
+
+// Dot-separated labels of [A-Za-z0-9-], none empty, none starting or ending
+// with '-'. A single label ("localhost") is allowed.
+bool valid_domain(std::string_view domain) {
+    if (domain.empty()) {
+        return false;
+    }
+    while (true) {
+        const auto dot = domain.find('.');
+        const auto label = domain.substr(0, dot);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+            return false;
+        }
+        for (char c : label) {
+            if (!is_alnum(c) && c != '-') {
+                return false;
+            }
+        }
+        if (dot == std::string_view::npos) {
+            return true;
+        }
+        domain.remove_prefix(dot + 1);
+    }
+}
+
+}  // namespace
+
+// We accept plain addresses only, no display names or quoting: the local part
+// is printable ASCII without spaces and without the characters that would
+// need quoting in a header (<>()[],;:\ and "), the domain as valid_domain.
+bool valid_address(std::string_view address) {
+    const auto at = address.find('@');
+    if (at == std::string_view::npos || at == 0) {
+        return false;
+    }
+    for (char c : address.substr(0, at)) {
+        if (c <= 0x20 || c >= 0x7f || std::string_view("<>()[],;:\\\"@").find(c) != std::string_view::npos) {
+            return false;
+        }
+    }
+    return valid_domain(address.substr(at + 1));
+}
+
+bool valid_host_name(std::string_view host) {
+    if (host.find_first_not_of("0123456789.") == std::string_view::npos) {
+        // All digits and dots: must then be a real IPv4 address.
+        in_addr addr{};
+        return inet_pton(AF_INET, std::string(host).c_str(), &addr) == 1;
+    }
+    return host.size() <= 253 && valid_domain(host);
+}
+
+bool valid_property_key(std::string_view key) {
+    if (key.empty()) {
+        return false;
+    }
+    for (char c : key) {
+        if (!is_alnum(c) && c != '_' && c != '.' && c != '-') {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string errno_message(int err) {
+    return std::error_code(err, std::generic_category()).message();
+}
+
+std::optional<std::string> read_file(const std::string& path, std::size_t max_size, std::string& error) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd) {
+        error = errno_message(errno);
+        return std::nullopt;
+    }
+    std::string content;
+    char buffer[8192];
+    while (true) {
+        const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            error = errno_message(errno);
+            return std::nullopt;
+        }
+        if (n == 0) {
+            return content;
+        }
+        content.append(buffer, static_cast<std::size_t>(n));
+        if (content.size() > max_size) {
+            error = "file is larger than " + std::to_string(max_size) + " bytes";
+            return std::nullopt;
+        }
+    }
+}
+
+namespace {
+
+constexpr std::size_t max_secret_size = 64 * 1024;
+
+std::optional<std::string> read_secret(const std::string& path, std::string& error) {
+    std::string why;
+    auto secret = read_file(path, max_secret_size, why);
+    if (!secret) {
+        error = "cannot read " + path + ": " + why;
+        return std::nullopt;
+    }
+    if (!secret->empty() && secret->back() == '\n') {
+        secret->pop_back();
+    }
+    if (secret->empty()) {
+        error = path + " is empty";
+        return std::nullopt;
+    }
+    return secret;
+}
+
+}  // namespace
+
+std::optional<std::string> read_password_file(const std::string& path, std::string& error) {
+    if (path.empty() || path[0] != '/') {
+        error = "'" + path + "' is not an absolute path";
+        return std::nullopt;
+    }
+    return read_secret(path, error);
+}
+
+std::optional<std::string> read_credential(const std::string& credentials_directory, const std::string& name,
+                                           std::string& error) {
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+        error = "invalid credential name '" + name + "'";
+        return std::nullopt;
+    }
+    if (credentials_directory.empty()) {
+        error = "password_credential needs $CREDENTIALS_DIRECTORY (set LoadCredential= in the unit)";
+        return std::nullopt;
+    }
+    return read_secret(credentials_directory + "/" + name, error);
+}
+
+std::optional<std::string> resolve_password(const std::string& key, const std::string& value,
+                                            const std::string& credentials_directory, std::string& error) {
+    if (key == "password_file") {
+        return read_password_file(value, error);
+    }
+    if (key == "password_credential") {
+        return read_credential(credentials_directory, value, error);
+    }
+    if (value.empty()) {
+        error = "the password is empty";
+        return std::nullopt;
+    }
+    return value;
+}
+
+std::optional<uid_t> resolve_uid(const std::string& text, std::string& error) {
+    if (const auto number = parse_uint(text, std::numeric_limits<uid_t>::max() - 1)) {
+        return static_cast<uid_t>(*number);
+    }
+    long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+    std::string buffer(size > 0 ? static_cast<std::size_t>(size) : 1024, '\0');
+    while (true) {
+        passwd pw{};
+        passwd* found = nullptr;
+        const int r = getpwnam_r(text.c_str(), &pw, buffer.data(), buffer.size(), &found);
+        if (r == ERANGE && buffer.size() < (1u << 20)) {
+            buffer.resize(buffer.size() * 2);
+            continue;
+        }
+        if (r != 0) {
+            error = "cannot look up user '" + text + "': " + errno_message(r);
+            return std::nullopt;
+        }
+        if (!found) {
+            error = "unknown user '" + text + "'";
+            return std::nullopt;
+        }
+        return found->pw_uid;
+    }
+}
+
+}  // namespace by::config::detail

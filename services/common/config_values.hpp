@@ -1,0 +1,63 @@
+// Parsers and validators for single config values, shared by the master's
+// and the worker's config loaders. Internal to services/common.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace by::config::detail {
+
+// Upper bound for every "seconds" setting: ten years. Anything larger is a
+// typo, and would overflow once turned into microseconds for sd-event.
+inline constexpr uint64_t max_seconds = 10ULL * 365 * 24 * 3600;
+
+std::string_view trim(std::string_view s);
+
+// Decimal digits only (no sign, no spaces), at most `max`.
+std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max);
+// An optional '-' followed by decimal digits, within [min, max].
+std::optional<int64_t> parse_int(std::string_view s, int64_t min, int64_t max);
+
+// Splits a comma-separated value into trimmed entries. An empty (or blank)
+// value gives no entries; empty entries ("a,,b", "a,") are kept as "" so the
+// caller can report them.
+std::vector<std::string> split_list(std::string_view s);
+
+// A plain addr-spec: local@domain. See the comment in the .cpp for the rules.
+bool valid_address(std::string_view address);
+
+// A DNS host name (dot-separated labels of [A-Za-z0-9-], not starting or
+// ending with '-') or an IPv4 literal.
+bool valid_host_name(std::string_view host);
+
+// property.KEY: KEY is non-empty [A-Za-z0-9_.-].
+bool valid_property_key(std::string_view key);
+
+// The text of errno `err`, as strerror gives it (thread-safe).
+std::string errno_message(int err);
+
+// Reads a whole file. On failure returns nullopt and sets `error` to the
+// reason (strerror text or a size complaint).
+std::optional<std::string> read_file(const std::string& path, std::size_t max_size, std::string& error);
+
+// A secret from password_file (absolute path) or password_credential (a file
+// in $CREDENTIALS_DIRECTORY). One trailing newline is stripped; an empty
+// secret is an error. On failure returns nullopt and sets `error`.
+std::optional<std::string> read_password_file(const std::string& path, std::string& error);
+std::optional<std::string> read_credential(const std::string& credentials_directory, const std::string& name,
+                                           std::string& error);
+
+// The secret named by one of the keys password (the value itself),
+// password_file or password_credential. nullopt with `error` set on failure.
+std::optional<std::string> resolve_password(const std::string& key, const std::string& value,
+                                            const std::string& credentials_directory, std::string& error);
+
+// A user name or a numeric uid; nullopt with `error` set when unknown.
+std::optional<uid_t> resolve_uid(const std::string& text, std::string& error);
+
+}  // namespace by::config::detail

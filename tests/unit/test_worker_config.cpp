@@ -1,0 +1,189 @@
+// A worker's own file (/etc/buildyard/workers/NAME.ini), with real files in
+// a fresh temporary directory per test.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "common/worker_config.hpp"
+
+namespace fs = std::filesystem;
+using namespace by::config;
+
+namespace {
+
+class WorkerConfigTest : public ::testing::Test {
+protected:
+    WorkerConfigTest() {
+        std::string pattern = (fs::temp_directory_path() / "by-worker-config-XXXXXX").string();
+        if (!mkdtemp(pattern.data())) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        dir = pattern;
+        file = (dir / "w1.ini").string();
+        env.hostname = "testhost";
+    }
+    ~WorkerConfigTest() override {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+
+    std::string write(const std::string& name, const std::string& content) {
+        const auto p = dir / name;
+        std::ofstream(p, std::ios::binary) << content;
+        return p.string();
+    }
+
+    WorkerSelfResult load_text(const std::string& text) {
+        write("w1.ini", text);
+        return load_worker("w1", file, true, env);
+    }
+
+    WorkerSelf load_ok(const std::string& text) {
+        auto r = load_text(text);
+        EXPECT_TRUE(r.errors.empty()) << all(r.errors);
+        EXPECT_TRUE(r.config.has_value());
+        return r.config.value_or(WorkerSelf{});
+    }
+
+    // `where_what` is "LINE: ..." checked against w1.ini.
+    void expect_error(const std::string& text, const std::string& where_what) {
+        auto r = load_text(text);
+        EXPECT_FALSE(r.config.has_value());
+        const std::string expected = file + ":" + where_what;
+        bool found = false;
+        for (const auto& e : r.errors) {
+            found = found || e.str().find(expected) != std::string::npos;
+        }
+        EXPECT_TRUE(found) << "no error contains\n  " << expected << "\nerrors:\n" << all(r.errors);
+    }
+
+    static std::string all(const std::vector<Error>& errors) {
+        std::string out;
+        for (const auto& e : errors) {
+            out += "  " + e.str() + "\n";
+        }
+        return out.empty() ? "  (no errors)\n" : out;
+    }
+
+    fs::path dir;
+    std::string file;
+    Environment env;
+};
+
+TEST_F(WorkerConfigTest, MissingOptionalFileGivesDefaults) {
+    auto r = load_worker("w1", dir / "absent.ini", false, env);
+    ASSERT_TRUE(r.config) << all(r.errors);
+    EXPECT_TRUE(r.errors.empty());
+    EXPECT_EQ(r.config->name, "w1");
+    EXPECT_EQ(r.config->master, "bus");
+    EXPECT_EQ(r.config->password, "");
+    EXPECT_EQ(r.config->basedir, "/var/lib/buildyard-worker/w1");
+    EXPECT_EQ(r.config->admin, "");
+    EXPECT_EQ(r.config->kill_timeout, 10u);
+
+    env.state_directory = "/var/lib/buildyard-worker/w1-state";
+    r = load_worker("w1", dir / "absent.ini", false, env);
+    ASSERT_TRUE(r.config);
+    EXPECT_EQ(r.config->basedir, "/var/lib/buildyard-worker/w1-state");
+}
+
+TEST_F(WorkerConfigTest, MissingRequiredFile) {
+    const auto path = (dir / "absent.ini").string();
+    auto r = load_worker("w1", path, true, env);
+    EXPECT_FALSE(r.config);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].str(), path + ": No such file or directory");
+}
+
+TEST_F(WorkerConfigTest, UnreadableFileIsAnErrorEvenWhenOptional) {
+    fs::create_directories(dir / "w1.ini");
+    auto r = load_worker("w1", file, false, env);
+    EXPECT_FALSE(r.config);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].str(), file + ": Is a directory");
+}
+
+TEST_F(WorkerConfigTest, InvalidName) {
+    auto r = load_worker("-bad", file, false, env);
+    EXPECT_FALSE(r.config);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].str().rfind(file + ": invalid worker name '-bad'", 0), 0u) << r.errors[0].str();
+}
+
+TEST_F(WorkerConfigTest, KeysOutsideAnySection) {
+    const auto c = load_ok("master = ci.example.org:9989   ; remote\n"
+                           "password = pw\n"
+                           "basedir = /srv/build\n"
+                           "admin = Jane Doe <jane@example.org>\n"
+                           "kill_timeout = 3\n");
+    EXPECT_EQ(c.master, "ci.example.org:9989");
+    EXPECT_EQ(c.password, "pw");
+    EXPECT_EQ(c.basedir, "/srv/build");
+    EXPECT_EQ(c.admin, "Jane Doe <jane@example.org>");
+    EXPECT_EQ(c.kill_timeout, 3u);
+}
+
+TEST_F(WorkerConfigTest, KeysInWorkerSection) {
+    const auto c = load_ok("admin = someone\n[worker]\nmaster = [::1]:9989\npassword = pw\n");
+    EXPECT_EQ(c.master, "[::1]:9989");
+    EXPECT_EQ(c.admin, "someone");
+}
+
+TEST_F(WorkerConfigTest, LocalMasterNeedsNoPassword) {
+    const auto c = load_ok("master = bus\n");
+    EXPECT_EQ(c.master, "bus");
+    EXPECT_EQ(c.password, "");
+}
+
+TEST_F(WorkerConfigTest, PasswordSources) {
+    const auto pw = write("pw", "from-file\n");
+    auto c = load_ok("master = 127.0.0.1:9989\npassword_file = " + pw + "\n");
+    EXPECT_EQ(c.password, "from-file");
+
+    fs::create_directories(dir / "creds");
+    write("creds/worker-pw", "from-cred");
+    env.credentials_directory = (dir / "creds").string();
+    c = load_ok("master = 127.0.0.1:9989\npassword_credential = worker-pw\n");
+    EXPECT_EQ(c.password, "from-cred");
+
+    env.credentials_directory.clear();
+    expect_error("master = 127.0.0.1:9989\npassword_credential = worker-pw\n",
+                 "2: password_credential: password_credential needs $CREDENTIALS_DIRECTORY");
+    expect_error("password_file = pw\n", "1: password_file: 'pw' is not an absolute path");
+    expect_error("password =\n", "1: password: the password is empty");
+}
+
+TEST_F(WorkerConfigTest, Errors) {
+    expect_error("master = 127.0.0.1:9989\n",
+                 "1: master: a remote master needs password, password_file or password_credential");
+    expect_error("[worker]\nmaster = 127.0.0.1:9989\n",
+                 "2: [worker] master: a remote master needs password, password_file or password_credential");
+    expect_error("master = nowhere\n", "1: master: invalid value 'nowhere': expected bus or HOST:PORT");
+    expect_error("master = host:0\npassword = x\n", "1: master: invalid value 'host:0'");
+    expect_error("password_file = /x\npassword = y\n",
+                 "2: password: conflicts with password_file (line 1): set only one of password, password_file and "
+                 "password_credential");
+    expect_error("basedir = relative/dir\n", "1: basedir: 'relative/dir' is not an absolute path");
+    expect_error("kill_timeout = 0\n", "1: kill_timeout: invalid value '0': expected a positive number of seconds");
+    expect_error("kill_timeout = soon\n", "1: kill_timeout: invalid value 'soon'");
+    expect_error("colour = blue\n", "1: colour: unknown key");
+    expect_error("[worker]\ncolour = blue\n", "2: [worker] colour: unknown key");
+    expect_error("[master]\n", "1: [master]: unknown section");
+    expect_error("[worker w1]\n", "1: [worker w1]: unknown section");
+    expect_error("admin = a\nadmin = b\n", "2: admin: set twice (first at line 1)");
+    expect_error("admin = a\n[worker]\nadmin = b\n", "3: [worker] admin: set twice (first at line 1)");
+    expect_error("[worker]\n[worker]\n", "2: [worker]: duplicate [worker] section (first declared at line 1)");
+    expect_error("admin\n", "1: expected KEY = VALUE, found 'admin'");
+    expect_error("admin = a\n  continued\n", "2: admin: indented line continues the previous value");
+}
+
+TEST_F(WorkerConfigTest, CollectsAllErrors) {
+    auto r = load_text("kill_timeout = 0\nbasedir = x\ncolour = blue\n");
+    EXPECT_FALSE(r.config);
+    EXPECT_EQ(r.errors.size(), 3u) << all(r.errors);
+}
+
+}  // namespace
