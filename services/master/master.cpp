@@ -101,6 +101,13 @@ bool Master::start(std::string& error) {
     }
     counters_source_.reset(s);
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    r = sd_event_add_defer(event_, &s, &Master::on_dispatch_deferred, this);
+    if (r < 0) {
+        error = std::string("cannot add an event source: ") + std::strerror(-r);
+        return false;
+    }
+    dispatch_source_.reset(s);
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
     log::info("master '{}' started with {} workers and {} builders; {} builds pending",
               config_.master.name, config_.workers.size(), config_.builders.size(), dispatcher_.pending());
     return true;
@@ -319,6 +326,17 @@ void Master::counters_changed(const std::string& builder) {
     if (counters_source_) {
         sd_event_source_set_enabled(counters_source_.get(), SD_EVENT_ONESHOT);
     }
+}
+
+void Master::request_dispatch() {
+    if (dispatch_source_) {
+        sd_event_source_set_enabled(dispatch_source_.get(), SD_EVENT_ONESHOT);
+    }
+}
+
+int Master::on_dispatch_deferred(sd_event_source*, void* userdata) {
+    static_cast<Master*>(userdata)->dispatch();
+    return 0;
 }
 
 int Master::on_counters_deferred(sd_event_source*, void* userdata) {

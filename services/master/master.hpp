@@ -140,6 +140,9 @@ private:
     ActiveBuild* running_on(const std::string& sender, uint64_t id, Worker** w);
 
     void dispatch();
+    // Dispatches later in this loop iteration, after the current message's reply.
+    void request_dispatch();
+    static int on_dispatch_deferred(sd_event_source* s, void* userdata);
     void start_build(ActiveBuild& ab, Worker& w);
     void finish_build(ActiveBuild& ab, Result result, int exit_status);
     void requeue(ActiveBuild& ab, const std::string& why);
@@ -172,6 +175,7 @@ private:
     std::map<uint64_t, uint64_t> start_calls_;  // StartBuild cookie -> build id
     unsigned running_ = 0;
     SourcePtr counters_source_;
+    SourcePtr dispatch_source_;
     std::set<std::string> dirty_builders_;
     std::vector<SlotPtr> slots_;
 };

@@ -81,7 +81,9 @@ Status Master::attach(const Caller& caller, const std::string& name, const std::
     path = w->path;
     emit_worker(*w);
     counters_changed();
-    dispatch();
+    // Not dispatch() here: the worker must get the Attach reply before
+    // any StartBuild, or it cannot know the call comes from its master.
+    request_dispatch();
     return Status::ok();
 }
 

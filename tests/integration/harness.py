@@ -282,3 +282,212 @@ class SystemTest(unittest.TestCase):
     def setUp(self):
         self.sys = System().start_bus()
         self.addCleanup(self.sys.close)
+
+
+# ===========================================================================
+# Helpers for test_builds, test_crash, test_introspection and test_daemon.
+# Functions taking the System, so nothing above changes behaviour.
+
+def start_bus_with_policy(system, extra_policy):
+    """System.start_bus, plus extra <policy> elements (XML text) that one test needs."""
+    extra = os.path.join(system.dir, "extra-policy.conf")
+    with open(extra, "w") as f:
+        f.write('<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"\n'
+                ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+                f"<busconfig>{extra_policy}</busconfig>\n")
+    conf = os.path.join(system.dir, "bus.conf")
+    text = BUS_CONFIG.format(dir=system.dir, policy=os.path.join(SOURCE, "dbus", "org.buildyard.Master1.conf"))
+    with open(conf, "w") as f:
+        f.write(text.replace("</busconfig>", f"  <include>{extra}</include>\n</busconfig>"))
+    system.bus = system._spawn("dbus-daemon", ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"])
+    wait_for(lambda: os.path.exists(os.path.join(system.dir, "bus")), what="the bus socket")
+    os.chmod(os.path.join(system.dir, "bus"), 0o777)
+    return system
+
+
+def start_master_env(system, extra_env, *args, wait_ready=True, name="master"):
+    """System.start_master with extra environment variables (e.g. WATCHDOG_USEC)."""
+    argv = [os.path.join(BIN, "buildyard-masterd"), "--config", system.config_path,
+            "--state-directory", system.state_dir, *args]
+    env = dict(system.env)
+    env.update(extra_env)
+    p = system._spawn(name, argv, env=env, notify=True)
+    if name == "master":
+        system.master = p
+    if wait_ready:
+        p.wait_notify("READY=1")
+    return p
+
+
+def bus_error(system, path, method, *args, dest=MASTER):
+    """Calls iface.Method with dbus-send (which prints error names; busctl does
+    not). args are dbus-send arguments such as "uint64:5". Returns the error
+    name, or None when the call succeeded."""
+    r = system.run(["dbus-send", "--system", "--print-reply", f"--dest={dest}", path, method, *args], check=False)
+    if r.returncode == 0:
+        return None
+    first = r.stderr.strip().split(":", 1)[0]
+    return first[len("Error "):] if first.startswith("Error ") else r.stderr.strip()
+
+
+def all_properties(system, path, iface):
+    """Every property of iface on path, in one call: {name: value}."""
+    data = system.call(path, "org.freedesktop.DBus.Properties", "GetAll", "s", iface)[0]
+    return {k: v["data"] for k, v in data.items()}
+
+
+def read_log_slice(system, build_id, offset, size):
+    """One ReadLog(offset, size) call, as bytes."""
+    return bytes(system.call(system.build_path(build_id), "org.buildyard.Build1", "ReadLog", "tt", offset, size)[0])
+
+
+def unique_names_of(system, pid):
+    """The unique bus names held by process pid."""
+    names = json.loads(system.busctl("list").stdout)
+    return [n["name"] for n in names if n.get("pid") == pid and n["name"].startswith(":")]
+
+
+def process_gone(pid):
+    """True if pid has exited (a zombie nobody reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+class SignalMonitor:
+    """dbus-monitor in the background, collecting the signals that match
+    `match` (dbus-monitor syntax). Ready when it has seen a signal of our own,
+    so nothing sent after the constructor returns is missed."""
+
+    SENTINEL_IFACE = "org.buildyard.Test.Monitor"
+
+    def __init__(self, system, match):
+        self.system = system
+        self.proc = system._spawn(f"dbus-monitor-{len(system.procs)}",
+                                  ["dbus-monitor", "--system", match,
+                                   f"type=signal,interface={self.SENTINEL_IFACE}"])
+
+        def ready():
+            system.run(["busctl", "--system", "emit", "/org/buildyard/Test", self.SENTINEL_IFACE, "Ready"])
+            return any(s[1] == "Ready" for s in self._parse())
+        wait_for(ready, 10, "dbus-monitor to start")
+
+    def _parse(self):
+        """[(path, member, [arg, ...]), ...] of the signals seen so far."""
+        out = []
+        for line in self.proc.log().splitlines():
+            if line.startswith("signal "):
+                fields = dict(kv.split("=", 1) for kv in line.replace(";", "").split() if "=" in kv)
+                out.append((fields.get("path"), fields.get("member"), []))
+            elif line.startswith("   ") and out:
+                text = line.strip()
+                if text.endswith('"') and '"' in text[:-1]:
+                    text = text[text.index('"') + 1:-1]
+                out[-1][2].append(text)
+        return out
+
+    def signals(self, member):
+        return [(path, args) for path, m, args in self._parse() if m == member]
+
+    def wait(self, member, predicate=lambda path, args: True, timeout=10):
+        return wait_for(lambda: [s for s in self.signals(member) if predicate(*s)], timeout,
+                        f"signal {member}")
+
+
+# --- build gates (test_workers, test_reload) ------------------------------
+# A step that waits until the test opens its build's gate, so a test decides
+# when a running build ends instead of sleeping.
+
+def gate_dir(system):
+    """A directory every uid may write, holding the gate files."""
+    path = os.path.join(system.dir, "gates")
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o777)
+    return path
+
+
+def gate_step(system):
+    """Shell for a step that marks its build started, then waits for its gate."""
+    d = gate_dir(system)
+    return (f"touch {d}/started-$BUILDYARD_BUILD_ID && "
+            f"while [ ! -e {d}/go-$BUILDYARD_BUILD_ID ]; do sleep 0.02; done")
+
+
+def wait_gate_reached(system, build_id, timeout=10):
+    """Waits until build_id's step is running on its worker; fails at once
+    if the build finishes instead."""
+    path = os.path.join(gate_dir(system), f"started-{build_id}")
+    wait_for(lambda: os.path.exists(path) or system.build_prop(build_id, "State") == "finished", timeout,
+             f"build {build_id} to reach its gate")
+    if not os.path.exists(path):
+        raise AssertionError(f"build {build_id} finished {system.build_prop(build_id, 'Result')} before its gate; "
+                             f"log:\n{system.read_log(build_id)}")
+
+
+def open_gate(system, build_id):
+    open(os.path.join(gate_dir(system), f"go-{build_id}"), "w").close()
+
+
+class DrainedProcess(Process):
+    """A Process whose NOTIFY_SOCKET is read all the time, as systemd does.
+    Undrained, the socket's queue (net.unix.max_dgram_qlen, often 10) fills
+    and the daemon blocks in sd_notify() for good. wait_notify() works as
+    before, on the datagrams read so far; `messages` keeps them all."""
+
+    def start_reader(self):
+        import threading
+        self.messages = []
+        self._cursor = 0
+        self._cond = threading.Condition()
+        threading.Thread(target=self._read, args=(self.notify,), daemon=True).start()
+        return self
+
+    def _read(self, sock):
+        sock.settimeout(0.2)
+        while True:
+            try:
+                msg = sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return  # closed by stop()
+            with self._cond:
+                self.messages.append(msg.decode(errors="replace"))
+                self._cond.notify_all()
+
+    def wait_notify(self, text, timeout=10):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                while self._cursor < len(self.messages):
+                    msg = self.messages[self._cursor]
+                    self._cursor += 1
+                    if text in msg:
+                        return msg
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no '{text}' from pid {self.pid} in {timeout}s; log:\n{self.log()}")
+                self._cond.wait(remaining)
+
+
+class DrainedSystem(System):
+    """System whose daemons' notify sockets are drained (see DrainedProcess)."""
+
+    def _spawn(self, name, argv, env=None, notify=False, user=None):
+        p = super()._spawn(name, argv, env=env, notify=notify, user=user)
+        if not notify:
+            return p
+        d = DrainedProcess(p.popen, p.log_path, p.notify)
+        self.procs[self.procs.index(p)] = d
+        return d.start_reader()
+
+
+class DrainedSystemTest(unittest.TestCase):
+    """SystemTest with a DrainedSystem."""
+
+    def setUp(self):
+        self.sys = DrainedSystem().start_bus()
+        self.addCleanup(self.sys.close)
