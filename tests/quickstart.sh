@@ -140,41 +140,11 @@ tmp=$(mktemp -d /tmp/buildyard-quickstart.XXXXXX)
 chmod 755 "$tmp"
 
 step "Starting a private system bus in $tmp"
-# Like Debian's system bus: nobody may own names or call methods unless a
-# policy says so, and the project's policy is the one that does.
-cat >"$tmp/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$tmp/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <include>$source_dir/dbus/org.buildyard.Master1.conf</include>
-</busconfig>
-CONF
-# dbus-daemon writes its address to fd 3 once it listens.
-start dbus-daemon dbus-daemon --config-file="$tmp/bus.conf" --nofork --nopidfile --print-address=3 \
-    3>"$tmp/address"
-wait_for "the bus" 10 test -s "$tmp/address"
-export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$tmp/bus
+# Like Debian's system bus, with the project's policy included.
+. "$source_dir/tests/lib/private-bus.sh"
+private_bus_start "$tmp" "$source_dir" || fail "the private bus did not start"
+pids+=("$PRIVATE_BUS_PID")
+names+=(dbus-daemon)
 echo "DBUS_SYSTEM_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS"
 
 step "Starting buildyard-masterd with etc/master.ini"
