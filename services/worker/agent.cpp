@@ -1,0 +1,306 @@
+#include "worker/agent.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include <fmt/format.h>
+#include <malloc.h>
+#include <systemd/sd-daemon.h>
+
+#include "common/bus.hpp"
+#include "common/log.hpp"
+#include "worker/info.hpp"
+
+namespace by::worker {
+
+namespace {
+
+// Output goes to the bus faster than the bus may take it. Past this many
+// unwritten messages (64 KiB each at most) the steps' pipes are left
+// unread, so a step that floods stdout blocks instead of our memory growing.
+constexpr uint64_t output_pause_at = 64;
+constexpr uint64_t output_resume_at = 8;
+constexpr uint64_t output_check_usec = 10 * 1000;
+
+std::string builds_running(size_t n) {
+    if (n == 0) {
+        return "no builds running";
+    }
+    return fmt::format("{} build{} running", n, n == 1 ? "" : "s");
+}
+
+}  // namespace
+
+Agent::Agent(sd_event* event, config::WorkerSelf self, Options options)
+    : event_(event),
+      self_(std::move(self)),
+      options_(std::move(options)),
+      link_(event, self_.name,
+            MasterLink::Events{
+                .info = [this] { return host_info(self_); },
+                .state_changed = [this] { link_state_changed(); },
+                .master_lost = [this] { master_lost(); },
+                .fatal =
+                    [this](int status) {
+                        kill_all_builds();
+                        exit(status);
+                    },
+            }) {
+    if (options_.basedir) {
+        self_.basedir = *options_.basedir;
+    }
+}
+
+Agent::~Agent() {
+    // Runners first: their destructors kill the steps while the loop is alive.
+    builds_.clear();
+}
+
+int Agent::start() {
+    int r = link_.open();
+    if (r < 0) {
+        log::error("cannot connect to the system bus: {}", std::strerror(-r));
+        return r;
+    }
+    r = export_agent(link_.bus(), *this, agent_object_);
+    if (r < 0) {
+        log::error("cannot export {}: {}", bus::agent_path, std::strerror(-r));
+        return r;
+    }
+    r = link_.start();
+    if (r < 0) {
+        log::error("cannot watch {} on the bus: {}", bus::master_name, std::strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+void Agent::reload() {
+    auto loaded = config::load_worker(self_.name, options_.config_file, options_.config_required,
+                                      config::current_environment());
+    if (!loaded.errors.empty() || !loaded.config) {
+        for (const auto& e : loaded.errors) {
+            log::error("{}", e.str());
+        }
+        log::error("keeping the previous configuration: {} has errors", options_.config_file);
+        return;
+    }
+    config::WorkerSelf next = std::move(*loaded.config);
+    if (options_.basedir) {
+        next.basedir = *options_.basedir;
+    }
+    if (next.master != self_.master) {
+        log::warning("master = {} takes effect only when the worker restarts", next.master);
+        next.master = self_.master;
+    }
+    self_ = std::move(next);
+    log::info("reloaded {}; the next builds use basedir {}, kill_timeout {} s", options_.config_file,
+              self_.basedir, self_.kill_timeout);
+}
+
+void Agent::terminate(const std::string& signal_name) {
+    if (stopping_) {
+        log::notice("{} again: killing the remaining builds", signal_name);
+        kill_all_builds();
+        exit(0);
+        return;
+    }
+    log::notice("stopping ({})", signal_name);
+    link_.detach(fmt::format("worker stopping ({})", signal_name));
+    begin_stopping();
+}
+
+void Agent::stop(const std::string& reason) {
+    log::write(log::Level::notice, fmt::format("master asked us to stop: {}", reason),
+               {{"BUILDYARD_WORKER", self_.name}});
+    begin_stopping();
+}
+
+int Agent::start_build(uint64_t id, const std::string& builder, std::vector<std::string> steps,
+                       std::map<std::string, std::string> environment, sd_bus_error* error) {
+    if (steps.empty()) {
+        return sd_bus_error_setf(error, bus::error::InvalidArgument, "Build %llu has no steps.",
+                                 static_cast<unsigned long long>(id));
+    }
+    if (stopping_) {
+        return sd_bus_error_set(error, bus::error::Busy, "This worker is stopping.");
+    }
+    if (builds_.count(id)) {
+        return sd_bus_error_setf(error, bus::error::Busy, "Build %llu is already running here.",
+                                 static_cast<unsigned long long>(id));
+    }
+    size_t n_steps = steps.size();
+    BuildRunner::Spec spec{
+        .basedir = self_.basedir,
+        .builder = builder,
+        .steps = std::move(steps),
+        .environment = std::move(environment),
+        .kill_timeout = self_.kill_timeout,
+    };
+    BuildRunner::Callbacks callbacks{
+        .output =
+            [this, id](std::string_view data) {
+                link_.output(id, data);
+                throttle_output();
+            },
+        .step_started = [this, id](unsigned step) { link_.step_started(id, step); },
+        .done = [this, id](const std::string& result, int exit_status) { build_done(id, result, exit_status); },
+    };
+    auto runner = std::make_unique<BuildRunner>(event_, std::move(spec), std::move(callbacks));
+    int r = runner->start();
+    if (r < 0) {
+        return sd_bus_error_setf(error, bus::error::Internal, "Cannot start build %llu: %s",
+                                 static_cast<unsigned long long>(id), std::strerror(-r));
+    }
+    runner->set_output_paused(output_paused_);
+    builds_.emplace(id, std::move(runner));
+    log::write(log::Level::info,
+               fmt::format("build {} of {} started ({} step{})", id, builder, n_steps, n_steps == 1 ? "" : "s"),
+               {{"BUILDYARD_WORKER", self_.name}, {"BUILDYARD_BUILD", std::to_string(id)}});
+    update_status();
+    return 0;
+}
+
+int Agent::cancel_build(uint64_t id, sd_bus_error* error) {
+    auto it = builds_.find(id);
+    if (it == builds_.end()) {
+        return sd_bus_error_setf(error, bus::error::NoSuchBuild, "Build %llu is not running here.",
+                                 static_cast<unsigned long long>(id));
+    }
+    log::write(log::Level::info, fmt::format("cancelling build {}", id),
+               {{"BUILDYARD_WORKER", self_.name}, {"BUILDYARD_BUILD", std::to_string(id)}});
+    it->second->cancel();
+    return 0;
+}
+
+void Agent::build_done(uint64_t id, const std::string& result, int exit_status) {
+    log::write(log::Level::info, fmt::format("build {} ended: {} (exit status {})", id, result, exit_status),
+               {{"BUILDYARD_WORKER", self_.name}, {"BUILDYARD_BUILD", std::to_string(id)}});
+    // While stopping, the master has written these builds off already.
+    if (!stopping_) {
+        int r = link_.build_done(id, result, exit_status);
+        if (r < 0) {
+            log::warning("cannot report the end of build {}: {}", id, std::strerror(-r));
+        }
+    }
+    builds_.erase(id);  // destroys the runner that called us; it allows that
+    if (builds_.empty()) {
+        // A build's output passes through the heap in bus messages; an idle
+        // worker gives that memory back.
+        malloc_trim(0);
+    }
+    update_status();
+    if (stopping_ && builds_.empty()) {
+        exit(0);
+    }
+}
+
+void Agent::link_state_changed() {
+    auto state = link_.state();
+    if (!ready_sent_ && (state == MasterLink::State::attached || state == MasterLink::State::waiting)) {
+        // Also when waiting: a master that is down must not fail our start.
+        ready_sent_ = true;
+        sd_notify(0, "READY=1");
+    }
+    update_status();
+}
+
+void Agent::master_lost() {
+    // The new master has marked our builds for retry; finishing them here
+    // would only compete with the retries for the same build directories.
+    if (!builds_.empty()) {
+        log::write(log::Level::warning,
+                   fmt::format("killing {} running build{} without reporting them", builds_.size(),
+                               builds_.size() == 1 ? "" : "s"),
+                   {{"BUILDYARD_WORKER", self_.name}});
+    }
+    kill_all_builds();
+    if (stopping_ && !exited_) {
+        exit(0);
+    }
+}
+
+void Agent::begin_stopping() {
+    stopping_ = true;
+    link_.close();
+    for (auto& [id, runner] : builds_) {
+        runner->cancel();
+    }
+    update_status();
+    if (builds_.empty()) {
+        exit(0);
+    }
+}
+
+void Agent::kill_all_builds() {
+    builds_.clear();
+    update_status();
+}
+
+void Agent::exit(int status) {
+    if (exited_) {
+        return;
+    }
+    exited_ = true;
+    sd_notify(0, "STOPPING=1");
+    sd_event_exit(event_, status);
+}
+
+void Agent::throttle_output() {
+    if (output_paused_ || link_.queued_writes() < output_pause_at) {
+        return;
+    }
+    sd_event_source* t = nullptr;
+    if (sd_event_add_time_relative(event_, &t, CLOCK_MONOTONIC, output_check_usec, 0, on_throttle, this) < 0) {
+        return;  // no timer to resume with: better not pause
+    }
+    throttle_timer_.reset(t);
+    set_output_paused(true);
+}
+
+int Agent::on_throttle(sd_event_source* s, uint64_t, void* userdata) {
+    auto* self = static_cast<Agent*>(userdata);
+    if (self->link_.queued_writes() > output_resume_at) {
+        uint64_t now = 0;
+        sd_event_now(self->event_, CLOCK_MONOTONIC, &now);
+        sd_event_source_set_time(s, now + output_check_usec);
+        sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+    }
+    self->set_output_paused(false);
+    return 0;
+}
+
+void Agent::set_output_paused(bool paused) {
+    output_paused_ = paused;
+    for (auto& [id, runner] : builds_) {
+        runner->set_output_paused(paused);
+    }
+}
+
+void Agent::update_status() {
+    std::string status;
+    if (stopping_) {
+        status = fmt::format("stopping, {}", builds_running(builds_.size()));
+    } else {
+        switch (link_.state()) {
+        case MasterLink::State::idle:
+            status = ready_sent_ ? "detached" : "starting";
+            break;
+        case MasterLink::State::attaching:
+            status = fmt::format("attaching to {} as {}", bus::master_name, self_.name);
+            break;
+        case MasterLink::State::attached:
+            status = fmt::format("attached to {} as {}, {}", bus::master_name, self_.name,
+                                 builds_running(builds_.size()));
+            break;
+        case MasterLink::State::waiting:
+            status = fmt::format("waiting for {}", bus::master_name);
+            break;
+        }
+    }
+    sd_notifyf(0, "STATUS=%s", status.c_str());
+}
+
+}  // namespace by::worker

@@ -1,0 +1,83 @@
+// The worker daemon's state: its config, its running builds and its link to
+// the master. agent_bus.cpp is its org.buildyard.Agent1 face on the bus.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "common/raii.hpp"
+#include "common/worker_config.hpp"
+#include "worker/build_runner.hpp"
+#include "worker/link.hpp"
+
+namespace by::worker {
+
+struct Options {
+    std::string config_file;
+    bool config_required = false;          // --config was given
+    std::optional<std::string> basedir;    // --basedir, wins over the file
+};
+
+class Agent {
+public:
+    Agent(sd_event* event, config::WorkerSelf self, Options options);
+    Agent(const Agent&) = delete;
+    Agent& operator=(const Agent&) = delete;
+    // Running builds die with the agent (their process groups are killed).
+    ~Agent();
+
+    // Connects to the system bus, exports Agent1 and starts attaching.
+    // Negative errno if the bus cannot be used.
+    int start();
+
+    // SIGHUP: read the config file again; the next builds use it.
+    void reload();
+    // SIGTERM/SIGINT: detach, end the running builds, exit 0. A second
+    // signal while builds are still ending kills them at once.
+    void terminate(const std::string& signal_name);
+
+    // org.buildyard.Agent1, after agent_bus.cpp has checked the caller.
+    int start_build(uint64_t id, const std::string& builder, std::vector<std::string> steps,
+                    std::map<std::string, std::string> environment, sd_bus_error* error);
+    int cancel_build(uint64_t id, sd_bus_error* error);
+    void stop(const std::string& reason);
+
+    const MasterLink& link() const { return link_; }
+
+private:
+    static int on_throttle(sd_event_source* s, uint64_t usec, void* userdata);
+
+    void link_state_changed();
+    void master_lost();
+    void build_done(uint64_t id, const std::string& result, int exit_status);
+    void begin_stopping();
+    void kill_all_builds();
+    void exit(int status);
+    void throttle_output();
+    void set_output_paused(bool paused);
+    void update_status();
+
+    sd_event* event_;
+    config::WorkerSelf self_;
+    Options options_;
+    MasterLink link_;
+    SlotPtr agent_object_;
+    std::map<uint64_t, std::unique_ptr<BuildRunner>> builds_;
+    SourcePtr throttle_timer_;
+    bool output_paused_ = false;
+    bool ready_sent_ = false;
+    bool stopping_ = false;
+    bool exited_ = false;
+};
+
+// Exports /org/buildyard/Agent1 (org.buildyard.Agent1) for `agent` on `bus`.
+int export_agent(sd_bus* bus, Agent& agent, SlotPtr& slot);
+
+}  // namespace by::worker

@@ -1,0 +1,284 @@
+#include "worker/build_runner.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include <fmt/format.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/process.hpp"
+
+namespace by::worker {
+
+namespace {
+
+constexpr size_t chunk_size = 64 * 1024;
+// After a step's shell has exited and its group was killed, at most this much
+// is read from the pipe before it is closed, so a writer that escaped the
+// kill cannot keep the loop busy.
+constexpr size_t max_drain_chunks = 64;
+
+// One buffer for every runner: the daemon is single-threaded and each chunk
+// is handed on before the next read.
+char buffer[chunk_size];
+
+std::string errno_text(int negative_errno) { return std::strerror(-negative_errno); }
+
+}  // namespace
+
+bool safe_path_component(std::string_view name) {
+    return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
+           name.find('\0') == std::string_view::npos;
+}
+
+BuildRunner::BuildRunner(sd_event* event, Spec spec, Callbacks callbacks)
+    : event_(event), spec_(std::move(spec)), callbacks_(std::move(callbacks)) {}
+
+BuildRunner::~BuildRunner() {
+    // The child source owns the shell's process (it kills and reaps it when
+    // freed); the rest of the group is ours to end.
+    kill_group(SIGKILL);
+}
+
+int BuildRunner::start() {
+    if (state_ != State::created) {
+        return -EALREADY;
+    }
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_defer(event_, &s, on_begin, this);
+    if (r < 0) {
+        return r;
+    }
+    begin_source_.reset(s);
+    state_ = State::scheduled;
+    return 0;
+}
+
+void BuildRunner::cancel() {
+    if (state_ == State::finished || cancelled_) {
+        return;
+    }
+    cancelled_ = true;
+    if (state_ != State::running) {
+        return;  // on_begin sees the flag and ends the build
+    }
+    if (spec_.kill_timeout == 0) {
+        kill_group(SIGKILL);
+        return;
+    }
+    kill_group(SIGTERM);
+    sd_event_source* t = nullptr;
+    int r = sd_event_add_time_relative(event_, &t, CLOCK_MONOTONIC,
+                                       static_cast<uint64_t>(spec_.kill_timeout) * 1000000u, 0,
+                                       on_kill_timeout, this);
+    if (r < 0) {
+        // Without a timer there is no second chance: kill now.
+        kill_group(SIGKILL);
+        return;
+    }
+    kill_timer_.reset(t);
+}
+
+void BuildRunner::set_output_paused(bool paused) {
+    output_paused_ = paused;
+    if (output_source_ && !output_eof_) {
+        sd_event_source_set_enabled(output_source_.get(), paused ? SD_EVENT_OFF : SD_EVENT_ON);
+    }
+}
+
+int BuildRunner::on_begin(sd_event_source*, void* userdata) {
+    auto* self = static_cast<BuildRunner*>(userdata);
+    if (self->cancelled_) {
+        self->finish("cancelled", -1);
+        return 0;
+    }
+    if (!safe_path_component(self->spec_.builder)) {
+        self->exception(fmt::format("buildyard-workerd: builder name '{}' cannot be used as a directory name\n",
+                                    self->spec_.builder));
+        return 0;
+    }
+    if (self->spec_.basedir.empty()) {
+        self->exception("buildyard-workerd: the worker has no base directory\n");
+        return 0;
+    }
+    std::filesystem::path dir = std::filesystem::path(self->spec_.basedir) / self->spec_.builder;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+        self->exception(fmt::format("buildyard-workerd: cannot create build directory {}: {}\n", dir.string(),
+                                    ec.message()));
+        return 0;
+    }
+    self->run_step();
+    return 0;
+}
+
+bool BuildRunner::run_step() {
+    if (next_step_ >= spec_.steps.size()) {
+        finish("success", 0);
+        return true;
+    }
+    unsigned number = static_cast<unsigned>(next_step_ + 1);
+    const std::string& command = spec_.steps[next_step_];
+    ++next_step_;
+    if (callbacks_.step_started) {
+        callbacks_.step_started(number);
+    }
+    if (cancelled_) {
+        finish("cancelled", -1);
+        return true;
+    }
+
+    std::string cwd = (std::filesystem::path(spec_.basedir) / spec_.builder).string();
+    process::Spawned spawned;
+    int r = process::spawn_shell(command, cwd, spec_.environment, spawned);
+    if (r < 0) {
+        exception(fmt::format("buildyard-workerd: cannot start step {} in {}: {}\n", number, cwd, errno_text(r)));
+        return true;
+    }
+    pid_ = spawned.pid;
+    output_ = std::move(spawned.output);
+    output_eof_ = false;
+    state_ = State::running;
+
+    sd_event_source* child = nullptr;
+    r = sd_event_add_child(event_, &child, pid_, WEXITED, on_child, this);
+    if (r < 0) {
+        // Nobody would reap the shell: end it here.
+        kill_group(SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+        exception(fmt::format("buildyard-workerd: cannot watch step {}: {}\n", number, errno_text(r)));
+        return true;
+    }
+    child_source_.reset(child);
+    // From now on freeing the source kills and reaps the shell.
+    sd_event_source_set_child_process_own(child, 1);
+
+    sd_event_source* io = nullptr;
+    r = sd_event_add_io(event_, &io, output_.get(), EPOLLIN, on_output, this);
+    if (r < 0) {
+        kill_group(SIGKILL);
+        stop_step();
+        exception(fmt::format("buildyard-workerd: cannot read the output of step {}: {}\n", number, errno_text(r)));
+        return true;
+    }
+    output_source_.reset(io);
+    if (output_paused_) {
+        sd_event_source_set_enabled(io, SD_EVENT_OFF);
+    }
+    return false;
+}
+
+int BuildRunner::on_output(sd_event_source*, int, uint32_t, void* userdata) {
+    auto* self = static_cast<BuildRunner*>(userdata);
+    if (self->read_chunk() == Read::end) {
+        // EOF: every writer closed the pipe, though the shell may still run.
+        // Keep the fd (the exit handler closes it) but stop polling it.
+        self->output_eof_ = true;
+        sd_event_source_set_enabled(self->output_source_.get(), SD_EVENT_OFF);
+    }
+    return 0;
+}
+
+BuildRunner::Read BuildRunner::read_chunk() {
+    for (;;) {
+        ssize_t n = ::read(output_.get(), buffer, sizeof buffer);
+        if (n > 0) {
+            if (callbacks_.output) {
+                callbacks_.output(std::string_view(buffer, static_cast<size_t>(n)));
+            }
+            return Read::data;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            return Read::again;
+        }
+        return Read::end;  // EOF or a real error
+    }
+}
+
+void BuildRunner::drain() {
+    if (!output_ || output_eof_) {
+        return;
+    }
+    for (size_t i = 0; i < max_drain_chunks && read_chunk() == Read::data; ++i) {
+    }
+}
+
+int BuildRunner::on_child(sd_event_source*, const siginfo_t* si, void* userdata) {
+    auto* self = static_cast<BuildRunner*>(userdata);
+    int status = si->si_status;
+    if (si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED) {
+        status = 128 + si->si_status;
+    }
+    self->step_exited(status);
+    return 0;
+}
+
+bool BuildRunner::step_exited(int status) {
+    // The shell is a zombie until this handler returns, so its pid still
+    // names the group. Nothing a step started may outlive it. Killing before
+    // draining loses nothing already written and bounds the drain.
+    kill_group(SIGKILL);
+    drain();
+    stop_step();
+    if (cancelled_) {
+        finish("cancelled", status);
+        return true;
+    }
+    if (status != 0) {
+        finish("failure", status);
+        return true;
+    }
+    return run_step();
+}
+
+void BuildRunner::kill_group(int sig) {
+    if (pid_ > 0) {
+        ::kill(-pid_, sig);
+    }
+}
+
+int BuildRunner::on_kill_timeout(sd_event_source*, uint64_t, void* userdata) {
+    auto* self = static_cast<BuildRunner*>(userdata);
+    self->kill_group(SIGKILL);
+    return 0;
+}
+
+void BuildRunner::stop_step() {
+    kill_timer_.reset();
+    output_source_.reset();
+    output_.reset();
+    child_source_.reset();
+    pid_ = -1;
+    state_ = State::scheduled;
+}
+
+void BuildRunner::exception(const std::string& line) {
+    if (callbacks_.output) {
+        callbacks_.output(line);
+    }
+    finish("exception", -1);
+}
+
+void BuildRunner::finish(const std::string& result, int exit_status) {
+    stop_step();
+    begin_source_.reset();
+    state_ = State::finished;
+    // Move the callback out: the owner may destroy us from inside it.
+    auto done = std::move(callbacks_.done);
+    callbacks_ = {};
+    if (done) {
+        done(result, exit_status);
+    }
+}
+
+}  // namespace by::worker

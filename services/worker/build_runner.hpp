@@ -1,0 +1,107 @@
+// Runs one build: its steps in order, each as `/bin/sh -c STEP` in
+// BASEDIR/BUILDER, on an sd-event loop. Knows nothing about the bus; the
+// owner turns the callbacks into WorkerLink1 calls.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <signal.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "common/raii.hpp"
+
+namespace by::worker {
+
+// A builder name becomes a directory under the base directory, so it must be
+// exactly one path component.
+bool safe_path_component(std::string_view name);
+
+class BuildRunner {
+public:
+    struct Spec {
+        std::string basedir;
+        std::string builder;
+        std::vector<std::string> steps;
+        std::map<std::string, std::string> environment;
+        unsigned kill_timeout = 10;  // seconds from SIGTERM to SIGKILL on cancel
+    };
+
+    // Every callback runs from the event loop, never from inside start(),
+    // cancel() or the destructor. `done` is the last thing the runner does:
+    // the owner may destroy the runner from inside it (but not from inside
+    // `output` or `step_started`).
+    struct Callbacks {
+        std::function<void(std::string_view data)> output;
+        std::function<void(unsigned step)> step_started;  // 1-based
+        // result: success, failure, cancelled or exception. exit_status is the
+        // last step's (128+N when killed by signal N), -1 when no step ran to
+        // an end.
+        std::function<void(const std::string& result, int exit_status)> done;
+    };
+
+    // SIGCHLD must be blocked in every thread (sd_event_add_child needs it).
+    BuildRunner(sd_event* event, Spec spec, Callbacks callbacks);
+    BuildRunner(const BuildRunner&) = delete;
+    BuildRunner& operator=(const BuildRunner&) = delete;
+    // Kills the running step's whole process group and reaps its shell.
+    ~BuildRunner();
+
+    // Schedules the first step on the loop. Negative errno if that fails
+    // (then no callback will ever run).
+    int start();
+
+    // SIGTERM to the running step's process group, SIGKILL after
+    // kill_timeout; the build ends "cancelled". No-op once finished.
+    void cancel();
+
+    // While paused, output stays in the pipe (and the step blocks once the
+    // pipe is full). For back-pressure when the consumer falls behind.
+    void set_output_paused(bool paused);
+
+    bool finished() const { return state_ == State::finished; }
+    bool cancelled() const { return cancelled_; }
+    // The running step's shell, which leads its process group; -1 if none.
+    pid_t step_pid() const { return pid_; }
+
+private:
+    enum class State { created, scheduled, running, finished };
+
+    static int on_begin(sd_event_source* s, void* userdata);
+    static int on_output(sd_event_source* s, int fd, uint32_t revents, void* userdata);
+    static int on_child(sd_event_source* s, const siginfo_t* si, void* userdata);
+    static int on_kill_timeout(sd_event_source* s, uint64_t usec, void* userdata);
+
+    // Each returns true when the build ended (done was called; `this` may be gone).
+    bool run_step();
+    bool step_exited(int status);
+    void finish(const std::string& result, int exit_status);
+    void exception(const std::string& line);
+    enum class Read { data, again, end };  // end: EOF or error, nothing more will come
+    Read read_chunk();
+    void drain();
+    void kill_group(int sig);
+    void stop_step();
+
+    sd_event* event_;
+    Spec spec_;
+    Callbacks callbacks_;
+    State state_ = State::created;
+    bool cancelled_ = false;
+    bool output_paused_ = false;
+    bool output_eof_ = false;
+    size_t next_step_ = 0;  // index of the step to run next
+    pid_t pid_ = -1;
+    Fd output_;
+    SourcePtr begin_source_;
+    SourcePtr output_source_;
+    SourcePtr child_source_;
+    SourcePtr kill_timer_;
+};
+
+}  // namespace by::worker

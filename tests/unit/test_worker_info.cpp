@@ -1,0 +1,112 @@
+// The worker's Attach info, and the os-release parsing behind its "os".
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <climits>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "version.hpp"
+#include "worker/info.hpp"
+
+namespace fs = std::filesystem;
+using by::worker::read_pretty_name;
+
+namespace {
+
+class OsReleaseTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/buildyard-info-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    fs::path write(const std::string& text) {
+        fs::path p = dir_ / "os-release";
+        std::ofstream(p, std::ios::trunc) << text;
+        return p;
+    }
+    fs::path dir_;
+};
+
+TEST_F(OsReleaseTest, DoubleQuoted) {
+    auto p = write("NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n");
+    EXPECT_EQ(read_pretty_name(p), "Debian GNU/Linux 12 (bookworm)");
+}
+
+TEST_F(OsReleaseTest, SingleQuotedKeepsBackslashes) {
+    auto p = write("PRETTY_NAME='Fedora Linux 40 \\o/'\n");
+    EXPECT_EQ(read_pretty_name(p), "Fedora Linux 40 \\o/");
+}
+
+TEST_F(OsReleaseTest, Unquoted) {
+    auto p = write("PRETTY_NAME=Alpine\n");
+    EXPECT_EQ(read_pretty_name(p), "Alpine");
+}
+
+TEST_F(OsReleaseTest, EscapesInDoubleQuotes) {
+    auto p = write("PRETTY_NAME=\"My \\\"Distro\\\" costs \\$0 \\\\ \\`x\\`\"\n");
+    EXPECT_EQ(read_pretty_name(p), "My \"Distro\" costs $0 \\ `x`");
+}
+
+TEST_F(OsReleaseTest, CommentsBlankLinesAndSimilarKeysAreSkipped) {
+    auto p = write("# PRETTY_NAME=\"commented out\"\n\nPRETTY_NAME_EXTRA=\"no\"\nXPRETTY_NAME=no\n"
+                   "  PRETTY_NAME=\"Indented\"  \r\n");
+    EXPECT_EQ(read_pretty_name(p), "Indented");
+}
+
+TEST_F(OsReleaseTest, LaterAssignmentWins) {
+    auto p = write("PRETTY_NAME=\"first\"\nPRETTY_NAME=\"second\"\n");
+    EXPECT_EQ(read_pretty_name(p), "second");
+}
+
+TEST_F(OsReleaseTest, EmptyValue) {
+    auto p = write("PRETTY_NAME=\"\"\n");
+    EXPECT_EQ(read_pretty_name(p), "");
+}
+
+TEST_F(OsReleaseTest, MissingKeyOrFile) {
+    auto p = write("NAME=\"Something\"\nID=something\n");
+    EXPECT_EQ(read_pretty_name(p), std::nullopt);
+    EXPECT_EQ(read_pretty_name(dir_ / "absent"), std::nullopt);
+}
+
+TEST(OsPrettyName, IsNeverEmpty) {
+    EXPECT_FALSE(by::worker::os_pretty_name().empty());
+}
+
+TEST(CpuCount, IsPositive) {
+    EXPECT_GE(by::worker::cpu_count(), 1u);
+}
+
+TEST(HostInfo, CarriesTheContractKeys) {
+    by::config::WorkerSelf self;
+    self.name = "bot1";
+    self.admin = "Jane Doe <jane@example.org>";
+    self.basedir = "/var/lib/buildyard-worker/bot1";
+    auto info = by::worker::host_info(self);
+
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : info) {
+        keys.push_back(k);
+    }
+    EXPECT_EQ(keys, (std::vector<std::string>{"admin", "basedir", "cpus", "host", "os", "version"}));
+
+    char host[HOST_NAME_MAX + 1] = {};
+    ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+    EXPECT_EQ(info["host"], host);
+    EXPECT_EQ(info["admin"], "Jane Doe <jane@example.org>");
+    EXPECT_EQ(info["basedir"], "/var/lib/buildyard-worker/bot1");
+    EXPECT_EQ(info["version"], BUILDYARD_VERSION);
+    EXPECT_EQ(info["cpus"], std::to_string(by::worker::cpu_count()));
+    EXPECT_EQ(info["os"], by::worker::os_pretty_name());
+}
+
+}  // namespace
