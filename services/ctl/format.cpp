@@ -1,0 +1,128 @@
+#include "ctl/format.hpp"
+
+#include <algorithm>
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace by::ctl {
+
+Table::Table(std::vector<std::string> header) : header_(std::move(header)) {}
+
+void Table::add_row(std::vector<std::string> cells) {
+    cells.resize(header_.size());
+    for (auto& c : cells) {
+        c = or_dash(std::move(c));
+    }
+    rows_.push_back(std::move(cells));
+}
+
+std::string Table::render() const {
+    std::vector<std::size_t> widths(header_.size(), 0);
+    auto measure = [&](const std::vector<std::string>& row) {
+        for (std::size_t i = 0; i < row.size(); ++i) {
+            widths[i] = std::max(widths[i], display_width(row[i]));
+        }
+    };
+    measure(header_);
+    for (const auto& row : rows_) {
+        measure(row);
+    }
+
+    std::string out;
+    auto emit = [&](const std::vector<std::string>& row) {
+        for (std::size_t i = 0; i < row.size(); ++i) {
+            out += row[i];
+            if (i + 1 < row.size()) {
+                out.append(widths[i] - display_width(row[i]) + 2, ' ');
+            }
+        }
+        out += '\n';
+    };
+    emit(header_);
+    for (const auto& row : rows_) {
+        emit(row);
+    }
+    return out;
+}
+
+std::size_t display_width(std::string_view s) {
+    std::size_t n = 0;
+    for (char c : s) {
+        // Continuation bytes (10xxxxxx) belong to the code point before them.
+        if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+std::string format_time(uint64_t usec) {
+    if (usec == 0) {
+        return "-";
+    }
+    std::time_t t = static_cast<std::time_t>(usec / 1000000u);
+    std::tm tm{};
+    if (!localtime_r(&t, &tm)) {
+        return "-";
+    }
+    char buf[64];
+    if (std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+        return "-";
+    }
+    return buf;
+}
+
+std::string or_dash(std::string s) { return s.empty() ? std::string("-") : s; }
+
+std::string format_build_slots(uint64_t running, uint64_t max) {
+    if (max == 0) {
+        return fmt::format("{}/-", running);
+    }
+    return fmt::format("{}/{}", running, max);
+}
+
+std::string worker_note(bool paused, const std::string& pause_reason, bool configured) {
+    std::string note;
+    if (paused) {
+        note = pause_reason.empty() ? "paused" : "paused: " + pause_reason;
+    }
+    if (!configured) {
+        if (!note.empty()) {
+            note += "; ";
+        }
+        note += "removed from config";
+    }
+    return note;
+}
+
+std::vector<std::string> worker_row(const PropertyMap& w) {
+    bool connected = prop_bool(w, "Connected");
+    auto info = prop_map(w, "Info");
+    auto host = info.find("host");
+    return {
+        prop_string(w, "Name"),
+        prop_string(w, "Type"),
+        prop_string(w, "State"),
+        format_build_slots(prop_uint(w, "RunningBuilds"), prop_uint(w, "MaxBuilds")),
+        connected ? format_time(prop_uint(w, "LastConnected")) : "-",
+        host == info.end() ? std::string() : host->second,
+        // A worker object without Configured counts as configured.
+        worker_note(prop_bool(w, "Paused"), prop_string(w, "PauseReason"),
+                    prop_bool(w, "Configured", true)),
+    };
+}
+
+std::string format_status(const MasterStatus& s) {
+    return fmt::format(
+        "version: {}\n"
+        "name: {}\n"
+        "workers: {}\n"
+        "connected workers: {}\n"
+        "running builds: {}\n"
+        "pending builds: {}\n",
+        or_dash(s.version), or_dash(s.name), s.workers, s.connected_workers, s.running_builds,
+        s.pending_builds);
+}
+
+}  // namespace by::ctl

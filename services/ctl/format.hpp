@@ -1,0 +1,68 @@
+// Human output of buildyardctl: aligned tables and the cells in them.
+// Pure code, no bus.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ctl/value.hpp"
+
+namespace by::ctl {
+
+// A table with a header row. Columns are left-aligned and separated by two
+// spaces; the last column is not padded, so no line ends in blanks. Empty
+// cells print as "-".
+class Table {
+public:
+    explicit Table(std::vector<std::string> header);
+
+    // Missing cells at the end are empty; cells beyond the header are dropped.
+    void add_row(std::vector<std::string> cells);
+    std::size_t rows() const { return rows_.size(); }
+
+    // The whole table, one line per row, each ending in '\n'.
+    std::string render() const;
+
+private:
+    std::vector<std::string> header_;
+    std::vector<std::vector<std::string>> rows_;
+};
+
+// Width of a string on a terminal, counting each UTF-8 code point as one column.
+std::size_t display_width(std::string_view s);
+
+// Microseconds since the epoch as local time "YYYY-MM-DD HH:MM:SS"; 0 -> "-".
+std::string format_time(uint64_t usec);
+
+// "-" for an empty string, else the string.
+std::string or_dash(std::string s);
+
+// BUILDS column of `workers`: "RUNNING/MAX", "RUNNING/-" when max is 0 (no limit).
+std::string format_build_slots(uint64_t running, uint64_t max);
+
+// NOTE column of `workers`: "paused: REASON" (or "paused"), "removed from config",
+// joined by "; "; empty when there is nothing to note.
+std::string worker_note(bool paused, const std::string& pause_reason, bool configured);
+
+// One row of the `workers` table from a Worker1 GetAll reply.
+std::vector<std::string> worker_row(const PropertyMap& worker);
+inline const std::vector<std::string> worker_columns = {"NAME",      "TYPE", "STATE", "BUILDS",
+                                                        "CONNECTED", "HOST", "NOTE"};
+
+inline const std::vector<std::string> build_columns = {"ID", "BUILDER", "WORKER", "STATE",
+                                                       "RESULT"};
+
+// `status` as "key: value" lines, in a fixed order.
+struct MasterStatus {
+    std::string version;
+    std::string name;
+    uint64_t workers = 0;
+    uint64_t connected_workers = 0;
+    uint64_t running_builds = 0;
+    uint64_t pending_builds = 0;
+};
+std::string format_status(const MasterStatus& status);
+
+}  // namespace by::ctl

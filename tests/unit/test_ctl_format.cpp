@@ -1,0 +1,283 @@
+// buildyardctl's pure output code: tables, times, cells, JSON, exit codes
+// and error messages.
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "ctl/format.hpp"
+#include "ctl/outcome.hpp"
+#include "ctl/value.hpp"
+
+using namespace by::ctl;
+
+namespace {
+
+// Times are shown in local time; pin the zone so the expectations hold anywhere.
+class CtlUtcZone : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const char* tz = std::getenv("TZ");
+        saved_ = tz ? std::optional<std::string>(tz) : std::nullopt;
+        setenv("TZ", "UTC", 1);
+        tzset();
+    }
+    void TearDown() override {
+        if (saved_) {
+            setenv("TZ", saved_->c_str(), 1);
+        } else {
+            unsetenv("TZ");
+        }
+        tzset();
+    }
+
+private:
+    std::optional<std::string> saved_;
+};
+
+}  // namespace
+
+TEST(CtlTable, AlignsColumnsAndLeavesNoTrailingBlanks) {
+    Table t({"NAME", "STATE", "NOTE"});
+    t.add_row({"bot-linux", "idle", "x"});
+    t.add_row({"b", "building", "paused: disk full"});
+    EXPECT_EQ(t.render(),
+              "NAME       STATE     NOTE\n"
+              "bot-linux  idle      x\n"
+              "b          building  paused: disk full\n");
+}
+
+TEST(CtlTable, EmptyAndMissingCellsPrintAsDash) {
+    Table t({"ID", "WORKER", "RESULT"});
+    t.add_row({"1", ""});
+    EXPECT_EQ(t.render(),
+              "ID  WORKER  RESULT\n"
+              "1   -       -\n");
+}
+
+TEST(CtlTable, HeaderOnlyWhenEmpty) {
+    Table t(build_columns);
+    EXPECT_EQ(t.rows(), 0u);
+    EXPECT_EQ(t.render(), "ID  BUILDER  WORKER  STATE  RESULT\n");
+}
+
+TEST(CtlTable, CountsUtf8CodePointsAsOneColumn) {
+    EXPECT_EQ(display_width("héllo"), 5u);
+    Table t({"A", "B"});
+    t.add_row({"é", "x"});
+    t.add_row({"ab", "y"});
+    EXPECT_EQ(t.render(),
+              "A   B\n"
+              "é   x\n"
+              "ab  y\n");
+}
+
+TEST_F(CtlUtcZone, FormatsTimesAsLocalTime) {
+    EXPECT_EQ(format_time(0), "-");
+    // 2024-03-05 06:07:08 UTC, with microseconds that must be cut off.
+    EXPECT_EQ(format_time(1709618828'123456ull), "2024-03-05 06:07:08");
+}
+
+TEST_F(CtlUtcZone, FollowsTheTimeZone) {
+    setenv("TZ", "EST5", 1);  // fixed UTC-5, no daylight saving; TearDown restores TZ
+    tzset();
+    EXPECT_EQ(format_time(1709618828'000000ull), "2024-03-05 01:07:08");
+}
+
+TEST(CtlCells, BuildSlots) {
+    EXPECT_EQ(format_build_slots(2, 0), "2/-");
+    EXPECT_EQ(format_build_slots(1, 4), "1/4");
+    EXPECT_EQ(format_build_slots(0, 1), "0/1");
+}
+
+TEST(CtlCells, WorkerNote) {
+    EXPECT_EQ(worker_note(false, "", true), "");
+    EXPECT_EQ(worker_note(true, "", true), "paused");
+    EXPECT_EQ(worker_note(true, "disk full", true), "paused: disk full");
+    EXPECT_EQ(worker_note(false, "", false), "removed from config");
+    EXPECT_EQ(worker_note(true, "x", false), "paused: x; removed from config");
+}
+
+TEST_F(CtlUtcZone, WorkerRowFromProperties) {
+    PropertyMap w{
+        {"Name", std::string("bot-linux")},
+        {"Type", std::string("standard")},
+        {"State", std::string("building")},
+        {"Connected", true},
+        {"Paused", false},
+        {"PauseReason", std::string("")},
+        {"MaxBuilds", uint64_t{2}},
+        {"RunningBuilds", uint64_t{1}},
+        {"Info", StringMap{{"host", "ci1.example.org"}, {"os", "Linux"}}},
+        {"LastConnected", uint64_t{1709618828'000000ull}},
+        {"Configured", true},
+    };
+    EXPECT_EQ(worker_row(w), (std::vector<std::string>{"bot-linux", "standard", "building", "1/2",
+                                                       "2024-03-05 06:07:08",
+                                                       "ci1.example.org", ""}));
+
+    // Disconnected: no time even if it connected once; paused and unconfigured.
+    w["Connected"] = false;
+    w["Paused"] = true;
+    w["PauseReason"] = std::string("maintenance");
+    w["Configured"] = false;
+    w["MaxBuilds"] = uint64_t{0};
+    w["RunningBuilds"] = uint64_t{0};
+    w["Info"] = StringMap{};
+    auto row = worker_row(w);
+    EXPECT_EQ(row[3], "0/-");
+    EXPECT_EQ(row[4], "-");
+    EXPECT_EQ(row[5], "");
+    EXPECT_EQ(row[6], "paused: maintenance; removed from config");
+
+    Table t(worker_columns);
+    t.add_row(row);
+    EXPECT_EQ(t.render(),
+              "NAME       TYPE      STATE     BUILDS  CONNECTED  HOST  NOTE\n"
+              "bot-linux  standard  building  0/-     -          -     "
+              "paused: maintenance; removed from config\n");
+}
+
+TEST(CtlStatus, KeyValueLines) {
+    MasterStatus s{"0.1.0", "ci-main", 3, 2, 1, 0};
+    EXPECT_EQ(format_status(s),
+              "version: 0.1.0\n"
+              "name: ci-main\n"
+              "workers: 3\n"
+              "connected workers: 2\n"
+              "running builds: 1\n"
+              "pending builds: 0\n");
+    EXPECT_EQ(format_status(MasterStatus{}).substr(0, 19), "version: -\nname: -\n");
+}
+
+TEST(CtlValue, SnakeCase) {
+    EXPECT_EQ(snake_case("Name"), "name");
+    EXPECT_EQ(snake_case("MaxBuilds"), "max_builds");
+    EXPECT_EQ(snake_case("LastConnected"), "last_connected");
+    EXPECT_EQ(snake_case("KeepaliveInterval"), "keepalive_interval");
+    EXPECT_EQ(snake_case("HTTPPort"), "http_port");
+    EXPECT_EQ(snake_case("Id"), "id");
+    EXPECT_EQ(snake_case("already_snake"), "already_snake");
+}
+
+TEST(CtlValue, TypedLookupsFallBack) {
+    PropertyMap p{{"S", std::string("x")}, {"U", uint64_t{7}}, {"I", int64_t{-1}}, {"B", true}};
+    EXPECT_EQ(prop_string(p, "S"), "x");
+    EXPECT_EQ(prop_string(p, "U", "fb"), "fb");
+    EXPECT_EQ(prop_string(p, "missing", "fb"), "fb");
+    EXPECT_EQ(prop_uint(p, "U"), 7u);
+    EXPECT_EQ(prop_uint(p, "I", 9), 9u);
+    EXPECT_TRUE(prop_bool(p, "B"));
+    EXPECT_TRUE(prop_bool(p, "missing", true));
+    EXPECT_TRUE(prop_map(p, "S").empty());
+}
+
+TEST(CtlValue, PropertiesToJson) {
+    PropertyMap p{
+        {"Name", std::string("w")},
+        {"MaxBuilds", uint64_t{2}},
+        {"BuildWaitTimeout", int64_t{-1}},
+        {"Connected", false},
+        {"NotifyOnMissing", std::vector<std::string>{"a@x", "b@y"}},
+        {"Info", StringMap{{"host", "h"}}},
+        {"Unknown", std::monostate{}},
+    };
+    auto j = to_json(p);
+    EXPECT_EQ(j["name"], "w");
+    EXPECT_EQ(j["max_builds"], 2);
+    EXPECT_EQ(j["build_wait_timeout"], -1);
+    EXPECT_EQ(j["connected"], false);
+    EXPECT_EQ(j["notify_on_missing"], nlohmann::json::array({"a@x", "b@y"}));
+    EXPECT_EQ(j["info"]["host"], "h");
+    EXPECT_FALSE(j.contains("unknown"));
+    EXPECT_EQ(j.size(), 6u);
+}
+
+TEST(CtlValue, DumpReplacesInvalidUtf8) {
+    nlohmann::json j = {{"reason", std::string("bad \xff byte")}};
+    std::string out = dump_json(j);
+    EXPECT_NE(out.find("bad \xEF\xBF\xBD byte"), std::string::npos);
+    EXPECT_EQ(nlohmann::json::parse(out)["reason"], "bad \xEF\xBF\xBD byte");
+}
+
+TEST(CtlOutcome, ExitCodeForResult) {
+    EXPECT_EQ(exit_code_for_result("success"), 0);
+    EXPECT_EQ(exit_code_for_result("failure"), 1);
+    EXPECT_EQ(exit_code_for_result("exception"), 3);
+    EXPECT_EQ(exit_code_for_result("cancelled"), 4);
+    EXPECT_EQ(exit_code_for_result("something-new"), 1);
+    EXPECT_EQ(exit_code::usage, 2);
+    EXPECT_EQ(exit_code::bus, 2);
+}
+
+TEST(CtlOutcome, MasterNotRunning) {
+    const std::string msg =
+        "buildyard-masterd is not running (nothing owns org.buildyard.Master1 on the system bus)";
+    EXPECT_EQ(describe_bus_error("org.freedesktop.DBus.Error.ServiceUnknown",
+                                 "The name org.buildyard.Master1 was not provided", 0),
+              msg);
+    EXPECT_EQ(describe_bus_error("org.freedesktop.DBus.Error.NameHasNoOwner", "x", 0), msg);
+    EXPECT_EQ(bus_failure("org.freedesktop.DBus.Error.ServiceUnknown", "", 0).exit_code, 2);
+}
+
+TEST(CtlOutcome, PermissionDenied) {
+    EXPECT_EQ(describe_bus_error("org.freedesktop.DBus.Error.AccessDenied",
+                                 "Rejected send message", 0),
+              "permission denied: changing Buildyard needs root or membership in group buildyard "
+              "(Rejected send message)");
+}
+
+TEST(CtlOutcome, BuildyardErrorsGetASentence) {
+    EXPECT_EQ(describe_bus_error("org.buildyard.Error.NoSuchWorker", "no worker 'x'", 0),
+              "no such worker: no worker 'x'");
+    EXPECT_EQ(describe_bus_error("org.buildyard.Error.NoSuchBuilder", "nope", 0),
+              "no such builder: nope");
+    EXPECT_EQ(describe_bus_error("org.buildyard.Error.NoSuchBuild", "42", 0), "no such build: 42");
+    EXPECT_EQ(describe_bus_error("org.buildyard.Error.InvalidArgument", "bad", 0),
+              "invalid argument: bad");
+    EXPECT_EQ(describe_bus_error("org.buildyard.Error.AccessDenied", "uid 1000", 0),
+              "access denied: uid 1000");
+    EXPECT_EQ(describe_bus_error("org.buildyard.Error.AlreadyFinished", "build 3", 0),
+              "build already finished: build 3");
+    EXPECT_EQ(describe_bus_error("org.buildyard.Error.AlreadyFinished", "", 0),
+              "build already finished");
+    EXPECT_EQ(describe_bus_error("org.buildyard.Error.SomethingNew", "m", 0), "SomethingNew: m");
+}
+
+TEST(CtlOutcome, ConfigInvalidKeepsTheFileLineErrorsAndExitsOne) {
+    auto one = bus_failure("org.buildyard.Error.ConfigInvalid",
+                           "/etc/buildyard/master.ini:3: [worker a] max_builds: not a number", 0);
+    EXPECT_EQ(one.exit_code, 1);
+    EXPECT_EQ(one.message,
+              "the new configuration was rejected; the old one stays in force: "
+              "/etc/buildyard/master.ini:3: [worker a] max_builds: not a number");
+    auto two = bus_failure("org.buildyard.Error.ConfigInvalid", "a.ini:1: x\nb.ini:2: y", 0);
+    EXPECT_EQ(two.message,
+              "the new configuration was rejected; the old one stays in force:\n"
+              "a.ini:1: x\nb.ini:2: y");
+    EXPECT_EQ(bus_failure("org.buildyard.Error.NoSuchWorker", "", 0).exit_code, 2);
+}
+
+TEST(CtlOutcome, OtherErrors) {
+    EXPECT_EQ(describe_bus_error("org.freedesktop.DBus.Error.NoReply", "timed out", 0),
+              "timed out (org.freedesktop.DBus.Error.NoReply)");
+    EXPECT_EQ(describe_bus_error("", "", ECONNRESET), std::strerror(ECONNRESET));
+    EXPECT_EQ(connect_failure(ENOENT).message,
+              std::string("cannot connect to the system bus: ") + std::strerror(ENOENT));
+    EXPECT_EQ(connect_failure(ENOENT).exit_code, 2);
+}
+
+TEST(CtlOutcome, ExpectedHoldsValueOrFailure) {
+    Expected<int> v(5);
+    ASSERT_TRUE(v);
+    EXPECT_EQ(*v, 5);
+    Expected<int> f(Failure{4, "x"});
+    ASSERT_FALSE(f);
+    EXPECT_EQ(f.error().exit_code, 4);
+    EXPECT_EQ(f.error().message, "x");
+    EXPECT_TRUE(ok_status().ok());
+}
