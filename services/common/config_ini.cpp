@@ -173,6 +173,19 @@ private:
         }
     }
 
+    // Whether the value part of the raw line holds a ';' after a blank.
+    bool has_inline_comment() const {
+        const auto eq = text_.find_first_of("=:");
+        bool was_space = false;
+        for (std::size_t i = eq == std::string_view::npos ? 0 : eq + 1; i < text_.size(); ++i) {
+            if (was_space && text_[i] == ';') {
+                return true;
+            }
+            was_space = is_space(text_[i]);
+        }
+        return false;
+    }
+
     void setting(const std::string& name, const std::string& value) {
         handled_ = true;
         if (kind_ == LineKind::continuation) {
@@ -187,6 +200,12 @@ private:
         if (name.empty()) {
             error("", "missing key name before '='");
             return;
+        }
+        if (name.starts_with("step.") && has_inline_comment()) {
+            // inih would cut the command at the comment and run what is left.
+            error(name, "';' after a blank starts a comment, so this step would run only '" + value +
+                            "'; join commands with && or write ';' without a blank before it");
+            // Keep the (cut) step so no second, misleading "no steps" error follows.
         }
         file_.sections[static_cast<std::size_t>(current_)].settings.push_back({name, value, line_});
     }

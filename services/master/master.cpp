@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include <nlohmann/json.hpp>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
@@ -50,6 +52,27 @@ bool Master::start(std::string& error) {
         error = "cannot create " + state_directory_ + "/logs: " + std::strerror(errno);
         return false;
     }
+    // One master per state directory, and the bus name before any state is
+    // touched: a second master must not "recover" the first one's builds.
+    state_lock_.reset(::open((state_directory_ + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+    if (!state_lock_ || flock(state_lock_.get(), LOCK_EX | LOCK_NB) < 0) {
+        error = fmt::format("cannot lock {}/lock: {}{}", state_directory_, std::strerror(errno),
+                            errno == EWOULDBLOCK ? " (another buildyard-masterd uses this state directory)" : "");
+        return false;
+    }
+    int r = register_master_objects(*this, bus_, slots_);
+    if (r >= 0) r = register_worker_objects(*this, bus_, slots_);
+    if (r >= 0) r = register_link_object(*this, bus_, slots_);
+    if (r < 0) {
+        error = std::string("cannot register the bus objects: ") + std::strerror(-r);
+        return false;
+    }
+    r = sd_bus_request_name(bus_, bus::master_name, 0);
+    if (r < 0) {
+        error = fmt::format("cannot own {} on the system bus: {}{}", bus::master_name, std::strerror(-r),
+                            r == -EEXIST ? " (is another buildyard-masterd running?)" : "");
+        return false;
+    }
     if (!store_.open(state_directory_)) {
         error = store_.error();
         return false;
@@ -80,19 +103,6 @@ bool Master::start(std::string& error) {
         active_[ab->build.id] = std::move(ab);
     }
 
-    int r = register_master_objects(*this, bus_, slots_);
-    if (r >= 0) r = register_worker_objects(*this, bus_, slots_);
-    if (r >= 0) r = register_link_object(*this, bus_, slots_);
-    if (r < 0) {
-        error = std::string("cannot register the bus objects: ") + std::strerror(-r);
-        return false;
-    }
-    r = sd_bus_request_name(bus_, bus::master_name, 0);
-    if (r < 0) {
-        error = fmt::format("cannot own {} on the system bus: {}{}", bus::master_name, std::strerror(-r),
-                            r == -EEXIST ? " (is another buildyard-masterd running?)" : "");
-        return false;
-    }
     sd_event_source* s = nullptr;
     r = sd_event_add_defer(event_, &s, &Master::on_counters_deferred, this);
     if (r < 0) {

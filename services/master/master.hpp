@@ -166,6 +166,7 @@ private:
     std::string config_path_;
     std::string state_directory_;
     config::Config config_;
+    Fd state_lock_;               // flock()ed for as long as we run
     Store store_;
     Dispatcher dispatcher_;
     std::map<std::string, std::unique_ptr<Worker>> workers_;

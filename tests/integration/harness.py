@@ -302,7 +302,20 @@ def start_bus_with_policy(system, extra_policy):
     system.bus = system._spawn("dbus-daemon", ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"])
     wait_for(lambda: os.path.exists(os.path.join(system.dir, "bus")), what="the bus socket")
     os.chmod(os.path.join(system.dir, "bus"), 0o777)
+    wait_for_bus(system)
     return system
+
+
+def wait_for_bus(system):
+    """Waits until the bus accepts connections (not just until its socket exists)."""
+    def accepts():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(os.path.join(system.dir, "bus"))
+                return True
+            except OSError:
+                return False
+    wait_for(accepts, 10, "the bus to accept connections")
 
 
 def start_master_env(system, extra_env, *args, wait_ready=True, name="master"):
@@ -446,9 +459,9 @@ class DrainedProcess(Process):
         return self
 
     def _read(self, sock):
-        sock.settimeout(0.2)
         while True:
             try:
+                sock.settimeout(0.2)
                 msg = sock.recv(4096)
             except socket.timeout:
                 continue
@@ -474,7 +487,15 @@ class DrainedProcess(Process):
 
 
 class DrainedSystem(System):
-    """System whose daemons' notify sockets are drained (see DrainedProcess)."""
+    """System whose daemons' notify sockets are drained (see DrainedProcess),
+    and whose bus accepts connections when start_bus returns: its socket file
+    appears at bind(), a moment before listen(), so a daemon started in that
+    moment fails with "Connection refused"."""
+
+    def start_bus(self):
+        super().start_bus()
+        wait_for_bus(self)
+        return self
 
     def _spawn(self, name, argv, env=None, notify=False, user=None):
         p = super()._spawn(name, argv, env=env, notify=notify, user=user)

@@ -1,0 +1,275 @@
+"""buildyard-masterd as a daemon: sd_notify (READY, STATUS, WATCHDOG),
+--check-config, --help/--version, a second master, and SIGTERM."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import (BIN, MASTER_PATH, SOURCE, DrainedSystemTest, start_master_env, wait_for)
+
+PROGRAMS = ("buildyard-masterd", "buildyard-workerd", "buildyardctl")
+
+
+def project_version():
+    with open(os.path.join(SOURCE, "CMakeLists.txt")) as f:
+        return re.search(r"project\(\s*buildyard\s+VERSION\s+([0-9.]+)", f.read()).group(1)
+
+
+class DaemonTest(DrainedSystemTest):
+    def path(self, name):
+        return os.path.join(self.sys.dir, name)
+
+    def wait_go(self):
+        # Also ends when the test's directory is gone, so no loop outlives a test.
+        return f"while [ ! -e {self.path('go')} ] && [ -d {self.sys.dir} ]; do sleep 0.05; done"
+
+    def go(self):
+        open(self.path("go"), "w").close()
+
+    def check_config(self, config=None):
+        return subprocess.run([os.path.join(BIN, "buildyard-masterd"), "--check-config", "--config",
+                               config or self.sys.config_path],
+                              capture_output=True, text=True, timeout=30, env=self.sys.env)
+
+    def count(self, proc, text):
+        return sum(1 for m in proc.messages if text in m.split("\n"))
+
+
+class Notify(DaemonTest):
+    def test_ready_and_a_true_status_line(self):
+        self.sys.write_config(f"""
+            [master]
+            listen =
+            [worker w1]
+            type = local
+            max_builds = 1
+            [worker w2]
+            type = local
+            [builder b]
+            workers = w1
+            step.1 = {self.wait_go()}
+            """)
+        master = self.sys.start_master()  # waits for READY=1
+        self.assertIn("READY=1", "\n".join(master.messages))
+        self.sys.start_worker("w1")
+        builds = [self.sys.submit("b") for _ in range(3)]
+        master.wait_notify("STATUS=1/2 workers attached, 1 builds running, 2 pending")
+        self.go()
+        for b in builds:
+            self.assertEqual(self.sys.wait_build(b), (b, "success"))
+        master.wait_notify("STATUS=1/2 workers attached, 0 builds running, 0 pending")
+
+    def test_watchdog_pings(self):
+        self.sys.write_config("""
+            [master]
+            listen =
+            """)
+        master = start_master_env(self.sys, {"WATCHDOG_USEC": "200000"})
+        t0 = time.monotonic()
+        wait_for(lambda: self.count(master, "WATCHDOG=1") >= 3, 2, "3 WATCHDOG=1 from the master in 2 s")
+        first = self.count(master, "WATCHDOG=1")
+        # And they keep coming.
+        wait_for(lambda: self.count(master, "WATCHDOG=1") >= first + 3, 2, "more WATCHDOG=1 from the master")
+        self.assertLess(time.monotonic() - t0, 4)
+
+    def test_worker_watchdog_pings(self):
+        self.sys.write_config("""
+            [master]
+            listen =
+            [worker w1]
+            type = local
+            """)
+        self.sys.start_master()
+        env = dict(self.sys.env, WATCHDOG_USEC="200000")
+        worker = self.sys._spawn("worker-w1-watchdog",
+                                 [os.path.join(BIN, "buildyard-workerd"), "--name", "w1", "--basedir",
+                                  self.path("w1")], env=env, notify=True)
+        worker.wait_notify("READY=1")
+        wait_for(lambda: self.count(worker, "WATCHDOG=1") >= 3, 2, "3 WATCHDOG=1 from the worker in 2 s")
+
+
+class CheckConfig(DaemonTest):
+    def test_good_config(self):
+        self.sys.write_config("""
+            [master]
+            listen =
+            [worker w1]
+            type = local
+            [worker w2]
+            type = local
+            [builder b]
+            workers = w1, w2
+            step.1 = true
+            """)
+        dropin = self.sys.write_config("""
+            [builder extra]
+            workers = w2
+            step.1 = true
+            """, name="10-extra.ini")
+        r = self.check_config()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("valid", r.stdout)
+        self.assertIn("2 workers, 2 builders", r.stdout)
+        self.assertIn(self.sys.config_path, r.stdout)
+        self.assertIn(dropin, r.stdout)
+        self.assertEqual(r.stderr, "")
+
+    def write_bad_config(self):
+        self.sys.write_config("""\
+            [master]
+            listen =
+            [worker w1]
+            type = local
+            max_builds = lots
+            colour = red
+            [builder b]
+            workers = w1, ghost
+            step.1 = true
+            [bogus]
+            """)
+        dropin = self.sys.write_config("""\
+            [builder c]
+            workers = w1
+            """, name="20-c.ini")
+        main = self.sys.config_path
+        return [(main, 5, "[worker w1] max_builds: "), (main, 6, "[worker w1] colour: "),
+                (main, 8, "[builder b] workers: "), (main, 10, "[bogus]"), (dropin, 1, "[builder c]")]
+
+    def test_bad_config(self):
+        expected = self.write_bad_config()
+        r = self.check_config()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        errors = r.stderr.splitlines()
+        for file, line, what in expected:
+            prefix = f"{file}:{line}: {what}"
+            matching = [e for e in errors if e.startswith(prefix)]
+            self.assertTrue(matching, f"no error starting with {prefix!r} in:\n{r.stderr}")
+            self.assertRegex(matching[0], r"^\S+:\d+: \[[^\]]+\]( [\w.]+)?: \S.*$")
+        self.assertIn("ghost", r.stderr)
+
+    def test_master_refuses_a_bad_config(self):
+        expected = self.write_bad_config()
+        master = self.sys.start_master(wait_ready=False)
+        self.assertEqual(master.wait(timeout=20), 1)
+        log = master.log()
+        for file, line, what in expected:
+            self.assertIn(f"{file}:{line}: {what}", log)
+        self.assertFalse(any("READY=1" in m for m in master.messages), master.messages)
+
+    def test_master_refuses_a_missing_config(self):
+        self.assertFalse(os.path.exists(self.sys.config_path))
+        master = self.sys.start_master(wait_ready=False)
+        self.assertEqual(master.wait(timeout=20), 1)
+        self.assertIn(self.sys.config_path, master.log())
+        self.assertFalse(any("READY=1" in m for m in master.messages), master.messages)
+        r = self.check_config()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(self.sys.config_path, r.stderr)
+
+
+class CommandLine(unittest.TestCase):
+    def run_program(self, *argv):
+        return subprocess.run([os.path.join(BIN, argv[0]), *argv[1:]], capture_output=True, text=True, timeout=30)
+
+    def test_help(self):
+        for program in PROGRAMS:
+            with self.subTest(program=program):
+                r = self.run_program(program, "--help")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertTrue(r.stdout.startswith(f"Usage: {program}"), r.stdout)
+                self.assertIn("--help", r.stdout)
+                self.assertIn("--version", r.stdout)
+        self.assertIn("--check-config", self.run_program("buildyard-masterd", "--help").stdout)
+        self.assertIn("--name", self.run_program("buildyard-workerd", "--help").stdout)
+        self.assertIn("submit", self.run_program("buildyardctl", "--help").stdout)
+
+    def test_version(self):
+        version = project_version()
+        for program in PROGRAMS:
+            with self.subTest(program=program):
+                r = self.run_program(program, "--version")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(r.stdout.strip(), f"{program} {version}")
+
+    def test_unknown_option(self):
+        for program in PROGRAMS:
+            with self.subTest(program=program):
+                r = self.run_program(program, "--no-such-option")
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn("no-such-option", r.stderr)
+
+
+class Lifecycle(DaemonTest):
+    def config(self):
+        self.sys.write_config(f"""
+            [master]
+            listen =
+            [worker w1]
+            type = local
+            [builder b]
+            workers = w1
+            step.1 = echo $BUILDYARD_BUILD_ID >> {self.path("ran")} && {self.wait_go()}
+            """)
+
+    def test_version_property(self):
+        self.config()
+        self.sys.start_master()
+        self.assertEqual(self.sys.get(MASTER_PATH, "org.buildyard.Master1", "Version"), project_version())
+
+    def test_second_master_refuses_to_start(self):
+        self.config()
+        first = self.sys.start_master()
+        argv = [os.path.join(BIN, "buildyard-masterd"), "--config", self.sys.config_path,
+                "--state-directory", self.path("state2")]
+        second = self.sys._spawn("master2", argv, notify=True)
+        self.assertEqual(second.wait(timeout=20), 1)
+        self.assertIn("org.buildyard.Master1", second.log())
+        self.assertRegex(second.log(), r"another buildyard-masterd|already")
+        self.assertFalse(any("READY=1" in m for m in second.messages))
+        self.assertTrue(first.alive())
+        self.assertEqual(self.sys.get(MASTER_PATH, "org.buildyard.Master1", "PendingBuilds"), 0)
+
+    def test_second_master_leaves_the_state_alone(self):
+        # Started by mistake on the same state directory, a second master must
+        # not touch the first one's builds before it finds the name taken.
+        self.config()
+        self.sys.start_master()
+        self.sys.start_worker("w1")
+        build = self.sys.submit("b")
+        wait_for(lambda: os.path.exists(self.path("ran")), 10, "the build to start")
+        argv = [os.path.join(BIN, "buildyard-masterd"), "--config", self.sys.config_path,
+                "--state-directory", self.sys.state_dir]
+        second = self.sys._spawn("master2", argv, notify=True)
+        self.assertEqual(second.wait(timeout=20), 1)
+        self.assertNotIn("rerunning", second.log())
+        rows = self.sys.call(MASTER_PATH, "org.buildyard.Master1", "ListBuilds", "t", 0)[0]
+        self.assertEqual([(int(r[0]), r[3]) for r in rows], [(build, "running")])
+        self.go()
+        self.assertEqual(self.sys.wait_build(build), (build, "success"))
+        self.assertEqual(self.sys.build_prop(build, "RetriedAs"), 0)
+        # After a restart nothing is left to run again.
+        self.sys.master.signal(signal.SIGTERM)
+        self.assertEqual(self.sys.master.wait(timeout=10), 0)
+        self.sys.start_master()
+        self.assertEqual(self.sys.get(MASTER_PATH, "org.buildyard.Master1", "PendingBuilds"), 0)
+        rows = self.sys.call(MASTER_PATH, "org.buildyard.Master1", "ListBuilds", "t", 0)[0]
+        self.assertEqual([(int(r[0]), r[3], r[4]) for r in rows], [(build, "finished", "success")])
+
+    def test_sigterm_exits_zero_promptly(self):
+        self.config()
+        master = self.sys.start_master()
+        self.sys.start_worker("w1")
+        self.sys.submit("b")
+        wait_for(lambda: os.path.exists(self.path("ran")), 10, "the build to start")
+        t0 = time.monotonic()
+        master.signal(signal.SIGTERM)
+        self.assertEqual(master.wait(timeout=10), 0)
+        self.assertLess(time.monotonic() - t0, 3)
+        wait_for(lambda: any("STOPPING=1" in m for m in master.messages), 2, "STOPPING=1")
+
+
+if __name__ == "__main__":
+    unittest.main()
