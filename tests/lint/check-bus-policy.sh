@@ -18,21 +18,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$dir/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$dir/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-  </policy>
-  <include>$policy</include>
-</busconfig>
-CONF
+sed -e "s|@DIR@|$dir|g" -e "s|@POLICY@|$policy|g" \
+    "$(dirname "${BASH_SOURCE[0]}")/../lib/system-bus.conf.in" >"$dir/bus.conf"
 
 # --print-address writes the address once the bus listens.
 mkfifo "$dir/address"
