@@ -72,6 +72,7 @@ struct Mail {
     bool builders_set = false;               // "builders =" present (even if empty)
     std::vector<std::string> builders;
     std::vector<std::string> recipients;
+    std::string tls_ca_file;                 // empty: the system's trusted certificates
 };
 
 struct Master {
@@ -98,6 +99,9 @@ struct Environment {
     std::string hostname;                    // default for [master] name and fromaddr
     std::string credentials_directory;       // $CREDENTIALS_DIRECTORY, may be empty
     std::string state_directory;             // first path of $STATE_DIRECTORY, may be empty
+    // false: password_file and password_credential are not read (the
+    // generator runs before credentials exist and needs no secrets).
+    bool read_secrets = true;
 };
 Environment current_environment();
 

@@ -1,7 +1,10 @@
 #include "common/config_sections.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <set>
+
+#include <unistd.h>
 
 #include "common/config_values.hpp"
 
@@ -185,6 +188,14 @@ private:
                 m.builders = list(s, key, [](const std::string&) { return true; }, "builder");
             } else if (key == "recipients") {
                 m.recipients = addresses(s, key);
+            } else if (key == "tls_ca_file") {
+                if (v.text.empty() || v.text[0] != '/') {
+                    bad(s, key, "invalid path " + in_quotes(v.text) + ": expected an absolute path");
+                } else if (access(v.text.c_str(), R_OK) != 0) {
+                    bad(s, key, "cannot read " + v.text + ": " + errno_message(errno));
+                } else {
+                    m.tls_ca_file = v.text;
+                }
             } else if (key == "password") {
                 bad(s, key, "unknown key (use password_file or password_credential)");
             } else {
@@ -196,7 +207,9 @@ private:
         } else if (secret_keys.size() == 1) {
             const auto& key = secret_keys[0];
             std::string error;
-            if (auto secret = resolve_password(key, s.values.at(key).text, env_.credentials_directory, error)) {
+            if (!env_.read_secrets) {
+                // checked for presence only
+            } else if (auto secret = resolve_password(key, s.values.at(key).text, env_.credentials_directory, error)) {
                 m.password = std::move(*secret);
             } else {
                 bad(s, key, error);
@@ -336,7 +349,9 @@ private:
         }
         if (keys.size() == 1) {
             std::string error;
-            if (auto secret = resolve_password(keys[0], s.values.at(keys[0]).text, env_.credentials_directory, error)) {
+            if (!env_.read_secrets) {
+                // checked for presence only
+            } else if (auto secret = resolve_password(keys[0], s.values.at(keys[0]).text, env_.credentials_directory, error)) {
                 w.password = std::move(*secret);
             } else {
                 bad(s, keys[0], error);

@@ -18,6 +18,9 @@ struct FreeWith {
 };
 
 using BusPtr = std::unique_ptr<sd_bus, FreeWith<sd_bus_flush_close_unref>>;
+// A peer-to-peer connection to a remote host: closed without flushing, since
+// a flush would wait for a peer that may have stopped reading.
+using PeerBusPtr = std::unique_ptr<sd_bus, FreeWith<sd_bus_close_unref>>;
 using EventPtr = std::unique_ptr<sd_event, FreeWith<sd_event_unref>>;
 using SlotPtr = std::unique_ptr<sd_bus_slot, FreeWith<sd_bus_slot_unref>>;
 using MessagePtr = std::unique_ptr<sd_bus_message, FreeWith<sd_bus_message_unref>>;

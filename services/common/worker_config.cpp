@@ -113,6 +113,13 @@ WorkerSelfResult load_worker(const std::string& name, const std::filesystem::pat
             } else {
                 bad(key, "invalid value '" + s.value + "': expected a positive number of seconds");
             }
+        } else if (key == "reconnect_max") {
+            const auto value = detail::parse_uint(s.value, 86400);
+            if (value && *value > 0) {
+                self.reconnect_max = static_cast<unsigned>(*value);
+            } else {
+                bad(key, "invalid value '" + s.value + "': expected a number of seconds from 1 to 86400");
+            }
         } else {
             bad(key, "unknown key");
         }

@@ -5,6 +5,7 @@
 //   basedir = /var/lib/buildyard-worker/NAME
 //   admin = Jane Doe <jane@example.org>
 //   kill_timeout = 10            ; seconds between SIGTERM and SIGKILL on cancel
+//   reconnect_max = 60           ; remote: longest wait between reconnect attempts, seconds
 //
 // All keys sit outside any section or in a [worker] section. The file is
 // optional for a local worker; every key has a default.
@@ -26,6 +27,7 @@ struct WorkerSelf {
     std::string basedir;           // default: $STATE_DIRECTORY or /var/lib/buildyard-worker/NAME
     std::string admin;
     unsigned kill_timeout = 10;
+    unsigned reconnect_max = 60;
 };
 
 struct WorkerSelfResult {

@@ -82,7 +82,8 @@ std::string format_build_slots(uint64_t running, uint64_t max) {
     return fmt::format("{}/{}", running, max);
 }
 
-std::string worker_note(bool paused, const std::string& pause_reason, bool configured) {
+std::string worker_note(bool paused, const std::string& pause_reason, bool configured,
+                        uint64_t missing_since, bool missing_notified) {
     std::string note;
     if (paused) {
         note = pause_reason.empty() ? "paused" : "paused: " + pause_reason;
@@ -92,6 +93,12 @@ std::string worker_note(bool paused, const std::string& pause_reason, bool confi
             note += "; ";
         }
         note += "removed from config";
+    }
+    if (missing_since != 0) {
+        if (!note.empty()) {
+            note += "; ";
+        }
+        note += "missing since " + format_time(missing_since) + (missing_notified ? ", mailed" : "");
     }
     return note;
 }
@@ -109,7 +116,8 @@ std::vector<std::string> worker_row(const PropertyMap& w) {
         host == info.end() ? std::string() : host->second,
         // A worker object without Configured counts as configured.
         worker_note(prop_bool(w, "Paused"), prop_string(w, "PauseReason"),
-                    prop_bool(w, "Configured", true)),
+                    prop_bool(w, "Configured", true), prop_uint(w, "MissingSince"),
+                    prop_bool(w, "MissingNotified")),
     };
 }
 

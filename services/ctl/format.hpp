@@ -43,8 +43,10 @@ std::string or_dash(std::string s);
 std::string format_build_slots(uint64_t running, uint64_t max);
 
 // NOTE column of `workers`: "paused: REASON" (or "paused"), "removed from config",
-// joined by "; "; empty when there is nothing to note.
-std::string worker_note(bool paused, const std::string& pause_reason, bool configured);
+// "missing since TIME" (", mailed" once its missing mail went out), joined by
+// "; "; empty when there is nothing to note. missing_since 0: not missing.
+std::string worker_note(bool paused, const std::string& pause_reason, bool configured,
+                        uint64_t missing_since = 0, bool missing_notified = false);
 
 // One row of the `workers` table from a Worker1 GetAll reply.
 std::vector<std::string> worker_row(const PropertyMap& worker);

@@ -8,6 +8,7 @@
 
 #include "common/log.hpp"
 #include "master/master.hpp"
+#include "master/notifier.hpp"
 
 namespace by::master {
 
@@ -105,12 +106,12 @@ int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*)
     auto* m = static_cast<Master*>(userdata);
     uint64_t cookie = 0;
     sd_bus_message_get_reply_cookie(reply, &cookie);
-    auto it = m->start_calls_.find(cookie);
+    auto it = m->start_calls_.find({sd_bus_message_get_bus(reply), cookie});
     if (it == m->start_calls_.end()) {
         return 0;
     }
-    uint64_t id = it->second;
-    m->start_calls_.erase(it);
+    uint64_t id = it->second.build;
+    m->start_calls_.erase(it);  // sd-bus holds the slot until we return
     const sd_bus_error* e = sd_bus_message_get_error(reply);
     if (!e) {
         m->dispatch();  // a StartBuild slot came free
@@ -149,15 +150,16 @@ void Master::start_build(ActiveBuild& ab, Worker& w) {
     w.running.insert(ab.build.id);
     ++running_;
 
-    sd_bus_message* raw = nullptr;
-    int r = sd_bus_message_new_method_call(bus_, &raw, w.bus_name.c_str(), bus::agent_path, bus::agent_iface,
-                                           "StartBuild");
-    MessagePtr msg(raw);
+    MessagePtr msg;
+    int r = new_agent_call(w, "StartBuild", msg);
+    sd_bus_message* raw = msg.get();
     if (r >= 0) r = sd_bus_message_append(raw, "ts", ab.build.id, ab.build.builder.c_str());
     if (r >= 0) r = bus::append_strv(raw, ab.steps);
     if (r >= 0) r = bus::append_string_map(raw, step_environment(ab.build));
     uint64_t cookie = 0;
-    if (r >= 0) r = sd_bus_call_async(bus_, nullptr, raw, &Master::on_start_reply, this, 0);
+    sd_bus_slot* slot = nullptr;
+    if (r >= 0) r = sd_bus_call_async(link_bus(w), &slot, raw, &Master::on_start_reply, this, 0);
+    SlotPtr call_slot(slot);
     if (r >= 0) r = sd_bus_message_get_cookie(raw, &cookie);
     if (r < 0) {
         log_build(log::Level::err, ab.build, fmt::format("cannot send build {} to worker {}: {}", ab.build.id,
@@ -165,7 +167,7 @@ void Master::start_build(ActiveBuild& ab, Worker& w) {
         requeue(ab, "cannot send it to the worker");
         return;
     }
-    start_calls_[cookie] = ab.build.id;
+    start_calls_[{link_bus(w), cookie}] = StartCall{ab.build.id, std::move(call_slot)};
     log_build(log::Level::info, ab.build, fmt::format("build {} of {} started on {}", ab.build.id, ab.build.builder, w.cfg.name));
     emit_build(ab);
     emit_worker(w);
@@ -207,6 +209,7 @@ void Master::finish_build(ActiveBuild& ab, Result result, int exit_status) {
                        std::string(to_string(result)).c_str());
     const std::string worker = ab.build.worker;
     counters_changed(ab.build.builder);
+    notifier_->build_finished(ab.build);
     finished_cache_[id] = ab.build;
     active_.erase(id);  // ab is gone from here on
     if (Worker* w = find_worker(worker)) {
@@ -329,8 +332,10 @@ Status Master::cancel(uint64_t id) {
         return Status::fail(bus::error::NotAttached, "the worker of build " + std::to_string(id) + " is not attached");
     }
     ab.build.cancel_requested = true;
-    int r = sd_bus_call_method_async(bus_, nullptr, w->bus_name.c_str(), bus::agent_path, bus::agent_iface,
-                                     "CancelBuild", nullptr, nullptr, "t", id);
+    MessagePtr call;
+    int r = new_agent_call(*w, "CancelBuild", call);
+    if (r >= 0) r = sd_bus_message_append(call.get(), "t", id);
+    if (r >= 0) r = sd_bus_call_async(link_bus(*w), nullptr, call.get(), nullptr, nullptr, 0);
     if (r < 0) {
         return Status::fail(bus::error::Internal, std::string("cannot reach the worker: ") + std::strerror(-r));
     }

@@ -39,6 +39,13 @@ Caller caller_of(sd_bus_message* m) {
 }
 
 const char* sender_of(sd_bus_message* m) {
+    sd_bus* bus = sd_bus_message_get_bus(m);
+    if (sd_bus_is_bus_client(bus) <= 0) {
+        // Peer to peer: a remote worker's TCP connection, named "tcp#N" by
+        // remote.cpp. A peer may write any sender field, so that is ignored.
+        const char* d = nullptr;
+        return sd_bus_get_description(bus, &d) >= 0 && d ? d : "";
+    }
     const char* s = sd_bus_message_get_sender(m);
     return s ? s : "";
 }

@@ -46,6 +46,12 @@ PROPERTY_GETTER(w_notify) { return bus::append_strv(reply, W(userdata).cfg.notif
 PROPERTY_GETTER(w_last_connected) { return sd_bus_message_append(reply, "t", W(userdata).last_connected); }
 PROPERTY_GETTER(w_last_disconnected) { return sd_bus_message_append(reply, "t", W(userdata).last_disconnected); }
 PROPERTY_GETTER(w_configured) { return sd_bus_message_append(reply, "b", W(userdata).configured ? 1 : 0); }
+PROPERTY_GETTER(w_missing_since) {
+    return sd_bus_message_append(reply, "t", W(userdata).master->missing_since(W(userdata).cfg.name));
+}
+PROPERTY_GETTER(w_missing_notified) {
+    return sd_bus_message_append(reply, "b", W(userdata).master->missing_notified(W(userdata).cfg.name) ? 1 : 0);
+}
 
 int w_pause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     const char* reason = nullptr;
@@ -120,6 +126,8 @@ const sd_bus_vtable worker_vtable[] = {
     SD_BUS_PROPERTY("LastConnected", "t", w_last_connected, 0, CHANGE),
     SD_BUS_PROPERTY("LastDisconnected", "t", w_last_disconnected, 0, CHANGE),
     SD_BUS_PROPERTY("Configured", "b", w_configured, 0, CHANGE),
+    SD_BUS_PROPERTY("MissingSince", "t", w_missing_since, 0, CHANGE),
+    SD_BUS_PROPERTY("MissingNotified", "b", w_missing_notified, 0, CHANGE),
     SD_BUS_VTABLE_END,
 };
 

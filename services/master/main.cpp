@@ -14,6 +14,7 @@
 #include "common/log.hpp"
 #include "common/program.hpp"
 #include "master/master.hpp"
+#include "master/remote.hpp"
 
 namespace {
 
@@ -114,6 +115,12 @@ int main(int argc, char** argv) {
     by::master::Master master(raw_event, bus.get(), config_path, state_dir);
     std::string error;
     if (!master.start(error)) {
+        by::log::error("{}", error);
+        sd_notifyf(0, "STATUS=failed to start: %s", error.c_str());
+        return 1;
+    }
+    by::master::Remote remote(raw_event, master, by::master::Remote::timeouts_from_environment());
+    if (!remote.start(master.config().master.listen, error)) {
         by::log::error("{}", error);
         sd_notifyf(0, "STATUS=failed to start: %s", error.c_str());
         return 1;

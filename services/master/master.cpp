@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/log.hpp"
+#include "master/notifier.hpp"
 #include "version.hpp"
 
 namespace by::master {
@@ -77,6 +78,10 @@ bool Master::start(std::string& error) {
         error = store_.error();
         return false;
     }
+    notifier_ = std::make_unique<Notifier>(*this, event_, bus_, store_, state_directory_);
+    if (!notifier_->start(error)) {
+        return false;
+    }
     apply_config(std::move(*loaded.config));
 
     // Builds that were running when the master last stopped never reported
@@ -134,6 +139,13 @@ Worker& Master::add_worker(const config::Worker& cfg) {
         w->last_connected = rec->last_connected;
         w->last_disconnected = rec->last_disconnected;
         w->info = rec->info;
+        if (w->last_connected > w->last_disconnected) {
+            // It was attached when the master stopped, and that link is
+            // gone: record its end now, or every restart would restart the
+            // worker's missing clock.
+            w->last_disconnected = bus::now_realtime_usec();
+            save_worker(*w);
+        }
     }
     auto& ref = *w;
     workers_[cfg.name] = std::move(w);
@@ -181,6 +193,9 @@ void Master::apply_config(config::Config&& c) {
         } else if (w) {
             settle_worker(*w);
         }
+    }
+    if (notifier_) {
+        notifier_->reconfigure();
     }
 }
 
@@ -310,7 +325,9 @@ std::string Master::describe() const {
                     {"properties", w->cfg.properties},
                     {"info", w->info},
                     {"last_connected", w->last_connected},
-                    {"last_disconnected", w->last_disconnected}};
+                    {"last_disconnected", w->last_disconnected},
+                    {"missing_since", missing_since(name)},
+                    {"missing_notified", missing_notified(name)}};
     }
     auto& bs = j["builders"] = nlohmann::json::object();
     for (const auto& [name, b] : config_.builders) {
@@ -367,10 +384,21 @@ int Master::on_counters_deferred(sd_event_source*, void* userdata) {
 }
 
 void Master::emit_worker(const Worker& w) {
+    if (notifier_) {
+        notifier_->worker_changed(w);  // before the emission reads MissingSince
+    }
     sd_bus_emit_properties_changed(bus_, w.path.c_str(), bus::worker_iface, "Type", "State", "Connected", "Paused",
                                    "PauseReason", "MaxBuilds", "RunningBuilds", "Properties", "Info",
                                    "KeepaliveInterval", "MissingTimeout", "NotifyOnMissing", "LastConnected",
-                                   "LastDisconnected", "Configured", nullptr);
+                                   "LastDisconnected", "Configured", "MissingSince", "MissingNotified", nullptr);
+}
+
+uint64_t Master::missing_since(const std::string& worker) const {
+    return notifier_ ? notifier_->missing_since(worker) : 0;
+}
+
+bool Master::missing_notified(const std::string& worker) const {
+    return notifier_ && notifier_->missing_notified(worker);
 }
 
 void Master::emit_build(const ActiveBuild& ab) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -22,6 +23,7 @@
 namespace by::master {
 
 class Master;
+class Notifier;
 
 // The outcome of a request from the bus: ok, or a named D-Bus error.
 struct Status {
@@ -53,6 +55,10 @@ struct Worker {
     bool attached = false;
     std::string bus_name;         // the worker's unique name on the system bus
     TrackPtr track;               // tells us when that name goes away
+    // A remote worker's own TCP connection (nullptr: the system bus), and
+    // how to close it when the master detaches the worker (remote.cpp).
+    sd_bus* link_bus = nullptr;
+    std::function<void(const std::string& reason)> drop_link;
     std::map<std::string, std::string> info;
     // Admin state, persisted.
     bool paused = false;
@@ -101,6 +107,21 @@ public:
     Status output(const std::string& sender, uint64_t id, const void* data, size_t size);
     Status build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status);
 
+    // Remote workers (remote.cpp). `sender` names the TCP connection
+    // ("tcp#N") where a bus name would be; `link` is that connection.
+    Status attach_remote(const std::string& name, const std::string& sender, const std::string& peer, sd_bus* link,
+                         std::function<void(const std::string&)> drop_link,
+                         const std::map<std::string, std::string>& info, std::string& path);
+    // The connection `sender` closed on its own.
+    void link_lost(const std::string& sender, const std::string& reason);
+    // Detaches worker `name` and closes its remote connection, if any
+    // (a failed keepalive, or a duplicate connection won).
+    void drop_worker(const std::string& name, const std::string& reason);
+    // Agent1.Ping to an attached worker over its link; the reply (or the
+    // timeout's error) goes to `callback`. Negative errno.
+    int ping_worker(const Worker& w, uint64_t timeout_usec, sd_bus_message_handler_t callback, void* userdata,
+                    SlotPtr& slot);
+
     // Worker1
     Status pause(Worker& w, const std::string& reason);
     Status unpause(Worker& w);
@@ -128,6 +149,10 @@ public:
 
     sd_bus* bus() const { return bus_; }
 
+    // Worker1.MissingSince and MissingNotified (notifier.*).
+    uint64_t missing_since(const std::string& worker) const;
+    bool missing_notified(const std::string& worker) const;
+
 private:
     friend struct MasterBus;
 
@@ -137,6 +162,11 @@ private:
     void forget_worker(const std::string& name);
     void stop_worker(Worker& w, const std::string& reason);
     Worker* worker_by_sender(const std::string& sender);
+    void mark_attached(Worker& w, const std::string& sender, const std::map<std::string, std::string>& info,
+                       const std::string& how);
+    // Every call to a worker's Agent1 goes through here, to its link.
+    sd_bus* link_bus(const Worker& w) const { return w.link_bus ? w.link_bus : bus_; }
+    int new_agent_call(const Worker& w, const char* member, MessagePtr& out);
     ActiveBuild* running_on(const std::string& sender, uint64_t id, Worker** w);
 
     void dispatch();
@@ -173,12 +203,19 @@ private:
     std::map<std::string, std::string> sender_to_worker_;
     std::map<uint64_t, std::unique_ptr<ActiveBuild>> active_;
     std::map<uint64_t, Build> finished_cache_;
-    std::map<uint64_t, uint64_t> start_calls_;  // StartBuild cookie -> build id
+    // StartBuild calls awaiting their reply, by (link bus, cookie): cookies
+    // are per connection. The slot keeps the bus alive until the entry goes.
+    struct StartCall {
+        uint64_t build = 0;
+        SlotPtr slot;
+    };
+    std::map<std::pair<sd_bus*, uint64_t>, StartCall> start_calls_;
     unsigned running_ = 0;
     SourcePtr counters_source_;
     SourcePtr dispatch_source_;
     std::set<std::string> dirty_builders_;
     std::vector<SlotPtr> slots_;
+    std::unique_ptr<Notifier> notifier_;  // missing-worker and build mail
 };
 
 // Registers the vtables of every object (bus_master.cpp, bus_objects.cpp, bus_link.cpp).

@@ -1,5 +1,9 @@
 #include "master/store.hpp"
 
+#include <algorithm>
+#include <cstdlib>
+#include <iterator>
+
 #include <nlohmann/json.hpp>
 
 namespace by::master {
@@ -88,6 +92,9 @@ bool Store::open(const std::string& directory) {
     if (!check(db_.exec(schema), "cannot create the schema")) {
         return false;
     }
+    if (!migrate()) {
+        return false;
+    }
     insert_build_ = db_.prepare(
         "INSERT INTO builds (request_id, builder, worker, state, result, exit_status, requested, properties, "
         "submitted_at, started_at, finished_at, current_step, retried_as) "
@@ -108,6 +115,64 @@ bool Store::open(const std::string& directory) {
         return false;
     }
     return true;
+}
+
+// The schema above is version 1. Each entry brings it one version further;
+// new entries go at the end, and applied ones never change.
+namespace {
+constexpr const char* migrations[] = {
+    // 2: missing-worker mail and the mail queue.
+    R"sql(
+ALTER TABLE workers ADD COLUMN first_seen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN notified_loss INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE mail_queue (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  state TEXT NOT NULL DEFAULT 'queued',
+  worker TEXT NOT NULL DEFAULT '',
+  build INTEGER NOT NULL DEFAULT 0,
+  subject TEXT NOT NULL DEFAULT '',
+  sender TEXT NOT NULL,
+  recipients TEXT NOT NULL,
+  message TEXT NOT NULL,
+  queued_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  done_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX mail_queue_queued ON mail_queue(next_attempt) WHERE state = 'queued';
+)sql",
+};
+}  // namespace
+
+bool Store::migrate() {
+    if (!check(db_.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"),
+               "cannot create the meta table") ||
+        !check(db_.exec("BEGIN IMMEDIATE"), "cannot begin a transaction")) {
+        return false;
+    }
+    int64_t version = 1;
+    {
+        auto s = db_.prepare("SELECT value FROM meta WHERE key = 'schema_version'");
+        if (s && s.step() == SQLITE_ROW) {
+            version = std::max<int64_t>(1, std::strtoll(s.text(0).c_str(), nullptr, 10));
+        }
+    }
+    const auto latest = static_cast<int64_t>(std::size(migrations)) + 1;
+    for (; version < latest; ++version) {
+        if (!check(db_.exec(migrations[version - 1]),
+                   ("cannot update the schema to version " + std::to_string(version + 1)).c_str())) {
+            db_.exec("ROLLBACK");
+            return false;
+        }
+    }
+    auto set = db_.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?1) "
+                           "ON CONFLICT(key) DO UPDATE SET value = ?1");
+    if (!set || !check(set.bind(1, std::to_string(version)).step(), "cannot record the schema version")) {
+        db_.exec("ROLLBACK");
+        return false;
+    }
+    return check(db_.exec("COMMIT"), "cannot commit the schema");
 }
 
 bool Store::insert_build(Build& b) {

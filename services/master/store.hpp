@@ -24,6 +24,27 @@ struct WorkerRecord {
     std::map<std::string, std::string> info;
 };
 
+// Per-worker facts for missing-worker mail (store_mail.cpp).
+struct MissingRecord {
+    uint64_t first_seen = 0;      // when the master first had it in its config
+    uint64_t notified_loss = 0;   // the absence (its start time) that was mailed
+};
+
+// A mail in the queue (store_mail.cpp). `to` holds the recipients still
+// to deliver to; the message text names all of them.
+struct QueuedMail {
+    uint64_t id = 0;
+    std::string worker;           // for the log: the missing worker or the build's
+    uint64_t build = 0;           // the build a result mail is about; 0 for none
+    std::string subject;
+    std::string from;
+    std::vector<std::string> to;
+    std::string text;
+    uint64_t queued_at = 0;
+    unsigned attempts = 0;
+    uint64_t next_attempt = 0;
+};
+
 class Store {
 public:
     // Opens or creates state.db in `directory`. Returns false with
@@ -48,8 +69,31 @@ public:
     std::optional<WorkerRecord> load_worker(const std::string& name);
     bool save_worker(const WorkerRecord& w);
 
+    // Missing-worker facts; zeros for a worker never recorded.
+    MissingRecord load_missing(const std::string& name);
+    // Records when the master first saw the worker, unless it already has.
+    bool set_first_seen(const std::string& name, uint64_t at);
+    // Queues `mail` (setting its id) and, in the same transaction, records
+    // that `worker`'s absence starting at `loss` has had its mail.
+    bool queue_missing_mail(QueuedMail& mail, const std::string& worker, uint64_t loss);
+    bool queue_mail(QueuedMail& mail);
+    // The queued mail due first, if one is due at `now`.
+    std::optional<QueuedMail> next_due_mail(uint64_t now);
+    // When the next queued mail is due, if any is queued.
+    std::optional<uint64_t> next_mail_time();
+    bool mail_sent(uint64_t id, uint64_t at);
+    // A failed attempt: `to` keeps the recipients still to deliver to.
+    bool mail_retry(uint64_t id, const std::vector<std::string>& to, unsigned attempts, uint64_t next_attempt,
+                    const std::string& error);
+    bool mail_given_up(uint64_t id, uint64_t at, const std::string& error);
+    // Forgets mails sent or given up before `before`.
+    bool prune_mail(uint64_t before);
+
 private:
     bool check(int rc, const char* what);
+    // Brings an older database up to the current schema (schema_version in meta).
+    bool migrate();
+    bool insert_mail(QueuedMail& mail);
     Build row_to_build(sqlite::Statement& s);
 
     sqlite::Database db_;

@@ -1,6 +1,7 @@
 // Workers coming and going: attach under the identity rule, detach, pause,
 // shutdown.
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include <unistd.h>
@@ -67,24 +68,82 @@ Status Master::attach(const Caller& caller, const std::string& name, const std::
         w->track.reset();
         return Status::fail(bus::error::Internal, std::string("cannot track the worker's connection: ") + std::strerror(-r));
     }
-    w->attached = true;
-    w->bus_name = caller.sender;
-    w->info = info;
-    w->shutting_down = false;
-    w->last_connected = bus::now_realtime_usec();
-    sender_to_worker_[caller.sender] = name;
-    save_worker(*w);
-    log::write(log::Level::info,
-               fmt::format("worker {} attached ({}, host {})", name, describe_caller(caller),
-                           info.count("host") ? info.at("host") : "unknown"),
-               {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::worker_attached)}});
+    mark_attached(*w, caller.sender, info, describe_caller(caller));
     path = w->path;
-    emit_worker(*w);
+    return Status::ok();
+}
+
+// The end of every attach, local or remote.
+void Master::mark_attached(Worker& w, const std::string& sender, const std::map<std::string, std::string>& info,
+                           const std::string& how) {
+    w.attached = true;
+    w.bus_name = sender;
+    w.info = info;
+    w.shutting_down = false;
+    w.last_connected = bus::now_realtime_usec();
+    sender_to_worker_[sender] = w.cfg.name;
+    save_worker(w);
+    log::write(log::Level::info,
+               fmt::format("worker {} attached ({}, host {})", w.cfg.name, how,
+                           info.count("host") ? info.at("host") : "unknown"),
+               {{"BUILDYARD_WORKER", w.cfg.name}, {"MESSAGE_ID", std::string(log::id::worker_attached)}});
+    emit_worker(w);
     counters_changed();
     // Not dispatch() here: the worker must get the Attach reply before
     // any StartBuild, or it cannot know the call comes from its master.
     request_dispatch();
+}
+
+Status Master::attach_remote(const std::string& name, const std::string& sender, const std::string& peer,
+                             sd_bus* link, std::function<void(const std::string&)> drop_link,
+                             const std::map<std::string, std::string>& info, std::string& path) {
+    Worker* w = find_worker(name);
+    if (!w || !w->configured) {
+        return Status::fail(bus::error::NoSuchWorker, "no worker named '" + name + "' is declared in the configuration");
+    }
+    if (w->attached) {
+        return Status::fail(bus::error::AlreadyAttached, "worker '" + name + "' is already attached");
+    }
+    w->link_bus = link;
+    w->drop_link = std::move(drop_link);
+    mark_attached(*w, sender, info, "connection " + sender + " from " + peer);
+    path = w->path;
     return Status::ok();
+}
+
+void Master::link_lost(const std::string& sender, const std::string& reason) {
+    if (Worker* w = worker_by_sender(sender)) {
+        w->drop_link = nullptr;  // the connection is closing already
+        detach(*w, reason);
+    }
+}
+
+void Master::drop_worker(const std::string& name, const std::string& reason) {
+    if (Worker* w = find_worker(name)) {
+        detach(*w, reason);
+    }
+}
+
+int Master::new_agent_call(const Worker& w, const char* member, MessagePtr& out) {
+    sd_bus_message* m = nullptr;
+    // A remote link is peer to peer: no destination.
+    const char* destination = w.link_bus ? nullptr : w.bus_name.c_str();
+    int r = sd_bus_message_new_method_call(link_bus(w), &m, destination, bus::agent_path, bus::agent_iface, member);
+    out.reset(m);
+    return r;
+}
+
+int Master::ping_worker(const Worker& w, uint64_t timeout_usec, sd_bus_message_handler_t callback, void* userdata,
+                        SlotPtr& slot) {
+    if (!w.attached) {
+        return -ENOTCONN;
+    }
+    MessagePtr m;
+    int r = new_agent_call(w, "Ping", m);
+    sd_bus_slot* s = nullptr;
+    if (r >= 0) r = sd_bus_call_async(link_bus(w), &s, m.get(), callback, userdata, timeout_usec);
+    if (r >= 0) slot.reset(s);
+    return r;
 }
 
 int Master::on_track_gone(sd_bus_track*, void* userdata) {
@@ -99,6 +158,13 @@ void Master::detach(Worker& w, const std::string& reason) {
     }
     const std::string name = w.cfg.name;
     sender_to_worker_.erase(w.bus_name);
+    if (w.link_bus) {
+        // StartBuild calls still out on a closing connection get no reply.
+        std::erase_if(start_calls_, [&](const auto& kv) { return kv.first.first == w.link_bus; });
+    }
+    auto drop_link = std::move(w.drop_link);
+    w.drop_link = nullptr;
+    w.link_bus = nullptr;
     w.attached = false;
     w.bus_name.clear();
     w.track.reset();
@@ -108,6 +174,9 @@ void Master::detach(Worker& w, const std::string& reason) {
     log::write(log::Level::notice,
                fmt::format("worker {} detached: {}; {} running builds will be rerun", name, reason, w.running.size()),
                {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::worker_detached)}});
+    if (drop_link) {
+        drop_link(reason);
+    }
     auto running = w.running;
     for (uint64_t id : running) {
         if (auto it = active_.find(id); it != active_.end()) {
@@ -142,12 +211,11 @@ void Master::stop_worker(Worker& w, const std::string& reason) {
         return;
     }
     // Fire and forget: the worker exits, and its builds are ours to rerun.
-    sd_bus_message* m = nullptr;
-    if (sd_bus_message_new_method_call(bus_, &m, w.bus_name.c_str(), bus::agent_path, bus::agent_iface, "Stop") >= 0) {
-        MessagePtr msg(m);
-        sd_bus_message_append(m, "s", reason.c_str());
-        sd_bus_message_set_expect_reply(m, 0);
-        sd_bus_send(bus_, m, nullptr);
+    MessagePtr m;
+    if (new_agent_call(w, "Stop", m) >= 0) {
+        sd_bus_message_append(m.get(), "s", reason.c_str());
+        sd_bus_message_set_expect_reply(m.get(), 0);
+        sd_bus_send(link_bus(w), m.get(), nullptr);
     }
     detach(w, reason);
 }

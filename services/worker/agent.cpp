@@ -11,6 +11,7 @@
 #include "common/bus.hpp"
 #include "common/log.hpp"
 #include "worker/info.hpp"
+#include "worker/remote_link.hpp"
 
 namespace by::worker {
 
@@ -36,19 +37,25 @@ Agent::Agent(sd_event* event, config::WorkerSelf self, Options options)
     : event_(event),
       self_(std::move(self)),
       options_(std::move(options)),
-      link_(event, self_.name,
-            MasterLink::Events{
-                .info = [this] { return host_info(self_); },
-                .state_changed = [this] { link_state_changed(); },
-                .master_lost = [this] { master_lost(); },
-                .fatal =
-                    [this](int status) {
-                        kill_all_builds();
-                        exit(status);
-                    },
-            }) {
+      link_() {
     if (options_.basedir) {
         self_.basedir = *options_.basedir;
+    }
+    Link::Events events{
+        .info = [this] { return host_info(self_); },
+        .state_changed = [this] { link_state_changed(); },
+        .master_lost = [this] { master_lost(); },
+        .fatal =
+            [this](int status) {
+                kill_all_builds();
+                exit(status);
+            },
+    };
+    if (self_.master == "bus") {
+        link_ = std::make_unique<MasterLink>(event, self_.name, std::move(events));
+    } else {
+        link_ = std::make_unique<RemoteLink>(event, self_.name, self_.master, self_.password, self_.reconnect_max,
+                                             std::move(events));
     }
 }
 
@@ -58,22 +65,8 @@ Agent::~Agent() {
 }
 
 int Agent::start() {
-    int r = link_.open();
-    if (r < 0) {
-        log::error("cannot connect to the system bus: {}", std::strerror(-r));
-        return r;
-    }
-    r = export_agent(link_.bus(), *this, agent_object_);
-    if (r < 0) {
-        log::error("cannot export {}: {}", bus::agent_path, std::strerror(-r));
-        return r;
-    }
-    r = link_.start();
-    if (r < 0) {
-        log::error("cannot watch {} on the bus: {}", bus::master_name, std::strerror(-r));
-        return r;
-    }
-    return 0;
+    // A remote link exports Agent1 again on each new connection.
+    return link_->start([this](sd_bus* bus) { return export_agent(bus, *this, agent_object_); });
 }
 
 void Agent::reload() {
@@ -107,7 +100,7 @@ void Agent::terminate(const std::string& signal_name) {
         return;
     }
     log::notice("stopping ({})", signal_name);
-    link_.detach(fmt::format("worker stopping ({})", signal_name));
+    link_->detach(fmt::format("worker stopping ({})", signal_name));
     begin_stopping();
 }
 
@@ -141,10 +134,10 @@ int Agent::start_build(uint64_t id, const std::string& builder, std::vector<std:
     BuildRunner::Callbacks callbacks{
         .output =
             [this, id](std::string_view data) {
-                link_.output(id, data);
+                link_->output(id, data);
                 throttle_output();
             },
-        .step_started = [this, id](unsigned step) { link_.step_started(id, step); },
+        .step_started = [this, id](unsigned step) { link_->step_started(id, step); },
         .done = [this, id](const std::string& result, int exit_status) { build_done(id, result, exit_status); },
     };
     auto runner = std::make_unique<BuildRunner>(event_, std::move(spec), std::move(callbacks));
@@ -179,7 +172,7 @@ void Agent::build_done(uint64_t id, const std::string& result, int exit_status) 
                {{"BUILDYARD_WORKER", self_.name}, {"BUILDYARD_BUILD", std::to_string(id)}});
     // While stopping, the master has written these builds off already.
     if (!stopping_) {
-        int r = link_.build_done(id, result, exit_status);
+        int r = link_->build_done(id, result, exit_status);
         if (r < 0) {
             log::warning("cannot report the end of build {}: {}", id, std::strerror(-r));
         }
@@ -197,8 +190,8 @@ void Agent::build_done(uint64_t id, const std::string& result, int exit_status) 
 }
 
 void Agent::link_state_changed() {
-    auto state = link_.state();
-    if (!ready_sent_ && (state == MasterLink::State::attached || state == MasterLink::State::waiting)) {
+    auto state = link_->state();
+    if (!ready_sent_ && (state == Link::State::attached || state == Link::State::waiting)) {
         // Also when waiting: a master that is down must not fail our start.
         ready_sent_ = true;
         sd_notify(0, "READY=1");
@@ -223,7 +216,7 @@ void Agent::master_lost() {
 
 void Agent::begin_stopping() {
     stopping_ = true;
-    link_.close();
+    link_->close();
     for (auto& [id, runner] : builds_) {
         runner->cancel();
     }
@@ -248,7 +241,7 @@ void Agent::exit(int status) {
 }
 
 void Agent::throttle_output() {
-    if (output_paused_ || link_.queued_writes() < output_pause_at) {
+    if (output_paused_ || link_->queued_writes() < output_pause_at) {
         return;
     }
     sd_event_source* t = nullptr;
@@ -261,7 +254,7 @@ void Agent::throttle_output() {
 
 int Agent::on_throttle(sd_event_source* s, uint64_t, void* userdata) {
     auto* self = static_cast<Agent*>(userdata);
-    if (self->link_.queued_writes() > output_resume_at) {
+    if (self->link_->queued_writes() > output_resume_at) {
         uint64_t now = 0;
         sd_event_now(self->event_, CLOCK_MONOTONIC, &now);
         sd_event_source_set_time(s, now + output_check_usec);
@@ -284,19 +277,19 @@ void Agent::update_status() {
     if (stopping_) {
         status = fmt::format("stopping, {}", builds_running(builds_.size()));
     } else {
-        switch (link_.state()) {
-        case MasterLink::State::idle:
+        switch (link_->state()) {
+        case Link::State::idle:
             status = ready_sent_ ? "detached" : "starting";
             break;
-        case MasterLink::State::attaching:
-            status = fmt::format("attaching to {} as {}", bus::master_name, self_.name);
+        case Link::State::attaching:
+            status = fmt::format("attaching to {} as {}", link_->master_label(), self_.name);
             break;
-        case MasterLink::State::attached:
-            status = fmt::format("attached to {} as {}, {}", bus::master_name, self_.name,
+        case Link::State::attached:
+            status = fmt::format("attached to {} as {}, {}", link_->master_label(), self_.name,
                                  builds_running(builds_.size()));
             break;
-        case MasterLink::State::waiting:
-            status = fmt::format("waiting for {}", bus::master_name);
+        case Link::State::waiting:
+            status = fmt::format("waiting for {}", link_->master_label());
             break;
         }
     }

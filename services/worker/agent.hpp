@@ -1,5 +1,5 @@
 // The worker daemon's state: its config, its running builds and its link to
-// the master. agent_bus.cpp is its org.buildyard.Agent1 face on the bus.
+// the master (the system bus, or TCP for a remote master). agent_bus.cpp is its org.buildyard.Agent1 face on the bus.
 #pragma once
 
 #include <cstdint>
@@ -49,7 +49,7 @@ public:
     int cancel_build(uint64_t id, sd_bus_error* error);
     void stop(const std::string& reason);
 
-    const MasterLink& link() const { return link_; }
+    const Link& link() const { return *link_; }
 
 private:
     static int on_throttle(sd_event_source* s, uint64_t usec, void* userdata);
@@ -67,7 +67,7 @@ private:
     sd_event* event_;
     config::WorkerSelf self_;
     Options options_;
-    MasterLink link_;
+    std::unique_ptr<Link> link_;  // MasterLink (master = bus) or RemoteLink
     SlotPtr agent_object_;
     std::map<uint64_t, std::unique_ptr<BuildRunner>> builds_;
     SourcePtr throttle_timer_;

@@ -61,7 +61,26 @@ int MasterLink::open() {
     return 0;
 }
 
-int MasterLink::start() {
+int MasterLink::start(const std::function<int(sd_bus*)>& export_objects) {
+    int r = open();
+    if (r < 0) {
+        log::error("cannot connect to the system bus: {}", std::strerror(-r));
+        return r;
+    }
+    r = export_objects(bus_.get());
+    if (r < 0) {
+        log::error("cannot export {}: {}", bus::agent_path, std::strerror(-r));
+        return r;
+    }
+    r = watch();
+    if (r < 0) {
+        log::error("cannot watch {} on the bus: {}", bus::master_name, std::strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+int MasterLink::watch() {
     // The match goes out before the first Attach, so the bus daemon applies
     // it first: an owner that appears after Attach failed is always seen.
     sd_bus_slot* slot = nullptr;

@@ -1,7 +1,9 @@
-// The worker's side of the link to the master on the system bus: attaching
-// (again, whenever org.buildyard.Master1 gets a new owner) and the
+// The worker's side of the link to the master. Link is what the agent needs
+// of either transport; MasterLink is the system bus (local workers):
+// attaching (again, whenever org.buildyard.Master1 gets a new owner) and the
 // WorkerLink1 calls that report builds. The Agent1 object the master calls
-// is exported on this connection by agent_bus.cpp.
+// is exported on this connection by agent_bus.cpp. RemoteLink
+// (remote_link.hpp) is TCP.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +19,7 @@
 
 namespace by::worker {
 
-class MasterLink {
+class Link {
 public:
     enum class State {
         idle,       // start() not called yet
@@ -37,36 +39,60 @@ public:
         std::function<void(int status)> fatal;
     };
 
+    virtual ~Link() = default;
+
+    // Connects and starts attaching. `export_objects` puts the objects the
+    // master calls on each new connection, before anything is sent on it.
+    // Negative errno, logged.
+    virtual int start(const std::function<int(sd_bus*)>& export_objects) = 0;
+    virtual State state() const = 0;
+    bool attached() const { return state() == State::attached; }
+    // Whether m comes from the master we are attached to.
+    virtual bool from_master(sd_bus_message* m) const = 0;
+    // The master as STATUS= names it.
+    virtual std::string master_label() const = 0;
+
+    virtual int step_started(uint64_t build, unsigned step) = 0;
+    virtual int output(uint64_t build, std::string_view data) = 0;
+    virtual int build_done(uint64_t build, const std::string& result, int exit_status) = 0;
+    virtual int detach(const std::string& reason) = 0;
+    virtual void close() = 0;
+    virtual uint64_t queued_writes() const = 0;
+};
+
+class MasterLink : public Link {
+public:
     MasterLink(sd_event* event, std::string name, Events events);
     MasterLink(const MasterLink&) = delete;
     MasterLink& operator=(const MasterLink&) = delete;
 
+    // open(), export_objects, watch().
+    int start(const std::function<int(sd_bus*)>& export_objects) override;
     // Opens the system bus and attaches it to the loop. Negative errno.
     int open();
     // Watches the master's name, then sends the first Attach. Call after
     // exporting the objects the master may call.
-    int start();
+    int watch();
 
     sd_bus* bus() const { return bus_.get(); }
-    State state() const { return state_; }
-    bool attached() const { return state_ == State::attached; }
-    // Whether m comes from the master we are attached to.
-    bool from_master(sd_bus_message* m) const;
+    State state() const override { return state_; }
+    bool from_master(sd_bus_message* m) const override;
+    std::string master_label() const override { return bus::master_name; }
 
     // WorkerLink1. StepStarted and Output expect no reply; BuildDone logs a
     // failed reply. All go to the master's unique name, so nothing meant for
     // a master that has gone reaches its successor. -ENOTCONN if not attached.
-    int step_started(uint64_t build, unsigned step);
-    int output(uint64_t build, std::string_view data);
-    int build_done(uint64_t build, const std::string& result, int exit_status);
+    int step_started(uint64_t build, unsigned step) override;
+    int output(uint64_t build, std::string_view data) override;
+    int build_done(uint64_t build, const std::string& result, int exit_status) override;
     // Synchronous, waits at most two seconds. No-op unless attached.
-    int detach(const std::string& reason);
+    int detach(const std::string& reason) override;
     // The worker is on its way out: never attach again (an attachment that
     // exists stays until detach() or the end of the connection).
-    void close() { closing_ = true; retry_timer_.reset(); }
+    void close() override { closing_ = true; retry_timer_.reset(); }
 
     // Messages waiting to be written; callers throttle output on it.
-    uint64_t queued_writes() const;
+    uint64_t queued_writes() const override;
 
 private:
     static int on_match_installed(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);

@@ -1,5 +1,5 @@
-// buildyard-workerd: one worker. Attaches to the master on the system bus
-// and runs the builds it is given. See buildyard-workerd(8).
+// buildyard-workerd: one worker. Attaches to the master on the system bus,
+// or over TCP to a remote one, and runs the builds it is given. See buildyard-workerd(8).
 
 #include <cerrno>
 #include <csignal>
@@ -71,12 +71,6 @@ int main(int argc, char** argv) {
         }
         return 1;
     }
-    if (loaded.config->master != "bus") {
-        std::cerr << opts.config_file << ": master = " << loaded.config->master
-                  << ": remote masters are not supported yet; use master = bus\n";
-        return 1;
-    }
-
     // sd-event handles these through signalfd and child sources, which only
     // works while they are blocked. Children get a clean mask (process.cpp).
     sigset_t mask;

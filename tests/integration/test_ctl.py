@@ -188,8 +188,10 @@ class CtlTest(DrainedSystemTest):
                                          host, "-"])
         self.assertEqual(rows["beta"], ["beta", "local", "paused", "0/-", local_time(beta["LastConnected"]), host,
                                         "paused: disk replacement"])
+        gamma = all_properties(s, s.worker_path("gamma-with-a-long-name"), WORKER1)
         self.assertEqual(rows["gamma-with-a-long-name"],
-                         ["gamma-with-a-long-name", "standard", "offline", "0/-", "-", "-", "-"])
+                         ["gamma-with-a-long-name", "standard", "offline", "0/-", "-", "-",
+                          f"missing since {local_time(gamma['MissingSince'])}"])
         self.assertNotEqual(alpha["LastConnected"], 0)
 
         for args in (["--json", "workers"], ["workers", "--json"]):

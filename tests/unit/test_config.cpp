@@ -466,6 +466,16 @@ TEST_F(ConfigTest, MailSection) {
                  "7: [mail] builders: results are mailed to recipients, but no recipients are set");
 }
 
+TEST_F(ConfigTest, MailTlsCaFile) {
+    EXPECT_TRUE(load_ok("[mail]\n").mail.tls_ca_file.empty());
+    const auto ca = dir.write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    EXPECT_EQ(load_ok("[mail]\ntls_ca_file = " + ca + "\n").mail.tls_ca_file, ca);
+    expect_error("[mail]\ntls_ca_file = ca.pem\n",
+                 "2: [mail] tls_ca_file: invalid path 'ca.pem': expected an absolute path");
+    expect_error("[mail]\ntls_ca_file = " + dir.path("nope.pem") + "\n",
+                 "2: [mail] tls_ca_file: cannot read " + dir.path("nope.pem") + ": No such file or directory");
+}
+
 TEST_F(ConfigTest, MailPassword) {
     const auto secret = dir.write("mail.secret", "s3cret\n");
     auto c = load_ok("[mail]\nusername = ci\npassword_file = " + secret + "\n");

@@ -88,6 +88,15 @@ TEST_F(CtlUtcZone, FollowsTheTimeZone) {
     EXPECT_EQ(format_time(1709618828'000000ull), "2024-03-05 01:07:08");
 }
 
+TEST_F(CtlUtcZone, WorkerNoteMissing) {
+    EXPECT_EQ(worker_note(false, "", true, 1709618828'000000ull, false), "missing since 2024-03-05 06:07:08");
+    EXPECT_EQ(worker_note(false, "", true, 1709618828'000000ull, true),
+              "missing since 2024-03-05 06:07:08, mailed");
+    EXPECT_EQ(worker_note(true, "x", true, 1709618828'000000ull, true),
+              "paused: x; missing since 2024-03-05 06:07:08, mailed");
+    EXPECT_EQ(worker_note(false, "", true, 0, true), "");
+}
+
 TEST(CtlCells, BuildSlots) {
     EXPECT_EQ(format_build_slots(2, 0), "2/-");
     EXPECT_EQ(format_build_slots(1, 4), "1/4");

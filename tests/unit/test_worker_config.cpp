@@ -83,6 +83,7 @@ TEST_F(WorkerConfigTest, MissingOptionalFileGivesDefaults) {
     EXPECT_EQ(r.config->basedir, "/var/lib/buildyard-worker/w1");
     EXPECT_EQ(r.config->admin, "");
     EXPECT_EQ(r.config->kill_timeout, 10u);
+    EXPECT_EQ(r.config->reconnect_max, 60u);
 
     env.state_directory = "/var/lib/buildyard-worker/w1-state";
     r = load_worker("w1", dir / "absent.ini", false, env);
@@ -124,6 +125,11 @@ TEST_F(WorkerConfigTest, KeysOutsideAnySection) {
     EXPECT_EQ(c.basedir, "/srv/build");
     EXPECT_EQ(c.admin, "Jane Doe <jane@example.org>");
     EXPECT_EQ(c.kill_timeout, 3u);
+}
+
+TEST_F(WorkerConfigTest, ReconnectMax) {
+    EXPECT_EQ(load_ok("master = 127.0.0.1:9989\npassword = pw\nreconnect_max = 5\n").reconnect_max, 5u);
+    EXPECT_EQ(load_ok("reconnect_max = 86400\n").reconnect_max, 86400u);
 }
 
 TEST_F(WorkerConfigTest, KeysInWorkerSection) {
@@ -169,6 +175,10 @@ TEST_F(WorkerConfigTest, Errors) {
     expect_error("basedir = relative/dir\n", "1: basedir: 'relative/dir' is not an absolute path");
     expect_error("kill_timeout = 0\n", "1: kill_timeout: invalid value '0': expected a positive number of seconds");
     expect_error("kill_timeout = soon\n", "1: kill_timeout: invalid value 'soon'");
+    expect_error("reconnect_max = 0\n",
+                 "1: reconnect_max: invalid value '0': expected a number of seconds from 1 to 86400");
+    expect_error("reconnect_max = 86401\n", "1: reconnect_max: invalid value '86401'");
+    expect_error("reconnect_max = -5\n", "1: reconnect_max: invalid value '-5'");
     expect_error("colour = blue\n", "1: colour: unknown key");
     expect_error("[worker]\ncolour = blue\n", "2: [worker] colour: unknown key");
     expect_error("[master]\n", "1: [master]: unknown section");

@@ -1,0 +1,53 @@
+// The decisions of the remote worker handshake, free of I/O: checking a
+// worker's proof, and how long to hold back the answer to an address that
+// keeps failing. remote.cpp wraps them in sockets, sd-bus and timers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+
+#include "common/config.hpp"
+#include "common/crypto.hpp"
+
+namespace by::master {
+
+enum class AuthVerdict { ok, unknown_worker, wrong_password };
+
+// Checks `proof` for worker `name`. `worker` is its configuration, or
+// nullptr when there is no such worker (or it is local, and so has no
+// password). An unknown worker costs the same HMAC and comparison as a known
+// one, keyed with `dummy_key`, so timing does not tell the two apart.
+AuthVerdict verify_worker_proof(const config::Worker* worker, const std::string& name,
+                                std::span<const uint8_t> master_nonce, std::span<const uint8_t> worker_nonce,
+                                std::span<const uint8_t> proof, const std::string& dummy_key);
+
+// The log line for a failed login, exactly as admins grep for it.
+std::string auth_failure_line(AuthVerdict verdict, const std::string& name, const std::string& peer);
+
+// Slows down repeated failures from one address: the first failure is
+// answered at once, each further one waits twice as long as the one before
+// (from 0.2 s up to 10 s). An address that has been quiet for a minute
+// starts again from nothing. Times are microseconds of any monotonic clock.
+class AuthThrottle {
+public:
+    static constexpr uint64_t first_delay = 200'000;
+    static constexpr uint64_t max_delay = 10'000'000;
+    static constexpr uint64_t quiet = 60'000'000;
+
+    // Records a failure; returns how long to hold back its answer.
+    uint64_t failure(const std::string& address, uint64_t now);
+    size_t tracked() const { return entries_.size(); }
+
+private:
+    struct Entry {
+        uint64_t delay = 0;  // for the next failure
+        uint64_t last = 0;
+    };
+    void prune(uint64_t now);
+
+    std::map<std::string, Entry> entries_;
+};
+
+}  // namespace by::master

@@ -1,0 +1,245 @@
+// The TCP listener for remote workers and the lifetime of their connections.
+#include "master/remote.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+
+#include "common/log.hpp"
+#include "master/remote_connection.hpp"
+
+namespace by::master {
+
+namespace {
+
+// Past this many connections new ones are closed at once: each costs a
+// socket and some memory, and a flood must not take the master's fds.
+constexpr size_t max_connections = 8192;
+constexpr uint64_t accept_pause_usec = 1'000'000;
+
+uint64_t seconds_from_env(const char* name, uint64_t fallback) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) {
+        return fallback;
+    }
+    char* end = nullptr;
+    double s = std::strtod(v, &end);
+    if (*end != '\0' || s <= 0 || s > 3600) {
+        log::warning("ignoring {}={}: expected seconds from 0 to 3600", name, v);
+        return fallback;
+    }
+    return static_cast<uint64_t>(s * 1e6);
+}
+
+// "ADDRESS:PORT" ("[ADDRESS]:PORT" for IPv6) and the address alone.
+void describe_peer(const sockaddr_storage& sa, std::string& peer, std::string& address) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa.ss_family == AF_INET) {
+        const auto& in = reinterpret_cast<const sockaddr_in&>(sa);
+        inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
+        port = ntohs(in.sin_port);
+        address = host;
+        peer = fmt::format("{}:{}", host, port);
+    } else if (sa.ss_family == AF_INET6) {
+        const auto& in6 = reinterpret_cast<const sockaddr_in6&>(sa);
+        inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
+        port = ntohs(in6.sin6_port);
+        address = host;
+        peer = fmt::format("[{}]:{}", host, port);
+    } else {
+        address = "local";
+        peer = "local";
+    }
+}
+
+int bind_listener(const std::string& listen, Fd& out, std::string& error) {
+    auto hp = config::parse_host_port(listen);
+    if (!hp) {
+        error = "invalid listen address '" + listen + "'";
+        return -EINVAL;
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const std::string port = std::to_string(hp->port);
+    int g = getaddrinfo(hp->host.c_str(), port.c_str(), &hints, &res);
+    if (g != 0) {
+        error = fmt::format("cannot resolve listen address {}: {}", listen, gai_strerror(g));
+        return -EINVAL;
+    }
+    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned(res, freeaddrinfo);
+    int err = 0;
+    for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+        Fd fd(socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        if (!fd) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) < 0 || ::listen(fd.get(), SOMAXCONN) < 0) {
+            err = errno;
+            continue;
+        }
+        out = std::move(fd);
+        return 0;
+    }
+    error = fmt::format("cannot listen on {}: {}", listen, std::strerror(err));
+    return -err;
+}
+
+}  // namespace
+
+Remote::Timeouts Remote::timeouts_from_environment() {
+    Timeouts t;
+    t.auth_usec = seconds_from_env("BUILDYARD_AUTH_TIMEOUT", t.auth_usec);
+    t.duplicate_ping_usec = seconds_from_env("BUILDYARD_DUPLICATE_PING_TIMEOUT", t.duplicate_ping_usec);
+    return t;
+}
+
+Remote::Remote(sd_event* event, Master& master, Timeouts timeouts)
+    : event_(event), master_(master), timeouts_(timeouts) {}
+
+Remote::~Remote() {
+    // The master is going away too: nothing is detached, just closed.
+    connections_.clear();
+    graveyard_.clear();
+}
+
+bool Remote::start(const std::string& listen, std::string& error) {
+    sd_id128_randomize(&server_id_);
+    // The HMAC key for unknown workers: random, so it matches nothing.
+    auto key = crypto::random_bytes(crypto::nonce_size);
+    if (key.empty()) {
+        error = "cannot get random bytes for the handshake";
+        return false;
+    }
+    dummy_key_.assign(key.begin(), key.end());
+
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_defer(event_, &s, on_reap, this);
+    if (r < 0) {
+        error = std::string("cannot add an event source: ") + std::strerror(-r);
+        return false;
+    }
+    reaper_.reset(s);
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
+
+    int n = sd_listen_fds(1);
+    if (n > 0) {
+        if (n > 1) {
+            log::warning("systemd passed {} sockets; listening on the first only", n);
+        }
+        listen_fd_.reset(SD_LISTEN_FDS_START);
+        int flags = fcntl(listen_fd_.get(), F_GETFL);
+        fcntl(listen_fd_.get(), F_SETFL, flags | O_NONBLOCK);
+        log::info("listening for remote workers on the socket systemd passed");
+    } else if (listen.empty()) {
+        log::info("not listening for remote workers (listen is empty)");
+        return true;
+    } else {
+        if (bind_listener(listen, listen_fd_, error) < 0) {
+            return false;
+        }
+        log::info("listening for remote workers on {}", listen);
+    }
+    r = sd_event_add_io(event_, &s, listen_fd_.get(), EPOLLIN, on_accept, this);
+    if (r < 0) {
+        error = std::string("cannot watch the listening socket: ") + std::strerror(-r);
+        return false;
+    }
+    listen_source_.reset(s);
+    return true;
+}
+
+int Remote::on_accept(sd_event_source*, int fd, uint32_t, void* userdata) {
+    auto* self = static_cast<Remote*>(userdata);
+    // A bounded batch per wakeup, so a flood of connects cannot starve the rest.
+    for (int i = 0; i < 64; ++i) {
+        sockaddr_storage sa{};
+        socklen_t len = sizeof sa;
+        Fd conn(accept4(fd, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!conn) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log::warning("cannot accept remote connections: {}; pausing for a second", std::strerror(errno));
+                sd_event_source_set_enabled(self->listen_source_.get(), SD_EVENT_OFF);
+                sd_event_source* t = nullptr;
+                if (sd_event_add_time_relative(self->event_, &t, CLOCK_MONOTONIC, accept_pause_usec, 0,
+                                               on_accept_resume, self) >= 0) {
+                    self->accept_resume_.reset(t);
+                }
+            }
+            return 0;  // EAGAIN, or a connection that died before we took it
+        }
+        std::string peer, address;
+        describe_peer(sa, peer, address);
+        if (self->connections_.size() >= max_connections) {
+            log::warning("refused a connection from {}: {} connections are open already", peer, max_connections);
+            continue;
+        }
+        int one = 1;
+        setsockopt(conn.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        const uint64_t id = self->next_id_++;
+        auto c = std::make_unique<Connection>(*self, id, std::move(conn), peer, address);
+        int r = c->start();
+        if (r < 0) {
+            // Garbage already waiting can fail sd_bus_start itself.
+            log::notice("connection tcp#{} from {} closed: {}", id, peer, std::strerror(-r));
+            continue;
+        }
+        self->connections_.emplace(id, std::move(c));
+    }
+    return 0;
+}
+
+int Remote::on_accept_resume(sd_event_source*, uint64_t, void* userdata) {
+    auto* self = static_cast<Remote*>(userdata);
+    sd_event_source_set_enabled(self->listen_source_.get(), SD_EVENT_ON);
+    return 0;
+}
+
+void Remote::bury(uint64_t id) {
+    auto it = connections_.find(id);
+    if (it == connections_.end()) {
+        return;
+    }
+    graveyard_.push_back(std::move(it->second));
+    connections_.erase(it);
+    sd_event_source_set_enabled(reaper_.get(), SD_EVENT_ONESHOT);
+}
+
+int Remote::on_reap(sd_event_source*, void* userdata) {
+    auto* self = static_cast<Remote*>(userdata);
+    auto dead = std::move(self->graveyard_);
+    self->graveyard_.clear();
+    dead.clear();
+    return 0;
+}
+
+void Remote::link_gone(const std::string& name) {
+    // Collect first: waking one may bury others.
+    std::vector<uint64_t> waiting;
+    for (const auto& [id, c] : connections_) {
+        if (c->phase() == Connection::Phase::arbitrating && c->worker() == name) {
+            waiting.push_back(id);
+        }
+    }
+    for (uint64_t id : waiting) {
+        if (auto it = connections_.find(id); it != connections_.end()) {
+            it->second->old_link_gone();
+        }
+    }
+}
+
+}  // namespace by::master

@@ -1,0 +1,75 @@
+// Remote workers: the TCP listener and one D-Bus peer-to-peer connection
+// (sd-bus in server mode) per worker. Until a connection has authenticated
+// through org.buildyard.Handshake1 it may call nothing else; afterwards it
+// carries WorkerLink1 and Agent1 as the system bus does for local workers.
+// The exchange is documented in buildyard-protocol(7).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <systemd/sd-event.h>
+#include <systemd/sd-id128.h>
+
+#include "common/raii.hpp"
+#include "master/handshake.hpp"
+#include "master/master.hpp"
+
+namespace by::master {
+
+class Remote {
+public:
+    // Timeouts that tests shorten through the environment
+    // (BUILDYARD_AUTH_TIMEOUT, BUILDYARD_DUPLICATE_PING_TIMEOUT; seconds).
+    struct Timeouts {
+        uint64_t auth_usec = 10'000'000;            // to authenticate after connecting
+        uint64_t duplicate_ping_usec = 10'000'000;  // for the old link to answer
+    };
+    static Timeouts timeouts_from_environment();
+
+    Remote(sd_event* event, Master& master, Timeouts timeouts);
+    Remote(const Remote&) = delete;
+    Remote& operator=(const Remote&) = delete;
+    ~Remote();
+
+    // Listens on the socket systemd passed (socket activation) or else on
+    // `listen` (HOST:PORT; empty: no listener). False with `error` set.
+    bool start(const std::string& listen, std::string& error);
+
+    size_t connections() const { return connections_.size(); }
+
+    class Connection;
+
+private:
+    friend class Connection;
+
+    static int on_accept(sd_event_source* s, int fd, uint32_t revents, void* userdata);
+    static int on_accept_resume(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_reap(sd_event_source* s, void* userdata);
+
+    void accept_one(int fd);
+    // Moves a connection out of the live set; it is freed later in this
+    // loop iteration, never inside one of its own callbacks.
+    void bury(uint64_t id);
+    // A connection authenticated for `name` is gone: wake whoever waits on it.
+    void link_gone(const std::string& name);
+
+    sd_event* event_;
+    Master& master_;
+    Timeouts timeouts_;
+    sd_id128_t server_id_{};
+    std::string dummy_key_;
+    AuthThrottle throttle_;
+    Fd listen_fd_;
+    SourcePtr listen_source_;
+    SourcePtr accept_resume_;
+    SourcePtr reaper_;
+    uint64_t next_id_ = 1;
+    std::map<uint64_t, std::unique_ptr<Connection>> connections_;
+    std::vector<std::unique_ptr<Connection>> graveyard_;
+};
+
+}  // namespace by::master

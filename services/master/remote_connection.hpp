@@ -1,0 +1,88 @@
+// One remote worker's TCP connection: the handshake, the attachment, the
+// keepalive and the arbitration between two connections for one worker.
+// Internal to remote.cpp and remote_connection.cpp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/crypto.hpp"
+#include "common/raii.hpp"
+#include "master/remote.hpp"
+
+namespace by::master {
+
+class Remote::Connection {
+public:
+    enum class Phase {
+        fresh,        // connected; Hello expected
+        challenged,   // Hello answered; Authenticate expected
+        arbitrating,  // proof good, waiting for the worker's old link to answer a ping
+        attached,
+        closed,
+    };
+
+    Connection(Remote& remote, uint64_t id, Fd fd, std::string peer, std::string address);
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    ~Connection();
+
+    // Sets up the server-side bus on the socket. Negative errno.
+    int start();
+
+    uint64_t id() const { return id_; }
+    const std::string& sender() const { return sender_; }
+    const std::string& worker() const { return name_; }
+    Phase phase() const { return phase_; }
+
+    // The master detached our worker: close without telling it again.
+    void dropped();
+    // The old link of the worker we wait for has gone.
+    void old_link_gone();
+
+    // sd-bus handlers (remote_connection.cpp).
+    static int on_message(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int method_hello(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int method_authenticate(sd_bus_message* m, void* userdata, sd_bus_error* error);
+
+private:
+    static int on_auth_timeout(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_delayed_reply(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_old_ping(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_keepalive(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
+
+    void auth_failed(sd_bus_message* call, AuthVerdict verdict);
+    void resolve_duplicate(bool old_answered);
+    void attach(sd_bus_message* call);
+    void arm_keepalive();
+    int arm_timer(SourcePtr& timer, uint64_t usec, sd_event_time_handler_t handler);
+    // Closes the connection. `why` is logged unless empty; an attached
+    // worker is detached by the master with `why` as the reason.
+    void close(const std::string& why);
+
+    Remote& remote_;
+    uint64_t id_;
+    std::string sender_;   // "tcp#N": what the master knows the connection by
+    std::string peer_;     // ADDRESS:PORT
+    std::string address_;  // ADDRESS alone, for the failure throttle
+    Fd fd_;                // until the bus owns it
+    Phase phase_ = Phase::fresh;
+    bool logged_ = false;  // a line about this connection was logged already
+    std::string name_;
+    crypto::Bytes worker_nonce_;
+    crypto::Bytes master_nonce_;
+    std::map<std::string, std::string> info_;
+    MessagePtr held_call_;  // Authenticate, answered later
+    PeerBusPtr bus_;
+    std::vector<SlotPtr> slots_;
+    SourcePtr auth_timer_;
+    SourcePtr reply_timer_;
+    SlotPtr old_ping_;
+    SourcePtr keepalive_timer_;
+    SlotPtr keepalive_ping_;
+};
+
+}  // namespace by::master

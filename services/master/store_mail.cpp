@@ -1,0 +1,155 @@
+// The store's part in mail: when each worker was first seen and which of
+// its absences was mailed, and the queue of mails to deliver. Mail is rare,
+// so statements are prepared when used.
+#include "master/store.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace by::master {
+
+namespace {
+
+constexpr const char* mail_columns =
+    "id, worker, build, subject, sender, recipients, message, queued_at, attempts, next_attempt";
+
+std::string to_json(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+std::vector<std::string> list_from_json(const std::string& s) {
+    auto j = nlohmann::json::parse(s, nullptr, false);
+    std::vector<std::string> out;
+    if (j.is_array()) {
+        for (const auto& v : j) {
+            if (v.is_string()) {
+                out.push_back(v.get<std::string>());
+            }
+        }
+    }
+    return out;
+}
+
+QueuedMail row_to_mail(sqlite::Statement& s) {
+    QueuedMail m;
+    m.id = static_cast<uint64_t>(s.int64(0));
+    m.worker = s.text(1);
+    m.build = static_cast<uint64_t>(s.int64(2));
+    m.subject = s.text(3);
+    m.from = s.text(4);
+    m.to = list_from_json(s.text(5));
+    m.text = s.text(6);
+    m.queued_at = static_cast<uint64_t>(s.int64(7));
+    m.attempts = static_cast<unsigned>(s.int64(8));
+    m.next_attempt = static_cast<uint64_t>(s.int64(9));
+    return m;
+}
+
+}  // namespace
+
+MissingRecord Store::load_missing(const std::string& name) {
+    MissingRecord r;
+    auto s = db_.prepare("SELECT first_seen, notified_loss FROM workers WHERE name = ?1");
+    if (s && s.bind(1, name).step() == SQLITE_ROW) {
+        r.first_seen = static_cast<uint64_t>(s.int64(0));
+        r.notified_loss = static_cast<uint64_t>(s.int64(1));
+    }
+    return r;
+}
+
+bool Store::set_first_seen(const std::string& name, uint64_t at) {
+    auto s = db_.prepare(
+        "INSERT INTO workers (name, first_seen) VALUES (?1, ?2) "
+        "ON CONFLICT(name) DO UPDATE SET first_seen = ?2 WHERE first_seen = 0");
+    return s && check(s.bind(1, name).bind(2, static_cast<int64_t>(at)).step(), "cannot record a worker");
+}
+
+bool Store::insert_mail(QueuedMail& m) {
+    auto s = db_.prepare(
+        "INSERT INTO mail_queue (worker, build, subject, sender, recipients, message, queued_at, attempts, "
+        "next_attempt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    if (!s) {
+        return check(SQLITE_ERROR, "cannot queue a mail");
+    }
+    s.bind(1, m.worker)
+        .bind(2, static_cast<int64_t>(m.build))
+        .bind(3, m.subject)
+        .bind(4, m.from)
+        .bind(5, to_json(m.to))
+        .bind(6, m.text)
+        .bind(7, static_cast<int64_t>(m.queued_at))
+        .bind(8, static_cast<int64_t>(m.attempts))
+        .bind(9, static_cast<int64_t>(m.next_attempt));
+    if (!check(s.step(), "cannot queue a mail")) {
+        return false;
+    }
+    m.id = static_cast<uint64_t>(db_.last_insert_rowid());
+    return true;
+}
+
+bool Store::queue_mail(QueuedMail& mail) { return insert_mail(mail); }
+
+bool Store::queue_missing_mail(QueuedMail& mail, const std::string& worker, uint64_t loss) {
+    if (!check(db_.exec("BEGIN IMMEDIATE"), "cannot begin a transaction")) {
+        return false;
+    }
+    auto mark = db_.prepare(
+        "INSERT INTO workers (name, notified_loss) VALUES (?1, ?2) "
+        "ON CONFLICT(name) DO UPDATE SET notified_loss = ?2");
+    if (!insert_mail(mail) || !mark ||
+        !check(mark.bind(1, worker).bind(2, static_cast<int64_t>(loss)).step(), "cannot record a missing notice")) {
+        db_.exec("ROLLBACK");
+        mail.id = 0;
+        return false;
+    }
+    return check(db_.exec("COMMIT"), "cannot commit a missing notice");
+}
+
+std::optional<QueuedMail> Store::next_due_mail(uint64_t now) {
+    auto s = db_.prepare(std::string("SELECT ") + mail_columns +
+                         " FROM mail_queue WHERE state = 'queued' AND next_attempt <= ?1 "
+                         "ORDER BY next_attempt, id LIMIT 1");
+    if (!s || s.bind(1, static_cast<int64_t>(now)).step() != SQLITE_ROW) {
+        return std::nullopt;
+    }
+    return row_to_mail(s);
+}
+
+std::optional<uint64_t> Store::next_mail_time() {
+    auto s = db_.prepare("SELECT MIN(next_attempt) FROM mail_queue WHERE state = 'queued'");
+    if (!s || s.step() != SQLITE_ROW || s.is_null(0)) {
+        return std::nullopt;
+    }
+    return static_cast<uint64_t>(s.int64(0));
+}
+
+bool Store::mail_sent(uint64_t id, uint64_t at) {
+    auto s = db_.prepare("UPDATE mail_queue SET state = 'sent', done_at = ?2, last_error = '' WHERE id = ?1");
+    return s && check(s.bind(1, static_cast<int64_t>(id)).bind(2, static_cast<int64_t>(at)).step(),
+                      "cannot record a sent mail");
+}
+
+bool Store::mail_retry(uint64_t id, const std::vector<std::string>& to, unsigned attempts, uint64_t next_attempt,
+                       const std::string& error) {
+    auto s = db_.prepare(
+        "UPDATE mail_queue SET recipients = ?2, attempts = ?3, next_attempt = ?4, last_error = ?5 WHERE id = ?1");
+    if (!s) {
+        return check(SQLITE_ERROR, "cannot reschedule a mail");
+    }
+    s.bind(1, static_cast<int64_t>(id))
+        .bind(2, to_json(to))
+        .bind(3, static_cast<int64_t>(attempts))
+        .bind(4, static_cast<int64_t>(next_attempt))
+        .bind(5, error);
+    return check(s.step(), "cannot reschedule a mail");
+}
+
+bool Store::mail_given_up(uint64_t id, uint64_t at, const std::string& error) {
+    auto s = db_.prepare("UPDATE mail_queue SET state = 'failed', done_at = ?2, last_error = ?3 WHERE id = ?1");
+    return s && check(s.bind(1, static_cast<int64_t>(id)).bind(2, static_cast<int64_t>(at)).bind(3, error).step(),
+                      "cannot record a mail given up");
+}
+
+bool Store::prune_mail(uint64_t before) {
+    auto s = db_.prepare("DELETE FROM mail_queue WHERE state != 'queued' AND done_at < ?1");
+    return s && check(s.bind(1, static_cast<int64_t>(before)).step(), "cannot prune the mail queue");
+}
+
+}  // namespace by::master

@@ -1,0 +1,410 @@
+#include "worker/remote_link.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include <fmt/format.h>
+#include <sys/socket.h>
+
+#include "common/bus.hpp"
+#include "common/config.hpp"
+#include "common/log.hpp"
+
+namespace by::worker {
+
+namespace {
+
+constexpr const char* handshake_iface = "org.buildyard.Handshake1";
+constexpr uint64_t handshake_timeout_usec = 30'000'000;  // Authenticate may wait 10 s for a duplicate's ping
+constexpr uint64_t detach_timeout_usec = 2'000'000;
+
+std::string error_text(const sd_bus_error* e) {
+    if (e->message && *e->message) {
+        return fmt::format("{} ({})", e->message, e->name ? e->name : "?");
+    }
+    return e->name ? e->name : "unknown error";
+}
+
+}  // namespace
+
+uint64_t reconnect_delay_usec(unsigned attempt, unsigned max_seconds, std::mt19937_64& random) {
+    const uint64_t cap = std::max(1u, max_seconds) * 1'000'000ull;
+    const uint64_t full = attempt >= 40 ? cap : std::min<uint64_t>(cap, (uint64_t{1} << attempt) * 1'000'000);
+    std::uniform_int_distribution<uint64_t> pick(full / 2, full);
+    return pick(random);
+}
+
+RemoteLink::RemoteLink(sd_event* event, std::string name, std::string master, std::string password,
+                       unsigned reconnect_max, Events events)
+    : event_(event),
+      name_(std::move(name)),
+      master_(std::move(master)),
+      password_(std::move(password)),
+      reconnect_max_(reconnect_max),
+      events_(std::move(events)),
+      random_(std::random_device{}()) {
+    if (auto hp = config::parse_host_port(master_)) {
+        host_ = hp->host;
+        port_ = hp->port;
+    }
+}
+
+RemoteLink::~RemoteLink() = default;
+
+uint64_t RemoteLink::now() const {
+    uint64_t t = 0;
+    sd_event_now(event_, CLOCK_MONOTONIC, &t);
+    return t;
+}
+
+int RemoteLink::start(const std::function<int(sd_bus*)>& export_objects) {
+    if (port_ == 0) {
+        log::error("invalid master address '{}'", master_);
+        return -EINVAL;
+    }
+    export_objects_ = export_objects;
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_defer(event_, &s, on_reap, this);
+    if (r < 0) {
+        log::error("cannot add an event source: {}", std::strerror(-r));
+        return r;
+    }
+    reaper_.reset(s);
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    connect();
+    return 0;
+}
+
+void RemoteLink::set_state(State s) {
+    state_ = s;
+    if (events_.state_changed) {
+        events_.state_changed();
+    }
+}
+
+void RemoteLink::connect() {
+    retry_timer_.reset();
+    if (closing_) {
+        return;
+    }
+    bury_bus();
+    sd_bus* b = nullptr;
+    int r = sd_bus_new(&b);
+    bus_.reset(b);
+    // IPv6 literals go in brackets-free; sd-bus hands host to getaddrinfo.
+    const std::string address = fmt::format("tcp:host={},port={}", host_, port_);
+    if (r >= 0) r = sd_bus_set_address(b, address.c_str());
+    if (r >= 0) r = sd_bus_set_anonymous(b, 1);
+    if (r >= 0) r = sd_bus_set_description(b, "master");
+    if (r >= 0) r = sd_bus_attach_event(b, event_, SD_EVENT_PRIORITY_NORMAL);
+    sd_bus_slot* slot = nullptr;
+    if (r >= 0) r = sd_bus_add_filter(b, &slot, on_filter, this);
+    if (r >= 0) filter_slot_.reset(slot);
+    if (r >= 0 && export_objects_) r = export_objects_(b);
+    if (r >= 0) r = sd_bus_start(b);
+    if (r < 0) {
+        lost(fmt::format("cannot connect to the master at {}: {}", master_, std::strerror(-r)));
+        return;
+    }
+    int fd = sd_bus_get_fd(b);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    }
+    last_heard_ = now();
+    worker_nonce_ = crypto::random_bytes(crypto::nonce_size);
+    sd_bus_message* raw = nullptr;
+    r = sd_bus_message_new_method_call(b, &raw, nullptr, bus::master_path, handshake_iface, "Hello");
+    MessagePtr m(raw);
+    if (r >= 0) r = worker_nonce_.empty() ? -EIO : 0;
+    if (r >= 0) r = sd_bus_message_append(raw, "s", name_.c_str());
+    if (r >= 0) r = sd_bus_message_append_array(raw, 'y', worker_nonce_.data(), worker_nonce_.size());
+    if (r >= 0) r = sd_bus_call_async(b, &slot, raw, on_hello_reply, this, handshake_timeout_usec);
+    if (r < 0) {
+        lost(fmt::format("cannot send Hello to the master at {}: {}", master_, std::strerror(-r)));
+        return;
+    }
+    call_slot_.reset(slot);
+    set_state(State::attaching);
+}
+
+int RemoteLink::on_hello_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<RemoteLink*>(userdata);
+    self->call_slot_.reset();
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        self->lost(fmt::format("Hello to the master at {} failed: {}", self->master_, error_text(e)));
+        return 0;
+    }
+    const void* nonce = nullptr;
+    size_t size = 0;
+    if (sd_bus_message_read_array(m, 'y', &nonce, &size) < 0 || size != crypto::nonce_size) {
+        self->lost(fmt::format("the master at {} sent a malformed Hello reply", self->master_));
+        return 0;
+    }
+    const auto* p = static_cast<const uint8_t*>(nonce);
+    self->master_nonce_.assign(p, p + size);
+    const auto proof = crypto::worker_proof(self->password_, self->name_, self->master_nonce_, self->worker_nonce_);
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(self->bus_.get(), &raw, nullptr, bus::master_path, handshake_iface,
+                                           "Authenticate");
+    MessagePtr call(raw);
+    if (r >= 0) r = proof.empty() ? -EIO : 0;
+    if (r >= 0) r = sd_bus_message_append_array(raw, 'y', proof.data(), proof.size());
+    if (r >= 0) r = bus::append_string_map(raw, self->events_.info ? self->events_.info() : bus::StringMap{});
+    sd_bus_slot* slot = nullptr;
+    if (r >= 0) r = sd_bus_call_async(self->bus_.get(), &slot, raw, on_authenticate_reply, self,
+                                      handshake_timeout_usec);
+    if (r < 0) {
+        self->lost(fmt::format("cannot send Authenticate to the master at {}: {}", self->master_, std::strerror(-r)));
+        return 0;
+    }
+    self->call_slot_.reset(slot);
+    return 0;
+}
+
+int RemoteLink::on_authenticate_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<RemoteLink*>(userdata);
+    self->call_slot_.reset();
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        if (sd_bus_error_has_name(e, bus::error::AuthFailed)) {
+            // Trying again would fail the same way; systemd shows why.
+            self->refused(fmt::format("the master at {} refused worker '{}': authentication failed; the password "
+                                      "here must match the one in the master's [worker {}] section",
+                                      self->master_, self->name_, self->name_));
+            return 0;
+        }
+        self->lost(fmt::format("the master at {} did not attach worker '{}': {}", self->master_, self->name_,
+                               error_text(e)));
+        return 0;
+    }
+    const void* proof = nullptr;
+    size_t size = 0;
+    const char* path = nullptr;
+    bus::StringMap settings;
+    int r = sd_bus_message_read_array(m, 'y', &proof, &size);
+    if (r >= 0) r = sd_bus_message_read(m, "o", &path);
+    if (r >= 0) r = bus::read_string_map(m, settings);
+    if (r < 0) {
+        self->lost(fmt::format("the master at {} sent a malformed Authenticate reply", self->master_));
+        return 0;
+    }
+    if (!crypto::master_proof_valid(self->password_, self->name_, self->worker_nonce_, self->master_nonce_,
+                                    {static_cast<const uint8_t*>(proof), size})) {
+        self->refused(fmt::format("master at {} could not prove it knows the password; refusing its builds",
+                                  self->master_));
+        return 0;
+    }
+    self->keepalive_interval_ = 0;
+    if (auto it = settings.find("keepalive_interval"); it != settings.end()) {
+        self->keepalive_interval_ = std::strtoull(it->second.c_str(), nullptr, 10);
+    }
+    self->attempts_ = 0;
+    self->last_heard_ = self->now();
+    log::write(log::Level::notice,
+               fmt::format("attached to the master at {} as worker '{}' ({}); keepalive every {}", self->master_,
+                           self->name_, path,
+                           self->keepalive_interval_ ? std::to_string(self->keepalive_interval_) + " s" : "never"),
+               {{"BUILDYARD_WORKER", self->name_}});
+    self->set_state(State::attached);
+    self->arm_silence_check();
+    return 0;
+}
+
+// Every message counts as word from the master; the end of the connection
+// is a loss.
+int RemoteLink::on_filter(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<RemoteLink*>(userdata);
+    if (sd_bus_message_get_bus(m) != self->bus_.get()) {
+        return 0;
+    }
+    if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Local", "Disconnected") > 0) {
+        self->lost(fmt::format("the connection to the master at {} closed", self->master_));
+        return 1;
+    }
+    self->last_heard_ = self->now();
+    return 0;
+}
+
+void RemoteLink::arm_silence_check() {
+    silence_timer_.reset();
+    if (keepalive_interval_ == 0) {
+        return;
+    }
+    sd_event_source* s = nullptr;
+    const uint64_t at = last_heard_ + 2 * keepalive_interval_ * 1'000'000;
+    if (sd_event_add_time(event_, &s, CLOCK_MONOTONIC, at, 100'000, on_silence_check, this) >= 0) {
+        silence_timer_.reset(s);
+    }
+}
+
+int RemoteLink::on_silence_check(sd_event_source*, uint64_t, void* userdata) {
+    auto* self = static_cast<RemoteLink*>(userdata);
+    const uint64_t limit = 2 * self->keepalive_interval_ * 1'000'000;
+    if (self->now() - self->last_heard_ >= limit) {
+        self->lost(fmt::format("heard nothing from the master at {} for {} s", self->master_, limit / 1'000'000));
+    } else {
+        self->arm_silence_check();
+    }
+    return 0;
+}
+
+void RemoteLink::bury_bus() {
+    filter_slot_.reset();
+    call_slot_.reset();
+    if (bus_) {
+        dead_bus_ = std::move(bus_);
+        if (reaper_) {
+            sd_event_source_set_enabled(reaper_.get(), SD_EVENT_ONESHOT);
+        }
+    }
+}
+
+int RemoteLink::on_reap(sd_event_source*, void* userdata) {
+    static_cast<RemoteLink*>(userdata)->dead_bus_.reset();
+    return 0;
+}
+
+void RemoteLink::lost(const std::string& why) {
+    const bool was_attached = state_ == State::attached;
+    silence_timer_.reset();
+    bury_bus();
+    if (closing_) {
+        set_state(State::idle);
+        if (was_attached && events_.master_lost) {
+            events_.master_lost();
+        }
+        return;
+    }
+    const uint64_t delay = reconnect_delay_usec(attempts_, reconnect_max_, random_);
+    attempts_ = std::min(attempts_ + 1, 40u);
+    log::write(log::Level::warning, fmt::format("{}; connecting again in {:.1f} s", why, delay / 1e6),
+               {{"BUILDYARD_WORKER", name_}});
+    sd_event_source* s = nullptr;
+    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, delay, 10'000, on_retry, this) >= 0) {
+        retry_timer_.reset(s);
+    }
+    set_state(State::waiting);
+    if (was_attached && events_.master_lost) {
+        events_.master_lost();  // our builds are the master's to rerun now
+    }
+}
+
+void RemoteLink::refused(const std::string& why) {
+    log::write(log::Level::err, why, {{"BUILDYARD_WORKER", name_}});
+    closing_ = true;
+    silence_timer_.reset();
+    bury_bus();
+    state_ = State::idle;
+    if (events_.fatal) {
+        events_.fatal(1);
+    }
+}
+
+int RemoteLink::on_retry(sd_event_source*, uint64_t, void* userdata) {
+    static_cast<RemoteLink*>(userdata)->connect();
+    return 0;
+}
+
+bool RemoteLink::from_master(sd_bus_message* m) const {
+    return state_ == State::attached && bus_ && sd_bus_message_get_bus(m) == bus_.get();
+}
+
+int RemoteLink::send_no_reply(const char* member, const std::function<int(sd_bus_message*)>& append) {
+    if (state_ != State::attached) {
+        return -ENOTCONN;
+    }
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_.get(), &raw, nullptr, bus::master_path, bus::link_iface, member);
+    MessagePtr m(raw);
+    if (r < 0) return r;
+    if ((r = append(raw)) < 0) return r;
+    if ((r = sd_bus_message_set_expect_reply(raw, 0)) < 0) return r;
+    return sd_bus_send(bus_.get(), raw, nullptr);
+}
+
+int RemoteLink::step_started(uint64_t build, unsigned step) {
+    return send_no_reply("StepStarted", [&](sd_bus_message* m) {
+        return sd_bus_message_append(m, "tu", build, static_cast<uint32_t>(step));
+    });
+}
+
+int RemoteLink::output(uint64_t build, std::string_view data) {
+    return send_no_reply("Output", [&](sd_bus_message* m) {
+        int r = sd_bus_message_append(m, "t", build);
+        return r < 0 ? r : sd_bus_message_append_array(m, 'y', data.data(), data.size());
+    });
+}
+
+int RemoteLink::build_done(uint64_t build, const std::string& result, int exit_status) {
+    if (state_ != State::attached) {
+        return -ENOTCONN;
+    }
+    auto* id = new uint64_t(build);
+    sd_bus_slot* raw = nullptr;
+    int r = sd_bus_call_method_async(bus_.get(), &raw, nullptr, bus::master_path, bus::link_iface, "BuildDone",
+                                     on_build_done_reply, id, "tsi", build, result.c_str(),
+                                     static_cast<int32_t>(exit_status));
+    if (r < 0) {
+        delete id;
+        return r;
+    }
+    // The bus keeps the call until its reply; the slot frees the id.
+    SlotPtr slot(raw);
+    sd_bus_slot_set_destroy_callback(raw, [](void* p) { delete static_cast<uint64_t*>(p); });
+    sd_bus_slot_set_floating(raw, 1);
+    return 0;
+}
+
+int RemoteLink::on_build_done_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    const sd_bus_error* e = sd_bus_message_get_error(m);
+    if (e && sd_bus_is_open(sd_bus_message_get_bus(m)) > 0) {
+        uint64_t id = *static_cast<uint64_t*>(userdata);
+        log::write(log::Level::warning, fmt::format("the master did not take the result of build {}: {}", id,
+                                                    error_text(e)),
+                   {{"BUILDYARD_BUILD", std::to_string(id)}});
+    }
+    return 0;
+}
+
+int RemoteLink::detach(const std::string& reason) {
+    closing_ = true;  // the worker is on its way out
+    retry_timer_.reset();
+    if (state_ != State::attached) {
+        return 0;
+    }
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_.get(), &raw, nullptr, bus::master_path, bus::link_iface, "Detach");
+    MessagePtr m(raw);
+    if (r >= 0) r = sd_bus_message_append(raw, "s", reason.c_str());
+    BusError error;
+    sd_bus_message* reply_raw = nullptr;
+    if (r >= 0) r = sd_bus_call(bus_.get(), raw, detach_timeout_usec, error.get(), &reply_raw);
+    MessagePtr reply(reply_raw);
+    if (r < 0) {
+        log::write(log::Level::warning,
+                   fmt::format("Detach from the master at {} failed: {}", master_,
+                               error.is_set() ? error_text(error.get()) : std::strerror(-r)),
+                   {{"BUILDYARD_WORKER", name_}});
+    }
+    silence_timer_.reset();
+    bury_bus();
+    set_state(State::idle);
+    return r;
+}
+
+void RemoteLink::close() {
+    closing_ = true;
+    retry_timer_.reset();
+}
+
+uint64_t RemoteLink::queued_writes() const {
+    uint64_t n = 0;
+    if (bus_) {
+        sd_bus_get_n_queued_write(bus_.get(), &n);
+    }
+    return n;
+}
+
+}  // namespace by::worker

@@ -1,0 +1,93 @@
+// The worker's link to a remote master over TCP: D-Bus peer to peer
+// (tcp:host=H,port=P), the Handshake1 challenge and response in both
+// directions, and reconnecting with exponential backoff and jitter after
+// any loss but a refused password. See buildyard-protocol(7).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "common/crypto.hpp"
+#include "common/raii.hpp"
+#include "worker/link.hpp"
+
+namespace by::worker {
+
+// The delay before reconnect attempt `attempt` (0-based): 1 s doubling up
+// to `max_seconds`, then a random point in its upper half, so that workers
+// a restarting master dropped together do not return together.
+uint64_t reconnect_delay_usec(unsigned attempt, unsigned max_seconds, std::mt19937_64& random);
+
+class RemoteLink : public Link {
+public:
+    // `master` is HOST:PORT.
+    RemoteLink(sd_event* event, std::string name, std::string master, std::string password, unsigned reconnect_max,
+               Events events);
+    RemoteLink(const RemoteLink&) = delete;
+    RemoteLink& operator=(const RemoteLink&) = delete;
+    ~RemoteLink() override;
+
+    int start(const std::function<int(sd_bus*)>& export_objects) override;
+    State state() const override { return state_; }
+    bool from_master(sd_bus_message* m) const override;
+    std::string master_label() const override { return "master at " + master_; }
+
+    int step_started(uint64_t build, unsigned step) override;
+    int output(uint64_t build, std::string_view data) override;
+    int build_done(uint64_t build, const std::string& result, int exit_status) override;
+    int detach(const std::string& reason) override;
+    void close() override;
+    uint64_t queued_writes() const override;
+
+private:
+    static int on_filter(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
+    static int on_hello_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
+    static int on_authenticate_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
+    static int on_build_done_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
+    static int on_retry(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_silence_check(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_reap(sd_event_source* s, void* userdata);
+
+    void connect();
+    // The connection is gone or useless: drop it and try again later.
+    void lost(const std::string& why);
+    void refused(const std::string& why);
+    void set_state(State s);
+    void arm_silence_check();
+    void bury_bus();
+    uint64_t now() const;
+    int send_no_reply(const char* member, const std::function<int(sd_bus_message*)>& append);
+
+    sd_event* event_;
+    std::string name_;
+    std::string master_;
+    std::string host_;
+    uint16_t port_ = 0;
+    std::string password_;
+    unsigned reconnect_max_;
+    Events events_;
+    std::function<int(sd_bus*)> export_objects_;
+    std::mt19937_64 random_;
+    State state_ = State::idle;
+    bool closing_ = false;
+    unsigned attempts_ = 0;
+    crypto::Bytes worker_nonce_;
+    crypto::Bytes master_nonce_;
+    uint64_t keepalive_interval_ = 0;  // seconds, from the master; 0: none
+    uint64_t last_heard_ = 0;          // CLOCK_MONOTONIC usec
+    PeerBusPtr bus_;
+    PeerBusPtr dead_bus_;              // closed outside its own callbacks
+    SlotPtr filter_slot_;
+    SlotPtr call_slot_;
+    SourcePtr retry_timer_;
+    SourcePtr silence_timer_;
+    SourcePtr reaper_;
+};
+
+}  // namespace by::worker

@@ -1,0 +1,500 @@
+"""Remote workers over TCP: the handshake and its failures, builds over the
+connection, losing it, keepalives, duplicate connections, bad input, the
+failure throttle and socket activation. Real master, real workers, a private
+bus for the master's public face, and TCP on 127.0.0.1."""
+
+import hashlib
+import os
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import BIN, MASTER_PATH, DrainedSystemTest, gate_step, open_gate, wait_for, wait_gate_reached
+
+CLIENT = os.path.join(BIN, "remote-client")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def master_config(port, workers=None, builders=None, listen=None):
+    """master.ini: workers as {name: extra lines}, builders as {name: (workers, [steps])}."""
+    listen = f"127.0.0.1:{port}" if listen is None else listen
+    text = f"[master]\nname = it\nlisten = {listen}\n\n"
+    for name, extra in (workers or {"r1": ""}).items():
+        text += f"[worker {name}]\npassword = pw-{name}\n{extra}\n"
+    for name, (ws, steps) in (builders or {}).items():
+        text += f"[builder {name}]\nworkers = {', '.join(ws)}\n"
+        for i, step in enumerate(steps, 1):
+            text += f"step.{i} = {step}\n"
+        text += "\n"
+    return text
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Proxy:
+    """A TCP relay on 127.0.0.1 whose connections the test can cut."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.pairs = []
+        self.lock = threading.Lock()
+        self.accepted = 0
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                a, _ = self.listener.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.pairs.append((a, b))
+                self.accepted += 1
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        socks = [a, b]
+        try:
+            while True:
+                ready, _, _ = select.select(socks, [], [], 0.5)
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        raise OSError("eof")
+                    (b if s is a else a).sendall(data)
+        except OSError:
+            for s in socks:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def cut(self):
+        """Ends every relayed connection, as a network failure would."""
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for a, b in pairs:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.closed = True
+        self.cut()
+        self.listener.close()
+
+
+class RemoteTest(DrainedSystemTest):
+
+    def setUp(self):
+        super().setUp()
+        self.port = free_port()
+
+    def start(self, text, env=None):
+        self.sys.write_config(text)
+        if env:
+            from harness import start_master_env
+            return start_master_env(self.sys, env)
+        return self.sys.start_master()
+
+    def worker_file(self, name, password=None, port=None, extra="reconnect_max = 2\n"):
+        path = os.path.join(self.sys.dir, "etc", "workers", f"{name}.ini")
+        with open(path, "w") as f:
+            f.write(f"master = 127.0.0.1:{port or self.port}\npassword = {password or 'pw-' + name}\n{extra}")
+        return path
+
+    def remote_worker(self, name, wait_attached=True, **kw):
+        self.worker_file(name, **kw)
+        return self.sys.start_worker(name, wait_attached=wait_attached)
+
+    def client(self, *args, timeout=60):
+        r = subprocess.run([CLIENT, f"127.0.0.1:{self.port}", *args], capture_output=True, text=True,
+                           timeout=timeout)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.split("\n")
+
+    def master_lines(self, pattern):
+        return [line for line in self.sys.master.log().splitlines() if re.search(pattern, line)]
+
+    # --- builds over TCP -------------------------------------------------
+
+    def test_build_output_arrives_complete_and_in_order_and_cancel_works(self):
+        s = self.sys
+        self.start(master_config(self.port, builders={
+            "big": (["r1"], ["seq -f 'line %08g' 1 400000"]),
+            "slow": (["r1"], [gate_step(s)]),
+            "env": (["r1"], ["echo worker=$BUILDYARD_WORKER build=$BUILDYARD_BUILD_ID"]),
+        }))
+        w = self.remote_worker("r1")
+        self.assertEqual(s.worker_prop("r1", "State"), "idle")
+        self.assertIn("host", s.worker_prop("r1", "Info"))
+        self.assertTrue(self.master_lines(r"worker r1 attached \(connection tcp#\d+ from 127\.0\.0\.1:\d+"))
+        w.wait_notify("READY=1")
+
+        bid = s.submit("env")
+        self.assertEqual(s.wait_build(bid), (bid, "success"))
+        self.assertIn(f"worker=r1 build={bid}", s.read_log(bid))
+
+        bid = s.submit("big")
+        self.assertEqual(s.wait_build(bid, timeout=120), (bid, "success"))
+        log = s.read_log(bid)
+        body = log[log.index("\n") + 1:]  # after the step header
+        expected = "".join(f"line {i:08d}\n" for i in range(1, 400001))
+        self.assertEqual(len(body), len(expected))
+        self.assertEqual(hashlib.sha256(body.encode()).hexdigest(), hashlib.sha256(expected.encode()).hexdigest())
+
+        bid = s.submit("slow")
+        wait_gate_reached(s, bid)
+        s.call(s.build_path(bid), "org.buildyard.Build1", "Cancel")
+        self.assertEqual(s.wait_build(bid), (bid, "cancelled"))
+        self.assertTrue(w.alive())
+
+    def test_worker_killed_mid_build_is_rerun(self):
+        s = self.sys
+        self.start(master_config(self.port, builders={"slow": (["r1"], [gate_step(s)])}))
+        w = self.remote_worker("r1")
+        bid = s.submit("slow")
+        wait_gate_reached(s, bid)
+        w.signal(signal.SIGKILL)
+        w.wait()
+        self.assertEqual(s.wait_build(bid), (bid, "retry"))
+        s.wait_attached("r1", False)
+        rerun = int(s.build_prop(bid, "RetriedAs"))
+        self.remote_worker("r1")
+        wait_gate_reached(s, rerun)
+        open_gate(s, rerun)
+        self.assertEqual(s.wait_build(rerun), (rerun, "success"))
+
+    def test_connection_cut_mid_build_is_rerun_after_reconnect(self):
+        s = self.sys
+        self.start(master_config(self.port, builders={"slow": (["r1"], [gate_step(s)])}))
+        proxy = Proxy(self.port)
+        self.addCleanup(proxy.close)
+        w = self.remote_worker("r1", port=proxy.port)
+        bid = s.submit("slow")
+        wait_gate_reached(s, bid)
+        proxy.cut()
+        self.assertEqual(s.wait_build(bid), (bid, "retry"))
+        rerun = int(s.build_prop(bid, "RetriedAs"))
+        # The worker reconnects by itself and gets the rerun.
+        wait_for(lambda: proxy.accepted >= 2, 20, "the worker to reconnect")
+        s.wait_attached("r1", timeout=20)
+        wait_gate_reached(s, rerun, timeout=20)
+        open_gate(s, rerun)
+        self.assertEqual(s.wait_build(rerun), (rerun, "success"))
+        self.assertTrue(w.alive())
+        self.assertIn("connection to the master at", w.log())
+        self.assertIn("killing 1 running build", w.log())
+
+    # --- authentication --------------------------------------------------
+
+    def test_wrong_password_and_unknown_name(self):
+        s = self.sys
+        self.start(master_config(self.port))
+        w = self.remote_worker("r1", wait_attached=False, password="not-the-password")
+        self.assertNotEqual(w.wait(timeout=20), 0, w.log())
+        self.assertIn("authentication failed", w.log())
+        self.assertEqual(len(self.master_lines(
+            r"warning: invalid login from worker 'r1': wrong password \(127\.0\.0\.1:\d+\)$")), 1, s.master.log())
+
+        ghost = self.remote_worker("ghost", wait_attached=False)
+        self.assertNotEqual(ghost.wait(timeout=20), 0, ghost.log())
+        self.assertIn("authentication failed", ghost.log())
+        self.assertEqual(len(self.master_lines(
+            r"warning: invalid login from unknown worker 'ghost' \(127\.0\.0\.1:\d+\)$")), 1, s.master.log())
+        self.assertIs(s.worker_prop("r1", "Connected"), False)
+
+        # The peer cannot tell the two apart.
+        self.assertEqual(self.client("login", "r1", "wrong")[0], "org.buildyard.Error.AuthFailed")
+        self.assertEqual(self.client("login", "ghost", "pw-ghost")[0], "org.buildyard.Error.AuthFailed")
+
+    def test_local_worker_cannot_log_in_over_tcp(self):
+        s = self.sys
+        s.write_config(f"[master]\nname = it\nlisten = 127.0.0.1:{self.port}\n[worker loc]\ntype = local\n")
+        s.start_master()
+        self.assertEqual(self.client("login", "loc", "")[0], "org.buildyard.Error.AuthFailed")
+        self.assertTrue(self.master_lines(r"invalid login from unknown worker 'loc' \(127\.0\.0\.1:\d+\)$"))
+
+    def test_nothing_but_the_handshake_before_authenticating(self):
+        self.start(master_config(self.port))
+        self.assertEqual(self.client("call", "org.buildyard.WorkerLink1", "Detach")[0],
+                         "org.buildyard.Error.AccessDenied")
+        self.assertEqual(self.client("call", "org.buildyard.WorkerLink1", "StepStarted")[0],
+                         "org.buildyard.Error.AccessDenied")
+        self.assertEqual(self.client("call", "org.freedesktop.DBus.Introspectable", "Introspect")[0],
+                         "org.buildyard.Error.AccessDenied")
+        self.assertEqual(self.client("call", "org.freedesktop.DBus.Peer", "Ping")[0], "ok")
+        # Authenticated, its calls are its worker's; Attach stays closed.
+        out = self.client("login", "r1", "pw-r1")
+        self.assertEqual(out[0], "ok")
+        self.assertEqual(out[1], "StepStarted org.buildyard.Error.NoSuchBuild")
+        self.assertEqual(out[2], "Attach org.buildyard.Error.AccessDenied")
+
+    def test_unauthenticated_connection_is_closed_after_the_timeout(self):
+        self.start(master_config(self.port), env={"BUILDYARD_AUTH_TIMEOUT": "1"})
+        out = self.client("hello", "r1", timeout=20)
+        self.assertEqual(out[0], "hello ok")
+        took = float(out[1].split()[2])
+        self.assertGreaterEqual(took, 0.8)
+        self.assertLess(took, 5)
+        self.assertEqual(len(self.master_lines(
+            r"connection tcp#\d+ from 127\.0\.0\.1:\d+ closed: not authenticated within 1 s")), 1)
+
+    def test_repeated_failures_from_one_address_are_slowed_down(self):
+        self.start(master_config(self.port))
+        times = []
+        for _ in range(5):
+            t = time.monotonic()
+            self.assertEqual(self.client("login", "r1", "wrong")[0], "org.buildyard.Error.AuthFailed")
+            times.append(time.monotonic() - t)
+        # 0, 0.2, 0.4, 0.8, 1.6 s of delay
+        self.assertGreater(times[4], 1.4, times)
+        self.assertGreater(times[4], times[2] * 2, times)
+        # While a failure waits, another peer logs in at once, and the
+        # master answers on its bus.
+        slow = subprocess.Popen([CLIENT, f"127.0.0.1:{self.port}", "login", "r1", "wrong"],
+                                stdout=subprocess.PIPE, text=True)
+        t = time.monotonic()
+        self.assertEqual(self.client("login", "r1", "pw-r1")[0], "ok")
+        self.assertLess(time.monotonic() - t, 1.0)
+        self.sys.get(MASTER_PATH, "org.buildyard.Master1", "Version")
+        self.assertIsNone(slow.poll(), "the failing login is still held back")
+        self.assertEqual(slow.communicate(timeout=30)[0].split("\n")[0], "org.buildyard.Error.AuthFailed")
+        self.assertGreater(time.monotonic() - t, 2.5)
+
+    # --- liveness --------------------------------------------------------
+
+    def test_frozen_worker_is_detached_by_keepalive_and_comes_back(self):
+        s = self.sys
+        self.start(master_config(self.port, workers={"r1": "keepalive_interval = 1\nkeepalive_timeout = 1\n"},
+                                 builders={"slow": (["r1"], [gate_step(s)])}))
+        w = self.remote_worker("r1")
+        self.assertEqual(s.worker_prop("r1", "KeepaliveInterval"), 1)
+        bid = s.submit("slow")
+        wait_gate_reached(s, bid)
+        w.signal(signal.SIGSTOP)
+        t = time.monotonic()
+        try:
+            s.wait_attached("r1", False, timeout=10)
+            detached_after = time.monotonic() - t
+            self.assertLess(detached_after, 1 + 1 + 1.5)
+            self.assertEqual(s.wait_build(bid), (bid, "retry"))
+            self.assertTrue(self.master_lines(r"worker r1 detached: no answer to a keepalive within 1 s"))
+        finally:
+            w.signal(signal.SIGCONT)
+        s.wait_attached("r1", timeout=20)
+        rerun = int(s.build_prop(bid, "RetriedAs"))
+        wait_gate_reached(s, rerun, timeout=20)
+        open_gate(s, rerun)
+        self.assertEqual(s.wait_build(rerun), (rerun, "success"))
+
+    def test_worker_reconnects_when_it_hears_nothing(self):
+        # The master answers no keepalive of its own: freeze the master, and
+        # the worker gives up on the connection after twice the interval.
+        s = self.sys
+        self.start(master_config(self.port, workers={"r1": "keepalive_interval = 1\nkeepalive_timeout = 30\n"}))
+        w = self.remote_worker("r1")
+        s.master.signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: "heard nothing from the master" in w.log(), 10, "the worker to notice the silence")
+        finally:
+            s.master.signal(signal.SIGCONT)
+        s.wait_attached("r1", timeout=20)
+
+    # --- duplicates ------------------------------------------------------
+
+    def test_second_connection_is_refused_while_the_first_answers(self):
+        s = self.sys
+        self.start(master_config(self.port))
+        first = self.remote_worker("r1")
+        second = s.start_worker("r1", wait_attached=False)
+        wait_for(lambda: "already attached" in second.log(), 20, "the second worker to be refused")
+        self.assertTrue(self.master_lines(r"refused a second connection for worker 'r1' from 127\.0\.0\.1:\d+: "
+                                          r"its attached link tcp#\d+ answers"))
+        self.assertTrue(first.alive())
+        self.assertIs(s.worker_prop("r1", "Connected"), True)
+        self.assertIn("attached to the master", first.log())
+        self.assertNotIn("attached to the master", second.log())
+        second.stop()
+
+    def test_second_connection_wins_when_the_first_is_silent(self):
+        s = self.sys
+        self.start(master_config(self.port, workers={"r1": "keepalive_interval = none\n"},
+                                 builders={"slow": (["r1"], [gate_step(s)])}),
+                   env={"BUILDYARD_DUPLICATE_PING_TIMEOUT": "1"})
+        first = self.remote_worker("r1")
+        bid = s.submit("slow")
+        wait_gate_reached(s, bid)
+        first.signal(signal.SIGSTOP)
+        try:
+            second = s.start_worker("r1", wait_attached=False)
+            wait_for(lambda: "attached to the master" in second.log(), 20, "the second worker to attach")
+            self.assertEqual(s.wait_build(bid), (bid, "retry"))
+            log = s.master.log()
+            detached = log.index("worker r1 detached: it did not answer a ping within 1 s")
+            attached = [m.start() for m in re.finditer(r"worker r1 attached", log)]
+            self.assertEqual(len(attached), 2)
+            self.assertLess(attached[0], detached)
+            self.assertLess(detached, attached[1], "the old link is gone before the new one attaches")
+            self.assertIs(s.worker_prop("r1", "Connected"), True)
+            rerun = int(s.build_prop(bid, "RetriedAs"))
+            wait_gate_reached(s, rerun)
+            open_gate(s, rerun)
+            self.assertEqual(s.wait_build(rerun), (rerun, "success"))
+        finally:
+            first.signal(signal.SIGCONT)
+        # The first, continued, finds its connection closed; it tries again
+        # and is refused while the second answers.
+        wait_for(lambda: "already attached" in first.log() or "closed" in first.log(), 20,
+                 "the first worker to notice")
+
+    # --- bad input -------------------------------------------------------
+
+    def test_bad_connections_cost_nothing_lasting(self):
+        s = self.sys
+        self.start(master_config(self.port, workers={"g1": "max_builds = 2\n", "g2": "max_builds = 2\n"},
+                                 builders={"b": (["g1", "g2"], ["echo built $BUILDYARD_BUILD_ID"])}),
+                   env={"BUILDYARD_AUTH_TIMEOUT": "2"})
+        self.remote_worker("g1")
+        self.remote_worker("g2")
+        pid = s.master.pid
+        baseline = fd_count(pid)
+        lines_before = len(self.master_lines(r"connection tcp#\d+ from"))
+
+        stop = threading.Event()
+        builds = []
+
+        def keep_building():
+            while not stop.is_set():
+                builds.append(s.submit("b"))
+                time.sleep(0.05)
+        builder = threading.Thread(target=keep_building)
+        builder.start()
+
+        def auth_then(payload):
+            c = socket.create_connection(("127.0.0.1", self.port))
+            c.sendall(b"\0AUTH ANONYMOUS 74657374\r\n")
+            reply = c.recv(1024)
+            assert reply.startswith(b"OK "), reply
+            c.sendall(b"BEGIN\r\n" + payload)
+            return c
+
+        # A method call header declaring a body of almost 4 GiB.
+        huge = struct.pack("<cBBBII", b"l", 1, 0, 1, 0xFFFFFFF0, 1) + struct.pack("<I", 0)
+        socks = []
+        try:
+            for i in range(200):
+                kind = i % 4
+                if kind == 0:
+                    c = socket.create_connection(("127.0.0.1", self.port))
+                    c.sendall(os.urandom(512))
+                elif kind == 1:
+                    c = auth_then(huge)
+                elif kind == 2:
+                    c = auth_then(b"")  # authenticated at the D-Bus level, then silence
+                else:
+                    c = socket.create_connection(("127.0.0.1", self.port))  # silence from the start
+                socks.append(c)
+                if i % 20 == 0:
+                    s.get(MASTER_PATH, "org.buildyard.Master1", "Version")  # responsive throughout
+            wait_for(lambda: len(self.master_lines(r"connection tcp#\d+ from")) - lines_before >= 200, 30,
+                     "every bad connection to be closed")
+        finally:
+            stop.set()
+            builder.join()
+            for c in socks:
+                c.close()
+        for bid in builds:
+            self.assertEqual(s.wait_build(bid), (bid, "success"))
+        self.assertGreater(len(builds), 10)
+        wait_for(lambda: fd_count(pid) <= baseline, 10, f"the master's fds to return to {baseline}")
+        lines = self.master_lines(r"connection tcp#\d+ from")
+        self.assertEqual(len(lines) - lines_before, 200, "one line per bad connection")
+        ids = [re.search(r"tcp#(\d+)", line).group(1) for line in lines]
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertIs(s.worker_prop("g1", "Connected"), True)
+        self.assertIs(s.worker_prop("g2", "Connected"), True)
+
+    # --- listening -------------------------------------------------------
+
+    def test_socket_activation(self):
+        s = self.sys
+        s.write_config(master_config(self.port, listen="", builders={"b": (["r1"], ["echo activated"])}))
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", self.port))
+        lsock.listen(16)
+        self.addCleanup(lsock.close)
+        fd = lsock.fileno()
+        env = dict(s.env)
+        env["LISTEN_FDS"] = "1"
+        notify = os.path.join(s.dir, "master.notify")
+        wrapper = ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh",
+                   os.path.join(BIN, "buildyard-masterd"), "--config", s.config_path, "--state-directory",
+                   s.state_dir]
+
+        def to_fd3():
+            os.dup2(fd, 3)
+            os.set_inheritable(3, True)
+        log = open(os.path.join(s.dir, "master-activated.log"), "wb")
+        self.addCleanup(log.close)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(notify)
+        self.addCleanup(sock.close)
+        env["NOTIFY_SOCKET"] = notify
+        # Keep both: subprocess closes unlisted fds after preexec_fn runs,
+        # which would close the dup on fd 3 unless fd happens to be 3.
+        p = subprocess.Popen(wrapper, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=to_fd3,
+                             pass_fds=tuple({fd, 3}))
+        self.addCleanup(lambda: (p.terminate(), p.wait()))
+        sock.settimeout(10)
+        while b"READY=1" not in sock.recv(4096):
+            pass
+        with open(os.path.join(s.dir, "master-activated.log")) as f:
+            self.assertIn("on the socket systemd passed", f.read())
+        self.remote_worker("r1")
+        bid = s.submit("b")
+        self.assertEqual(s.wait_build(bid), (bid, "success"))
+
+    def test_ipv6_literal_listen_and_connect(self):
+        s = self.sys
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        s.write_config(master_config(port, listen=f"[::1]:{port}", builders={"b": (["r1"], ["echo over v6"])}))
+        s.start_master()
+        path = os.path.join(s.dir, "etc", "workers", "r1.ini")
+        with open(path, "w") as f:
+            f.write(f"master = [::1]:{port}\npassword = pw-r1\nreconnect_max = 2\n")
+        s.start_worker("r1")
+        self.assertIn("[::1]", s.master.log() + s.workers["r1"].log())
+        bid = s.submit("b")
+        self.assertEqual(s.wait_build(bid), (bid, "success"))
+        self.assertIn("over v6", s.read_log(bid))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,348 @@
+// remote-client: a raw D-Bus peer on the master's TCP port, for tests and
+// bench/remote. It speaks the Handshake1 protocol by hand so that tests can
+// do what buildyard-workerd never does.
+//
+//   remote-client HOST:PORT call IFACE METHOD   call before authenticating; prints "ok" or the error name
+//   remote-client HOST:PORT login NAME PASSWORD authenticate, then call WorkerLink1.StepStarted; prints both
+//   remote-client HOST:PORT hello NAME          Hello only, then wait; prints how long until the master closed
+//   remote-client HOST:PORT swarm N PREFIX PASSWORD
+//                                               hold N workers PREFIX1..PREFIXN attached, answering Ping,
+//                                               reconnecting when dropped; prints "attached K at T" on changes
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "common/bus.hpp"
+#include "common/config.hpp"
+#include "common/crypto.hpp"
+#include "common/raii.hpp"
+
+using namespace by;
+
+namespace {
+
+constexpr const char* hs = "org.buildyard.Handshake1";
+
+std::string address_of(const std::string& hostport) {
+    auto hp = config::parse_host_port(hostport);
+    if (!hp) {
+        std::fprintf(stderr, "bad address %s\n", hostport.c_str());
+        std::exit(2);
+    }
+    return "tcp:host=" + hp->host + ",port=" + std::to_string(hp->port);
+}
+
+int open_peer(const std::string& hostport, sd_event* event, PeerBusPtr& out) {
+    sd_bus* b = nullptr;
+    int r = sd_bus_new(&b);
+    out.reset(b);
+    if (r >= 0) r = sd_bus_set_address(b, address_of(hostport).c_str());
+    if (r >= 0) r = sd_bus_set_anonymous(b, 1);
+    if (r >= 0 && event) r = sd_bus_attach_event(b, event, 0);
+    if (r >= 0) r = sd_bus_start(b);
+    return r;
+}
+
+std::string result_of(int r, const BusError& e) {
+    if (r >= 0) return "ok";
+    return e.is_set() ? e.name() : std::string("errno:") + std::strerror(-r);
+}
+
+// Hello + Authenticate, synchronously. Returns "ok" or an error name.
+std::string login(sd_bus* b, const std::string& name, const std::string& password) {
+    auto wn = crypto::random_bytes(32);
+    sd_bus_message* raw = nullptr;
+    sd_bus_message_new_method_call(b, &raw, nullptr, bus::master_path, hs, "Hello");
+    MessagePtr m(raw);
+    sd_bus_message_append(raw, "s", name.c_str());
+    sd_bus_message_append_array(raw, 'y', wn.data(), wn.size());
+    BusError e;
+    sd_bus_message* reply = nullptr;
+    int r = sd_bus_call(b, raw, 30'000'000, e.get(), &reply);
+    MessagePtr rp(reply);
+    if (r < 0) return result_of(r, e);
+    const void* p = nullptr;
+    size_t n = 0;
+    sd_bus_message_read_array(reply, 'y', &p, &n);
+    crypto::Bytes mn(static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+    auto proof = crypto::worker_proof(password, name, mn, wn);
+    sd_bus_message_new_method_call(b, &raw, nullptr, bus::master_path, hs, "Authenticate");
+    MessagePtr a(raw);
+    sd_bus_message_append_array(raw, 'y', proof.data(), proof.size());
+    bus::append_string_map(raw, {{"host", "remote-client"}});
+    BusError e2;
+    reply = nullptr;
+    r = sd_bus_call(b, raw, 30'000'000, e2.get(), &reply);
+    MessagePtr rp2(reply);
+    if (r < 0) return result_of(r, e2);
+    sd_bus_message_read_array(reply, 'y', &p, &n);
+    if (!crypto::master_proof_valid(password, name, wn, mn, {static_cast<const uint8_t*>(p), n})) {
+        return "bad-master-proof";
+    }
+    return "ok";
+}
+
+int method_ping(sd_bus_message* m, void*, sd_bus_error*) { return sd_bus_reply_method_return(m, nullptr); }
+int method_refuse(sd_bus_message*, void*, sd_bus_error* e) {
+    return sd_bus_error_set(e, bus::error::Busy, "remote-client runs no builds");
+}
+
+const sd_bus_vtable agent_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD("StartBuild", "tsasa{ss}", "", method_refuse, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("CancelBuild", "t", "", method_refuse, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Ping", "", "", method_ping, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Stop", "s", "", method_refuse, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_VTABLE_END,
+};
+
+double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// --- swarm ----------------------------------------------------------------
+
+struct Swarm;
+
+struct Member {
+    Swarm* swarm = nullptr;
+    std::string name;
+    PeerBusPtr bus;
+    SlotPtr filter, agent, call;
+    SourcePtr retry;
+    crypto::Bytes wn, mn;
+    bool attached = false;
+    unsigned attempts = 0;
+};
+
+struct Swarm {
+    sd_event* event = nullptr;
+    std::string hostport, password;
+    std::vector<std::unique_ptr<Member>> members;
+    std::vector<PeerBusPtr> dead;
+    SourcePtr reaper;
+    size_t attached = 0;
+    std::mt19937_64 random{std::random_device{}()};
+    void report() { std::printf("attached %zu at %.3f\n", attached, now_s()), std::fflush(stdout); }
+};
+
+void connect_member(Member& mb);
+
+int on_reap(sd_event_source*, void* u) {
+    static_cast<Swarm*>(u)->dead.clear();
+    return 0;
+}
+
+void lose(Member& mb) {
+    Swarm& s = *mb.swarm;
+    if (mb.attached) {
+        mb.attached = false;
+        --s.attached;
+        s.report();
+    }
+    mb.call.reset();
+    mb.filter.reset();
+    mb.agent.reset();
+    if (mb.bus) {
+        s.dead.push_back(std::move(mb.bus));
+        sd_event_source_set_enabled(s.reaper.get(), SD_EVENT_ONESHOT);
+    }
+    // As buildyard-workerd: 1 s doubling, a random point in the upper half.
+    uint64_t full = std::min<uint64_t>(uint64_t{1} << std::min(mb.attempts, 6u), 60) * 1'000'000;
+    mb.attempts++;
+    uint64_t delay = std::uniform_int_distribution<uint64_t>(full / 2, full)(s.random);
+    sd_event_source* t = nullptr;
+    sd_event_add_time_relative(s.event, &t, CLOCK_MONOTONIC, delay, 1000,
+                               [](sd_event_source*, uint64_t, void* u) {
+                                   connect_member(*static_cast<Member*>(u));
+                                   return 0;
+                               },
+                               &mb);
+    mb.retry.reset(t);
+}
+
+int on_auth(sd_bus_message* m, void* u, sd_bus_error*) {
+    auto& mb = *static_cast<Member*>(u);
+    mb.call.reset();
+    if (sd_bus_message_is_method_error(m, nullptr)) {
+        lose(mb);
+        return 0;
+    }
+    mb.attached = true;
+    mb.attempts = 0;
+    ++mb.swarm->attached;
+    mb.swarm->report();
+    return 0;
+}
+
+int on_hello(sd_bus_message* m, void* u, sd_bus_error*) {
+    auto& mb = *static_cast<Member*>(u);
+    mb.call.reset();
+    const void* p = nullptr;
+    size_t n = 0;
+    if (sd_bus_message_is_method_error(m, nullptr) || sd_bus_message_read_array(m, 'y', &p, &n) < 0) {
+        lose(mb);
+        return 0;
+    }
+    mb.mn.assign(static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+    auto proof = crypto::worker_proof(mb.swarm->password, mb.name, mb.mn, mb.wn);
+    sd_bus_message* raw = nullptr;
+    sd_bus_message_new_method_call(mb.bus.get(), &raw, nullptr, bus::master_path, hs, "Authenticate");
+    MessagePtr a(raw);
+    sd_bus_message_append_array(raw, 'y', proof.data(), proof.size());
+    bus::append_string_map(raw, {{"host", "swarm"}});
+    sd_bus_slot* slot = nullptr;
+    if (sd_bus_call_async(mb.bus.get(), &slot, raw, on_auth, &mb, 30'000'000) < 0) {
+        lose(mb);
+        return 0;
+    }
+    mb.call.reset(slot);
+    return 0;
+}
+
+int on_member_message(sd_bus_message* m, void* u, sd_bus_error*) {
+    auto& mb = *static_cast<Member*>(u);
+    if (sd_bus_message_get_bus(m) == mb.bus.get() &&
+        sd_bus_message_is_signal(m, "org.freedesktop.DBus.Local", "Disconnected") > 0) {
+        lose(mb);
+        return 1;
+    }
+    return 0;
+}
+
+void connect_member(Member& mb) {
+    mb.retry.reset();
+    Swarm& s = *mb.swarm;
+    if (open_peer(s.hostport, s.event, mb.bus) < 0) {
+        lose(mb);
+        return;
+    }
+    sd_bus_slot* slot = nullptr;
+    sd_bus_add_filter(mb.bus.get(), &slot, on_member_message, &mb);
+    mb.filter.reset(slot);
+    sd_bus_add_object_vtable(mb.bus.get(), &slot, bus::agent_path, bus::agent_iface, agent_vtable, &mb);
+    mb.agent.reset(slot);
+    mb.wn = crypto::random_bytes(32);
+    sd_bus_message* raw = nullptr;
+    sd_bus_message_new_method_call(mb.bus.get(), &raw, nullptr, bus::master_path, hs, "Hello");
+    MessagePtr h(raw);
+    sd_bus_message_append(raw, "s", mb.name.c_str());
+    sd_bus_message_append_array(raw, 'y', mb.wn.data(), mb.wn.size());
+    if (sd_bus_call_async(mb.bus.get(), &slot, raw, on_hello, &mb, 30'000'000) < 0) {
+        lose(mb);
+        return;
+    }
+    mb.call.reset(slot);
+}
+
+int swarm(const std::string& hostport, int n, const std::string& prefix, const std::string& password) {
+    sd_event* e = nullptr;
+    sd_event_default(&e);
+    EventPtr event(e);
+    Swarm s;
+    s.event = e;
+    s.hostport = hostport;
+    s.password = password;
+    sd_event_source* src = nullptr;
+    sd_event_add_defer(e, &src, on_reap, &s);
+    s.reaper.reset(src);
+    sd_event_source_set_enabled(src, SD_EVENT_OFF);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    sd_event_add_signal(e, nullptr, SIGTERM, nullptr, nullptr);
+    sd_event_add_signal(e, nullptr, SIGINT, nullptr, nullptr);
+    for (int i = 1; i <= n; ++i) {
+        auto mb = std::make_unique<Member>();
+        mb->swarm = &s;
+        mb->name = prefix + std::to_string(i);
+        s.members.push_back(std::move(mb));
+    }
+    std::printf("start at %.3f\n", now_s());
+    for (auto& mb : s.members) {
+        connect_member(*mb);
+    }
+    int r = sd_event_loop(e);
+    s.members.clear();
+    s.dead.clear();
+    return r < 0 ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 3) {
+        std::fprintf(stderr, "usage: see the comment at the top of remote_client.cpp\n");
+        return 2;
+    }
+    const std::string hostport = argv[1];
+    const std::string mode = argv[2];
+    if (mode == "swarm" && argc == 6) {
+        return swarm(hostport, std::atoi(argv[3]), argv[4], argv[5]);
+    }
+    PeerBusPtr b;
+    int r = open_peer(hostport, nullptr, b);
+    if (r < 0) {
+        std::printf("connect-failed %s\n", std::strerror(-r));
+        return 1;
+    }
+    if (mode == "call" && argc == 5) {
+        BusError e;
+        sd_bus_message* reply = nullptr;
+        r = sd_bus_call_method(b.get(), nullptr, bus::master_path, argv[3], argv[4], e.get(), &reply, "");
+        MessagePtr rp(reply);
+        std::printf("%s\n", result_of(r, e).c_str());
+        return 0;
+    }
+    if (mode == "login" && argc == 5) {
+        std::string res = login(b.get(), argv[3], argv[4]);
+        std::printf("%s\n", res.c_str());
+        if (res == "ok") {
+            BusError e;
+            r = sd_bus_call_method(b.get(), nullptr, bus::master_path, bus::link_iface, "StepStarted", e.get(),
+                                   nullptr, "tu", uint64_t{999999}, uint32_t{1});
+            std::printf("StepStarted %s\n", result_of(r, e).c_str());
+            BusError e2;
+            r = sd_bus_call_method(b.get(), nullptr, bus::master_path, bus::link_iface, "Attach", e2.get(), nullptr,
+                                   "sa{ss}", argv[3], 0);
+            std::printf("Attach %s\n", result_of(r, e2).c_str());
+        }
+        std::fflush(stdout);
+        return 0;
+    }
+    if (mode == "hello" && argc == 4) {
+        auto wn = crypto::random_bytes(32);
+        sd_bus_message* raw = nullptr;
+        sd_bus_message_new_method_call(b.get(), &raw, nullptr, bus::master_path, hs, "Hello");
+        MessagePtr m(raw);
+        sd_bus_message_append(raw, "s", argv[3]);
+        sd_bus_message_append_array(raw, 'y', wn.data(), wn.size());
+        BusError e;
+        sd_bus_message* reply = nullptr;
+        r = sd_bus_call(b.get(), raw, 30'000'000, e.get(), &reply);
+        MessagePtr rp(reply);
+        std::printf("hello %s\n", result_of(r, e).c_str());
+        std::fflush(stdout);
+        const double t0 = now_s();
+        for (;;) {
+            r = sd_bus_process(b.get(), nullptr);
+            if (r < 0) break;
+            if (r > 0) continue;
+            if (sd_bus_wait(b.get(), UINT64_MAX) < 0) break;
+        }
+        std::printf("closed after %.1f s\n", now_s() - t0);
+        return 0;
+    }
+    std::fprintf(stderr, "usage: see the comment at the top of remote_client.cpp\n");
+    return 2;
+}
