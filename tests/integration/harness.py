@@ -184,7 +184,25 @@ class System:
                 p.stop()
         if self.bus:
             self.bus.stop()
+        self.kill_orphans()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def kill_orphans(self):
+        """Kills build steps left behind by workers a test killed with
+        SIGKILL (outside systemd nothing else reaps their process groups):
+        every process whose working directory is inside this system's."""
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            if cwd == self.dir or cwd.startswith(self.dir + "/"):
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
 
     # --- talking to the system -----------------------------------------
 
@@ -403,8 +421,11 @@ def gate_dir(system):
 def gate_step(system):
     """Shell for a step that marks its build started, then waits for its gate."""
     d = gate_dir(system)
-    return (f"touch {d}/started-$BUILDYARD_BUILD_ID && "
-            f"while [ ! -e {d}/go-$BUILDYARD_BUILD_ID ]; do sleep 0.02; done")
+    # The loop also ends when the test's directory is gone, so a step
+    # orphaned by a killed worker cannot outlive its test.
+    # (Short: a config line holds at most 198 characters.)
+    return (f"cd {d} && touch started-$BUILDYARD_BUILD_ID && "
+            f"while [ ! -e go-$BUILDYARD_BUILD_ID ] && [ -d {d} ]; do sleep 0.02; done")
 
 
 def wait_gate_reached(system, build_id, timeout=10):
