@@ -98,14 +98,12 @@ private:
     static int on_match_installed(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
     static int on_name_owner_changed(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
     static int on_attach_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
-    static int on_build_done_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
     static int on_retry(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_filter(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
 
     void attach();
     void wait_for_master(bool retry_later);
     void set_state(State s);
-    int send_no_reply(const char* member, const std::function<int(sd_bus_message*)>& append);
 
     sd_event* event_;
     std::string name_;

@@ -11,6 +11,7 @@
 #include "common/bus.hpp"
 #include "common/config.hpp"
 #include "common/log.hpp"
+#include "worker/reports.hpp"
 
 namespace by::worker {
 
@@ -311,61 +312,17 @@ bool RemoteLink::from_master(sd_bus_message* m) const {
     return state_ == State::attached && bus_ && sd_bus_message_get_bus(m) == bus_.get();
 }
 
-int RemoteLink::send_no_reply(const char* member, const std::function<int(sd_bus_message*)>& append) {
-    if (state_ != State::attached) {
-        return -ENOTCONN;
-    }
-    sd_bus_message* raw = nullptr;
-    int r = sd_bus_message_new_method_call(bus_.get(), &raw, nullptr, bus::master_path, bus::link_iface, member);
-    MessagePtr m(raw);
-    if (r < 0) return r;
-    if ((r = append(raw)) < 0) return r;
-    if ((r = sd_bus_message_set_expect_reply(raw, 0)) < 0) return r;
-    return sd_bus_send(bus_.get(), raw, nullptr);
-}
-
 int RemoteLink::step_started(uint64_t build, unsigned step) {
-    return send_no_reply("StepStarted", [&](sd_bus_message* m) {
-        return sd_bus_message_append(m, "tu", build, static_cast<uint32_t>(step));
-    });
+    return state_ == State::attached ? reports::step_started(bus_.get(), nullptr, build, step) : -ENOTCONN;
 }
 
 int RemoteLink::output(uint64_t build, std::string_view data) {
-    return send_no_reply("Output", [&](sd_bus_message* m) {
-        int r = sd_bus_message_append(m, "t", build);
-        return r < 0 ? r : sd_bus_message_append_array(m, 'y', data.data(), data.size());
-    });
+    return state_ == State::attached ? reports::output(bus_.get(), nullptr, build, data) : -ENOTCONN;
 }
 
 int RemoteLink::build_done(uint64_t build, const std::string& result, int exit_status) {
-    if (state_ != State::attached) {
-        return -ENOTCONN;
-    }
-    auto* id = new uint64_t(build);
-    sd_bus_slot* raw = nullptr;
-    int r = sd_bus_call_method_async(bus_.get(), &raw, nullptr, bus::master_path, bus::link_iface, "BuildDone",
-                                     on_build_done_reply, id, "tsi", build, result.c_str(),
-                                     static_cast<int32_t>(exit_status));
-    if (r < 0) {
-        delete id;
-        return r;
-    }
-    // The bus keeps the call until its reply; the slot frees the id.
-    SlotPtr slot(raw);
-    sd_bus_slot_set_destroy_callback(raw, [](void* p) { delete static_cast<uint64_t*>(p); });
-    sd_bus_slot_set_floating(raw, 1);
-    return 0;
-}
-
-int RemoteLink::on_build_done_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    const sd_bus_error* e = sd_bus_message_get_error(m);
-    if (e && sd_bus_is_open(sd_bus_message_get_bus(m)) > 0) {
-        uint64_t id = *static_cast<uint64_t*>(userdata);
-        log::write(log::Level::warning, fmt::format("the master did not take the result of build {}: {}", id,
-                                                    error_text(e)),
-                   {{"BUILDYARD_BUILD", std::to_string(id)}});
-    }
-    return 0;
+    return state_ == State::attached ? reports::build_done(bus_.get(), nullptr, build, result, exit_status)
+                                     : -ENOTCONN;
 }
 
 int RemoteLink::detach(const std::string& reason) {

@@ -49,7 +49,6 @@ private:
     static int on_filter(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
     static int on_hello_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
     static int on_authenticate_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
-    static int on_build_done_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
     static int on_retry(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_silence_check(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_reap(sd_event_source* s, void* userdata);
@@ -62,7 +61,6 @@ private:
     void arm_silence_check();
     void bury_bus();
     uint64_t now() const;
-    int send_no_reply(const char* member, const std::function<int(sd_bus_message*)>& append);
 
     sd_event* event_;
     std::string name_;
