@@ -320,7 +320,22 @@ void Notifier::deliver() {
     if (in_flight_ || !retry_timer_) {
         return;
     }
-    auto m = store_.next_due_mail(bus::now_realtime_usec());
+    const uint64_t now = bus::now_realtime_usec();
+    if (now < paused_until_) {
+        arm(retry_timer_.get(), paused_until_);
+        return;
+    }
+    auto m = store_.next_due_mail(now);
+    // A mail sent whose "sent" could not be written is never sent again
+    // by this process: try the write again instead, or wait.
+    while (m && sent_unrecorded_.count(m->id)) {
+        if (!store_.mail_sent(m->id, now)) {
+            database_trouble(now);
+            return;
+        }
+        sent_unrecorded_.erase(m->id);
+        m = store_.next_due_mail(now);
+    }
     if (!m) {
         arm(retry_timer_.get(), store_.next_mail_time());
         return;
@@ -328,6 +343,13 @@ void Notifier::deliver() {
     sd_event_source_set_enabled(retry_timer_.get(), SD_EVENT_OFF);
     sender_.submit(DeliveryJob{m->id, smtp_settings(), m->from, m->to, m->text});
     in_flight_ = std::move(m);
+}
+
+void Notifier::database_trouble(uint64_t now) {
+    log::error("cannot update the mail queue: {}; mail delivery pauses for {} s", store_.error(),
+               queue_retry / usec_per_sec);
+    paused_until_ = now + queue_retry;
+    arm(retry_timer_.get(), paused_until_);
 }
 
 int Notifier::on_retry_timer(sd_event_source*, uint64_t, void* userdata) {
@@ -373,7 +395,8 @@ void Notifier::handle(const DeliveryResult& r) {
         // Recorded first thing: a crash after this must not send it again.
         // (Some recipients left: the retry below records that.)
         if (left.empty() && !store_.mail_sent(m.id, now)) {
-            log::error("cannot record that mail {} was sent: {}", m.id, store_.error());
+            sent_unrecorded_.insert(m.id);
+            database_trouble(now);
         }
         say(log::Level::info, fmt::format("mail {} \"{}\" sent to {} through {}: {}", m.id, m.subject,
                                           join(o.accepted), server, reply));
@@ -386,7 +409,7 @@ void Notifier::handle(const DeliveryResult& r) {
     const unsigned attempts = m.attempts + 1;
     if (now - m.queued_at >= give_up_after_) {
         if (!store_.mail_given_up(m.id, now, o.error)) {
-            log::error("cannot record that mail {} was given up: {}", m.id, store_.error());
+            database_trouble(now);
         }
         say(log::Level::err,
             fmt::format("gave up on mail {} \"{}\" to {} after {} attempts since {}: {} (server reply: {})", m.id,
@@ -395,7 +418,7 @@ void Notifier::handle(const DeliveryResult& r) {
     }
     const uint64_t delay = retry_delay(attempts, retry_first_);
     if (!store_.mail_retry(m.id, m.to, attempts, now + delay, o.error)) {
-        log::error("cannot reschedule mail {}: {}", m.id, store_.error());
+        database_trouble(now);
     }
     say(log::Level::warning,
         fmt::format("cannot send mail {} \"{}\" to {}: {} (server reply: {}); trying again in {}", m.id, m.subject,

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <systemd/sd-bus.h>
@@ -54,6 +55,8 @@ private:
     void rearm_missing();
     void queue_missing(const std::string& name);
     void deliver();
+    // The mail queue cannot be written: pause delivery rather than resend.
+    void database_trouble(uint64_t now);
     void handle(const DeliveryResult& r);
     SmtpSettings smtp_settings() const;
     MessageStamp stamp(uint64_t now) const;
@@ -74,6 +77,8 @@ private:
     MissingTracker tracker_;
     std::map<std::string, uint64_t> first_seen_;  // the tracked workers
     std::optional<QueuedMail> in_flight_;
+    std::set<uint64_t> sent_unrecorded_;  // sent, but marking them sent failed
+    uint64_t paused_until_ = 0;
     // Declared after the sender, so they are gone before it is.
     MailSender sender_;
     SourcePtr missing_timer_;

@@ -43,8 +43,17 @@ std::string trim(std::string s) {
     return s;
 }
 
+// Opportunistic TLS (starttls = if-available, no tls_ca_file): encrypt
+// when offered, but do not insist on the server's identity, as whoever can
+// tamper with the certificate can as well strip STARTTLS from the session.
+// A local relay with a self-signed certificate then works out of the box.
+bool opportunistic(const SmtpSettings& s) {
+    return s.starttls == config::StartTls::if_available && s.tls_ca_file.empty();
+}
+
 void on_event(smtp_session_t, int event, void* arg, ...) {
     auto* d = static_cast<Diagnostics*>(arg);
+    const bool accept_any = opportunistic(*d->settings);
     va_list ap;
     va_start(ap, arg);
     switch (event) {
@@ -53,22 +62,26 @@ void on_event(smtp_session_t, int event, void* arg, ...) {
         break;
     case SMTP_EV_INVALID_PEER_CERTIFICATE: {
         const long result = va_arg(ap, long);
-        d->tls_problem = fmt::format("the server's certificate is not trusted: {}{}",
-                                     X509_verify_cert_error_string(result),
-                                     d->settings->tls_ca_file.empty()
-                                         ? " (set tls_ca_file in [mail] for a private CA)"
-                                         : " (checked against " + d->settings->tls_ca_file + ")");
+        *va_arg(ap, int*) = accept_any;
+        if (!accept_any) {
+            d->tls_problem = fmt::format("the server's certificate is not trusted: {}{}",
+                                         X509_verify_cert_error_string(result),
+                                         d->settings->tls_ca_file.empty()
+                                             ? " (set tls_ca_file in [mail] for a private CA)"
+                                             : " (checked against " + d->settings->tls_ca_file + ")");
+        }
         break;
     }
     case SMTP_EV_WRONG_PEER_CERTIFICATE: {
-        va_arg(ap, int*);
+        *va_arg(ap, int*) = accept_any;
         const char* name = va_arg(ap, const char*);
-        d->tls_problem = fmt::format("the server's certificate is for '{}', not for '{}'", name ? name : "",
-                                     d->host);
+        d->tls_problem = accept_any ? "" : fmt::format("the server's certificate is for '{}', not for '{}'",
+                                                       name ? name : "", d->host);
         break;
     }
     case SMTP_EV_NO_PEER_CERTIFICATE:
-        d->tls_problem = "the server sent no certificate";
+        *va_arg(ap, int*) = accept_any;
+        d->tls_problem = accept_any ? "" : "the server sent no certificate";
         break;
     case SMTP_EV_WEAK_CIPHER:
         d->tls_problem = fmt::format("the TLS cipher is too weak ({} bits)", va_arg(ap, int));

@@ -1,8 +1,9 @@
 """An SMTP server for the mail tests: aiosmtpd with STARTTLS and, if asked,
 AUTH, delivering into a maildir. Each stored mail gets X-TLS (yes/no) and
 X-Auth (the login, or "-") headers, beside aiosmtpd's X-MailFrom and
-X-RcptTo, so a test can see how it arrived. Listens on 127.0.0.1 only;
-prints "ready" once it accepts connections; stops on SIGTERM.
+X-RcptTo, so a test can see how it arrived. Recipients whose address
+starts with "refuse" are refused (550). Listens on 127.0.0.1 only; prints
+"ready" once it accepts connections; stops on SIGTERM.
 
 /usr/bin/python3 smtp_server.py --port N --maildir DIR --cert C --key K [--user U --password P]
 """
@@ -17,6 +18,12 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class MarkingMailbox(Mailbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("refuse"):
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     def prepare_message(self, session, envelope):
         message = super().prepare_message(session, envelope)
         message["X-TLS"] = "yes" if session.ssl is not None else "no"

@@ -21,7 +21,6 @@ from harness import (BIN, MASTER_PATH, DrainedSystemTest, gate_step, open_gate, 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"  # Debian's, which has aiosmtpd
-WORKER1 = "org.buildyard.Worker1"
 FAST_RETRY = {"BUILDYARD_MAIL_RETRY_USEC": "200000"}
 
 
@@ -486,6 +485,45 @@ class MailTest(DrainedSystemTest):
         self.assertRegex(s.master.log(), r"server reply: 530")
         self.assertEqual(self.mail.files(), [])
         self.assertEqual(self.queue_rows()[0][1], "queued")
+
+    def test_starttls_no_never_uses_tls(self):
+        s = self.sys
+        self.start_tls_server()  # it wants STARTTLS before MAIL FROM
+        self.start_master(self.tls_section("no"), FAST_RETRY)
+        s.start_worker("w1")
+        self.kill_worker("w1")
+        self.master_log_has("cannot send mail 1")
+        self.assertRegex(s.master.log(), r"server reply: 530")
+        self.assertEqual(self.mail.files(), [])
+
+    def test_a_refused_recipient_does_not_resend_to_the_others(self):
+        s = self.sys
+        self.start_tls_server()
+        self.start_master(self.tls_section("required").replace(
+            "notify_on_missing = a@example.com", "notify_on_missing = ok@example.com, refuse@example.com"),
+            FAST_RETRY)
+        s.start_worker("w1")
+        self.kill_worker("w1")
+        [m] = self.mail.wait(1)
+        self.assertEqual(m["X-RcptTo"], "ok@example.com")
+        self.assertEqual([a.addr_spec for a in m["To"].addresses], ["ok@example.com", "refuse@example.com"])
+        self.master_log_has("refused the recipients refuse@example.com: 550 5.1.1 No such user here")
+        # Tried again for the refused one only: still the one mail.
+        wait_for(lambda: self.queue_rows()[0][3] >= 3, 20, "two more attempts")
+        self.assertEqual(len(self.mail.files()), 1)
+        db = sqlite3.connect(os.path.join(s.state_dir, "state.db"), timeout=10)
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("SELECT recipients FROM mail_queue").fetchone()[0], '["refuse@example.com"]')
+
+    def test_if_available_takes_any_certificate_without_tls_ca_file(self):
+        """Opportunistic TLS: encrypted, certificate not checked (a local relay's snakeoil)."""
+        s = self.sys
+        self.start_tls_server()
+        self.start_master(self.tls_section("if-available").replace(f"tls_ca_file = {self.make_cert()[0]}\n", ""))
+        s.start_worker("w1")
+        self.kill_worker("w1")
+        [m] = self.mail.wait(1)
+        self.assertEqual(m["X-TLS"], "yes")
 
     def test_an_untrusted_certificate_is_refused(self):
         s = self.sys
