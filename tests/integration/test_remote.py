@@ -478,6 +478,23 @@ class RemoteTest(DrainedSystemTest):
         bid = s.submit("b")
         self.assertEqual(s.wait_build(bid), (bid, "success"))
 
+    def test_both_ends_of_a_connection_use_tcp_keepalive(self):
+        s = self.sys
+        s.write_config(master_config(self.port))
+        s.start_master()
+        self.remote_worker("r1")
+        # ss shows a keepalive timer only on sockets with SO_KEEPALIVE set
+        # (and while no data waits for an ack: then it shows the
+        # retransmission timer instead, so wait for the idle state).
+        def both_keepalive():
+            out = subprocess.run(["ss", "-tnoH", "state", "established",
+                                  f"( sport = :{self.port} or dport = :{self.port} )"],
+                                 capture_output=True, text=True, check=True).stdout
+            lines = [line for line in out.splitlines() if line.strip()]
+            # the master's end and the worker's end
+            return len(lines) == 2 and all("timer:(keepalive" in line for line in lines)
+        wait_for(both_keepalive, 10, "keepalive timers on both ends of the connection")
+
     def test_ipv6_literal_listen_and_connect(self):
         s = self.sys
         probe = socket.socket(socket.AF_INET6)
