@@ -67,6 +67,27 @@ std::optional<int> parse_invocation(const Invocation& inv, const char* name,
                                    std::cout, std::cerr);
 }
 
+std::optional<int> parse_build_id_invocation(const Invocation& inv, const char* name,
+                                             po::options_description& options, po::variables_map& vm,
+                                             uint64_t& id) {
+    po::options_description hidden;
+    hidden.add_options()("id", po::value<std::string>());
+    po::positional_options_description positional;
+    positional.add("id", 1);
+    if (auto rc = parse_invocation(inv, name, options, &hidden, &positional, vm)) {
+        return rc;
+    }
+    if (!vm.count("id")) {
+        return usage_error(std::cerr, name, "missing ID");
+    }
+    auto parsed = parse_number(vm["id"].as<std::string>(), "build id");
+    if (!parsed) {
+        return usage_error(std::cerr, name, parsed.error().message);
+    }
+    id = *parsed;
+    return std::nullopt;
+}
+
 bool wants_json(const Invocation& inv, const po::variables_map& vm) {
     return inv.json || vm.count("json") > 0;
 }

@@ -37,6 +37,12 @@ std::optional<int> parse_invocation(const Invocation& inv, const char* name,
                                     const po::positional_options_description* positional,
                                     po::variables_map& vm);
 
+// For commands taking one build ID: parses the arguments with `options`
+// and sets `id`. Returns an exit code when the command should stop now.
+std::optional<int> parse_build_id_invocation(const Invocation& inv, const char* name,
+                                             po::options_description& options, po::variables_map& vm,
+                                             uint64_t& id);
+
 // --json before or after the command.
 bool wants_json(const Invocation& inv, const po::variables_map& vm);
 

@@ -191,26 +191,16 @@ int run_submit(const Invocation& inv) {
 
 int run_cancel(const Invocation& inv) {
     po::options_description options("Options");
-    po::options_description hidden;
-    hidden.add_options()("id", po::value<std::string>());
-    po::positional_options_description positional;
-    positional.add("id", 1);
     po::variables_map vm;
-    if (auto rc = parse_invocation(inv, "cancel", options, &hidden, &positional, vm)) {
+    uint64_t build = 0;
+    if (auto rc = parse_build_id_invocation(inv, "cancel", options, vm, build)) {
         return *rc;
-    }
-    if (!vm.count("id")) {
-        return usage_error(std::cerr, "cancel", "missing ID");
-    }
-    auto id = parse_number(vm["id"].as<std::string>(), "build id");
-    if (!id) {
-        return usage_error(std::cerr, "cancel", id.error().message);
     }
     auto client = Client::connect();
     if (!client) {
         return report(client.error());
     }
-    auto path = client->get_build(*id);
+    auto path = client->get_build(build);
     if (!path) {
         return report(path.error());
     }

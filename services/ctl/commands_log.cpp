@@ -55,20 +55,10 @@ int run_log(const Invocation& inv) {
     po::options_description options("Options");
     options.add_options()  //
         ("follow,f", "keep printing new output until the build has finished");
-    po::options_description hidden;
-    hidden.add_options()("id", po::value<std::string>());
-    po::positional_options_description positional;
-    positional.add("id", 1);
     po::variables_map vm;
-    if (auto rc = parse_invocation(inv, "log", options, &hidden, &positional, vm)) {
+    uint64_t build = 0;
+    if (auto rc = parse_build_id_invocation(inv, "log", options, vm, build)) {
         return *rc;
-    }
-    if (!vm.count("id")) {
-        return usage_error(std::cerr, "log", "missing ID");
-    }
-    auto id = parse_number(vm["id"].as<std::string>(), "build id");
-    if (!id) {
-        return usage_error(std::cerr, "log", id.error().message);
     }
     bool follow = vm.count("follow") > 0;
 
@@ -76,7 +66,7 @@ int run_log(const Invocation& inv) {
     if (!client) {
         return report(client.error());
     }
-    auto path = client->get_build(*id);
+    auto path = client->get_build(build);
     if (!path) {
         return report(path.error());
     }
@@ -130,7 +120,7 @@ int run_log(const Invocation& inv) {
     }
 
     if (follow) {
-        if (auto s = note_rerun(*client, *id, *path); !s) {
+        if (auto s = note_rerun(*client, build, *path); !s) {
             return report(s.error());
         }
     }
