@@ -1,0 +1,97 @@
+// Shared by the config loader's tests: a temporary directory per test and
+// a fixture that writes master.ini and drop-ins into it.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "common/config.hpp"
+
+namespace fs = std::filesystem;
+using namespace by::config;
+
+namespace {
+
+class TempDir {
+public:
+    TempDir() {
+        std::string pattern = (fs::temp_directory_path() / "by-config-XXXXXX").string();
+        if (!mkdtemp(pattern.data())) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        path_ = pattern;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    std::string path(const std::string& relative) const { return (path_ / relative).string(); }
+    std::string write(const std::string& relative, const std::string& content) const {
+        const auto p = path_ / relative;
+        fs::create_directories(p.parent_path());
+        std::ofstream(p, std::ios::binary) << content;
+        return p.string();
+    }
+
+private:
+    fs::path path_;
+};
+
+std::string joined(const std::vector<Error>& errors) {
+    std::string out;
+    for (const auto& e : errors) {
+        out += "  " + e.str() + "\n";
+    }
+    return out.empty() ? "  (no errors)\n" : out;
+}
+
+::testing::AssertionResult has_error(const std::vector<Error>& errors, const std::string& text) {
+    for (const auto& e : errors) {
+        if (e.str().find(text) != std::string::npos) {
+            return ::testing::AssertionSuccess();
+        }
+    }
+    return ::testing::AssertionFailure() << "no error contains\n  " << text << "\nerrors:\n" << joined(errors);
+}
+
+class ConfigTest : public ::testing::Test {
+protected:
+    ConfigTest() {
+        env.hostname = "testhost";
+    }
+
+    LoadResult load_text(const std::string& text) {
+        main = dir.write("master.ini", text);
+        return load(main, env);
+    }
+
+    Config load_ok(const std::string& text) {
+        auto r = load_text(text);
+        EXPECT_TRUE(r.errors.empty()) << joined(r.errors);
+        EXPECT_TRUE(r.config.has_value());
+        return r.config.value_or(Config{});
+    }
+
+    // `where_what` is "LINE: [section] key: message" (or a prefix of it),
+    // checked against master.ini.
+    void expect_error(const std::string& text, const std::string& where_what) {
+        auto r = load_text(text);
+        EXPECT_FALSE(r.config.has_value());
+        EXPECT_TRUE(has_error(r.errors, main + ":" + where_what)) << "config:\n" << text;
+    }
+
+    TempDir dir;
+    Environment env;
+    std::string main;
+};
+
+const std::string local_worker = "[worker w]\ntype = local\n";
+
+}  // namespace
