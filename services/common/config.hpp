@@ -48,6 +48,7 @@ struct Worker {
     std::map<std::string, std::string> properties;
     int64_t build_wait_timeout = 600;        // latent only; <0: never stop
     std::string backend;                     // latent only, e.g. "libvirt"
+    std::string master_address;              // latent only: HOST:PORT the instance dials
     std::map<std::string, std::string> backend_options;  // "libvirt.uri" -> ...
     Origin origin;                           // the [worker NAME] header
 };

@@ -6,15 +6,12 @@
 
 #include <unistd.h>
 
+#include "common/config_backends.hpp"
 #include "common/config_values.hpp"
 
 namespace by::config::detail {
 
 namespace {
-
-// Latent workers need buildyard-latentd, which does not exist yet. All their
-// keys are parsed already; turning this on is all it takes to accept them.
-constexpr bool latent_supported = false;
 
 constexpr uint64_t max_builds_limit = 100000;
 
@@ -246,9 +243,6 @@ private:
                 w.type = WorkerType::local;
             } else if (v->text == "latent") {
                 w.type = WorkerType::latent;
-                if (!latent_supported) {
-                    bad(s, "type", "latent workers are not supported by this version yet");
-                }
             } else {
                 bad(s, "type", "invalid type " + in_quotes(v->text) + ": expected standard, local or latent");
             }
@@ -258,20 +252,48 @@ private:
         const std::string backend_prefix = backend && !backend->text.empty() ? backend->text + "." : "";
         const auto password_keys = present(s, {"password", "password_file", "password_credential"});
 
+        bool backend_ok = false;
+        if (backend && latent) {
+            if (known_backend(backend->text)) {
+                w.backend = backend->text;
+                w.build_wait_timeout = default_build_wait_timeout(w.backend);
+                backend_ok = true;
+            } else {
+                bad(s, "backend", "unknown backend " + in_quotes(backend->text) + ": expected libvirt");
+            }
+        }
+        std::map<std::string, std::string> backend_keys;  // without the prefix
         for (const auto& [key, v] : s.values) {
-            const bool latent_only = key == "backend" || key == "build_wait_timeout" ||
-                                     (!backend_prefix.empty() && key.starts_with(backend_prefix) &&
-                                      key.size() > backend_prefix.size());
+            const bool backend_key = !backend_prefix.empty() && key.starts_with(backend_prefix) &&
+                                     key.size() > backend_prefix.size();
+            const bool latent_only =
+                key == "backend" || key == "build_wait_timeout" || key == "master_address" || backend_key;
+            const auto dot = key.find('.');
             if (latent_only && !latent) {
                 bad(s, key, "only valid for latent workers (type = latent)");
-            } else if (key == "type") {
-                // read above: the other keys depend on it
-            } else if (key == "backend") {
-                if (v.text.empty() || v.text.find_first_of(". \t") != std::string::npos) {
-                    bad(s, key, "invalid backend " + in_quotes(v.text));
+            } else if (key == "type" || key == "backend") {
+                // read above: the other keys depend on them
+            } else if (key == "master_address") {
+                if (parse_host_port(v.text)) {
+                    w.master_address = v.text;
                 } else {
-                    w.backend = v.text;
+                    bad(s, key, "invalid address " + in_quotes(v.text) +
+                                    ": expected HOST:PORT that the instance can reach the master at");
                 }
+            } else if (backend_key) {
+                if (!backend_ok) {
+                    continue;  // the backend line has the error
+                }
+                const std::string bare = key.substr(backend_prefix.size());
+                if (auto problem = check_backend_key(w.backend, bare, v.text)) {
+                    bad(s, key, *problem);
+                } else {
+                    w.backend_options[key] = v.text;
+                    backend_keys[bare] = v.text;
+                }
+            } else if (latent && dot != std::string::npos && dot > 0 && known_backend(key.substr(0, dot))) {
+                bad(s, key, "belongs to backend " + key.substr(0, dot) + ", but this worker's backend is " +
+                                (backend ? backend->text : std::string("not set")));
             } else if (key == "build_wait_timeout") {
                 const auto max = static_cast<int64_t>(max_seconds);
                 if (const auto value = parse_int(v.text, -max, max)) {
@@ -321,14 +343,41 @@ private:
             }
         }
 
-        if (latent && w.backend.empty() && !backend) {
-            bad_section(s, "latent workers need backend = NAME");
+        if (latent && !backend) {
+            bad_section(s, "latent workers need backend = NAME (libvirt)");
+        }
+        if (backend_ok) {
+            for (const auto& [key, message] : check_backend_section(w.backend, backend_keys)) {
+                if (!key.empty() && s.get(backend_prefix + key)) {
+                    bad(s, backend_prefix + key, message);
+                } else {
+                    bad_section(s, key.empty() ? message : backend_prefix + key + ": " + message);
+                }
+            }
+        }
+        if (latent && w.master_address.empty()) {
+            // The instance dials this host, at the port the master listens on.
+            const auto listen = parse_host_port(config_.master.listen);
+            if (!listen) {
+                bad_section(s, "latent workers attach over TCP, but [master] listen is empty: set "
+                               "master_address = HOST:PORT");
+            } else {
+                const bool ipv6 = env_.hostname.find(':') != std::string::npos;
+                w.master_address = (ipv6 ? "[" + env_.hostname + "]" : env_.hostname) + ":" +
+                                   std::to_string(listen->port);
+            }
         }
         worker_password(s, w, password_keys);
         config_.workers.emplace(w.name, std::move(w));
     }
 
     void worker_password(const Section& s, Worker& w, const std::vector<std::string>& keys) {
+        if (w.type == WorkerType::latent) {
+            for (const auto& key : keys) {
+                bad(s, key, "latent workers take no password: each start of their machine gets a one-time token");
+            }
+            return;
+        }
         if (w.type == WorkerType::local) {
             for (const auto& key : keys) {
                 bad(s, key, "local workers take no password (the master knows them by their unit or uid)");
@@ -336,10 +385,8 @@ private:
             return;
         }
         if (keys.empty()) {
-            bad_section(s, w.type == WorkerType::latent
-                               ? "latent workers need password, password_file or password_credential"
-                               : "standard workers need password, password_file or password_credential "
-                                 "(use type = local for a worker on this machine)");
+            bad_section(s, "standard workers need password, password_file or password_credential "
+                           "(use type = local for a worker on this machine)");
             return;
         }
         for (std::size_t i = 1; i < keys.size(); ++i) {

@@ -179,21 +179,45 @@ TEST_F(ConfigTest, AddressValidation) {
 }
 
 TEST_F(ConfigTest, LatentWorkers) {
-    expect_error("[worker vm1]\ntype = latent\nbackend = libvirt\nlibvirt.uri = qemu:///system\npassword = x\n",
-                 "2: [worker vm1] type: latent workers are not supported by this version yet");
-    // Only that one error: the latent keys themselves parse.
-    auto r = load_text("[worker vm1]\ntype = latent\nbackend = libvirt\nlibvirt.uri = qemu:///system\n"
-                       "build_wait_timeout = -1\npassword = x\n");
-    EXPECT_EQ(r.errors.size(), 1u) << joined(r.errors);
+    const std::string vm = "[master]\nlisten = 127.0.0.1:9000\n[worker vm1]\ntype = latent\nbackend = libvirt\n"
+                           "libvirt.uri = test:///default\nlibvirt.xml = /etc/buildyard/vm1.xml\n";
+    auto c = load_ok(vm + "libvirt.base_image = /img/base.qcow2\nlibvirt.memory = 512\nlibvirt.cpus = 2\n"
+                          "build_wait_timeout = -1\nmax_builds = 1\n");
+    const auto& w = c.workers.at("vm1");
+    EXPECT_EQ(w.type, WorkerType::latent);
+    EXPECT_EQ(w.backend, "libvirt");
+    EXPECT_EQ(w.build_wait_timeout, -1);
+    EXPECT_EQ(w.backend_options.at("libvirt.uri"), "test:///default");
+    EXPECT_EQ(w.backend_options.at("libvirt.memory"), "512");
+    EXPECT_TRUE(w.password.empty());
+    // The instance dials this host at the listen port, unless told otherwise.
+    EXPECT_EQ(w.master_address, std::string("testhost:9000"));
+    EXPECT_EQ(load_ok(vm + "master_address = 10.0.2.2:9000\n").workers.at("vm1").master_address, "10.0.2.2:9000");
+    EXPECT_EQ(load_ok(vm).workers.at("vm1").build_wait_timeout, 600);
+
+    expect_error(vm + "password = x\n", "8: [worker vm1] password: latent workers take no password");
+    expect_error(vm + "master_address = nowhere\n", "8: [worker vm1] master_address: invalid address 'nowhere'");
+    expect_error(vm + "libvirt.memory = lots\n", "8: [worker vm1] libvirt.memory: invalid value 'lots'");
+    expect_error(vm + "libvirt.colour = blue\n", "8: [worker vm1] libvirt.colour: unknown key");
+    expect_error(vm + "libvirt.base_image = base.qcow2\n", "8: [worker vm1] libvirt.base_image: invalid path");
+    expect_error(vm + "docker.image = x\n",
+                 "8: [worker vm1] docker.image: unknown key");
+    expect_error("[master]\nlisten = 127.0.0.1:9000\n[worker vm1]\ntype = latent\nbackend = libvirt\n"
+                 "libvirt.uri = test:///default\n",
+                 "3: [worker vm1]: libvirt workers need libvirt.xml");
+    expect_error("[master]\nlisten =\n[worker vm1]\ntype = latent\nbackend = libvirt\n"
+                 "libvirt.uri = test:///default\nlibvirt.xml = /x.xml\n",
+                 "3: [worker vm1]: latent workers attach over TCP, but [master] listen is empty");
+    expect_error("[worker vm1]\ntype = latent\nbackend = ec2\n", "3: [worker vm1] backend: unknown backend 'ec2'");
 
     expect_error(local_worker + "build_wait_timeout = 600\n",
                  "3: [worker w] build_wait_timeout: only valid for latent workers");
+    expect_error(local_worker + "master_address = h:1\n", "3: [worker w] master_address: only valid for latent workers");
     expect_error(local_worker + "backend = libvirt\nlibvirt.uri = x\n", "3: [worker w] backend: only valid for latent workers");
     expect_error(local_worker + "backend = libvirt\nlibvirt.uri = x\n", "4: [worker w] libvirt.uri: only valid for latent workers");
     expect_error(local_worker + "libvirt.uri = x\n", "3: [worker w] libvirt.uri: unknown key");
-    expect_error("[worker vm1]\ntype = latent\nbuild_wait_timeout = soon\npassword = x\nbackend = libvirt\n",
-                 "3: [worker vm1] build_wait_timeout: invalid value 'soon'");
-    expect_error("[worker vm1]\ntype = latent\npassword = x\n", "1: [worker vm1]: latent workers need backend = NAME");
+    expect_error(vm + "build_wait_timeout = soon\n", "8: [worker vm1] build_wait_timeout: invalid value 'soon'");
+    expect_error("[worker vm1]\ntype = latent\n", "1: [worker vm1]: latent workers need backend = NAME");
 }
 
 TEST_F(ConfigTest, Builders) {

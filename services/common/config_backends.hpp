@@ -1,0 +1,37 @@
+// The keys of each latent backend (`libvirt.*`, `docker.*`), checked when the
+// config is loaded so a mistake is a FILE:LINE error in the master, latentd
+// and the generator alike. One file per backend: config_backend_NAME.cpp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace by::config {
+
+// Whether `backend` names a backend this version has.
+bool known_backend(const std::string& backend);
+
+// Checks one key of a latent worker, given without its "BACKEND." prefix
+// ("uri" for "libvirt.uri"). Returns what is wrong, or nothing.
+std::optional<std::string> check_backend_key(const std::string& backend, const std::string& key,
+                                             const std::string& value);
+
+// Checks the worker's backend keys as a whole (required keys, contradictions).
+// `options` maps keys without the prefix to values. Returns one message per
+// problem; each names the key it is about, if any, as {key, message}.
+std::vector<std::pair<std::string, std::string>> check_backend_section(
+    const std::string& backend, const std::map<std::string, std::string>& options);
+
+// Backend defaults that differ from the general ones: Docker starts one fresh
+// container per build, so its build_wait_timeout defaults to 0.
+int64_t default_build_wait_timeout(const std::string& backend);
+
+namespace detail {
+std::optional<std::string> check_libvirt_key(const std::string& key, const std::string& value);
+std::vector<std::pair<std::string, std::string>> check_libvirt_section(const std::map<std::string, std::string>& options);
+}  // namespace detail
+
+}  // namespace by::config
