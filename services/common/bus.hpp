@@ -19,6 +19,8 @@ inline constexpr const char* worker_prefix = "/org/buildyard/Master1/worker";
 inline constexpr const char* builder_prefix = "/org/buildyard/Master1/builder";
 inline constexpr const char* build_prefix = "/org/buildyard/Master1/build";
 inline constexpr const char* agent_path = "/org/buildyard/Agent1";
+inline constexpr const char* latent_name = "org.buildyard.Latent1";
+inline constexpr const char* latent_path = "/org/buildyard/Latent1";
 
 inline constexpr const char* master_iface = "org.buildyard.Master1";
 inline constexpr const char* worker_iface = "org.buildyard.Worker1";
@@ -26,6 +28,7 @@ inline constexpr const char* builder_iface = "org.buildyard.Builder1";
 inline constexpr const char* build_iface = "org.buildyard.Build1";
 inline constexpr const char* link_iface = "org.buildyard.WorkerLink1";
 inline constexpr const char* agent_iface = "org.buildyard.Agent1";
+inline constexpr const char* latent_iface = "org.buildyard.Latent1";
 
 // Error names of the public contract (buildyard-dbus(7)).
 namespace error {
@@ -41,6 +44,10 @@ inline constexpr const char* AlreadyFinished = "org.buildyard.Error.AlreadyFinis
 inline constexpr const char* ConfigInvalid = "org.buildyard.Error.ConfigInvalid";
 inline constexpr const char* Busy = "org.buildyard.Error.Busy";
 inline constexpr const char* Internal = "org.buildyard.Error.Internal";
+// Latent1 (buildyard-latentd).
+inline constexpr const char* BackendFailed = "org.buildyard.Error.BackendFailed";
+inline constexpr const char* Timeout = "org.buildyard.Error.Timeout";
+inline constexpr const char* NoSuchInstance = "org.buildyard.Error.NoSuchInstance";
 }  // namespace error
 
 using StringMap = std::map<std::string, std::string>;

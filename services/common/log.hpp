@@ -25,6 +25,8 @@ inline constexpr std::string_view worker_missing = "6f0b3c1e5a7d4e2b9c8a1d2e3f40
 inline constexpr std::string_view auth_failed = "6f0b3c1e5a7d4e2b9c8a1d2e3f405164";
 inline constexpr std::string_view build_finished = "6f0b3c1e5a7d4e2b9c8a1d2e3f405165";
 inline constexpr std::string_view leak_reaped = "6f0b3c1e5a7d4e2b9c8a1d2e3f405166";
+inline constexpr std::string_view instance_started = "6f0b3c1e5a7d4e2b9c8a1d2e3f405167";
+inline constexpr std::string_view instance_stopped = "6f0b3c1e5a7d4e2b9c8a1d2e3f405168";
 }  // namespace id
 
 // Call once from main. Decides between journal and stderr.

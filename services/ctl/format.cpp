@@ -73,6 +73,16 @@ std::string format_time(uint64_t usec) {
     return buf;
 }
 
+std::string join_notes(const std::string& a, const std::string& b) {
+    return a.empty() ? b : b.empty() ? a : a + "; " + b;
+}
+
+uint64_t now_usec() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
 std::string or_dash(std::string s) { return s.empty() ? std::string("-") : s; }
 
 std::string format_build_slots(uint64_t running, uint64_t max) {
@@ -103,6 +113,21 @@ std::string worker_note(bool paused, const std::string& pause_reason, bool confi
     return note;
 }
 
+std::string latent_note(uint64_t quarantined_until, uint64_t start_failures, const std::string& last_error,
+                        uint64_t now) {
+    if (start_failures == 0) {
+        return "";
+    }
+    std::string note = fmt::format("{} failed start{}", start_failures, start_failures == 1 ? "" : "s");
+    if (quarantined_until > now) {
+        note += ", quarantined until " + format_time(quarantined_until);
+    }
+    if (!last_error.empty()) {
+        note += ": " + last_error;
+    }
+    return note;
+}
+
 std::vector<std::string> worker_row(const PropertyMap& w) {
     bool connected = prop_bool(w, "Connected");
     auto info = prop_map(w, "Info");
@@ -115,9 +140,11 @@ std::vector<std::string> worker_row(const PropertyMap& w) {
         connected ? format_time(prop_uint(w, "LastConnected")) : "-",
         host == info.end() ? std::string() : host->second,
         // A worker object without Configured counts as configured.
-        worker_note(prop_bool(w, "Paused"), prop_string(w, "PauseReason"),
-                    prop_bool(w, "Configured", true), prop_uint(w, "MissingSince"),
-                    prop_bool(w, "MissingNotified")),
+        join_notes(worker_note(prop_bool(w, "Paused"), prop_string(w, "PauseReason"),
+                               prop_bool(w, "Configured", true), prop_uint(w, "MissingSince"),
+                               prop_bool(w, "MissingNotified")),
+                   latent_note(prop_uint(w, "QuarantinedUntil"), prop_uint(w, "StartFailures"),
+                               prop_string(w, "LastStartError"), now_usec())),
     };
 }
 

@@ -45,6 +45,9 @@ std::string format_build_slots(uint64_t running, uint64_t max);
 // NOTE column of `workers`: "paused: REASON" (or "paused"), "removed from config",
 // "missing since TIME" (", mailed" once its missing mail went out), joined by
 // "; "; empty when there is nothing to note. missing_since 0: not missing.
+// A latent worker's failed starts and quarantine, for the notes column.
+std::string latent_note(uint64_t quarantined_until, uint64_t start_failures, const std::string& last_error,
+                        uint64_t now);
 std::string worker_note(bool paused, const std::string& pause_reason, bool configured,
                         uint64_t missing_since = 0, bool missing_notified = false);
 

@@ -60,25 +60,42 @@ Status Master::submit(const std::string& builder, const std::map<std::string, st
 }
 
 void Master::dispatch() {
+    // Builds held for a latent worker go out once it has attached.
+    for (const auto& [name, w] : workers_) {
+        if (!w->attached || w->held.empty()) {
+            continue;
+        }
+        auto held = std::move(w->held);
+        w->held.clear();
+        for (uint64_t id : held) {
+            if (auto it = active_.find(id); it != active_.end() && it->second->build.state == BuildState::running) {
+                send_build(*it->second, *w);
+            }
+        }
+    }
     if (dispatcher_.pending() == 0) {
         return;
     }
     std::map<std::string, WorkerSlot> slots;
+    auto slot_of = [](const Worker& w) {
+        WorkerSlot s;
+        s.attached = true;
+        s.paused = w.paused;
+        s.accepting = w.configured && !w.shutting_down;
+        s.running = static_cast<unsigned>(w.running.size());
+        s.max_builds = w.cfg.max_builds;
+        s.last_assigned = w.last_assigned;
+        return s;
+    };
     for (const auto& [name, w] : workers_) {
         if (!w->attached) {
             continue;
         }
-        WorkerSlot s;
-        s.attached = true;
-        s.paused = w->paused;
-        s.accepting = w->configured && !w->shutting_down;
-        s.running = static_cast<unsigned>(w->running.size());
-        s.max_builds = w->cfg.max_builds;
-        s.last_assigned = w->last_assigned;
+        WorkerSlot s = slot_of(*w);
+        if (w->latent) {
+            s.accepting = s.accepting && latent_->accepts_builds(*w);
+        }
         slots.emplace(name, s);
-    }
-    if (slots.empty()) {
-        return;
     }
     std::map<std::string, std::vector<std::string>> builder_workers;
     for (const auto& [name, b] : config_.builders) {
@@ -91,14 +108,37 @@ void Master::dispatch() {
     if (start_calls_.size() >= max_starts_in_flight) {
         return;
     }
-    for (const Assignment& a : dispatcher_.plan(builder_workers, slots, max_starts_in_flight - start_calls_.size())) {
-        auto ab = active_.find(a.build);
-        Worker* w = find_worker(a.worker);
-        if (ab == active_.end() || !w) {
-            continue;
+    size_t budget = max_starts_in_flight - start_calls_.size();
+    auto carry_out = [&](const std::vector<Assignment>& plan) {
+        for (const Assignment& a : plan) {
+            auto ab = active_.find(a.build);
+            Worker* w = find_worker(a.worker);
+            if (ab == active_.end() || !w) {
+                continue;
+            }
+            w->last_assigned = slots[a.worker].last_assigned;
+            start_build(*ab->second, *w);
         }
-        w->last_assigned = slots[a.worker].last_assigned;
-        start_build(*ab->second, *w);
+    };
+    if (!slots.empty()) {
+        auto plan = dispatcher_.plan(builder_workers, slots, budget);
+        budget -= plan.size();
+        carry_out(plan);
+    }
+    // Only what no running worker can take starts a latent worker's machine
+    // (or waits for one on its way up).
+    if (dispatcher_.pending() == 0 || budget == 0) {
+        return;
+    }
+    bool any_latent = false;
+    for (const auto& [name, w] : workers_) {
+        if (!w->attached && w->latent && latent_->accepts_builds(*w)) {
+            slots.emplace(name, slot_of(*w));
+            any_latent = true;
+        }
+    }
+    if (any_latent) {
+        carry_out(dispatcher_.plan(builder_workers, slots, budget));
     }
 }
 
@@ -149,7 +189,28 @@ void Master::start_build(ActiveBuild& ab, Worker& w) {
     }
     w.running.insert(ab.build.id);
     ++running_;
+    if (!w.attached) {
+        hold_build(ab, w);
+        return;
+    }
+    if (latent_) {
+        latent_->build_assigned(w);
+    }
+    send_build(ab, w);
+}
 
+void Master::hold_build(ActiveBuild& ab, Worker& w) {
+    w.held.insert(ab.build.id);
+    log_build(log::Level::info, ab.build,
+              fmt::format("build {} of {} waits for latent worker {} to start", ab.build.id, ab.build.builder,
+                          w.cfg.name));
+    emit_build(ab);
+    emit_worker(w);
+    counters_changed(ab.build.builder);
+    latent_->build_assigned(w);  // may fail at once and rerun the build
+}
+
+void Master::send_build(ActiveBuild& ab, Worker& w) {
     MessagePtr msg;
     int r = new_agent_call(w, "StartBuild", msg);
     sd_bus_message* raw = msg.get();
@@ -215,9 +276,27 @@ void Master::finish_build(ActiveBuild& ab, Result result, int exit_status) {
     if (Worker* w = find_worker(worker)) {
         w->running.erase(id);
         emit_worker(*w);
+        if (latent_) {
+            latent_->builds_changed(*w);
+        }
         settle_worker(*w);  // may stop and forget w
     }
     dispatch();
+}
+
+void Master::fail_waiting_builds(Worker& w, const std::string& why, const std::string& log_text) {
+    auto held = std::move(w.held);
+    w.held.clear();
+    for (uint64_t id : held) {
+        auto it = active_.find(id);
+        if (it == active_.end() || it->second->build.state != BuildState::running) {
+            continue;
+        }
+        append_log(*it->second, log_text.data(), log_text.size());
+        requeue(*it->second, "latent worker " + w.cfg.name + ": " + why);
+    }
+    emit_worker(w);
+    request_dispatch();
 }
 
 // Ends a running build "retry" and queues the build that reruns its request.
@@ -237,6 +316,7 @@ void Master::requeue(ActiveBuild& ab, const std::string& why) {
     sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(), "retry");
     if (Worker* w = find_worker(ab.build.worker)) {
         w->running.erase(id);
+        w->held.erase(id);
     }
     auto rerun = std::make_unique<ActiveBuild>();
     rerun->build = std::move(*next);
@@ -328,6 +408,14 @@ Status Master::cancel(uint64_t id) {
         return Status::ok();
     }
     Worker* w = find_worker(ab.build.worker);
+    if (w && w->held.erase(id)) {
+        // Waiting for a latent worker's machine: it never ran.
+        log_build(log::Level::notice, ab.build,
+                  fmt::format("build {} of {} cancelled while latent worker {} was starting", id, ab.build.builder,
+                              w->cfg.name));
+        finish_build(ab, Result::cancelled, -1);
+        return Status::ok();
+    }
     if (!w || !w->attached) {
         return Status::fail(bus::error::NotAttached, "the worker of build " + std::to_string(id) + " is not attached");
     }

@@ -53,6 +53,33 @@ PROPERTY_GETTER(w_missing_notified) {
     return sd_bus_message_append(reply, "b", W(userdata).master->missing_notified(W(userdata).cfg.name) ? 1 : 0);
 }
 
+// Latent workers only; the others read 0 and empty strings.
+PROPERTY_GETTER(w_build_wait) {
+    const Worker& w = W(userdata);
+    return sd_bus_message_append(reply, "x", w.latent ? w.cfg.build_wait_timeout : int64_t{0});
+}
+PROPERTY_GETTER(w_backend) { return sd_bus_message_append(reply, "s", W(userdata).cfg.backend.c_str()); }
+PROPERTY_GETTER(w_instance_start) {
+    const Worker& w = W(userdata);
+    return sd_bus_message_append(reply, "s", w.latent ? w.latent->start.c_str() : "");
+}
+PROPERTY_GETTER(w_instance) {
+    const Worker& w = W(userdata);
+    return sd_bus_message_append(reply, "s", w.latent ? w.latent->instance.c_str() : "");
+}
+PROPERTY_GETTER(w_start_failures) {
+    const Worker& w = W(userdata);
+    return sd_bus_message_append(reply, "u", w.latent ? w.latent->machine.failures() : 0u);
+}
+PROPERTY_GETTER(w_quarantined_until) {
+    const Worker& w = W(userdata);
+    return sd_bus_message_append(reply, "t", w.latent ? w.latent->machine.quarantine_until() : uint64_t{0});
+}
+PROPERTY_GETTER(w_last_start_error) {
+    const Worker& w = W(userdata);
+    return sd_bus_message_append(reply, "s", w.latent ? w.latent->machine.last_error().c_str() : "");
+}
+
 int w_pause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     const char* reason = nullptr;
     int r = sd_bus_message_read(m, "s", &reason);
@@ -128,6 +155,13 @@ const sd_bus_vtable worker_vtable[] = {
     SD_BUS_PROPERTY("Configured", "b", w_configured, 0, CHANGE),
     SD_BUS_PROPERTY("MissingSince", "t", w_missing_since, 0, CHANGE),
     SD_BUS_PROPERTY("MissingNotified", "b", w_missing_notified, 0, CHANGE),
+    SD_BUS_PROPERTY("BuildWaitTimeout", "x", w_build_wait, 0, CHANGE),
+    SD_BUS_PROPERTY("Backend", "s", w_backend, 0, CHANGE),
+    SD_BUS_PROPERTY("InstanceStart", "s", w_instance_start, 0, CHANGE),
+    SD_BUS_PROPERTY("Instance", "s", w_instance, 0, CHANGE),
+    SD_BUS_PROPERTY("StartFailures", "u", w_start_failures, 0, CHANGE),
+    SD_BUS_PROPERTY("QuarantinedUntil", "t", w_quarantined_until, 0, CHANGE),
+    SD_BUS_PROPERTY("LastStartError", "s", w_last_start_error, 0, CHANGE),
     SD_BUS_VTABLE_END,
 };
 

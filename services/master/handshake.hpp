@@ -7,13 +7,14 @@
 #include <map>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/config.hpp"
 #include "common/crypto.hpp"
 
 namespace by::master {
 
-enum class AuthVerdict { ok, unknown_worker, wrong_password };
+enum class AuthVerdict { ok, unknown_worker, wrong_password, wrong_token, stale_token };
 
 // Checks `proof` for worker `name`. `worker` is its configuration, or
 // nullptr when there is no such worker (or it is local, and so has no
@@ -22,6 +23,15 @@ enum class AuthVerdict { ok, unknown_worker, wrong_password };
 AuthVerdict verify_worker_proof(const config::Worker* worker, const std::string& name,
                                 std::span<const uint8_t> master_nonce, std::span<const uint8_t> worker_nonce,
                                 std::span<const uint8_t> proof, const std::string& dummy_key);
+
+// Checks the proof of latent worker `name`, keyed on the token of its
+// current start (`current`; nullptr when no start takes one now). A proof
+// made with one of the `earlier` starts' tokens is a stale token: an old
+// instance, or a copy of one. Anything else is a wrong token.
+AuthVerdict verify_latent_proof(const std::string* current, const std::vector<std::string>& earlier,
+                                const std::string& name, std::span<const uint8_t> master_nonce,
+                                std::span<const uint8_t> worker_nonce, std::span<const uint8_t> proof,
+                                const std::string& dummy_key);
 
 // The log line for a failed login, exactly as admins grep for it.
 std::string auth_failure_line(AuthVerdict verdict, const std::string& name, const std::string& peer);

@@ -221,8 +221,29 @@ uint64_t retry_delay(unsigned failures, uint64_t first) {
 
 OutgoingMail missing_mail(const MissingFacts& f, const std::string& from, const std::vector<std::string>& to,
                           const MessageStamp& stamp) {
-    std::string body = fmt::format("The Buildyard worker {} has been missing from the master {} for more than {}.\n\n",
-                                   f.worker, f.master_name, format_duration(f.timeout * 1000000));
+    std::string body;
+    if (f.latent) {
+        body = fmt::format("The machine of the Buildyard latent worker {} did not come up for the master {}.\n\n",
+                           f.worker, f.master_name);
+        body += fmt::format("Wanted since:        {}\n", both_times(f.since));
+        if (!f.start_error.empty()) {
+            body += fmt::format("Failed starts:       {} in a row; the master retries with a growing pause\n",
+                                f.start_failures);
+            body += fmt::format("Last error:          {}\n", f.start_error);
+        } else {
+            body += fmt::format("Its worker has not attached within {}.\n", format_duration(f.timeout * 1000000));
+        }
+        body += fmt::format("Admin:               {}\n", f.admin.empty() ? "unknown" : f.admin);
+        body += "\nTo check on it:\n";
+        body += "  buildyardctl workers                  (on the master)\n";
+        body += "  journalctl -u buildyard-latentd       (on the master's machine)\n";
+        body += "\nThis is the only mail about this trouble. The next one comes only if the\n"
+                "worker attaches and then its machine fails again.\n";
+        return compose(from, to, "Buildyard worker " + f.worker + " missing", stamp,
+                       {{"X-Buildyard-Worker", f.worker}}, body);
+    }
+    body = fmt::format("The Buildyard worker {} has been missing from the master {} for more than {}.\n\n", f.worker,
+                       f.master_name, format_duration(f.timeout * 1000000));
     if (f.ever_attached) {
         body += fmt::format("Last disconnected:   {}\n", both_times(f.since));
         body += fmt::format("Last connected from: {}\n", f.host.empty() ? "unknown" : f.host);

@@ -35,6 +35,11 @@ struct MissingFacts {
     uint64_t timeout = 0;        // seconds
     std::string host;            // Info["host"] from its last attach; may be empty
     std::string admin;           // Info["admin"]; may be empty
+    // Latent workers are missed only when their machine was wanted and did
+    // not come up: `since` is when it was first wanted.
+    bool latent = false;
+    std::string start_error;     // the last failed start; empty: the wait simply ran out
+    unsigned start_failures = 0;
 };
 
 struct BuildFacts {

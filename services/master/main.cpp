@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
 
     sd_notify(0, "READY=1");
     int r = sd_event_loop(raw_event);
+    master.stopping();
     if (r < 0) {
         by::log::error("event loop failed: {}", std::strerror(-r));
         return 1;

@@ -21,11 +21,22 @@ std::string_view to_string(WorkerStateName s) {
     case WorkerStateName::idle: return "idle";
     case WorkerStateName::building: return "building";
     case WorkerStateName::paused: return "paused";
+    case WorkerStateName::substantiating: return "substantiating";
+    case WorkerStateName::insubstantiating: return "insubstantiating";
     }
     return "offline";
 }
 
 WorkerStateName Worker::state() const {
+    if (latent && cfg.type == config::WorkerType::latent && !(attached && paused)) {
+        switch (latent->machine.state()) {
+        case LatentState::offline: return WorkerStateName::offline;
+        case LatentState::substantiating: return WorkerStateName::substantiating;
+        case LatentState::idle: return WorkerStateName::idle;
+        case LatentState::building: return WorkerStateName::building;
+        case LatentState::insubstantiating: return WorkerStateName::insubstantiating;
+        }
+    }
     if (!attached) {
         return WorkerStateName::offline;
     }
@@ -82,7 +93,12 @@ bool Master::start(std::string& error) {
     if (!notifier_->start(error)) {
         return false;
     }
+    latent_ = std::make_unique<LatentControl>(*this, event_, bus_, LatentControl::timeouts_from_environment());
     apply_config(std::move(*loaded.config));
+    if (int lr = latent_->start(); lr < 0) {
+        error = std::string("cannot set up latent workers: ") + std::strerror(-lr);
+        return false;
+    }
 
     // Builds that were running when the master last stopped never reported
     // back: end them "retry" and queue their reruns. Pending ones just wait.
@@ -194,9 +210,32 @@ void Master::apply_config(config::Config&& c) {
             settle_worker(*w);
         }
     }
+    if (latent_) {
+        latent_->reconfigure();
+    }
     if (notifier_) {
         notifier_->reconfigure();
     }
+}
+
+void Master::stopping() {
+    if (latent_) {
+        latent_->master_stopping();
+    }
+}
+
+const std::string* Master::worker_key(const Worker& w) const {
+    if (w.cfg.type == config::WorkerType::latent) {
+        return latent_ ? latent_->current_token(w) : nullptr;
+    }
+    return w.cfg.password.empty() ? nullptr : &w.cfg.password;
+}
+
+std::vector<std::string> Master::earlier_tokens(const Worker& w) const {
+    if (!w.latent) {
+        return {};
+    }
+    return {w.latent->earlier_tokens.begin(), w.latent->earlier_tokens.end()};
 }
 
 Status Master::reload() {
@@ -314,8 +353,11 @@ std::string Master::describe() const {
     j["config_files"] = config_.files;
     auto& ws = j["workers"] = nlohmann::json::object();
     for (const auto& [name, w] : workers_) {
+        const char* type = w->cfg.type == config::WorkerType::local    ? "local"
+                           : w->cfg.type == config::WorkerType::latent ? "latent"
+                                                                       : "standard";
         ws[name] = {{"state", to_string(w->state())},
-                    {"type", w->cfg.type == config::WorkerType::local ? "local" : "standard"},
+                    {"type", type},
                     {"connected", w->attached},
                     {"configured", w->configured},
                     {"paused", w->paused},
@@ -328,6 +370,16 @@ std::string Master::describe() const {
                     {"last_disconnected", w->last_disconnected},
                     {"missing_since", missing_since(name)},
                     {"missing_notified", missing_notified(name)}};
+        if (w->latent) {
+            const LatentSide& l = *w->latent;
+            ws[name]["latent"] = {{"backend", w->cfg.backend},
+                                  {"build_wait_timeout", w->cfg.build_wait_timeout},
+                                  {"start", l.start},
+                                  {"instance", l.instance},
+                                  {"start_failures", l.machine.failures()},
+                                  {"quarantined_until", l.machine.quarantine_until()},
+                                  {"last_start_error", l.machine.last_error()}};
+        }
     }
     auto& bs = j["builders"] = nlohmann::json::object();
     for (const auto& [name, b] : config_.builders) {
@@ -390,7 +442,9 @@ void Master::emit_worker(const Worker& w) {
     sd_bus_emit_properties_changed(bus_, w.path.c_str(), bus::worker_iface, "Type", "State", "Connected", "Paused",
                                    "PauseReason", "MaxBuilds", "RunningBuilds", "Properties", "Info",
                                    "KeepaliveInterval", "MissingTimeout", "NotifyOnMissing", "LastConnected",
-                                   "LastDisconnected", "Configured", "MissingSince", "MissingNotified", nullptr);
+                                   "LastDisconnected", "Configured", "MissingSince", "MissingNotified",
+                                   "BuildWaitTimeout", "Backend", "InstanceStart", "Instance", "StartFailures",
+                                   "QuarantinedUntil", "LastStartError", nullptr);
 }
 
 uint64_t Master::missing_since(const std::string& worker) const {

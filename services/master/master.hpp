@@ -18,6 +18,7 @@
 #include "common/raii.hpp"
 #include "master/build.hpp"
 #include "master/dispatch.hpp"
+#include "master/latent.hpp"
 #include "master/store.hpp"
 
 namespace by::master {
@@ -44,7 +45,7 @@ struct Caller {
     std::string unit;         // systemd unit of the caller, if known
 };
 
-enum class WorkerStateName { offline, idle, building, paused };
+enum class WorkerStateName { offline, idle, building, paused, substantiating, insubstantiating };
 std::string_view to_string(WorkerStateName s);
 
 struct Worker {
@@ -68,8 +69,12 @@ struct Worker {
     // Builds.
     bool shutting_down = false;   // graceful Shutdown(): no new builds, stop when idle
     std::set<uint64_t> running;
+    // Builds handed to a latent worker whose machine is still coming up:
+    // running on it, but not sent until it attaches.
+    std::set<uint64_t> held;
     uint64_t last_assigned = 0;
     Master* master = nullptr;
+    std::unique_ptr<LatentSide> latent;  // type = latent only
 
     WorkerStateName state() const;
 };
@@ -149,12 +154,25 @@ public:
 
     sd_bus* bus() const { return bus_; }
 
+    // Latent workers (latent.*): the builds held for `w` end retry with
+    // `why`; `log_text` goes into each one's log first.
+    void fail_waiting_builds(Worker& w, const std::string& why, const std::string& log_text);
+    LatentControl* latent() const { return latent_.get(); }
+    // The master is about to exit: stop what must not outlive it.
+    void stopping();
+    // The secret a remote worker proves at the handshake: its password, or
+    // for a latent worker the token of its current start (nullptr: none now).
+    const std::string* worker_key(const Worker& w) const;
+    // Tokens of a latent worker's earlier starts, to tell a stale one in the log.
+    std::vector<std::string> earlier_tokens(const Worker& w) const;
+
     // Worker1.MissingSince and MissingNotified (notifier.*).
     uint64_t missing_since(const std::string& worker) const;
     bool missing_notified(const std::string& worker) const;
 
 private:
     friend struct MasterBus;
+    friend class LatentControl;
 
     void apply_config(config::Config&& c);
     Worker& add_worker(const config::Worker& cfg);
@@ -174,6 +192,10 @@ private:
     void request_dispatch();
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
     void start_build(ActiveBuild& ab, Worker& w);
+    // Sends a started build to its (attached) worker.
+    void send_build(ActiveBuild& ab, Worker& w);
+    // Gives a build to a latent worker that is not attached yet.
+    void hold_build(ActiveBuild& ab, Worker& w);
     void finish_build(ActiveBuild& ab, Result result, int exit_status);
     void requeue(ActiveBuild& ab, const std::string& why);
     void settle_worker(Worker& w);
@@ -216,6 +238,7 @@ private:
     std::set<std::string> dirty_builders_;
     std::vector<SlotPtr> slots_;
     std::unique_ptr<Notifier> notifier_;  // missing-worker and build mail
+    std::unique_ptr<LatentControl> latent_;
 };
 
 // Registers the vtables of every object (bus_master.cpp, bus_objects.cpp, bus_link.cpp).

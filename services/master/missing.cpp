@@ -16,16 +16,22 @@ void MissingTracker::attached(const std::string& name) {
     if (auto it = workers_.find(name); it != workers_.end()) {
         it->second.since = 0;
         it->second.not_before = 0;
+        it->second.at_once = false;
     }
 }
 
-void MissingTracker::absent(const std::string& name, uint64_t since) {
+void MissingTracker::absent(const std::string& name, uint64_t since, bool at_once) {
     auto it = workers_.find(name);
-    if (it == workers_.end() || since == 0 || it->second.since == since) {
+    if (it == workers_.end() || since == 0) {
+        return;
+    }
+    if (it->second.since == since) {
+        it->second.at_once = it->second.at_once || at_once;
         return;
     }
     it->second.since = since;
     it->second.not_before = 0;
+    it->second.at_once = at_once;
 }
 
 void MissingTracker::set_notified_loss(const std::string& name, uint64_t loss) {
@@ -50,7 +56,7 @@ std::optional<uint64_t> MissingTracker::deadline(const Entry& e) {
     if (e.since == 0 || e.timeout == 0 || !e.notify || e.notified_loss == e.since) {
         return std::nullopt;
     }
-    return std::max(e.since + e.timeout, e.not_before);
+    return std::max(e.at_once ? e.since : e.since + e.timeout, e.not_before);
 }
 
 std::vector<std::string> MissingTracker::due() const {

@@ -31,8 +31,10 @@ public:
     // The worker is attached: no absence, nothing due.
     void attached(const std::string& name);
     // The worker is away since `since`. Calling it again with the same
-    // time changes nothing; a different time is a new loss.
-    void absent(const std::string& name, uint64_t since);
+    // time changes nothing; a different time is a new loss. `at_once`: the
+    // mail is due now, not after the timeout (a latent worker whose machine
+    // failed to start); it may turn true later in the same loss.
+    void absent(const std::string& name, uint64_t since, bool at_once = false);
 
     // The loss that starts at `loss` has had its mail (read back from the
     // database at start, or just queued).
@@ -59,6 +61,7 @@ private:
         uint64_t since = 0;          // 0: attached
         uint64_t notified_loss = 0;  // the `since` whose mail went out
         uint64_t not_before = 0;
+        bool at_once = false;
     };
     // The time the entry's mail falls due; nullopt if it never will.
     static std::optional<uint64_t> deadline(const Entry& e);

@@ -170,6 +170,18 @@ void Notifier::worker_changed(const Worker& w) {
 }
 
 void Notifier::follow(const Worker& w) {
+    if (w.latent) {
+        // A latent worker is missed only while its machine is wanted and has
+        // not come up; a failed start is reported at once, not after the
+        // timeout. Stopped on purpose, it is not missing.
+        const LatentMachine& m = w.latent->machine;
+        if (w.attached || m.trouble_since() == 0) {
+            tracker_.attached(w.cfg.name);
+        } else {
+            tracker_.absent(w.cfg.name, m.trouble_since(), m.start_failed());
+        }
+        return;
+    }
     if (w.attached) {
         tracker_.attached(w.cfg.name);
     } else {
@@ -209,6 +221,11 @@ void Notifier::queue_missing(const std::string& name) {
     f.timeout = w->cfg.missing_timeout;
     if (auto it = w->info.find("host"); it != w->info.end()) f.host = it->second;
     if (auto it = w->info.find("admin"); it != w->info.end()) f.admin = it->second;
+    if (w->latent) {
+        f.latent = true;
+        f.start_failures = w->latent->machine.failures();
+        if (f.start_failures > 0) f.start_error = w->latent->machine.last_error();
+    }
     const OutgoingMail m = missing_mail(f, master_.config().mail.fromaddr, w->cfg.notify_on_missing, stamp(now));
 
     QueuedMail q;

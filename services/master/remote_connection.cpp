@@ -183,9 +183,12 @@ int Remote::Connection::method_authenticate(sd_bus_message* m, void* userdata, s
     Master& master = c.remote_.master_;
     Worker* w = master.find_worker(c.name_);
     const config::Worker* cfg = w && w->configured ? &w->cfg : nullptr;
+    const std::span<const uint8_t> proof_bytes{static_cast<const uint8_t*>(proof), size};
     const AuthVerdict verdict =
-        verify_worker_proof(cfg, c.name_, c.master_nonce_, c.worker_nonce_,
-                            {static_cast<const uint8_t*>(proof), size}, c.remote_.dummy_key_);
+        cfg && cfg->type == config::WorkerType::latent
+            ? verify_latent_proof(master.worker_key(*w), master.earlier_tokens(*w), c.name_, c.master_nonce_,
+                                  c.worker_nonce_, proof_bytes, c.remote_.dummy_key_)
+            : verify_worker_proof(cfg, c.name_, c.master_nonce_, c.worker_nonce_, proof_bytes, c.remote_.dummy_key_);
     if (verdict != AuthVerdict::ok) {
         c.auth_failed(m, verdict);
         return 1;
@@ -308,7 +311,8 @@ void Remote::Connection::attach(sd_bus_message* call) {
     }
     phase_ = Phase::attached;
     const Worker* w = master.find_worker(name_);
-    const auto proof = crypto::master_proof(w->cfg.password, name_, worker_nonce_, master_nonce_);
+    const std::string* key = master.worker_key(*w);
+    const auto proof = crypto::master_proof(key ? *key : std::string(), name_, worker_nonce_, master_nonce_);
     const bus::StringMap settings{{"keepalive_interval", std::to_string(w->cfg.keepalive_interval)},
                                   {"keepalive_timeout", std::to_string(w->cfg.keepalive_timeout)}};
     sd_bus_message* raw = nullptr;

@@ -49,6 +49,14 @@ Status Master::attach(const Caller& caller, const std::string& name, const std::
                    {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
         return Status::fail(bus::error::NoSuchWorker, "no worker named '" + name + "' is declared in the configuration");
     }
+    if (w->cfg.type == config::WorkerType::latent) {
+        log::write(log::Level::warning,
+                   fmt::format("refused to attach latent worker '{}' over the system bus ({}); latent workers attach "
+                               "over TCP with their start's token",
+                               name, describe_caller(caller)),
+                   {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
+        return Status::fail(bus::error::AccessDenied, "latent worker '" + name + "' attaches over TCP");
+    }
     if (w->attached) {
         // Attached means its connection is alive: the bus tells us at once
         // when it goes away.
@@ -87,6 +95,9 @@ void Master::mark_attached(Worker& w, const std::string& sender, const std::map<
                fmt::format("worker {} attached ({}, host {})", w.cfg.name, how,
                            info.count("host") ? info.at("host") : "unknown"),
                {{"BUILDYARD_WORKER", w.cfg.name}, {"MESSAGE_ID", std::string(log::id::worker_attached)}});
+    if (latent_) {
+        latent_->attached(w);
+    }
     emit_worker(w);
     counters_changed();
     // Not dispatch() here: the worker must get the Attach reply before
@@ -103,6 +114,10 @@ Status Master::attach_remote(const std::string& name, const std::string& sender,
     }
     if (w->attached) {
         return Status::fail(bus::error::AlreadyAttached, "worker '" + name + "' is already attached");
+    }
+    if (w->cfg.type == config::WorkerType::latent && !worker_key(*w)) {
+        // Its machine was given up while the handshake went on.
+        return Status::fail(bus::error::AuthFailed, "Authentication failed.");
     }
     w->link_bus = link;
     w->drop_link = std::move(drop_link);
@@ -184,6 +199,10 @@ void Master::detach(Worker& w, const std::string& reason) {
         }
     }
     w.running.clear();
+    w.held.clear();
+    if (latent_) {
+        latent_->detached(w);
+    }
     emit_worker(w);
     counters_changed();
     if (!w.configured) {
@@ -254,6 +273,16 @@ Status Master::unpause(Worker& w) {
 }
 
 Status Master::shutdown(Worker& w, bool graceful) {
+    if (w.latent) {
+        const bool attached = w.attached;
+        if (!latent_->shutdown(w, graceful)) {
+            return Status::fail(bus::error::NotAttached, "latent worker '" + w.cfg.name + "' has no machine running");
+        }
+        if (attached && !graceful) {
+            stop_worker(w, "shutdown requested");  // its builds end retry now
+        }
+        return Status::ok();
+    }
     if (!w.attached) {
         return Status::fail(bus::error::NotAttached, "worker '" + w.cfg.name + "' is not attached");
     }

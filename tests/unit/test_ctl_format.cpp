@@ -290,3 +290,11 @@ TEST(CtlOutcome, ExpectedHoldsValueOrFailure) {
     EXPECT_EQ(f.error().message, "x");
     EXPECT_TRUE(ok_status().ok());
 }
+
+TEST(CtlFormat, LatentNote) {
+    const uint64_t t = 1709618828'000000ull;
+    EXPECT_EQ(latent_note(0, 0, "", t), "");
+    EXPECT_EQ(latent_note(t + 10'000000, 1, "its machine did not start: no such file", t),
+              "1 failed start, quarantined until 2024-03-05 06:07:18: its machine did not start: no such file");
+    EXPECT_EQ(latent_note(t - 1, 3, "x", t), "3 failed starts: x");
+}

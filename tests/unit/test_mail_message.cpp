@@ -229,6 +229,34 @@ TEST_F(MailTest, MissingMailForAWorkerThatNeverAttached) {
     EXPECT_EQ(p.body.find("Last disconnected"), std::string::npos) << p.body;
 }
 
+TEST_F(MailTest, MissingMailForALatentWorkerThatFailedToStart) {
+    MissingFacts f = missing_facts();
+    f.worker = "vm1";
+    f.local = false;
+    f.latent = true;
+    f.start_failures = 2;
+    f.start_error = "its machine did not start: base image /img/base.qcow2 not found";
+    const auto p = parse(missing_mail(f, "b@x.org", {"c@x.org"}, stamp).text);
+    EXPECT_EQ(p.get("Subject"), "Buildyard worker vm1 missing");
+    EXPECT_NE(p.body.find("The machine of the Buildyard latent worker vm1 did not come up for the master ci-main."),
+              std::string::npos)
+        << p.body;
+    EXPECT_NE(p.body.find("Wanted since:        2024-03-05 07:07:08 CET (+0100), 2024-03-05 06:07:08 UTC"),
+              std::string::npos)
+        << p.body;
+    EXPECT_NE(p.body.find("Failed starts:       2 in a row"), std::string::npos) << p.body;
+    EXPECT_NE(p.body.find("Last error:          its machine did not start: base image /img/base.qcow2 not found"),
+              std::string::npos)
+        << p.body;
+    EXPECT_NE(p.body.find("journalctl -u buildyard-latentd"), std::string::npos) << p.body;
+    EXPECT_EQ(p.body.find("systemctl status"), std::string::npos) << p.body;
+
+    f.start_failures = 0;
+    f.start_error.clear();
+    const auto q = parse(missing_mail(f, "b@x.org", {"c@x.org"}, stamp).text);
+    EXPECT_NE(q.body.find("Its worker has not attached within 5 min 0 s."), std::string::npos) << q.body;
+}
+
 TEST_F(MailTest, BuildMail) {
     BuildFacts f;
     f.id = 42;

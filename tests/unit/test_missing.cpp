@@ -193,3 +193,27 @@ TEST_F(MissingTest, MarkNotifiedWhileAttachedDoesNothing) {
     now += 10 * S;
     EXPECT_EQ(due(), Names{"w"});
 }
+
+// A latent worker whose machine failed to start is reported at once; the
+// rest of the same trouble (further failed starts) adds no mail.
+TEST_F(MissingTest, AtOnceForAFailedLatentStart) {
+    t.configure("vm1", 300 * S, true);
+    t.absent("vm1", now);  // wanted, coming up
+    EXPECT_EQ(t.next_deadline(), 1300 * S);
+    now += 5 * S;
+    t.absent("vm1", 1000 * S, true);  // its start failed: same trouble, due now
+    EXPECT_EQ(t.next_deadline(), 1000 * S);
+    EXPECT_EQ(due(), Names{"vm1"});
+    t.mark_notified("vm1");
+    t.absent("vm1", 1000 * S, true);
+    EXPECT_EQ(due(), Names{});
+    EXPECT_EQ(t.next_deadline(), std::nullopt);
+    // It comes up: the next failure is new trouble, with its own mail.
+    t.attached("vm1");
+    now += 100 * S;
+    t.absent("vm1", now, true);
+    EXPECT_EQ(due(), Names{"vm1"});
+    // Disabled with a zero timeout, as for any worker.
+    t.configure("vm1", 0, true);
+    EXPECT_EQ(due(), Names{});
+}

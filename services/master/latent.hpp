@@ -1,0 +1,108 @@
+// Latent workers, the master's side: each latent worker's LatentMachine
+// (latent_state.*) wrapped in a timer, and the calls to buildyard-latentd
+// (org.buildyard.Latent1) that carry out its effects, each with a deadline,
+// so a latentd that hangs or is gone never wedges the master.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "common/raii.hpp"
+#include "master/latent_state.hpp"
+
+namespace by::master {
+
+class Master;
+struct Worker;
+
+// What the master keeps per latent worker, beside the machine.
+struct LatentSide {
+    LatentMachine machine;
+    std::string start;                     // the current start's id; empty before the first
+    std::string token;                     // its one-time token
+    std::deque<std::string> earlier_tokens;  // of the last few starts, to name a stale one in the log
+    std::string instance;                  // latentd's name for the machine
+    std::string log_tail;                  // from InstanceGone, for the failed builds' logs
+    SourcePtr timer;                       // at machine.next_deadline()
+};
+
+class LatentControl {
+public:
+    // Timeouts that tests shorten through the environment
+    // (BUILDYARD_LATENT_LEASE, seconds).
+    struct Timeouts {
+        uint64_t lease_usec = 300'000'000;        // renewed every third of it
+        uint64_t stop_call_usec = 600'000'000;    // latentd's own shutdown grace and destroy fit in it
+        uint64_t renew_call_usec = 30'000'000;
+        uint64_t stop_all_usec = 600'000'000;
+    };
+    static Timeouts timeouts_from_environment();
+
+    LatentControl(Master& master, sd_event* event, sd_bus* bus, Timeouts timeouts);
+    LatentControl(const LatentControl&) = delete;
+    LatentControl& operator=(const LatentControl&) = delete;
+    ~LatentControl();
+
+    // Listens for InstanceGone, and, if latent workers are configured, asks
+    // latentd to stop whatever an earlier master left running: no start
+    // happens before that is answered. Negative errno.
+    int start();
+    // The config was loaded or reloaded: each latent worker's settings.
+    void reconfigure();
+    // The master stops: every machine of ours goes (fire and forget; the
+    // leases cover a latentd that is not there to hear it).
+    void master_stopping();
+
+    // Whether a build may be handed to `w` now (which may start its machine).
+    bool accepts_builds(const Worker& w) const;
+    // The token a worker attaching as `w` must prove now (nullptr: none).
+    const std::string* current_token(const Worker& w) const;
+
+    // Events from the master.
+    void build_assigned(Worker& w);
+    void builds_changed(Worker& w);
+    void attached(Worker& w);
+    void detached(Worker& w);
+    // Worker1.Shutdown. False if there is nothing to stop.
+    bool shutdown(Worker& w, bool graceful);
+
+private:
+    struct Call;
+
+    void apply(Worker& w, LatentState before, const LatentEffects& fx);
+    void send_start(Worker& w);
+    void send_stop(Worker& w, const std::string& start);
+    void send_renewals();
+    void rearm(Worker& w);
+    int call(const char* member, uint64_t timeout, const std::string& worker, const std::string& start,
+             sd_bus_message_handler_t handler, const char* types, ...);
+    uint64_t now() const;
+
+    static int on_timer(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_renew_timer(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_start_reply(sd_bus_message* m, void* userdata, sd_bus_error* e);
+    static int on_stop_reply(sd_bus_message* m, void* userdata, sd_bus_error* e);
+    static int on_renew_reply(sd_bus_message* m, void* userdata, sd_bus_error* e);
+    static int on_stop_all_reply(sd_bus_message* m, void* userdata, sd_bus_error* e);
+    static int on_instance_gone(sd_bus_message* m, void* userdata, sd_bus_error* e);
+
+    Master& master_;
+    sd_event* event_;
+    sd_bus* bus_;
+    Timeouts timeouts_;
+    bool ready_ = true;  // false until StopAll at start-up is answered
+    uint64_t next_call_ = 1;
+    std::map<uint64_t, std::unique_ptr<Call>> calls_;
+    SlotPtr gone_match_;
+    SlotPtr stop_all_;
+    SourcePtr renew_timer_;
+};
+
+}  // namespace by::master
