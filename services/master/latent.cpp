@@ -210,6 +210,21 @@ void LatentControl::detached(Worker& w) {
     apply(w, before, w.latent->machine.detached(now()));
 }
 
+void LatentControl::forget(Worker& w) {
+    if (!is_latent(w) || w.latent->start.empty() || w.latent->machine.state() == LatentState::offline) {
+        return;
+    }
+    log_worker(log::Level::info, w.cfg.name,
+               fmt::format("latent worker {} left the configuration; stopping its machine", w.cfg.name));
+    // Nobody waits for the answer: the worker is gone from here on.
+    if (call("Stop", timeouts_.stop_call_usec, w.cfg.name, w.latent->start, &LatentControl::on_stop_reply, "ss",
+             w.cfg.name.c_str(), w.latent->start.c_str()) < 0) {
+        log_worker(log::Level::err, w.cfg.name,
+                   fmt::format("cannot ask buildyard-latentd to stop the machine of {}; its lease will run out",
+                               w.cfg.name));
+    }
+}
+
 bool LatentControl::shutdown(Worker& w, bool graceful) {
     if (!is_latent(w)) return false;
     const LatentState before = w.latent->machine.state();

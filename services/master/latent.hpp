@@ -70,6 +70,8 @@ public:
     void builds_changed(Worker& w);
     void attached(Worker& w);
     void detached(Worker& w);
+    // The worker leaves the configuration: its machine goes too.
+    void forget(Worker& w);
     // Worker1.Shutdown. False if there is nothing to stop.
     bool shutdown(Worker& w, bool graceful);
 

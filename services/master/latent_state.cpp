@@ -220,7 +220,10 @@ LatentEffects LatentMachine::stop_done(uint64_t) {
     instance_up_ = false;
     start_pending_ = false;
     stop_when_idle_ = false;
-    return set_state(LatentState::offline, "its machine stopped");
+    // Its worker cannot outlive the machine; a link still open is stale.
+    LatentEffects fx;
+    fx.drop_link = true;
+    return set_state(LatentState::offline, "its machine stopped", fx);
 }
 
 LatentEffects LatentMachine::shutdown(uint64_t, bool graceful, unsigned running) {

@@ -45,9 +45,11 @@ std::string default_state_directory() {
     return BUILDYARD_STATEDIR;
 }
 
-int on_terminate(sd_event_source* s, const signalfd_siginfo* si, void*) {
+int on_terminate(sd_event_source* s, const signalfd_siginfo* si, void* userdata) {
     by::log::info("received {}, stopping", strsignal(static_cast<int>(si->ssi_signo)));
     sd_notify(0, "STOPPING=1");
+    // While the bus is still open: leaving the loop flushes and closes it.
+    static_cast<by::master::Master*>(userdata)->stopping();
     return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
@@ -125,13 +127,12 @@ int main(int argc, char** argv) {
         sd_notifyf(0, "STATUS=failed to start: %s", error.c_str());
         return 1;
     }
-    sd_event_add_signal(raw_event, nullptr, SIGTERM, on_terminate, nullptr);
-    sd_event_add_signal(raw_event, nullptr, SIGINT, on_terminate, nullptr);
+    sd_event_add_signal(raw_event, nullptr, SIGTERM, on_terminate, &master);
+    sd_event_add_signal(raw_event, nullptr, SIGINT, on_terminate, &master);
     sd_event_add_signal(raw_event, nullptr, SIGHUP, on_reload, &master);
 
     sd_notify(0, "READY=1");
     int r = sd_event_loop(raw_event);
-    master.stopping();
     if (r < 0) {
         by::log::error("event loop failed: {}", std::strerror(-r));
         return 1;

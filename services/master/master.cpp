@@ -271,6 +271,9 @@ void Master::forget_worker(const std::string& name) {
     if (!it->second->bus_name.empty()) {
         sender_to_worker_.erase(it->second->bus_name);
     }
+    if (latent_) {
+        latent_->forget(*it->second);
+    }
     workers_.erase(it);
 }
 
