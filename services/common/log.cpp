@@ -67,7 +67,10 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
     }
     if (!to_journal) {
         std::string line = fmt::format("{}[{}]: {}: {}\n", ident, getpid(), prefix(level), message);
-        ::write(STDERR_FILENO, line.data(), line.size());
+        // A log line that cannot be written has nowhere else to go. Keep the
+        // result: with _FORTIFY_SOURCE (Debian's build flags) write() is
+        // warn_unused_result, and a cast to void does not silence that.
+        [[maybe_unused]] ssize_t written = ::write(STDERR_FILENO, line.data(), line.size());
         return;
     }
     std::vector<std::string> owned;

@@ -18,10 +18,10 @@ namespace by::worker {
 namespace {
 
 // Output goes to the bus faster than the bus may take it. Past this many
-// unwritten messages (64 KiB each at most) the steps' pipes are left
+// unwritten messages (4 MiB of output at most) the steps' pipes are left
 // unread, so a step that floods stdout blocks instead of our memory growing.
-constexpr uint64_t output_pause_at = 64;
-constexpr uint64_t output_resume_at = 8;
+constexpr uint64_t output_pause_at = 4 * 1024 * 1024 / BuildRunner::max_chunk;
+constexpr uint64_t output_resume_at = output_pause_at / 8;
 constexpr uint64_t output_check_usec = 10 * 1000;
 
 std::string builds_running(size_t n) {
@@ -70,6 +70,11 @@ int Agent::start() {
 }
 
 void Agent::reload() {
+    if (options_.latent) {
+        // Its identity belongs to one start of the instance; nothing to re-read.
+        log::notice("SIGHUP ignored: a latent worker has no configuration file");
+        return;
+    }
     auto loaded = config::load_worker(self_.name, options_.config_file, options_.config_required,
                                       config::current_environment());
     if (!loaded.errors.empty() || !loaded.config) {
@@ -179,8 +184,9 @@ void Agent::build_done(uint64_t id, const std::string& result, int exit_status) 
     }
     builds_.erase(id);  // destroys the runner that called us; it allows that
     if (builds_.empty()) {
-        // A build's output passes through the heap in bus messages; an idle
-        // worker gives that memory back.
+        // A build's output passes through the read buffer and the heap (in
+        // bus messages); an idle worker gives that memory back.
+        BuildRunner::release_buffer();
         malloc_trim(0);
     }
     update_status();

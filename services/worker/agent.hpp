@@ -23,6 +23,7 @@ struct Options {
     std::string config_file;
     bool config_required = false;          // --config was given
     std::optional<std::string> basedir;    // --basedir, wins over the file
+    bool latent = false;                   // --latent: no file; identity from credentials/cmdline/env
 };
 
 class Agent {

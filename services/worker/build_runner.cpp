@@ -7,7 +7,9 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,15 +19,16 @@ namespace by::worker {
 
 namespace {
 
-constexpr size_t chunk_size = 64 * 1024;
+constexpr size_t chunk_size = BuildRunner::max_chunk;
 // After a step's shell has exited and its group was killed, at most this much
-// is read from the pipe before it is closed, so a writer that escaped the
-// kill cannot keep the loop busy.
-constexpr size_t max_drain_chunks = 64;
+// (4 MiB) is read from the pipe before it is closed, so a writer that escaped
+// the kill cannot keep the loop busy.
+constexpr size_t max_drain_chunks = 4 * 1024 * 1024 / chunk_size;
 
 // One buffer for every runner: the daemon is single-threaded and each chunk
-// is handed on before the next read.
-char buffer[chunk_size];
+// is handed on before the next read. Page-aligned so that release_buffer()
+// can give its pages back.
+alignas(4096) char buffer[chunk_size];
 
 std::string errno_text(int negative_errno) { return std::strerror(-negative_errno); }
 
@@ -35,6 +38,8 @@ bool safe_path_component(std::string_view name) {
     return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
            name.find('\0') == std::string_view::npos;
 }
+
+void BuildRunner::release_buffer() { madvise(buffer, sizeof buffer, MADV_DONTNEED); }
 
 BuildRunner::BuildRunner(sd_event* event, Spec spec, Callbacks callbacks)
     : event_(event), spec_(std::move(spec)), callbacks_(std::move(callbacks)) {}
@@ -143,6 +148,10 @@ bool BuildRunner::run_step() {
     }
     pid_ = spawned.pid;
     output_ = std::move(spawned.output);
+    // A pipe holds 64 KiB by default, so a step writing fast would be read
+    // (and sent) 64 KiB at a time; fewer, larger messages cost the bus, the
+    // master and us less per byte. Failing to grow it only costs speed.
+    fcntl(output_.get(), F_SETPIPE_SZ, static_cast<int>(chunk_size));
     output_eof_ = false;
     state_ = State::running;
 

@@ -24,6 +24,13 @@ bool safe_path_component(std::string_view name);
 
 class BuildRunner {
 public:
+    // Output is read, and handed to the `output` callback, in chunks of at
+    // most this many bytes.
+    static constexpr size_t max_chunk = 256 * 1024;
+    // Returns the pages of the read buffer all runners share; for an idle
+    // worker (the next read faults them in again).
+    static void release_buffer();
+
     struct Spec {
         std::string basedir;
         std::string builder;

@@ -1,12 +1,16 @@
 // buildyard-workerd: one worker. Attaches to the master on the system bus,
-// or over TCP to a remote one, and runs the builds it is given. See buildyard-workerd(8).
+// or over TCP to a remote one, and runs the builds it is given. With
+// --latent it is the worker inside a latent instance and attaches over TCP
+// with the token of its start. See buildyard-workerd(8).
 
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 
+#include <fmt/format.h>
 #include <systemd/sd-event.h>
 
 #include "common/config.hpp"
@@ -15,6 +19,7 @@
 #include "common/raii.hpp"
 #include "common/worker_config.hpp"
 #include "worker/agent.hpp"
+#include "worker/latent_identity.hpp"
 
 namespace {
 
@@ -29,37 +34,33 @@ int on_reload(sd_event_source*, const signalfd_siginfo*, void* userdata) {
     return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    by::log::init("buildyard-workerd");
-
-    by::po::options_description options("Options");
-    options.add_options()
-        ("name", by::po::value<std::string>()->required(), "worker name")
-        ("config", by::po::value<std::string>(),
-         "worker config file (default: " BUILDYARD_SYSCONFDIR "/workers/NAME.ini)")
-        ("basedir", by::po::value<std::string>(), "directory the builds run in (overrides the config file)");
-    by::po::variables_map vm;
-    if (auto code = by::parse_arguments(argc, argv, "buildyard-workerd", "--name NAME [--config PATH] [--basedir DIR]",
-                                        options, vm)) {
-        return *code;
+// --latent: the identity of this start, in place of a configuration file.
+std::optional<by::config::WorkerSelf> latent_self() {
+    auto resolved = by::worker::resolve_latent_identity(by::worker::read_latent_sources());
+    if (!resolved.identity) {
+        std::cerr << "buildyard-workerd: --latent: " << resolved.error << "\n";
+        return std::nullopt;
     }
+    auto& id = *resolved.identity;
+    by::config::WorkerSelf self;
+    self.name = id.name;
+    self.master = id.master;
+    self.password = id.token;  // the start's token is the Handshake1 key
+    const auto env = by::config::current_environment();
+    self.basedir = env.state_directory.empty() ? "/var/lib/buildyard-worker/" + id.name : env.state_directory;
+    by::log::write(by::log::Level::info,
+                   fmt::format("latent worker {} of the master at {} (identity from {})", id.name, id.master,
+                               id.source),
+                   {{"BUILDYARD_WORKER", id.name}});
+    return self;
+}
 
-    std::string name = vm["name"].as<std::string>();
+std::optional<by::config::WorkerSelf> configured_self(const std::string& name, const by::worker::Options& opts) {
     if (!by::config::valid_worker_name(name)) {
         std::cerr << "buildyard-workerd: invalid worker name '" << name
                   << "': use 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -\n";
-        return 1;
+        return std::nullopt;
     }
-    by::worker::Options opts;
-    opts.config_required = vm.count("config") > 0;
-    opts.config_file = opts.config_required ? vm["config"].as<std::string>()
-                                            : std::string(BUILDYARD_SYSCONFDIR) + "/workers/" + name + ".ini";
-    if (vm.count("basedir")) {
-        opts.basedir = vm["basedir"].as<std::string>();
-    }
-
     auto loaded = by::config::load_worker(name, opts.config_file, opts.config_required,
                                           by::config::current_environment());
     if (!loaded.errors.empty() || !loaded.config) {
@@ -69,7 +70,57 @@ int main(int argc, char** argv) {
         if (loaded.errors.empty()) {
             std::cerr << opts.config_file << ": cannot be loaded\n";
         }
-        return 1;
+        return std::nullopt;
+    }
+    return std::move(loaded.config);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    by::log::init("buildyard-workerd");
+
+    by::po::options_description options("Options");
+    options.add_options()
+        ("name", by::po::value<std::string>(), "worker name")
+        ("latent", by::po::bool_switch(),
+         "a latent worker: name, master and token from credentials, the kernel command line or the environment")
+        ("config", by::po::value<std::string>(),
+         "worker config file (default: " BUILDYARD_SYSCONFDIR "/workers/NAME.ini)")
+        ("basedir", by::po::value<std::string>(), "directory the builds run in (overrides the config file)");
+    by::po::variables_map vm;
+    if (auto code = by::parse_arguments(argc, argv, "buildyard-workerd",
+                                        "--name NAME [--config PATH] [--basedir DIR] | --latent [--basedir DIR]",
+                                        options, vm)) {
+        return *code;
+    }
+    by::worker::Options opts;
+    opts.latent = vm["latent"].as<bool>();
+    if (opts.latent && (vm.count("name") || vm.count("config"))) {
+        std::cerr << "buildyard-workerd: --latent takes the name from the instance's identity; "
+                     "--name and --config do not go with it\nTry 'buildyard-workerd --help'.\n";
+        return 2;
+    }
+    if (!opts.latent && !vm.count("name")) {
+        std::cerr << "buildyard-workerd: the option '--name' is required (or --latent)\n"
+                     "Try 'buildyard-workerd --help'.\n";
+        return 2;
+    }
+    if (vm.count("basedir")) {
+        opts.basedir = vm["basedir"].as<std::string>();
+    }
+    std::optional<by::config::WorkerSelf> self;
+    if (opts.latent) {
+        self = latent_self();
+    } else {
+        std::string name = vm["name"].as<std::string>();
+        opts.config_required = vm.count("config") > 0;
+        opts.config_file = opts.config_required ? vm["config"].as<std::string>()
+                                                : std::string(BUILDYARD_SYSCONFDIR) + "/workers/" + name + ".ini";
+        self = configured_self(name, opts);
+    }
+    if (!self) {
+        return 1;  // a configuration error, said above
     }
     // sd-event handles these through signalfd and child sources, which only
     // works while they are blocked. Children get a clean mask (process.cpp).
@@ -95,7 +146,7 @@ int main(int argc, char** argv) {
         by::log::warning("cannot enable the watchdog: {}", std::strerror(-r));
     }
 
-    by::worker::Agent agent(event.get(), std::move(*loaded.config), std::move(opts));
+    by::worker::Agent agent(event.get(), std::move(*self), std::move(opts));
 
     by::SourcePtr signal_sources[3];
     struct {

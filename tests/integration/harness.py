@@ -22,7 +22,9 @@ MASTER = "org.buildyard.Master1"
 MASTER_PATH = "/org/buildyard/Master1"
 
 with open(os.path.join(SOURCE, "tests", "lib", "system-bus.conf.in")) as _f:
-    BUS_CONFIG = _f.read().replace("@DIR@", "{dir}").replace("@POLICY@", "{policy}")
+    BUS_CONFIG = _f.read().replace("@DIR@", "{dir}").replace("@POLICYDIR@", "{policydir}")
+# Every policy of the project (the master's and latentd's) is in force.
+POLICY_DIR = os.path.join(SOURCE, "dbus")
 
 NOBODY_UID = 65534
 
@@ -139,7 +141,7 @@ class System:
     def start_bus(self):
         conf = os.path.join(self.dir, "bus.conf")
         with open(conf, "w") as f:
-            f.write(BUS_CONFIG.format(dir=self.dir, policy=os.path.join(SOURCE, "dbus", "org.buildyard.Master1.conf")))
+            f.write(BUS_CONFIG.format(dir=self.dir, policydir=POLICY_DIR))
         self.bus = self._spawn("dbus-daemon", ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"])
         wait_for(lambda: os.path.exists(os.path.join(self.dir, "bus")), what="the bus socket")
         os.chmod(os.path.join(self.dir, "bus"), 0o777)
@@ -292,7 +294,7 @@ def start_bus_with_policy(system, extra_policy):
                 ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
                 f"<busconfig>{extra_policy}</busconfig>\n")
     conf = os.path.join(system.dir, "bus.conf")
-    text = BUS_CONFIG.format(dir=system.dir, policy=os.path.join(SOURCE, "dbus", "org.buildyard.Master1.conf"))
+    text = BUS_CONFIG.format(dir=system.dir, policydir=POLICY_DIR)
     with open(conf, "w") as f:
         f.write(text.replace("</busconfig>", f"  <include>{extra}</include>\n</busconfig>"))
     system.bus = system._spawn("dbus-daemon", ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"])
@@ -511,3 +513,24 @@ class DrainedSystemTest(unittest.TestCase):
     def setUp(self):
         self.sys = DrainedSystem().start_bus()
         self.addCleanup(self.sys.close)
+
+
+# --- buildyard-latentd (test_latentd) --------------------------------------
+
+LATENT = "org.buildyard.Latent1"
+LATENT_PATH = "/org/buildyard/Latent1"
+
+
+def start_latentd(system, extra_env=None, *args, wait_ready=True, name="latentd", state_dir=None):
+    """buildyard-latentd on the system's bus, reading the master's config
+    file, with its own state directory (default DIR/latent-state). Its
+    notify socket is drained on a DrainedSystem. Returns the Process."""
+    state_dir = state_dir or os.path.join(system.dir, "latent-state")
+    argv = [os.path.join(BIN, "buildyard-latentd"), "--config", system.config_path,
+            "--state-directory", state_dir, *args]
+    env = dict(system.env)
+    env.update(extra_env or {})
+    p = system._spawn(name, argv, env=env, notify=True)
+    if wait_ready:
+        p.wait_notify("READY=1", timeout=30)
+    return p

@@ -8,7 +8,8 @@
 
 private_bus_start() {
     local dir=$1 src=$2 i
-    sed -e "s|@DIR@|$dir|g" -e "s|@POLICY@|$src/dbus/org.buildyard.Master1.conf|g" \
+    # Every policy of the project (dbus/*.conf) is in force.
+    sed -e "s|@DIR@|$dir|g" -e "s|@POLICYDIR@|$src/dbus|g" \
         "$src/tests/lib/system-bus.conf.in" >"$dir/bus.conf"
     dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile --print-address=3 3>"$dir/bus.address" \
         >"$dir/dbus-daemon.log" 2>&1 &

@@ -2,6 +2,7 @@
 // temporary base directory. Each test runs the loop until the build's done
 // callback fires; a generous deadline turns a hang into a failure.
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -268,6 +269,27 @@ TEST_F(BuildRunnerTest, LargeOutputArrivesComplete) {
     ASSERT_EQ(out.output.size(), 5000000u + 4u);
     EXPECT_EQ(out.output.find_first_not_of('x'), 5000000u);
     EXPECT_EQ(out.output.substr(5000000), "end\n");
+}
+
+TEST_F(BuildRunnerTest, OutputComesInChunksOfAtMostMaxChunk) {
+    size_t largest = 0;
+    size_t seen = 0;
+    auto out = run(spec({"head -c 3000000 /dev/zero | tr '\\0' y"}), [&](BuildRunner&, const std::string& so_far) {
+        largest = std::max(largest, so_far.size() - seen);
+        seen = so_far.size();
+    });
+    ASSERT_EQ(out.output.size(), 3000000u);
+    EXPECT_EQ(out.output.find_first_not_of('y'), std::string::npos);
+    EXPECT_GT(largest, 0u);
+    EXPECT_LE(largest, BuildRunner::max_chunk);
+}
+
+TEST_F(BuildRunnerTest, OutputIsIntactAfterTheSharedBufferIsReleased) {
+    EXPECT_EQ(run(spec({"echo first"})).output, "first\n");
+    BuildRunner::release_buffer();
+    auto out = run(spec({"head -c 1000000 /dev/zero | tr '\\0' z"}));
+    ASSERT_EQ(out.output.size(), 1000000u);
+    EXPECT_EQ(out.output.find_first_not_of('z'), std::string::npos);
 }
 
 TEST_F(BuildRunnerTest, NothingAStepStartedOutlivesIt) {

@@ -1,0 +1,16 @@
+#include "latent/backend.hpp"
+
+#include "latent/libvirt_backend.hpp"
+
+namespace by::latent {
+
+std::unique_ptr<Backend> make_backend(const std::string& name, const std::string& state_directory) {
+    if (name == "libvirt") {
+        LibvirtBackend::Options options;
+        options.state_directory = state_directory;
+        return std::make_unique<LibvirtBackend>(std::move(options));
+    }
+    return nullptr;
+}
+
+}  // namespace by::latent

@@ -1,0 +1,231 @@
+// buildyard-workerd --latent: where a latent worker's name, master and token
+// come from (credentials, kernel command line, environment) and how the
+// kernel command line is split.
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "worker/latent_identity.hpp"
+
+using by::worker::KernelParameter;
+using by::worker::LatentSources;
+using by::worker::resolve_latent_identity;
+using by::worker::split_kernel_cmdline;
+
+namespace {
+
+const std::string token_a(64, 'a');
+const std::string token_b(64, 'b');
+const std::string token_c(64, 'c');
+
+KernelParameter kv(std::string name, std::string value) {
+    return {std::move(name), std::move(value)};
+}
+KernelParameter bare(std::string name) {
+    return {std::move(name), std::nullopt};
+}
+
+LatentSources credentials(std::string worker, std::string master, std::string token) {
+    LatentSources s;
+    s.credentials_directory = "/run/credentials/buildyard-worker-latent.service";
+    s.credentials = {{"buildyard.worker", worker}, {"buildyard.master", master}, {"buildyard.token", token}};
+    return s;
+}
+
+std::string cmdline(const std::string& worker, const std::string& master, const std::string& token) {
+    return "console=ttyS0 quiet buildyard.worker=" + worker + " buildyard.master=" + master +
+           " buildyard.token=" + token + "\n";
+}
+
+void set_environment(LatentSources& s, std::string worker, std::string master, std::string token) {
+    s.environment = {{"BUILDYARD_WORKER_NAME", worker}, {"BUILDYARD_MASTER", master}, {"BUILDYARD_TOKEN", token}};
+}
+
+void expect_error_contains(const LatentSources& s, const std::vector<std::string>& parts) {
+    auto r = resolve_latent_identity(s);
+    EXPECT_FALSE(r.identity.has_value()) << "resolved to " << r.identity->name << " from " << r.identity->source;
+    for (const auto& p : parts) {
+        EXPECT_NE(r.error.find(p), std::string::npos) << "error lacks '" << p << "':\n" << r.error;
+    }
+}
+
+}  // namespace
+
+TEST(KernelCmdline, SplitsOnBlanksAndTheFirstEquals) {
+    EXPECT_EQ(split_kernel_cmdline("  a=1\tb  c=x=y \n"),
+              (std::vector<KernelParameter>{kv("a", "1"), bare("b"), kv("c", "x=y")}));
+    EXPECT_TRUE(split_kernel_cmdline("").empty());
+    EXPECT_TRUE(split_kernel_cmdline(" \n").empty());
+    EXPECT_EQ(split_kernel_cmdline("key="), (std::vector<KernelParameter>{kv("key", "")}));
+}
+
+TEST(KernelCmdline, QuotedValueKeepsBlanksAndLosesItsQuotes) {
+    EXPECT_EQ(split_kernel_cmdline("a=\"x y\" b=2"), (std::vector<KernelParameter>{kv("a", "x y"), kv("b", "2")}));
+    EXPECT_EQ(split_kernel_cmdline("a=\"\""), (std::vector<KernelParameter>{kv("a", "")}));
+}
+
+TEST(KernelCmdline, QuotedWholeWord) {
+    EXPECT_EQ(split_kernel_cmdline("\"a=x y\" b"), (std::vector<KernelParameter>{kv("a", "x y"), bare("b")}));
+    EXPECT_EQ(split_kernel_cmdline("\"bare word\""), (std::vector<KernelParameter>{bare("bare word")}));
+}
+
+TEST(KernelCmdline, QuotesInsideAValueStayAsTheKernelLeavesThem) {
+    // Only a value that starts with a quote loses its quotes (lib/cmdline.c).
+    EXPECT_EQ(split_kernel_cmdline("a=b\"c d\" e"), (std::vector<KernelParameter>{kv("a", "b\"c d\""), bare("e")}));
+}
+
+TEST(KernelCmdline, UnterminatedQuoteRunsToTheEnd) {
+    EXPECT_EQ(split_kernel_cmdline("a=\"x y"), (std::vector<KernelParameter>{kv("a", "x y")}));
+}
+
+TEST(KernelCmdline, InitArgumentsAfterDoubleDashAreKept) {
+    EXPECT_EQ(split_kernel_cmdline("ro -- single x=1"),
+              (std::vector<KernelParameter>{bare("ro"), bare("--"), bare("single"), kv("x", "1")}));
+}
+
+TEST(LatentIdentity, FromCredentialsTrimmingTheNewline) {
+    auto s = credentials("vm1\n", "10.0.2.2:9989\n", token_a + "\n");
+    auto r = resolve_latent_identity(s);
+    ASSERT_TRUE(r.identity) << r.error;
+    EXPECT_EQ(r.identity->name, "vm1");
+    EXPECT_EQ(r.identity->master, "10.0.2.2:9989");
+    EXPECT_EQ(r.identity->token, token_a);
+    EXPECT_NE(r.identity->source.find("/run/credentials/buildyard-worker-latent.service"), std::string::npos);
+}
+
+TEST(LatentIdentity, FromTheKernelCommandLine) {
+    LatentSources s;
+    s.cmdline = cmdline("vm2", "host.example.org:1234", token_b);
+    auto r = resolve_latent_identity(s);
+    ASSERT_TRUE(r.identity) << r.error;
+    EXPECT_EQ(r.identity->name, "vm2");
+    EXPECT_EQ(r.identity->master, "host.example.org:1234");
+    EXPECT_EQ(r.identity->token, token_b);
+    EXPECT_EQ(r.identity->source, "the kernel command line");
+}
+
+TEST(LatentIdentity, FromTheKernelCommandLineQuotedAndAfterDoubleDash) {
+    LatentSources s;
+    s.cmdline = "console=ttyS0 \"buildyard.worker=vm3\" buildyard.master=\"[::1]:9989\" -- buildyard.token=" +
+                token_c;
+    auto r = resolve_latent_identity(s);
+    ASSERT_TRUE(r.identity) << r.error;
+    EXPECT_EQ(r.identity->name, "vm3");
+    EXPECT_EQ(r.identity->master, "[::1]:9989");
+    EXPECT_EQ(r.identity->token, token_c);
+}
+
+TEST(LatentIdentity, TheLastOfARepeatedParameterWins) {
+    LatentSources s;
+    s.cmdline = cmdline("old", "10.0.2.2:1", token_a) + " buildyard.worker=new buildyard.token=" + token_b;
+    auto r = resolve_latent_identity(s);
+    ASSERT_TRUE(r.identity) << r.error;
+    EXPECT_EQ(r.identity->name, "new");
+    EXPECT_EQ(r.identity->token, token_b);
+}
+
+TEST(LatentIdentity, FromTheEnvironment) {
+    LatentSources s;
+    s.cmdline = "BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro\n";  // a host's command line, as in a container
+    set_environment(s, "box1", "127.0.0.1:9989", token_c);
+    auto r = resolve_latent_identity(s);
+    ASSERT_TRUE(r.identity) << r.error;
+    EXPECT_EQ(r.identity->name, "box1");
+    EXPECT_EQ(r.identity->master, "127.0.0.1:9989");
+    EXPECT_EQ(r.identity->token, token_c);
+    EXPECT_EQ(r.identity->source, "the environment");
+}
+
+TEST(LatentIdentity, CredentialsWinOverCommandLineAndEnvironment) {
+    auto s = credentials("cred", "10.0.0.1:1", token_a);
+    s.cmdline = cmdline("line", "10.0.0.2:2", token_b);
+    set_environment(s, "envw", "10.0.0.3:3", token_c);
+    auto r = resolve_latent_identity(s);
+    ASSERT_TRUE(r.identity) << r.error;
+    EXPECT_EQ(r.identity->name, "cred");
+    EXPECT_EQ(r.identity->token, token_a);
+}
+
+TEST(LatentIdentity, CommandLineWinsOverEnvironment) {
+    LatentSources s;
+    s.cmdline = cmdline("line", "10.0.0.2:2", token_b);
+    set_environment(s, "envw", "10.0.0.3:3", token_c);
+    auto r = resolve_latent_identity(s);
+    ASSERT_TRUE(r.identity) << r.error;
+    EXPECT_EQ(r.identity->name, "line");
+    EXPECT_EQ(r.identity->master, "10.0.0.2:2");
+}
+
+TEST(LatentIdentity, EmptyCredentialsDirectoryFallsThrough) {
+    LatentSources s;
+    s.credentials_directory = "/run/credentials/x.service";  // set, but no buildyard.* in it
+    s.cmdline = cmdline("line", "10.0.0.2:2", token_b);
+    auto r = resolve_latent_identity(s);
+    ASSERT_TRUE(r.identity) << r.error;
+    EXPECT_EQ(r.identity->name, "line");
+}
+
+TEST(LatentIdentity, PartialCredentialsAreAnErrorNotToppedUpFromLaterSources) {
+    auto s = credentials("vm1", "10.0.2.2:9989", token_a);
+    s.credentials.erase("buildyard.token");
+    s.cmdline = cmdline("line", "10.0.0.2:2", token_b);
+    set_environment(s, "envw", "10.0.0.3:3", token_c);
+    expect_error_contains(s, {"credentials in /run/credentials/buildyard-worker-latent.service",
+                              "buildyard.worker and buildyard.master are set but buildyard.token is missing"});
+}
+
+TEST(LatentIdentity, PartialCommandLineNamesWhatIsMissing) {
+    LatentSources s;
+    s.cmdline = "console=ttyS0 buildyard.master=10.0.2.2:9989";
+    set_environment(s, "envw", "10.0.0.3:3", token_c);
+    expect_error_contains(s, {"the kernel command line: buildyard.master= is set but buildyard.worker= and "
+                              "buildyard.token= are missing"});
+}
+
+TEST(LatentIdentity, EmptyValuesCountAsMissing) {
+    LatentSources s;
+    s.cmdline = "buildyard.worker=vm1 buildyard.master=10.0.2.2:9989 buildyard.token= buildyard.token";
+    expect_error_contains(s, {"but buildyard.token= is missing"});
+
+    LatentSources e;
+    set_environment(e, "vm1", "", token_a);
+    expect_error_contains(e, {"the environment: BUILDYARD_WORKER_NAME and BUILDYARD_TOKEN are set but "
+                              "BUILDYARD_MASTER is missing"});
+
+    auto c = credentials("vm1", "10.0.2.2:9989", "\n");
+    expect_error_contains(c, {"but buildyard.token is missing"});
+}
+
+TEST(LatentIdentity, AllEmptyEnvironmentIsNoSource) {
+    LatentSources s;
+    set_environment(s, "", "", "");
+    expect_error_contains(s, {"no latent worker identity", "CREDENTIALS_DIRECTORY is not set",
+                              "buildyard.worker=, buildyard.master= and buildyard.token= on the kernel command line",
+                              "BUILDYARD_WORKER_NAME, BUILDYARD_MASTER and BUILDYARD_TOKEN in the environment"});
+}
+
+TEST(LatentIdentity, NothingAnywhereSaysWhereItLooked) {
+    LatentSources s;
+    s.credentials_directory = "/run/credentials/y.service";
+    expect_error_contains(s, {"none in /run/credentials/y.service", "cannot read /proc/cmdline"});
+}
+
+TEST(LatentIdentity, InvalidPiecesAreRefused) {
+    LatentSources s;
+    s.cmdline = cmdline("-bad", "10.0.2.2:9989", token_a);
+    expect_error_contains(s, {"buildyard.worker= '-bad' is not a valid worker name"});
+    s.cmdline = cmdline("vm1", "10.0.2.2", token_a);
+    expect_error_contains(s, {"buildyard.master= '10.0.2.2' is not HOST:PORT"});
+    s.cmdline = cmdline("vm1", "10.0.2.2:0", token_a);
+    expect_error_contains(s, {"'10.0.2.2:0' is not HOST:PORT"});
+    s.cmdline = "buildyard.worker=vm1 buildyard.master=10.0.2.2:9989 \"buildyard.token=a b\"";
+    expect_error_contains(s, {"buildyard.token= has blanks"});
+}
+
+TEST(LatentIdentity, UnreadableCredentialIsReported) {
+    auto s = credentials("vm1", "10.0.2.2:9989", token_a);
+    s.credentials_error = "cannot read /run/credentials/x/buildyard.token: Permission denied";
+    set_environment(s, "envw", "10.0.0.3:3", token_c);
+    expect_error_contains(s, {"cannot read /run/credentials/x/buildyard.token: Permission denied"});
+}
