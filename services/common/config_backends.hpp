@@ -32,6 +32,8 @@ int64_t default_build_wait_timeout(const std::string& backend);
 namespace detail {
 std::optional<std::string> check_libvirt_key(const std::string& key, const std::string& value);
 std::vector<std::pair<std::string, std::string>> check_libvirt_section(const std::map<std::string, std::string>& options);
+std::optional<std::string> check_docker_key(const std::string& key, const std::string& value);
+std::vector<std::pair<std::string, std::string>> check_docker_section(const std::map<std::string, std::string>& options);
 }  // namespace detail
 
 }  // namespace by::config

@@ -1,5 +1,6 @@
 #include "latent/backend.hpp"
 
+#include "latent/docker_backend.hpp"
 #include "latent/libvirt_backend.hpp"
 
 namespace by::latent {
@@ -9,6 +10,9 @@ std::unique_ptr<Backend> make_backend(const std::string& name, const std::string
         LibvirtBackend::Options options;
         options.state_directory = state_directory;
         return std::make_unique<LibvirtBackend>(std::move(options));
+    }
+    if (name == "docker") {
+        return std::make_unique<DockerBackend>();
     }
     return nullptr;
 }

@@ -201,7 +201,7 @@ TEST_F(ConfigTest, LatentWorkers) {
     expect_error(vm + "libvirt.colour = blue\n", "8: [worker vm1] libvirt.colour: unknown key");
     expect_error(vm + "libvirt.base_image = base.qcow2\n", "8: [worker vm1] libvirt.base_image: invalid path");
     expect_error(vm + "docker.image = x\n",
-                 "8: [worker vm1] docker.image: unknown key");
+                 "8: [worker vm1] docker.image: belongs to backend docker, but this worker's backend is libvirt");
     expect_error("[master]\nlisten = 127.0.0.1:9000\n[worker vm1]\ntype = latent\nbackend = libvirt\n"
                  "libvirt.uri = test:///default\n",
                  "3: [worker vm1]: libvirt workers need libvirt.xml");

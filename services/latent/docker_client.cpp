@@ -1,0 +1,453 @@
+#include "latent/docker_client.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+#include <mutex>
+#include <system_error>
+
+#include <curl/curl.h>
+#include <sys/stat.h>
+
+#include "common/raii.hpp"
+
+namespace by::latent::docker {
+
+namespace {
+
+using CurlPtr = std::unique_ptr<CURL, FreeWith<curl_easy_cleanup>>;
+using SlistPtr = std::unique_ptr<curl_slist, FreeWith<curl_slist_free_all>>;
+
+constexpr const char* api_base = "http://docker/v1.41";
+// Longer answers keep their end (a pull's progress stream ends with its
+// error); a JSON answer cut this way fails to parse and says so.
+constexpr std::size_t max_body = 8 * 1024 * 1024;
+constexpr Milliseconds max_connect_timeout{10000};
+
+void init_curl_once() {
+    // curl_global_init is not thread-safe; backend calls run on many threads.
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct Transfer {
+    std::string body;
+    bool truncated = false;
+    const Cancelled* cancelled = nullptr;
+};
+
+size_t on_data(char* data, size_t size, size_t count, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    const size_t n = size * count;
+    t->body.append(data, n);
+    if (t->body.size() > max_body) {
+        t->body.erase(0, t->body.size() - max_body / 2);
+        t->truncated = true;
+    }
+    return n;
+}
+
+// libcurl calls this about once a second even while nothing moves, so a
+// cancelled call ends within a second.
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    const auto* t = static_cast<Transfer*>(user);
+    return t->cancelled && t->cancelled->load() ? 1 : 0;
+}
+
+std::string trimmed(std::string_view s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) {
+        s.remove_suffix(1);
+    }
+    return std::string(s.substr(0, 2000));
+}
+
+// The engine's message from an error body: {"message": "..."}.
+std::string message_of(const std::string& body) {
+    const auto j = Json::parse(body, nullptr, false);
+    if (j.is_object() && j.contains("message") && j["message"].is_string()) {
+        return j["message"].get<std::string>();
+    }
+    return trimmed(body);
+}
+
+std::string string_or(const Json& j, const char* key, std::string fallback = "") {
+    return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
+}
+
+std::map<std::string, std::string> labels_of(const Json& j) {
+    std::map<std::string, std::string> out;
+    if (j.is_object()) {
+        for (const auto& [k, v] : j.items()) {
+            if (v.is_string()) {
+                out[k] = v.get<std::string>();
+            }
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> strings_of(const Json& j) {
+    std::vector<std::string> out;
+    if (j.is_array()) {
+        for (const auto& v : j) {
+            if (v.is_string()) {
+                out.push_back(v.get<std::string>());
+            }
+        }
+    } else if (j.is_string() && !j.get<std::string>().empty()) {
+        out.push_back(j.get<std::string>());
+    }
+    return out;
+}
+
+std::string without_slash(std::string name) {
+    if (!name.empty() && name.front() == '/') {
+        name.erase(0, 1);
+    }
+    return name;
+}
+
+bool unreserved(char c, std::string_view extra) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~' || extra.find(c) != std::string_view::npos;
+}
+
+std::string escape(std::string_view text, std::string_view keep) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (char c : text) {
+        if (unreserved(c, keep)) {
+            out += c;
+        } else {
+            const auto b = static_cast<unsigned char>(c);
+            out += '%';
+            out += hex[b >> 4];
+            out += hex[b & 0xf];
+        }
+    }
+    return out;
+}
+
+template <class T>
+Outcome<T> failed(std::string error) {
+    Outcome<T> o;
+    o.error = std::move(error);
+    return o;
+}
+
+template <class T>
+Outcome<T> succeeded(T value) {
+    Outcome<T> o;
+    o.value = std::move(value);
+    return o;
+}
+
+}  // namespace
+
+std::string url_escape(std::string_view text) { return escape(text, ""); }
+
+Client::Client(std::string socket_path) : socket_path_(std::move(socket_path)) { init_curl_once(); }
+
+std::string Client::engine_error(const std::string& what, const Response& r) const {
+    return what + ": " + message_of(r.body) + " (HTTP " + std::to_string(r.status) + " from the Docker engine at unix://" +
+           socket_path_ + ")";
+}
+
+std::string Client::transport_error(const std::string& what, const std::string& curl_message, int curl_code) const {
+    const std::string where = "the Docker engine at unix://" + socket_path_;
+    if (curl_code == CURLE_COULDNT_CONNECT) {
+        struct stat st {};
+        std::string why;
+        if (::stat(socket_path_.c_str(), &st) != 0) {
+            why = std::generic_category().message(errno);
+        } else if (!S_ISSOCK(st.st_mode)) {
+            why = "not a socket";
+        } else {
+            why = "nobody accepts connections on it";
+        }
+        return what + ": cannot reach " + where + ": " + why + " (is the engine running?)";
+    }
+    if (curl_code == CURLE_OPERATION_TIMEDOUT) {
+        return what + ": no answer from " + where + " in time";
+    }
+    if (curl_code == CURLE_ABORTED_BY_CALLBACK) {
+        return what + ": cancelled: the call's deadline passed";
+    }
+    return what + ": " + where + ": " + curl_message;
+}
+
+Outcome<Response> Client::request(const std::string& method, const std::string& path, const std::optional<Json>& body,
+                                  const Cancelled& cancelled, Milliseconds timeout) {
+    const std::string what = method + " " + path.substr(0, path.find('?'));
+    CurlPtr curl(curl_easy_init());
+    if (!curl) {
+        return failed<Response>(what + ": cannot set up a libcurl handle");
+    }
+    Transfer transfer;
+    transfer.cancelled = &cancelled;
+    char error_buffer[CURL_ERROR_SIZE] = {};
+    const std::string url = api_base + path;
+    const std::string payload = body ? body->dump() : std::string();
+    SlistPtr headers(curl_slist_append(nullptr, "Expect:"));
+    if (body) {
+        headers.reset(curl_slist_append(headers.release(), "Content-Type: application/json"));
+    }
+    CURL* h = curl.get();
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, socket_path_.c_str());
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for timeouts
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(timeout, max_connect_timeout).count()));
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &transfer);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &transfer);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+    if (method == "POST") {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload.c_str());
+    } else if (method != "GET") {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+    }
+    const CURLcode rc = curl_easy_perform(h);
+    if (rc != CURLE_OK) {
+        const std::string message = error_buffer[0] ? error_buffer : curl_easy_strerror(rc);
+        return failed<Response>(transport_error(what, message, rc));
+    }
+    Response r;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+    r.body = std::move(transfer.body);
+    r.truncated = transfer.truncated;
+    return succeeded(std::move(r));
+}
+
+Outcome<std::string> Client::version(const Cancelled& cancelled, Milliseconds timeout) {
+    auto r = request("GET", "/version", std::nullopt, cancelled, timeout);
+    if (!r.ok()) {
+        return failed<std::string>(r.error);
+    }
+    if (r.value.status != 200) {
+        return failed<std::string>(engine_error("version", r.value));
+    }
+    const auto j = Json::parse(r.value.body, nullptr, false);
+    return succeeded(string_or(j, "Version", "unknown"));
+}
+
+Outcome<std::string> Client::create(const std::string& name, const Json& body, const Cancelled& cancelled,
+                                    Milliseconds timeout) {
+    const std::string what = "create container " + name;
+    auto r = request("POST", "/containers/create?name=" + url_escape(name), body, cancelled, timeout);
+    if (!r.ok()) {
+        return failed<std::string>(r.error);
+    }
+    if (r.value.status != 201) {
+        return failed<std::string>(engine_error(what, r.value));
+    }
+    const auto j = Json::parse(r.value.body, nullptr, false);
+    const std::string id = string_or(j, "Id");
+    if (id.empty()) {
+        return failed<std::string>(what + ": the engine's answer has no Id: " + trimmed(r.value.body));
+    }
+    return succeeded(id);
+}
+
+Outcome<bool> Client::start(const std::string& id, const Cancelled& cancelled, Milliseconds timeout) {
+    auto r = request("POST", "/containers/" + url_escape(id) + "/start", std::nullopt, cancelled, timeout);
+    if (!r.ok()) {
+        return failed<bool>(r.error);
+    }
+    if (r.value.status != 204 && r.value.status != 304) {
+        return failed<bool>(engine_error("start container " + id, r.value));
+    }
+    return succeeded(true);
+}
+
+Outcome<bool> Client::stop(const std::string& id, unsigned grace_seconds, const Cancelled& cancelled) {
+    const Milliseconds timeout = std::chrono::seconds(grace_seconds) + default_timeout;
+    auto r = request("POST", "/containers/" + url_escape(id) + "/stop?t=" + std::to_string(grace_seconds),
+                     std::nullopt, cancelled, timeout);
+    if (!r.ok()) {
+        return failed<bool>(r.error);
+    }
+    if (r.value.status == 304 || r.value.status == 404) {
+        return succeeded(false);
+    }
+    if (r.value.status != 204) {
+        return failed<bool>(engine_error("stop container " + id, r.value));
+    }
+    return succeeded(true);
+}
+
+Outcome<ContainerState> Client::inspect(const std::string& id_or_name, const Cancelled& cancelled,
+                                        Milliseconds timeout) {
+    auto r = request("GET", "/containers/" + url_escape(id_or_name) + "/json", std::nullopt, cancelled, timeout);
+    if (!r.ok()) {
+        return failed<ContainerState>(r.error);
+    }
+    ContainerState s;
+    if (r.value.status == 404) {
+        return succeeded(s);
+    }
+    const std::string what = "inspect container " + id_or_name;
+    if (r.value.status != 200) {
+        return failed<ContainerState>(engine_error(what, r.value));
+    }
+    const auto j = Json::parse(r.value.body, nullptr, false);
+    if (!j.is_object() || !j.contains("State") || !j["State"].is_object()) {
+        return failed<ContainerState>(what + ": the engine's answer has no State: " + trimmed(r.value.body));
+    }
+    const auto& state = j["State"];
+    s.exists = true;
+    s.id = string_or(j, "Id");
+    s.name = without_slash(string_or(j, "Name"));
+    s.status = string_or(state, "Status");
+    s.running = state.value("Running", false);
+    s.oom_killed = state.value("OOMKilled", false);
+    s.exit_code = state.contains("ExitCode") && state["ExitCode"].is_number_integer() ? state["ExitCode"].get<int64_t>() : 0;
+    s.error = string_or(state, "Error");
+    if (j.contains("Config") && j["Config"].is_object()) {
+        const auto& config = j["Config"];
+        s.tty = config.value("Tty", false);
+        if (config.contains("Labels")) {
+            s.labels = labels_of(config["Labels"]);
+        }
+    }
+    return succeeded(s);
+}
+
+Outcome<int64_t> Client::wait(const std::string& id, const Cancelled& cancelled, Milliseconds timeout) {
+    auto r = request("POST", "/containers/" + url_escape(id) + "/wait?condition=not-running", std::nullopt, cancelled,
+                     timeout);
+    if (!r.ok()) {
+        return failed<int64_t>(r.error);
+    }
+    const std::string what = "wait for container " + id;
+    if (r.value.status != 200) {
+        return failed<int64_t>(engine_error(what, r.value));
+    }
+    const auto j = Json::parse(r.value.body, nullptr, false);
+    if (!j.is_object() || !j.contains("StatusCode") || !j["StatusCode"].is_number_integer()) {
+        return failed<int64_t>(what + ": the engine's answer has no StatusCode: " + trimmed(r.value.body));
+    }
+    return succeeded(j["StatusCode"].get<int64_t>());
+}
+
+Outcome<std::string> Client::logs(const std::string& id, unsigned tail, const Cancelled& cancelled,
+                                  Milliseconds timeout) {
+    auto r = request("GET", "/containers/" + url_escape(id) + "/logs?stdout=1&stderr=1&tail=all", std::nullopt,
+                     cancelled, timeout);
+    if (!r.ok()) {
+        return failed<std::string>(r.error);
+    }
+    if (r.value.status != 200) {
+        return failed<std::string>(engine_error("logs of container " + id, r.value));
+    }
+    std::string text = demultiplex_logs(r.value.body, r.value.truncated);
+    return succeeded(tail ? last_lines(text, tail) : text);
+}
+
+Outcome<std::vector<ContainerSummary>> Client::list(const std::vector<std::string>& labels, bool all,
+                                                    const Cancelled& cancelled, Milliseconds timeout) {
+    Json filters = Json::object();
+    if (!labels.empty()) {
+        filters["label"] = labels;
+    }
+    const std::string path =
+        std::string("/containers/json?all=") + (all ? "1" : "0") + "&filters=" + url_escape(filters.dump());
+    auto r = request("GET", path, std::nullopt, cancelled, timeout);
+    if (!r.ok()) {
+        return failed<std::vector<ContainerSummary>>(r.error);
+    }
+    if (r.value.status != 200) {
+        return failed<std::vector<ContainerSummary>>(engine_error("list containers", r.value));
+    }
+    const auto j = Json::parse(r.value.body, nullptr, false);
+    if (!j.is_array()) {
+        return failed<std::vector<ContainerSummary>>("list containers: the engine's answer is not a list: " +
+                                                     trimmed(r.value.body));
+    }
+    std::vector<ContainerSummary> out;
+    for (const auto& c : j) {
+        ContainerSummary s;
+        s.id = string_or(c, "Id");
+        for (const auto& name : strings_of(c.value("Names", Json::array()))) {
+            s.names.push_back(without_slash(name));
+        }
+        s.state = string_or(c, "State");
+        if (c.is_object() && c.contains("Labels")) {
+            s.labels = labels_of(c["Labels"]);
+        }
+        if (!s.id.empty()) {
+            out.push_back(std::move(s));
+        }
+    }
+    return succeeded(std::move(out));
+}
+
+Outcome<bool> Client::remove(const std::string& id, const Cancelled& cancelled, Milliseconds timeout) {
+    auto r = request("DELETE", "/containers/" + url_escape(id) + "?force=1&v=1", std::nullopt, cancelled, timeout);
+    if (!r.ok()) {
+        return failed<bool>(r.error);
+    }
+    if (r.value.status == 404) {
+        return succeeded(false);
+    }
+    if (r.value.status != 204 && r.value.status != 200) {
+        return failed<bool>(engine_error("remove container " + id, r.value));
+    }
+    return succeeded(true);
+}
+
+Outcome<ImageInfo> Client::inspect_image(const std::string& image, const Cancelled& cancelled, Milliseconds timeout) {
+    // The engine's router takes the name with its slashes and tag as it is.
+    auto r = request("GET", "/images/" + escape(image, "/:@") + "/json", std::nullopt, cancelled, timeout);
+    if (!r.ok()) {
+        return failed<ImageInfo>(r.error);
+    }
+    ImageInfo info;
+    if (r.value.status == 404) {
+        return succeeded(info);
+    }
+    if (r.value.status != 200) {
+        return failed<ImageInfo>(engine_error("inspect image " + image, r.value));
+    }
+    const auto j = Json::parse(r.value.body, nullptr, false);
+    info.exists = true;
+    info.id = string_or(j, "Id");
+    if (j.is_object() && j.contains("Config") && j["Config"].is_object() && j["Config"].contains("Entrypoint")) {
+        info.entrypoint = strings_of(j["Config"]["Entrypoint"]);
+    }
+    return succeeded(info);
+}
+
+Outcome<bool> Client::pull_image(const std::string& image, const Cancelled& cancelled, Milliseconds timeout) {
+    const std::string what = "pull image " + image;
+    auto r = request("POST", "/images/create?fromImage=" + url_escape(image), std::nullopt, cancelled, timeout);
+    if (!r.ok()) {
+        return failed<bool>(r.error);
+    }
+    if (r.value.status != 200) {
+        return failed<bool>(engine_error(what, r.value));
+    }
+    // The answer is a stream of JSON progress lines; a failed pull still
+    // answers 200 and says so in a line with "error".
+    std::size_t from = 0;
+    while (from < r.value.body.size()) {
+        auto end = r.value.body.find('\n', from);
+        if (end == std::string::npos) {
+            end = r.value.body.size();
+        }
+        const auto line = Json::parse(r.value.body.substr(from, end - from), nullptr, false);
+        if (line.is_object() && line.contains("error")) {
+            const auto& e = line["error"];
+            return failed<bool>(what + ": " + (e.is_string() ? e.get<std::string>() : e.dump()));
+        }
+        from = end + 1;
+    }
+    return succeeded(true);
+}
+
+}  // namespace by::latent::docker
