@@ -1,5 +1,6 @@
 // Leases and health checks: the periodic timers that stop what nobody
 // renews and notice what died on its own.
+#include <algorithm>
 #include <cstring>
 
 #include "common/bus.hpp"
@@ -28,10 +29,18 @@ void LatentManager::check_leases() {
 }
 
 void LatentManager::check_health() {
+    uint64_t now = 0;
+    sd_event_now(event_, CLOCK_MONOTONIC, &now);
+    const uint64_t wall = bus::now_realtime_usec();
     for (auto& [start_id, inst] : instances_) {
         if (inst->dead || inst->row.phase != Phase::running || inst->check_in_flight) {
             continue;
         }
+        const bool young = inst->row.running_at != 0 && wall - inst->row.running_at < timing_.young_age;
+        if (!young && inst->last_check != 0 && now - inst->last_check < timing_.health_interval) {
+            continue;
+        }
+        inst->last_check = now;
         inst->check_in_flight = true;
         const std::string start = start_id;
         auto backend = inst->backend;
@@ -82,7 +91,7 @@ int LatentManager::on_lease_timer(sd_event_source* s, uint64_t, void* userdata) 
 int LatentManager::on_health_timer(sd_event_source* s, uint64_t, void* userdata) {
     auto* self = static_cast<LatentManager*>(userdata);
     self->check_health();
-    rearm(s, self->timing_.health_interval);
+    rearm(s, std::min(self->timing_.health_interval, self->timing_.young_interval));
     return 0;
 }
 

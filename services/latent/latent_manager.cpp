@@ -72,7 +72,8 @@ bool LatentManager::start(std::string& error, std::function<void()> ready) {
     changed_source_.reset(s);
     sd_event_source_set_enabled(s, SD_EVENT_OFF);
     int r = add_timer(lease_timer_, timing_.lease_check_interval, &LatentManager::on_lease_timer);
-    if (r >= 0) r = add_timer(health_timer_, timing_.health_interval, &LatentManager::on_health_timer);
+    if (r >= 0) r = add_timer(health_timer_, std::min(timing_.health_interval, timing_.young_interval),
+                                &LatentManager::on_health_timer);
     if (r >= 0) r = add_timer(reap_timer_, timing_.reap_interval, &LatentManager::on_reap_timer);
     if (r < 0) {
         error = std::string("cannot add a timer: ") + std::strerror(-r);

@@ -46,6 +46,7 @@ struct Instance {
     std::string gone_reason;          // InstanceGone's reason and log tail
     std::string log_tail;
     bool check_in_flight = false;
+    uint64_t last_check = 0;          // CLOCK_MONOTONIC usec of the last health check
 
     Tag tag() const { return Tag{row.master, row.worker, row.start}; }
 };

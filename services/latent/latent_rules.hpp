@@ -90,6 +90,11 @@ struct Timing {
     uint64_t destroy = 120'000'000;       // BUILDYARD_LATENT_DESTROY_TIMEOUT, on top of the shutdown grace
     uint64_t call = 60'000'000;           // list and check
     uint64_t health_interval = 10'000'000;     // BUILDYARD_LATENT_HEALTH_INTERVAL
+    // A young instance (running for less than young_age) is checked every
+    // young_interval: a machine that dies before its worker attaches must
+    // fail the start at once, not after the master's timeout.
+    uint64_t young_interval = 1'000'000;
+    uint64_t young_age = 120'000'000;
     uint64_t reap_interval = 60'000'000;       // BUILDYARD_LATENT_REAP_INTERVAL
     uint64_t lease_check_interval = 1'000'000; // BUILDYARD_LATENT_LEASE_CHECK_INTERVAL
     uint64_t test_create_delay = 0;            // BUILDYARD_LATENT_TEST_CREATE_DELAY

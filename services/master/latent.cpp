@@ -472,7 +472,9 @@ int LatentControl::on_renew_reply(sd_bus_message* m, void* userdata, sd_bus_erro
     }
     if (e->name && std::strcmp(e->name, bus::error::NoSuchInstance) == 0) {
         const LatentState before = w->latent->machine.state();
-        c.apply(*w, before, w->latent->machine.instance_gone(c.now(), "buildyard-latentd no longer knows it"));
+        c.apply(*w, before,
+                w->latent->machine.instance_gone(c.now(), "buildyard-latentd no longer knows it",
+                                                 static_cast<unsigned>(w->held.size())));
         return 0;
     }
     log_worker(log::Level::warning, call->worker,
@@ -496,7 +498,7 @@ int LatentControl::on_instance_gone(sd_bus_message* m, void* userdata, sd_bus_er
                {{"BUILDYARD_WORKER", worker}});
     w->latent->log_tail = tail;
     const LatentState before = w->latent->machine.state();
-    c->apply(*w, before, w->latent->machine.instance_gone(c->now(), reason));
+    c->apply(*w, before, w->latent->machine.instance_gone(c->now(), reason, static_cast<unsigned>(w->held.size())));
     return 0;
 }
 

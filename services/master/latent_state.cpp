@@ -47,6 +47,7 @@ LatentEffects LatentMachine::set_state(LatentState s, std::string why, LatentEff
 
 LatentEffects LatentMachine::begin_start(uint64_t now, std::string why) {
     start_pending_ = true;
+    attached_this_start_ = false;
     instance_up_ = false;
     attach_deadline_ = now + settings_.substantiation_timeout * usec_per_sec;
     idle_deadline_ = 0;
@@ -159,6 +160,7 @@ LatentEffects LatentMachine::attached(uint64_t now, unsigned running) {
     trouble_since_ = 0;
     attach_deadline_ = 0;
     instance_up_ = true;
+    attached_this_start_ = true;
     LatentEffects fx = now_idle(now, running, "its worker attached");
     fx.changed = fx.changed || was_failing;
     return fx;
@@ -190,11 +192,23 @@ LatentEffects LatentMachine::builds_changed(uint64_t now, unsigned running) {
     return now_idle(now, 0, "its last build ended");
 }
 
-LatentEffects LatentMachine::instance_gone(uint64_t now, const std::string& reason) {
+LatentEffects LatentMachine::instance_gone(uint64_t now, const std::string& reason, unsigned waiting) {
     switch (state_) {
     case LatentState::substantiating:
         if (!instance_up_ && !start_pending_) {
             return {};  // not this start's
+        }
+        if (attached_this_start_) {
+            // It worked, then died (its worker detached first): a loss, not
+            // a failed start. Builds waiting for it get a fresh machine.
+            instance_up_ = false;
+            start_pending_ = false;
+            attach_deadline_ = 0;
+            if (waiting > 0) {
+                return begin_start(now, "its machine ended (" + reason + "); starting a new one for the waiting builds");
+            }
+            trouble_since_ = 0;  // nothing waits for it: not missed
+            return set_state(LatentState::offline, "its machine ended: " + reason);
         }
         return fail(now, "its machine ended before its worker attached: " + reason, true);
     case LatentState::idle:
@@ -202,7 +216,9 @@ LatentEffects LatentMachine::instance_gone(uint64_t now, const std::string& reas
         instance_up_ = false;
         start_pending_ = false;
         idle_deadline_ = 0;
-        trouble_since_ = now;
+        // Its builds are rerun and may start a new machine, which counts
+        // its own trouble; an offline latent worker is not missed.
+        trouble_since_ = 0;
         LatentEffects fx;
         fx.drop_link = true;
         return set_state(LatentState::offline, "its machine ended: " + reason, fx);

@@ -83,8 +83,8 @@ public:
     // Its running builds changed (one ended, one started).
     LatentEffects builds_changed(uint64_t now, unsigned running);
     // latentd reports that the instance ended on its own (died, exited,
-    // lease ran out).
-    LatentEffects instance_gone(uint64_t now, const std::string& reason);
+    // lease ran out). `waiting` builds are held for the worker.
+    LatentEffects instance_gone(uint64_t now, const std::string& reason, unsigned waiting);
     // latentd answered Stop (or the call failed: the machine is given up
     // either way; latentd's reaper and lease see to leftovers).
     LatentEffects stop_done(uint64_t now);
@@ -111,6 +111,7 @@ private:
     bool start_pending_ = false;      // Start sent, no answer yet
     bool instance_up_ = false;        // latentd has started the machine
     bool stop_when_idle_ = false;     // graceful shutdown
+    bool attached_this_start_ = false;  // its worker attached since the last start
     uint64_t attach_deadline_ = 0;    // substantiating: attach by then
     uint64_t idle_deadline_ = 0;      // idle: stop then
     uint64_t quarantine_until_ = 0;

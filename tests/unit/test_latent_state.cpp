@@ -173,7 +173,7 @@ TEST(LatentMachine, MachineEndingBeforeAttachFailsAtOnce) {
     auto m = machine(600);
     m.build_assigned(t0, 1);
     m.start_succeeded(t0 + s);
-    auto fx = m.instance_gone(t0 + 2 * s, "container exited with status 1");
+    auto fx = m.instance_gone(t0 + 2 * s, "container exited with status 1", 1);
     EXPECT_TRUE(fx.fail_waiting_builds);
     EXPECT_FALSE(fx.stop);  // latentd removed it already
     EXPECT_EQ(m.state(), LatentState::offline);
@@ -184,11 +184,11 @@ TEST(LatentMachine, MachineEndingBeforeAttachFailsAtOnce) {
 TEST(LatentMachine, MachineEndingWhileAttachedDropsTheWorker) {
     auto m = machine(600);
     bring_up(m, t0);
-    auto fx = m.instance_gone(t0 + 10 * s, "lease expired");
+    auto fx = m.instance_gone(t0 + 10 * s, "lease expired", 0);
     EXPECT_TRUE(fx.drop_link);
     EXPECT_FALSE(fx.fail_waiting_builds);  // the detach reruns its builds
     EXPECT_EQ(m.state(), LatentState::offline);
-    EXPECT_EQ(m.trouble_since(), t0 + 10 * s);
+    EXPECT_EQ(m.trouble_since(), 0u);
     EXPECT_FALSE(m.detached(t0 + 10 * s).changed);
     EXPECT_TRUE(m.accepts_builds(t0 + 11 * s));
 }
@@ -243,6 +243,42 @@ TEST(LatentMachine, StateNames) {
     EXPECT_EQ(to_string(LatentState::idle), "idle");
     EXPECT_EQ(to_string(LatentState::building), "building");
     EXPECT_EQ(to_string(LatentState::insubstantiating), "insubstantiating");
+}
+
+}  // namespace
+}  // namespace by::master
+
+namespace by::master {
+namespace {
+
+// The worker detached, then latentd found its machine dead: that start had
+// worked, so this is a loss, not a failed start. Builds waiting for the
+// worker get a fresh machine at once; without any, it simply goes offline.
+TEST(LatentMachine, MachineDyingAfterItsWorkerDetachedIsNoFailure) {
+    auto m = machine(600);
+    bring_up(m, t0);
+    m.detached(t0 + 10 * s);
+    ASSERT_EQ(m.state(), LatentState::substantiating);
+    auto fx = m.instance_gone(t0 + 11 * s, "container exited with status 137", 1);
+    EXPECT_TRUE(fx.start);
+    EXPECT_FALSE(fx.fail_waiting_builds);
+    EXPECT_EQ(m.state(), LatentState::substantiating);
+    EXPECT_EQ(m.failures(), 0u);
+    EXPECT_FALSE(m.quarantined(t0 + 11 * s));
+    // The new start is a start like any other: if it dies unattached, it failed.
+    m.start_succeeded(t0 + 12 * s);
+    fx = m.instance_gone(t0 + 13 * s, "container exited with status 1", 1);
+    EXPECT_TRUE(fx.fail_waiting_builds);
+    EXPECT_EQ(m.failures(), 1u);
+
+    auto idle = machine(600);
+    bring_up(idle, t0);
+    idle.detached(t0 + 10 * s);
+    fx = idle.instance_gone(t0 + 11 * s, "lease expired", 0);
+    EXPECT_FALSE(fx.start);
+    EXPECT_EQ(idle.state(), LatentState::offline);
+    EXPECT_EQ(idle.failures(), 0u);
+    EXPECT_EQ(idle.trouble_since(), 0u);
 }
 
 }  // namespace
