@@ -12,6 +12,7 @@
 
 #include "common/bus.hpp"
 #include "common/config.hpp"
+#include "common/daemon.hpp"
 #include "common/log.hpp"
 #include "common/program.hpp"
 #include "latent/latent_manager.hpp"
@@ -56,31 +57,12 @@ int on_reload(sd_event_source*, const signalfd_siginfo*, void* userdata) {
 }
 
 int run(const std::string& config_path, const std::string& state_dir, const by::latent::Timing& timing) {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
-
-    sd_event* raw_event = nullptr;
-    if (int r = sd_event_new(&raw_event); r < 0) {
-        by::log::error("cannot create the event loop: {}", std::strerror(-r));
-        return 1;
-    }
-    by::EventPtr event(raw_event);
-    sd_event_set_watchdog(raw_event, true);
-
+    by::EventPtr event;
     by::BusPtr bus;
-    if (int r = by::bus::open_system(bus); r < 0) {
-        by::log::error("cannot connect to the system bus: {}", std::strerror(-r));
+    if (!by::open_daemon_loop(event, bus)) {
         return 1;
     }
-    if (int r = sd_bus_attach_event(bus.get(), raw_event, SD_EVENT_PRIORITY_NORMAL); r < 0) {
-        by::log::error("cannot attach the bus to the event loop: {}", std::strerror(-r));
-        return 1;
-    }
+    sd_event* raw_event = event.get();
 
     by::latent::LatentManager manager(raw_event, bus.get(), config_path, state_dir, timing);
     std::string error;

@@ -11,6 +11,7 @@
 
 #include "common/bus.hpp"
 #include "common/config.hpp"
+#include "common/daemon.hpp"
 #include "common/log.hpp"
 #include "common/program.hpp"
 #include "master/master.hpp"
@@ -88,31 +89,12 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
-
-    sd_event* raw_event = nullptr;
-    if (int r = sd_event_new(&raw_event); r < 0) {
-        by::log::error("cannot create the event loop: {}", std::strerror(-r));
-        return 1;
-    }
-    by::EventPtr event(raw_event);
-    sd_event_set_watchdog(raw_event, true);
-
+    by::EventPtr event;
     by::BusPtr bus;
-    if (int r = by::bus::open_system(bus); r < 0) {
-        by::log::error("cannot connect to the system bus: {}", std::strerror(-r));
+    if (!by::open_daemon_loop(event, bus)) {
         return 1;
     }
-    if (int r = sd_bus_attach_event(bus.get(), raw_event, SD_EVENT_PRIORITY_NORMAL); r < 0) {
-        by::log::error("cannot attach the bus to the event loop: {}", std::strerror(-r));
-        return 1;
-    }
+    sd_event* raw_event = event.get();
 
     by::master::Master master(raw_event, bus.get(), config_path, state_dir);
     std::string error;

@@ -20,18 +20,8 @@ import time
 import xml.etree.ElementTree as ET
 
 from harness import (BIN, LATENT, LATENT_PATH, DrainedSystemTest, start_latentd, start_master_env, wait_for)
+from test_latentd import TEMPLATE
 from test_mail import Maildir, PYTHON, free_port, port_open
-
-TEMPLATE = """<domain type='test'>
-  <name>template</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os><type>hvm</type></os>
-  <devices>
-    <disk type='file' device='disk'><source file='/nonexistent.img'/><target dev='vda' bus='virtio'/></disk>
-  </devices>
-</domain>
-"""
 
 
 def identity_of(xml_path):

@@ -1,0 +1,38 @@
+#include "common/daemon.hpp"
+
+#include <csignal>
+#include <cstring>
+
+#include "common/bus.hpp"
+#include "common/log.hpp"
+
+namespace by {
+
+bool open_daemon_loop(EventPtr& event, BusPtr& bus) {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    sd_event* raw = nullptr;
+    if (int r = sd_event_new(&raw); r < 0) {
+        log::error("cannot create the event loop: {}", std::strerror(-r));
+        return false;
+    }
+    event.reset(raw);
+    sd_event_set_watchdog(raw, true);
+    if (int r = bus::open_system(bus); r < 0) {
+        log::error("cannot connect to the system bus: {}", std::strerror(-r));
+        return false;
+    }
+    if (int r = sd_bus_attach_event(bus.get(), raw, SD_EVENT_PRIORITY_NORMAL); r < 0) {
+        log::error("cannot attach the bus to the event loop: {}", std::strerror(-r));
+        return false;
+    }
+    return true;
+}
+
+}  // namespace by
