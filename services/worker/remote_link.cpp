@@ -20,6 +20,11 @@ namespace {
 constexpr const char* handshake_iface = "org.buildyard.Handshake1";
 constexpr uint64_t handshake_timeout_usec = 30'000'000;  // Authenticate may wait 10 s for a duplicate's ping
 constexpr uint64_t detach_timeout_usec = 2'000'000;
+// How often an attempt checks that its connection still exists. sd-bus
+// drops a TCP connection whose connect() fails (nothing listens yet: a
+// guest that boots before its master) without failing the pending Hello,
+// whose own timeout then never fires either.
+constexpr uint64_t handshake_check_usec = 500'000;
 
 std::string error_text(const sd_bus_error* e) {
     if (e->message && *e->message) {
@@ -128,7 +133,34 @@ void RemoteLink::connect() {
         return;
     }
     call_slot_.reset(slot);
+    connect_started_ = now();
     set_state(State::attaching);
+    arm_handshake_check();
+}
+
+void RemoteLink::arm_handshake_check() {
+    sd_event_source* s = nullptr;
+    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, handshake_check_usec, 50'000, on_handshake_check,
+                                   this) >= 0) {
+        handshake_timer_.reset(s);
+    }
+}
+
+int RemoteLink::on_handshake_check(sd_event_source*, uint64_t, void* userdata) {
+    auto* self = static_cast<RemoteLink*>(userdata);
+    if (self->state_ != State::attaching) {
+        self->handshake_timer_.reset();
+        return 0;
+    }
+    if (!self->bus_ || sd_bus_is_open(self->bus_.get()) <= 0) {
+        self->lost(fmt::format("cannot connect to the master at {}", self->master_));
+    } else if (self->now() - self->connect_started_ > 2 * handshake_timeout_usec + 1'000'000) {
+        // Hello and Authenticate time out on their own; this is the backstop.
+        self->lost(fmt::format("the master at {} did not finish the handshake", self->master_));
+    } else {
+        self->arm_handshake_check();
+    }
+    return 0;
 }
 
 int RemoteLink::on_hello_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
@@ -254,6 +286,7 @@ int RemoteLink::on_silence_check(sd_event_source*, uint64_t, void* userdata) {
 void RemoteLink::bury_bus() {
     filter_slot_.reset();
     call_slot_.reset();
+    handshake_timer_.reset();
     if (bus_) {
         dead_bus_ = std::move(bus_);
         if (reaper_) {

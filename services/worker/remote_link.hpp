@@ -51,6 +51,7 @@ private:
     static int on_authenticate_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
     static int on_retry(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_silence_check(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_handshake_check(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_reap(sd_event_source* s, void* userdata);
 
     void connect();
@@ -59,6 +60,7 @@ private:
     void refused(const std::string& why);
     void set_state(State s);
     void arm_silence_check();
+    void arm_handshake_check();
     void bury_bus();
     uint64_t now() const;
 
@@ -79,12 +81,14 @@ private:
     crypto::Bytes master_nonce_;
     uint64_t keepalive_interval_ = 0;  // seconds, from the master; 0: none
     uint64_t last_heard_ = 0;          // CLOCK_MONOTONIC usec
+    uint64_t connect_started_ = 0;     // CLOCK_MONOTONIC usec of the current attempt
     PeerBusPtr bus_;
     PeerBusPtr dead_bus_;              // closed outside its own callbacks
     SlotPtr filter_slot_;
     SlotPtr call_slot_;
     SourcePtr retry_timer_;
     SourcePtr silence_timer_;
+    SourcePtr handshake_timer_;        // while attaching: is the connection still there?
     SourcePtr reaper_;
 };
 

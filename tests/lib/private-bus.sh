@@ -11,6 +11,9 @@ private_bus_start() {
     # Every policy of the project (dbus/*.conf) is in force.
     sed -e "s|@DIR@|$dir|g" -e "s|@POLICYDIR@|$src/dbus|g" \
         "$src/tests/lib/system-bus.conf.in" >"$dir/bus.conf"
+    # The child truncates it, maybe after the wait below has looked: an old
+    # address must not count as the new bus.
+    rm -f "$dir/bus.address"
     dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile --print-address=3 3>"$dir/bus.address" \
         >"$dir/dbus-daemon.log" 2>&1 &
     PRIVATE_BUS_PID=$!

@@ -32,7 +32,7 @@ cleanup() {
     # nspawn leaves empty cgroups behind; remove them, deepest first.
     for root in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do
         for top in payload supervisor; do
-            [ -d "$root/$top" ] && find "$root/$top" -depth -type d -exec rmdir {} + 2>/dev/null
+            [ -d "$root/$top" ] && find "$root/$top" -depth -type d -exec rmdir {} + 2>/dev/null || true
         done
     done
     rm -rf "$work"
@@ -139,7 +139,8 @@ for w in bot1 bot2; do
 done
 
 step "systemctl start buildyard-workers.target starts the master and both workers"
-ct systemctl start buildyard-workers.target || fail "cannot start buildyard-workers.target"
+ct systemctl start buildyard-workers.target ||
+    fail "cannot start buildyard-workers.target; jobs: $(ct systemctl list-jobs --no-pager 2>&1); $(ct systemctl show -p After buildyard-workers.target)"
 [ "$(ct systemctl is-active buildyard-masterd.service)" = active ] || fail "the master is not active"
 [ "$(ct systemctl show -P User buildyard-masterd.service)" = buildyard ] || fail "the master is not User=buildyard"
 # Attaching proves the master (uid buildyard) read each root worker's unit.

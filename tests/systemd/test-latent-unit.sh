@@ -1,0 +1,167 @@
+#!/bin/bash
+# buildyard-worker-latent.service under real systemd: boots systemd as PID 1
+# in a container (as test-units.sh does) whose system credentials
+# buildyard.worker, buildyard.master and buildyard.token are set the way a
+# latent guest's are (there from SMBIOS OEM strings, here from nspawn's
+# --set-credential). The unit's LoadCredential= must hand them to
+# `buildyard-workerd --latent`, which attaches over TCP to a master in the
+# same container that knows the token as vm1's password, and runs a build.
+#   test-latent-unit.sh BUILD_DIR PREFIX
+# Exit 77 (skipped) without root or systemd-nspawn.
+set -euo pipefail
+build=$(realpath "$1")
+prefix=$2
+
+[ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
+command -v systemd-nspawn >/dev/null || { echo "needs systemd-nspawn (systemd-container)"; exit 77; }
+
+work=$(mktemp -d /tmp/by-latent-unit-XXXXXX)
+ns=
+leader=
+fail() {
+    echo "FAIL: $*" >&2
+    if [ -n "$leader" ]; then
+        ct journalctl -b --no-pager -o short-monotonic -u "buildyard*" >&2 || true
+    fi
+    exit 1
+}
+cleanup() {
+    if [ -n "$ns" ] && kill -0 "$ns" 2>/dev/null; then
+        kill -TERM "$ns"
+        for _ in $(seq 100); do kill -0 "$ns" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$ns" 2>/dev/null || true
+        wait "$ns" 2>/dev/null || true
+    fi
+    # nspawn leaves empty cgroups behind; remove them, deepest first.
+    for root in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do
+        for top in payload supervisor; do
+            # Busy while another container runs: only empty ones go.
+            if [ -d "$root/$top" ]; then find "$root/$top" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+        done
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+ct() { timeout 30 nsenter -t "$leader" -a "$@" </dev/null; }
+wait_for() {
+    local what=$1 deadline=$((SECONDS + $2))
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $what"
+        sleep 0.2
+    done
+}
+step() { echo "== $*"; }
+vm1_connected() {
+    local path
+    path=$(ct busctl --system call org.buildyard.Master1 /org/buildyard/Master1 org.buildyard.Master1 \
+        GetWorker s vm1 | cut -d' ' -f2 | tr -d '"')
+    [ "$(ct busctl --system get-property org.buildyard.Master1 "$path" org.buildyard.Worker1 Connected)" = "b true" ]
+}
+vm1_detached() { ! vm1_connected; }
+
+stage=$work/stage
+DESTDIR=$stage cmake --install "$build" >/dev/null
+[ -e "$stage$prefix/lib/systemd/system/buildyard-worker-latent.service" ] || fail "unit not installed"
+policy=$(find "$stage" -name org.buildyard.Master1.conf -path '*system.d*' | head -1)
+[ -n "$policy" ] || fail "bus policy not installed"
+
+token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+port=9989  # buildyard-masterd.socket's, in the container's own network namespace
+etc=$work/etc-buildyard
+mkdir -p "$etc/master.d"
+cat >"$etc/master.ini" <<INI
+[master]
+name = latent-unit-test
+listen = 127.0.0.1:$port
+
+; Stands in for a latent worker: its password is the token the "guest"
+; got, which is where a latent worker's handshake puts the start's token.
+[worker vm1]
+password = $token
+
+[builder probe]
+workers = vm1
+step.1 = echo "basedir=\$PWD"
+INI
+
+# The unit waits for network-online.target, as a guest's should. The host's
+# /usr here enables systemd-networkd, which has no configuration in the
+# container, so its wait-online would hold that target for two minutes.
+units=$work/etc-systemd-system
+mkdir -p "$units"
+ln -s /dev/null "$units/systemd-networkd-wait-online.service"
+
+# boot NAME [NSPAWN-OPTION...]: boots the container; sets ns and leader.
+boot() {
+    local name=$1
+    shift
+    systemd-nspawn -D / --volatile=yes -M "$name" -b --register=no --keep-unit --console=read-only \
+        --private-network \
+        --overlay-ro="$prefix:$stage$prefix:$prefix" \
+        --bind="$etc:/etc/buildyard" \
+        --bind="$units:/etc/systemd/system" \
+        --bind-ro="$policy:/etc/dbus-1/system.d/org.buildyard.Master1.conf" \
+        "$@" -- systemd.firstboot=off >"$work/nspawn.log" 2>&1 </dev/null &
+    ns=$!
+    for _ in $(seq 100); do
+        leader=$(awk '{print $1}' "/proc/$ns/task/$ns/children" 2>/dev/null || true)
+        [ -n "$leader" ] && [ "$(readlink "/proc/$leader/exe" 2>/dev/null)" = /usr/lib/systemd/systemd ] && break
+        leader=
+        sleep 0.1
+    done
+    [ -n "$leader" ] || { cat "$work/nspawn.log" >&2; fail "the container did not start systemd"; }
+    wait_for "systemd in the container" 30 ct systemctl show -P Version
+    timeout 60 nsenter -t "$leader" -a systemctl is-system-running --wait </dev/null || true
+}
+# halt: stops the container (cleanup does the same for a failed test).
+halt() {
+    kill -TERM "$ns"
+    for _ in $(seq 100); do kill -0 "$ns" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$ns" 2>/dev/null || true
+    wait "$ns" 2>/dev/null || true
+    ns=
+    leader=
+}
+
+# With the host's /usr, every unit is enabled by the default preset, as a
+# guest image would enable this one everywhere.
+step "without an identity on offer, the unit is skipped, not failed"
+boot by-latent-unit-none
+ct systemctl start buildyard-worker-latent.service || fail "start failed"
+[ "$(ct systemctl show -P ConditionTimestampMonotonic buildyard-worker-latent.service)" != 0 ] \
+    || fail "the unit's conditions were never checked"
+[ "$(ct systemctl show -P ConditionResult buildyard-worker-latent.service)" = no ] \
+    || fail "buildyard-worker-latent.service ran without credentials: $(ct systemctl status --no-pager \
+        buildyard-worker-latent.service)"
+[ "$(ct systemctl show -P Result buildyard-worker-latent.service)" = success ] || fail "it failed"
+[ "$(ct systemctl show -P NRestarts buildyard-worker-latent.service)" = 0 ] || fail "it restarted"
+halt
+
+step "boot systemd in a container with the latent worker's credentials"
+boot by-latent-unit \
+    --set-credential=buildyard.worker:vm1 \
+    --set-credential="buildyard.master:127.0.0.1:$port" \
+    --set-credential="buildyard.token:$token"
+[ "$(ct systemctl show -P ConditionResult buildyard-worker-latent.service)" = yes ] \
+    || fail "buildyard-worker-latent.service did not see the credentials"
+
+step "the master, then the latent worker unit"
+ct systemctl start buildyard-masterd.service || fail "cannot start the master"
+ct systemctl start buildyard-worker-latent.service || fail "cannot start buildyard-worker-latent.service"
+wait_for "vm1 attached" 30 vm1_connected
+journal=$(ct journalctl -u buildyard-worker-latent.service --no-pager)
+grep -qF "identity from the credentials in /run/credentials/buildyard-worker-latent.service" <<<"$journal" \
+    || fail "the worker did not take its identity from the unit's credentials: $journal"
+
+step "a build runs on it, in the unit's state directory"
+out=$(ct buildyardctl submit probe --wait) || fail "buildyardctl submit --wait: $out"
+[[ "$out" == *success* ]] || fail "build did not succeed: $out"
+log=$(ct buildyardctl log "$(grep -o '[0-9]\+' <<<"$out" | head -1)") || fail "no build log"
+grep -qx "basedir=/var/lib/buildyard-worker/probe" <<<"$log" || fail "unexpected build log: $log"
+
+step "systemctl stop detaches it"
+ct systemctl stop buildyard-worker-latent.service
+wait_for "vm1 detached" 30 vm1_detached
+echo "OK"
