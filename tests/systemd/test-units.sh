@@ -82,6 +82,16 @@ type = local
 [worker bot2]
 type = local
 
+; A latent worker on libvirt's test driver (in-process: no libvirtd here),
+; for buildyard-latentd under systemd. No builder uses it.
+[worker vm1]
+type = latent
+backend = libvirt
+master_address = 127.0.0.1:9989
+libvirt.uri = test:///default
+libvirt.xml = /etc/buildyard/vm1.xml
+libvirt.shutdown_timeout = 0
+
 [builder hello]
 workers = bot1, bot2
 step.1 = echo hello from $BUILDYARD_WORKER
@@ -96,6 +106,14 @@ workers = bot2
 step.1 = while [ ! -e /run/by-go ]; do sleep 0.1; done; echo released
 INI
 
+cat >"$etc/vm1.xml" <<'XML'
+<domain type='test'>
+  <name>template</name>
+  <memory unit='MiB'>128</memory>
+  <os><type>hvm</type></os>
+</domain>
+XML
+
 units=$work/etc-systemd-system
 mkdir -p "$units/buildyard-worker@bot1.service.d"
 # A short watchdog for bot1, so a frozen bot1 is killed quickly.
@@ -109,6 +127,8 @@ CONF
 # dbus-daemon reads the admin's policies from /etc/dbus-1/system.d.
 policy=$(find "$stage" -name org.buildyard.Master1.conf -path '*system.d*' | head -1)
 [ -n "$policy" ] || fail "bus policy not installed"
+latent_policy=$(find "$stage" -name org.buildyard.Latent1.conf -path '*system.d*' | head -1)
+[ -n "$latent_policy" ] || fail "latentd's bus policy not installed"
 
 # --- Boot ------------------------------------------------------------------
 step "boot systemd in a container"
@@ -118,6 +138,7 @@ systemd-nspawn -D / --volatile=yes -M by-systemd-test -b --register=no --keep-un
     --bind="$etc:/etc/buildyard" \
     --bind="$units:/etc/systemd/system" \
     --bind-ro="$policy:/etc/dbus-1/system.d/org.buildyard.Master1.conf" \
+    --bind-ro="$latent_policy:/etc/dbus-1/system.d/org.buildyard.Latent1.conf" \
     -- systemd.firstboot=off >"$work/nspawn.log" 2>&1 </dev/null &
 ns=$!
 for _ in $(seq 100); do
@@ -226,14 +247,36 @@ for id in 6f0b3c1e5a7d4e2b9c8a1d2e3f405161 6f0b3c1e5a7d4e2b9c8a1d2e3f405162 6f0b
     [[ "$ids" == *"$id"* ]] || fail "no MESSAGE_ID=$id for bot1"
 done
 
+step "buildyard-latentd runs as its own user, starts and stops a machine, reloads"
+latent_call() { ct busctl --system call org.buildyard.Latent1 /org/buildyard/Latent1 org.buildyard.Latent1 "$@"; }
+ct systemctl start buildyard-latentd.service || fail "cannot start buildyard-latentd.service"
+[ "$(ct systemctl show -P User buildyard-latentd.service)" = buildyard-latent ] || fail "latentd is not User=buildyard-latent"
+[ "$(ct ps -o user= -p "$(main_pid buildyard-latentd.service)")" = buildyard-latent ] || fail "latentd does not run as buildyard-latent"
+ct systemctl status --no-pager buildyard-latentd.service | grep -q "Status: \"0 instances" ||
+    fail "systemctl status does not show latentd's STATUS= line"
+start_id=0123456789abcdef0123456789abcdef
+latent_call Start sssst vm1 $start_id 127.0.0.1:9989 "$(printf 'a%.0s' $(seq 64))" 600000000 >/dev/null ||
+    fail "Latent1.Start failed under systemd"
+[ "$(latent_call ListInstances | cut -d' ' -f2)" = 1 ] || fail "ListInstances does not list the started machine"
+ct systemctl reload buildyard-latentd.service || fail "cannot reload buildyard-latentd.service"
+[ "$(restarts buildyard-latentd.service)" = 0 ] || fail "latentd restarted on reload"
+latent_call Stop ss vm1 $start_id >/dev/null || fail "Latent1.Stop failed under systemd"
+[ "$(latent_call ListInstances | cut -d' ' -f2)" = 0 ] || fail "the machine is still listed after Stop"
+story=$(ct journalctl --no-pager -o cat BUILDYARD_WORKER=vm1 _SYSTEMD_UNIT=buildyard-latentd.service)
+[[ "$story" == *"vm1"* ]] ||
+    fail "journalctl BUILDYARD_WORKER=vm1 shows nothing of latentd: $(ct journalctl --no-pager -o verbose -u buildyard-latentd.service | tail -40)"
+
 step "systemd-analyze security"
-for unit in buildyard-masterd.service buildyard-worker@bot1.service; do
+for unit in buildyard-masterd.service buildyard-latentd.service buildyard-worker@bot1.service; do
     ct systemd-analyze security --no-pager "$unit" | tail -1
 done
 score=$(ct systemd-analyze security --no-pager buildyard-masterd.service | tail -1 | grep -oE '[0-9]+\.[0-9]+' | head -1)
 awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.5) }' || fail "buildyard-masterd.service exposure $score > 2.5"
+score=$(ct systemd-analyze security --no-pager buildyard-latentd.service | tail -1 | grep -oE '[0-9]+\.[0-9]+' | head -1)
+awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.5) }' || fail "buildyard-latentd.service exposure $score > 2.5"
 
 step "the master stops cleanly"
-ct systemctl stop buildyard.target buildyard-workers.target buildyard-masterd.service
+ct systemctl stop buildyard.target buildyard-workers.target buildyard-masterd.service buildyard-latentd.service
 [ "$(ct systemctl show -P Result buildyard-masterd.service)" = success ] || fail "the master did not stop cleanly"
+[ "$(ct systemctl show -P Result buildyard-latentd.service)" = success ] || fail "latentd did not stop cleanly"
 echo "PASS"
