@@ -5,6 +5,10 @@
 //       really started; latency = stamp - time just before SubmitBuild.
 //   dispatch-client throughput BUILDER COUNT  submit COUNT builds at once,
 //       wait for all BuildFinished signals; builds per second to completion.
+//   dispatch-client log BUILDER              one build; seconds from just
+//       before SubmitBuild to its BuildFinished (its log is then stored).
+//   dispatch-client attached COUNT           waits until ConnectedWorkers
+//       reaches COUNT; prints the realtime clock (s) when it did.
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -175,17 +179,90 @@ int throughput(sd_bus* bus, Finished& f, const char* builder, unsigned count) {
     return f.non_success ? 1 : 0;
 }
 
+int log_build(sd_bus* bus, Finished& f, const char* builder) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string path = submit(bus, builder);
+    if (!wait_for(bus, [&] { return f.paths.count(path) > 0; }, 3600)) {
+        std::fprintf(stderr, "build %s did not finish\n", path.c_str());
+        return 1;
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    uint64_t id = 0;
+    by::BusError error;
+    if (sd_bus_get_property_trivial(bus, by::bus::master_name, path.c_str(), by::bus::build_iface, "Id", error.get(),
+                                    't', &id) < 0) {
+        std::fprintf(stderr, "Id of %s: %s\n", path.c_str(), error.message());
+        return 1;
+    }
+    std::printf("log: build %llu finished in %.3f s\n", static_cast<unsigned long long>(id), secs);
+    return f.non_success ? 1 : 0;
+}
+
+// PropertiesChanged(s iface, a{sv} changed, as invalidated) of the Master1 object.
+int on_master_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    const char* iface = nullptr;
+    if (sd_bus_message_read(m, "s", &iface) < 0 || std::strcmp(iface, by::bus::master_iface) != 0 ||
+        sd_bus_message_enter_container(m, 'a', "{sv}") < 0) {
+        return 0;
+    }
+    while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+        const char* name = nullptr;
+        if (sd_bus_message_read(m, "s", &name) < 0) {
+            return 0;
+        }
+        if (std::strcmp(name, "ConnectedWorkers") == 0) {
+            sd_bus_message_read(m, "v", "u", static_cast<uint32_t*>(userdata));
+        } else {
+            sd_bus_message_skip(m, "v");
+        }
+        sd_bus_message_exit_container(m);
+    }
+    return 0;
+}
+
+int attached(sd_bus* bus, unsigned count) {
+    uint32_t connected = 0;
+    sd_bus_slot* slot = nullptr;
+    if (sd_bus_match_signal(bus, &slot, by::bus::master_name, by::bus::master_path,
+                            "org.freedesktop.DBus.Properties", "PropertiesChanged", on_master_changed,
+                            &connected) < 0) {
+        std::fprintf(stderr, "cannot subscribe to PropertiesChanged\n");
+        return 1;
+    }
+    by::SlotPtr owned(slot);
+    // Subscribed first, so no change between this read and the signals is lost.
+    by::BusError error;
+    if (sd_bus_get_property_trivial(bus, by::bus::master_name, by::bus::master_path, by::bus::master_iface,
+                                    "ConnectedWorkers", error.get(), 'u', &connected) < 0) {
+        std::fprintf(stderr, "ConnectedWorkers: %s\n", error.message());
+        return 1;
+    }
+    std::printf("watching\n");
+    std::fflush(stdout);
+    if (!wait_for(bus, [&] { return connected >= count; }, 600)) {
+        std::fprintf(stderr, "only %u of %u workers attached\n", connected, count);
+        return 1;
+    }
+    std::printf("attached %u at %.6f\n", count, static_cast<double>(by::bus::now_realtime_usec()) / 1e6);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 4) {
-        std::fprintf(stderr, "usage: %s latency|throughput BUILDER COUNT\n", argv[0]);
+    std::string mode = argc > 1 ? argv[1] : "";
+    bool two = mode == "log" || mode == "attached";
+    if (!(two ? argc == 3 : argc == 4 && (mode == "latency" || mode == "throughput"))) {
+        std::fprintf(stderr, "usage: %s latency|throughput BUILDER COUNT | log BUILDER | attached COUNT\n", argv[0]);
         return 2;
     }
     by::BusPtr bus;
     if (int r = by::bus::open_system(bus); r < 0) {
         std::fprintf(stderr, "cannot connect to the system bus: %s\n", std::strerror(-r));
         return 1;
+    }
+    if (mode == "attached") {
+        return attached(bus.get(), static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10)));
     }
     Finished f;
     sd_bus_slot* slot = nullptr;
@@ -195,8 +272,11 @@ int main(int argc, char** argv) {
         return 1;
     }
     by::SlotPtr owned(slot);
+    if (mode == "log") {
+        return log_build(bus.get(), f, argv[2]);
+    }
     unsigned count = static_cast<unsigned>(std::strtoul(argv[3], nullptr, 10));
-    if (std::strcmp(argv[1], "latency") == 0) {
+    if (mode == "latency") {
         return latency(bus.get(), f, argv[2], count);
     }
     return throughput(bus.get(), f, argv[2], count);

@@ -1,0 +1,1 @@
+"""The parts of bench/compare: common process handling, one module per system."""
