@@ -6,6 +6,8 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "common/bus.hpp"
@@ -118,6 +120,8 @@ void RemoteLink::connect() {
     if (fd >= 0) {
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        // Whole messages per write: see the master's side (remote.cpp).
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     last_heard_ = now();
     worker_nonce_ = crypto::random_bytes(crypto::nonce_size);
