@@ -15,6 +15,15 @@
 
 namespace by::config {
 
+std::string_view to_string(WorkerType t) {
+    switch (t) {
+    case WorkerType::standard: return "standard";
+    case WorkerType::local: return "local";
+    case WorkerType::latent: return "latent";
+    }
+    return "standard";
+}
+
 std::string Error::str() const {
     if (line == 0) {
         return file + ": " + message;

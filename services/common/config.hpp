@@ -33,6 +33,8 @@ struct Error {
 };
 
 enum class WorkerType { standard, local, latent };
+// As `type =` spells it and Worker1.Type shows it.
+std::string_view to_string(WorkerType t);
 
 struct Worker {
     std::string name;

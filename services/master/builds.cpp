@@ -40,17 +40,18 @@ Status Master::submit(const std::string& builder, const std::map<std::string, st
             return Status::fail(bus::error::InvalidArgument, "a build property has an empty name");
         }
     }
-    auto ab = std::make_unique<ActiveBuild>();
-    ab->build.builder = builder;
-    ab->build.requested = properties;
-    ab->build.properties = properties;
-    ab->build.submitted_at = bus::now_realtime_usec();
-    if (!store_.insert_build(ab->build)) {
+    Build b;
+    b.builder = builder;
+    b.requested = properties;
+    b.properties = properties;
+    b.submitted_at = bus::now_realtime_usec();
+    if (!store_.insert_build(b)) {
         log::error("cannot record a build of {}: {}", builder, store_.error());
         return Status::fail(bus::error::Internal, "cannot record the build: " + store_.error());
     }
-    id = ab->build.id;
-    ab->build.request_id = id;
+    id = b.id;
+    b.request_id = id;
+    auto ab = std::make_unique<ActiveBuild>(std::move(b));
     ab->path = bus::path_encode(bus::build_prefix, std::to_string(id));
     dispatcher_.enqueue(builder, id);
     active_[id] = std::move(ab);
@@ -188,7 +189,7 @@ void Master::start_build(ActiveBuild& ab, Worker& w) {
         log::error("cannot open the log of build {}: {}", ab.build.id, std::strerror(errno));
     }
     w.running.insert(ab.build.id);
-    ++running_;
+    count_running(ab.build.builder, +1);
     if (!w.attached) {
         hold_build(ab, w);
         return;
@@ -260,7 +261,7 @@ void Master::finish_build(ActiveBuild& ab, Result result, int exit_status) {
         log::error("cannot record the end of build {}: {}", id, store_.error());
     }
     ab.log.reset();
-    --running_;
+    count_running(ab.build.builder, -1);
     log_build(result == Result::success ? log::Level::info : log::Level::notice, ab.build,
               fmt::format("build {} of {} on {} finished: {} (exit status {})", id, ab.build.builder, ab.build.worker,
                           to_string(result), exit_status),
@@ -308,7 +309,7 @@ void Master::requeue(ActiveBuild& ab, const std::string& why) {
         return;
     }
     ab.log.reset();
-    --running_;
+    count_running(ab.build.builder, -1);
     log_build(log::Level::notice, ab.build, fmt::format("build {} of {} ends retry ({}); rerun as build {}", id,
                                                         ab.build.builder, why, next->id),
               log::id::build_finished);
@@ -318,8 +319,7 @@ void Master::requeue(ActiveBuild& ab, const std::string& why) {
         w->running.erase(id);
         w->held.erase(id);
     }
-    auto rerun = std::make_unique<ActiveBuild>();
-    rerun->build = std::move(*next);
+    auto rerun = std::make_unique<ActiveBuild>(std::move(*next));
     rerun->path = bus::path_encode(bus::build_prefix, std::to_string(rerun->build.id));
     dispatcher_.enqueue(rerun->build.builder, rerun->build.id);
     counters_changed(ab.build.builder);
@@ -352,7 +352,7 @@ Status Master::step_started(const std::string& sender, uint64_t id, unsigned ste
         std::string header = fmt::format("--- step {}/{}: {}\n", step, ab->steps.size(), ab->steps[step - 1]);
         append_log(*ab, header.data(), header.size());
     }
-    sd_bus_emit_properties_changed(bus_, ab->path.c_str(), bus::build_iface, "CurrentStep", nullptr);
+    emit_build(*ab);
     return Status::ok();
 }
 

@@ -19,17 +19,8 @@ namespace {
 
 const Worker& W(void* p) { return *static_cast<const Worker*>(p); }
 
-std::string_view type_name(config::WorkerType t) {
-    switch (t) {
-    case config::WorkerType::standard: return "standard";
-    case config::WorkerType::local: return "local";
-    case config::WorkerType::latent: return "latent";
-    }
-    return "standard";
-}
-
 PROPERTY_GETTER(w_name) { return sd_bus_message_append(reply, "s", W(userdata).cfg.name.c_str()); }
-PROPERTY_GETTER(w_type) { return sd_bus_message_append(reply, "s", std::string(type_name(W(userdata).cfg.type)).c_str()); }
+PROPERTY_GETTER(w_type) { return sd_bus_message_append(reply, "s", std::string(config::to_string(W(userdata).cfg.type)).c_str()); }
 PROPERTY_GETTER(w_state) { return sd_bus_message_append(reply, "s", std::string(to_string(W(userdata).state())).c_str()); }
 PROPERTY_GETTER(w_connected) { return sd_bus_message_append(reply, "b", W(userdata).attached ? 1 : 0); }
 PROPERTY_GETTER(w_paused) { return sd_bus_message_append(reply, "b", W(userdata).paused ? 1 : 0); }

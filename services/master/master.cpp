@@ -51,6 +51,8 @@ Master::Master(sd_event* event, sd_bus* bus, std::string config_path, std::strin
 
 Master::~Master() = default;
 
+ActiveBuild::ActiveBuild(Build b) : build(std::move(b)), shown(build) {}
+
 bool Master::start(std::string& error) {
     auto loaded = config::load(config_path_);
     if (!loaded.config) {
@@ -103,7 +105,6 @@ bool Master::start(std::string& error) {
     // Builds that were running when the master last stopped never reported
     // back: end them "retry" and queue their reruns. Pending ones just wait.
     for (Build& b : store_.load_unfinished()) {
-        auto ab = std::make_unique<ActiveBuild>();
         if (b.state == BuildState::running) {
             auto next = retry_build(b, bus::now_realtime_usec());
             if (!next || !store_.insert_retry(b, *next)) {
@@ -115,22 +116,21 @@ bool Master::start(std::string& error) {
                                    b.id, b.builder, b.worker, next->id),
                        {{"BUILDYARD_BUILD", std::to_string(b.id)}, {"BUILDYARD_BUILDER", b.builder},
                         {"BUILDYARD_WORKER", b.worker}});
-            ab->build = std::move(*next);
-        } else {
-            ab->build = std::move(b);
+            b = std::move(*next);
         }
+        auto ab = std::make_unique<ActiveBuild>(std::move(b));
         ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
         dispatcher_.enqueue(ab->build.builder, ab->build.id);
         active_[ab->build.id] = std::move(ab);
     }
 
     sd_event_source* s = nullptr;
-    r = sd_event_add_defer(event_, &s, &Master::on_counters_deferred, this);
+    r = sd_event_add_defer(event_, &s, &Master::on_changes_deferred, this);
     if (r < 0) {
         error = std::string("cannot add an event source: ") + std::strerror(-r);
         return false;
     }
-    counters_source_.reset(s);
+    changes_source_.reset(s);
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
     r = sd_event_add_defer(event_, &s, &Master::on_dispatch_deferred, this);
     if (r < 0) {
@@ -163,6 +163,7 @@ Worker& Master::add_worker(const config::Worker& cfg) {
             save_worker(*w);
         }
     }
+    w->shown = shown_now(*w);
     auto& ref = *w;
     workers_[cfg.name] = std::move(w);
     return ref;
@@ -316,11 +317,17 @@ unsigned Master::connected_workers() const {
 }
 
 unsigned Master::running_builds(const std::string& builder) const {
-    unsigned n = 0;
-    for (const auto& [id, ab] : active_) {
-        n += (ab->build.state == BuildState::running && ab->build.builder == builder) ? 1 : 0;
+    auto it = running_by_builder_.find(builder);
+    return it == running_by_builder_.end() ? 0 : it->second;
+}
+
+void Master::count_running(const std::string& builder, int delta) {
+    running_ += delta;
+    auto& n = running_by_builder_[builder];
+    n += delta;
+    if (n == 0) {
+        running_by_builder_.erase(builder);
     }
-    return n;
 }
 
 std::vector<uint64_t> Master::recent_build_ids(size_t n) const {
@@ -405,8 +412,8 @@ void Master::counters_changed(const std::string& builder) {
     if (!builder.empty()) {
         dirty_builders_.insert(builder);
     }
-    if (counters_source_) {
-        sd_event_source_set_enabled(counters_source_.get(), SD_EVENT_ONESHOT);
+    if (changes_source_) {
+        sd_event_source_set_enabled(changes_source_.get(), SD_EVENT_ONESHOT);
     }
 }
 
@@ -421,33 +428,104 @@ int Master::on_dispatch_deferred(sd_event_source*, void* userdata) {
     return 0;
 }
 
-int Master::on_counters_deferred(sd_event_source*, void* userdata) {
-    auto* m = static_cast<Master*>(userdata);
-    sd_bus_emit_properties_changed(m->bus_, bus::master_path, bus::master_iface, "ConnectedWorkers",
-                                   "RunningBuilds", "PendingBuilds", nullptr);
-    for (const auto& name : m->dirty_builders_) {
-        if (m->find_builder(name)) {
-            std::string path = bus::path_encode(bus::builder_prefix, name);
-            sd_bus_emit_properties_changed(m->bus_, path.c_str(), bus::builder_iface, "PendingBuilds",
-                                           "RunningBuilds", nullptr);
+int Master::on_changes_deferred(sd_event_source*, void* userdata) {
+    static_cast<Master*>(userdata)->flush_changes();
+    return 0;
+}
+
+namespace {
+
+// sd_bus_emit_properties_changed_strv() wants a NULL-terminated char**.
+void emit_changed(sd_bus* bus, const std::string& path, const char* iface, std::vector<const char*>& names) {
+    if (names.empty()) {
+        return;
+    }
+    names.push_back(nullptr);
+    sd_bus_emit_properties_changed_strv(bus, path.c_str(), iface, const_cast<char**>(names.data()));
+}
+
+}  // namespace
+
+void Master::flush_changes() {
+    for (const auto& name : dirty_workers_) {
+        if (Worker* w = find_worker(name)) {
+            WorkerShown now = shown_now(*w);
+            auto names = changed_properties(w->shown, now);
+            emit_changed(bus_, w->path, bus::worker_iface, names);
+            w->shown = std::move(now);
         }
     }
-    m->dirty_builders_.clear();
-    sd_notifyf(0, "STATUS=%u/%zu workers attached, %u builds running, %zu pending", m->connected_workers(),
-               m->workers_.size(), m->running_, m->dispatcher_.pending());
-    return 0;
+    dirty_workers_.clear();
+
+    Counters now{connected_workers(), running_, static_cast<uint32_t>(dispatcher_.pending())};
+    std::vector<const char*> names;
+    if (now.connected != shown_counters_.connected) names.push_back("ConnectedWorkers");
+    if (now.running != shown_counters_.running) names.push_back("RunningBuilds");
+    if (now.pending != shown_counters_.pending) names.push_back("PendingBuilds");
+    emit_changed(bus_, bus::master_path, bus::master_iface, names);
+    shown_counters_ = now;
+
+    for (const auto& name : dirty_builders_) {
+        if (!find_builder(name)) {
+            shown_builder_counters_.erase(name);
+            continue;
+        }
+        std::pair<uint32_t, uint32_t> counts{pending_builds(name), running_builds(name)};
+        auto [it, added] = shown_builder_counters_.try_emplace(name, counts);
+        if (added || it->second != counts) {
+            it->second = counts;
+            std::string path = bus::path_encode(bus::builder_prefix, name);
+            sd_bus_emit_properties_changed(bus_, path.c_str(), bus::builder_iface, "PendingBuilds", "RunningBuilds",
+                                           nullptr);
+        }
+    }
+    dirty_builders_.clear();
+
+    std::string status = fmt::format("{}/{} workers attached, {} builds running, {} pending", now.connected,
+                                     workers_.size(), now.running, now.pending);
+    if (status != shown_status_) {
+        sd_notify(0, ("STATUS=" + status).c_str());
+        shown_status_ = std::move(status);
+    }
+}
+
+WorkerShown Master::shown_now(const Worker& w) const {
+    WorkerShown s;
+    s.type = std::string(config::to_string(w.cfg.type));
+    s.state = std::string(to_string(w.state()));
+    s.connected = w.attached;
+    s.paused = w.paused;
+    s.pause_reason = w.pause_reason;
+    s.max_builds = w.cfg.max_builds;
+    s.running_builds = static_cast<uint32_t>(w.running.size());
+    s.properties = w.cfg.properties;
+    s.info = w.info;
+    s.keepalive_interval = w.cfg.keepalive_interval;
+    s.missing_timeout = w.cfg.missing_timeout;
+    s.notify_on_missing = w.cfg.notify_on_missing;
+    s.last_connected = w.last_connected;
+    s.last_disconnected = w.last_disconnected;
+    s.configured = w.configured;
+    s.missing_since = missing_since(w.cfg.name);
+    s.missing_notified = missing_notified(w.cfg.name);
+    s.backend = w.cfg.backend;
+    if (w.latent) {
+        s.build_wait_timeout = w.cfg.build_wait_timeout;
+        s.instance_start = w.latent->start;
+        s.instance = w.latent->instance;
+        s.start_failures = w.latent->machine.failures();
+        s.quarantined_until = w.latent->machine.quarantine_until();
+        s.last_start_error = w.latent->machine.last_error();
+    }
+    return s;
 }
 
 void Master::emit_worker(const Worker& w) {
     if (notifier_) {
-        notifier_->worker_changed(w);  // before the emission reads MissingSince
+        notifier_->worker_changed(w);  // before the flush reads MissingSince
     }
-    sd_bus_emit_properties_changed(bus_, w.path.c_str(), bus::worker_iface, "Type", "State", "Connected", "Paused",
-                                   "PauseReason", "MaxBuilds", "RunningBuilds", "Properties", "Info",
-                                   "KeepaliveInterval", "MissingTimeout", "NotifyOnMissing", "LastConnected",
-                                   "LastDisconnected", "Configured", "MissingSince", "MissingNotified",
-                                   "BuildWaitTimeout", "Backend", "InstanceStart", "Instance", "StartFailures",
-                                   "QuarantinedUntil", "LastStartError", nullptr);
+    dirty_workers_.insert(w.cfg.name);
+    counters_changed();
 }
 
 uint64_t Master::missing_since(const std::string& worker) const {
@@ -458,10 +536,10 @@ bool Master::missing_notified(const std::string& worker) const {
     return notifier_ && notifier_->missing_notified(worker);
 }
 
-void Master::emit_build(const ActiveBuild& ab) {
-    sd_bus_emit_properties_changed(bus_, ab.path.c_str(), bus::build_iface, "Worker", "State", "Result",
-                                   "ExitStatus", "Properties", "StartedAt", "FinishedAt", "CurrentStep",
-                                   "RetriedAs", nullptr);
+void Master::emit_build(ActiveBuild& ab) {
+    auto names = changed_properties(ab.shown, ab.build);
+    emit_changed(bus_, ab.path, bus::build_iface, names);
+    ab.shown = ab.build;
 }
 
 void Master::save_worker(const Worker& w) {

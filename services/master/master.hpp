@@ -19,6 +19,7 @@
 #include "master/build.hpp"
 #include "master/dispatch.hpp"
 #include "master/latent.hpp"
+#include "master/shown.hpp"
 #include "master/store.hpp"
 
 namespace by::master {
@@ -75,6 +76,7 @@ struct Worker {
     uint64_t last_assigned = 0;
     Master* master = nullptr;
     std::unique_ptr<LatentSide> latent;  // type = latent only
+    WorkerShown shown;            // what Worker1 last told the bus
 
     WorkerStateName state() const;
 };
@@ -84,6 +86,9 @@ struct ActiveBuild {
     std::vector<std::string> steps;
     Fd log;                       // open while running
     std::string path;
+    Build shown;                  // what Build1 last told the bus
+
+    explicit ActiveBuild(Build b);
 };
 
 class Master {
@@ -199,17 +204,25 @@ private:
     void finish_build(ActiveBuild& ab, Result result, int exit_status);
     void requeue(ActiveBuild& ab, const std::string& why);
     void settle_worker(Worker& w);
+    // A build of `builder` started (+1) or ended (-1).
+    void count_running(const std::string& builder, int delta);
     void save_worker(const Worker& w);
     void append_log(ActiveBuild& ab, const void* data, size_t size);
     std::string log_path(uint64_t id) const;
 
-    // Change notification: the Master1 counters and the STATUS= line are
-    // refreshed once per loop iteration, however many changes it saw.
+    // Change notification names only the properties whose values changed.
+    // Worker1, the Master1 and Builder1 counters and the STATUS= line are
+    // refreshed once per loop iteration, however many changes it saw: a
+    // worker that finishes a build and starts the next in one iteration
+    // emits nothing. Build1 changes go out at once, as each is a transition
+    // a client may wait for.
     void emit_worker(const Worker& w);
-    void emit_build(const ActiveBuild& ab);
+    void emit_build(ActiveBuild& ab);
     // `builder`, if given, also had its PendingBuilds/RunningBuilds change.
     void counters_changed(const std::string& builder = {});
-    static int on_counters_deferred(sd_event_source* s, void* userdata);
+    WorkerShown shown_now(const Worker& w) const;
+    void flush_changes();
+    static int on_changes_deferred(sd_event_source* s, void* userdata);
     static int on_track_gone(sd_bus_track* track, void* userdata);
     static int on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error* error);
 
@@ -233,9 +246,19 @@ private:
     };
     std::map<std::pair<sd_bus*, uint64_t>, StartCall> start_calls_;
     unsigned running_ = 0;
-    SourcePtr counters_source_;
+    std::map<std::string, unsigned> running_by_builder_;  // running_, by builder
+    SourcePtr changes_source_;
     SourcePtr dispatch_source_;
+    std::set<std::string> dirty_workers_;
     std::set<std::string> dirty_builders_;
+    // What the Master1 and Builder1 counters and STATUS= last said.
+    struct Counters {
+        uint32_t connected = 0, running = 0, pending = 0;
+        bool operator==(const Counters&) const = default;
+    };
+    Counters shown_counters_;
+    std::map<std::string, std::pair<uint32_t, uint32_t>> shown_builder_counters_;  // pending, running
+    std::string shown_status_;
     std::vector<SlotPtr> slots_;
     std::unique_ptr<Notifier> notifier_;  // missing-worker and build mail
     std::unique_ptr<LatentControl> latent_;

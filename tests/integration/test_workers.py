@@ -295,7 +295,11 @@ class WorkersTest(DrainedSystemTest):
         s.start_worker("w1")
         mon.wait("PropertiesChanged", state_is("idle"))
         s.call(path, WORKER1, "Pause", "s", "")
-        mon.wait("PropertiesChanged", state_is("paused"))
+        paused = mon.wait("PropertiesChanged", state_is("paused"))
+        # Only what changed is named: Paused and State, not the 22 others.
+        self.assertIn("Paused", paused[-1][1])
+        for unchanged in ("MaxBuilds", "Properties", "Info", "Type", "PauseReason", "LastConnected"):
+            self.assertNotIn(unchanged, paused[-1][1])
         s.workers["w1"].signal(signal.SIGKILL)
         mon.wait("PropertiesChanged", state_is("offline"))
 

@@ -1,0 +1,52 @@
+// What a Worker1 or Build1 object last told the bus, so that a change
+// notification names only the properties that really changed. sd-bus builds
+// a PropertiesChanged signal by calling the getter of every property it is
+// given; naming all of Worker1's properties on every change cost more than
+// half of the master's instructions per build (bench/callgrind).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "master/build.hpp"
+
+namespace by::master {
+
+// The values of Worker1's changeable properties, as its getters return them.
+struct WorkerShown {
+    std::string type;
+    std::string state;
+    bool connected = false;
+    bool paused = false;
+    std::string pause_reason;
+    uint32_t max_builds = 0;
+    uint32_t running_builds = 0;
+    std::map<std::string, std::string> properties;
+    std::map<std::string, std::string> info;
+    uint64_t keepalive_interval = 0;
+    uint64_t missing_timeout = 0;
+    std::vector<std::string> notify_on_missing;
+    uint64_t last_connected = 0;
+    uint64_t last_disconnected = 0;
+    bool configured = true;
+    uint64_t missing_since = 0;
+    bool missing_notified = false;
+    int64_t build_wait_timeout = 0;
+    std::string backend;
+    std::string instance_start;
+    std::string instance;
+    uint32_t start_failures = 0;
+    uint64_t quarantined_until = 0;
+    std::string last_start_error;
+};
+
+// The Worker1 property names whose values differ, in introspection order.
+std::vector<const char*> changed_properties(const WorkerShown& before, const WorkerShown& now);
+
+// The Build1 property names whose values differ (Id, Builder and RequestId
+// never change), in introspection order.
+std::vector<const char*> changed_properties(const Build& before, const Build& now);
+
+}  // namespace by::master
