@@ -1,8 +1,11 @@
 #include "common/process.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include <fcntl.h>
@@ -27,7 +30,42 @@ struct FileActions {
     ~FileActions() { posix_spawn_file_actions_destroy(&fa); }
 };
 
+// dash's builtins and reserved words: `exec` would look for a program of
+// that name instead.
+bool shell_word(std::string_view w) {
+    static constexpr std::string_view words[] = {
+        "!",     ".",        ":",     "[",       "[[",     "]]",      "alias",  "bg",     "break",   "case",
+        "cd",    "chdir",    "command", "continue", "do",  "done",    "echo",   "elif",   "else",    "esac",
+        "eval",  "exec",     "exit",  "export",  "false",  "fc",      "fg",     "fi",     "for",     "function",
+        "getopts", "hash",   "if",    "in",      "jobid",  "jobs",    "kill",   "local",  "printf",  "pwd",
+        "read",  "readonly", "return", "select", "set",    "shift",   "source", "test",   "then",    "time",
+        "times", "trap",     "true",  "type",    "ulimit", "umask",   "unalias", "unset", "until",   "wait",
+        "while", "{",        "}",
+    };
+    return std::find(std::begin(words), std::end(words), w) != std::end(words);
+}
+
 }  // namespace
+
+std::string shell_command(const std::string& command) {
+    // Letters, digits, blanks and punctuation the shell gives no meaning to.
+    const bool plain = !command.empty() && std::all_of(command.begin(), command.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || std::strchr(" _./:,+@%=-", c) != nullptr;
+    });
+    if (!plain) {
+        return command;
+    }
+    const size_t start = command.find_first_not_of(' ');
+    if (start == std::string::npos) {
+        return command;
+    }
+    const size_t end = command.find(' ', start);
+    std::string_view first(command.data() + start, (end == std::string::npos ? command.size() : end) - start);
+    if (first.find('=') != std::string_view::npos || shell_word(first)) {
+        return command;
+    }
+    return "exec " + command;
+}
 
 int spawn_shell(const std::string& command, const std::string& cwd,
                 const std::map<std::string, std::string>& extra_env, Spawned& out) {
@@ -81,7 +119,7 @@ int spawn_shell(const std::string& command, const std::string& cwd,
 
     std::string sh = "/bin/sh";
     std::string dash_c = "-c";
-    std::string cmd = command;
+    std::string cmd = shell_command(command);
     char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
     pid_t pid = -1;
     int r = posix_spawn(&pid, "/bin/sh", &fa.fa, &attr.attr, argv, envp.data());

@@ -23,4 +23,13 @@ struct Spawned {
 int spawn_shell(const std::string& command, const std::string& cwd,
                 const std::map<std::string, std::string>& extra_env, Spawned& out);
 
+// What spawn_shell hands to `sh -c`. Debian's sh (dash) forks even for the
+// last command of `-c`, where bash would exec it; so a step that is one
+// plain command running a program (only literal words, no expansion,
+// redirection, operator or quoting, and a first word that is neither a
+// builtin, a reserved word nor an assignment) gets `exec ` in front. The
+// shell then becomes the program: one process less per step, and the same
+// PATH lookup, exit status and process group. Anything else is unchanged.
+std::string shell_command(const std::string& command);
+
 }  // namespace by::process
