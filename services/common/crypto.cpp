@@ -2,10 +2,13 @@
 
 #include <memory>
 #include <string>
+#include <type_traits>
 
+#include <dlfcn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/opensslv.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
@@ -13,13 +16,74 @@ namespace by::crypto {
 
 namespace {
 
-template <auto Free>
-struct FreeWith {
-    template <class T>
-    void operator()(T* p) const noexcept { Free(p); }
+#define BY_STRINGIFY2(x) #x
+#define BY_STRINGIFY(x) BY_STRINGIFY2(x)
+
+// libcrypto is loaded on first use rather than linked: a local worker never
+// proves anything, and mapping libcrypto at start cost it 1.4 MiB of its
+// 7.4 MiB RSS. The headers still give every pointer its exact type.
+struct Libcrypto {
+    decltype(&EVP_MAC_fetch) mac_fetch = nullptr;
+    decltype(&EVP_MAC_free) mac_free = nullptr;
+    decltype(&EVP_MAC_CTX_new) ctx_new = nullptr;
+    decltype(&EVP_MAC_CTX_free) ctx_free = nullptr;
+    decltype(&EVP_MAC_init) mac_init = nullptr;
+    decltype(&EVP_MAC_update) mac_update = nullptr;
+    decltype(&EVP_MAC_final) mac_final = nullptr;
+    decltype(&OSSL_PARAM_construct_utf8_string) param_string = nullptr;
+    decltype(&OSSL_PARAM_construct_end) param_end = nullptr;
+    decltype(&RAND_bytes) rand_bytes = nullptr;
+    decltype(&CRYPTO_memcmp) memcmp = nullptr;
+    std::string error;  // why it is not loaded
 };
-using MacPtr = std::unique_ptr<EVP_MAC, FreeWith<EVP_MAC_free>>;
-using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, FreeWith<EVP_MAC_CTX_free>>;
+
+const Libcrypto& libcrypto() {
+    static const Libcrypto lib = [] {
+        Libcrypto l;
+        // The soname of the major version we were compiled against.
+        const char* soname = "libcrypto.so." BY_STRINGIFY(OPENSSL_VERSION_MAJOR);
+        void* h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            const char* e = dlerror();
+            l.error = std::string("cannot load ") + soname + ": " + (e ? e : "unknown error");
+            return l;
+        }
+        // Never closed: OpenSSL cannot be unloaded safely.
+        bool ok = true;
+        auto get = [&](auto& fn, const char* name) {
+            fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(h, name));
+            if (!fn && ok) {
+                ok = false;
+                l.error = std::string(soname) + " has no " + name;
+            }
+        };
+        get(l.mac_fetch, "EVP_MAC_fetch");
+        get(l.mac_free, "EVP_MAC_free");
+        get(l.ctx_new, "EVP_MAC_CTX_new");
+        get(l.ctx_free, "EVP_MAC_CTX_free");
+        get(l.mac_init, "EVP_MAC_init");
+        get(l.mac_update, "EVP_MAC_update");
+        get(l.mac_final, "EVP_MAC_final");
+        get(l.param_string, "OSSL_PARAM_construct_utf8_string");
+        get(l.param_end, "OSSL_PARAM_construct_end");
+        get(l.rand_bytes, "RAND_bytes");
+        get(l.memcmp, "CRYPTO_memcmp");
+        if (!ok) {
+            l = Libcrypto{.error = l.error};
+        }
+        return l;
+    }();
+    return lib;
+}
+
+struct MacFree {
+    void operator()(EVP_MAC* p) const noexcept { libcrypto().mac_free(p); }
+};
+struct MacCtxFree {
+    void operator()(EVP_MAC_CTX* p) const noexcept { libcrypto().ctx_free(p); }
+};
+using MacPtr = std::unique_ptr<EVP_MAC, MacFree>;
+using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, MacCtxFree>;
 
 Bytes proof(std::string_view label, std::string_view password, std::string_view name,
             std::span<const uint8_t> first, std::span<const uint8_t> second) {
@@ -36,41 +100,48 @@ Bytes proof(std::string_view label, std::string_view password, std::string_view 
 
 }  // namespace
 
+const std::string& unavailable() { return libcrypto().error; }
+
 Bytes random_bytes(size_t n) {
+    const Libcrypto& lib = libcrypto();
     Bytes b(n);
-    if (RAND_bytes(b.data(), static_cast<int>(n)) != 1) {
+    if (!lib.rand_bytes || lib.rand_bytes(b.data(), static_cast<int>(n)) != 1) {
         return {};
     }
     return b;
 }
 
 Bytes hmac_sha256(std::string_view key, std::span<const uint8_t> data) {
-    MacPtr mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+    const Libcrypto& lib = libcrypto();
+    if (!lib.mac_fetch) {
+        return {};
+    }
+    MacPtr mac(lib.mac_fetch(nullptr, "HMAC", nullptr));
     if (!mac) {
         return {};
     }
-    MacCtxPtr ctx(EVP_MAC_CTX_new(mac.get()));
+    MacCtxPtr ctx(lib.ctx_new(mac.get()));
     if (!ctx) {
         return {};
     }
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_end(),
+        lib.param_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        lib.param_end(),
     };
     // EVP_MAC_init treats a null key as "keep the previous one"; an empty
     // password still needs a (zero-length) key.
     static const unsigned char empty = 0;
     const auto* k = key.empty() ? &empty : reinterpret_cast<const unsigned char*>(key.data());
-    if (EVP_MAC_init(ctx.get(), k, key.size(), params) != 1) {
+    if (lib.mac_init(ctx.get(), k, key.size(), params) != 1) {
         return {};
     }
-    if (EVP_MAC_update(ctx.get(), data.data(), data.size()) != 1) {
+    if (lib.mac_update(ctx.get(), data.data(), data.size()) != 1) {
         return {};
     }
     Bytes out(EVP_MAX_MD_SIZE);
     size_t len = 0;
-    if (EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1) {
+    if (lib.mac_final(ctx.get(), out.data(), &len, out.size()) != 1) {
         return {};
     }
     out.resize(len);
@@ -78,10 +149,11 @@ Bytes hmac_sha256(std::string_view key, std::span<const uint8_t> data) {
 }
 
 bool equal(std::span<const uint8_t> a, std::span<const uint8_t> b) {
-    if (a.size() != b.size() || a.empty()) {
+    const Libcrypto& lib = libcrypto();
+    if (a.size() != b.size() || a.empty() || !lib.memcmp) {
         return false;
     }
-    return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+    return lib.memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 Bytes worker_proof(std::string_view password, std::string_view name, std::span<const uint8_t> master_nonce,

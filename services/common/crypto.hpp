@@ -1,11 +1,13 @@
 // The remote worker handshake's cryptography: random nonces, HMAC-SHA256
-// proofs and constant-time comparison, all from OpenSSL's libcrypto. The
-// message layouts are those of dbus/org.buildyard.Handshake1.xml.
+// proofs and constant-time comparison, all from OpenSSL's libcrypto, which
+// is loaded at the first call (see crypto.cpp). The message layouts are
+// those of dbus/org.buildyard.Handshake1.xml.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -15,6 +17,10 @@ using Bytes = std::vector<uint8_t>;
 
 inline constexpr size_t nonce_size = 32;
 inline constexpr size_t proof_size = 32;  // SHA-256
+
+// Why libcrypto could not be loaded (every call below then fails); empty
+// when it is loaded or has not been needed yet.
+const std::string& unavailable();
 
 // `n` random bytes from the kernel's CSPRNG through OpenSSL; empty on failure.
 Bytes random_bytes(size_t n);

@@ -125,6 +125,11 @@ void RemoteLink::connect() {
     }
     last_heard_ = now();
     worker_nonce_ = crypto::random_bytes(crypto::nonce_size);
+    if (worker_nonce_.empty()) {
+        lost(fmt::format("cannot make a handshake nonce: {}",
+                         crypto::unavailable().empty() ? "libcrypto failed" : crypto::unavailable()));
+        return;
+    }
     sd_bus_message* raw = nullptr;
     r = sd_bus_message_new_method_call(b, &raw, nullptr, bus::master_path, handshake_iface, "Hello");
     MessagePtr m(raw);

@@ -130,6 +130,16 @@ class WorkersTest(DrainedSystemTest):
 
     # --- Info ------------------------------------------------------------
 
+    def test_a_local_worker_does_not_load_libcrypto(self):
+        # Only remote handshakes need it; it is loaded on first use.
+        s = self.sys
+        self.start(config())
+        s.start_worker("w1")
+        with open(f"/proc/{s.workers['w1'].pid}/maps") as f:
+            maps = f.read()
+        self.assertIn("libsystemd", maps)  # the check reads the right process
+        self.assertNotIn("libcrypto", maps)
+
     def test_info_property(self):
         s = self.sys
         self.start(config())
