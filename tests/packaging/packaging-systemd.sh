@@ -9,34 +9,14 @@
 set -euo pipefail
 work=$1 deb=$2
 root=$work/root-systemd
-ns=
-leader=
 fail() {
     echo "FAIL: $*" >&2
     [ -z "$leader" ] || ct journalctl -b --no-pager -n 80 -o short-monotonic >&2 || true
     exit 1
 }
-step() { echo "== $*"; }
-cleanup() {
-    if [ -n "$ns" ] && kill -0 "$ns" 2>/dev/null; then
-        kill -TERM "$ns"
-        for _ in $(seq 100); do kill -0 "$ns" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$ns" 2>/dev/null || true
-    fi
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-# A command inside the container, bounded and without stdin.
-ct() { timeout 60 nsenter -t "$leader" -a "$@" </dev/null; }
-# wait_for WHAT SECONDS COMMAND...: polls COMMAND until it succeeds.
-wait_for() {
-    local what=$1 deadline=$((SECONDS + $2))
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $what"
-        sleep 0.2
-    done
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/nspawn.sh"
+ct_timeout=60
+trap nspawn_stop EXIT
 active() { [ "$(ct systemctl is-active "$@" | sort -u)" = active ]; }
 inactive() { [ "$(ct systemctl is-active "$@" | sort -u)" = inactive ]; }
 pid_of() { ct systemctl show -P MainPID "$1"; }
@@ -56,20 +36,9 @@ rm -f "$root/usr/sbin/policy-rc.d"
 pkg=/srv/by-deb/$(basename "$deb")
 
 step "boot systemd on a throwaway overlay of this machine"
-systemd-nspawn -D "$root" -b -M by-deb-test --register=no --keep-unit --link-journal=no \
+nspawn_boot "$work/nspawn.log" -D "$root" -b -M by-deb-test --register=no --keep-unit --link-journal=no \
     --console=read-only --private-network \
-    -- systemd.firstboot=off systemd.unit=basic.target >"$work/nspawn.log" 2>&1 </dev/null &
-ns=$!
-for _ in $(seq 100); do
-    leader=$(awk '{print $1}' "/proc/$ns/task/$ns/children" 2>/dev/null || true)
-    [ -n "$leader" ] && [ "$(readlink "/proc/$leader/exe" 2>/dev/null)" = /usr/lib/systemd/systemd ] && break
-    leader=
-    sleep 0.1
-done
-[ -n "$leader" ] || { cat "$work/nspawn.log" >&2; fail "the container did not start systemd"; }
-wait_for "systemd in the container" 30 ct systemctl show -P Version
-state=$(timeout 60 nsenter -t "$leader" -a systemctl is-system-running --wait </dev/null || true)
-echo "system: $state"
+    -- systemd.firstboot=off systemd.unit=basic.target
 
 step "dpkg -i: nothing starts, nothing is enabled"
 dpkg_in dpkg -i "$pkg" || { cat "$work/dpkg-systemd.log" >&2; fail "dpkg -i"; }

@@ -16,8 +16,6 @@ prefix=$2
 command -v systemd-nspawn >/dev/null || { echo "needs systemd-nspawn (systemd-container)"; exit 77; }
 
 work=$(mktemp -d /tmp/by-latent-unit-XXXXXX)
-ns=
-leader=
 fail() {
     echo "FAIL: $*" >&2
     if [ -n "$leader" ]; then
@@ -25,34 +23,14 @@ fail() {
     fi
     exit 1
 }
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/nspawn.sh"
 cleanup() {
-    if [ -n "$ns" ] && kill -0 "$ns" 2>/dev/null; then
-        kill -TERM "$ns"
-        for _ in $(seq 100); do kill -0 "$ns" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$ns" 2>/dev/null || true
-        wait "$ns" 2>/dev/null || true
-    fi
-    # nspawn leaves empty cgroups behind; remove them, deepest first.
-    for root in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do
-        for top in payload supervisor; do
-            # Busy while another container runs: only empty ones go.
-            if [ -d "$root/$top" ]; then find "$root/$top" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
-        done
-    done
+    nspawn_stop
+    nspawn_remove_cgroups
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-ct() { timeout 30 nsenter -t "$leader" -a "$@" </dev/null; }
-wait_for() {
-    local what=$1 deadline=$((SECONDS + $2))
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $what"
-        sleep 0.2
-    done
-}
-step() { echo "== $*"; }
 vm1_connected() {
     local path
     path=$(ct busctl --system call org.buildyard.Master1 /org/buildyard/Master1 org.buildyard.Master1 \
@@ -93,36 +71,17 @@ units=$work/etc-systemd-system
 mkdir -p "$units"
 ln -s /dev/null "$units/systemd-networkd-wait-online.service"
 
-# boot NAME [NSPAWN-OPTION...]: boots the container; sets ns and leader.
+# boot NAME [NSPAWN-OPTION...]: boots the container.
 boot() {
     local name=$1
     shift
-    systemd-nspawn -D / --volatile=yes -M "$name" -b --register=no --keep-unit --console=read-only \
-        --private-network \
+    nspawn_boot "$work/nspawn.log" -D / --volatile=yes -M "$name" -b --register=no --keep-unit \
+        --console=read-only --private-network \
         --overlay-ro="$prefix:$stage$prefix:$prefix" \
         --bind="$etc:/etc/buildyard" \
         --bind="$units:/etc/systemd/system" \
         --bind-ro="$policy:/etc/dbus-1/system.d/org.buildyard.Master1.conf" \
-        "$@" -- systemd.firstboot=off >"$work/nspawn.log" 2>&1 </dev/null &
-    ns=$!
-    for _ in $(seq 100); do
-        leader=$(awk '{print $1}' "/proc/$ns/task/$ns/children" 2>/dev/null || true)
-        [ -n "$leader" ] && [ "$(readlink "/proc/$leader/exe" 2>/dev/null)" = /usr/lib/systemd/systemd ] && break
-        leader=
-        sleep 0.1
-    done
-    [ -n "$leader" ] || { cat "$work/nspawn.log" >&2; fail "the container did not start systemd"; }
-    wait_for "systemd in the container" 30 ct systemctl show -P Version
-    timeout 60 nsenter -t "$leader" -a systemctl is-system-running --wait </dev/null || true
-}
-# halt: stops the container (cleanup does the same for a failed test).
-halt() {
-    kill -TERM "$ns"
-    for _ in $(seq 100); do kill -0 "$ns" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$ns" 2>/dev/null || true
-    wait "$ns" 2>/dev/null || true
-    ns=
-    leader=
+        "$@" -- systemd.firstboot=off
 }
 
 # With the host's /usr, every unit is enabled by the default preset, as a
@@ -137,7 +96,7 @@ ct systemctl start buildyard-worker-latent.service || fail "start failed"
         buildyard-worker-latent.service)"
 [ "$(ct systemctl show -P Result buildyard-worker-latent.service)" = success ] || fail "it failed"
 [ "$(ct systemctl show -P NRestarts buildyard-worker-latent.service)" = 0 ] || fail "it restarted"
-halt
+nspawn_stop
 
 step "boot systemd in a container with the latent worker's credentials"
 boot by-latent-unit \

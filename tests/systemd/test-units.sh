@@ -13,8 +13,6 @@ prefix=$2
 command -v systemd-nspawn >/dev/null || { echo "needs systemd-nspawn (systemd-container)"; exit 77; }
 
 work=$(mktemp -d /tmp/by-systemd-XXXXXX)
-ns=
-leader=
 fail() {
     echo "FAIL: $*" >&2
     if [ -n "$leader" ]; then
@@ -22,35 +20,14 @@ fail() {
     fi
     exit 1
 }
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/nspawn.sh"
 cleanup() {
-    if [ -n "$ns" ] && kill -0 "$ns" 2>/dev/null; then
-        kill -TERM "$ns"
-        for _ in $(seq 100); do kill -0 "$ns" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$ns" 2>/dev/null || true
-        wait "$ns" 2>/dev/null || true
-    fi
-    # nspawn leaves empty cgroups behind; remove them, deepest first.
-    for root in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do
-        for top in payload supervisor; do
-            [ -d "$root/$top" ] && find "$root/$top" -depth -type d -exec rmdir {} + 2>/dev/null || true
-        done
-    done
+    nspawn_stop
+    nspawn_remove_cgroups
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Run a command inside the container, always bounded and without stdin.
-ct() { timeout 30 nsenter -t "$leader" -a "$@" </dev/null; }
-# wait_for WHAT SECONDS COMMAND...: polls COMMAND until it succeeds.
-wait_for() {
-    local what=$1 deadline=$((SECONDS + $2))
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $what"
-        sleep 0.2
-    done
-}
-step() { echo "== $*"; }
 master_call() { ct busctl --system call org.buildyard.Master1 /org/buildyard/Master1 org.buildyard.Master1 "$@"; }
 # prop PATH INTERFACE NAME: the value alone, without type and quotes.
 prop() { ct busctl --system get-property org.buildyard.Master1 "$1" "$2" "$3" | cut -d' ' -f2- | tr -d '"'; }
@@ -132,26 +109,14 @@ latent_policy=$(find "$stage" -name org.buildyard.Latent1.conf -path '*system.d*
 
 # --- Boot ------------------------------------------------------------------
 step "boot systemd in a container"
-systemd-nspawn -D / --volatile=yes -M by-systemd-test -b --register=no --keep-unit --console=read-only \
+nspawn_boot "$work/nspawn.log" -D / --volatile=yes -M by-systemd-test -b --register=no --keep-unit --console=read-only \
     --private-network \
     --overlay-ro="$prefix:$stage$prefix:$prefix" \
     --bind="$etc:/etc/buildyard" \
     --bind="$units:/etc/systemd/system" \
     --bind-ro="$policy:/etc/dbus-1/system.d/org.buildyard.Master1.conf" \
     --bind-ro="$latent_policy:/etc/dbus-1/system.d/org.buildyard.Latent1.conf" \
-    -- systemd.firstboot=off >"$work/nspawn.log" 2>&1 </dev/null &
-ns=$!
-for _ in $(seq 100); do
-    leader=$(awk '{print $1}' "/proc/$ns/task/$ns/children" 2>/dev/null || true)
-    [ -n "$leader" ] && [ "$(readlink "/proc/$leader/exe" 2>/dev/null)" = /usr/lib/systemd/systemd ] && break
-    leader=
-    sleep 0.1
-done
-[ -n "$leader" ] || { cat "$work/nspawn.log" >&2; fail "the container did not start systemd"; }
-# PID 1 answers on its private socket a moment after it starts.
-wait_for "systemd in the container" 30 ct systemctl show -P Version
-state=$(timeout 60 nsenter -t "$leader" -a systemctl is-system-running --wait </dev/null || true)
-echo "system: $state"
+    -- systemd.firstboot=off
 
 step "the generator made buildyard-workers.target want the local workers"
 wants=$(ct systemctl show -P Wants buildyard-workers.target)
