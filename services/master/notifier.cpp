@@ -250,6 +250,7 @@ void Notifier::queue_missing(const std::string& name) {
                            utc_time(loss), w->cfg.missing_timeout, q.id, join(q.to)),
                {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::worker_missing)}});
     sd_bus_emit_properties_changed(bus_, w->path.c_str(), bus::worker_iface, "MissingNotified", nullptr);
+    w->shown.missing_notified = true;  // told now: the master's next flush need not repeat it
     deliver();
 }
 

@@ -2,13 +2,22 @@
 
 namespace by::master {
 
-std::vector<const char*> changed_properties(const WorkerShown& a, const WorkerShown& b) {
-    std::vector<const char*> names;
-    auto check = [&](bool differs, const char* name) {
+namespace {
+
+// Collects the names of the properties that differ.
+struct Names {
+    std::vector<const char*> list;
+    void operator()(bool differs, const char* name) {
         if (differs) {
-            names.push_back(name);
+            list.push_back(name);
         }
-    };
+    }
+};
+
+}  // namespace
+
+std::vector<const char*> changed_properties(const WorkerShown& a, const WorkerShown& b) {
+    Names check;
     check(a.type != b.type, "Type");
     check(a.state != b.state, "State");
     check(a.connected != b.connected, "Connected");
@@ -33,16 +42,11 @@ std::vector<const char*> changed_properties(const WorkerShown& a, const WorkerSh
     check(a.start_failures != b.start_failures, "StartFailures");
     check(a.quarantined_until != b.quarantined_until, "QuarantinedUntil");
     check(a.last_start_error != b.last_start_error, "LastStartError");
-    return names;
+    return std::move(check.list);
 }
 
 std::vector<const char*> changed_properties(const Build& a, const Build& b) {
-    std::vector<const char*> names;
-    auto check = [&](bool differs, const char* name) {
-        if (differs) {
-            names.push_back(name);
-        }
-    };
+    Names check;
     check(a.worker != b.worker, "Worker");
     check(a.state != b.state, "State");
     check(a.result != b.result, "Result");
@@ -53,7 +57,7 @@ std::vector<const char*> changed_properties(const Build& a, const Build& b) {
     check(a.finished_at != b.finished_at, "FinishedAt");
     check(a.current_step != b.current_step, "CurrentStep");
     check(a.retried_as != b.retried_as, "RetriedAs");
-    return names;
+    return std::move(check.list);
 }
 
 }  // namespace by::master
