@@ -198,6 +198,17 @@ LatentIdentityResult resolve_latent_identity(const LatentSources& sources) {
             return *r;
         }
     }
+    // The environment before the kernel command line: it is set for this
+    // process alone, while in a container /proc/cmdline is the host's.
+    {
+        std::array<std::optional<std::string>, 3> raw;
+        for (int i = 0; i < 3; ++i) {
+            raw[i] = lookup(sources.environment, environment_source.keys[i]);
+        }
+        if (auto r = from_source(environment_source, environment_source.description, raw)) {
+            return *r;
+        }
+    }
     if (sources.cmdline) {
         std::array<std::optional<std::string>, 3> raw;
         for (const auto& p : split_kernel_cmdline(*sources.cmdline)) {
@@ -213,20 +224,13 @@ LatentIdentityResult resolve_latent_identity(const LatentSources& sources) {
             return *r;
         }
     }
-    std::array<std::optional<std::string>, 3> raw;
-    for (int i = 0; i < 3; ++i) {
-        raw[i] = lookup(sources.environment, environment_source.keys[i]);
-    }
-    if (auto r = from_source(environment_source, environment_source.description, raw)) {
-        return *r;
-    }
     std::string where = sources.credentials_directory.empty()
                             ? std::string("CREDENTIALS_DIRECTORY is not set")
                             : "none in " + sources.credentials_directory;
     return {std::nullopt, "no latent worker identity: no credentials " + list_keys(credentials_source) + " (" +
-                              where + "), no " + list_keys(cmdline_source) + " on the kernel command line" +
-                              (sources.cmdline ? "" : " (cannot read /proc/cmdline)") + ", and no " +
-                              list_keys(environment_source) + " in the environment"};
+                              where + "), no " + list_keys(environment_source) + " in the environment, and no " +
+                              list_keys(cmdline_source) + " on the kernel command line" +
+                              (sources.cmdline ? "" : " (cannot read /proc/cmdline)")};
 }
 
 LatentSources read_latent_sources() {

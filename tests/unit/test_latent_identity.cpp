@@ -147,14 +147,18 @@ TEST(LatentIdentity, CredentialsWinOverCommandLineAndEnvironment) {
     EXPECT_EQ(r.identity->token, token_a);
 }
 
-TEST(LatentIdentity, CommandLineWinsOverEnvironment) {
+// In a container /proc/cmdline is the host's: a host booted with
+// buildyard.* parameters must not lend its identity to the container,
+// whose backend passes the real one in the environment.
+TEST(LatentIdentity, EnvironmentWinsOverCommandLine) {
     LatentSources s;
     s.cmdline = cmdline("line", "10.0.0.2:2", token_b);
     set_environment(s, "envw", "10.0.0.3:3", token_c);
     auto r = resolve_latent_identity(s);
     ASSERT_TRUE(r.identity) << r.error;
-    EXPECT_EQ(r.identity->name, "line");
-    EXPECT_EQ(r.identity->master, "10.0.0.2:2");
+    EXPECT_EQ(r.identity->name, "envw");
+    EXPECT_EQ(r.identity->master, "10.0.0.3:3");
+    EXPECT_EQ(r.identity->token, token_c);
 }
 
 TEST(LatentIdentity, EmptyCredentialsDirectoryFallsThrough) {
@@ -178,7 +182,6 @@ TEST(LatentIdentity, PartialCredentialsAreAnErrorNotToppedUpFromLaterSources) {
 TEST(LatentIdentity, PartialCommandLineNamesWhatIsMissing) {
     LatentSources s;
     s.cmdline = "console=ttyS0 buildyard.master=10.0.2.2:9989";
-    set_environment(s, "envw", "10.0.0.3:3", token_c);
     expect_error_contains(s, {"the kernel command line: buildyard.master= is set but buildyard.worker= and "
                               "buildyard.token= are missing"});
 }
