@@ -10,39 +10,12 @@
 #include <gtest/gtest.h>
 
 #include "common/config.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace by::config;
 
 namespace {
-
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "by-config-XXXXXX").string();
-        if (!mkdtemp(pattern.data())) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    std::string path(const std::string& relative) const { return (path_ / relative).string(); }
-    std::string write(const std::string& relative, const std::string& content) const {
-        const auto p = path_ / relative;
-        fs::create_directories(p.parent_path());
-        std::ofstream(p, std::ios::binary) << content;
-        return p.string();
-    }
-
-private:
-    fs::path path_;
-};
 
 std::string joined(const std::vector<Error>& errors) {
     std::string out;
@@ -87,7 +60,7 @@ protected:
         EXPECT_TRUE(has_error(r.errors, main + ":" + where_what)) << "config:\n" << text;
     }
 
-    TempDir dir;
+    TempDir dir{"by-config"};
     Environment env;
     std::string main;
 };

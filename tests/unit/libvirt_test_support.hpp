@@ -14,6 +14,7 @@
 
 #include "latent/libvirt_domain_xml.hpp"
 #include "latent/libvirt_handles.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace by::latent;
@@ -23,33 +24,6 @@ namespace {
 const std::string start_a = "0123456789abcdef0123456789abcdef";
 const std::string start_b = "fedcba9876543210fedcba9876543210";
 const std::string token = std::string(64, 'c');
-
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "by-libvirt-XXXXXX").string();
-        if (!mkdtemp(pattern.data())) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string path(const std::string& relative) const { return (path_ / relative).string(); }
-    std::string write(const std::string& relative, const std::string& content) const {
-        const auto p = path_ / relative;
-        fs::create_directories(p.parent_path());
-        std::ofstream(p, std::ios::binary) << content;
-        return p.string();
-    }
-
-private:
-    fs::path path_;
-};
 
 inline std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "latent/latent_store.hpp"
+#include "temp_dir.hpp"
 
 using namespace by::latent;
 
@@ -13,13 +14,8 @@ namespace {
 
 class LatentStoreTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/buildyard-latent-store-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { std::filesystem::remove_all(dir_); }
-    std::string dir_;
+    TempDir tmp_{"buildyard-latent-store"};
+    const std::string dir_ = tmp_.path();
 };
 
 StartRow row(const std::string& start, const std::string& worker) {

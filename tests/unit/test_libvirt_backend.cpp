@@ -63,7 +63,7 @@ protected:
         return l.value;
     }
 
-    TempDir dir;
+    TempDir dir{"by-libvirt"};
     std::string base = dir.path("base.qcow2");
     std::string console_log = dir.path("console.log");
     std::string template_path = dir.write("vm.xml", test_template(console_log));

@@ -133,7 +133,7 @@ TEST(LibvirtOverlay, ThePathIsTheTag) {
 }
 
 TEST(LibvirtExample, TheExampleWorkerLoadsWithTheExampleMasterIni) {
-    TempDir dir;
+    TempDir dir{"by-libvirt"};
     dir.write("master.ini", read_file(TEST_DATA_DIR "/../../../etc/master.ini"));
     dir.write("master.d/50-vm1.ini", read_file(TEST_DATA_DIR "/../../../etc/master.d/50-vm1.ini.example"));
     by::config::Environment env;

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "master/store.hpp"
+#include "temp_dir.hpp"
 
 using namespace by::master;
 
@@ -12,13 +13,8 @@ namespace {
 
 class StoreTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/buildyard-store-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { std::filesystem::remove_all(dir_); }
-    std::string dir_;
+    TempDir tmp_{"buildyard-store"};
+    const std::string dir_ = tmp_.path();
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include "master/store.hpp"
+#include "temp_dir.hpp"
 
 using namespace by::master;
 
@@ -14,12 +15,6 @@ namespace {
 
 class StoreMailTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/buildyard-store-mail-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { std::filesystem::remove_all(dir_); }
 
     // Runs SQL on state.db behind the store's back; returns the first
     // column of the first row, if any.
@@ -51,7 +46,8 @@ protected:
         return m;
     }
 
-    std::string dir_;
+    TempDir tmp_{"buildyard-store-mail"};
+    const std::string dir_ = tmp_.path();
 };
 
 }  // namespace
