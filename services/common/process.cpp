@@ -50,7 +50,7 @@ bool shell_word(std::string_view w) {
 std::string shell_command(const std::string& command) {
     // Letters, digits, blanks and punctuation the shell gives no meaning to.
     const bool plain = !command.empty() && std::all_of(command.begin(), command.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || std::strchr(" _./:,+@%=-", c) != nullptr;
+        return std::isalnum(static_cast<unsigned char>(c)) || (c != '\0' && std::strchr(" _./:,+@%=-", c) != nullptr);
     });
     if (!plain) {
         return command;
@@ -65,6 +65,36 @@ std::string shell_command(const std::string& command) {
         return command;
     }
     return "exec " + command;
+}
+
+int spawn(char* const argv[], int output_fd, const SpawnOptions& options, pid_t& pid) {
+    SpawnAttr attr;
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigset_t defaults;
+    sigfillset(&defaults);
+    sigdelset(&defaults, SIGKILL);
+    sigdelset(&defaults, SIGSTOP);
+    posix_spawnattr_setsigmask(&attr.attr, &empty);
+    posix_spawnattr_setsigdefault(&attr.attr, &defaults);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK;
+    if (options.new_group) {
+        posix_spawnattr_setpgroup(&attr.attr, 0);
+        flags |= POSIX_SPAWN_SETPGROUP;
+    }
+    posix_spawnattr_setflags(&attr.attr, flags);
+
+    FileActions fa;
+    posix_spawn_file_actions_addopen(&fa.fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa.fa, output_fd, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa.fa, output_fd, STDERR_FILENO);
+    if (!options.cwd.empty()) {
+        posix_spawn_file_actions_addchdir_np(&fa.fa, options.cwd.c_str());
+    }
+    char* const* envp = options.envp ? options.envp : environ;
+    const int r = options.search_path ? posix_spawnp(&pid, argv[0], &fa.fa, &attr.attr, argv, envp)
+                                      : posix_spawn(&pid, argv[0], &fa.fa, &attr.attr, argv, envp);
+    return -r;
 }
 
 int spawn_shell(const std::string& command, const std::string& cwd,
@@ -96,35 +126,17 @@ int spawn_shell(const std::string& command, const std::string& cwd,
     }
     envp.push_back(nullptr);
 
-    SpawnAttr attr;
-    sigset_t empty;
-    sigemptyset(&empty);
-    sigset_t defaults;
-    sigfillset(&defaults);
-    sigdelset(&defaults, SIGKILL);
-    sigdelset(&defaults, SIGSTOP);
-    posix_spawnattr_setsigmask(&attr.attr, &empty);
-    posix_spawnattr_setsigdefault(&attr.attr, &defaults);
-    posix_spawnattr_setpgroup(&attr.attr, 0);
-    posix_spawnattr_setflags(&attr.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                             POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_USEVFORK);
-
-    FileActions fa;
-    posix_spawn_file_actions_addopen(&fa.fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa.fa, wr.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa.fa, wr.get(), STDERR_FILENO);
-    if (!cwd.empty()) {
-        posix_spawn_file_actions_addchdir_np(&fa.fa, cwd.c_str());
-    }
-
     std::string sh = "/bin/sh";
     std::string dash_c = "-c";
     std::string cmd = shell_command(command);
     char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
+    SpawnOptions options;
+    options.cwd = cwd;
+    options.new_group = true;
+    options.envp = envp.data();
     pid_t pid = -1;
-    int r = posix_spawn(&pid, "/bin/sh", &fa.fa, &attr.attr, argv, envp.data());
-    if (r != 0) {
-        return -r;
+    if (int r = spawn(argv, wr.get(), options, pid); r < 0) {
+        return r;
     }
     int flags = fcntl(rd.get(), F_GETFL);
     fcntl(rd.get(), F_SETFL, flags | O_NONBLOCK);

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -14,6 +15,20 @@ struct Spawned {
     pid_t pid = -1;       // also the process group id
     Fd output;            // read end: the child's stdout and stderr, non-blocking
 };
+
+// How spawn() starts a program.
+struct SpawnOptions {
+    std::string cwd;            // empty: the caller's
+    bool new_group = false;     // lead a new process group
+    bool search_path = false;   // look argv[0] up in PATH
+    char* const* envp = nullptr;  // nullptr: the caller's environment
+};
+
+// Starts argv (NULL-terminated) with stdin from /dev/null, stdout and stderr
+// both into `output_fd`, and a clean signal mask and dispositions: sd-event
+// and its threads block the signals they handle, and a child must not
+// inherit that. Sets `pid`; returns 0 or a negative errno.
+int spawn(char* const argv[], int output_fd, const SpawnOptions& options, pid_t& pid);
 
 // Runs `/bin/sh -c command` in `cwd` as the leader of a new process group,
 // with stdin from /dev/null, stdout and stderr into one pipe, the caller's

@@ -7,13 +7,11 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/process.hpp"
 #include "common/raii.hpp"
-
-extern char** environ;
 
 namespace by::latent {
 
@@ -21,18 +19,6 @@ namespace {
 
 constexpr size_t max_output = 64 * 1024;
 constexpr int poll_slice_ms = 50;  // how soon a set Cancelled flag is seen
-
-struct SpawnAttr {
-    posix_spawnattr_t attr;
-    SpawnAttr() { posix_spawnattr_init(&attr); }
-    ~SpawnAttr() { posix_spawnattr_destroy(&attr); }
-};
-
-struct FileActions {
-    posix_spawn_file_actions_t fa;
-    FileActions() { posix_spawn_file_actions_init(&fa); }
-    ~FileActions() { posix_spawn_file_actions_destroy(&fa); }
-};
 
 void read_available(int fd, std::string& out, bool& eof) {
     char buf[4096];
@@ -75,25 +61,12 @@ Outcome<ProgramResult> run_program(const std::vector<std::string>& argv, uint64_
     }
     args.push_back(nullptr);
 
-    // latentd's threads inherit the loop's blocked signals; the child must not.
-    SpawnAttr attr;
-    sigset_t empty;
-    sigemptyset(&empty);
-    sigset_t defaults;
-    sigfillset(&defaults);
-    sigdelset(&defaults, SIGKILL);
-    sigdelset(&defaults, SIGSTOP);
-    posix_spawnattr_setsigmask(&attr.attr, &empty);
-    posix_spawnattr_setsigdefault(&attr.attr, &defaults);
-    posix_spawnattr_setflags(&attr.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    FileActions fa;
-    posix_spawn_file_actions_addopen(&fa.fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa.fa, wr.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa.fa, wr.get(), STDERR_FILENO);
-
+    // latentd's threads inherit the loop's blocked signals; spawn() clears them.
+    process::SpawnOptions options;
+    options.search_path = true;
     pid_t pid = -1;
-    if (const int rc = posix_spawnp(&pid, args[0], &fa.fa, &attr.attr, args.data(), environ); rc != 0) {
-        result.error = "cannot run " + argv[0] + ": " + std::strerror(rc);
+    if (const int r = process::spawn(args.data(), wr.get(), options, pid); r < 0) {
+        result.error = "cannot run " + argv[0] + ": " + std::strerror(-r);
         return result;
     }
     wr.reset();
