@@ -139,7 +139,17 @@ void LatentControl::reconfigure() {
     for (const auto& [name, wp] : master_.workers()) {
         Worker& w = *wp;
         if (w.cfg.type != config::WorkerType::latent) {
-            w.latent.reset();  // a type change takes effect once the worker is offline
+            if (w.latent) {
+                // Its machine would otherwise run on, unowned, until its
+                // lease ran out; a worker attached from it drops with it.
+                stop_departing(w, "is no longer of type latent");
+                w.latent.reset();
+                if (!w.held.empty()) {
+                    master_.fail_waiting_builds(w, "its type changed while its machine was starting",
+                                                "buildyard-masterd: the worker's type changed from latent while its "
+                                                "machine was starting; the build runs again\n");
+                }
+            }
             continue;
         }
         const uint64_t timeout = w.cfg.missing_timeout ? w.cfg.missing_timeout : 3600;
@@ -211,11 +221,17 @@ void LatentControl::detached(Worker& w) {
 }
 
 void LatentControl::forget(Worker& w) {
-    if (!is_latent(w) || w.latent->start.empty() || w.latent->machine.state() == LatentState::offline) {
+    if (is_latent(w)) {
+        stop_departing(w, "left the configuration");
+    }
+}
+
+void LatentControl::stop_departing(Worker& w, const std::string& why) {
+    if (!w.latent || w.latent->start.empty() || w.latent->machine.state() == LatentState::offline) {
         return;
     }
     log_worker(log::Level::info, w.cfg.name,
-               fmt::format("latent worker {} left the configuration; stopping its machine", w.cfg.name));
+               fmt::format("latent worker {} {}; stopping its machine", w.cfg.name, why));
     // Nobody waits for the answer: the worker is gone from here on.
     if (call("Stop", timeouts_.stop_call_usec, w.cfg.name, w.latent->start, &LatentControl::on_stop_reply, "ss",
              w.cfg.name.c_str(), w.latent->start.c_str()) < 0) {

@@ -81,6 +81,9 @@ private:
     void apply(Worker& w, LatentState before, const LatentEffects& fx);
     void send_start(Worker& w);
     void send_stop(Worker& w, const std::string& start);
+    // Stops the machine of a worker that stops being latent (it left the
+    // configuration, or its type changed); nobody waits for the answer.
+    void stop_departing(Worker& w, const std::string& why);
     void send_renewals();
     void rearm(Worker& w);
     int call(const char* member, uint64_t timeout, const std::string& worker, const std::string& start,

@@ -19,7 +19,8 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 
-from harness import (BIN, LATENT, LATENT_PATH, DrainedSystemTest, start_latentd, start_master_env, wait_for)
+from harness import (BIN, LATENT, LATENT_PATH, MASTER_PATH, DrainedSystemTest, start_latentd, start_master_env,
+                     wait_for)
 from test_latentd import TEMPLATE
 from test_mail import Maildir, PYTHON, free_port, port_open
 
@@ -230,6 +231,24 @@ class LatentWorkerTest(DrainedSystemTest):
             print(self.master.log()[-3000:], self.latentd.log()[-3000:])
             raise
         self.assertEqual(self.overlays(), [])
+
+    def test_a_reload_that_changes_the_type_stops_the_machine(self):
+        self.start(self.config(build_wait=-1))
+        self.run_build()
+        self.wait_state("idle")
+        self.assertEqual(len(self.instances()), 1)
+        # vm1 becomes a plain remote worker: its machine must not run on
+        # unowned until its lease runs out.
+        self.sys.write_config(
+            f"[master]\nname = itm\nlisten = 127.0.0.1:{self.port}\n"
+            "[worker vm1]\npassword = secret\n"
+            "[builder hello]\nworkers = vm1\nstep.1 = true\n")
+        self.sys.call(MASTER_PATH, "org.buildyard.Master1", "Reload")
+        self.assertEqual(self.sys.worker_prop("vm1", "Type"), "standard")
+        self.log_has(self.master, "latent worker vm1 is no longer of type latent; stopping its machine")
+        wait_for(lambda: self.instances() == [], 20, "the machine of the former latent worker to go")
+        self.assertEqual(self.overlays(), [])
+        wait_for(lambda: not self.sys.worker_prop("vm1", "Connected"), 20, "its guest's link to drop")
 
     def test_substantiation_timeout_reruns_the_build_and_quarantine_resets_on_success(self):
         self.guests.boot = False
