@@ -1,6 +1,6 @@
 #!/bin/bash
 # Builds the docker backend's test image offline (there is no registry):
-# a folder holding buildyard-workerd, the libraries ldd names, the loader,
+# a folder holding buildyard-workerd, the libraries it loads, the loader,
 # and busybox (static) as /bin/sh and the usual tools so build steps can run,
 # imported into a private Podman's storage (tests/lib/podman.sh).
 #
@@ -14,6 +14,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib/podman.sh
 source "$here/../lib/podman.sh"
+# shellcheck source=../lib/worker-libraries.sh
+source "$here/../lib/worker-libraries.sh"
 
 podman_dir=$1
 workerd=$2
@@ -27,8 +29,9 @@ mkdir -p "$root"/{bin,usr/local/bin,etc,tmp,var/lib/buildyard-worker,root,proc,s
 chmod 1777 "$root/tmp"
 install -m 0755 "$workerd" "$root/usr/local/bin/buildyard-workerd"
 
-# Every library at the path ldd gives (the loader too), symlinks resolved.
-ldd "$workerd" | awk '/=> \// { print $3 } /^\t\// { print $1 }' | while read -r lib; do
+# Every library at the path the loader finds it (the loader too), symlinks resolved.
+libs=$(worker_libraries "$workerd")
+for lib in $libs; do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
 done

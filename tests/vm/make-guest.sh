@@ -11,8 +11,8 @@
 # Offline but for apt: the kernel and busybox come from `apt-get download`
 # (linux-image-amd64's exact linux-image-* dependency, busybox-static),
 # cached in $BUILDYARD_VM_CACHE (default: OUTDIR/../vm-cache) so a CI run
-# downloads them once. workerd is copied with every library ldd names and
-# the dynamic loader. Default --workerd: OUTDIR/../bin/buildyard-workerd.
+# downloads them once. workerd is copied with every library it loads
+# (tests/lib/worker-libraries.sh) and the dynamic loader. Default --workerd: OUTDIR/../bin/buildyard-workerd.
 #
 # In the guest:
 #   - the serial console (ttyS0) gets the kernel's and /init's messages, and
@@ -22,6 +22,8 @@
 #     powers off. So does workerd exiting for any reason;
 #   - the first virtio disk, if any, is /dev/vda (virtio_blk is loaded).
 set -euo pipefail
+# shellcheck source=../lib/worker-libraries.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/worker-libraries.sh"
 
 workerd=
 while [ $# -gt 0 ]; do
@@ -95,7 +97,8 @@ done
 # workerd and exactly what the dynamic loader would load for it.
 cp "$workerd" "$root/sbin/buildyard-workerd"
 strip --strip-debug "$root/sbin/buildyard-workerd" 2>/dev/null || true
-ldd "$workerd" | awk '/=> \// {print $3} /^\t\// {print $1}' | sort -u | while read -r lib; do
+libs=$(worker_libraries "$workerd")
+for lib in $libs; do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
 done
