@@ -157,6 +157,11 @@ void LatentControl::reconfigure() {
         if (!w.latent) {
             w.latent = std::make_unique<LatentSide>();
             w.latent->machine = LatentMachine(settings);
+            // A failure streak from before a restart goes on: its quarantine
+            // holds and its trouble is not mailed a second time.
+            w.latent->machine.restore(master_.store_.load_latent(name));
+            w.latent->saved = w.latent->machine.record();
+            rearm(w);
         } else {
             w.latent->machine.configure(settings);
         }
@@ -292,10 +297,26 @@ void LatentControl::apply(Worker& w, LatentState before, const LatentEffects& fx
         master_.emit_worker(w);
         master_.request_dispatch();
     }
+    persist(w);
     rearm(w);
     if (fx.drop_link && w.attached) {
         master_.drop_worker(name, fx.why);  // may requeue builds and call detached()
     }
+}
+
+void LatentControl::persist(Worker& w) {
+    LatentSide& side = *w.latent;
+    LatentMachine::Record now = side.machine.record();
+    if (now == side.saved) {
+        return;
+    }
+    if (!master_.store_.save_latent(w.cfg.name, now)) {
+        log_worker(log::Level::err, w.cfg.name,
+                   fmt::format("cannot record the start failures of latent worker {}: {}", w.cfg.name,
+                               master_.store_.error()));
+        return;
+    }
+    side.saved = std::move(now);
 }
 
 void LatentControl::rearm(Worker& w) {

@@ -31,6 +31,7 @@ struct LatentSide {
     std::string instance;                  // latentd's name for the machine
     std::string log_tail;                  // from InstanceGone, for the failed builds' logs
     SourcePtr timer;                       // at machine.next_deadline()
+    LatentMachine::Record saved;           // what state.db holds of it
 };
 
 class LatentControl {
@@ -84,6 +85,8 @@ private:
     // Stops the machine of a worker that stops being latent (it left the
     // configuration, or its type changed); nobody waits for the answer.
     void stop_departing(Worker& w, const std::string& why);
+    // Writes the machine's failure streak to state.db when it changed.
+    void persist(Worker& w);
     void send_renewals();
     void rearm(Worker& w);
     int call(const char* member, uint64_t timeout, const std::string& worker, const std::string& start,

@@ -265,6 +265,18 @@ LatentEffects LatentMachine::shutdown(uint64_t, bool graceful, unsigned running)
     return {};
 }
 
+void LatentMachine::restore(const Record& r) {
+    if (state_ != LatentState::offline) {
+        return;
+    }
+    failures_ = r.failures;
+    quarantine_until_ = r.quarantine_until;
+    last_error_ = r.last_error;
+    trouble_since_ = r.trouble_since;
+    // Builds that wait get a start once the quarantine ends.
+    quarantine_wakeup_ = quarantine_until_ != 0;
+}
+
 LatentEffects LatentMachine::tick(uint64_t now) {
     if (state_ == LatentState::substantiating && attach_deadline_ != 0 && now >= attach_deadline_) {
         return fail(now, fmt::format("its worker did not attach within {} s", settings_.substantiation_timeout),

@@ -44,6 +44,20 @@ public:
 
     explicit LatentMachine(LatentSettings settings = {}) : settings_(settings) {}
 
+    // What must outlive the master: the failure streak, its quarantine and
+    // when the trouble began, so that a restart neither retries a
+    // quarantined machine at once nor mails the same trouble again.
+    struct Record {
+        unsigned failures = 0;
+        uint64_t quarantine_until = 0;
+        std::string last_error;
+        uint64_t trouble_since = 0;
+        bool operator==(const Record&) const = default;
+    };
+    Record record() const { return {failures_, quarantine_until_, last_error_, trouble_since_}; }
+    // Takes a record back at master start, while the machine is offline.
+    void restore(const Record& r);
+
     LatentState state() const { return state_; }
     // A reload may change the settings; they apply from the next event.
     void configure(LatentSettings settings) { settings_ = settings; }

@@ -142,6 +142,13 @@ CREATE TABLE mail_queue (
 );
 CREATE INDEX mail_queue_queued ON mail_queue(next_attempt) WHERE state = 'queued';
 )sql",
+    // 3: a latent worker's failure streak survives a restart.
+    R"sql(
+ALTER TABLE workers ADD COLUMN latent_failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN latent_quarantine_until INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN latent_last_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN latent_trouble_since INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 }  // namespace
 

@@ -12,6 +12,7 @@
 
 #include "common/sqlite.hpp"
 #include "master/build.hpp"
+#include "master/latent_state.hpp"
 
 namespace by::master {
 
@@ -73,6 +74,9 @@ public:
     MissingRecord load_missing(const std::string& name);
     // Records when the master first saw the worker, unless it already has.
     bool set_first_seen(const std::string& name, uint64_t at);
+    // A latent worker's failure streak (store_mail.cpp); zeros if none.
+    LatentMachine::Record load_latent(const std::string& name);
+    bool save_latent(const std::string& name, const LatentMachine::Record& r);
     // Queues `mail` (setting its id) and, in the same transaction, records
     // that `worker`'s absence starting at `loss` has had its mail.
     bool queue_missing_mail(QueuedMail& mail, const std::string& worker, uint64_t loss);

@@ -61,6 +61,34 @@ bool Store::set_first_seen(const std::string& name, uint64_t at) {
     return s && check(s.bind(1, name).bind(2, static_cast<int64_t>(at)).step(), "cannot record a worker");
 }
 
+LatentMachine::Record Store::load_latent(const std::string& name) {
+    LatentMachine::Record r;
+    auto s = db_.prepare(
+        "SELECT latent_failures, latent_quarantine_until, latent_last_error, latent_trouble_since "
+        "FROM workers WHERE name = ?1");
+    if (s && s.bind(1, name).step() == SQLITE_ROW) {
+        r.failures = static_cast<unsigned>(s.int64(0));
+        r.quarantine_until = static_cast<uint64_t>(s.int64(1));
+        r.last_error = s.text(2);
+        r.trouble_since = static_cast<uint64_t>(s.int64(3));
+    }
+    return r;
+}
+
+bool Store::save_latent(const std::string& name, const LatentMachine::Record& r) {
+    auto s = db_.prepare(
+        "INSERT INTO workers (name, latent_failures, latent_quarantine_until, latent_last_error, "
+        "latent_trouble_since) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO UPDATE SET "
+        "latent_failures = ?2, latent_quarantine_until = ?3, latent_last_error = ?4, latent_trouble_since = ?5");
+    return s && check(s.bind(1, name)
+                          .bind(2, static_cast<int64_t>(r.failures))
+                          .bind(3, static_cast<int64_t>(r.quarantine_until))
+                          .bind(4, r.last_error)
+                          .bind(5, static_cast<int64_t>(r.trouble_since))
+                          .step(),
+                      "cannot record a latent worker's failures");
+}
+
 bool Store::insert_mail(QueuedMail& m) {
     auto s = db_.prepare(
         "INSERT INTO mail_queue (worker, build, subject, sender, recipients, message, queued_at, attempts, "

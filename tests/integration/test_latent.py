@@ -306,6 +306,21 @@ class LatentWorkerTest(DrainedSystemTest):
         self.assertIn("quarantined for 20 s", self.master.log())
         time.sleep(1)  # a second mail would have been queued at once
         self.assertEqual(len(maildir.messages()), 1)
+        # A master restart keeps the streak: the quarantine holds, and the
+        # third failure is still the same trouble, mailed already.
+        quarantined_until = self.sys.worker_prop("vm1", "QuarantinedUntil")
+        self.master.stop()
+        self.master = start_master_env(self.sys, self.env)
+        self.assertEqual(self.sys.worker_prop("vm1", "StartFailures"), 2)
+        self.assertEqual(self.sys.worker_prop("vm1", "QuarantinedUntil"), quarantined_until)
+        self.assertIn("no-such-base.qcow2", self.sys.worker_prop("vm1", "LastStartError"))
+        self.assertTrue(self.sys.worker_prop("vm1", "MissingNotified"))
+        third = self.sys.build_prop(rerun, "RetriedAs")
+        self.sys.wait_build(third, timeout=40)
+        self.assertEqual(self.sys.build_prop(third, "Result"), "retry")
+        self.assertEqual(self.sys.worker_prop("vm1", "StartFailures"), 3)
+        time.sleep(1)
+        self.assertEqual(len(maildir.messages()), 1)
 
     def test_wrong_stale_and_copied_tokens_are_refused_and_the_machine_keeps_running(self):
         self.start(self.config(build_wait=-1))

@@ -281,5 +281,41 @@ TEST(LatentMachine, MachineDyingAfterItsWorkerDetachedIsNoFailure) {
     EXPECT_EQ(idle.trouble_since(), 0u);
 }
 
+// A master restart carries the failure streak over (state.db): the new
+// machine is still quarantined, still in the same trouble, and the next
+// failure doubles the backoff instead of starting at 10 s.
+TEST(LatentMachine, ARestoredStreakKeepsItsQuarantineAndTrouble) {
+    auto before = machine(600);
+    before.build_assigned(t0, 1);
+    before.start_failed(t0 + s, "no such base image");
+    before.stop_done(t0 + 2 * s);
+    const LatentMachine::Record saved = before.record();
+    EXPECT_EQ(saved.failures, 1u);
+    EXPECT_EQ(saved.quarantine_until, t0 + 11 * s);
+    EXPECT_EQ(saved.trouble_since, t0);
+
+    auto after = machine(600);
+    after.restore(saved);
+    EXPECT_EQ(after.record(), saved);
+    EXPECT_EQ(after.state(), LatentState::offline);
+    EXPECT_TRUE(after.start_failed());
+    EXPECT_FALSE(after.accepts_builds(t0 + 5 * s));
+    EXPECT_FALSE(after.build_assigned(t0 + 5 * s, 1).start);
+    ASSERT_TRUE(after.next_deadline());
+    EXPECT_EQ(*after.next_deadline(), t0 + 11 * s);
+    EXPECT_TRUE(after.tick(t0 + 11 * s).changed);
+    ASSERT_TRUE(after.build_assigned(t0 + 12 * s, 1).start);
+    after.start_failed(t0 + 13 * s, "no such base image");
+    EXPECT_EQ(after.failures(), 2u);
+    EXPECT_EQ(after.quarantine_until(), t0 + 33 * s);
+    EXPECT_EQ(after.trouble_since(), t0);
+
+    // Restoring a running machine would contradict it: ignored.
+    auto running = machine(600);
+    bring_up(running, t0);
+    running.restore(saved);
+    EXPECT_EQ(running.failures(), 0u);
+}
+
 }  // namespace
 }  // namespace by::master

@@ -72,14 +72,15 @@ TEST_F(StoreMailTest, UpgradesAVersionOneDatabase) {
         EXPECT_TRUE(w->paused);
         EXPECT_EQ(w->last_disconnected, 77u);
         EXPECT_EQ(s.load_missing("old").first_seen, 0u);
+        EXPECT_EQ(s.load_latent("old"), LatentMachine::Record{});
         ASSERT_TRUE(s.set_first_seen("old", 5));
     }
-    EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+    EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
     // Opening again changes nothing.
     Store s;
     ASSERT_TRUE(s.open(dir_)) << s.error();
     EXPECT_EQ(s.load_missing("old").first_seen, 5u);
-    EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+    EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
 }
 
 TEST_F(StoreMailTest, FirstSeenIsSetOnce) {
@@ -161,4 +162,22 @@ TEST_F(StoreMailTest, QueueOrderRetriesAndEnds) {
 
     ASSERT_TRUE(s.prune_mail(700));  // sent at 600: gone; given up at 800: kept
     EXPECT_EQ(sql("SELECT COUNT(*) FROM mail_queue"), "1");
+}
+
+TEST_F(StoreMailTest, ALatentWorkersStreakSurvivesReopen) {
+    LatentMachine::Record r{3, 1'000'000'123, "its machine did not start: no base", 999};
+    {
+        Store s;
+        ASSERT_TRUE(s.open(dir_)) << s.error();
+        EXPECT_EQ(s.load_latent("vm1"), LatentMachine::Record{});
+        ASSERT_TRUE(s.save_latent("vm1", r)) << s.error();
+        // Other facts of the same worker stay as they were.
+        ASSERT_TRUE(s.set_first_seen("vm1", 42));
+    }
+    Store s;
+    ASSERT_TRUE(s.open(dir_)) << s.error();
+    EXPECT_EQ(s.load_latent("vm1"), r);
+    EXPECT_EQ(s.load_missing("vm1").first_seen, 42u);
+    ASSERT_TRUE(s.save_latent("vm1", {}));
+    EXPECT_EQ(s.load_latent("vm1"), LatentMachine::Record{});
 }
