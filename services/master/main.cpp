@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
         sd_notifyf(0, "STATUS=failed to start: %s", error.c_str());
         return 1;
     }
+    master.on_reloaded([&remote](const by::config::Config& c) { remote.relisten(c.master.listen); });
     sd_event_add_signal(raw_event, nullptr, SIGTERM, on_terminate, &master);
     sd_event_add_signal(raw_event, nullptr, SIGINT, on_terminate, &master);
     sd_event_add_signal(raw_event, nullptr, SIGHUP, on_reload, &master);

@@ -259,6 +259,9 @@ Status Master::reload() {
         dirty_builders_.insert(name);
     }
     log::info("configuration reloaded: {} workers, {} builders", config_.workers.size(), config_.builders.size());
+    if (reloaded_) {
+        reloaded_(config_);
+    }
     counters_changed();
     dispatch();
     return Status::ok();

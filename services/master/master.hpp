@@ -106,6 +106,9 @@ public:
     Status submit(const std::string& builder, const std::map<std::string, std::string>& properties,
                   uint64_t& id);
     Status reload();
+    // Called after each successful reload, with the new configuration
+    // (main.cpp moves the remote workers' listener).
+    void on_reloaded(std::function<void(const config::Config&)> hook) { reloaded_ = std::move(hook); }
     std::string describe() const;
     std::vector<Build> list_builds(uint64_t limit);
 
@@ -262,6 +265,7 @@ private:
     std::vector<SlotPtr> slots_;
     std::unique_ptr<Notifier> notifier_;  // missing-worker and build mail
     std::unique_ptr<LatentControl> latent_;
+    std::function<void(const config::Config&)> reloaded_;
 };
 
 // Registers the vtables of every object (bus_master.cpp, bus_objects.cpp, bus_link.cpp).

@@ -145,6 +145,7 @@ bool Remote::start(const std::string& listen, std::string& error) {
         listen_fd_.reset(SD_LISTEN_FDS_START);
         int flags = fcntl(listen_fd_.get(), F_GETFL);
         fcntl(listen_fd_.get(), F_SETFL, flags | O_NONBLOCK);
+        activated_ = true;
         log::info("listening for remote workers on the socket systemd passed");
     } else if (listen.empty()) {
         log::info("not listening for remote workers (listen is empty)");
@@ -153,15 +154,67 @@ bool Remote::start(const std::string& listen, std::string& error) {
         if (bind_listener(listen, listen_fd_, error) < 0) {
             return false;
         }
+        listen_ = listen;
         log::info("listening for remote workers on {}", listen);
     }
-    r = sd_event_add_io(event_, &s, listen_fd_.get(), EPOLLIN, on_accept, this);
-    if (r < 0) {
+    if (r = watch_listener(); r < 0) {
         error = std::string("cannot watch the listening socket: ") + std::strerror(-r);
         return false;
     }
-    listen_source_.reset(s);
     return true;
+}
+
+int Remote::watch_listener() {
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_io(event_, &s, listen_fd_.get(), EPOLLIN, on_accept, this);
+    if (r >= 0) {
+        listen_source_.reset(s);
+    }
+    return r;
+}
+
+void Remote::relisten(const std::string& listen) {
+    if (activated_) {
+        if (!listen.empty()) {
+            log::info("listen = {} is not used: the socket unit passed the listening socket", listen);
+        }
+        return;
+    }
+    if (listen == listen_) {
+        return;
+    }
+    if (listen.empty()) {
+        accept_resume_.reset();
+        listen_source_.reset();
+        listen_fd_.reset();
+        log::notice("no longer listening for remote workers on {} (listen is empty); open connections stay",
+                    listen_);
+        listen_.clear();
+        return;
+    }
+    Fd fd;
+    std::string error;
+    if (bind_listener(listen, fd, error) < 0) {
+        log::error("{}; {}", error,
+                   listen_.empty() ? std::string("still not listening for remote workers")
+                                   : "still listening on " + listen_);
+        return;
+    }
+    // Bound before the old one closes: a worker reconnecting meanwhile finds one of them.
+    Fd old_fd = std::move(listen_fd_);
+    SourcePtr old_source = std::move(listen_source_);
+    listen_fd_ = std::move(fd);
+    if (int r = watch_listener(); r < 0) {
+        log::error("cannot watch the listening socket on {}: {}; {}", listen, std::strerror(-r),
+                   listen_.empty() ? std::string("still not listening") : "still listening on " + listen_);
+        listen_fd_ = std::move(old_fd);
+        listen_source_ = std::move(old_source);
+        return;
+    }
+    accept_resume_.reset();
+    log::notice("listening for remote workers on {}{}; open connections stay", listen,
+                listen_.empty() ? std::string() : " instead of " + listen_);
+    listen_ = listen;
 }
 
 int Remote::on_accept(sd_event_source*, int fd, uint32_t, void* userdata) {

@@ -38,6 +38,11 @@ public:
     // Listens on the socket systemd passed (socket activation) or else on
     // `listen` (HOST:PORT; empty: no listener). False with `error` set.
     bool start(const std::string& listen, std::string& error);
+    // A reload's `listen`: moves the listener there (empty: closes it) and
+    // logs what it did. Connections already open stay. If the new address
+    // cannot be bound, the old listener stays and the error is logged. With
+    // socket activation the socket unit decides, and this does nothing.
+    void relisten(const std::string& listen);
 
     size_t connections() const { return connections_.size(); }
 
@@ -51,6 +56,8 @@ private:
     static int on_reap(sd_event_source* s, void* userdata);
 
     void accept_one(int fd);
+    // Watches listen_fd_ for connections. Negative errno.
+    int watch_listener();
     // Moves a connection out of the live set; it is freed later in this
     // loop iteration, never inside one of its own callbacks.
     void bury(uint64_t id);
@@ -64,6 +71,8 @@ private:
     std::string dummy_key_;
     AuthThrottle throttle_;
     Fd listen_fd_;
+    std::string listen_;          // what listen_fd_ is bound to, as configured
+    bool activated_ = false;      // listen_fd_ came from systemd
     SourcePtr listen_source_;
     SourcePtr accept_resume_;
     SourcePtr reaper_;

@@ -326,6 +326,39 @@ class RemoteTest(DrainedSystemTest):
 
     # --- duplicates ------------------------------------------------------
 
+    def test_a_reload_moves_the_listener_and_keeps_open_connections(self):
+        def accepts(port):
+            with socket.socket() as c:
+                c.settimeout(2)
+                return c.connect_ex(("127.0.0.1", port)) == 0
+
+        s = self.sys
+        self.start(master_config(self.port))
+        self.remote_worker("r1")
+        new_port = free_port()
+        s.write_config(master_config(self.port, listen=f"127.0.0.1:{new_port}"))
+        s.call(MASTER_PATH, "org.buildyard.Master1", "Reload")
+        self.assertTrue(accepts(new_port))
+        self.assertFalse(accepts(self.port))
+        self.assertTrue(s.worker_prop("r1", "Connected"))  # its connection stayed
+        self.assertTrue(self.master_lines(f"listening for remote workers on 127.0.0.1:{new_port} "
+                                          f"instead of 127.0.0.1:{self.port}"))
+        # An address already taken: the error is logged, the listener stays.
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = taken.getsockname()[1]
+            s.write_config(master_config(self.port, listen=f"127.0.0.1:{busy}"))
+            s.call(MASTER_PATH, "org.buildyard.Master1", "Reload")
+            self.assertTrue(self.master_lines(f"cannot listen on 127.0.0.1:{busy}: .*; still listening on "
+                                              f"127.0.0.1:{new_port}"))
+        self.assertTrue(accepts(new_port))
+        # Empty: no listener at all.
+        s.write_config(master_config(self.port, listen=""))
+        s.call(MASTER_PATH, "org.buildyard.Master1", "Reload")
+        self.assertFalse(accepts(new_port))
+        self.assertTrue(s.worker_prop("r1", "Connected"))
+
     def test_second_connection_is_refused_while_the_first_answers(self):
         s = self.sys
         self.start(master_config(self.port))
