@@ -48,6 +48,7 @@ class FakeGuests:
         self.dir = domain_dir
         self.boot = True            # False: domains come up, but no worker attaches
         self.guests = {}            # domain file -> Process
+        self.tokens = {}            # domain file -> the token its guest got
         self.identities = []        # every identity seen, in order
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -63,17 +64,28 @@ class FakeGuests:
 
     def _poll(self):
         present = {f for f in os.listdir(self.dir) if f.endswith(".xml")}
+        # A domain's file keeps its name from one start to the next: a new
+        # token in a known file is a new domain (the old one went between polls).
+        for f in present & set(self.guests):
+            try:
+                token = identity_of(os.path.join(self.dir, f)).get("buildyard.token")
+            except (ET.ParseError, FileNotFoundError):
+                continue
+            if token != self.tokens.get(f):
+                present.discard(f)
+        for f in set(self.guests) - present:
+            p = self.guests.pop(f)
+            self.tokens.pop(f, None)
+            if p is not None:
+                p.stop(timeout=5)
         for f in present - set(self.guests):
             try:
                 ident = identity_of(os.path.join(self.dir, f))
-            except ET.ParseError:
-                continue  # still being written
+            except (ET.ParseError, FileNotFoundError):
+                continue  # still being written, or gone again
             self.identities.append(ident)
+            self.tokens[f] = ident.get("buildyard.token")
             self.guests[f] = self.run_guest(ident) if self.boot else None
-        for f in set(self.guests) - present:
-            p = self.guests.pop(f)
-            if p is not None:
-                p.stop(timeout=5)
 
     def run_guest(self, ident, token=None, tag="guest"):
         env = dict(self.system.env)
