@@ -8,8 +8,8 @@ import shutil
 import subprocess
 import time
 
-from comparelib.common import (SRC, BUILDER_WORKERS, LOG_LINE, MiB, Failed, Gate, log_command, parse_latency,
-                               parse_throughput, progress, rss_kib, run_client, wait_until, free_port)
+from comparelib.common import (SRC, BUILDER_WORKERS, LOG_LINE, MiB, Failed, Gate, attached_at, log_command,
+                               parse_latency, parse_throughput, progress, rss_kib, run_client, wait_until, free_port)
 
 
 class Buildbot:
@@ -102,14 +102,7 @@ class Buildbot:
         return run_client(cmd, timeout, self.log)
 
     def attached_at(self, p, timeout):
-        try:
-            out, _ = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise Failed(f'Buildbot workers did not all attach within {timeout} s')
-        m = re.search(r'attached \d+ at ([0-9.]+)', out.decode())
-        if p.returncode != 0 or not m:
-            raise Failed(f'client.py attach failed; see {self.dir}/attach.err')
-        return float(m.group(1))
+        return attached_at(p, timeout, 'Buildbot workers', 'client.py attach', f'{self.dir}/attach.err')
 
     def run(self, r, tmp, i):
         a = self.args

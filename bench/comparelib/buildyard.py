@@ -7,8 +7,8 @@ import socket
 import subprocess
 import time
 
-from comparelib.common import (SRC, BUILDER_WORKERS, Failed, Gate, log_command, parse_latency, parse_throughput,
-                               progress, rss_kib, run_client, wait_until, free_port)
+from comparelib.common import (SRC, BUILDER_WORKERS, Failed, Gate, attached_at, log_command, parse_latency,
+                               parse_throughput, progress, rss_kib, run_client, wait_until, free_port)
 
 
 class Buildyard:
@@ -107,14 +107,7 @@ class Buildyard:
         return p
 
     def attached_at(self, p, timeout):
-        try:
-            out, _ = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise Failed(f'workers did not all attach within {timeout} s')
-        m = re.search(r'attached \d+ at ([0-9.]+)', out.decode())
-        if p.returncode != 0 or not m:
-            raise Failed(f'dispatch-client attached failed; see {self.dir}/attached.err')
-        return float(m.group(1))
+        return attached_at(p, timeout, 'workers', 'dispatch-client attached', f'{self.dir}/attached.err')
 
     def start_workers(self):
         watcher = self.watch_attached(len(self.names))

@@ -97,6 +97,19 @@ def run_client(argv, timeout, log, env=None):
     return r.stdout
 
 
+def attached_at(p, timeout, who, client, errfile):
+    """Waits for an attach watcher `p` (a client that prints "attached N at
+    TIME" once all have attached) and returns that TIME."""
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Failed(f'{who} did not all attach within {timeout} s')
+    m = re.search(r'attached \d+ at ([0-9.]+)', out.decode())
+    if p.returncode != 0 or not m:
+        raise Failed(f'{client} failed; see {errfile}')
+    return float(m.group(1))
+
+
 def parse_latency(out):
     m = re.search(r'median ([0-9.]+) ms, p99 ([0-9.]+) ms', out)
     if not m:

@@ -1,7 +1,9 @@
 #include "common/daemon.hpp"
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "common/bus.hpp"
 #include "common/log.hpp"
@@ -33,6 +35,22 @@ bool open_daemon_loop(EventPtr& event, BusPtr& bus) {
         return false;
     }
     return true;
+}
+
+std::string state_directory(const std::string& chosen, const char* fallback) {
+    std::string dir = chosen;
+    if (dir.empty()) {
+        // systemd's StateDirectory= may list several, separated by ':'.
+        const char* s = std::getenv("STATE_DIRECTORY");
+        dir = s && *s ? std::string(s).substr(0, std::string(s).find(':')) : fallback;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+        log::error("cannot create the state directory {}: {}", dir, ec.message());
+        return {};
+    }
+    return dir;
 }
 
 }  // namespace by

@@ -3,11 +3,18 @@
 // watchdog on, and the system bus attached to it.
 #pragma once
 
+#include <string>
+
 #include "common/raii.hpp"
 
 namespace by {
 
 // Logs what failed and returns false on failure.
 bool open_daemon_loop(EventPtr& event, BusPtr& bus);
+
+// The state directory: `chosen` (--state-directory) if not empty, else the
+// first of systemd's $STATE_DIRECTORY, else `fallback`; created if missing.
+// Logs what failed and returns "" on failure.
+std::string state_directory(const std::string& chosen, const char* fallback);
 
 }  // namespace by

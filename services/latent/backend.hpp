@@ -59,6 +59,20 @@ struct Outcome {
     bool ok() const { return error.empty(); }
 };
 
+template <class T>
+Outcome<T> failed(std::string error) {
+    Outcome<T> o;
+    o.error = std::move(error);
+    return o;
+}
+
+template <class T>
+Outcome<T> succeeded(T value) {
+    Outcome<T> o;
+    o.value = std::move(value);
+    return o;
+}
+
 // Set by latentd when a call's deadline has passed; a backend checks it
 // between steps and gives up early where it can.
 using Cancelled = std::atomic<bool>;

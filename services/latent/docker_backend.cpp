@@ -9,20 +9,6 @@ namespace {
 using docker::Client;
 using docker::Json;
 
-template <class T>
-Outcome<T> failed(std::string error) {
-    Outcome<T> o;
-    o.error = std::move(error);
-    return o;
-}
-
-template <class T>
-Outcome<T> succeeded(T value) {
-    Outcome<T> o;
-    o.value = std::move(value);
-    return o;
-}
-
 const std::string cancelled_message = "cancelled: the call's deadline passed";
 
 // The engine options of `worker`, or the defaults (the default socket) when

@@ -128,20 +128,6 @@ std::string escape(std::string_view text, std::string_view keep) {
     return out;
 }
 
-template <class T>
-Outcome<T> failed(std::string error) {
-    Outcome<T> o;
-    o.error = std::move(error);
-    return o;
-}
-
-template <class T>
-Outcome<T> succeeded(T value) {
-    Outcome<T> o;
-    o.value = std::move(value);
-    return o;
-}
-
 }  // namespace
 
 std::string url_escape(std::string_view text) { return escape(text, ""); }

@@ -33,15 +33,6 @@ int check_config(const std::string& path) {
     return 0;
 }
 
-std::string default_state_directory() {
-    // systemd's StateDirectory= may list several, separated by ':'.
-    if (const char* s = std::getenv("STATE_DIRECTORY"); s && *s) {
-        std::string v = s;
-        return v.substr(0, v.find(':'));
-    }
-    return BUILDYARD_LATENT_STATEDIR;
-}
-
 int on_terminate(sd_event_source* s, const signalfd_siginfo* si, void*) {
     by::log::info("received {}, stopping; live instances keep running under their leases",
                   strsignal(static_cast<int>(si->ssi_signo)));
@@ -112,12 +103,9 @@ int main(int argc, char** argv) {
     for (const auto& b : bad) {
         by::log::warning("ignoring {}: expected a number of seconds", b);
     }
-    const std::string state_dir =
-        vm.count("state-directory") ? vm["state-directory"].as<std::string>() : default_state_directory();
-    std::error_code ec;
-    std::filesystem::create_directories(state_dir, ec);
-    if (ec) {
-        by::log::error("cannot create the state directory {}: {}", state_dir, ec.message());
+    const std::string state_dir = by::state_directory(
+        vm.count("state-directory") ? vm["state-directory"].as<std::string>() : std::string(), BUILDYARD_LATENT_STATEDIR);
+    if (state_dir.empty()) {
         return 1;
     }
     int rc = run(config_path, state_dir, timing);

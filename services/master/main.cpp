@@ -37,15 +37,6 @@ int check_config(const std::string& path) {
     return 0;
 }
 
-std::string default_state_directory() {
-    // systemd's StateDirectory= may list several, separated by ':'.
-    if (const char* s = std::getenv("STATE_DIRECTORY"); s && *s) {
-        std::string v = s;
-        return v.substr(0, v.find(':'));
-    }
-    return BUILDYARD_STATEDIR;
-}
-
 int on_terminate(sd_event_source* s, const signalfd_siginfo* si, void* userdata) {
     by::log::info("received {}, stopping", strsignal(static_cast<int>(si->ssi_signo)));
     sd_notify(0, "STOPPING=1");
@@ -80,12 +71,9 @@ int main(int argc, char** argv) {
         return check_config(config_path);
     }
     by::log::init("buildyard-masterd");
-    const std::string state_dir =
-        vm.count("state-directory") ? vm["state-directory"].as<std::string>() : default_state_directory();
-    std::error_code ec;
-    std::filesystem::create_directories(state_dir, ec);
-    if (ec) {
-        by::log::error("cannot create the state directory {}: {}", state_dir, ec.message());
+    const std::string state_dir = by::state_directory(
+        vm.count("state-directory") ? vm["state-directory"].as<std::string>() : std::string(), BUILDYARD_STATEDIR);
+    if (state_dir.empty()) {
         return 1;
     }
 
