@@ -1,9 +1,11 @@
 #!/bin/bash
 # The quickstart: Buildyard from a fresh Debian 12 to a finished build.
 #
-#   sudo bash tests/quickstart.sh [--keep] [--no-install] [--build-dir DIR]
+#   bash tests/quickstart.sh [--keep] [--no-install] [--build-dir DIR]
 #
-# Installs the dependencies (.ci/install-deps), builds into ./build, starts a
+# As root (e.g. with sudo, or su -c). Installs what building and running
+# needs (.ci/install-deps --run, not the test tools), builds the programs
+# into ./build, starts a
 # private system bus, the master with etc/master.ini and its two local
 # workers, runs `buildyardctl submit hello --wait`, and shows what the master
 # knows. Everything it started is stopped at the end, unless --keep is given.
@@ -11,7 +13,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: sudo bash tests/quickstart.sh [--keep] [--no-install] [--build-dir DIR]" >&2
+    echo "usage: bash tests/quickstart.sh [--keep] [--no-install] [--build-dir DIR] (as root)" >&2
     exit 2
 }
 
@@ -33,7 +35,7 @@ build_dir=${build_dir:-$source_dir/build}
 
 if [ "$(id -u)" -ne 0 ]; then
     # The bus policy lets only root (or the user buildyard) own the master's name.
-    echo "quickstart: run this as root: sudo bash tests/quickstart.sh" >&2
+    echo "quickstart: run this as root (e.g. sudo bash tests/quickstart.sh, or su -c 'bash tests/quickstart.sh')" >&2
     exit 1
 fi
 
@@ -123,13 +125,15 @@ wait_for() {
 }
 
 if [ "$install" -eq 1 ]; then
-    step "Installing the dependencies (.ci/install-deps)"
-    bash "$source_dir/.ci/install-deps"
+    step "Installing what building and running needs (.ci/install-deps --run)"
+    bash "$source_dir/.ci/install-deps" --run
 fi
 
 step "Building into $build_dir"
-cmake -S "$source_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-# Just the programs; .ci/run builds and runs the tests.
+# Without the tests, whose tools --run did not install; .ci/run turns them
+# back on in the same build directory.
+cmake -S "$source_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILDYARD_TESTS=OFF
+# Just the programs.
 cmake --build "$build_dir" -j"$(nproc)" --target buildyard-masterd buildyard-workerd buildyardctl
 bin=$build_dir/bin
 for program in buildyard-masterd buildyard-workerd buildyardctl; do
