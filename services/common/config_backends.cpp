@@ -2,7 +2,8 @@
 
 namespace by::config {
 
-bool known_backend(const std::string& backend) { return backend == "libvirt" || backend == "docker"; }
+bool known_backend(const std::string& backend) { return backend == "libvirt" || backend == "docker" || backend == "ec2";
+}
 
 std::optional<std::string> check_backend_key(const std::string& backend, const std::string& key,
                                              const std::string& value) {
@@ -11,6 +12,9 @@ std::optional<std::string> check_backend_key(const std::string& backend, const s
     }
     if (backend == "docker") {
         return detail::check_docker_key(key, value);
+    }
+    if (backend == "ec2") {
+        return detail::check_ec2_key(key, value);
     }
     return "unknown backend '" + backend + "'";
 }
@@ -22,6 +26,9 @@ std::vector<std::pair<std::string, std::string>> check_backend_section(
     }
     if (backend == "docker") {
         return detail::check_docker_section(options);
+    }
+    if (backend == "ec2") {
+        return detail::check_ec2_section(options);
     }
     return {};
 }

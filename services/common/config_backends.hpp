@@ -1,4 +1,4 @@
-// The keys of each latent backend (`libvirt.*`, `docker.*`), checked when the
+// The keys of each latent backend (`libvirt.*`, `docker.*`, `ec2.*`), checked when the
 // config is loaded so a mistake is a FILE:LINE error in the master, latentd
 // and the generator alike. One file per backend: config_backend_NAME.cpp.
 #pragma once
@@ -34,6 +34,8 @@ std::optional<std::string> check_libvirt_key(const std::string& key, const std::
 std::vector<std::pair<std::string, std::string>> check_libvirt_section(const std::map<std::string, std::string>& options);
 std::optional<std::string> check_docker_key(const std::string& key, const std::string& value);
 std::vector<std::pair<std::string, std::string>> check_docker_section(const std::map<std::string, std::string>& options);
+std::optional<std::string> check_ec2_key(const std::string& key, const std::string& value);
+std::vector<std::pair<std::string, std::string>> check_ec2_section(const std::map<std::string, std::string>& options);
 }  // namespace detail
 
 }  // namespace by::config

@@ -259,7 +259,7 @@ private:
                 w.build_wait_timeout = default_build_wait_timeout(w.backend);
                 backend_ok = true;
             } else {
-                bad(s, "backend", "unknown backend " + in_quotes(backend->text) + ": expected libvirt or docker");
+                bad(s, "backend", "unknown backend " + in_quotes(backend->text) + ": expected libvirt, docker or ec2");
             }
         }
         std::map<std::string, std::string> backend_keys;  // without the prefix
@@ -344,7 +344,7 @@ private:
         }
 
         if (latent && !backend) {
-            bad_section(s, "latent workers need backend = NAME (libvirt or docker)");
+            bad_section(s, "latent workers need backend = NAME (libvirt, docker or ec2)");
         }
         if (backend_ok) {
             for (const auto& [key, message] : check_backend_section(w.backend, backend_keys)) {
