@@ -1,6 +1,7 @@
 #include "latent/backend.hpp"
 
 #include "latent/docker_backend.hpp"
+#include "latent/ec2_backend.hpp"
 #include "latent/libvirt_backend.hpp"
 
 namespace by::latent {
@@ -13,6 +14,9 @@ std::unique_ptr<Backend> make_backend(const std::string& name, const std::string
     }
     if (name == "docker") {
         return std::make_unique<DockerBackend>();
+    }
+    if (name == "ec2") {
+        return std::make_unique<Ec2Backend>();
     }
     return nullptr;
 }

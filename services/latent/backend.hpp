@@ -1,4 +1,4 @@
-// What buildyard-latentd asks of a backend (libvirt, Docker; EC2 and
+// What buildyard-latentd asks of a backend (libvirt, Docker, EC2;
 // OpenStack later). Every call blocks and runs on a thread of its own, never
 // on the event loop; latentd puts a deadline on each and forgets a call that
 // misses it (whatever the late call made is then reaped as a leak). A backend
@@ -108,7 +108,7 @@ public:
                                         const Cancelled& cancelled) = 0;
 };
 
-// The backend for `name` ("libvirt", "docker"), or nullptr if unknown.
+// The backend for `name` ("libvirt", "docker", "ec2"), or nullptr if unknown.
 std::unique_ptr<Backend> make_backend(const std::string& name, const std::string& state_directory);
 
 }  // namespace by::latent

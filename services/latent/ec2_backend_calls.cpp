@@ -1,0 +1,179 @@
+// The EC2 backend's steps: one Query API action with its retries, paged
+// DescribeInstances, a launch, the waits for running and for the end.
+#include <thread>
+
+#include "common/log.hpp"
+#include "latent/ec2_backend.hpp"
+#include "latent/ec2_http.hpp"
+
+namespace by::latent {
+
+using ec2::Market;
+using ec2::Next;
+using ec2::cancelled_message;
+using ec2::ending;
+using ec2::pause;
+using ec2::state_text;
+
+Outcome<ec2::Response> Ec2Backend::call(const Place& place, const std::string& action, const ec2::Params& params,
+                                        const Cancelled& cancelled, std::string* error_code) {
+    const std::string where = " (" + place.endpoint + ")";
+    for (unsigned attempt = 0;; ++attempt) {
+        if (attempt > 0 && !pause(ec2::backoff(attempt, options_.jitter()), cancelled)) {
+            return failed<ec2::Response>("EC2 " + action + ": " + cancelled_message + " while retrying");
+        }
+        if (cancelled) {
+            return failed<ec2::Response>("EC2 " + action + ": " + cancelled_message);
+        }
+        auto creds = credentials_.get(place.credential, cancelled);
+        if (!creds.ok()) {
+            return failed<ec2::Response>("EC2 " + action + ": " + creds.error);
+        }
+        ec2::HttpRequest request;
+        request.method = "POST";
+        request.url = place.endpoint;
+        request.headers = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8"};
+        if (!creds.value.session_token.empty()) {
+            request.headers.push_back("X-Amz-Security-Token: " + creds.value.session_token);
+        }
+        request.body = ec2::form_body(action, params);
+        request.sigv4 = "aws:amz:" + place.region + ":ec2";
+        request.key_id = creds.value.key_id;
+        request.secret = creds.value.secret;
+        request.timeout = options_.http_timeout;
+        auto answer = ec2::http(request, cancelled);
+        if (answer.cancelled) {
+            return failed<ec2::Response>("EC2 " + action + ": " + cancelled_message);
+        }
+        ec2::Response response;
+        std::string code;
+        if (answer.status != 0) {
+            response = ec2::parse_response(answer.body);
+            if (!response.errors.empty()) {
+                code = response.errors.front().code;
+            }
+        }
+        const Next next = ec2::classify(answer.status, code);
+        if (next == Next::done) {
+            if (!response.parsed) {
+                return failed<ec2::Response>("EC2 " + action + ": " + response.parse_error + where);
+            }
+            return succeeded(std::move(response));
+        }
+        if (error_code) {
+            *error_code = code;
+        }
+        std::string why = answer.status == 0 ? "no answer: " + answer.error
+                          : !code.empty()
+                              ? code + ": " + response.errors.front().message + " (HTTP " +
+                                    std::to_string(answer.status) + ")"
+                              : "HTTP " + std::to_string(answer.status) + ", " +
+                                    (response.parse_error.empty() ? "no error code" : response.parse_error);
+        if (next != Next::retry) {
+            return failed<ec2::Response>("EC2 " + action + ": " + why + where);
+        }
+        log::write(log::Level::info,
+                   fmt::format("EC2 {}: {}{}; retrying (attempt {})", action, why, where, attempt + 2));
+    }
+}
+
+Outcome<std::vector<ec2::Instance>> Ec2Backend::describe(const Place& place, const ec2::Params& params,
+                                                         const Cancelled& cancelled) {
+    std::vector<ec2::Instance> out;
+    ec2::Params page = params;
+    for (unsigned pages = 0; pages < 100; ++pages) {
+        auto r = call(place, "DescribeInstances", page, cancelled);
+        if (!r.ok()) {
+            return failed<std::vector<ec2::Instance>>(r.error);
+        }
+        out.insert(out.end(), r.value.instances.begin(), r.value.instances.end());
+        if (r.value.next_token.empty()) {
+            break;
+        }
+        page = params;
+        std::erase_if(page, [](const auto& p) { return p.first == "NextToken"; });
+        page.emplace_back("NextToken", r.value.next_token);
+    }
+    return succeeded(std::move(out));
+}
+
+Outcome<std::string> Ec2Backend::launch(const StartSpec& spec, const config::Ec2Options& options, Market market,
+                                        const std::string& root_device, const Cancelled& cancelled,
+                                        std::string& error_code) {
+    const auto params = ec2::run_instances(spec, options, market, ec2::base64(ec2::user_data(spec)), root_device);
+    auto r = call(place_of(options), "RunInstances", params, cancelled, &error_code);
+    if (!r.ok()) {
+        return failed<std::string>(r.error);
+    }
+    if (r.value.instances.size() != 1 || r.value.instances.front().id.empty()) {
+        return failed<std::string>("EC2 RunInstances answered with " + std::to_string(r.value.instances.size()) +
+                                   " instances instead of one");
+    }
+    return succeeded(r.value.instances.front().id);
+}
+
+Outcome<ec2::Instance> Ec2Backend::wait_running(const Place& place, const std::string& id,
+                                                const Cancelled& cancelled) {
+    for (unsigned n = 0;; ++n) {
+        if (!pause(ec2::poll_interval(n), cancelled)) {
+            return failed<ec2::Instance>("instance " + id + " did not run in time: " + cancelled_message);
+        }
+        std::string code;
+        auto r = call(place, "DescribeInstances", ec2::describe_instance(id), cancelled, &code);
+        if (!r.ok()) {
+            // Right after a launch EC2 may not know the id yet: eventual
+            // consistency, not a failure.
+            if (code == "InvalidInstanceID.NotFound") {
+                continue;
+            }
+            return failed<ec2::Instance>(r.error);
+        }
+        for (const auto& i : r.value.instances) {
+            if (i.id != id) {
+                continue;
+            }
+            if (i.state == "running") {
+                return succeeded(i);
+            }
+            if (ending(i.state)) {
+                return failed<ec2::Instance>(state_text(i) + " before it ran");
+            }
+        }
+    }
+}
+
+Outcome<bool> Ec2Backend::terminate(const Place& place, const std::string& id, const Cancelled& cancelled) {
+    std::string code;
+    auto r = call(place, "TerminateInstances", ec2::terminate_instance(id), cancelled, &code);
+    if (!r.ok()) {
+        if (code == "InvalidInstanceID.NotFound") {
+            return succeeded(false);
+        }
+        return failed<bool>(r.error);
+    }
+    for (const auto& i : r.value.instances) {
+        if (i.id == id && ending(i.state) && i.state != "stopping" && i.state != "stopped") {
+            return succeeded(true);
+        }
+    }
+    // Wait until EC2 says it is going.
+    for (unsigned n = 0;; ++n) {
+        if (!pause(ec2::poll_interval(n), cancelled)) {
+            return failed<bool>("instance " + id + " was not shutting down in time: " + cancelled_message);
+        }
+        auto d = call(place, "DescribeInstances", ec2::describe_instance(id), cancelled, &code);
+        if (!d.ok()) {
+            if (code == "InvalidInstanceID.NotFound") {
+                return succeeded(true);
+            }
+            return failed<bool>(d.error);
+        }
+        for (const auto& i : d.value.instances) {
+            if (i.id == id && (i.state == "shutting-down" || i.state == "terminated")) {
+                return succeeded(true);
+            }
+        }
+    }
+}
+
+}  // namespace by::latent
