@@ -27,6 +27,7 @@ const Source credentials_source{"", {"buildyard.worker", "buildyard.master", "bu
 const Source cmdline_source{"the kernel command line",
                             {"buildyard.worker=", "buildyard.master=", "buildyard.token="}};
 const Source environment_source{"the environment", {"BUILDYARD_WORKER_NAME", "BUILDYARD_MASTER", "BUILDYARD_TOKEN"}};
+const Source user_data_source{"", {"buildyard.worker", "buildyard.master", "buildyard.token"}};
 
 bool is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
@@ -224,13 +225,48 @@ LatentIdentityResult resolve_latent_identity(const LatentSources& sources) {
             return *r;
         }
     }
+    if (!sources.user_data_source.empty()) {
+        const std::string from = "the user data from " + sources.user_data_source;
+        if (!sources.user_data_error.empty()) {
+            return {std::nullopt, "cannot read " + from + ": " + sources.user_data_error};
+        }
+        if (sources.user_data) {
+            const auto lines = parse_user_data(*sources.user_data);
+            std::array<std::optional<std::string>, 3> raw;
+            for (int i = 0; i < 3; ++i) {
+                raw[i] = lookup(lines, user_data_source.keys[i]);
+            }
+            if (auto r = from_source(user_data_source, from, raw)) {
+                return *r;
+            }
+        }
+    }
     std::string where = sources.credentials_directory.empty()
                             ? std::string("CREDENTIALS_DIRECTORY is not set")
                             : "none in " + sources.credentials_directory;
-    return {std::nullopt, "no latent worker identity: no credentials " + list_keys(credentials_source) + " (" +
-                              where + "), no " + list_keys(environment_source) + " in the environment, and no " +
-                              list_keys(cmdline_source) + " on the kernel command line" +
-                              (sources.cmdline ? "" : " (cannot read /proc/cmdline)")};
+    const std::string cloud = sources.user_data_source.empty()
+                                  ? std::string()
+                                  : ", nor " + list_keys(user_data_source) + " lines in the user data from " +
+                                        sources.user_data_source;
+    return {std::nullopt,
+            "no latent worker identity: no credentials " + list_keys(credentials_source) + " (" + where + "), no " +
+                list_keys(environment_source) + " in the environment, and no " + list_keys(cmdline_source) +
+                " on the kernel command line" + (sources.cmdline ? "" : " (cannot read /proc/cmdline)") + cloud,
+            true};
+}
+
+std::map<std::string, std::string> parse_user_data(std::string_view text) {
+    std::map<std::string, std::string> out;
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        const std::string line = trim(text.substr(0, nl));
+        text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+        const auto eq = line.find('=');
+        if (line.starts_with("buildyard.") && eq != std::string::npos) {
+            out[line.substr(0, eq)] = line.substr(eq + 1);  // a later one wins, as on the command line
+        }
+    }
+    return out;
 }
 
 LatentSources read_latent_sources() {

@@ -5,7 +5,10 @@
 //   2. the kernel command line: buildyard.worker= buildyard.master= buildyard.token=
 //      (direct kernel boot);
 //   3. the environment: BUILDYARD_WORKER_NAME, BUILDYARD_MASTER, BUILDYARD_TOKEN
-//      (containers).
+//      (containers);
+//   4. the user data of a cloud instance, from its metadata service
+//      (cloud_metadata.hpp): buildyard.worker=, buildyard.master= and
+//      buildyard.token= lines (EC2).
 // The first source that gives any piece must give all three: a partial
 // source is an error, never topped up from a later one, so that an instance
 // cannot mix one start's name with another start's token.
@@ -41,11 +44,19 @@ struct LatentSources {
     std::optional<std::string> cmdline;
     // BUILDYARD_WORKER_NAME, BUILDYARD_MASTER, BUILDYARD_TOKEN when set.
     std::map<std::string, std::string> environment;
+    // The instance's user data, when it was fetched and there is some;
+    // where it came from; and why fetching it failed, if it did.
+    std::optional<std::string> user_data;
+    std::string user_data_source;
+    std::string user_data_error;
 };
 
 struct LatentIdentityResult {
     std::optional<LatentIdentity> identity;
     std::string error;    // set when identity is not
+    // No source gave any piece (not even a partial one): the next, slower
+    // source (the metadata service) may be asked.
+    bool none = false;
 };
 
 // One kernel command-line parameter: value is nullopt for a bare word.
@@ -65,7 +76,12 @@ std::vector<KernelParameter> split_kernel_cmdline(std::string_view cmdline);
 
 LatentIdentityResult resolve_latent_identity(const LatentSources& sources);
 
-// Reads the sources from this process's environment and /proc/cmdline.
+// The buildyard.* lines of user data; other lines (a cloud-init part, a
+// comment) are left alone, as the user data may serve other readers too.
+std::map<std::string, std::string> parse_user_data(std::string_view text);
+
+// Reads the sources from this process's environment and /proc/cmdline
+// (not the metadata service: see cloud_metadata.hpp).
 LatentSources read_latent_sources();
 
 }  // namespace by::worker

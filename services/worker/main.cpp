@@ -19,6 +19,7 @@
 #include "common/raii.hpp"
 #include "common/worker_config.hpp"
 #include "worker/agent.hpp"
+#include "worker/cloud_metadata.hpp"
 #include "worker/latent_identity.hpp"
 
 namespace {
@@ -35,8 +36,19 @@ int on_reload(sd_event_source*, const signalfd_siginfo*, void* userdata) {
 }
 
 // --latent: the identity of this start, in place of a configuration file.
-std::optional<by::config::WorkerSelf> latent_self() {
-    auto resolved = by::worker::resolve_latent_identity(by::worker::read_latent_sources());
+std::optional<by::config::WorkerSelf> latent_self(const std::string& metadata_url) {
+    auto sources = by::worker::read_latent_sources();
+    auto resolved = by::worker::resolve_latent_identity(sources);
+    if (resolved.none && metadata_url != "none") {
+        // Last, as it may wait on the network: the cloud's metadata service.
+        by::worker::MetadataSource source;
+        source.url = metadata_url;
+        auto user_data = by::worker::fetch_user_data(source);
+        sources.user_data = std::move(user_data.text);
+        sources.user_data_source = user_data.description;
+        sources.user_data_error = user_data.error;
+        resolved = by::worker::resolve_latent_identity(sources);
+    }
     if (!resolved.identity) {
         std::cerr << "buildyard-workerd: --latent: " << resolved.error << "\n";
         return std::nullopt;
@@ -84,13 +96,16 @@ int main(int argc, char** argv) {
     options.add_options()
         ("name", by::po::value<std::string>(), "worker name")
         ("latent", by::po::bool_switch(),
-         "a latent worker: name, master and token from credentials, the kernel command line or the environment")
+         "a latent worker: name, master and token from credentials, the environment, the kernel command line or "
+         "the cloud's metadata service")
+        ("metadata-url", by::po::value<std::string>()->default_value("http://169.254.169.254"),
+         "with --latent: the EC2 metadata service (IMDSv2) to read the user data from; none: do not ask")
         ("config", by::po::value<std::string>(),
          "worker config file (default: " BUILDYARD_SYSCONFDIR "/workers/NAME.ini)")
         ("basedir", by::po::value<std::string>(), "directory the builds run in (overrides the config file)");
     by::po::variables_map vm;
     if (auto code = by::parse_arguments(argc, argv, "buildyard-workerd",
-                                        "--name NAME [--config PATH] [--basedir DIR] | --latent [--basedir DIR]",
+                                        "--name NAME [--config PATH] [--basedir DIR] | --latent [--basedir DIR] [--metadata-url URL]",
                                         options, vm)) {
         return *code;
     }
@@ -111,7 +126,7 @@ int main(int argc, char** argv) {
     }
     std::optional<by::config::WorkerSelf> self;
     if (opts.latent) {
-        self = latent_self();
+        self = latent_self(vm["metadata-url"].as<std::string>());
     } else {
         std::string name = vm["name"].as<std::string>();
         opts.config_required = vm.count("config") > 0;

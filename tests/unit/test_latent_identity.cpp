@@ -10,6 +10,7 @@
 
 using by::worker::KernelParameter;
 using by::worker::LatentSources;
+using by::worker::parse_user_data;
 using by::worker::resolve_latent_identity;
 using by::worker::split_kernel_cmdline;
 
@@ -231,4 +232,45 @@ TEST(LatentIdentity, UnreadableCredentialIsReported) {
     s.credentials_error = "cannot read /run/credentials/x/buildyard.token: Permission denied";
     set_environment(s, "envw", "10.0.0.3:3", token_c);
     expect_error_contains(s, {"cannot read /run/credentials/x/buildyard.token: Permission denied"});
+}
+
+TEST(LatentIdentity, FromCloudUserDataLast) {
+    LatentSources s;
+    s.user_data_source = "the EC2 metadata service at http://169.254.169.254";
+    s.user_data = "#!/bin/sh\nbuildyard.worker=e1\r\nbuildyard.master=10.0.0.1:9989\nbuildyard.token=" +
+                  std::string(token_a) + "\nother=x\n";
+    auto r = resolve_latent_identity(s);
+    ASSERT_TRUE(r.identity) << r.error;
+    EXPECT_EQ(r.identity->name, "e1");
+    EXPECT_EQ(r.identity->master, "10.0.0.1:9989");
+    EXPECT_EQ(r.identity->token, token_a);
+    EXPECT_EQ(r.identity->source, "the user data from the EC2 metadata service at http://169.254.169.254");
+    // Any earlier source wins.
+    set_environment(s, "envw", "10.0.0.3:3", token_c);
+    EXPECT_EQ(resolve_latent_identity(s).identity->name, "envw");
+}
+
+TEST(LatentIdentity, CloudUserDataProblemsAreNamed) {
+    LatentSources s;
+    auto r = resolve_latent_identity(s);
+    EXPECT_TRUE(r.none);
+    s.user_data_source = "the EC2 metadata service at http://x";
+    s.user_data_error = "session token PUT: HTTP 403";
+    expect_error_contains(s, {"cannot read the user data from the EC2 metadata service at http://x: session token "
+                              "PUT: HTTP 403"});
+    s.user_data_error.clear();
+    s.user_data = "buildyard.worker=e1\n";
+    expect_error_contains(s, {"buildyard.worker is set but buildyard.master and buildyard.token are missing"});
+    EXPECT_FALSE(resolve_latent_identity(s).none);
+    s.user_data = "#cloud-config\n";
+    expect_error_contains(s, {"nor buildyard.worker, buildyard.master and buildyard.token lines in the user data"});
+    s.user_data.reset();  // launched without user data
+    expect_error_contains(s, {"lines in the user data from the EC2 metadata service at http://x"});
+}
+
+TEST(LatentIdentity, UserDataLines) {
+    auto lines = parse_user_data("buildyard.worker=a\n  buildyard.token = x\nbuildyard.worker=b\nnoise\n");
+    EXPECT_EQ(lines.at("buildyard.worker"), "b");
+    EXPECT_FALSE(lines.contains("buildyard.token"));  // "buildyard.token " is another name
+    EXPECT_EQ(lines.size(), 2u);
 }

@@ -1,0 +1,171 @@
+#include "worker/cloud_metadata.hpp"
+
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <curl/curl.h>
+#include <dlfcn.h>
+
+namespace by::worker {
+
+namespace {
+
+// The few libcurl functions the metadata source calls, from libcurl.so.4
+// (the soname of libcurl 7 and 8), loaded at the first fetch.
+struct Libcurl {
+    decltype(&curl_global_init) global_init = nullptr;
+    decltype(&curl_easy_init) easy_init = nullptr;
+    decltype(&curl_easy_setopt) setopt = nullptr;
+    decltype(&curl_easy_perform) perform = nullptr;
+    decltype(&curl_easy_getinfo) getinfo = nullptr;
+    decltype(&curl_easy_cleanup) cleanup = nullptr;
+    decltype(&curl_easy_strerror) strerror = nullptr;
+    decltype(&curl_slist_append) slist_append = nullptr;
+    decltype(&curl_slist_free_all) slist_free_all = nullptr;
+    std::string error;
+};
+
+const Libcurl& libcurl() {
+    static const Libcurl lib = [] {
+        Libcurl l;
+        const char* soname = "libcurl.so.4";
+        void* h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            const char* e = dlerror();
+            l.error = std::string("cannot load ") + soname + ": " + (e ? e : "unknown error");
+            return l;
+        }
+        bool ok = true;
+        auto get = [&](auto& fn, const char* name) {
+            fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(h, name));
+            if (!fn && ok) {
+                ok = false;
+                l.error = std::string(soname) + " has no " + name;
+            }
+        };
+        get(l.global_init, "curl_global_init");
+        get(l.easy_init, "curl_easy_init");
+        get(l.setopt, "curl_easy_setopt");
+        get(l.perform, "curl_easy_perform");
+        get(l.getinfo, "curl_easy_getinfo");
+        get(l.cleanup, "curl_easy_cleanup");
+        get(l.strerror, "curl_easy_strerror");
+        get(l.slist_append, "curl_slist_append");
+        get(l.slist_free_all, "curl_slist_free_all");
+        if (!ok) {
+            return Libcurl{.error = l.error};
+        }
+        l.global_init(CURL_GLOBAL_DEFAULT);
+        return l;
+    }();
+    return lib;
+}
+
+constexpr std::size_t max_user_data = 64 * 1024;  // EC2's limit is 16 KiB
+
+struct Answer {
+    long status = 0;
+    std::string body;
+    std::string error;
+};
+
+size_t on_data(char* data, size_t size, size_t count, void* user) {
+    auto* body = static_cast<std::string*>(user);
+    const size_t n = size * count;
+    if (body->size() + n > max_user_data) {
+        return 0;
+    }
+    body->append(data, n);
+    return n;
+}
+
+Answer exchange(const char* method, const std::string& url, const std::string& header,
+                std::chrono::milliseconds timeout) {
+    const Libcurl& c = libcurl();
+    Answer a;
+    if (!c.error.empty()) {
+        a.error = c.error;
+        return a;
+    }
+    std::unique_ptr<CURL, decltype(c.cleanup)> h(c.easy_init(), c.cleanup);
+    if (!h) {
+        a.error = "cannot set up a libcurl handle";
+        return a;
+    }
+    std::unique_ptr<curl_slist, decltype(c.slist_free_all)> headers(c.slist_append(nullptr, header.c_str()),
+                                                                    c.slist_free_all);
+    c.setopt(h.get(), CURLOPT_URL, url.c_str());
+    c.setopt(h.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+    c.setopt(h.get(), CURLOPT_NOSIGNAL, 1L);
+    c.setopt(h.get(), CURLOPT_NOPROXY, "*");  // the metadata service is never behind a proxy
+    c.setopt(h.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    c.setopt(h.get(), CURLOPT_HTTPHEADER, headers.get());
+    c.setopt(h.get(), CURLOPT_WRITEFUNCTION, on_data);
+    c.setopt(h.get(), CURLOPT_WRITEDATA, &a.body);
+    if (std::string_view(method) == "PUT") {
+        c.setopt(h.get(), CURLOPT_CUSTOMREQUEST, "PUT");
+        c.setopt(h.get(), CURLOPT_POSTFIELDS, "");
+    }
+    if (CURLcode rc = c.perform(h.get()); rc != CURLE_OK) {
+        a.error = rc == CURLE_WRITE_ERROR ? "an answer of more than 64 KiB" : c.strerror(rc);
+        a.body.clear();
+        return a;
+    }
+    c.getinfo(h.get(), CURLINFO_RESPONSE_CODE, &a.status);
+    return a;
+}
+
+std::string without_slash(std::string url) {
+    while (!url.empty() && url.back() == '/') {
+        url.pop_back();
+    }
+    return url;
+}
+
+UserData fetch_ec2(const MetadataSource& source, const std::string& base, UserData out) {
+    Answer token;
+    for (unsigned i = 0; i < std::max(source.attempts, 1u); ++i) {
+        if (i > 0) {
+            std::this_thread::sleep_for(source.pause);
+        }
+        token = exchange("PUT", base + "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds: 60",
+                         source.timeout);
+        if (token.status != 0) {
+            break;
+        }
+    }
+    if (token.status != 200 || token.body.empty()) {
+        out.error = "session token PUT: " + (token.status ? "HTTP " + std::to_string(token.status) : token.error);
+        return out;
+    }
+    auto data = exchange("GET", base + "/latest/user-data", "X-aws-ec2-metadata-token: " + token.body,
+                         source.timeout);
+    if (data.status == 404) {
+        return out;  // launched without user data
+    }
+    if (data.status != 200) {
+        out.error = "user data: " + (data.status ? "HTTP " + std::to_string(data.status) : data.error);
+        return out;
+    }
+    out.text = std::move(data.body);
+    return out;
+}
+
+}  // namespace
+
+UserData fetch_user_data(const MetadataSource& source) {
+    const std::string base = without_slash(source.url);
+    UserData out;
+    switch (source.kind) {
+    case MetadataKind::ec2:
+        out.description = "the EC2 metadata service at " + base;
+        return fetch_ec2(source, base, std::move(out));
+    }
+    out.error = "unknown kind of metadata service";
+    return out;
+}
+
+}  // namespace by::worker
