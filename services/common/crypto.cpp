@@ -4,13 +4,14 @@
 #include <string>
 #include <type_traits>
 
-#include <dlfcn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/opensslv.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+
+#include "common/shared_library.hpp"
 
 namespace by::crypto {
 
@@ -41,35 +42,20 @@ const Libcrypto& libcrypto() {
     static const Libcrypto lib = [] {
         Libcrypto l;
         // The soname of the major version we were compiled against.
-        const char* soname = "libcrypto.so." BY_STRINGIFY(OPENSSL_VERSION_MAJOR);
-        void* h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            const char* e = dlerror();
-            l.error = std::string("cannot load ") + soname + ": " + (e ? e : "unknown error");
-            return l;
-        }
-        // Never closed: OpenSSL cannot be unloaded safely.
-        bool ok = true;
-        auto get = [&](auto& fn, const char* name) {
-            fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(h, name));
-            if (!fn && ok) {
-                ok = false;
-                l.error = std::string(soname) + " has no " + name;
-            }
-        };
-        get(l.mac_fetch, "EVP_MAC_fetch");
-        get(l.mac_free, "EVP_MAC_free");
-        get(l.ctx_new, "EVP_MAC_CTX_new");
-        get(l.ctx_free, "EVP_MAC_CTX_free");
-        get(l.mac_init, "EVP_MAC_init");
-        get(l.mac_update, "EVP_MAC_update");
-        get(l.mac_final, "EVP_MAC_final");
-        get(l.param_string, "OSSL_PARAM_construct_utf8_string");
-        get(l.param_end, "OSSL_PARAM_construct_end");
-        get(l.rand_bytes, "RAND_bytes");
-        get(l.memcmp, "CRYPTO_memcmp");
-        if (!ok) {
-            l = Libcrypto{.error = l.error};
+        SharedLibrary so("libcrypto.so." BY_STRINGIFY(OPENSSL_VERSION_MAJOR));
+        so.get(l.mac_fetch, "EVP_MAC_fetch");
+        so.get(l.mac_free, "EVP_MAC_free");
+        so.get(l.ctx_new, "EVP_MAC_CTX_new");
+        so.get(l.ctx_free, "EVP_MAC_CTX_free");
+        so.get(l.mac_init, "EVP_MAC_init");
+        so.get(l.mac_update, "EVP_MAC_update");
+        so.get(l.mac_final, "EVP_MAC_final");
+        so.get(l.param_string, "OSSL_PARAM_construct_utf8_string");
+        so.get(l.param_end, "OSSL_PARAM_construct_end");
+        so.get(l.rand_bytes, "RAND_bytes");
+        so.get(l.memcmp, "CRYPTO_memcmp");
+        if (!so.error().empty()) {
+            l = Libcrypto{.error = so.error()};
         }
         return l;
     }();

@@ -187,16 +187,11 @@ Outcome<bool> Ec2Backend::remove(const Found& found, const config::Worker* worke
         }
         place = place_of(options.value);
     }
-    std::string code;
-    auto d = call(*place, "DescribeInstances", ec2::describe_instance(found.id), cancelled, &code);
+    auto d = describe_one(*place, found.id, cancelled);
     if (!d.ok()) {
-        return code == "InvalidInstanceID.NotFound" ? succeeded(false) : failed<bool>(d.error);
+        return failed<bool>(d.error);
     }
-    bool ours = false;
-    for (const auto& i : d.value.instances) {
-        ours = ours || (i.id == found.id && tagged(i, found.tag) && i.state != "terminated");
-    }
-    if (!ours) {
+    if (!d.value || !tagged(*d.value, found.tag) || d.value->state == "terminated") {
         return succeeded(false);
     }
     auto t = terminate(*place, found.id, cancelled);
@@ -222,12 +217,13 @@ Outcome<HealthReport> Ec2Backend::check(const Tag& tag, const config::Worker* wo
     }
     std::vector<ec2::Instance> instances;
     if (!id.empty()) {
-        std::string code;
-        auto d = call(place, "DescribeInstances", ec2::describe_instance(id), cancelled, &code);
-        if (!d.ok() && code != "InvalidInstanceID.NotFound") {
+        auto d = describe_one(place, id, cancelled);
+        if (!d.ok()) {
             return failed<HealthReport>(d.error);
         }
-        instances = std::move(d.value.instances);
+        if (d.value) {
+            instances.push_back(std::move(*d.value));
+        }
     } else {
         // After a restart of latentd: the tags, terminated ones included.
         auto d = describe(place, ec2::describe_tagged(tag, false), cancelled);

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -75,6 +76,9 @@ private:
                                 const Cancelled& cancelled, std::string* error_code = nullptr);
     Outcome<std::string> launch(const StartSpec& spec, const config::Ec2Options& options, ec2::Market market,
                                 const std::string& root_device, const Cancelled& cancelled, std::string& error_code);
+    // DescribeInstances of one id: nullopt when EC2 does not know it.
+    Outcome<std::optional<ec2::Instance>> describe_one(const Place& place, const std::string& id,
+                                                       const Cancelled& cancelled);
     Outcome<ec2::Instance> wait_running(const Place& place, const std::string& id, const Cancelled& cancelled);
     Outcome<std::vector<ec2::Instance>> describe(const Place& place, const ec2::Params& params,
                                                  const Cancelled& cancelled);

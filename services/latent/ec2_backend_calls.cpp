@@ -1,5 +1,6 @@
 // The EC2 backend's steps: one Query API action with its retries, paged
 // DescribeInstances, a launch, the waits for running and for the end.
+#include <optional>
 #include <thread>
 
 #include "common/log.hpp"
@@ -112,32 +113,40 @@ Outcome<std::string> Ec2Backend::launch(const StartSpec& spec, const config::Ec2
     return succeeded(r.value.instances.front().id);
 }
 
+Outcome<std::optional<ec2::Instance>> Ec2Backend::describe_one(const Place& place, const std::string& id,
+                                                              const Cancelled& cancelled) {
+    std::string code;
+    auto r = call(place, "DescribeInstances", ec2::describe_instance(id), cancelled, &code);
+    if (!r.ok()) {
+        if (code == "InvalidInstanceID.NotFound") {
+            return succeeded(std::optional<ec2::Instance>());
+        }
+        return failed<std::optional<ec2::Instance>>(r.error);
+    }
+    for (auto& i : r.value.instances) {
+        if (i.id == id) {
+            return succeeded(std::optional<ec2::Instance>(std::move(i)));
+        }
+    }
+    return succeeded(std::optional<ec2::Instance>());
+}
+
 Outcome<ec2::Instance> Ec2Backend::wait_running(const Place& place, const std::string& id,
                                                 const Cancelled& cancelled) {
     for (unsigned n = 0;; ++n) {
         if (!pause(ec2::poll_interval(n), cancelled)) {
             return failed<ec2::Instance>("instance " + id + " did not run in time: " + cancelled_message);
         }
-        std::string code;
-        auto r = call(place, "DescribeInstances", ec2::describe_instance(id), cancelled, &code);
-        if (!r.ok()) {
-            // Right after a launch EC2 may not know the id yet: eventual
-            // consistency, not a failure.
-            if (code == "InvalidInstanceID.NotFound") {
-                continue;
-            }
-            return failed<ec2::Instance>(r.error);
+        auto d = describe_one(place, id, cancelled);
+        if (!d.ok()) {
+            return failed<ec2::Instance>(d.error);
         }
-        for (const auto& i : r.value.instances) {
-            if (i.id != id) {
-                continue;
-            }
-            if (i.state == "running") {
-                return succeeded(i);
-            }
-            if (ending(i.state)) {
-                return failed<ec2::Instance>(state_text(i) + " before it ran");
-            }
+        // Not found right after a launch: EC2's eventual consistency, not a failure.
+        if (d.value && d.value->state == "running") {
+            return succeeded(*d.value);
+        }
+        if (d.value && ending(d.value->state)) {
+            return failed<ec2::Instance>(state_text(*d.value) + " before it ran");
         }
     }
 }
@@ -151,28 +160,25 @@ Outcome<bool> Ec2Backend::terminate(const Place& place, const std::string& id, c
         }
         return failed<bool>(r.error);
     }
-    for (const auto& i : r.value.instances) {
-        if (i.id == id && ending(i.state) && i.state != "stopping" && i.state != "stopped") {
-            return succeeded(true);
-        }
-    }
-    // Wait until EC2 says it is going.
+    // Then until EC2 says it is going.
+    auto going = [](const ec2::Instance& i) { return i.state == "shutting-down" || i.state == "terminated"; };
     for (unsigned n = 0;; ++n) {
+        for (const auto& i : r.value.instances) {
+            if (i.id == id && going(i)) {
+                return succeeded(true);
+            }
+        }
         if (!pause(ec2::poll_interval(n), cancelled)) {
             return failed<bool>("instance " + id + " was not shutting down in time: " + cancelled_message);
         }
-        auto d = call(place, "DescribeInstances", ec2::describe_instance(id), cancelled, &code);
+        auto d = describe_one(place, id, cancelled);
         if (!d.ok()) {
-            if (code == "InvalidInstanceID.NotFound") {
-                return succeeded(true);
-            }
             return failed<bool>(d.error);
         }
-        for (const auto& i : d.value.instances) {
-            if (i.id == id && (i.state == "shutting-down" || i.state == "terminated")) {
-                return succeeded(true);
-            }
+        if (!d.value) {
+            return succeeded(true);  // gone already
         }
+        r.value.instances = {*d.value};
     }
 }
 

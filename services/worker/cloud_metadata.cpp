@@ -3,11 +3,11 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include <curl/curl.h>
-#include <dlfcn.h>
+
+#include "common/shared_library.hpp"
 
 namespace by::worker {
 
@@ -31,32 +31,18 @@ struct Libcurl {
 const Libcurl& libcurl() {
     static const Libcurl lib = [] {
         Libcurl l;
-        const char* soname = "libcurl.so.4";
-        void* h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            const char* e = dlerror();
-            l.error = std::string("cannot load ") + soname + ": " + (e ? e : "unknown error");
-            return l;
-        }
-        bool ok = true;
-        auto get = [&](auto& fn, const char* name) {
-            fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(h, name));
-            if (!fn && ok) {
-                ok = false;
-                l.error = std::string(soname) + " has no " + name;
-            }
-        };
-        get(l.global_init, "curl_global_init");
-        get(l.easy_init, "curl_easy_init");
-        get(l.setopt, "curl_easy_setopt");
-        get(l.perform, "curl_easy_perform");
-        get(l.getinfo, "curl_easy_getinfo");
-        get(l.cleanup, "curl_easy_cleanup");
-        get(l.strerror, "curl_easy_strerror");
-        get(l.slist_append, "curl_slist_append");
-        get(l.slist_free_all, "curl_slist_free_all");
-        if (!ok) {
-            return Libcurl{.error = l.error};
+        SharedLibrary so("libcurl.so.4");
+        so.get(l.global_init, "curl_global_init");
+        so.get(l.easy_init, "curl_easy_init");
+        so.get(l.setopt, "curl_easy_setopt");
+        so.get(l.perform, "curl_easy_perform");
+        so.get(l.getinfo, "curl_easy_getinfo");
+        so.get(l.cleanup, "curl_easy_cleanup");
+        so.get(l.strerror, "curl_easy_strerror");
+        so.get(l.slist_append, "curl_slist_append");
+        so.get(l.slist_free_all, "curl_slist_free_all");
+        if (!so.error().empty()) {
+            return Libcurl{.error = so.error()};
         }
         l.global_init(CURL_GLOBAL_DEFAULT);
         return l;

@@ -192,10 +192,10 @@ class Ec2StandIn:
 
     # --- the API -------------------------------------------------------------
 
-    def answer(self, handler, status, body):
-        data = body.encode()
+    def send(self, handler, status, text, content_type="text/xml;charset=UTF-8"):
+        data = text.encode()
         handler.send_response(status)
-        handler.send_header("Content-Type", "text/xml;charset=UTF-8")
+        handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
@@ -219,14 +219,14 @@ class Ec2StandIn:
                 xml = getattr(self, "do_" + action, self.unsupported)(params)
             if xml is None:  # the answer is lost
                 handler.close_connection = True
-                self.answer(handler, 500, error_xml("InternalError", "An internal error has occurred", request_id))
+                self.send(handler, 500, error_xml("InternalError", "An internal error has occurred", request_id))
                 return
-            self.answer(handler, 200, f'<?xml version="1.0" encoding="UTF-8"?>\n<{action}Response xmlns="{XMLNS}">'
+            self.send(handler, 200, f'<?xml version="1.0" encoding="UTF-8"?>\n<{action}Response xmlns="{XMLNS}">'
                                       f"<requestId>{request_id}</requestId>{xml}</{action}Response>")
         except ApiError as e:
             with self.lock:
                 self.rejected.append((e.code, e.message))
-            self.answer(handler, e.status, error_xml(e.code, e.message, request_id))
+            self.send(handler, e.status, error_xml(e.code, e.message, request_id))
 
     def unsupported(self, params):
         raise ApiError("UnsupportedOperation", "the stand-in does not implement this action")
@@ -344,12 +344,7 @@ class Ec2StandIn:
         return self.plain(handler, 404, "")
 
     def plain(self, handler, status, text):
-        data = text.encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "text/plain")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        self.send(handler, status, text, "text/plain")
 
 
 def error_xml(code, message, request_id):
