@@ -82,6 +82,7 @@ class Ec2StandIn:
         self.imds_tokens = set()
         self.role_credentials = None  # (key id, secret, session token, expiration) for /latest/...
         self.role_fetches = 0
+        self.role_signed = 0  # requests signed with the role's credentials
         self.server = None
         self.ticker = None
         self.stopping = threading.Event()
@@ -125,6 +126,13 @@ class Ec2StandIn:
         with self.lock:
             for i in self.instances.values():
                 self.stop_worker(i)
+
+    def set_role(self, lifetime):
+        """Instance-role credentials for latentd that expire in `lifetime` s."""
+        expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + lifetime))
+        self.role_credentials = ("ASIAROLE" + secrets.token_hex(4).upper(), "role-" + secrets.token_hex(16),
+                                 "session-" + secrets.token_hex(24), expiration)
+        return self.role_credentials
 
     def launch_untracked(self, tags, state="running"):
         """An instance made behind the backend's back (a leak, another
@@ -205,7 +213,17 @@ class Ec2StandIn:
         body = handler.rfile.read(length)
         request_id = secrets.token_hex(16)
         try:
-            verify_signature("POST", handler.headers, handler.path, body, self.region, self.keys)
+            keys = dict(self.keys)
+            if self.role_credentials:
+                keys[self.role_credentials[0]] = self.role_credentials[1]
+            verify_signature("POST", handler.headers, handler.path, body, self.region, keys)
+            if self.role_credentials and self.role_credentials[0] in handler.headers.get("Authorization", ""):
+                # Temporary credentials are good only with their session token.
+                if handler.headers.get("X-Amz-Security-Token") != self.role_credentials[2]:
+                    raise ApiError("AuthFailure", "AWS was not able to validate the provided access credentials",
+                                   401)
+                with self.lock:
+                    self.role_signed += 1
             if not handler.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
                 raise ApiError("InvalidParameterValue", "the body must be a form")
             action, params = parse_request(body.decode())

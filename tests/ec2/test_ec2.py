@@ -273,6 +273,36 @@ class Ec2Test(DrainedSystemTest):
         self.assertIn({"Name": "tag:buildyard:owner", "Values": [self.master_name]}, filters)
         self.assert_no_secret_anywhere()
 
+    def test_credentials_from_a_systemd_credential_before_the_environment(self):
+        self.write_config("build_wait_timeout = 0\nec2.credential = ec2-keys")
+        creds = os.path.join(self.sys.dir, "credentials")
+        os.makedirs(creds)
+        with open(os.path.join(creds, "ec2-keys"), "w") as f:
+            f.write(f"[default]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {self.secret}\n")
+        # The environment's keys are wrong: were they used, every call would fail.
+        self.start_daemons({"CREDENTIALS_DIRECTORY": creds, "AWS_SECRET_ACCESS_KEY": "wrong-secret"})
+        self.run_build()
+        self.assertNotIn("SignatureDoesNotMatch", [c for c, _ in self.standin.rejected])
+        self.assert_no_secret_anywhere()
+
+    def test_credentials_from_the_instance_role_refreshed_before_expiry(self):
+        self.write_config("build_wait_timeout = 0")
+        # Five minutes and two seconds: stale for latentd (which refreshes
+        # five minutes ahead) two seconds after it fetched them.
+        key_id, secret, token, _ = self.standin.set_role(302)
+        self.start_daemons({"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_EC2_METADATA_DISABLED": "",
+                            "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.standin.url})
+        self.run_build()
+        self.assertGreater(self.standin.role_signed, 0)
+        first = self.standin.role_fetches
+        self.assertGreaterEqual(first, 1)
+        time.sleep(2.5)
+        self.run_build()
+        self.assertGreater(self.standin.role_fetches, first, "the expiring credentials were not fetched again")
+        for text in self.all_logs():
+            self.assertNotIn(secret, text)
+            self.assertNotIn(token, text)
+
     def test_list_instances_shows_the_ec2_instance(self):
         self.write_config("build_wait_timeout = -1")
         self.start_daemons()
