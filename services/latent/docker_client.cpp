@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "common/raii.hpp"
+#include "latent/docker_decode.hpp"
 
 namespace by::latent::docker {
 
@@ -54,59 +55,6 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
     return t->cancelled && t->cancelled->load() ? 1 : 0;
 }
 
-std::string trimmed(std::string_view s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) {
-        s.remove_suffix(1);
-    }
-    return std::string(s.substr(0, 2000));
-}
-
-// The engine's message from an error body: {"message": "..."}.
-std::string message_of(const std::string& body) {
-    const auto j = Json::parse(body, nullptr, false);
-    if (j.is_object() && j.contains("message") && j["message"].is_string()) {
-        return j["message"].get<std::string>();
-    }
-    return trimmed(body);
-}
-
-std::string string_or(const Json& j, const char* key, std::string fallback = "") {
-    return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
-}
-
-std::map<std::string, std::string> labels_of(const Json& j) {
-    std::map<std::string, std::string> out;
-    if (j.is_object()) {
-        for (const auto& [k, v] : j.items()) {
-            if (v.is_string()) {
-                out[k] = v.get<std::string>();
-            }
-        }
-    }
-    return out;
-}
-
-std::vector<std::string> strings_of(const Json& j) {
-    std::vector<std::string> out;
-    if (j.is_array()) {
-        for (const auto& v : j) {
-            if (v.is_string()) {
-                out.push_back(v.get<std::string>());
-            }
-        }
-    } else if (j.is_string() && !j.get<std::string>().empty()) {
-        out.push_back(j.get<std::string>());
-    }
-    return out;
-}
-
-std::string without_slash(std::string name) {
-    if (!name.empty() && name.front() == '/') {
-        name.erase(0, 1);
-    }
-    return name;
-}
-
 bool unreserved(char c, std::string_view extra) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
            c == '_' || c == '~' || extra.find(c) != std::string_view::npos;
@@ -135,7 +83,7 @@ std::string url_escape(std::string_view text) { return escape(text, ""); }
 Client::Client(std::string socket_path) : socket_path_(std::move(socket_path)) { init_curl_once(); }
 
 std::string Client::engine_error(const std::string& what, const Response& r) const {
-    return what + ": " + message_of(r.body) + " (HTTP " + std::to_string(r.status) + " from the Docker engine at unix://" +
+    return what + ": " + error_message(r.body) + " (HTTP " + std::to_string(r.status) + " from the Docker engine at unix://" +
            socket_path_ + ")";
 }
 
@@ -218,8 +166,7 @@ Outcome<std::string> Client::version(const Cancelled& cancelled, Milliseconds ti
     if (r.value.status != 200) {
         return failed<std::string>(engine_error("version", r.value));
     }
-    const auto j = Json::parse(r.value.body, nullptr, false);
-    return succeeded(string_or(j, "Version", "unknown"));
+    return succeeded(decode_version(r.value.body));
 }
 
 Outcome<std::string> Client::create(const std::string& name, const Json& body, const Cancelled& cancelled,
@@ -232,12 +179,11 @@ Outcome<std::string> Client::create(const std::string& name, const Json& body, c
     if (r.value.status != 201) {
         return failed<std::string>(engine_error(what, r.value));
     }
-    const auto j = Json::parse(r.value.body, nullptr, false);
-    const std::string id = string_or(j, "Id");
-    if (id.empty()) {
-        return failed<std::string>(what + ": the engine's answer has no Id: " + trimmed(r.value.body));
+    auto id = decode_created_id(r.value.body);
+    if (!id) {
+        return failed<std::string>(what + ": the engine's answer has no Id: " + body_excerpt(r.value.body));
     }
-    return succeeded(id);
+    return succeeded(std::move(*id));
 }
 
 Outcome<bool> Client::start(const std::string& id, const Cancelled& cancelled, Milliseconds timeout) {
@@ -273,35 +219,18 @@ Outcome<ContainerState> Client::inspect(const std::string& id_or_name, const Can
     if (!r.ok()) {
         return failed<ContainerState>(r.error);
     }
-    ContainerState s;
     if (r.value.status == 404) {
-        return succeeded(s);
+        return succeeded(ContainerState{});
     }
     const std::string what = "inspect container " + id_or_name;
     if (r.value.status != 200) {
         return failed<ContainerState>(engine_error(what, r.value));
     }
-    const auto j = Json::parse(r.value.body, nullptr, false);
-    if (!j.is_object() || !j.contains("State") || !j["State"].is_object()) {
-        return failed<ContainerState>(what + ": the engine's answer has no State: " + trimmed(r.value.body));
+    auto decoded = decode_container(r.value.body);
+    if (!decoded) {
+        return failed<ContainerState>(what + ": the engine's answer has no State: " + body_excerpt(r.value.body));
     }
-    const auto& state = j["State"];
-    s.exists = true;
-    s.id = string_or(j, "Id");
-    s.name = without_slash(string_or(j, "Name"));
-    s.status = string_or(state, "Status");
-    s.running = state.value("Running", false);
-    s.oom_killed = state.value("OOMKilled", false);
-    s.exit_code = state.contains("ExitCode") && state["ExitCode"].is_number_integer() ? state["ExitCode"].get<int64_t>() : 0;
-    s.error = string_or(state, "Error");
-    if (j.contains("Config") && j["Config"].is_object()) {
-        const auto& config = j["Config"];
-        s.tty = config.value("Tty", false);
-        if (config.contains("Labels")) {
-            s.labels = labels_of(config["Labels"]);
-        }
-    }
-    return succeeded(s);
+    return succeeded(std::move(*decoded));
 }
 
 Outcome<int64_t> Client::wait(const std::string& id, const Cancelled& cancelled, Milliseconds timeout) {
@@ -314,11 +243,11 @@ Outcome<int64_t> Client::wait(const std::string& id, const Cancelled& cancelled,
     if (r.value.status != 200) {
         return failed<int64_t>(engine_error(what, r.value));
     }
-    const auto j = Json::parse(r.value.body, nullptr, false);
-    if (!j.is_object() || !j.contains("StatusCode") || !j["StatusCode"].is_number_integer()) {
-        return failed<int64_t>(what + ": the engine's answer has no StatusCode: " + trimmed(r.value.body));
+    const auto code = decode_wait(r.value.body);
+    if (!code) {
+        return failed<int64_t>(what + ": the engine's answer has no StatusCode: " + body_excerpt(r.value.body));
     }
-    return succeeded(j["StatusCode"].get<int64_t>());
+    return succeeded(*code);
 }
 
 Outcome<std::string> Client::logs(const std::string& id, unsigned tail, const Cancelled& cancelled,
@@ -350,27 +279,12 @@ Outcome<std::vector<ContainerSummary>> Client::list(const std::vector<std::strin
     if (r.value.status != 200) {
         return failed<std::vector<ContainerSummary>>(engine_error("list containers", r.value));
     }
-    const auto j = Json::parse(r.value.body, nullptr, false);
-    if (!j.is_array()) {
+    auto decoded = decode_container_list(r.value.body);
+    if (!decoded) {
         return failed<std::vector<ContainerSummary>>("list containers: the engine's answer is not a list: " +
-                                                     trimmed(r.value.body));
+                                                     body_excerpt(r.value.body));
     }
-    std::vector<ContainerSummary> out;
-    for (const auto& c : j) {
-        ContainerSummary s;
-        s.id = string_or(c, "Id");
-        for (const auto& name : strings_of(c.value("Names", Json::array()))) {
-            s.names.push_back(without_slash(name));
-        }
-        s.state = string_or(c, "State");
-        if (c.is_object() && c.contains("Labels")) {
-            s.labels = labels_of(c["Labels"]);
-        }
-        if (!s.id.empty()) {
-            out.push_back(std::move(s));
-        }
-    }
-    return succeeded(std::move(out));
+    return succeeded(std::move(*decoded));
 }
 
 Outcome<bool> Client::remove(const std::string& id, const Cancelled& cancelled, Milliseconds timeout) {
@@ -393,20 +307,13 @@ Outcome<ImageInfo> Client::inspect_image(const std::string& image, const Cancell
     if (!r.ok()) {
         return failed<ImageInfo>(r.error);
     }
-    ImageInfo info;
     if (r.value.status == 404) {
-        return succeeded(info);
+        return succeeded(ImageInfo{});
     }
     if (r.value.status != 200) {
         return failed<ImageInfo>(engine_error("inspect image " + image, r.value));
     }
-    const auto j = Json::parse(r.value.body, nullptr, false);
-    info.exists = true;
-    info.id = string_or(j, "Id");
-    if (j.is_object() && j.contains("Config") && j["Config"].is_object() && j["Config"].contains("Entrypoint")) {
-        info.entrypoint = strings_of(j["Config"]["Entrypoint"]);
-    }
-    return succeeded(info);
+    return succeeded(decode_image(r.value.body));
 }
 
 Outcome<bool> Client::pull_image(const std::string& image, const Cancelled& cancelled, Milliseconds timeout) {
@@ -418,20 +325,9 @@ Outcome<bool> Client::pull_image(const std::string& image, const Cancelled& canc
     if (r.value.status != 200) {
         return failed<bool>(engine_error(what, r.value));
     }
-    // The answer is a stream of JSON progress lines; a failed pull still
-    // answers 200 and says so in a line with "error".
-    std::size_t from = 0;
-    while (from < r.value.body.size()) {
-        auto end = r.value.body.find('\n', from);
-        if (end == std::string::npos) {
-            end = r.value.body.size();
-        }
-        const auto line = Json::parse(r.value.body.substr(from, end - from), nullptr, false);
-        if (line.is_object() && line.contains("error")) {
-            const auto& e = line["error"];
-            return failed<bool>(what + ": " + (e.is_string() ? e.get<std::string>() : e.dump()));
-        }
-        from = end + 1;
+    // A failed pull still answers 200, and says so in its stream.
+    if (auto error = decode_pull_error(r.value.body)) {
+        return failed<bool>(what + ": " + *error);
     }
     return succeeded(true);
 }

@@ -1,10 +1,12 @@
 // The docker backend's pure parts: the log stream's demultiplexing, the log
-// tail, URL escaping and the body of a container's creation. The calls to a
-// real engine are tested in tests/docker (ctest -L docker).
+// tail, URL escaping, the body of a container's creation and the decoding of
+// the engine's answers. The calls to a real engine are tested in tests/docker
+// (ctest -L docker).
 #include <gtest/gtest.h>
 
 #include "latent/docker_backend.hpp"
 #include "latent/docker_client.hpp"
+#include "latent/docker_decode.hpp"
 
 using namespace by::latent;
 using namespace by::latent::docker;
@@ -105,4 +107,57 @@ TEST(DockerBackend, ContainerBody) {
     EXPECT_FALSE(plain["HostConfig"].contains("Memory"));
     EXPECT_FALSE(plain["HostConfig"].contains("NanoCpus"));
     EXPECT_FALSE(plain["HostConfig"].contains("Binds"));
+}
+
+// The engine's answers are decoded without trusting their types: a field of
+// another type than the API's is as good as absent (found by
+// tests/fuzz/fuzz_docker_json.cpp; these threw nlohmann::json::type_error).
+TEST(DockerDecode, FieldsOfAnotherTypeAreIgnored) {
+    const auto s = decode_container(
+        R"({"Id":"c1","Name":"/n","State":{"Status":"running","Running":"yes","OOMKilled":1,"ExitCode":"3"},)"
+        R"("Config":{"Tty":"no","Labels":{"a":"b","n":1}}})");
+    ASSERT_TRUE(s.has_value());
+    EXPECT_TRUE(s->exists);
+    EXPECT_EQ(s->name, "n");
+    EXPECT_EQ(s->status, "running");
+    EXPECT_FALSE(s->running);
+    EXPECT_FALSE(s->oom_killed);
+    EXPECT_EQ(s->exit_code, 0);
+    EXPECT_FALSE(s->tty);
+    EXPECT_EQ(s->labels, (std::map<std::string, std::string>{{"a", "b"}}));
+
+    const auto list = decode_container_list(R"([1, "x", [], {"Id":"a","Names":"/n","Labels":[]}, {"Names":["/m"]}])");
+    ASSERT_TRUE(list.has_value());
+    ASSERT_EQ(list->size(), 1u);
+    EXPECT_EQ(list->at(0).id, "a");
+    EXPECT_EQ(list->at(0).names, std::vector<std::string>{"n"});
+}
+
+TEST(DockerDecode, TheApisAnswers) {
+    const auto s = decode_container(
+        R"({"Id":"c1","Name":"/by-w","State":{"Status":"exited","Running":false,"OOMKilled":true,"ExitCode":137,)"
+        R"("Error":"oom"},"Config":{"Tty":true,"Labels":{"org.buildyard.worker":"w"}}})");
+    ASSERT_TRUE(s.has_value());
+    EXPECT_EQ(s->id, "c1");
+    EXPECT_EQ(s->name, "by-w");
+    EXPECT_TRUE(s->oom_killed);
+    EXPECT_EQ(s->exit_code, 137);
+    EXPECT_EQ(s->error, "oom");
+    EXPECT_TRUE(s->tty);
+    EXPECT_FALSE(decode_container(R"({"Id":"c1"})").has_value());
+    EXPECT_FALSE(decode_container("not json").has_value());
+
+    EXPECT_EQ(decode_wait(R"({"StatusCode":3})"), 3);
+    EXPECT_FALSE(decode_wait(R"({"StatusCode":"3"})").has_value());
+    EXPECT_EQ(decode_created_id(R"({"Id":"abc","Warnings":[]})"), "abc");
+    EXPECT_FALSE(decode_created_id(R"({"Id":""})").has_value());
+    EXPECT_EQ(decode_version(R"({"Version":"4.3.1"})"), "4.3.1");
+    EXPECT_EQ(decode_version("[]"), "unknown");
+    EXPECT_EQ(decode_image(R"({"Id":"i","Config":{"Entrypoint":"/init"}})").entrypoint,
+              std::vector<std::string>{"/init"});
+    EXPECT_EQ(error_message(R"({"message":"no such container"})"), "no such container");
+    EXPECT_EQ(error_message("plain text\n"), "plain text");
+    EXPECT_EQ(decode_pull_error("{\"status\":\"a\"}\n{\"error\":\"manifest unknown\"}\n"), "manifest unknown");
+    EXPECT_EQ(decode_pull_error("{\"error\":{\"code\":1}}"), R"({"code":1})");
+    EXPECT_FALSE(decode_pull_error("{\"status\":\"done\"}\n").has_value());
 }
