@@ -6,13 +6,14 @@
 #include <cstring>
 
 #include "common/bus.hpp"
+#include "common/handshake_messages.hpp"
 #include "common/log.hpp"
 
 namespace by::master {
 
 namespace {
 
-constexpr const char* handshake_iface = "org.buildyard.Handshake1";
+constexpr const char* handshake_iface = handshake::interface;
 constexpr const char* peer_iface = "org.freedesktop.DBus.Peer";
 // Accuracy of the connection's timers; keepalives may coalesce more.
 constexpr uint64_t timer_accuracy = 10'000;
@@ -137,23 +138,19 @@ int Remote::Connection::method_hello(sd_bus_message* m, void* userdata, sd_bus_e
     if (c.phase_ != Phase::fresh) {
         return sd_bus_error_set(error, bus::error::InvalidArgument, "Hello was answered already; call Authenticate.");
     }
-    const char* name = nullptr;
-    int r = sd_bus_message_read(m, "s", &name);
+    handshake::Hello hello;
+    std::string why;
+    int r = handshake::read_hello(m, hello, why);
     if (r < 0) return r;
-    const void* nonce = nullptr;
-    size_t size = 0;
-    if ((r = sd_bus_message_read_array(m, 'y', &nonce, &size)) < 0) return r;
-    if (size != crypto::nonce_size) {
-        return sd_bus_error_setf(error, bus::error::InvalidArgument, "worker_nonce must be %zu bytes.",
-                                 crypto::nonce_size);
+    if (r == 0) {
+        return sd_bus_error_set(error, bus::error::InvalidArgument, why.c_str());
     }
     auto master_nonce = crypto::random_bytes(crypto::nonce_size);
     if (master_nonce.empty()) {
         return sd_bus_error_set(error, bus::error::Internal, "Cannot make a nonce.");
     }
-    c.name_ = name;
-    const auto* p = static_cast<const uint8_t*>(nonce);
-    c.worker_nonce_.assign(p, p + size);
+    c.name_ = std::move(hello.name);
+    c.worker_nonce_ = std::move(hello.worker_nonce);
     c.master_nonce_ = std::move(master_nonce);
     c.phase_ = Phase::challenged;
     sd_bus_message* raw = nullptr;
@@ -173,17 +170,18 @@ int Remote::Connection::method_authenticate(sd_bus_message* m, void* userdata, s
         return sd_bus_error_set(error, bus::error::InvalidArgument,
                                 c.phase_ == Phase::fresh ? "Call Hello first." : "Authenticated already.");
     }
-    const void* proof = nullptr;
-    size_t size = 0;
-    int r = sd_bus_message_read_array(m, 'y', &proof, &size);
+    handshake::Authenticate auth;
+    std::string why;
+    int r = handshake::read_authenticate(m, auth, why);
     if (r < 0) return r;
-    bus::StringMap info;
-    if ((r = bus::read_string_map(m, info)) < 0) return r;
+    if (r == 0) {
+        return sd_bus_error_set(error, bus::error::InvalidArgument, why.c_str());
+    }
 
     Master& master = c.remote_.master_;
     Worker* w = master.find_worker(c.name_);
     const config::Worker* cfg = w && w->configured ? &w->cfg : nullptr;
-    const std::span<const uint8_t> proof_bytes{static_cast<const uint8_t*>(proof), size};
+    const std::span<const uint8_t> proof_bytes{auth.proof};
     const AuthVerdict verdict =
         cfg && cfg->type == config::WorkerType::latent
             ? verify_latent_proof(master.worker_key(*w), master.earlier_tokens(*w), c.name_, c.master_nonce_,
@@ -193,7 +191,7 @@ int Remote::Connection::method_authenticate(sd_bus_message* m, void* userdata, s
         c.auth_failed(m, verdict);
         return 1;
     }
-    c.info_ = std::move(info);
+    c.info_ = std::move(auth.info);
     c.auth_timer_.reset();
     if (!w->attached) {
         c.attach(m);

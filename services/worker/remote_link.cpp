@@ -12,6 +12,7 @@
 
 #include "common/bus.hpp"
 #include "common/config.hpp"
+#include "common/handshake_messages.hpp"
 #include "common/log.hpp"
 #include "worker/reports.hpp"
 
@@ -19,7 +20,7 @@ namespace by::worker {
 
 namespace {
 
-constexpr const char* handshake_iface = "org.buildyard.Handshake1";
+constexpr const char* handshake_iface = handshake::interface;
 constexpr uint64_t handshake_timeout_usec = 30'000'000;  // Authenticate may wait 10 s for a duplicate's ping
 constexpr uint64_t detach_timeout_usec = 2'000'000;
 // How often an attempt checks that its connection still exists. sd-bus
@@ -179,14 +180,11 @@ int RemoteLink::on_hello_reply(sd_bus_message* m, void* userdata, sd_bus_error*)
         self->lost(fmt::format("Hello to the master at {} failed: {}", self->master_, error_text(e)));
         return 0;
     }
-    const void* nonce = nullptr;
-    size_t size = 0;
-    if (sd_bus_message_read_array(m, 'y', &nonce, &size) < 0 || size != crypto::nonce_size) {
+    std::string why;
+    if (handshake::read_hello_reply(m, self->master_nonce_, why) <= 0) {
         self->lost(fmt::format("the master at {} sent a malformed Hello reply", self->master_));
         return 0;
     }
-    const auto* p = static_cast<const uint8_t*>(nonce);
-    self->master_nonce_.assign(p, p + size);
     const auto proof = crypto::worker_proof(self->password_, self->name_, self->master_nonce_, self->worker_nonce_);
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_call(self->bus_.get(), &raw, nullptr, bus::master_path, handshake_iface,
@@ -221,32 +219,25 @@ int RemoteLink::on_authenticate_reply(sd_bus_message* m, void* userdata, sd_bus_
                                error_text(e)));
         return 0;
     }
-    const void* proof = nullptr;
-    size_t size = 0;
-    const char* path = nullptr;
-    bus::StringMap settings;
-    int r = sd_bus_message_read_array(m, 'y', &proof, &size);
-    if (r >= 0) r = sd_bus_message_read(m, "o", &path);
-    if (r >= 0) r = bus::read_string_map(m, settings);
-    if (r < 0) {
-        self->lost(fmt::format("the master at {} sent a malformed Authenticate reply", self->master_));
+    handshake::Accepted accepted;
+    std::string why;
+    if (handshake::read_accepted(m, accepted, why) <= 0) {
+        self->lost(fmt::format("the master at {} sent a malformed Authenticate reply{}", self->master_,
+                               why.empty() ? "" : ": " + why));
         return 0;
     }
     if (!crypto::master_proof_valid(self->password_, self->name_, self->worker_nonce_, self->master_nonce_,
-                                    {static_cast<const uint8_t*>(proof), size})) {
+                                    accepted.master_proof)) {
         self->refused(fmt::format("master at {} could not prove it knows the password; refusing its builds",
                                   self->master_));
         return 0;
     }
-    self->keepalive_interval_ = 0;
-    if (auto it = settings.find("keepalive_interval"); it != settings.end()) {
-        self->keepalive_interval_ = std::strtoull(it->second.c_str(), nullptr, 10);
-    }
+    self->keepalive_interval_ = accepted.keepalive_interval;
     self->attempts_ = 0;
     self->last_heard_ = self->now();
     log::write(log::Level::notice,
                fmt::format("attached to the master at {} as worker '{}' ({}); keepalive every {}", self->master_,
-                           self->name_, path,
+                           self->name_, accepted.worker_path,
                            self->keepalive_interval_ ? std::to_string(self->keepalive_interval_) + " s" : "never"),
                {{"BUILDYARD_WORKER", self->name_}});
     self->set_state(State::attached);
