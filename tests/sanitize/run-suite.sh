@@ -1,0 +1,29 @@
+#!/bin/bash
+# run-suite.sh TREE CTEST-ARGS...: runs tests of the sanitizer tree with
+# every sanitizer report written to a directory of its own (daemons started
+# by a test write theirs there too, whatever becomes of their output), and
+# fails if the tests fail or if any report was written.
+set -euo pipefail
+tree=$1
+shift
+reports=$(mktemp -d "${TMPDIR:-/tmp}/buildyard-sanitize.XXXXXX")
+chmod 1777 "$reports"  # tests run some daemons as another user
+trap 'rm -rf "$reports"' EXIT
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export ASAN_OPTIONS="log_path=$reports/asan:halt_on_error=1:abort_on_error=0:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
+export UBSAN_OPTIONS="log_path=$reports/ubsan:halt_on_error=1:print_stacktrace=1"
+export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0"
+status=0
+ctest --test-dir "$tree" --output-on-failure -j"${BUILDYARD_SANITIZE_JOBS:-2}" --timeout 900 "$@" || status=$?
+found=0
+for f in "$reports"/*; do
+    [ -e "$f" ] || continue
+    found=1
+    echo "=== sanitizer report $(basename "$f")"
+    cat "$f"
+done
+if [ "$found" -ne 0 ]; then
+    echo "sanitizer reports were written (above): failing"
+    exit 1
+fi
+exit "$status"
