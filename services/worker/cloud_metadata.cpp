@@ -1,11 +1,15 @@
 #include "worker/cloud_metadata.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include "common/shared_library.hpp"
 
@@ -111,26 +115,27 @@ std::string without_slash(std::string url) {
     return url;
 }
 
-UserData fetch_ec2(const MetadataSource& source, const std::string& base, UserData out) {
-    Answer token;
+// The first exchange, asked again while the service cannot be reached (at
+// boot the network may come up a moment late).
+Answer first_exchange(const MetadataSource& source, const char* method, const std::string& url,
+                      const std::string& header) {
+    Answer a;
     for (unsigned i = 0; i < std::max(source.attempts, 1u); ++i) {
         if (i > 0) {
             std::this_thread::sleep_for(source.pause);
         }
-        token = exchange("PUT", base + "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds: 60",
-                         source.timeout);
-        if (token.status != 0) {
+        a = exchange(method, url, header, source.timeout);
+        if (a.status != 0) {
             break;
         }
     }
-    if (token.status != 200 || token.body.empty()) {
-        out.error = "session token PUT: " + (token.status ? "HTTP " + std::to_string(token.status) : token.error);
-        return out;
-    }
-    auto data = exchange("GET", base + "/latest/user-data", "X-aws-ec2-metadata-token: " + token.body,
-                         source.timeout);
+    return a;
+}
+
+// The user data from an answer: 404 is an instance launched without any.
+UserData take_user_data(Answer data, UserData out) {
     if (data.status == 404) {
-        return out;  // launched without user data
+        return out;
     }
     if (data.status != 200) {
         out.error = "user data: " + (data.status ? "HTTP " + std::to_string(data.status) : data.error);
@@ -140,7 +145,57 @@ UserData fetch_ec2(const MetadataSource& source, const std::string& base, UserDa
     return out;
 }
 
+UserData fetch_ec2(const MetadataSource& source, const std::string& base, UserData out) {
+    auto token = first_exchange(source, "PUT", base + "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds: 60");
+    if (token.status != 200 || token.body.empty()) {
+        out.error = "session token PUT: " + (token.status ? "HTTP " + std::to_string(token.status) : token.error);
+        return out;
+    }
+    return take_user_data(exchange("GET", base + "/latest/user-data", "X-aws-ec2-metadata-token: " + token.body,
+                                   source.timeout),
+                          std::move(out));
+}
+
+UserData fetch_openstack(const MetadataSource& source, const std::string& base, UserData out) {
+    return take_user_data(first_exchange(source, "GET", base + "/openstack/latest/user_data", "Accept: */*"),
+                          std::move(out));
+}
+
+UserData read_config_drive(const std::string& dir, UserData out) {
+    const std::string path = dir + "/openstack/latest/user_data";
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        if (errno != ENOENT) {
+            out.error = "cannot read " + path + ": " + std::strerror(errno);
+        } else if (::access((dir + "/openstack").c_str(), F_OK) != 0) {
+            out.error = dir + " holds no config drive (no openstack/ in it): mount the drive labelled config-2 "
+                              "there read-only";
+        }
+        return out;  // a drive without user data: none
+    }
+    std::string text(max_user_data + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > max_user_data) {
+        out.error = path + " is larger than 64 KiB";
+        return out;
+    }
+    out.text = std::move(text);
+    return out;
+}
+
 }  // namespace
+
+std::optional<MetadataKind> parse_metadata_kind(std::string_view text) {
+    if (text == "ec2") return MetadataKind::ec2;
+    if (text == "openstack") return MetadataKind::openstack;
+    if (text == "config-drive") return MetadataKind::config_drive;
+    return std::nullopt;
+}
+
+std::string default_metadata_url(MetadataKind kind) {
+    return kind == MetadataKind::config_drive ? "/mnt/config" : "http://169.254.169.254";
+}
 
 UserData fetch_user_data(const MetadataSource& source) {
     const std::string base = without_slash(source.url);
@@ -149,6 +204,12 @@ UserData fetch_user_data(const MetadataSource& source) {
     case MetadataKind::ec2:
         out.description = "the EC2 metadata service at " + base;
         return fetch_ec2(source, base, std::move(out));
+    case MetadataKind::openstack:
+        out.description = "the OpenStack metadata service at " + base;
+        return fetch_openstack(source, base, std::move(out));
+    case MetadataKind::config_drive:
+        out.description = "the config drive at " + base;
+        return read_config_drive(base, std::move(out));
     }
     out.error = "unknown kind of metadata service";
     return out;

@@ -8,7 +8,7 @@
 //      (containers);
 //   4. the user data of a cloud instance, from its metadata service
 //      (cloud_metadata.hpp): buildyard.worker=, buildyard.master= and
-//      buildyard.token= lines (EC2).
+//      buildyard.token= lines (EC2, OpenStack).
 // The first source that gives any piece must give all three: a partial
 // source is an error, never topped up from a later one, so that an instance
 // cannot mix one start's name with another start's token.

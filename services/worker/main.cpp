@@ -36,13 +36,12 @@ int on_reload(sd_event_source*, const signalfd_siginfo*, void* userdata) {
 }
 
 // --latent: the identity of this start, in place of a configuration file.
-std::optional<by::config::WorkerSelf> latent_self(const std::string& metadata_url) {
+std::optional<by::config::WorkerSelf> latent_self(const std::optional<by::worker::MetadataSource>& metadata) {
     auto sources = by::worker::read_latent_sources();
     auto resolved = by::worker::resolve_latent_identity(sources);
-    if (resolved.none && metadata_url != "none") {
+    if (resolved.none && metadata) {
         // Last, as it may wait on the network: the cloud's metadata service.
-        by::worker::MetadataSource source;
-        source.url = metadata_url;
+        const auto& source = *metadata;
         auto user_data = by::worker::fetch_user_data(source);
         sources.user_data = std::move(user_data.text);
         sources.user_data_source = user_data.description;
@@ -98,14 +97,18 @@ int main(int argc, char** argv) {
         ("latent", by::po::bool_switch(),
          "a latent worker: name, master and token from credentials, the environment, the kernel command line or "
          "the cloud's metadata service")
-        ("metadata-url", by::po::value<std::string>()->default_value("http://169.254.169.254"),
-         "with --latent: the EC2 metadata service (IMDSv2) to read the user data from; none: do not ask")
+        ("metadata", by::po::value<std::string>()->default_value("ec2"),
+         "with --latent: where the user data is: ec2 (IMDSv2), openstack (its metadata service), config-drive, "
+         "or none")
+        ("metadata-url", by::po::value<std::string>(),
+         "with --latent: the metadata service's URL (default http://169.254.169.254), or the directory the config "
+         "drive is mounted on (default /mnt/config)")
         ("config", by::po::value<std::string>(),
          "worker config file (default: " BUILDYARD_SYSCONFDIR "/workers/NAME.ini)")
         ("basedir", by::po::value<std::string>(), "directory the builds run in (overrides the config file)");
     by::po::variables_map vm;
     if (auto code = by::parse_arguments(argc, argv, "buildyard-workerd",
-                                        "--name NAME [--config PATH] [--basedir DIR] | --latent [--basedir DIR] [--metadata-url URL]",
+                                        "--name NAME [--config PATH] [--basedir DIR] | --latent [--basedir DIR] [--metadata KIND] [--metadata-url URL]",
                                         options, vm)) {
         return *code;
     }
@@ -114,6 +117,11 @@ int main(int argc, char** argv) {
     if (opts.latent && (vm.count("name") || vm.count("config"))) {
         std::cerr << "buildyard-workerd: --latent takes the name from the instance's identity; "
                      "--name and --config do not go with it\nTry 'buildyard-workerd --help'.\n";
+        return 2;
+    }
+    if (!opts.latent && (vm.count("metadata-url") || !vm["metadata"].defaulted())) {
+        std::cerr << "buildyard-workerd: --metadata and --metadata-url go with --latent only\n"
+                     "Try 'buildyard-workerd --help'.\n";
         return 2;
     }
     if (!opts.latent && !vm.count("name")) {
@@ -126,7 +134,20 @@ int main(int argc, char** argv) {
     }
     std::optional<by::config::WorkerSelf> self;
     if (opts.latent) {
-        self = latent_self(vm["metadata-url"].as<std::string>());
+        std::optional<by::worker::MetadataSource> metadata;
+        if (const auto& kind = vm["metadata"].as<std::string>(); kind != "none") {
+            const auto parsed = by::worker::parse_metadata_kind(kind);
+            if (!parsed) {
+                std::cerr << "buildyard-workerd: --metadata: '" << kind
+                          << "' is not ec2, openstack, config-drive or none\n";
+                return 2;
+            }
+            metadata.emplace();
+            metadata->kind = *parsed;
+            metadata->url = vm.count("metadata-url") ? vm["metadata-url"].as<std::string>()
+                                                     : by::worker::default_metadata_url(*parsed);
+        }
+        self = latent_self(metadata);
     } else {
         std::string name = vm["name"].as<std::string>();
         opts.config_required = vm.count("config") > 0;

@@ -21,7 +21,8 @@ terminate an instance under its worker.
 An instance that reaches running starts a real `buildyard-workerd --latent`
 whose --metadata-url points at this server's IMDSv2 for that instance
 (/meta/ID/latest/api/token, /meta/ID/latest/user-data), so the worker reads
-the user data RunInstances carried. The server also offers the instance
+the user data RunInstances carried; /meta/ID/openstack/latest/user_data
+serves it as OpenStack's metadata service would. The server also offers the instance
 role credentials of IMDSv2 (/latest/...) for latentd itself.
 """
 
@@ -337,6 +338,11 @@ class Ec2StandIn:
             path = "/" + rest
             if not instance:
                 return self.plain(handler, 404, "")
+        if path == "/openstack/latest/user_data" and instance:
+            # OpenStack's metadata service asks for no session token.
+            if method != "GET":
+                return self.plain(handler, 405, "")
+            return self.plain(handler, 200 if instance.user_data else 404, instance.user_data.decode())
         if path == "/latest/api/token":
             if method != "PUT" or not handler.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
                 return self.plain(handler, 400 if method == "PUT" else 405, "")
