@@ -9,8 +9,9 @@ IMDSv2, attaches over TCP with its one-time token and runs the build.
 Covered: a build on a fresh instance (tags, user data, ClientToken),
 build_wait_timeout 0 / 600 / negative, a retried RunInstances launching one
 instance, spot with on-demand fallback, throttling, a leaked instance
-reaped, an instance terminated under a running build, a failed start
-(quarantine, LastStartError, mail), and the secret kept out of every log."""
+reaped, an instance terminated under a running build or before its worker
+attached, a failed start (quarantine, LastStartError, mail), the credential
+sources, and the secret kept out of every log."""
 
 import json
 import os
@@ -235,6 +236,21 @@ class Ec2Test(DrainedSystemTest):
         self.assertEqual(len(self.standin.actions("RunInstances")), 1)  # no on-demand under spot = yes
         self.assertFalse(self.live())
         self.assert_no_secret_anywhere()
+
+    def test_an_instance_terminated_before_its_worker_attaches_fails_the_start(self):
+        self.write_config("build_wait_timeout = 0")
+        self.standin.worker_argv = None  # an AMI whose worker never comes up
+        self.start_daemons()
+        build = self.sys.submit("where")
+        wait_for(lambda: [i for i in self.live() if i.state == "running"], 30, "the instance to run")
+        (instance,) = self.live()
+        self.standin.terminate_behind_back(instance.id)
+        _, result = self.sys.wait_build(build, 30)
+        self.assertEqual(result, "retry")
+        self.assertIn(f"instance {instance.id} is", self.prop("LastStartError"))
+        self.assertIn("Server.SpotInstanceTermination", self.prop("LastStartError"))
+        self.assertGreater(self.prop("QuarantinedUntil"), 0)
+        self.assertEqual(self.prop("StartFailures"), 1)
 
     def test_throttled_calls_are_retried_with_back_off(self):
         self.write_config("build_wait_timeout = 0")
