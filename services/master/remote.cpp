@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
@@ -21,10 +22,24 @@ namespace by::master {
 
 namespace {
 
-// Past this many connections new ones are closed at once: each costs a
-// socket and some memory, and a flood must not take the master's fds.
-constexpr size_t max_connections = 8192;
 constexpr uint64_t accept_pause_usec = 1'000'000;
+
+// Raises the soft RLIMIT_NOFILE to the hard one (sd-event uses epoll, and
+// nothing here select()s) and returns it.
+uint64_t raise_nofile() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        return 1024;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlimit raised = rl;
+        raised.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+            rl = raised;
+        }
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
+}
 
 uint64_t seconds_from_env(const char* name, uint64_t fallback) {
     const char* v = std::getenv(name);
@@ -137,6 +152,13 @@ bool Remote::start(const std::string& listen, std::string& error) {
     reaper_.reset(s);
     sd_event_source_set_enabled(s, SD_EVENT_OFF);
 
+    // Past the limit new connections are closed at once: a flood must not
+    // take the descriptors of the store, the build logs and local workers.
+    const uint64_t nofile = raise_nofile();
+    connection_limit_ = ConnectionLimits::for_descriptors(nofile);
+    log::info("at most {} remote connections (LimitNOFILE {}, {} kept for the rest)", connection_limit_, nofile,
+              nofile - std::min<uint64_t>(nofile, 2 * connection_limit_));
+
     int n = sd_listen_fds(1);
     if (n > 0) {
         if (n > 1) {
@@ -238,8 +260,18 @@ int Remote::on_accept(sd_event_source*, int fd, uint32_t, void* userdata) {
         }
         std::string peer, address;
         describe_peer(sa, peer, address);
-        if (self->connections_.size() >= max_connections) {
-            log::warning("refused a connection from {}: {} connections are open already", peer, max_connections);
+        switch (ConnectionLimits::admit(self->connections_.size(), self->connection_limit_,
+                                        self->unauthenticated_from(address))) {
+        case ConnectionLimits::Verdict::accept:
+            break;
+        case ConnectionLimits::Verdict::full:
+            self->refused(fmt::format("refused a connection from {}: {} connections are open already", peer,
+                                      self->connection_limit_));
+            continue;
+        case ConnectionLimits::Verdict::address_full:
+            self->refused(fmt::format("refused a connection from {}: {} connections from {} have not authenticated "
+                                      "yet",
+                                      peer, ConnectionLimits::max_unauthenticated_per_address, address));
             continue;
         }
         int one = 1;
@@ -264,6 +296,30 @@ int Remote::on_accept_resume(sd_event_source*, uint64_t, void* userdata) {
     auto* self = static_cast<Remote*>(userdata);
     sd_event_source_set_enabled(self->listen_source_.get(), SD_EVENT_ON);
     return 0;
+}
+
+size_t Remote::unauthenticated_from(const std::string& address) const {
+    size_t n = 0;
+    for (const auto& [id, c] : connections_) {
+        const auto phase = c->phase();
+        n += (phase == Connection::Phase::fresh || phase == Connection::Phase::challenged) && c->address() == address;
+    }
+    return n;
+}
+
+void Remote::refused(const std::string& line) {
+    // One line per burst, not one per connection of a flood.
+    uint64_t now = 0;
+    sd_event_now(event_, CLOCK_MONOTONIC, &now);
+    if (now >= refused_logged_at_ + 10'000'000 || refused_logged_at_ == 0) {
+        log::warning("{}{}", line,
+                     refused_since_log_ ? fmt::format(" ({} more refused since the last such line)", refused_since_log_)
+                                        : std::string());
+        refused_logged_at_ = now;
+        refused_since_log_ = 0;
+    } else {
+        ++refused_since_log_;
+    }
 }
 
 void Remote::bury(uint64_t id) {

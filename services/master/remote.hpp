@@ -15,6 +15,7 @@
 #include <systemd/sd-id128.h>
 
 #include "common/raii.hpp"
+#include "master/connection_limits.hpp"
 #include "master/handshake.hpp"
 #include "master/master.hpp"
 
@@ -56,6 +57,10 @@ private:
     static int on_reap(sd_event_source* s, void* userdata);
 
     void accept_one(int fd);
+    // Connections from `address` that have not authenticated yet.
+    size_t unauthenticated_from(const std::string& address) const;
+    // Logs a refused connection, at most one line per 10 s.
+    void refused(const std::string& line);
     // Watches listen_fd_ for connections. Negative errno.
     int watch_listener();
     // Moves a connection out of the live set; it is freed later in this
@@ -77,6 +82,9 @@ private:
     SourcePtr accept_resume_;
     SourcePtr reaper_;
     uint64_t next_id_ = 1;
+    size_t connection_limit_ = 0;   // ConnectionLimits::for_descriptors(RLIMIT_NOFILE)
+    uint64_t refused_logged_at_ = 0;
+    uint64_t refused_since_log_ = 0;
     std::map<uint64_t, std::unique_ptr<Connection>> connections_;
     std::vector<std::unique_ptr<Connection>> graveyard_;
 };

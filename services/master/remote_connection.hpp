@@ -35,6 +35,7 @@ public:
     uint64_t id() const { return id_; }
     const std::string& sender() const { return sender_; }
     const std::string& worker() const { return name_; }
+    const std::string& address() const { return address_; }
     Phase phase() const { return phase_; }
 
     // The master detached our worker: close without telling it again.

@@ -1,0 +1,29 @@
+// How many remote connections the master's descriptors allow, and the cap
+// per peer address before authentication.
+#include <gtest/gtest.h>
+
+#include "master/connection_limits.hpp"
+
+using by::master::ConnectionLimits;
+using Verdict = ConnectionLimits::Verdict;
+
+TEST(ConnectionLimits, LeavesTheReserveAndRoomForBuildLogs) {
+    // systemd's default soft limit: far below max_connections.
+    EXPECT_EQ(ConnectionLimits::for_descriptors(1024), (1024u - ConnectionLimits::reserve) / 2);
+    EXPECT_EQ(ConnectionLimits::for_descriptors(ConnectionLimits::reserve), 0u);
+    EXPECT_EQ(ConnectionLimits::for_descriptors(10), 0u);
+    // The unit's LimitNOFILE=32768 fits max_connections with room to spare.
+    EXPECT_EQ(ConnectionLimits::for_descriptors(32768), ConnectionLimits::max_connections);
+    EXPECT_GE((32768u - ConnectionLimits::reserve) / 2, ConnectionLimits::max_connections);
+    EXPECT_EQ(ConnectionLimits::for_descriptors(UINT64_MAX), ConnectionLimits::max_connections);
+}
+
+TEST(ConnectionLimits, AdmitsUpToTheLimitAndThePerAddressCap) {
+    EXPECT_EQ(ConnectionLimits::admit(0, 10, 0), Verdict::accept);
+    EXPECT_EQ(ConnectionLimits::admit(9, 10, 0), Verdict::accept);
+    EXPECT_EQ(ConnectionLimits::admit(10, 10, 0), Verdict::full);
+    EXPECT_EQ(ConnectionLimits::admit(0, 0, 0), Verdict::full);
+    const auto cap = ConnectionLimits::max_unauthenticated_per_address;
+    EXPECT_EQ(ConnectionLimits::admit(cap, 100000, cap - 1), Verdict::accept);
+    EXPECT_EQ(ConnectionLimits::admit(cap, 100000, cap), Verdict::address_full);
+}
