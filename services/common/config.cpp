@@ -243,4 +243,31 @@ LoadResult load(const std::filesystem::path& main_file) {
     return load(main_file, current_environment());
 }
 
+LoadResult load_for_master(const std::filesystem::path& main_file, const Environment& env) {
+    LoadResult result = load(main_file, env);
+    if (!result.config) {
+        return result;
+    }
+    const Config& c = *result.config;
+    const std::string file = main_file.string();
+    if (!c.master.declared) {
+        result.errors.push_back({file, 0, "", "",
+                                 "no [master] section in this file or master.d/: the file looks empty or half "
+                                 "written; the master needs [master] (it may be empty) to take it"});
+    }
+    if (c.workers.empty()) {
+        result.errors.push_back({file, 0, "", "",
+                                 "no [worker NAME] section in this file or master.d/: a master without workers "
+                                 "would stop every worker it has"});
+    }
+    if (!result.errors.empty()) {
+        result.config.reset();
+    }
+    return result;
+}
+
+LoadResult load_for_master(const std::filesystem::path& main_file) {
+    return load_for_master(main_file, current_environment());
+}
+
 }  // namespace by::config

@@ -79,6 +79,7 @@ struct Mail {
 };
 
 struct Master {
+    bool declared = false;                   // a [master] section exists
     std::string name;                        // default: the host name
     std::string listen = "0.0.0.0:9989";     // empty: no TCP listener
     std::vector<uid_t> trusted_uids;
@@ -118,6 +119,13 @@ Environment current_environment();
 // lines and lines longer than 198 characters are errors.
 LoadResult load(const std::filesystem::path& main_file, const Environment& env);
 LoadResult load(const std::filesystem::path& main_file);
+
+// load(), plus what only a running master needs: a [master] section and at
+// least one worker. An empty or half-written master.ini is refused (naming
+// the file) rather than taken as "no workers", which would stop the fleet.
+// The generator and latentd use load(): they have nothing to stop.
+LoadResult load_for_master(const std::filesystem::path& main_file, const Environment& env);
+LoadResult load_for_master(const std::filesystem::path& main_file);
 
 // Systemd's escaping of a unit instance name (as systemd-escape does).
 std::string escape_unit_instance(const std::string& name);

@@ -104,6 +104,7 @@ private:
         if (!sections_.master) {
             return;
         }
+        config_.master.declared = true;
         const Section& s = *sections_.master;
         for (const auto& [key, v] : s.values) {
             if (key == "name") {

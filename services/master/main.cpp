@@ -20,7 +20,7 @@
 namespace {
 
 int check_config(const std::string& path) {
-    auto loaded = by::config::load(path);
+    auto loaded = by::config::load_for_master(path);
     if (!loaded.config) {
         for (const auto& e : loaded.errors) {
             std::cerr << e.str() << "\n";

@@ -54,7 +54,7 @@ Master::~Master() = default;
 ActiveBuild::ActiveBuild(Build b) : build(std::move(b)), shown(build) {}
 
 bool Master::start(std::string& error) {
-    auto loaded = config::load(config_path_);
+    auto loaded = config::load_for_master(config_path_);
     if (!loaded.config) {
         error = "invalid configuration:";
         for (const auto& e : loaded.errors) {
@@ -240,7 +240,7 @@ std::vector<std::string> Master::earlier_tokens(const Worker& w) const {
 }
 
 Status Master::reload() {
-    auto loaded = config::load(config_path_);
+    auto loaded = config::load_for_master(config_path_);
     if (!loaded.config) {
         std::string msg = "configuration not reloaded; the old one stays in force:";
         for (const auto& e : loaded.errors) {

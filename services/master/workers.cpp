@@ -230,11 +230,16 @@ void Master::stop_worker(Worker& w, const std::string& reason) {
         return;
     }
     // Fire and forget: the worker exits, and its builds are ours to rerun.
-    MessagePtr m;
-    if (new_agent_call(w, "Stop", m) >= 0) {
-        sd_bus_message_append(m.get(), "s", reason.c_str());
-        sd_bus_message_set_expect_reply(m.get(), 0);
-        sd_bus_send(link_bus(w), m.get(), nullptr);
+    // A worker removed from the configuration gets Remove first, so that it
+    // exits non-zero for systemd to see; a worker too old to know Remove
+    // ignores it (no reply is expected) and takes the Stop after it.
+    for (const char* member : {w.configured ? nullptr : "Remove", "Stop"}) {
+        MessagePtr m;
+        if (member && new_agent_call(w, member, m) >= 0) {
+            sd_bus_message_append(m.get(), "s", reason.c_str());
+            sd_bus_message_set_expect_reply(m.get(), 0);
+            sd_bus_send(link_bus(w), m.get(), nullptr);
+        }
     }
     detach(w, reason);
 }

@@ -110,9 +110,25 @@ void Agent::terminate(const std::string& signal_name) {
 }
 
 void Agent::stop(const std::string& reason) {
+    if (stopping_) {
+        return;  // Remove came first (a master sends both, for older workers)
+    }
     log::write(log::Level::notice, fmt::format("master asked us to stop: {}", reason),
                {{"BUILDYARD_WORKER", self_.name}});
     begin_stopping();
+}
+
+void Agent::remove(const std::string& reason) {
+    log::write(log::Level::warning,
+               fmt::format("the master removed worker {} from its configuration ({}); stopping with exit status {}",
+                           self_.name, reason, exit_removed),
+               {{"BUILDYARD_WORKER", self_.name}});
+    removed_ = true;
+    if (!stopping_) {
+        begin_stopping();
+    } else {
+        update_status();
+    }
 }
 
 int Agent::start_build(uint64_t id, const std::string& builder, std::vector<std::string> steps,
@@ -242,7 +258,12 @@ void Agent::exit(int status) {
         return;
     }
     exited_ = true;
-    sd_notify(0, "STOPPING=1");
+    if (removed_ && status == 0) {
+        status = exit_removed;
+        sd_notifyf(0, "STOPPING=1\nSTATUS=removed from the master's configuration (exit status %d)", status);
+    } else {
+        sd_notify(0, "STOPPING=1");
+    }
     sd_event_exit(event_, status);
 }
 
@@ -281,7 +302,8 @@ void Agent::set_output_paused(bool paused) {
 void Agent::update_status() {
     std::string status;
     if (stopping_) {
-        status = fmt::format("stopping, {}", builds_running(builds_.size()));
+        status = fmt::format("{}stopping, {}", removed_ ? "removed from the master's configuration; " : "",
+                             builds_running(builds_.size()));
     } else {
         switch (link_->state()) {
         case Link::State::idle:

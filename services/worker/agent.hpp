@@ -49,6 +49,11 @@ public:
                     std::map<std::string, std::string> environment, sd_bus_error* error);
     int cancel_build(uint64_t id, sd_bus_error* error);
     void stop(const std::string& reason);
+    // Agent1.Remove: as stop(), but the worker is gone from the master's
+    // configuration, which systemd should see: exit status exit_removed
+    // and a STATUS= line that says so.
+    void remove(const std::string& reason);
+    static constexpr int exit_removed = 3;
 
     const Link& link() const { return *link_; }
 
@@ -76,6 +81,7 @@ private:
     bool ready_sent_ = false;
     bool stopping_ = false;
     bool exited_ = false;
+    bool removed_ = false;      // Agent1.Remove: exit with exit_removed
 };
 
 // Exports /org/buildyard/Agent1 (org.buildyard.Agent1) for `agent` on `bus`.

@@ -80,7 +80,8 @@ int method_ping(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     return sd_bus_reply_method_return(m, nullptr);
 }
 
-int method_stop(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+// Stop and Remove: `(agent.*how)(reason)` after the reply.
+int stop_with(sd_bus_message* m, void* userdata, sd_bus_error* error, void (Agent::*how)(const std::string&)) {
     auto& agent = *static_cast<Agent*>(userdata);
     int r = check_caller(m, agent, error);
     if (r < 0) {
@@ -93,8 +94,16 @@ int method_stop(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     }
     // Reply first: the reply is queued ahead of anything stopping does.
     r = sd_bus_reply_method_return(m, nullptr);
-    agent.stop(reason);
+    (agent.*how)(reason);
     return r;
+}
+
+int method_stop(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    return stop_with(m, userdata, error, &Agent::stop);
+}
+
+int method_remove(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    return stop_with(m, userdata, error, &Agent::remove);
 }
 
 // UNPRIVILEGED: sd-bus would otherwise demand the caller's uid or
@@ -109,6 +118,7 @@ const sd_bus_vtable agent_vtable[] = {
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("Ping", "", "", method_ping, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Stop", "s", SD_BUS_PARAM(reason), "", , method_stop, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Remove", "s", SD_BUS_PARAM(reason), "", , method_remove, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };
 

@@ -66,6 +66,8 @@ class Notify(DaemonTest):
         self.sys.write_config("""
             [master]
             listen =
+            [worker w1]
+            type = local
             """)
         master = start_master_env(self.sys, {"WATCHDOG_USEC": "200000"})
         t0 = time.monotonic()

@@ -250,8 +250,7 @@ class MailTest(DrainedSystemTest):
         # sentinel is a build result, queued after any mail at start-up.
         wait_for(lambda: [r[1] for r in self.queue_rows()] == ["sent", "sent"], 10, "both mails marked sent")
         self.kill_master(sig)
-        s.write_config(config.replace("starttls = no\n", "starttls = no\nbuilders = b\nrecipients = t@example.com\n"))
-        self.start_master()
+        self.start_master(config.replace("starttls = no\n", "starttls = no\nbuilders = b\nrecipients = t@example.com\n"))
         self.assertIs(self.wprop("w1", "MissingNotified"), True)
         self.assertIs(self.wprop("never", "MissingNotified"), True)
         s.start_worker("w2")

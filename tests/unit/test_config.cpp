@@ -346,3 +346,31 @@ TEST(EnvironmentTest, Current) {
 }
 
 }  // namespace
+
+// An empty or half-written master.ini passes load() (nothing in it is
+// wrong), but the master refuses it: taken as "no workers", a reload would
+// stop every worker.
+TEST_F(ConfigTest, TheMasterRefusesAConfigWithoutMasterOrWorkers) {
+    auto for_master = [&](const std::string& text) {
+        main = dir.write("master.ini", text);
+        return load_for_master(main, env);
+    };
+    for (const std::string text : {"", "; just a comment\n", "[worker w]\ntype = local\n"}) {
+        auto r = for_master(text);
+        EXPECT_FALSE(r.config) << text;
+        EXPECT_TRUE(has_error(r.errors, main + ": no [master] section")) << text;
+        EXPECT_TRUE(load(main, env).config) << "load() itself takes it: " << text;
+    }
+    for (const std::string text : {"", "[master]\n", "[master]\nname = m\n"}) {
+        auto r = for_master(text);
+        EXPECT_FALSE(r.config) << text;
+        EXPECT_TRUE(has_error(r.errors, main + ": no [worker NAME] section")) << text;
+    }
+    auto ok = for_master("[master]\n[worker w]\ntype = local\n");
+    EXPECT_TRUE(ok.config) << joined(ok.errors);
+    // A worker or [master] from a drop-in counts.
+    dir.write("master.d/50-w.ini", "[master]\nname = from-dropin\n[worker w]\ntype = local\n");
+    auto split = for_master("");
+    ASSERT_TRUE(split.config) << joined(split.errors);
+    EXPECT_EQ(split.config->master.name, "from-dropin");
+}
