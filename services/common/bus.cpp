@@ -82,6 +82,11 @@ std::optional<std::string> path_decode(const char* path, const char* prefix) {
     }
     std::string s = id;
     std::free(id);
+    // sd_bus_path_decode() also takes escapes that sd_bus_path_encode()
+    // never writes ("_62ot1", or "1" for "_31"): one object, one path.
+    if (path_encode(prefix, s) != path) {
+        return std::nullopt;
+    }
     return s;
 }
 

@@ -59,7 +59,8 @@ int append_string_map(sd_bus_message* m, const StringMap& map);
 int read_strv(sd_bus_message* m, std::vector<std::string>& out);
 int append_strv(sd_bus_message* m, const std::vector<std::string>& v);
 
-// sd_bus_path_encode / _decode with std::string.
+// sd_bus_path_encode / _decode with std::string. path_decode() takes only
+// the path path_encode() makes: other escapes of the same text are not it.
 std::string path_encode(const char* prefix, const std::string& id);
 std::optional<std::string> path_decode(const char* path, const char* prefix);
 

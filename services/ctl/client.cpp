@@ -109,25 +109,36 @@ Expected<std::vector<WorkerEntry>> Client::list_workers() {
 }
 
 Expected<std::vector<BuildEntry>> Client::list_builds(uint64_t limit) {
-    auto reply = call(by::bus::master_path, by::bus::master_iface, "ListBuilds", "t", limit);
-    if (!reply) {
-        return reply.error();
-    }
-    sd_bus_message* m = reply->get();
+    // The master answers at most 1000 builds per call: page through older
+    // ones until `limit` (0: all) or the first build.
     std::vector<BuildEntry> out;
-    int r = sd_bus_message_enter_container(m, 'a', "(tsssso)");
-    if (r < 0) {
-        return reply_failure("ListBuilds", r);
-    }
-    uint64_t id = 0;
-    const char *builder = nullptr, *worker = nullptr, *state = nullptr, *result = nullptr,
-               *path = nullptr;
-    while ((r = sd_bus_message_read(m, "(tsssso)", &id, &builder, &worker, &state, &result,
-                                    &path)) > 0) {
-        out.push_back(BuildEntry{id, builder, worker, state, result, path});
-    }
-    if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0) {
-        return reply_failure("ListBuilds", r);
+    uint64_t before = 0;
+    while (limit == 0 || out.size() < limit) {
+        auto reply = call(by::bus::master_path, by::bus::master_iface, "ListBuildsBefore", "tt", before,
+                          limit == 0 ? uint64_t{0} : limit - out.size());
+        if (!reply) {
+            return reply.error();
+        }
+        sd_bus_message* m = reply->get();
+        int r = sd_bus_message_enter_container(m, 'a', "(tsssso)");
+        if (r < 0) {
+            return reply_failure("ListBuildsBefore", r);
+        }
+        const size_t had = out.size();
+        uint64_t id = 0;
+        const char *builder = nullptr, *worker = nullptr, *state = nullptr, *result = nullptr,
+                   *path = nullptr;
+        while ((r = sd_bus_message_read(m, "(tsssso)", &id, &builder, &worker, &state, &result,
+                                        &path)) > 0) {
+            out.push_back(BuildEntry{id, builder, worker, state, result, path});
+        }
+        if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0) {
+            return reply_failure("ListBuildsBefore", r);
+        }
+        if (out.size() == had || (before != 0 && out.back().id >= before)) {
+            break;  // no older builds (or a master that does not page)
+        }
+        before = out.back().id;
     }
     return out;
 }

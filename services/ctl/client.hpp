@@ -45,6 +45,7 @@ public:
     Expected<std::string> get_worker(const std::string& name);
     Expected<std::string> get_build(uint64_t id);
     Expected<std::vector<WorkerEntry>> list_workers();
+    // The newest `limit` builds (0: all), over as many calls as it takes.
     Expected<std::vector<BuildEntry>> list_builds(uint64_t limit);
     Status reload();
 

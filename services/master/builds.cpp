@@ -1,9 +1,11 @@
 // Builds: submit, dispatch, progress from workers, finish, retry, cancel,
 // and their logs.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.hpp"
@@ -12,23 +14,6 @@
 
 namespace by::master {
 
-namespace {
-
-void log_build(log::Level level, const Build& b, const std::string& msg, std::string_view message_id = {}) {
-    if (message_id.empty()) {
-        log::write(level, msg,
-                   {{"BUILDYARD_BUILD", std::to_string(b.id)}, {"BUILDYARD_BUILDER", b.builder},
-                    {"BUILDYARD_WORKER", b.worker}});
-    } else {
-        log::write(level, msg,
-                   {{"BUILDYARD_BUILD", std::to_string(b.id)}, {"BUILDYARD_BUILDER", b.builder},
-                    {"BUILDYARD_WORKER", b.worker}, {"MESSAGE_ID", std::string(message_id)}});
-    }
-}
-
-}  // namespace
-
-std::string Master::log_path(uint64_t id) const { return state_directory_ + "/logs/" + std::to_string(id) + ".log"; }
 
 Status Master::submit(const std::string& builder, const std::map<std::string, std::string>& properties,
                       uint64_t& id) {
@@ -46,9 +31,11 @@ Status Master::submit(const std::string& builder, const std::map<std::string, st
     b.properties = properties;
     b.submitted_at = bus::now_realtime_usec();
     if (!store_.insert_build(b)) {
-        log::error("cannot record a build of {}: {}", builder, store_.error());
+        // No id was committed, so none is handed out.
+        store_failed("cannot record a build of " + builder);
         return Status::fail(bus::error::Internal, "cannot record the build: " + store_.error());
     }
+    store_ok();
     id = b.id;
     b.request_id = id;
     auto ab = std::make_unique<ActiveBuild>(std::move(b));
@@ -110,6 +97,9 @@ void Master::dispatch() {
         return;
     }
     size_t budget = max_starts_in_flight - start_calls_.size();
+    // A start the store does not take leaves its build pending, and the
+    // rest of the plan with it: the store's retry dispatches again.
+    bool stalled = false;
     auto carry_out = [&](const std::vector<Assignment>& plan) {
         for (const Assignment& a : plan) {
             auto ab = active_.find(a.build);
@@ -117,8 +107,12 @@ void Master::dispatch() {
             if (ab == active_.end() || !w) {
                 continue;
             }
+            if (stalled || !start_build(*ab->second, *w)) {
+                stalled = true;
+                dispatcher_.enqueue(a.builder, a.build);
+                continue;
+            }
             w->last_assigned = slots[a.worker].last_assigned;
-            start_build(*ab->second, *w);
         }
     };
     if (!slots.empty()) {
@@ -128,7 +122,7 @@ void Master::dispatch() {
     }
     // Only what no running worker can take starts a latent worker's machine
     // (or waits for one on its way up).
-    if (dispatcher_.pending() == 0 || budget == 0) {
+    if (stalled || dispatcher_.pending() == 0 || budget == 0) {
         return;
     }
     bool any_latent = false;
@@ -159,7 +153,7 @@ int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*)
         return 0;
     }
     auto ab = m->active_.find(id);
-    if (ab == m->active_.end() || ab->second->build.state != BuildState::running) {
+    if (ab == m->active_.end() || ab->second->build.state != BuildState::running || ab->second->ending) {
         return 0;
     }
     std::string why = fmt::format("worker {} did not take build {}: {}: {}", ab->second->build.worker, id,
@@ -177,13 +171,17 @@ int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*)
     return 0;
 }
 
-void Master::start_build(ActiveBuild& ab, Worker& w) {
+bool Master::start_build(ActiveBuild& ab, Worker& w) {
+    Build started = ab.build;
+    master::start_build(started, w.cfg.name, w.cfg.properties, bus::now_realtime_usec());
+    if (!store_.update_build(started)) {
+        store_failed(fmt::format("cannot record the start of build {}", started.id));
+        return false;
+    }
+    store_ok();
+    ab.build = std::move(started);
     const config::Builder* builder = find_builder(ab.build.builder);
     ab.steps = builder ? builder->steps : std::vector<std::string>{};
-    master::start_build(ab.build, w.cfg.name, w.cfg.properties, bus::now_realtime_usec());
-    if (!store_.update_build(ab.build)) {
-        log::error("cannot record the start of build {}: {}", ab.build.id, store_.error());
-    }
     ab.log.reset(::open(log_path(ab.build.id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
     if (!ab.log) {
         log::error("cannot open the log of build {}: {}", ab.build.id, std::strerror(errno));
@@ -192,12 +190,13 @@ void Master::start_build(ActiveBuild& ab, Worker& w) {
     count_running(ab.build.builder, +1);
     if (!w.attached) {
         hold_build(ab, w);
-        return;
+        return true;
     }
     if (latent_) {
         latent_->build_assigned(w);
     }
     send_build(ab, w);
+    return true;
 }
 
 void Master::hold_build(ActiveBuild& ab, Worker& w) {
@@ -236,30 +235,21 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
     counters_changed(ab.build.builder);
 }
 
-void Master::append_log(ActiveBuild& ab, const void* data, size_t size) {
-    auto* p = static_cast<const char*>(data);
-    while (ab.log && size > 0) {
-        ssize_t n = ::write(ab.log.get(), p, size);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            log_build(log::Level::err, ab.build,
-                      fmt::format("cannot write the log of build {}: {}", ab.build.id, std::strerror(errno)));
-            return;
-        }
-        p += n;
-        size -= static_cast<size_t>(n);
-    }
-}
-
 // Ends a build that ran, and moves it from the active set to history.
-void Master::finish_build(ActiveBuild& ab, Result result, int exit_status) {
+bool Master::finish_build(ActiveBuild& ab, Result result, int exit_status, uint64_t at) {
     const uint64_t id = ab.build.id;
-    master::finish_build(ab.build, result, exit_status, bus::now_realtime_usec());
-    if (!store_.update_build(ab.build)) {
-        log::error("cannot record the end of build {}: {}", id, store_.error());
+    Build ended = ab.build;
+    at = at ? at : bus::now_realtime_usec();
+    master::finish_build(ended, result, exit_status, at);
+    if (!store_.update_build(ended)) {
+        // Still running, as the store says, until the end is stored.
+        ab.ending = Ending{result, exit_status, at, {}};
+        store_failed(fmt::format("cannot record the end of build {}", id));
+        return false;
     }
+    store_ok();
+    ab.build = std::move(ended);
+    ab.ending.reset();
     ab.log.reset();
     count_running(ab.build.builder, -1);
     log_build(result == Result::success ? log::Level::info : log::Level::notice, ab.build,
@@ -283,6 +273,7 @@ void Master::finish_build(ActiveBuild& ab, Result result, int exit_status) {
         settle_worker(*w);  // may stop and forget w
     }
     dispatch();
+    return true;
 }
 
 void Master::fail_waiting_builds(Worker& w, const std::string& why, const std::string& log_text) {
@@ -301,13 +292,23 @@ void Master::fail_waiting_builds(Worker& w, const std::string& why, const std::s
 }
 
 // Ends a running build "retry" and queues the build that reruns its request.
-void Master::requeue(ActiveBuild& ab, const std::string& why) {
+bool Master::requeue(ActiveBuild& ab, const std::string& why, uint64_t at) {
     const uint64_t id = ab.build.id;
-    auto next = retry_build(ab.build, bus::now_realtime_usec());
-    if (!next || !store_.insert_retry(ab.build, *next)) {
-        log::error("cannot requeue build {}: {}", id, store_.error());
-        return;
+    Build ended = ab.build;
+    at = at ? at : bus::now_realtime_usec();
+    auto next = retry_build(ended, at);
+    if (!next) {
+        return true;  // not running: nothing to end
     }
+    if (!store_.insert_retry(ended, *next)) {
+        // Still running, as the store says, and no rerun id exists yet.
+        ab.ending = Ending{Result::retry, -1, at, why};
+        store_failed(fmt::format("cannot requeue build {}", id));
+        return false;
+    }
+    store_ok();
+    ab.build = std::move(ended);
+    ab.ending.reset();
     ab.log.reset();
     count_running(ab.build.builder, -1);
     log_build(log::Level::notice, ab.build, fmt::format("build {} of {} ends retry ({}); rerun as build {}", id,
@@ -326,6 +327,7 @@ void Master::requeue(ActiveBuild& ab, const std::string& why) {
     finished_cache_[id] = ab.build;
     active_.erase(id);  // ab is gone from here on
     active_[rerun->build.id] = std::move(rerun);
+    return true;
 }
 
 ActiveBuild* Master::running_on(const std::string& sender, uint64_t id, Worker** w) {
@@ -378,7 +380,15 @@ Status Master::build_done(const std::string& sender, uint64_t id, const std::str
                   fmt::format("worker {} reported an unknown result '{}' for build {}", w->cfg.name, result, id));
         r = Result::exception;
     }
-    finish_build(*ab, *r, exit_status);
+    if (ab->ending) {
+        return Status::fail(bus::error::AlreadyFinished, "build " + std::to_string(id) + " has ended already");
+    }
+    if (!finish_build(*ab, *r, exit_status)) {
+        return Status::fail(bus::error::Internal,
+                            fmt::format("cannot record the end of build {}: {}; the master keeps the result and "
+                                        "records it when the state directory takes writes again",
+                                        id, store_.error()));
+    }
     return Status::ok();
 }
 
@@ -391,12 +401,20 @@ Status Master::cancel(uint64_t id) {
         return Status::fail(bus::error::NoSuchBuild, "no build " + std::to_string(id));
     }
     ActiveBuild& ab = *it->second;
+    if (ab.ending) {
+        return Status::fail(bus::error::AlreadyFinished,
+                            "build " + std::to_string(id) + " has ended; its end waits to be recorded");
+    }
     if (ab.build.state == BuildState::pending) {
-        dispatcher_.remove(ab.build.builder, id);
-        cancel_pending(ab.build, bus::now_realtime_usec());
-        if (!store_.update_build(ab.build)) {
-            log::error("cannot record the cancellation of build {}: {}", id, store_.error());
+        Build cancelled = ab.build;
+        cancel_pending(cancelled, bus::now_realtime_usec());
+        if (!store_.update_build(cancelled)) {
+            store_failed(fmt::format("cannot record the cancellation of build {}", id));
+            return Status::fail(bus::error::Internal, "cannot record the cancellation: " + store_.error());
         }
+        store_ok();
+        ab.build = std::move(cancelled);
+        dispatcher_.remove(ab.build.builder, id);
         log_build(log::Level::notice, ab.build, fmt::format("pending build {} of {} cancelled", id, ab.build.builder),
                   log::id::build_finished);
         emit_build(ab);
@@ -413,7 +431,10 @@ Status Master::cancel(uint64_t id) {
         log_build(log::Level::notice, ab.build,
                   fmt::format("build {} of {} cancelled while latent worker {} was starting", id, ab.build.builder,
                               w->cfg.name));
-        finish_build(ab, Result::cancelled, -1);
+        if (!finish_build(ab, Result::cancelled, -1)) {
+            return Status::fail(bus::error::Internal,
+                                "cannot record the cancellation: " + store_.error() + "; it is recorded later");
+        }
         return Status::ok();
     }
     if (!w || !w->attached) {
@@ -428,26 +449,6 @@ Status Master::cancel(uint64_t id) {
         return Status::fail(bus::error::Internal, std::string("cannot reach the worker: ") + std::strerror(-r));
     }
     log_build(log::Level::notice, ab.build, fmt::format("cancelling build {} on {}", id, w->cfg.name));
-    return Status::ok();
-}
-
-Status Master::read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data) {
-    if (!find_build(id)) {
-        return Status::fail(bus::error::NoSuchBuild, "no build " + std::to_string(id));
-    }
-    constexpr uint64_t limit = 8u << 20;  // keep replies well under the bus's message size limit
-    max = std::min(max, limit);
-    Fd fd(::open(log_path(id).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-        data.clear();  // not started yet, or no output at all
-        return Status::ok();
-    }
-    data.resize(max);
-    ssize_t n = pread(fd.get(), data.data(), max, static_cast<off_t>(offset));
-    if (n < 0) {
-        return Status::fail(bus::error::Internal, std::string("cannot read the log: ") + std::strerror(errno));
-    }
-    data.resize(static_cast<size_t>(n));
     return Status::ok();
 }
 

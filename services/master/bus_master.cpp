@@ -70,15 +70,13 @@ int list_workers(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return sd_bus_send(nullptr, raw, nullptr);
 }
 
-int list_builds(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    uint64_t limit = 0;
-    int r = sd_bus_message_read(m, "t", &limit);
-    if (r < 0) return r;
+int reply_builds(sd_bus_message* m, const std::vector<Build>& builds) {
     sd_bus_message* raw = nullptr;
-    if ((r = sd_bus_message_new_method_return(m, &raw)) < 0) return r;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    if (r < 0) return r;
     MessagePtr reply(raw);
     if ((r = sd_bus_message_open_container(raw, 'a', "(tsssso)")) < 0) return r;
-    for (const Build& b : of(userdata).list_builds(limit)) {
+    for (const Build& b : builds) {
         std::string path = bus::path_encode(bus::build_prefix, std::to_string(b.id));
         r = sd_bus_message_append(raw, "(tsssso)", b.id, b.builder.c_str(), b.worker.c_str(),
                                   std::string(to_string(b.state)).c_str(), std::string(to_string(b.result)).c_str(),
@@ -87,6 +85,20 @@ int list_builds(sd_bus_message* m, void* userdata, sd_bus_error*) {
     }
     if ((r = sd_bus_message_close_container(raw)) < 0) return r;
     return sd_bus_send(nullptr, raw, nullptr);
+}
+
+int list_builds(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    uint64_t limit = 0;
+    int r = sd_bus_message_read(m, "t", &limit);
+    if (r < 0) return r;
+    return reply_builds(m, of(userdata).list_builds(0, limit));
+}
+
+int list_builds_before(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    uint64_t before = 0, limit = 0;
+    int r = sd_bus_message_read(m, "tt", &before, &limit);
+    if (r < 0) return r;
+    return reply_builds(m, of(userdata).list_builds(before, limit));
 }
 
 int reload(sd_bus_message* m, void* userdata, sd_bus_error* e) {
@@ -133,6 +145,8 @@ const sd_bus_vtable master_vtable[] = {
     SD_BUS_METHOD_WITH_ARGS("GetBuild", SD_BUS_ARGS("t", id), SD_BUS_RESULT("o", build), get_build, U),
     SD_BUS_METHOD_WITH_ARGS("ListWorkers", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sso)", workers), list_workers, U),
     SD_BUS_METHOD_WITH_ARGS("ListBuilds", SD_BUS_ARGS("t", limit), SD_BUS_RESULT("a(tsssso)", builds), list_builds, U),
+    SD_BUS_METHOD_WITH_ARGS("ListBuildsBefore", SD_BUS_ARGS("t", before, "t", limit), SD_BUS_RESULT("a(tsssso)", builds),
+                            list_builds_before, U),
     SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, reload, U),
     SD_BUS_METHOD_WITH_ARGS("Describe", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), describe, U),
     SD_BUS_SIGNAL_WITH_ARGS("BuildFinished", SD_BUS_ARGS("o", build, "s", result), 0),

@@ -1,6 +1,7 @@
 // The per-object interfaces: Worker1, Builder1 and Build1. Each is a fallback
 // vtable whose find callback resolves the object path, so builds in the
 // history need no bus slot of their own.
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -254,10 +255,11 @@ int d_read_log(sd_bus_message* m, void* userdata, sd_bus_error* e) {
 
 int find_build(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
     auto text = bus::path_decode(path, bus::build_prefix);
-    if (!text || text->empty() || text->size() > 20) return 0;
-    char* end = nullptr;
-    unsigned long long id = std::strtoull(text->c_str(), &end, 10);
-    if (*end != '\0') return 0;
+    if (!text) return 0;
+    // Only the decimal the master writes: not "+1", " 1" or "01".
+    uint64_t id = 0;
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), id);
+    if (ec != std::errc() || end != text->data() + text->size() || std::to_string(id) != *text) return 0;
     auto* m = static_cast<Master*>(userdata);
     const Build* b = m->find_build(id);
     if (!b) return 0;

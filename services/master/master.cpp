@@ -1,5 +1,6 @@
 #include "master/master.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -106,11 +107,20 @@ bool Master::start(std::string& error) {
     // back: end them "retry" and queue their reruns. Pending ones just wait.
     for (Build& b : store_.load_unfinished()) {
         if (b.state == BuildState::running) {
-            auto next = retry_build(b, bus::now_realtime_usec());
-            if (!next || !store_.insert_retry(b, *next)) {
-                error = "cannot requeue build " + std::to_string(b.id) + ": " + store_.error();
-                return false;
+            Build ended = b;
+            auto next = retry_build(ended, bus::now_realtime_usec());
+            if (!next || !store_.insert_retry(ended, *next)) {
+                // The store takes no writes (a full disk): the build stays
+                // running, as stored, until its requeue is.
+                auto ab = std::make_unique<ActiveBuild>(std::move(b));
+                ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
+                ab->ending = Ending{Result::retry, -1, bus::now_realtime_usec(), "the master stopped while it ran"};
+                count_running(ab->build.builder, +1);
+                store_failed("cannot requeue build " + std::to_string(ab->build.id));
+                active_[ab->build.id] = std::move(ab);
+                continue;
             }
+            b = std::move(ended);
             log::write(log::Level::notice,
                        fmt::format("build {} of {} was running on {} when the master stopped; rerunning it as build {}",
                                    b.id, b.builder, b.worker, next->id),
@@ -344,8 +354,9 @@ std::vector<uint64_t> Master::recent_build_ids(size_t n) const {
     return ids;
 }
 
-std::vector<Build> Master::list_builds(uint64_t limit) {
-    auto builds = store_.list_builds(limit);
+std::vector<Build> Master::list_builds(uint64_t before, uint64_t limit) {
+    // One reply never holds the whole history: at most list_builds_max.
+    auto builds = store_.list_builds(before, limit == 0 ? list_builds_max : std::min(limit, list_builds_max));
     // The database is written through, but the log position of a running
     // build is only in memory.
     for (auto& b : builds) {
@@ -486,6 +497,10 @@ void Master::flush_changes() {
 
     std::string status = fmt::format("{}/{} workers attached, {} builds running, {} pending", now.connected,
                                      workers_.size(), now.running, now.pending);
+    if (store_trouble_) {
+        status += fmt::format("; cannot write the state database ({}): changes wait, retried every second",
+                              *store_trouble_);
+    }
     if (status != shown_status_) {
         sd_notify(0, ("STATUS=" + status).c_str());
         shown_status_ = std::move(status);
@@ -543,13 +558,6 @@ void Master::emit_build(ActiveBuild& ab) {
     auto names = changed_properties(ab.shown, ab.build);
     emit_changed(bus_, ab.path, bus::build_iface, names);
     ab.shown = ab.build;
-}
-
-void Master::save_worker(const Worker& w) {
-    WorkerRecord rec{w.cfg.name, w.paused, w.pause_reason, w.last_connected, w.last_disconnected, w.info};
-    if (!store_.save_worker(rec)) {
-        log::error("cannot save the state of worker {}: {}", w.cfg.name, store_.error());
-    }
 }
 
 }  // namespace by::master

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 
 #include "common/bus.hpp"
 #include "common/config.hpp"
+#include "common/log.hpp"
 #include "common/raii.hpp"
 #include "master/build.hpp"
 #include "master/dispatch.hpp"
@@ -67,6 +69,7 @@ struct Worker {
     std::string pause_reason;
     uint64_t last_connected = 0;
     uint64_t last_disconnected = 0;
+    bool unsaved = false;         // the store missed a change of the above; retried
     // Builds.
     bool shutting_down = false;   // graceful Shutdown(): no new builds, stop when idle
     std::set<uint64_t> running;
@@ -81,12 +84,25 @@ struct Worker {
     WorkerStateName state() const;
 };
 
+// How a running build ends, decided but not yet in the store (its write
+// failed, e.g. on a full disk). Until it is stored the build stays running,
+// as the store says, and the master retries the write every second.
+struct Ending {
+    Result result = Result::none;  // retry: requeue with `why`
+    int exit_status = -1;
+    uint64_t at = 0;               // when it ended
+    std::string why;
+};
+
 struct ActiveBuild {
     Build build;
     std::vector<std::string> steps;
     Fd log;                       // open while running
     std::string path;
     Build shown;                  // what Build1 last told the bus
+    std::optional<Ending> ending;
+    uint64_t log_lost = 0;        // bytes of output not written (ENOSPC), since the last write that worked
+    std::string log_lost_error;
 
     explicit ActiveBuild(Build b);
 };
@@ -110,7 +126,11 @@ public:
     // (main.cpp moves the remote workers' listener).
     void on_reloaded(std::function<void(const config::Config&)> hook) { reloaded_ = std::move(hook); }
     std::string describe() const;
-    std::vector<Build> list_builds(uint64_t limit);
+    // ListBuilds and ListBuildsBefore: builds with ids below `before` (0:
+    // from the newest), newest first, at most `limit`; a limit of 0 or past
+    // list_builds_max is list_builds_max.
+    static constexpr uint64_t list_builds_max = 1000;
+    std::vector<Build> list_builds(uint64_t before, uint64_t limit);
 
     // WorkerLink1, called by workers.
     Status attach(const Caller& caller, const std::string& name, const std::map<std::string, std::string>& info,
@@ -142,6 +162,8 @@ public:
 
     // Build1
     Status cancel(uint64_t id);
+    // At most min(max, read_log_max) bytes from `offset`; empty at or past the end.
+    static constexpr uint64_t read_log_max = 8u << 20;
     Status read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data);
 
     // Lookups for the bus objects. Returned pointers live until the next
@@ -199,18 +221,31 @@ private:
     // Dispatches later in this loop iteration, after the current message's reply.
     void request_dispatch();
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
-    void start_build(ActiveBuild& ab, Worker& w);
+    // False when the store did not take the start: the build stays pending.
+    bool start_build(ActiveBuild& ab, Worker& w);
     // Sends a started build to its (attached) worker.
     void send_build(ActiveBuild& ab, Worker& w);
     // Gives a build to a latent worker that is not attached yet.
     void hold_build(ActiveBuild& ab, Worker& w);
-    void finish_build(ActiveBuild& ab, Result result, int exit_status);
-    void requeue(ActiveBuild& ab, const std::string& why);
+    // Both end a running build once the store has taken the end; if it does
+    // not, the build keeps running with `ending` set and false is returned.
+    bool finish_build(ActiveBuild& ab, Result result, int exit_status, uint64_t at = 0);
+    bool requeue(ActiveBuild& ab, const std::string& why, uint64_t at = 0);
+    // A write to the store failed: log it once per episode, say so in
+    // STATUS=, and retry what waits every second. store_ok() ends the episode.
+    void store_failed(const std::string& what);
+    void store_ok();
+    static int on_store_retry(sd_event_source* s, uint64_t usec, void* userdata);
+    void retry_store();
     void settle_worker(Worker& w);
     // A build of `builder` started (+1) or ended (-1).
     void count_running(const std::string& builder, int delta);
-    void save_worker(const Worker& w);
+    // False (and w.unsaved set) when the store did not take it.
+    bool save_worker(Worker& w);
+    // Appends to the build's log; output that cannot be written is counted,
+    // logged once, and noted in the log when writes work again.
     void append_log(ActiveBuild& ab, const void* data, size_t size);
+    bool write_log(ActiveBuild& ab, const void* data, size_t size);
     std::string log_path(uint64_t id) const;
 
     // Change notification names only the properties whose values changed.
@@ -262,11 +297,16 @@ private:
     Counters shown_counters_;
     std::map<std::string, std::pair<uint32_t, uint32_t>> shown_builder_counters_;  // pending, running
     std::string shown_status_;
+    std::optional<std::string> store_trouble_;  // the failing write's error, while the store fails
+    SourcePtr store_retry_;
     std::vector<SlotPtr> slots_;
     std::unique_ptr<Notifier> notifier_;  // missing-worker and build mail
     std::unique_ptr<LatentControl> latent_;
     std::function<void(const config::Config&)> reloaded_;
 };
+
+// Logs `msg` with the build's journal fields (BUILDYARD_BUILD, _BUILDER, _WORKER).
+void log_build(log::Level level, const Build& b, const std::string& msg, std::string_view message_id = {});
 
 // Registers the vtables of every object (bus_master.cpp, bus_objects.cpp, bus_link.cpp).
 int register_master_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots);

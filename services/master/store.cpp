@@ -80,7 +80,8 @@ bool Store::check(int rc, const char* what) {
     if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) {
         return true;
     }
-    error_ = std::string(what) + ": " + db_.error_message();
+    cause_ = db_.error_message();
+    error_ = std::string(what) + ": " + cause_;
     return false;
 }
 
@@ -166,6 +167,10 @@ bool Store::migrate() {
         }
     }
     const auto latest = static_cast<int64_t>(std::size(migrations)) + 1;
+    if (version >= latest) {
+        // Up to date: write nothing, so that a master can start on a full disk.
+        return check(db_.exec("COMMIT"), "cannot end the schema check");
+    }
     for (; version < latest; ++version) {
         if (!check(db_.exec(migrations[version - 1]),
                    ("cannot update the schema to version " + std::to_string(version + 1)).c_str())) {
@@ -203,17 +208,26 @@ bool Store::insert_retry(Build& old, Build& next) {
     if (!check(db_.exec("BEGIN IMMEDIATE"), "cannot begin a transaction")) {
         return false;
     }
-    if (!insert_build(next)) {
-        db_.exec("ROLLBACK");
-        return false;
+    const uint64_t was = old.retried_as;
+    if (insert_build(next)) {
+        old.retried_as = next.id;
+        if (update_build(old) && check(db_.exec("COMMIT"), "cannot commit a retry")) {
+            return true;
+        }
     }
-    old.retried_as = next.id;
-    if (!update_build(old)) {
+    // Nothing of it happened: no id handed out, no RetriedAs, and no
+    // transaction left open for the next write to join (a failed COMMIT,
+    // e.g. on a full disk, may leave it open).
+    rollback();
+    old.retried_as = was;
+    next.id = 0;
+    return false;
+}
+
+void Store::rollback() {
+    if (!sqlite3_get_autocommit(db_.get())) {
         db_.exec("ROLLBACK");
-        old.retried_as = 0;
-        return false;
     }
-    return check(db_.exec("COMMIT"), "cannot commit a retry");
 }
 
 Build Store::row_to_build(sqlite::Statement& s) {
@@ -260,15 +274,26 @@ std::vector<Build> Store::load_unfinished() {
     return out;
 }
 
-std::vector<Build> Store::list_builds(uint64_t limit) {
-    std::string sql = std::string("SELECT ") + build_columns + " FROM builds ORDER BY id DESC";
-    if (limit > 0) {
-        sql += " LIMIT " + std::to_string(limit);
-    }
-    auto s = db_.prepare(sql);
+std::vector<Build> Store::list_builds(uint64_t before, uint64_t limit) {
+    // Only the columns a listing shows: no JSON to parse per row. Bound, not
+    // pasted: a limit past INT64_MAX would not even parse as SQL.
+    constexpr auto most = static_cast<uint64_t>(INT64_MAX);
+    auto s = db_.prepare("SELECT id, builder, worker, state, result FROM builds WHERE id < ?1 ORDER BY id DESC "
+                         "LIMIT ?2");
     std::vector<Build> out;
-    while (s && s.step() == SQLITE_ROW) {
-        out.push_back(row_to_build(s));
+    if (!s) {
+        return out;
+    }
+    s.bind(1, static_cast<int64_t>(before == 0 || before > most ? most : before))
+        .bind(2, static_cast<int64_t>(std::min(limit, most)));
+    while (s.step() == SQLITE_ROW) {
+        Build b;
+        b.id = static_cast<uint64_t>(s.int64(0));
+        b.builder = s.text(1);
+        b.worker = s.text(2);
+        b.state = parse_build_state(s.text(3)).value_or(BuildState::finished);
+        b.result = parse_result(s.text(4)).value_or(Result::exception);
+        out.push_back(std::move(b));
     }
     return out;
 }

@@ -52,20 +52,24 @@ public:
     // error() set on failure.
     bool open(const std::string& directory);
     const std::string& error() const { return error_; }
+    // SQLite's words for the last failure alone, e.g. "database or disk is full".
+    const std::string& cause() const { return cause_; }
 
-    // Inserts a new pending build and sets b.id.
+    // Inserts a new pending build and sets b.id (only once committed).
     bool insert_build(Build& b);
     // Writes the mutable columns of b (state, worker, result, times...).
     bool update_build(const Build& b);
     // In one transaction: writes `old` (finished retry) and inserts `next`,
-    // setting next.id and old.retried_as.
+    // setting next.id and old.retried_as. On failure neither changes, in the
+    // database or in memory.
     bool insert_retry(Build& old, Build& next);
 
     std::optional<Build> load_build(uint64_t id);
     // Builds that are not finished, in id order.
     std::vector<Build> load_unfinished();
-    // Newest first; limit 0 means all.
-    std::vector<Build> list_builds(uint64_t limit);
+    // Up to `limit` builds with ids below `before` (0: any), newest first,
+    // with only id, builder, worker, state and result filled in.
+    std::vector<Build> list_builds(uint64_t before, uint64_t limit);
 
     std::optional<WorkerRecord> load_worker(const std::string& name);
     bool save_worker(const WorkerRecord& w);
@@ -95,6 +99,8 @@ public:
 
 private:
     bool check(int rc, const char* what);
+    // Ends a transaction that a failure left open.
+    void rollback();
     // Brings an older database up to the current schema (schema_version in meta).
     bool migrate();
     bool insert_mail(QueuedMail& mail);
@@ -107,6 +113,7 @@ private:
     sqlite::Statement save_worker_;
     sqlite::Statement load_worker_;
     std::string error_;
+    std::string cause_;
 };
 
 }  // namespace by::master

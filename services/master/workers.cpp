@@ -194,7 +194,8 @@ void Master::detach(Worker& w, const std::string& reason) {
     }
     auto running = w.running;
     for (uint64_t id : running) {
-        if (auto it = active_.find(id); it != active_.end()) {
+        // A build whose end waits for the store keeps that end.
+        if (auto it = active_.find(id); it != active_.end() && !it->second->ending) {
             requeue(*it->second, "worker " + name + " detached: " + reason);
         }
     }
@@ -258,9 +259,15 @@ void Master::settle_worker(Worker& w) {
 }
 
 Status Master::pause(Worker& w, const std::string& reason) {
+    const bool was = w.paused;
+    const std::string was_reason = w.pause_reason;
     w.paused = true;
     w.pause_reason = reason;
-    save_worker(w);
+    if (!save_worker(w)) {
+        w.paused = was;
+        w.pause_reason = was_reason;
+        return Status::fail(bus::error::Internal, "cannot record the pause: " + store_.error());
+    }
     log::write(log::Level::notice, fmt::format("worker {} paused: {}", w.cfg.name, reason.empty() ? "-" : reason),
                {{"BUILDYARD_WORKER", w.cfg.name}});
     emit_worker(w);
@@ -268,9 +275,15 @@ Status Master::pause(Worker& w, const std::string& reason) {
 }
 
 Status Master::unpause(Worker& w) {
+    const bool was = w.paused;
+    const std::string was_reason = w.pause_reason;
     w.paused = false;
     w.pause_reason.clear();
-    save_worker(w);
+    if (!save_worker(w)) {
+        w.paused = was;
+        w.pause_reason = was_reason;
+        return Status::fail(bus::error::Internal, "cannot record the unpause: " + store_.error());
+    }
     log::write(log::Level::notice, fmt::format("worker {} unpaused", w.cfg.name), {{"BUILDYARD_WORKER", w.cfg.name}});
     emit_worker(w);
     dispatch();

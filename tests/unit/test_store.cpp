@@ -61,10 +61,38 @@ TEST_F(StoreTest, BuildsSurviveReopen) {
     EXPECT_EQ(done->finished_at, 40u);
     EXPECT_EQ(done->properties.at("workername"), "bot2");
     EXPECT_FALSE(s.load_build(9999));
-    auto newest = s.list_builds(2);
+    auto newest = s.list_builds(0, 2);
     ASSERT_EQ(newest.size(), 2u);
     EXPECT_EQ(newest[0].id, done_id);
-    EXPECT_EQ(s.list_builds(0).size(), 3u);
+    EXPECT_EQ(newest[0].result, Result::success);
+    EXPECT_EQ(newest[0].worker, "bot2");
+    EXPECT_EQ(s.list_builds(0, 10).size(), 3u);
+}
+
+// Paging with "before", and limits that do not fit SQLite's signed 64 bits
+// (2^63 and up once returned nothing at all).
+TEST_F(StoreTest, ListBuildsPagesAndTakesAnyLimit) {
+    Store s;
+    ASSERT_TRUE(s.open(dir_)) << s.error();
+    for (int i = 0; i < 5; ++i) {
+        Build b;
+        b.builder = "b" + std::to_string(i);
+        ASSERT_TRUE(s.insert_build(b));
+    }
+    auto ids = [](const std::vector<Build>& v) {
+        std::vector<uint64_t> out;
+        for (const auto& b : v) out.push_back(b.id);
+        return out;
+    };
+    EXPECT_EQ(ids(s.list_builds(0, 2)), (std::vector<uint64_t>{5, 4}));
+    EXPECT_EQ(ids(s.list_builds(4, 2)), (std::vector<uint64_t>{3, 2}));
+    EXPECT_EQ(ids(s.list_builds(2, 2)), (std::vector<uint64_t>{1}));
+    EXPECT_TRUE(s.list_builds(1, 2).empty());
+    EXPECT_EQ(s.list_builds(0, uint64_t{1} << 63).size(), 5u);
+    EXPECT_EQ(s.list_builds(0, UINT64_MAX).size(), 5u);
+    EXPECT_EQ(s.list_builds(UINT64_MAX, UINT64_MAX).size(), 5u);
+    EXPECT_EQ(s.list_builds(uint64_t{1} << 63, 3).size(), 3u);
+    EXPECT_EQ(s.list_builds(0, 1)[0].builder, "b4");
 }
 
 TEST_F(StoreTest, RetryIsOneTransaction) {

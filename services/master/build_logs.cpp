@@ -1,0 +1,97 @@
+// Build logs: where they live, appending a running build's output, and
+// ReadLog.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.hpp"
+#include "master/master.hpp"
+
+namespace by::master {
+
+void log_build(log::Level level, const Build& b, const std::string& msg, std::string_view message_id) {
+    if (message_id.empty()) {
+        log::write(level, msg,
+                   {{"BUILDYARD_BUILD", std::to_string(b.id)}, {"BUILDYARD_BUILDER", b.builder},
+                    {"BUILDYARD_WORKER", b.worker}});
+    } else {
+        log::write(level, msg,
+                   {{"BUILDYARD_BUILD", std::to_string(b.id)}, {"BUILDYARD_BUILDER", b.builder},
+                    {"BUILDYARD_WORKER", b.worker}, {"MESSAGE_ID", std::string(message_id)}});
+    }
+}
+
+std::string Master::log_path(uint64_t id) const { return state_directory_ + "/logs/" + std::to_string(id) + ".log"; }
+
+void Master::append_log(ActiveBuild& ab, const void* data, size_t size) {
+    if (ab.log_lost > 0) {
+        // Output was lost (a full disk): say so in the log, where it was.
+        ab.log_lost += size;
+        const std::string note = fmt::format("\n[buildyard-masterd: {} bytes of output lost: {}]\n",
+                                             ab.log_lost - size, ab.log_lost_error);
+        if (!write_log(ab, note.data(), note.size())) {
+            return;
+        }
+        log_build(log::Level::notice, ab.build,
+                  fmt::format("the log of build {} takes writes again; {} bytes were lost", ab.build.id,
+                              ab.log_lost - size));
+        ab.log_lost = 0;
+    }
+    if (!write_log(ab, data, size)) {
+        if (ab.log_lost == 0) {
+            ab.log_lost_error = std::strerror(errno);
+            log_build(log::Level::err, ab.build,
+                      fmt::format("cannot write the log of build {}: {}; output is lost until it can", ab.build.id,
+                                  ab.log_lost_error));
+        }
+        ab.log_lost += size;
+    }
+}
+
+bool Master::write_log(ActiveBuild& ab, const void* data, size_t size) {
+    auto* p = static_cast<const char*>(data);
+    while (ab.log && size > 0) {
+        ssize_t n = ::write(ab.log.get(), p, size);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        p += n;
+        size -= static_cast<size_t>(n);
+    }
+    return true;
+}
+
+Status Master::read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data) {
+    if (!find_build(id)) {
+        return Status::fail(bus::error::NoSuchBuild, "no build " + std::to_string(id));
+    }
+    Fd fd(::open(log_path(id).c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (fd && fstat(fd.get(), &st) < 0) {
+        return Status::fail(bus::error::Internal, std::string("cannot read the log: ") + std::strerror(errno));
+    }
+    if (!fd || offset >= static_cast<uint64_t>(st.st_size)) {
+        data.clear();  // not started yet, no output at all, or the end of the log (also any offset past it)
+        return Status::ok();
+    }
+    // What is there, not what was asked for: a huge `max` on a small log
+    // allocates the log's size only, and one reply stays well under the
+    // bus's message size limit.
+    const uint64_t size = std::min({max, read_log_max, static_cast<uint64_t>(st.st_size) - offset});
+    data.resize(size);
+    ssize_t n = pread(fd.get(), data.data(), size, static_cast<off_t>(offset));
+    if (n < 0) {
+        return Status::fail(bus::error::Internal, std::string("cannot read the log: ") + std::strerror(errno));
+    }
+    data.resize(static_cast<size_t>(n));
+    return Status::ok();
+}
+
+}  // namespace by::master
