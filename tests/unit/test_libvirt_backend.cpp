@@ -16,9 +16,11 @@ namespace {
 const std::string node_uri = "test://" TEST_DATA_DIR "/libvirt-node.xml";
 }  // namespace
 
-TEST(LibvirtBackendFactory, KnowsLibvirtOnly) {
+TEST(LibvirtBackendFactory, KnowsTheBackendsOfThisVersion) {
     EXPECT_NE(make_backend("libvirt", "/tmp"), nullptr);
-    EXPECT_EQ(make_backend("ec2", "/tmp"), nullptr);
+    EXPECT_NE(make_backend("docker", "/tmp"), nullptr);
+    EXPECT_NE(make_backend("ec2", "/tmp"), nullptr);
+    EXPECT_EQ(make_backend("openstack", "/tmp"), nullptr);
 }
 
 class LibvirtBackendTest : public ::testing::Test {
