@@ -163,7 +163,7 @@ public:
     // Build1
     Status cancel(uint64_t id);
     // At most min(max, read_log_max) bytes from `offset`; empty at or past the end.
-    static constexpr uint64_t read_log_max = 8u << 20;
+    static constexpr uint64_t read_log_max = 1u << 20;
     Status read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data);
 
     // Lookups for the bus objects. Returned pointers live until the next
