@@ -200,8 +200,11 @@ class Ec2Test(DrainedSystemTest):
         self.assertEqual(runs[0]["InstanceMarketOptions"]["SpotOptions"]["MaxPrice"], "0.02")
         self.assertNotEqual(runs[0]["ClientToken"], runs[1]["ClientToken"])
         self.assertEqual(self.standin.instances[instance_id].market, "on-demand")
-        self.assertEqual(self.prop("Instance"),
-                         f"{instance_id} (on-demand, spot refused: InsufficientInstanceCapacity)")
+        # The worker can attach and build before latentd's own describe has
+        # seen the instance running and answered the master's Start: the
+        # property follows that answer.
+        expected = f"{instance_id} (on-demand, spot refused: InsufficientInstanceCapacity)"
+        wait_for(lambda: self.prop("Instance") == expected, 10, "Instance to name the fallback")
         self.assertIn("spot launch refused", self.latentd.log())
         self.assertIn("launching on-demand instead", self.latentd.log())
         # With capacity back, the next start is a spot instance again.
@@ -211,7 +214,7 @@ class Ec2Test(DrainedSystemTest):
         self.master = start_master_env(self.sys, {})
         spot = self.instance_of(self.run_build())
         self.assertEqual(self.standin.instances[spot].market, "spot")
-        self.assertEqual(self.prop("Instance"), f"{spot} (spot)")
+        wait_for(lambda: self.prop("Instance") == f"{spot} (spot)", 10, "Instance to name the spot instance")
 
     def test_spot_only_refused_is_a_failed_start_quarantined_and_mailed(self):
         maildir = Maildir(os.path.join(self.sys.dir, "maildir"))
@@ -323,6 +326,10 @@ class Ec2Test(DrainedSystemTest):
         self.write_config("build_wait_timeout = -1")
         self.start_daemons()
         instance_id = self.instance_of(self.run_build())
+        # latentd's own describe may see the instance running after its
+        # worker has attached and built (see the spot test).
+        wait_for(lambda: self.latent_call("ListInstances")[0][0][3] == "running", 10,
+                 "latentd to see the instance running")
         (row,) = self.latent_call("ListInstances")[0]
         self.assertEqual(row[0], "e1")
         self.assertEqual(row[2], "ec2")
