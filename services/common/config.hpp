@@ -52,6 +52,10 @@ struct Worker {
     std::string backend;                     // latent only, e.g. "libvirt"
     std::string master_address;              // latent only: HOST:PORT the instance dials
     std::map<std::string, std::string> backend_options;  // "libvirt.uri" -> ...
+    // Mutual TLS: the worker must present a client certificate that is
+    // signed by this CA (PEM file) and/or has this fingerprint.
+    std::string tls_client_ca;
+    std::string tls_client_fingerprint;      // "sha256:" + 64 lowercase hex digits
     Origin origin;                           // the [worker NAME] header
 };
 
@@ -83,6 +87,11 @@ struct Master {
     std::string name;                        // default: the host name
     std::string listen = "0.0.0.0:9989";     // empty: no TCP listener
     std::vector<uid_t> trusted_uids;
+    bool tls = true;                         // false: plain TCP for remote workers (tls = no)
+    // PEM files of the TLS identity: tls_certificate and tls_key, else the
+    // credentials tls-certificate and tls-key; empty: a generated one.
+    std::string tls_certificate;
+    std::string tls_key;
 };
 
 struct Config {
@@ -138,6 +147,11 @@ struct HostPort {
     uint16_t port = 0;
 };
 std::optional<HostPort> parse_host_port(std::string_view text);
+
+// "sha256:" and 64 hex digits (any case, colons between byte pairs
+// allowed), in the form certificates' fingerprints are shown: lowercase,
+// no colons. nullopt when it is not one.
+std::optional<std::string> parse_fingerprint(std::string_view text);
 
 // Worker names: 1-64 chars of [A-Za-z0-9._-], not starting with '.' or '-'.
 bool valid_worker_name(const std::string& name);

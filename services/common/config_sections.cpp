@@ -28,6 +28,7 @@ public:
 
     void run() {
         master();
+        master_credentials();
         mail();
         for (const auto& [name, section] : sections_.workers) {
             worker(section);
@@ -132,9 +133,41 @@ private:
                         bad(s, key, error);
                     }
                 }
+            } else if (key == "tls") {
+                if (const auto yes = parse_yes_no(v.text)) {
+                    config_.master.tls = *yes;
+                } else {
+                    bad(s, key, "invalid value " + in_quotes(v.text) + ": expected yes or no");
+                }
+            } else if (key == "tls_certificate" || key == "tls_key") {
+                std::string error;
+                if (readable_path(v.text, error)) {
+                    (key == "tls_key" ? config_.master.tls_key : config_.master.tls_certificate) = v.text;
+                } else {
+                    bad(s, key, error);
+                }
             } else {
                 unknown(s, key);
             }
+        }
+        const bool cert = s.get("tls_certificate");
+        if (cert != static_cast<bool>(s.get("tls_key"))) {
+            bad(s, cert ? "tls_certificate" : "tls_key", "set both tls_certificate and tls_key, or neither");
+        }
+    }
+
+    // Without [master] tls_certificate and tls_key: the systemd credentials
+    // tls-certificate and tls-key, when both exist.
+    void master_credentials() {
+        Master& m = config_.master;
+        if (!m.tls_certificate.empty() || !m.tls_key.empty() || env_.credentials_directory.empty()) {
+            return;
+        }
+        const std::string cert = env_.credentials_directory + "/tls-certificate";
+        const std::string key = env_.credentials_directory + "/tls-key";
+        if (access(cert.c_str(), R_OK) == 0 && access(key.c_str(), R_OK) == 0) {
+            m.tls_certificate = cert;
+            m.tls_key = key;
         }
     }
 
@@ -307,6 +340,19 @@ private:
                 w.backend_options[key] = v.text;
             } else if (key == "password" || key == "password_file" || key == "password_credential") {
                 // see worker_password()
+            } else if (key == "tls_client_ca") {
+                std::string error;
+                if (readable_path(v.text, error)) {
+                    w.tls_client_ca = v.text;
+                } else {
+                    bad(s, key, error);
+                }
+            } else if (key == "tls_client_fingerprint") {
+                if (auto fp = parse_fingerprint(v.text)) {
+                    w.tls_client_fingerprint = *fp;
+                } else {
+                    bad(s, key, "invalid fingerprint " + in_quotes(v.text) + ": expected sha256: and 64 hex digits");
+                }
             } else if (key == "max_builds") {
                 if (const auto value = parse_uint(v.text, max_builds_limit)) {
                     w.max_builds = static_cast<unsigned>(*value);

@@ -34,6 +34,7 @@ int run_status(const Invocation& inv) {
     MasterStatus s;
     s.version = prop_string(*props, "Version");
     s.name = prop_string(*props, "Name");
+    s.tls_fingerprint = prop_string(*props, "TlsFingerprint");
     s.workers = workers->size();
     s.connected_workers = prop_uint(*props, "ConnectedWorkers");
     s.running_builds = prop_uint(*props, "RunningBuilds");

@@ -152,11 +152,13 @@ std::string format_status(const MasterStatus& s) {
     return fmt::format(
         "version: {}\n"
         "name: {}\n"
+        "tls fingerprint: {}\n"
         "workers: {}\n"
         "connected workers: {}\n"
         "running builds: {}\n"
         "pending builds: {}\n",
-        or_dash(s.version), or_dash(s.name), s.workers, s.connected_workers, s.running_builds,
+        or_dash(s.version), or_dash(s.name),
+        s.tls_fingerprint.empty() ? std::string("none (tls = no)") : s.tls_fingerprint, s.workers, s.connected_workers, s.running_builds,
         s.pending_builds);
 }
 

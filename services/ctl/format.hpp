@@ -63,6 +63,7 @@ inline const std::vector<std::string> build_columns = {"ID", "BUILDER", "WORKER"
 struct MasterStatus {
     std::string version;
     std::string name;
+    std::string tls_fingerprint;   // empty: remote workers use plain TCP
     uint64_t workers = 0;
     uint64_t connected_workers = 0;
     uint64_t running_builds = 0;

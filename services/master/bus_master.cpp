@@ -117,6 +117,11 @@ int prop_name(sd_bus*, const char*, const char*, const char*, sd_bus_message* re
     return sd_bus_message_append(reply, "s", of(userdata).config().master.name.c_str());
 }
 
+int prop_tls_fingerprint(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
+                         sd_bus_error*) {
+    return sd_bus_message_append(reply, "s", of(userdata).tls_fingerprint().c_str());
+}
+
 int prop_connected(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
                    sd_bus_error*) {
     return sd_bus_message_append(reply, "u", of(userdata).connected_workers());
@@ -152,6 +157,7 @@ const sd_bus_vtable master_vtable[] = {
     SD_BUS_SIGNAL_WITH_ARGS("BuildFinished", SD_BUS_ARGS("o", build, "s", result), 0),
     SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Name", "s", prop_name, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("TlsFingerprint", "s", prop_tls_fingerprint, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("ConnectedWorkers", "u", prop_connected, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("RunningBuilds", "u", prop_running, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("PendingBuilds", "u", prop_pending, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

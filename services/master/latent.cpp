@@ -395,8 +395,9 @@ void LatentControl::send_start(Worker& w) {
     const uint64_t lease = timeouts_.lease_usec + timeout;
     log::write(log::Level::info, fmt::format("starting a machine for latent worker {} (start {})", w.cfg.name, side.start),
                {{"BUILDYARD_WORKER", w.cfg.name}});
-    int r = call("Start", timeout, w.cfg.name, side.start, &LatentControl::on_start_reply, "sssst",
-                 w.cfg.name.c_str(), side.start.c_str(), w.cfg.master_address.c_str(), side.token.c_str(), lease);
+    int r = call("Start", timeout, w.cfg.name, side.start, &LatentControl::on_start_reply, "ssssst",
+                 w.cfg.name.c_str(), side.start.c_str(), w.cfg.master_address.c_str(), side.token.c_str(),
+                 master_.tls_fingerprint().c_str(), lease);
     if (r < 0) {
         const LatentState before = side.machine.state();
         apply(w, before,

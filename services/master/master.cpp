@@ -560,4 +560,12 @@ void Master::emit_build(ActiveBuild& ab) {
     ab.shown = ab.build;
 }
 
+void Master::set_tls_fingerprint(const std::string& fingerprint) {
+    if (fingerprint == tls_fingerprint_) {
+        return;
+    }
+    tls_fingerprint_ = fingerprint;
+    sd_bus_emit_properties_changed(bus_, bus::master_path, bus::master_iface, "TlsFingerprint", nullptr);
+}
+
 }  // namespace by::master

@@ -131,6 +131,11 @@ public:
     // list_builds_max is list_builds_max.
     static constexpr uint64_t list_builds_max = 1000;
     std::vector<Build> list_builds(uint64_t before, uint64_t limit);
+    const std::string& state_directory() const { return state_directory_; }
+    // Master1.TlsFingerprint: the certificate remote workers see (remote.cpp
+    // sets it at start and on reload); empty with tls = no.
+    const std::string& tls_fingerprint() const { return tls_fingerprint_; }
+    void set_tls_fingerprint(const std::string& fingerprint);
 
     // WorkerLink1, called by workers.
     Status attach(const Caller& caller, const std::string& name, const std::map<std::string, std::string>& info,
@@ -268,6 +273,7 @@ private:
     sd_bus* bus_;
     std::string config_path_;
     std::string state_directory_;
+    std::string tls_fingerprint_;
     config::Config config_;
     Fd state_lock_;               // flock()ed for as long as we run
     Store store_;

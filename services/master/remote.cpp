@@ -281,7 +281,7 @@ int Remote::on_accept(sd_event_source*, int fd, uint32_t, void* userdata) {
         setsockopt(conn.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         const uint64_t id = self->next_id_++;
         auto c = std::make_unique<Connection>(*self, id, std::move(conn), peer, address);
-        int r = c->start();
+        int r = c->start(self->tls_);
         if (r < 0) {
             // Garbage already waiting can fail sd_bus_start itself.
             log::notice("connection tcp#{} from {} closed: {}", id, peer, std::strerror(-r));

@@ -41,7 +41,8 @@ std::string seconds(uint64_t usec) {
 
 const sd_bus_vtable handshake_vtable[] = {
     SD_BUS_VTABLE_START(0),
-    SD_BUS_METHOD_WITH_ARGS("Hello", SD_BUS_ARGS("s", name, "ay", worker_nonce), SD_BUS_RESULT("ay", master_nonce),
+    SD_BUS_METHOD_WITH_ARGS("Hello", SD_BUS_ARGS("s", name, "ay", worker_nonce, "ay", channel_binding),
+                            SD_BUS_RESULT("ay", master_nonce),
                             Connection::method_hello, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_ARGS("Authenticate", SD_BUS_ARGS("ay", worker_proof, "a{ss}", info),
                             SD_BUS_RESULT("ay", master_proof, "o", worker, "a{ss}", settings),
@@ -61,13 +62,26 @@ Remote::Connection::Connection(Remote& remote, uint64_t id, Fd fd, std::string p
 
 Remote::Connection::~Connection() = default;
 
-int Remote::Connection::start() {
+int Remote::Connection::start(const tls::SharedCtx& tls) {
+    Fd bus_fd;
+    std::string error;
+    tunnel_ = tls::Tunnel::create(remote_.event_, std::move(fd_), tls, true, {},
+                                  {.established = nullptr, .failed = [this](const std::string& why) { close(why); }},
+                                  bus_fd, error);
+    if (!tunnel_) {
+        log::warning("connection {} from {}: {}", sender_, peer_, error);
+        return -EIO;
+    }
+    // Before authentication the peer gets this much room and no more,
+    // whatever the D-Bus messages it sends claim to be.
+    tunnel_->limit_inbound(tls::Tunnel::default_preauth_limit);
     sd_bus* b = nullptr;
     int r = sd_bus_new(&b);
     if (r < 0) return r;
     bus_.reset(b);
-    if ((r = sd_bus_set_fd(b, fd_.get(), fd_.get())) < 0) return r;
-    fd_.release();  // the bus closes it now
+    if ((r = sd_bus_set_fd(b, bus_fd.get(), bus_fd.get())) < 0) return r;
+    bus_fd.release();  // the bus closes it now
+    if ((r = sd_bus_negotiate_fds(b, 0)) < 0) return r;
     if ((r = sd_bus_set_server(b, 1, remote_.server_id_)) < 0) return r;
     // TCP carries no credentials: ANONYMOUS, and Handshake1 does the rest.
     if ((r = sd_bus_set_anonymous(b, 1)) < 0) return r;
@@ -145,6 +159,15 @@ int Remote::Connection::method_hello(sd_bus_message* m, void* userdata, sd_bus_e
     if (r == 0) {
         return sd_bus_error_set(error, bus::error::InvalidArgument, why.c_str());
     }
+    const auto ours = c.tunnel_->channel_binding();
+    if (ours.size() != hello.channel_binding.size() ||
+        (!ours.empty() && !crypto::equal(ours, hello.channel_binding))) {
+        // The worker's TLS session ends elsewhere: a relay it trusts by
+        // mistake forwards its words. Its proof would not pass either.
+        c.name_ = hello.name;
+        c.auth_failed(m, AuthVerdict::foreign_session);
+        return 1;
+    }
     auto master_nonce = crypto::random_bytes(crypto::nonce_size);
     if (master_nonce.empty()) {
         return sd_bus_error_set(error, bus::error::Internal, "Cannot make a nonce.");
@@ -177,25 +200,69 @@ int Remote::Connection::method_authenticate(sd_bus_message* m, void* userdata, s
     if (r == 0) {
         return sd_bus_error_set(error, bus::error::InvalidArgument, why.c_str());
     }
+    c.proof_ = std::move(auth.proof);
+    c.info_ = std::move(auth.info);
+    // Attempts for one name are checked one at a time, the next only after
+    // the delay the name's failures earned, whatever address they come from.
+    uint64_t now = 0;
+    sd_event_now(c.remote_.event_, CLOCK_MONOTONIC, &now);
+    if (const uint64_t wait = c.remote_.throttle_.wait(c.name_, now); wait > 0) {
+        c.held_call_.reset(sd_bus_message_ref(m));
+        if (c.arm_timer(c.reply_timer_, wait, on_admitted) >= 0) {
+            return 1;
+        }
+        c.held_call_.reset();
+    }
+    c.check_proof(m);
+    return 1;
+}
 
+int Remote::Connection::on_admitted(sd_event_source*, uint64_t, void* userdata) {
+    Connection& c = of(userdata);
+    c.reply_timer_.reset();
+    MessagePtr call = std::move(c.held_call_);
+    if (!call || c.phase_ != Phase::challenged) {
+        return 0;
+    }
+    uint64_t now = 0;
+    sd_event_now(c.remote_.event_, CLOCK_MONOTONIC, &now);
+    if (const uint64_t wait = c.remote_.throttle_.wait(c.name_, now); wait > 0) {
+        // Another attempt for the name failed meanwhile: wait again.
+        c.held_call_ = std::move(call);
+        c.arm_timer(c.reply_timer_, wait, on_admitted);
+        return 0;
+    }
+    c.check_proof(call.get());
+    return 0;
+}
+
+void Remote::Connection::check_proof(sd_bus_message* m) {
+    Connection& c = *this;
     Master& master = c.remote_.master_;
     Worker* w = master.find_worker(c.name_);
     const config::Worker* cfg = w && w->configured ? &w->cfg : nullptr;
-    const std::span<const uint8_t> proof_bytes{auth.proof};
+    const std::span<const uint8_t> proof_bytes{c.proof_};
+    const auto binding = c.tunnel_->channel_binding();
+    const Challenge challenge{c.master_nonce_, c.worker_nonce_, binding};
     const AuthVerdict verdict =
         cfg && cfg->type == config::WorkerType::latent
-            ? verify_latent_proof(master.worker_key(*w), master.earlier_tokens(*w), c.name_, c.master_nonce_,
-                                  c.worker_nonce_, proof_bytes, c.remote_.dummy_key_)
-            : verify_worker_proof(cfg, c.name_, c.master_nonce_, c.worker_nonce_, proof_bytes, c.remote_.dummy_key_);
+            ? verify_latent_proof(master.worker_key(*w), master.earlier_tokens(*w), c.name_, challenge, proof_bytes,
+                                  c.remote_.dummy_key_)
+            : verify_worker_proof(cfg, c.name_, challenge, proof_bytes, c.remote_.dummy_key_);
     if (verdict != AuthVerdict::ok) {
         c.auth_failed(m, verdict);
-        return 1;
+        return;
     }
-    c.info_ = std::move(auth.info);
+    if (std::string why; !c.client_certificate_ok(*cfg, why)) {
+        c.auth_failed(m, AuthVerdict::wrong_password,
+                      fmt::format("refused worker '{}' from {}: {}", c.name_, c.peer_, why));
+        return;
+    }
+    c.remote_.throttle_.success(c.name_);
     c.auth_timer_.reset();
     if (!w->attached) {
         c.attach(m);
-        return 1;
+        return;
     }
     // A second connection for an attached worker: the old one may be a
     // ghost (a machine that rebooted, a NAT that forgot us). Ask it.
@@ -209,18 +276,28 @@ int Remote::Connection::method_authenticate(sd_bus_message* m, void* userdata, s
     if (master.ping_worker(*w, c.remote_.timeouts_.duplicate_ping_usec, on_old_ping, &c, c.old_ping_) < 0) {
         c.resolve_duplicate(false);
     }
-    return 1;
 }
 
-void Remote::Connection::auth_failed(sd_bus_message* call, AuthVerdict verdict) {
-    log::write(log::Level::warning, auth_failure_line(verdict, printable(name_), peer_),
+bool Remote::Connection::client_certificate_ok(const config::Worker& cfg, std::string& why) const {
+    if (cfg.tls_client_ca.empty() && cfg.tls_client_fingerprint.empty()) {
+        return true;
+    }
+    if (!tunnel_->encrypted()) {
+        why = "its section asks for a client certificate, which plain TCP (tls = no) cannot carry";
+        return false;
+    }
+    return tls::client_certificate_ok(tunnel_->ssl(), cfg.tls_client_fingerprint, cfg.tls_client_ca, why);
+}
+
+void Remote::Connection::auth_failed(sd_bus_message* call, AuthVerdict verdict, const std::string& line) {
+    log::write(log::Level::warning, line.empty() ? auth_failure_line(verdict, printable(name_), peer_) : line,
                {{"BUILDYARD_WORKER", printable(name_)}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
     logged_ = true;
     phase_ = Phase::fresh;  // a new attempt needs a new Hello, and new nonces
     master_nonce_.clear();
     uint64_t now = 0;
     sd_event_now(remote_.event_, CLOCK_MONOTONIC, &now);
-    const uint64_t delay = remote_.throttle_.failure(address_, now);
+    const uint64_t delay = remote_.throttle_.failure(address_, name_, now);
     held_call_.reset(sd_bus_message_ref(call));
     if (delay == 0 || arm_timer(reply_timer_, delay, on_delayed_reply) < 0) {
         on_delayed_reply(nullptr, 0, this);
@@ -308,9 +385,18 @@ void Remote::Connection::attach(sd_bus_message* call) {
         return;
     }
     phase_ = Phase::attached;
+    tunnel_->limit_inbound(0);
+    if (!tunnel_->encrypted()) {
+        log::write(log::Level::warning,
+                   fmt::format("worker {} attached over plain TCP (tls = no) from {}: its traffic can be read and "
+                               "changed on the way",
+                               name_, peer_),
+                   {{"BUILDYARD_WORKER", name_}});
+    }
     const Worker* w = master.find_worker(name_);
     const std::string* key = master.worker_key(*w);
-    const auto proof = crypto::master_proof(key ? *key : std::string(), name_, worker_nonce_, master_nonce_);
+    const auto proof = crypto::master_proof(key ? *key : std::string(), name_, worker_nonce_, master_nonce_,
+                                            tunnel_->channel_binding());
     const bus::StringMap settings{{"keepalive_interval", std::to_string(w->cfg.keepalive_interval)},
                                   {"keepalive_timeout", std::to_string(w->cfg.keepalive_timeout)}};
     sd_bus_message* raw = nullptr;

@@ -54,8 +54,7 @@ Agent::Agent(sd_event* event, config::WorkerSelf self, Options options)
     if (self_.master == "bus") {
         link_ = std::make_unique<MasterLink>(event, self_.name, std::move(events));
     } else {
-        link_ = std::make_unique<RemoteLink>(event, self_.name, self_.master, self_.password, self_.reconnect_max,
-                                             std::move(events));
+        link_ = std::make_unique<RemoteLink>(event, self_, std::move(events));
     }
 }
 

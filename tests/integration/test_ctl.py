@@ -148,7 +148,9 @@ class CtlTest(DrainedSystemTest):
         self.assertEqual((props["Name"], props["ConnectedWorkers"], props["RunningBuilds"], props["PendingBuilds"],
                           len(workers)), ("it", 1, 1, 1, 2))
         self.assertTrue(props["Version"])
-        expected = (f"version: {props['Version']}\nname: it\nworkers: 2\nconnected workers: 1\n"
+        self.assertRegex(props["TlsFingerprint"], r"^sha256:[0-9a-f]{64}$")
+        expected = (f"version: {props['Version']}\nname: it\ntls fingerprint: {props['TlsFingerprint']}\n"
+                    f"workers: 2\nconnected workers: 1\n"
                     f"running builds: 1\npending builds: 1\n")
         r = self.ctl("status")
         self.assert_exit(r, 0)
@@ -158,6 +160,7 @@ class CtlTest(DrainedSystemTest):
             r = self.ctl(*args)
             self.assert_exit(r, 0)
             self.assertEqual(json.loads(r.stdout), {"version": props["Version"], "name": "it", "workers": 2,
+                                                    "tls_fingerprint": props["TlsFingerprint"],
                                                     "connected_workers": 1, "running_builds": 1,
                                                     "pending_builds": 1}, args)
 

@@ -1,7 +1,8 @@
 """Remote workers over TCP: the handshake and its failures, builds over the
 connection, losing it, keepalives, duplicate connections, bad input, the
-failure throttle and socket activation. Real master, real workers, a private
-bus for the master's public face, and TCP on 127.0.0.1."""
+failure throttle and socket activation, all over TLS (the default). Real
+master, real workers, a private bus for the master's public face, and TCP
+on 127.0.0.1."""
 
 import hashlib
 import os
@@ -9,6 +10,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -16,6 +18,7 @@ import time
 import unittest
 
 from harness import BIN, MASTER_PATH, DrainedSystemTest, gate_step, open_gate, wait_for, wait_gate_reached
+from tlslib import tls_client_context, tls_connect
 
 CLIENT = os.path.join(BIN, "remote-client")
 
@@ -120,10 +123,16 @@ class RemoteTest(DrainedSystemTest):
             return start_master_env(self.sys, env)
         return self.sys.start_master()
 
+    def pin(self):
+        """The worker's line that pins the running master's certificate."""
+        fp = self.sys.get(MASTER_PATH, "org.buildyard.Master1", "TlsFingerprint")
+        return f"master_fingerprint = {fp}\n"
+
     def worker_file(self, name, password=None, port=None, extra="reconnect_max = 2\n"):
         path = os.path.join(self.sys.dir, "etc", "workers", f"{name}.ini")
         with open(path, "w") as f:
-            f.write(f"master = 127.0.0.1:{port or self.port}\npassword = {password or 'pw-' + name}\n{extra}")
+            f.write(f"master = 127.0.0.1:{port or self.port}\npassword = {password or 'pw-' + name}\n{extra}"
+                    f"{self.pin()}")
         return path
 
     def remote_worker(self, name, wait_attached=True, **kw):
@@ -264,7 +273,7 @@ class RemoteTest(DrainedSystemTest):
             r"connection tcp#\d+ from 127\.0\.0\.1:\d+ closed: not authenticated within 1 s")), 1)
 
     def test_repeated_failures_from_one_address_are_slowed_down(self):
-        self.start(master_config(self.port))
+        self.start(master_config(self.port, workers={"r1": "", "r2": ""}))
         times = []
         for _ in range(5):
             t = time.monotonic()
@@ -273,17 +282,56 @@ class RemoteTest(DrainedSystemTest):
         # 0, 0.2, 0.4, 0.8, 1.6 s of delay
         self.assertGreater(times[4], 1.4, times)
         self.assertGreater(times[4], times[2] * 2, times)
-        # While a failure waits, another peer logs in at once, and the
+        # While a failure waits, another worker logs in at once, and the
         # master answers on its bus.
         slow = subprocess.Popen([CLIENT, f"127.0.0.1:{self.port}", "login", "r1", "wrong"],
                                 stdout=subprocess.PIPE, text=True)
         t = time.monotonic()
-        self.assertEqual(self.client("login", "r1", "pw-r1")[0], "ok")
+        self.assertEqual(self.client("login", "r2", "pw-r2")[0], "ok")
         self.assertLess(time.monotonic() - t, 1.0)
         self.sys.get(MASTER_PATH, "org.buildyard.Master1", "Version")
         self.assertIsNone(slow.poll(), "the failing login is still held back")
         self.assertEqual(slow.communicate(timeout=30)[0].split("\n")[0], "org.buildyard.Error.AuthFailed")
         self.assertGreater(time.monotonic() - t, 2.5)
+        # The right password for r1 now waits its turn too, then gets in.
+        t = time.monotonic()
+        self.assertEqual(self.client("login", "r1", "pw-r1")[0], "ok")
+        self.assertGreater(time.monotonic() - t, 1.0)
+
+    def test_guesses_for_one_name_from_many_addresses_come_one_at_a_time(self):
+        s = self.sys
+        self.start(master_config(self.port, workers={"r1": "", "r2": ""}))
+        # 40 guessers on 127.0.0.2 and up, for 4 s, each guessing again as
+        # soon as it is answered.
+        deadline = time.monotonic() + 4
+        answers = []
+
+        def guess(address):
+            env = dict(os.environ, REMOTE_CLIENT_BIND=address)
+            while time.monotonic() < deadline:
+                r = subprocess.run([CLIENT, f"127.0.0.1:{self.port}", "login", "r1", "guess"], env=env,
+                                   capture_output=True, text=True, timeout=60)
+                answers.append((address, r.stdout.split("\n")[0]))
+        threads = [threading.Thread(target=guess, args=(f"127.0.0.{i}",)) for i in range(2, 42)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        checked = self.master_lines(r"invalid login from worker 'r1': wrong password \(127\.0\.0\.(\d+):\d+\)$")
+        addresses = {re.search(r"\(127\.0\.0\.(\d+):", line).group(1) for line in checked}
+        self.assertGreater(len(addresses), 1, "the guesses came from many addresses")
+        # Checked one at a time with a delay doubling from 0.2 s: 0, 0.2, 0.6,
+        # 1.4, 3.0, 6.2, 12.6 s; the guesses still held when the guessing
+        # stops wait their turn until the 10 s to authenticate run out.
+        self.assertGreater(len(answers), 3 * len(checked), "far more guesses than checks")
+        self.assertLessEqual(len(checked), 8, f"{len(answers)} answers, {len(checked)} checked")
+        self.assertNotIn("ok", [a for _, a in answers])
+        # Another worker is not held back meanwhile, and r1 itself is never
+        # locked out for good: its real worker attaches once the guessing stops.
+        self.assertEqual(self.client("login", "r2", "pw-r2")[0], "ok")
+        w = self.remote_worker("r1", wait_attached=False)
+        s.wait_attached("r1", timeout=30)
+        self.assertTrue(w.alive())
 
     # --- liveness --------------------------------------------------------
 
@@ -428,32 +476,59 @@ class RemoteTest(DrainedSystemTest):
         builder.start()
 
         def auth_then(payload):
-            c = socket.create_connection(("127.0.0.1", self.port))
+            c = tls_connect(self.port)
             c.sendall(b"\0AUTH ANONYMOUS 74657374\r\n")
             reply = c.recv(1024)
             assert reply.startswith(b"OK "), reply
             c.sendall(b"BEGIN\r\n" + payload)
             return c
 
+        def tls12_only():
+            raw = socket.create_connection(("127.0.0.1", self.port))
+            try:
+                tls_client_context(maximum=ssl.TLSVersion.TLSv1_2).wrap_socket(raw)
+                raise AssertionError("the master accepted TLS 1.2")
+            except ssl.SSLError:
+                pass
+            return raw
+
+        def reset_mid_handshake():
+            c = socket.create_connection(("127.0.0.1", self.port))
+            c.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(40))  # a ClientHello's start
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()  # RST
+            return None
+
         # A method call header declaring a body of almost 4 GiB.
         huge = struct.pack("<cBBBII", b"l", 1, 0, 1, 0xFFFFFFF0, 1) + struct.pack("<I", 0)
         socks = []
         try:
-            for i in range(200):
-                kind = i % 4
+            for i in range(400):
+                kind = i % 8
                 if kind == 0:
-                    c = socket.create_connection(("127.0.0.1", self.port))
-                    c.sendall(os.urandom(512))
+                    c = tls_connect(self.port)
+                    c.sendall(os.urandom(512))  # not D-Bus, inside TLS
                 elif kind == 1:
                     c = auth_then(huge)
                 elif kind == 2:
                     c = auth_then(b"")  # authenticated at the D-Bus level, then silence
+                elif kind == 3:
+                    c = tls_connect(self.port)  # TLS, then silence
+                # Bad TLS handshakes:
+                elif kind == 4:
+                    c = socket.create_connection(("127.0.0.1", self.port))
+                    c.sendall(os.urandom(512))  # a ClientHello of garbage
+                elif kind == 5:
+                    c = socket.create_connection(("127.0.0.1", self.port))  # stalls before its ClientHello
+                elif kind == 6:
+                    c = tls12_only()
                 else:
-                    c = socket.create_connection(("127.0.0.1", self.port))  # silence from the start
-                socks.append(c)
+                    c = reset_mid_handshake()
+                if c is not None:
+                    socks.append(c)
                 if i % 20 == 0:
                     s.get(MASTER_PATH, "org.buildyard.Master1", "Version")  # responsive throughout
-            wait_for(lambda: len(self.master_lines(r"connection tcp#\d+ from")) - lines_before >= 200, 30,
+            wait_for(lambda: len(self.master_lines(r"connection tcp#\d+ from")) - lines_before >= 400, 30,
                      "every bad connection to be closed")
         finally:
             stop.set()
@@ -465,7 +540,16 @@ class RemoteTest(DrainedSystemTest):
         self.assertGreater(len(builds), 10)
         wait_for(lambda: fd_count(pid) <= baseline, 10, f"the master's fds to return to {baseline}")
         lines = self.master_lines(r"connection tcp#\d+ from")
-        self.assertEqual(len(lines) - lines_before, 200, "one line per bad connection")
+        self.assertEqual(len(lines) - lines_before, 400, "one line per bad connection")
+        new = lines[lines_before:]
+        # Garbage, TLS 1.2 and resets fail the TLS handshake (a reset that
+        # lands before the master reads may look like silence); the others
+        # run out of time.
+        tls_failed = len([x for x in new if "TLS handshake failed" in x])
+        silent = len([x for x in new if "not authenticated within 2 s" in x])
+        self.assertGreaterEqual(tls_failed, 140, new)
+        self.assertGreaterEqual(silent, 200, new)
+        self.assertEqual(tls_failed + silent, 400, new)
         ids = [re.search(r"tcp#(\d+)", line).group(1) for line in lines]
         self.assertEqual(len(ids), len(set(ids)))
         self.assertIs(s.worker_prop("g1", "Connected"), True)
@@ -538,7 +622,7 @@ class RemoteTest(DrainedSystemTest):
         s.start_master()
         path = os.path.join(s.dir, "etc", "workers", "r1.ini")
         with open(path, "w") as f:
-            f.write(f"master = [::1]:{port}\npassword = pw-r1\nreconnect_max = 2\n")
+            f.write(f"master = [::1]:{port}\npassword = pw-r1\nreconnect_max = 2\n{self.pin()}")
         s.start_worker("r1")
         self.assertIn("[::1]", s.master.log() + s.workers["r1"].log())
         bid = s.submit("b")

@@ -220,7 +220,7 @@ ct systemctl start buildyard-latentd.service || fail "cannot start buildyard-lat
 ct systemctl status --no-pager buildyard-latentd.service | grep -q "Status: \"0 instances" ||
     fail "systemctl status does not show latentd's STATUS= line"
 start_id=0123456789abcdef0123456789abcdef
-latent_call Start sssst vm1 $start_id 127.0.0.1:9989 "$(printf 'a%.0s' $(seq 64))" 600000000 >/dev/null ||
+latent_call Start ssssst vm1 $start_id 127.0.0.1:9989 "$(printf 'a%.0s' $(seq 64))" "" 600000000 >/dev/null ||
     fail "Latent1.Start failed under systemd"
 [ "$(latent_call ListInstances | cut -d' ' -f2)" = 1 ] || fail "ListInstances does not list the started machine"
 ct systemctl reload buildyard-latentd.service || fail "cannot reload buildyard-latentd.service"

@@ -152,15 +152,17 @@ TEST_F(CtlUtcZone, WorkerRowFromProperties) {
 }
 
 TEST(CtlStatus, KeyValueLines) {
-    MasterStatus s{"0.1.0", "ci-main", 3, 2, 1, 0};
+    MasterStatus s{"0.1.0", "ci-main", "sha256:" + std::string(64, 'a'), 3, 2, 1, 0};
     EXPECT_EQ(format_status(s),
               "version: 0.1.0\n"
               "name: ci-main\n"
+              "tls fingerprint: sha256:" + std::string(64, 'a') + "\n"
               "workers: 3\n"
               "connected workers: 2\n"
               "running builds: 1\n"
               "pending builds: 0\n");
-    EXPECT_EQ(format_status(MasterStatus{}).substr(0, 19), "version: -\nname: -\n");
+    EXPECT_EQ(format_status(MasterStatus{}).substr(0, 52),
+              "version: -\nname: -\ntls fingerprint: none (tls = no)\n");
 }
 
 TEST(CtlValue, SnakeCase) {
