@@ -1,6 +1,6 @@
 #!/bin/bash
 # Buildyard under real systemd: boots systemd as PID 1 in a container (the
-# host's /usr, an empty /etc on tmpfs; see TESTING.md), with the project
+# host's /usr, an empty /etc on tmpfs), with the project
 # installed into a staging directory laid over the install prefix, and
 # drives it with systemctl, busctl, journalctl and buildyardctl.
 #   test-units.sh BUILD_DIR PREFIX
@@ -227,9 +227,13 @@ ct systemctl reload buildyard-latentd.service || fail "cannot reload buildyard-l
 [ "$(restarts buildyard-latentd.service)" = 0 ] || fail "latentd restarted on reload"
 latent_call Stop ss vm1 $start_id >/dev/null || fail "Latent1.Stop failed under systemd"
 [ "$(latent_call ListInstances | cut -d' ' -f2)" = 0 ] || fail "the machine is still listed after Stop"
-story=$(ct journalctl --no-pager -o cat BUILDYARD_WORKER=vm1 _SYSTEMD_UNIT=buildyard-latentd.service)
-[[ "$story" == *"vm1"* ]] ||
-    fail "journalctl BUILDYARD_WORKER=vm1 shows nothing of latentd: $(ct journalctl --no-pager -o verbose -u buildyard-latentd.service | tail -40)"
+# The lines of this start, found by the fields latentd attaches to them
+# (not by grepping for the name the filter already matched).
+story=$(ct journalctl --no-pager -o cat BUILDYARD_WORKER=vm1 BUILDYARD_START=$start_id _SYSTEMD_UNIT=buildyard-latentd.service)
+for line in "starting worker vm1 (start $start_id, backend" "worker vm1 started: instance "; do
+    [[ "$story" == *"$line"* ]] ||
+        fail "journalctl BUILDYARD_WORKER=vm1 BUILDYARD_START=$start_id lacks '$line': $story $(ct journalctl --no-pager -o verbose -u buildyard-latentd.service | tail -40)"
+done
 
 step "systemd-analyze security"
 for unit in buildyard-masterd.service buildyard-latentd.service buildyard-worker@bot1.service; do
