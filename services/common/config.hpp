@@ -47,7 +47,8 @@ struct Worker {
     uint64_t keepalive_timeout = 30;         // seconds to wait for a keepalive reply
     std::vector<std::string> notify_on_missing;
     uint64_t missing_timeout = 3600;         // seconds; 0: disabled
-    std::map<std::string, std::string> properties;
+    std::map<std::string, std::string> properties;          // win over a build's own
+    std::map<std::string, std::string> default_properties;  // a build's own win over these
     int64_t build_wait_timeout = 600;        // latent only; <0: never stop
     std::string backend;                     // latent only, e.g. "libvirt"
     std::string master_address;              // latent only: HOST:PORT the instance dials

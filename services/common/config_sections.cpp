@@ -90,6 +90,29 @@ private:
         return out;
     }
 
+    // Steps see property NAME as $BUILDYARD_PROP_NAME with every character
+    // but A-Z a-z 0-9 _ made '_', so a.b and a_b would be one variable, and
+    // workername is the master's. Returns why `name` cannot be used.
+    static std::optional<std::string> property_clash(const Section& s, const std::string& key,
+                                                     const std::string& name,
+                                                     std::map<std::string, std::string>& env_names) {
+        std::string env = "BUILDYARD_PROP_";
+        for (char c : name) {
+            const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+            env.push_back(plain ? c : '_');
+        }
+        if (env == "BUILDYARD_PROP_workername") {
+            return "the master sets property workername (the worker's name) on every build; choose another name";
+        }
+        auto [it, added] = env_names.emplace(env, key);
+        if (!added) {
+            const Origin& first = s.values.at(it->second).origin;
+            return "steps would see it as $" + env + ", like " + it->second + " (" + first.file + ":" +
+                   std::to_string(first.line) + "): choose names that differ in more than . and -";
+        }
+        return std::nullopt;
+    }
+
     std::optional<uint64_t> seconds(const Section& s, const std::string& key, uint64_t min, const std::string& hint) {
         const auto& text = s.values.at(key).text;
         const auto value = parse_uint(text, max_seconds);
@@ -233,6 +256,10 @@ private:
                 unknown(s, key);
             }
         }
+        if (secret_keys.empty() && s.get("username")) {
+            bad(s, "username", "does nothing without a password: set password_file or password_credential too, "
+                               "or drop username to send without authentication");
+        }
         if (secret_keys.size() > 1) {
             bad(s, secret_keys[1], "set only one of password_file and password_credential");
         } else if (secret_keys.size() == 1) {
@@ -252,7 +279,15 @@ private:
     }
 
     void mail_builders() {
-        if (!sections_.mail || !sections_.mail->get("builders")) {
+        if (!sections_.mail) {
+            return;
+        }
+        if (!sections_.mail->get("builders")) {
+            if (sections_.mail->get("recipients")) {
+                bad(*sections_.mail, "recipients",
+                    "does nothing without builders: recipients get the results of the builders listed in "
+                    "[mail] builders");
+            }
             return;
         }
         const Section& s = *sections_.mail;
@@ -270,6 +305,7 @@ private:
         Worker w;
         w.name = s.name;
         w.origin = s.origin;
+        bool type_ok = true;  // with a bad type, rules that depend on it would only mislead
         if (const Value* v = s.get("type")) {
             if (v->text == "standard") {
                 w.type = WorkerType::standard;
@@ -279,6 +315,7 @@ private:
                 w.type = WorkerType::latent;
             } else {
                 bad(s, "type", "invalid type " + in_quotes(v->text) + ": expected standard, local or latent");
+                type_ok = false;
             }
         }
         const bool latent = w.type == WorkerType::latent;
@@ -297,14 +334,22 @@ private:
             }
         }
         std::map<std::string, std::string> backend_keys;  // without the prefix
+        std::map<std::string, std::string> env_names;     // BUILDYARD_PROP_ name -> the key that took it
+        std::map<std::string, std::string> default_env_names;  // the same for default_property.
         for (const auto& [key, v] : s.values) {
             const bool backend_key = !backend_prefix.empty() && key.starts_with(backend_prefix) &&
                                      key.size() > backend_prefix.size();
             const bool latent_only =
                 key == "backend" || key == "build_wait_timeout" || key == "master_address" || backend_key;
             const auto dot = key.find('.');
-            if (latent_only && !latent) {
+            if (!type_ok && (latent_only || key == "keepalive_interval" || key == "keepalive_timeout" ||
+                             key == "password" || key == "password_file" || key == "password_credential")) {
+                continue;  // whether it belongs here depends on the type, which has the error
+            } else if (latent_only && !latent) {
                 bad(s, key, "only valid for latent workers (type = latent)");
+            } else if ((key == "keepalive_interval" || key == "keepalive_timeout") && w.type == WorkerType::local) {
+                bad(s, key, "does nothing for a local worker, which the system bus watches: keepalives are for "
+                            "workers that attach over TCP (type = standard or latent)");
             } else if (key == "type" || key == "backend") {
                 // read above: the other keys depend on them
             } else if (key == "master_address") {
@@ -380,10 +425,21 @@ private:
                 w.notify_on_missing = addresses(s, key);
             } else if (key.starts_with("property.")) {
                 const auto name = key.substr(9);
-                if (valid_property_key(name)) {
-                    w.properties[name] = v.text;
-                } else {
+                if (!valid_property_key(name)) {
                     bad(s, key, "invalid property name " + in_quotes(name) + ": use A-Z a-z 0-9 _ . -");
+                } else if (auto clash = property_clash(s, key, name, env_names)) {
+                    bad(s, key, *clash);
+                } else {
+                    w.properties[name] = v.text;
+                }
+            } else if (key.starts_with("default_property.")) {
+                const auto name = key.substr(17);
+                if (!valid_property_key(name)) {
+                    bad(s, key, "invalid property name " + in_quotes(name) + ": use A-Z a-z 0-9 _ . -");
+                } else if (auto clash = property_clash(s, key, name, default_env_names)) {
+                    bad(s, key, *clash);
+                } else {
+                    w.default_properties[name] = v.text;
                 }
             } else {
                 unknown(s, key);
@@ -392,6 +448,10 @@ private:
 
         if (latent && !backend) {
             bad_section(s, "latent workers need backend = NAME (libvirt, docker or ec2)");
+        }
+        if (!type_ok) {
+            config_.workers.emplace(w.name, std::move(w));
+            return;
         }
         if (backend_ok) {
             for (const auto& [key, message] : check_backend_section(w.backend, backend_keys)) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <map>
+#include <string>
 #include <system_error>
 
 #include "common/config_ini.hpp"
@@ -112,6 +113,15 @@ WorkerSelfResult load_worker(const std::string& name, const std::filesystem::pat
                 self.kill_timeout = static_cast<unsigned>(*value);
             } else {
                 bad(key, "invalid value '" + s.value + "': expected a positive number of seconds");
+            }
+        } else if (key == "umask") {
+            // Octal, as umask(1) prints it: 022, 0027, 0077.
+            const bool octal = !s.value.empty() && s.value.size() <= 4 &&
+                               s.value.find_first_not_of("01234567") == std::string::npos;
+            if (octal && std::stoul(s.value, nullptr, 8) <= 0777) {
+                self.umask = static_cast<mode_t>(std::stoul(s.value, nullptr, 8));
+            } else {
+                bad(key, "invalid value '" + s.value + "': expected an octal mask from 0 to 0777, e.g. 022");
             }
         } else if (key == "reconnect_max") {
             const auto value = detail::parse_uint(s.value, 86400);

@@ -11,6 +11,7 @@
 //   tls_ca_file = PATH           ; or: CAs that sign the master's certificate for its host name
 //   tls_certificate = PATH       ; optional client certificate (mutual TLS), with
 //   tls_key = PATH               ; its key
+//   umask = 022                  ; octal, for the worker and its steps
 //
 // All keys sit outside any section or in a [worker] section. The file is
 // optional for a local worker; every key has a default.
@@ -20,6 +21,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <sys/types.h>
 
 #include "common/config.hpp"
 
@@ -38,6 +41,7 @@ struct WorkerSelf {
     std::string tls_ca_file;
     std::string tls_certificate;
     std::string tls_key;
+    mode_t umask = 022;            // the worker's, so its steps' and the files they make
 };
 
 // What a remote worker over TLS lacks to trust its master; empty when it has

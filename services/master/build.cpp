@@ -1,5 +1,9 @@
 #include "master/build.hpp"
 
+#include <fmt/format.h>
+
+#include "common/duration.hpp"
+
 namespace by::master {
 
 std::string_view to_string(BuildState s) {
@@ -43,7 +47,8 @@ std::optional<Result> parse_result(std::string_view s) {
 }
 
 TransitionError start_build(Build& b, const std::string& worker,
-                            const std::map<std::string, std::string>& worker_properties, uint64_t now) {
+                            const std::map<std::string, std::string>& worker_properties, uint64_t now,
+                            const std::map<std::string, std::string>& worker_defaults) {
     if (b.state != BuildState::pending) {
         return TransitionError::not_pending;
     }
@@ -51,7 +56,10 @@ TransitionError start_build(Build& b, const std::string& worker,
     b.worker = worker;
     b.started_at = now;
     b.current_step = 0;
-    b.properties = b.requested;
+    b.properties = worker_defaults;
+    for (const auto& [k, v] : b.requested) {
+        b.properties[k] = v;
+    }
     for (const auto& [k, v] : worker_properties) {
         b.properties[k] = v;
     }
@@ -99,6 +107,15 @@ std::optional<Build> retry_build(Build& b, uint64_t now) {
     next.requested = b.requested;
     next.properties = b.requested;
     return next;
+}
+
+std::string log_trailer(const Build& b) {
+    if (b.state != BuildState::finished || b.result == Result::success || b.started_at == 0) {
+        return {};
+    }
+    const uint64_t took = b.finished_at > b.started_at ? b.finished_at - b.started_at : 0;
+    const std::string exit = b.exit_status >= 0 ? fmt::format("exit status {}, ", b.exit_status) : "";
+    return fmt::format("--- {}: {}after {}\n", to_string(b.result), exit, format_duration(took));
 }
 
 std::map<std::string, std::string> step_environment(const Build& b) {

@@ -40,10 +40,12 @@ struct Build {
 // Why a transition was refused.
 enum class TransitionError { none, not_pending, not_running, already_finished };
 
-// pending -> running on `worker`. Worker properties win over submitted ones
-// and `workername` is always set.
+// pending -> running on `worker`. The worker's default properties first,
+// the submitted ones over them, the worker's properties over both, and
+// `workername` always set.
 TransitionError start_build(Build& b, const std::string& worker,
-                            const std::map<std::string, std::string>& worker_properties, uint64_t now);
+                            const std::map<std::string, std::string>& worker_properties, uint64_t now,
+                            const std::map<std::string, std::string>& worker_defaults = {});
 // running -> finished with the worker's result (retry is set by the master,
 // never by a worker).
 TransitionError finish_build(Build& b, Result result, int exit_status, uint64_t now);
@@ -53,6 +55,12 @@ TransitionError cancel_pending(Build& b, uint64_t now);
 // running -> finished retry, and the pending build that reruns the request.
 // The caller assigns the new build's id and then sets b.retried_as.
 std::optional<Build> retry_build(Build& b, uint64_t now);
+
+// The last line of the log of a build that ran and did not succeed:
+// "--- failure: exit status 2, after 1.25 s\n" (no exit status when there is
+// none, e.g. a cancelled build's); empty for a success or a build that
+// never started.
+std::string log_trailer(const Build& b);
 
 // The environment of a build's steps (see buildyard-workerd(8)).
 std::map<std::string, std::string> step_environment(const Build& b);

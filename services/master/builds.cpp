@@ -15,10 +15,19 @@
 namespace by::master {
 
 
+std::string Master::no_such_builder(const std::string& name) const {
+    std::string known;
+    for (const auto& [builder, b] : config_.builders) {
+        known += (known.empty() ? "" : ", ") + builder;
+    }
+    return "no builder named '" + name + "'; " +
+           (known.empty() ? std::string("no builders are configured") : "the builders are: " + known);
+}
+
 Status Master::submit(const std::string& builder, const std::map<std::string, std::string>& properties,
                       uint64_t& id) {
     if (!find_builder(builder)) {
-        return Status::fail(bus::error::NoSuchBuilder, "no builder named '" + builder + "'");
+        return Status::fail(bus::error::NoSuchBuilder, no_such_builder(builder));
     }
     for (const auto& [k, v] : properties) {
         if (k.empty()) {
@@ -173,7 +182,7 @@ int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*)
 
 bool Master::start_build(ActiveBuild& ab, Worker& w) {
     Build started = ab.build;
-    master::start_build(started, w.cfg.name, w.cfg.properties, bus::now_realtime_usec());
+    master::start_build(started, w.cfg.name, w.cfg.properties, bus::now_realtime_usec(), w.cfg.default_properties);
     if (!store_.update_build(started)) {
         store_failed(fmt::format("cannot record the start of build {}", started.id));
         return false;
@@ -250,6 +259,10 @@ bool Master::finish_build(ActiveBuild& ab, Result result, int exit_status, uint6
     store_ok();
     ab.build = std::move(ended);
     ab.ending.reset();
+    // A failure says how it ended where one reads it: at the end of its log.
+    if (const std::string trailer = log_trailer(ab.build); !trailer.empty()) {
+        append_log(ab, trailer.data(), trailer.size());
+    }
     ab.log.reset();
     count_running(ab.build.builder, -1);
     log_build(result == Result::success ? log::Level::info : log::Level::notice, ab.build,

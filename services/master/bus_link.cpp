@@ -96,6 +96,10 @@ int build_done(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     return reply_ok(m, of(userdata).build_done(sender_of(m), id, result, status), e, "");
 }
 
+int shutdown_gracefully(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    return reply_ok(m, of(userdata).link_shutdown(sender_of(m)), e, "");
+}
+
 constexpr uint64_t U = SD_BUS_VTABLE_UNPRIVILEGED;
 
 const sd_bus_vtable link_vtable[] = {
@@ -106,6 +110,7 @@ const sd_bus_vtable link_vtable[] = {
     SD_BUS_METHOD_WITH_ARGS("Output", SD_BUS_ARGS("t", build, "ay", data), SD_BUS_NO_RESULT, output, U),
     SD_BUS_METHOD_WITH_ARGS("BuildDone", SD_BUS_ARGS("t", build, "s", result, "i", exit_status), SD_BUS_NO_RESULT,
                             build_done, U),
+    SD_BUS_METHOD_WITH_ARGS("ShutdownGracefully", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, shutdown_gracefully, U),
     SD_BUS_VTABLE_END,
 };
 

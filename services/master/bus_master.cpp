@@ -40,7 +40,7 @@ int get_builder(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     int r = sd_bus_message_read(m, "s", &name);
     if (r < 0) return r;
     if (!of(userdata).find_builder(name)) {
-        return sd_bus_error_setf(e, bus::error::NoSuchBuilder, "no builder named '%s'", name);
+        return sd_bus_error_set(e, bus::error::NoSuchBuilder, of(userdata).no_such_builder(name).c_str());
     }
     return sd_bus_reply_method_return(m, "o", bus::path_encode(bus::builder_prefix, name).c_str());
 }

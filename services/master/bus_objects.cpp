@@ -31,6 +31,9 @@ PROPERTY_GETTER(w_running) {
     return sd_bus_message_append(reply, "u", static_cast<uint32_t>(W(userdata).running.size()));
 }
 PROPERTY_GETTER(w_properties) { return bus::append_string_map(reply, W(userdata).cfg.properties); }
+PROPERTY_GETTER(w_default_properties) {
+    return bus::append_string_map(reply, W(userdata).cfg.default_properties);
+}
 PROPERTY_GETTER(w_info) { return bus::append_string_map(reply, W(userdata).info); }
 PROPERTY_GETTER(w_keepalive) { return sd_bus_message_append(reply, "t", W(userdata).cfg.keepalive_interval); }
 PROPERTY_GETTER(w_missing_timeout) { return sd_bus_message_append(reply, "t", W(userdata).cfg.missing_timeout); }
@@ -138,6 +141,7 @@ const sd_bus_vtable worker_vtable[] = {
     SD_BUS_PROPERTY("MaxBuilds", "u", w_max_builds, 0, CHANGE),
     SD_BUS_PROPERTY("RunningBuilds", "u", w_running, 0, CHANGE),
     SD_BUS_PROPERTY("Properties", "a{ss}", w_properties, 0, CHANGE),
+    SD_BUS_PROPERTY("DefaultProperties", "a{ss}", w_default_properties, 0, CHANGE),
     SD_BUS_PROPERTY("Info", "a{ss}", w_info, 0, CHANGE),
     SD_BUS_PROPERTY("KeepaliveInterval", "t", w_keepalive, 0, CHANGE),
     SD_BUS_PROPERTY("MissingTimeout", "t", w_missing_timeout, 0, CHANGE),

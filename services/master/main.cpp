@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
     master.on_reloaded([&remote](const by::config::Config& c) {
         remote.reload_identity(c.master);
         remote.relisten(c.master.listen);
+        remote.keepalives_changed();
     });
     sd_event_add_signal(raw_event, nullptr, SIGTERM, on_terminate, &master);
     sd_event_add_signal(raw_event, nullptr, SIGINT, on_terminate, &master);

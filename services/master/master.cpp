@@ -252,12 +252,14 @@ std::vector<std::string> Master::earlier_tokens(const Worker& w) const {
 Status Master::reload() {
     auto loaded = config::load_for_master(config_path_);
     if (!loaded.config) {
-        std::string msg = "configuration not reloaded; the old one stays in force:";
+        // The reply lists only the errors (buildyard-dbus(7)); callers say
+        // what that means (buildyardctl: "the new configuration was rejected").
+        std::string errors;
         for (const auto& e : loaded.errors) {
-            msg += "\n" + e.str();
+            errors += (errors.empty() ? "" : "\n") + e.str();
         }
-        log::error("{}", msg);
-        return Status::fail(bus::error::ConfigInvalid, msg);
+        log::error("configuration not reloaded; the old one stays in force:\n{}", errors);
+        return Status::fail(bus::error::ConfigInvalid, errors);
     }
     apply_config(std::move(*loaded.config));
     for (auto& [name, w] : workers_) {
@@ -389,6 +391,7 @@ std::string Master::describe() const {
                     {"max_builds", w->cfg.max_builds},
                     {"running_builds", w->running},
                     {"properties", w->cfg.properties},
+                    {"default_properties", w->cfg.default_properties},
                     {"info", w->info},
                     {"last_connected", w->last_connected},
                     {"last_disconnected", w->last_disconnected},
@@ -517,6 +520,7 @@ WorkerShown Master::shown_now(const Worker& w) const {
     s.max_builds = w.cfg.max_builds;
     s.running_builds = static_cast<uint32_t>(w.running.size());
     s.properties = w.cfg.properties;
+    s.default_properties = w.cfg.default_properties;
     s.info = w.info;
     s.keepalive_interval = w.cfg.keepalive_interval;
     s.missing_timeout = w.cfg.missing_timeout;

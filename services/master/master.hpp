@@ -141,6 +141,9 @@ public:
     Status attach(const Caller& caller, const std::string& name, const std::map<std::string, std::string>& info,
                   std::string& path);
     Status link_detach(const std::string& sender, const std::string& reason);
+    // WorkerLink1.ShutdownGracefully: the worker itself asks for what
+    // `buildyardctl shutdown NAME --graceful` does.
+    Status link_shutdown(const std::string& sender);
     Status step_started(const std::string& sender, uint64_t id, unsigned step);
     Status output(const std::string& sender, uint64_t id, const void* data, size_t size);
     Status build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status);
@@ -157,6 +160,10 @@ public:
     void drop_worker(const std::string& name, const std::string& reason);
     // Agent1.Ping to an attached worker over its link; the reply (or the
     // timeout's error) goes to `callback`. Negative errno.
+    // Agent1.SetKeepalive(interval) to an attached worker, answered through
+    // callback. Negative errno.
+    int tell_worker_keepalive(const Worker& w, uint64_t interval, sd_bus_message_handler_t callback, void* userdata,
+                              SlotPtr& slot);
     int ping_worker(const Worker& w, uint64_t timeout_usec, sd_bus_message_handler_t callback, void* userdata,
                     SlotPtr& slot);
 
@@ -175,6 +182,8 @@ public:
     // call that changes the master (a bus dispatch is one such unit).
     Worker* find_worker(const std::string& name);
     const config::Builder* find_builder(const std::string& name) const;
+    // "no builder named 'x'; the builders are: a, b", for NoSuchBuilder.
+    std::string no_such_builder(const std::string& name) const;
     const Build* find_build(uint64_t id);
     const std::map<std::string, std::unique_ptr<Worker>>& workers() const { return workers_; }
     const config::Config& config() const { return config_; }

@@ -195,6 +195,12 @@ int Remote::watch_listener() {
     return r;
 }
 
+void Remote::keepalives_changed() {
+    for (auto& [id, c] : connections_) {
+        c->keepalive_changed();
+    }
+}
+
 void Remote::relisten(const std::string& listen) {
     if (activated_) {
         if (!listen.empty()) {

@@ -51,6 +51,9 @@ public:
     // stays. Connections already open keep the one they started with.
     bool load_identity(const config::Master& cfg, std::string& error);
     void reload_identity(const config::Master& cfg);
+    // A reload's keepalive_interval values: each attached worker whose value
+    // changed is told the new one, and its timer is re-armed.
+    void keepalives_changed();
 
     size_t connections() const { return connections_.size(); }
 

@@ -410,7 +410,47 @@ void Remote::Connection::attach(sd_bus_message* call) {
         master.drop_worker(name_, std::string("cannot answer its Authenticate: ") + std::strerror(-r));
         return;
     }
+    told_interval_ = w->cfg.keepalive_interval;
     arm_keepalive();
+}
+
+void Remote::Connection::keepalive_changed() {
+    Master& master = remote_.master_;
+    const Worker* w = master.find_worker(name_);
+    if (phase_ != Phase::attached || !w || !w->attached || w->bus_name != sender_ ||
+        w->cfg.keepalive_interval == told_interval_) {
+        return;
+    }
+    const uint64_t interval = w->cfg.keepalive_interval;
+    // The worker first: its silence check must stop counting on the old
+    // interval before our pings follow the new one.
+    int r = master.tell_worker_keepalive(*w, interval, on_set_keepalive_reply, this, set_keepalive_call_);
+    if (r < 0) {
+        master.drop_worker(name_, std::string("cannot send it its new keepalive_interval: ") + std::strerror(-r));
+        return;
+    }
+    log::write(log::Level::info,
+               fmt::format("worker {}: keepalive_interval is now {}", name_,
+                           interval ? std::to_string(interval) + " s" : std::string("none")),
+               {{"BUILDYARD_WORKER", name_}});
+    told_interval_ = interval;
+    keepalive_ping_.reset();  // a ping in flight belongs to the old rhythm
+    arm_keepalive();
+}
+
+int Remote::Connection::on_set_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    Connection& c = of(userdata);
+    if (c.phase_ != Phase::attached || !sd_bus_message_is_method_error(m, nullptr)) {
+        return 0;
+    }
+    // A worker that cannot take the new value would drop the link on its own
+    // old schedule: better to say why now, and let it attach afresh.
+    const sd_bus_error* e = sd_bus_message_get_error(m);
+    c.remote_.master_.drop_worker(c.name_, fmt::format("it did not take its new keepalive_interval ({}: {}); it "
+                                                      "gets the new value when it attaches again",
+                                                      e && e->name ? e->name : "?",
+                                                      e && e->message ? e->message : ""));
+    return 0;
 }
 
 void Remote::Connection::arm_keepalive() {

@@ -42,6 +42,9 @@ public:
 
     // The master detached our worker: close without telling it again.
     void dropped();
+    // After a reload: if our worker's keepalive_interval changed, tell the
+    // worker (Agent1.SetKeepalive) and re-arm our keepalive timer with it.
+    void keepalive_changed();
     // The old link of the worker we wait for has gone.
     void old_link_gone();
 
@@ -57,6 +60,7 @@ private:
     static int on_old_ping(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_keepalive(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_set_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
 
     // Checks the proof of the held Authenticate `m` and answers it.
     void check_proof(sd_bus_message* m);
@@ -93,6 +97,8 @@ private:
     SlotPtr old_ping_;
     SourcePtr keepalive_timer_;
     SlotPtr keepalive_ping_;
+    SlotPtr set_keepalive_call_;
+    uint64_t told_interval_ = 0;  // the keepalive_interval the worker was last told
 };
 
 }  // namespace by::master

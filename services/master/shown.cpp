@@ -26,6 +26,7 @@ std::vector<const char*> changed_properties(const WorkerShown& a, const WorkerSh
     check(a.max_builds != b.max_builds, "MaxBuilds");
     check(a.running_builds != b.running_builds, "RunningBuilds");
     check(a.properties != b.properties, "Properties");
+    check(a.default_properties != b.default_properties, "DefaultProperties");
     check(a.info != b.info, "Info");
     check(a.keepalive_interval != b.keepalive_interval, "KeepaliveInterval");
     check(a.missing_timeout != b.missing_timeout, "MissingTimeout");

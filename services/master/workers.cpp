@@ -148,6 +148,20 @@ int Master::new_agent_call(const Worker& w, const char* member, MessagePtr& out)
     return r;
 }
 
+int Master::tell_worker_keepalive(const Worker& w, uint64_t interval, sd_bus_message_handler_t callback,
+                                  void* userdata, SlotPtr& slot) {
+    if (!w.attached) {
+        return -ENOTCONN;
+    }
+    MessagePtr m;
+    int r = new_agent_call(w, "SetKeepalive", m);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "t", interval);
+    sd_bus_slot* s = nullptr;
+    if (r >= 0) r = sd_bus_call_async(link_bus(w), &s, m.get(), callback, userdata, 0);
+    if (r >= 0) slot.reset(s);
+    return r;
+}
+
 int Master::ping_worker(const Worker& w, uint64_t timeout_usec, sd_bus_message_handler_t callback, void* userdata,
                         SlotPtr& slot) {
     if (!w.attached) {
@@ -210,6 +224,16 @@ void Master::detach(Worker& w, const std::string& reason) {
         forget_worker(name);  // w is gone from here on
     }
     dispatch();
+}
+
+Status Master::link_shutdown(const std::string& sender) {
+    Worker* w = worker_by_sender(sender);
+    if (!w) {
+        return Status::fail(bus::error::NotAttached, "not an attached worker");
+    }
+    log::write(log::Level::notice, fmt::format("worker {} asks for a graceful shutdown", w->cfg.name),
+               {{"BUILDYARD_WORKER", w->cfg.name}});
+    return shutdown(*w, true);
 }
 
 Status Master::link_detach(const std::string& sender, const std::string& reason) {

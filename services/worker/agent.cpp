@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 #include <malloc.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include "common/bus.hpp"
@@ -87,13 +88,28 @@ void Agent::reload() {
     if (options_.basedir) {
         next.basedir = *options_.basedir;
     }
-    if (next.master != self_.master) {
-        log::warning("master = {} takes effect only when the worker restarts", next.master);
-        next.master = self_.master;
+    // The link was made with these; a new one is made only by a restart.
+    std::string restart_keys;
+    auto keep = [&](bool changed, const char* key, auto& value, const auto& old) {
+        if (changed) {
+            restart_keys += (restart_keys.empty() ? "" : ", ") + std::string(key);
+            value = old;
+        }
+    };
+    keep(next.master != self_.master, "master", next.master, self_.master);
+    const bool remote = self_.master != "bus";
+    keep(remote && next.password != self_.password, "password", next.password, self_.password);
+    keep(remote && next.reconnect_max != self_.reconnect_max, "reconnect_max", next.reconnect_max,
+         self_.reconnect_max);
+    if (!restart_keys.empty()) {
+        log::warning("{} changed in {} but takes effect only when the worker restarts; the old value stays "
+                     "until then",
+                     restart_keys, options_.config_file);
     }
     self_ = std::move(next);
-    log::info("reloaded {}; the next builds use basedir {}, kill_timeout {} s", options_.config_file,
-              self_.basedir, self_.kill_timeout);
+    ::umask(self_.umask);
+    log::info("reloaded {}; the next builds use basedir {}, kill_timeout {} s, umask {:04o}", options_.config_file,
+              self_.basedir, self_.kill_timeout, static_cast<unsigned>(self_.umask));
 }
 
 void Agent::terminate(const std::string& signal_name) {
@@ -106,6 +122,42 @@ void Agent::terminate(const std::string& signal_name) {
     log::notice("stopping ({})", signal_name);
     link_->detach(fmt::format("worker stopping ({})", signal_name));
     begin_stopping();
+}
+
+int Agent::set_keepalive(uint64_t interval, sd_bus_error* error) {
+    int r = link_->set_keepalive(interval);
+    if (r < 0) {
+        return sd_bus_error_set_errnof(error, -r, "Cannot take a keepalive interval: %s", std::strerror(-r));
+    }
+    return 0;
+}
+
+void Agent::shut_down_gracefully(const std::string& signal_name) {
+    if (stopping_ || draining_) {
+        log::notice("{}: already shutting down", signal_name);
+        return;
+    }
+    draining_ = true;
+    log::write(log::Level::notice,
+               fmt::format("graceful shutdown ({}): no new builds; exiting once {} end", signal_name,
+                           builds_running(builds_.size())),
+               {{"BUILDYARD_WORKER", self_.name}});
+    ask_master_to_drain();
+}
+
+// While draining: the master stops us when we are idle; without a master,
+// we stop ourselves once the builds here have ended.
+void Agent::ask_master_to_drain() {
+    const int r = link_->request_shutdown();
+    if (r >= 0) {
+        update_status();
+        return;
+    }
+    log::notice("cannot ask the master ({}); exiting once the running builds end", std::strerror(-r));
+    if (builds_.empty()) {
+        link_->detach("graceful shutdown");
+        begin_stopping();
+    }
 }
 
 void Agent::stop(const std::string& reason) {
@@ -208,6 +260,10 @@ void Agent::build_done(uint64_t id, const std::string& result, int exit_status) 
     if (stopping_ && builds_.empty()) {
         exit(0);
     }
+    if (draining_ && builds_.empty() && !link_->attached()) {
+        link_->detach("graceful shutdown");
+        begin_stopping();
+    }
 }
 
 void Agent::link_state_changed() {
@@ -232,6 +288,9 @@ void Agent::master_lost() {
     kill_all_builds();
     if (stopping_ && !exited_) {
         exit(0);
+    } else if (draining_ && !exited_) {
+        // Its builds are the new master's to rerun: nothing is left to finish.
+        begin_stopping();
     }
 }
 

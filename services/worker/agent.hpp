@@ -43,6 +43,10 @@ public:
     // SIGTERM/SIGINT: detach, end the running builds, exit 0. A second
     // signal while builds are still ending kills them at once.
     void terminate(const std::string& signal_name);
+    // SIGUSR1: take no new builds, finish the running ones, detach and
+    // exit 0. The master is asked (WorkerLink1.ShutdownGracefully) and
+    // sends Agent1.Stop once they have ended.
+    void shut_down_gracefully(const std::string& signal_name);
 
     // org.buildyard.Agent1, after agent_bus.cpp has checked the caller.
     int start_build(uint64_t id, const std::string& builder, std::vector<std::string> steps,
@@ -54,6 +58,7 @@ public:
     // and a STATUS= line that says so.
     void remove(const std::string& reason);
     static constexpr int exit_removed = 3;
+    int set_keepalive(uint64_t interval, sd_bus_error* error);
 
     const Link& link() const { return *link_; }
 
@@ -64,6 +69,7 @@ private:
     void master_lost();
     void build_done(uint64_t id, const std::string& result, int exit_status);
     void begin_stopping();
+    void ask_master_to_drain();
     void kill_all_builds();
     void exit(int status);
     void throttle_output();
@@ -78,6 +84,7 @@ private:
     std::map<uint64_t, std::unique_ptr<BuildRunner>> builds_;
     SourcePtr throttle_timer_;
     bool output_paused_ = false;
+    bool draining_ = false;  // a graceful shutdown was asked for
     bool ready_sent_ = false;
     bool stopping_ = false;
     bool exited_ = false;

@@ -290,6 +290,10 @@ int MasterLink::build_done(uint64_t build, const std::string& result, int exit_s
                                      : -ENOTCONN;
 }
 
+int MasterLink::request_shutdown() {
+    return state_ == State::attached ? reports::shutdown_gracefully(bus_.get(), master_.c_str()) : -ENOTCONN;
+}
+
 int MasterLink::detach(const std::string& reason) {
     if (state_ != State::attached) {
         return 0;

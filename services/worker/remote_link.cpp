@@ -332,6 +332,20 @@ int RemoteLink::on_filter(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return 0;
 }
 
+int RemoteLink::set_keepalive(uint64_t interval) {
+    if (state() != State::attached) {
+        return -ENOTCONN;
+    }
+    keepalive_interval_ = interval;
+    last_heard_ = now();  // the call itself is word from the master
+    log::write(log::Level::info,
+               fmt::format("the master at {} now sends a keepalive every {}", master_,
+                           interval ? std::to_string(interval) + " s" : std::string("never")),
+               {{"BUILDYARD_WORKER", name_}});
+    arm_silence_check();
+    return 0;
+}
+
 void RemoteLink::arm_silence_check() {
     silence_timer_.reset();
     if (keepalive_interval_ == 0) {
@@ -441,6 +455,10 @@ int RemoteLink::output(uint64_t build, std::string_view data) {
 int RemoteLink::build_done(uint64_t build, const std::string& result, int exit_status) {
     return state_ == State::attached ? reports::build_done(bus_.get(), nullptr, build, result, exit_status)
                                      : -ENOTCONN;
+}
+
+int RemoteLink::request_shutdown() {
+    return state_ == State::attached ? reports::shutdown_gracefully(bus_.get(), nullptr) : -ENOTCONN;
 }
 
 int RemoteLink::detach(const std::string& reason) {

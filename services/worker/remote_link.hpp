@@ -47,6 +47,8 @@ public:
     int detach(const std::string& reason) override;
     void close() override;
     uint64_t queued_writes() const override;
+    int set_keepalive(uint64_t interval) override;
+    int request_shutdown() override;
 
 private:
     static int on_filter(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);

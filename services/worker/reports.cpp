@@ -35,7 +35,29 @@ int on_build_done_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return 0;
 }
 
+int on_shutdown_reply(sd_bus_message* m, void*, sd_bus_error*) {
+    const sd_bus_error* e = sd_bus_message_get_error(m);
+    if (e && sd_bus_is_open(sd_bus_message_get_bus(m)) > 0) {
+        log::warning("the master did not take the graceful shutdown: {}",
+                     e->message && *e->message ? e->message : (e->name ? e->name : "unknown error"));
+    }
+    return 0;
+}
+
 }  // namespace
+
+int shutdown_gracefully(sd_bus* bus, const char* destination) {
+    sd_bus_slot* raw = nullptr;
+    int r = sd_bus_call_method_async(bus, &raw, destination, by::bus::master_path, by::bus::link_iface,
+                                     "ShutdownGracefully", on_shutdown_reply, nullptr, "");
+    if (r < 0) {
+        return r;
+    }
+    // The bus keeps the call until its reply.
+    SlotPtr slot(raw);
+    sd_bus_slot_set_floating(raw, 1);
+    return 0;
+}
 
 int step_started(sd_bus* bus, const char* destination, uint64_t build, unsigned step) {
     return send_no_reply(bus, destination, "StepStarted", [&](sd_bus_message* m) {

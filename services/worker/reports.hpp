@@ -16,5 +16,9 @@ int step_started(sd_bus* bus, const char* destination, uint64_t build, unsigned 
 int output(sd_bus* bus, const char* destination, uint64_t build, std::string_view data);
 // Expects a reply; a refusal is logged.
 int build_done(sd_bus* bus, const char* destination, uint64_t build, const std::string& result, int exit_status);
+// WorkerLink1.ShutdownGracefully: this worker wants no new builds, and to be
+// told Agent1.Stop once its running ones have ended. Expects a reply; a
+// refusal is logged.
+int shutdown_gracefully(sd_bus* bus, const char* destination);
 
 }  // namespace by::worker::reports

@@ -252,14 +252,21 @@ class MasterKilled(CrashTest):
         self.sys.wait_attached("w1")
         self.sys.wait_attached("w2")
         wait_for(lambda: all(v[2] == "finished" for v in self.list_builds().values()), 60, "every build to finish")
+        finals = {}
         for b in replied:
             final, result = self.sys.wait_build(b, follow_retry=True)
             self.assertEqual(result, "success", f"request {b} ended as build {final}")
+            finals[b] = final
         ran = [int(x) for x in self.lines("ran")]
         self.assertEqual(len(set(replied)), len(replied))
         self.assertTrue(set(replied) <= set(self.list_builds()))
         self.assertEqual(self.sys.get(MASTER_PATH, MASTER1, "PendingBuilds"), 0)
-        self.assertGreaterEqual(len(ran), len(replied))
+        # Every request that got a reply ran, as the build that finished it;
+        # and no build ran twice (a rerun is a new build with a new id).
+        missing = {b: f for b, f in finals.items() if f not in ran}
+        self.assertEqual(missing, {}, "requests whose successful build never ran its step")
+        twice = sorted({x for x in ran if ran.count(x) > 1})
+        self.assertEqual(twice, [], "builds whose step ran more than once")
 
 
 def decode_id(path):

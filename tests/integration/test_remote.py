@@ -59,6 +59,7 @@ class Proxy:
         self.pairs = []
         self.lock = threading.Lock()
         self.accepted = 0
+        self.to_worker = 0  # bytes relayed from the master to the worker
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -74,8 +75,7 @@ class Proxy:
                 self.accepted += 1
             threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(a, b):
+    def _pump(self, a, b):
         socks = [a, b]
         try:
             while True:
@@ -84,6 +84,9 @@ class Proxy:
                     data = s.recv(65536)
                     if not data:
                         raise OSError("eof")
+                    if s is b:
+                        with self.lock:
+                            self.to_worker += len(data)
                     (b if s is a else a).sendall(data)
         except OSError:
             for s in socks:
@@ -180,6 +183,28 @@ class RemoteTest(DrainedSystemTest):
         s.call(s.build_path(bid), "org.buildyard.Build1", "Cancel")
         self.assertEqual(s.wait_build(bid), (bid, "cancelled"))
         self.assertTrue(w.alive())
+
+    def test_max_builds_and_properties_on_a_remote_worker(self):
+        s = self.sys
+        self.start(master_config(self.port, workers={"r1": "max_builds = 1\nproperty.os = far\n"
+                                                           "default_property.branch = main\n"},
+                                 builders={"g": (["r1"], ["echo $BUILDYARD_PROP_os $BUILDYARD_PROP_branch",
+                                                          gate_step(s)])}))
+        self.remote_worker("r1")
+        first, second = s.submit("g"), s.submit("g", branch="dev")
+        wait_gate_reached(s, first)
+        # max_builds = 1: the second waits while the first runs. Both were
+        # dispatched (or not) when submitted, long before the first's step ran.
+        self.assertEqual(s.build_prop(second, "State"), "pending")
+        self.assertEqual(s.worker_prop("r1", "RunningBuilds"), 1)
+        open_gate(s, first)
+        self.assertEqual(s.wait_build(first), (first, "success"))
+        wait_gate_reached(s, second)
+        open_gate(s, second)
+        self.assertEqual(s.wait_build(second), (second, "success"))
+        self.assertIn("\nfar main\n", s.read_log(first))
+        self.assertIn("\nfar dev\n", s.read_log(second))
+        self.assertEqual(s.build_prop(second, "Properties"), {"os": "far", "branch": "dev", "workername": "r1"})
 
     def test_worker_killed_mid_build_is_rerun(self):
         s = self.sys
@@ -359,18 +384,105 @@ class RemoteTest(DrainedSystemTest):
         open_gate(s, rerun)
         self.assertEqual(s.wait_build(rerun), (rerun, "success"))
 
+    def test_keepalive_none_sends_no_ping(self):
+        """keepalive_interval = none: nothing at all goes to an idle worker.
+        The same setup with 1 s shows that the relay would see the pings."""
+        s = self.sys
+        self.start(master_config(self.port, workers={"quiet": "keepalive_interval = none\n",
+                                                     "chatty": "keepalive_interval = 1\n"}))
+        proxies = {}
+        for name in ("quiet", "chatty"):
+            proxies[name] = Proxy(self.port)
+            self.addCleanup(proxies[name].close)
+            self.remote_worker(name, port=proxies[name].port)
+        self.assertEqual(s.worker_prop("quiet", "KeepaliveInterval"), 0)
+        time.sleep(0.5)  # let the attach's own replies drain through the relays
+        before = {name: p.to_worker for name, p in proxies.items()}
+        time.sleep(3.5)  # three intervals of the chatty worker
+        self.assertGreater(proxies["chatty"].to_worker, before["chatty"], "the relay sees pings")
+        self.assertEqual(proxies["quiet"].to_worker, before["quiet"], "keepalive_interval = none pinged")
+        self.assertIs(s.worker_prop("quiet", "Connected"), True)
+
+    def reload_master(self, text):
+        log = self.sys.master.log
+        before = log().count("configuration reloaded")
+        self.sys.write_config(text)
+        self.sys.master.signal(signal.SIGHUP)
+        wait_for(lambda: log().count("configuration reloaded") > before, 10, "the master's reload")
+
+    def test_reload_of_keepalive_interval_reaches_both_ends(self):
+        s = self.sys
+        self.start(master_config(self.port, workers={"r1": "keepalive_interval = 1\nkeepalive_timeout = 1\n"}))
+        w = self.remote_worker("r1")
+        first = s.worker_prop("r1", "LastConnected")
+
+        # 1 -> none: the worker must stop expecting pings, or it would drop
+        # the link after 2 s of silence.
+        self.reload_master(master_config(self.port, workers={"r1": "keepalive_interval = none\n"}))
+        wait_for(lambda: "now sends a keepalive every never" in w.log(), 10, "the worker to learn the new interval")
+        time.sleep(3.5)  # past twice the old interval
+        self.assertNotIn("heard nothing from the master", w.log())
+        self.assertEqual(s.worker_prop("r1", "LastConnected"), first, "the link was dropped and made again")
+
+        # none -> 1 s: the master's timer follows at once (not at its next
+        # look at the config): a frozen worker is detached within seconds.
+        self.reload_master(master_config(self.port, workers={"r1": "keepalive_interval = 1\nkeepalive_timeout = 1\n"}))
+        wait_for(lambda: "now sends a keepalive every 1 s" in w.log(), 10, "the worker to learn the new interval")
+        w.signal(signal.SIGSTOP)
+        t = time.monotonic()
+        try:
+            s.wait_attached("r1", False, timeout=15)
+            self.assertLess(time.monotonic() - t, 1 + 1 + 3)
+        finally:
+            w.signal(signal.SIGCONT)
+        s.wait_attached("r1", timeout=20)
+
+        # 1 -> 5 s, more than twice the old value: the worker waits 10 s now.
+        second = s.worker_prop("r1", "LastConnected")
+        self.reload_master(master_config(self.port, workers={"r1": "keepalive_interval = 5\n"}))
+        wait_for(lambda: "now sends a keepalive every 5 s" in w.log(), 10, "the worker to learn the new interval")
+        time.sleep(3.5)
+        self.assertEqual(s.worker_prop("r1", "LastConnected"), second, "the link was dropped and made again")
+        self.assertIs(s.worker_prop("r1", "Connected"), True)
+
     def test_worker_reconnects_when_it_hears_nothing(self):
         # The master answers no keepalive of its own: freeze the master, and
         # the worker gives up on the connection after twice the interval.
         s = self.sys
         self.start(master_config(self.port, workers={"r1": "keepalive_interval = 1\nkeepalive_timeout = 30\n"}))
         w = self.remote_worker("r1")
+        first = s.worker_prop("r1", "LastConnected")
         s.master.signal(signal.SIGSTOP)
+        t = time.monotonic()
         try:
             wait_for(lambda: "heard nothing from the master" in w.log(), 10, "the worker to notice the silence")
+            # Twice the interval, plus slack for a loaded machine; not the 30 s keepalive_timeout.
+            self.assertLess(time.monotonic() - t, 2 * 1 + 3)
         finally:
             s.master.signal(signal.SIGCONT)
+        # It really dropped the connection and made a new one: a new attach.
+        wait_for(lambda: s.worker_prop("r1", "LastConnected") > first, 20, "the worker to attach again")
         s.wait_attached("r1", timeout=20)
+        self.assertGreaterEqual(w.log().count("attached to the master at"), 2, w.log())
+
+    def test_worker_sighup_says_which_keys_need_a_restart(self):
+        s = self.sys
+        self.start(master_config(self.port, builders={"ok": (["r1"], ["true"])}))
+        w = self.remote_worker("r1")
+        first = s.worker_prop("r1", "LastConnected")
+        # A new password (the master does not know it) and reconnect_max: the
+        # link keeps the old ones until a restart, and the worker says so.
+        self.worker_file("r1", password="pw-new", extra="reconnect_max = 7\nkill_timeout = 3\n")
+        w.signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded " in w.log(), 10, "the worker's reload")
+        self.assertIn("password, reconnect_max changed in", w.log())
+        self.assertIn("takes effect only when the worker restarts", w.log())
+        self.assertIn("kill_timeout 3 s", w.log())
+        # Still attached on the same connection, and it still builds.
+        bid = s.submit("ok")
+        self.assertEqual(s.wait_build(bid), (bid, "success"))
+        self.assertEqual(s.worker_prop("r1", "LastConnected"), first)
+        self.assertIs(s.worker_prop("r1", "Connected"), True)
 
     # --- duplicates ------------------------------------------------------
 
