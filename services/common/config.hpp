@@ -13,6 +13,8 @@
 
 #include <sys/types.h>
 
+#include "common/build_limits.hpp"
+
 namespace by::config {
 
 // Where a setting came from, for error messages.
@@ -45,6 +47,9 @@ struct Worker {
     unsigned max_builds = 0;                 // 0: no limit
     uint64_t keepalive_interval = 3600;      // seconds; 0: none
     uint64_t keepalive_timeout = 30;         // seconds to wait for a keepalive reply
+    // Seconds a build of a lost worker waits in "cleanup" for the worker to
+    // come back and confirm its processes are gone; -1: keepalive_timeout.
+    int64_t lost_build_grace = -1;
     std::vector<std::string> notify_on_missing;
     uint64_t missing_timeout = 3600;         // seconds; 0: disabled
     std::map<std::string, std::string> properties;          // win over a build's own
@@ -60,10 +65,14 @@ struct Worker {
     Origin origin;                           // the [worker NAME] header
 };
 
+// lost_build_grace in seconds, its default resolved.
+uint64_t lost_build_grace(const Worker& w);
+
 struct Builder {
     std::string name;
     std::vector<std::string> workers;
     std::vector<std::string> steps;          // in numeric order of step.N
+    BuildLimits limits;                      // applied to each build's unit
     Origin origin;
 };
 

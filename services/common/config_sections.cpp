@@ -417,6 +417,10 @@ private:
                 if (const auto value = seconds(s, key, 1, "a positive number of seconds")) {
                     w.keepalive_timeout = *value;
                 }
+            } else if (key == "lost_build_grace") {
+                if (const auto value = seconds(s, key, 0, "a number of seconds (0: rerun at once)")) {
+                    w.lost_build_grace = static_cast<int64_t>(*value);
+                }
             } else if (key == "missing_timeout") {
                 if (const auto value = seconds(s, key, 0, "a number of seconds (0: disabled)")) {
                     w.missing_timeout = *value;
@@ -545,6 +549,15 @@ private:
                     bad(s, key, "the step's command is empty");
                 } else {
                     steps[*n] = v.text;
+                }
+            } else if (is_limit_key(key)) {
+                std::string error;
+                if (!parse_limit(key, v.text, b.limits, error)) {
+                    bad(s, key, "invalid value " + in_quotes(v.text) + ": " + error);
+                } else if (b.limits.sandbox != Sandbox::none) {
+                    // Scopes carry no exec settings (see buildyard.ini(5)).
+                    bad(s, key, "sandbox = " + v.text + " is not available yet: builds run in transient scopes, "
+                                "which cannot carry PrivateTmp= and the other sandboxing settings; use none");
                 }
             } else {
                 unknown(s, key);

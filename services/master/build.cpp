@@ -10,6 +10,7 @@ std::string_view to_string(BuildState s) {
     switch (s) {
     case BuildState::pending: return "pending";
     case BuildState::running: return "running";
+    case BuildState::cleanup: return "cleanup";
     case BuildState::finished: return "finished";
     }
     return "pending";
@@ -28,7 +29,7 @@ std::string_view to_string(Result r) {
 }
 
 std::optional<BuildState> parse_build_state(std::string_view s) {
-    for (auto st : {BuildState::pending, BuildState::running, BuildState::finished}) {
+    for (auto st : {BuildState::pending, BuildState::running, BuildState::cleanup, BuildState::finished}) {
         if (to_string(st) == s) {
             return st;
         }
@@ -71,13 +72,24 @@ TransitionError finish_build(Build& b, Result result, int exit_status, uint64_t 
     if (b.state == BuildState::finished) {
         return TransitionError::already_finished;
     }
-    if (b.state != BuildState::running) {
+    if (b.state != BuildState::running && b.state != BuildState::cleanup) {
         return TransitionError::not_running;
     }
     b.state = BuildState::finished;
     b.result = result;
     b.exit_status = exit_status;
     b.finished_at = now;
+    return TransitionError::none;
+}
+
+TransitionError await_cleanup(Build& b) {
+    if (b.state == BuildState::finished) {
+        return TransitionError::already_finished;
+    }
+    if (b.state != BuildState::running) {
+        return TransitionError::not_running;
+    }
+    b.state = BuildState::cleanup;
     return TransitionError::none;
 }
 

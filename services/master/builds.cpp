@@ -191,6 +191,7 @@ bool Master::start_build(ActiveBuild& ab, Worker& w) {
     ab.build = std::move(started);
     const config::Builder* builder = find_builder(ab.build.builder);
     ab.steps = builder ? builder->steps : std::vector<std::string>{};
+    ab.limits = builder ? builder->limits : config::BuildLimits{};
     ab.log.reset(::open(log_path(ab.build.id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
     if (!ab.log) {
         log::error("cannot open the log of build {}: {}", ab.build.id, std::strerror(errno));
@@ -226,6 +227,7 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
     if (r >= 0) r = sd_bus_message_append(raw, "ts", ab.build.id, ab.build.builder.c_str());
     if (r >= 0) r = bus::append_strv(raw, ab.steps);
     if (r >= 0) r = bus::append_string_map(raw, step_environment(ab.build));
+    if (r >= 0) r = bus::append_string_map(raw, config::limits_to_map(ab.limits));
     uint64_t cookie = 0;
     sd_bus_slot* slot = nullptr;
     if (r >= 0) r = sd_bus_call_async(link_bus(w), &slot, raw, &Master::on_start_reply, this, 0);
@@ -381,7 +383,8 @@ Status Master::output(const std::string& sender, uint64_t id, const void* data, 
     return Status::ok();
 }
 
-Status Master::build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status) {
+Status Master::build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status,
+                          const BuildUsage& usage) {
     Worker* w = nullptr;
     ActiveBuild* ab = running_on(sender, id, &w);
     if (!ab) {
@@ -396,6 +399,7 @@ Status Master::build_done(const std::string& sender, uint64_t id, const std::str
     if (ab->ending) {
         return Status::fail(bus::error::AlreadyFinished, "build " + std::to_string(id) + " has ended already");
     }
+    ab->build.usage = usage;
     if (!finish_build(*ab, *r, exit_status)) {
         return Status::fail(bus::error::Internal,
                             fmt::format("cannot record the end of build {}: {}; the master keeps the result and "
@@ -436,6 +440,14 @@ Status Master::cancel(uint64_t id) {
         counters_changed(ab.build.builder);
         finished_cache_[id] = ab.build;
         active_.erase(it);
+        return Status::ok();
+    }
+    if (ab.build.state == BuildState::cleanup) {
+        // Its worker was lost; it ends cancelled, not retry, once its
+        // processes are known to be gone (cleanup.cpp).
+        ab.build.cancel_requested = true;
+        log_build(log::Level::notice, ab.build,
+                  fmt::format("build {} of {} will end cancelled once its cleanup is done", id, ab.build.builder));
         return Status::ok();
     }
     Worker* w = find_worker(ab.build.worker);

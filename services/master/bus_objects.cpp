@@ -238,6 +238,10 @@ PROPERTY_GETTER(d_finished) { return sd_bus_message_append(reply, "t", D(userdat
 PROPERTY_GETTER(d_step) { return sd_bus_message_append(reply, "u", static_cast<uint32_t>(D(userdata).current_step)); }
 PROPERTY_GETTER(d_request) { return sd_bus_message_append(reply, "t", D(userdata).request_id); }
 PROPERTY_GETTER(d_retried_as) { return sd_bus_message_append(reply, "t", D(userdata).retried_as); }
+PROPERTY_GETTER(d_cpu) { return sd_bus_message_append(reply, "t", D(userdata).usage.cpu_nsec); }
+PROPERTY_GETTER(d_memory_peak) { return sd_bus_message_append(reply, "t", D(userdata).usage.memory_peak); }
+PROPERTY_GETTER(d_io_read) { return sd_bus_message_append(reply, "t", D(userdata).usage.io_read_bytes); }
+PROPERTY_GETTER(d_io_write) { return sd_bus_message_append(reply, "t", D(userdata).usage.io_write_bytes); }
 
 int d_cancel(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     return reply_ok(m, master_of(userdata).cancel(D(userdata).id), e, "");
@@ -301,6 +305,10 @@ const sd_bus_vtable build_vtable[] = {
     SD_BUS_PROPERTY("CurrentStep", "u", d_step, 0, CHANGE),
     SD_BUS_PROPERTY("RequestId", "t", d_request, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("RetriedAs", "t", d_retried_as, 0, CHANGE),
+    SD_BUS_PROPERTY("CPUTimeNSec", "t", d_cpu, 0, CHANGE),
+    SD_BUS_PROPERTY("MemoryPeak", "t", d_memory_peak, 0, CHANGE),
+    SD_BUS_PROPERTY("IOReadBytes", "t", d_io_read, 0, CHANGE),
+    SD_BUS_PROPERTY("IOWriteBytes", "t", d_io_write, 0, CHANGE),
     SD_BUS_VTABLE_END,
 };
 

@@ -103,10 +103,11 @@ bool Master::start(std::string& error) {
         return false;
     }
 
-    // Builds that were running when the master last stopped never reported
-    // back: end them "retry" and queue their reruns. Pending ones just wait.
+    // Builds that were running (or waiting for cleanup) when the master last
+    // stopped never reported back: end them "retry" and queue their reruns.
+    // Pending ones just wait.
     for (Build& b : store_.load_unfinished()) {
-        if (b.state == BuildState::running) {
+        if (b.state == BuildState::running || b.state == BuildState::cleanup) {
             Build ended = b;
             auto next = retry_build(ended, bus::now_realtime_usec());
             if (!next || !store_.insert_retry(ended, *next)) {

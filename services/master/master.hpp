@@ -76,6 +76,10 @@ struct Worker {
     // Builds handed to a latent worker whose machine is still coming up:
     // running on it, but not sent until it attaches.
     std::set<uint64_t> held;
+    // Builds that ran on it when it was lost, waiting in state cleanup
+    // (cleanup.cpp) until it attaches again or `cleanup_timer` fires.
+    std::set<uint64_t> cleanup;
+    SourcePtr cleanup_timer;
     uint64_t last_assigned = 0;
     Master* master = nullptr;
     std::unique_ptr<LatentSide> latent;  // type = latent only
@@ -97,6 +101,7 @@ struct Ending {
 struct ActiveBuild {
     Build build;
     std::vector<std::string> steps;
+    config::BuildLimits limits;   // its builder's, as it started
     Fd log;                       // open while running
     std::string path;
     Build shown;                  // what Build1 last told the bus
@@ -146,7 +151,8 @@ public:
     Status link_shutdown(const std::string& sender);
     Status step_started(const std::string& sender, uint64_t id, unsigned step);
     Status output(const std::string& sender, uint64_t id, const void* data, size_t size);
-    Status build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status);
+    Status build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status,
+                      const BuildUsage& usage);
 
     // Remote workers (remote.cpp). `sender` names the TCP connection
     // ("tcp#N") where a bus name would be; `link` is that connection.
@@ -220,7 +226,9 @@ private:
 
     void apply_config(config::Config&& c);
     Worker& add_worker(const config::Worker& cfg);
-    void detach(Worker& w, const std::string& reason);
+    // `lost`: the link ended without the worker saying so (it crashed, was
+    // killed, or the network failed), so its builds' processes may live on.
+    void detach(Worker& w, const std::string& reason, bool lost = false);
     void forget_worker(const std::string& name);
     void stop_worker(Worker& w, const std::string& reason);
     Worker* worker_by_sender(const std::string& sender);
@@ -251,6 +259,13 @@ private:
     void store_ok();
     static int on_store_retry(sd_event_source* s, uint64_t usec, void* userdata);
     void retry_store();
+    // Builds of a lost worker (cleanup.cpp): they wait in state cleanup
+    // until the worker is back (it kills what its previous run left before
+    // it attaches) or its lost_build_grace passes; then they end retry (or
+    // cancelled, if that was asked meanwhile).
+    void await_cleanup(Worker& w, const std::string& reason);
+    void end_cleanup(Worker& w, const std::string& why);
+    static int on_cleanup_timer(sd_event_source* s, uint64_t usec, void* userdata);
     void settle_worker(Worker& w);
     // A build of `builder` started (+1) or ended (-1).
     void count_running(const std::string& builder, int delta);

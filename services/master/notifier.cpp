@@ -269,6 +269,7 @@ void Notifier::build_finished(const Build& b) {
     f.worker = b.worker;
     f.result = std::string(to_string(b.result));
     f.exit_status = b.exit_status;
+    f.usage = b.usage;
     f.master_name = master_.config().master.name;
     f.submitted_at = b.submitted_at;
     f.started_at = b.started_at;

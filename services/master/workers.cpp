@@ -95,6 +95,10 @@ void Master::mark_attached(Worker& w, const std::string& sender, const std::map<
                fmt::format("worker {} attached ({}, host {})", w.cfg.name, how,
                            info.count("host") ? info.at("host") : "unknown"),
                {{"BUILDYARD_WORKER", w.cfg.name}, {"MESSAGE_ID", std::string(log::id::worker_attached)}});
+    if (!w.cleanup.empty()) {
+        // A worker kills what its previous run left before it attaches.
+        end_cleanup(w, "worker " + w.cfg.name + " is back and has stopped what its previous run left");
+    }
     if (latent_) {
         latent_->attached(w);
     }
@@ -129,13 +133,13 @@ Status Master::attach_remote(const std::string& name, const std::string& sender,
 void Master::link_lost(const std::string& sender, const std::string& reason) {
     if (Worker* w = worker_by_sender(sender)) {
         w->drop_link = nullptr;  // the connection is closing already
-        detach(*w, reason);
+        detach(*w, reason, true);
     }
 }
 
 void Master::drop_worker(const std::string& name, const std::string& reason) {
     if (Worker* w = find_worker(name)) {
-        detach(*w, reason);
+        detach(*w, reason, true);
     }
 }
 
@@ -177,11 +181,11 @@ int Master::ping_worker(const Worker& w, uint64_t timeout_usec, sd_bus_message_h
 
 int Master::on_track_gone(sd_bus_track*, void* userdata) {
     auto* w = static_cast<Worker*>(userdata);
-    w->master->detach(*w, "its connection to the bus closed");
+    w->master->detach(*w, "its connection to the bus closed", true);
     return 0;
 }
 
-void Master::detach(Worker& w, const std::string& reason) {
+void Master::detach(Worker& w, const std::string& reason, bool lost) {
     if (!w.attached) {
         return;
     }
@@ -201,10 +205,14 @@ void Master::detach(Worker& w, const std::string& reason) {
     w.last_disconnected = bus::now_realtime_usec();
     save_worker(w);
     log::write(log::Level::notice,
-               fmt::format("worker {} detached: {}; {} running builds will be rerun", name, reason, w.running.size()),
+               fmt::format("worker {} detached: {}; {} running builds will be rerun once their processes are gone", name,
+                           reason, w.running.size()),
                {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::worker_detached)}});
     if (drop_link) {
         drop_link(reason);
+    }
+    if (lost && w.configured && !w.latent) {
+        await_cleanup(w, reason);
     }
     auto running = w.running;
     for (uint64_t id : running) {

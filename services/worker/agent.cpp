@@ -42,8 +42,14 @@ Agent::Agent(sd_event* event, config::WorkerSelf self, Options options)
     if (options_.basedir) {
         self_.basedir = *options_.basedir;
     }
+    isolation_ = make_isolation(event, self_.name, self_.basedir);
     Link::Events events{
-        .info = [this] { return host_info(self_); },
+        .info =
+            [this] {
+                auto info = host_info(self_);
+                info["isolation"] = isolation_->kind();
+                return info;
+            },
         .state_changed = [this] { link_state_changed(); },
         .master_lost = [this] { master_lost(); },
         .fatal =
@@ -65,6 +71,22 @@ Agent::~Agent() {
 }
 
 int Agent::start() {
+    // A build that was running when an earlier run of this worker died may
+    // still have processes; the master reruns it once we attach, so they
+    // must be gone first.
+    const int r = isolation_->clean_leftovers([this] {
+        if (start_link() < 0) {
+            exit(1);  // start_link() said why
+        }
+    });
+    if (r == 0) {
+        sd_notify(0, "STATUS=stopping what an earlier run of this worker left");
+        return 0;
+    }
+    return start_link();
+}
+
+int Agent::start_link() {
     // A remote link exports Agent1 again on each new connection.
     return link_->start([this](sd_bus* bus) { return export_agent(bus, *this, agent_object_); });
 }
@@ -183,7 +205,8 @@ void Agent::remove(const std::string& reason) {
 }
 
 int Agent::start_build(uint64_t id, const std::string& builder, std::vector<std::string> steps,
-                       std::map<std::string, std::string> environment, sd_bus_error* error) {
+                       std::map<std::string, std::string> environment, const std::map<std::string, std::string>& limits,
+                       sd_bus_error* error) {
     if (steps.empty()) {
         return sd_bus_error_setf(error, bus::error::InvalidArgument, "Build %llu has no steps.",
                                  static_cast<unsigned long long>(id));
@@ -195,13 +218,26 @@ int Agent::start_build(uint64_t id, const std::string& builder, std::vector<std:
         return sd_bus_error_setf(error, bus::error::Busy, "Build %llu is already running here.",
                                  static_cast<unsigned long long>(id));
     }
+    std::string why;
+    auto parsed_limits = config::limits_from_map(limits, why);
+    if (!parsed_limits) {
+        return sd_bus_error_setf(error, bus::error::InvalidArgument, "Build %llu: %s",
+                                 static_cast<unsigned long long>(id), why.c_str());
+    }
     size_t n_steps = steps.size();
+    // How the isolation finds the build's processes without a cgroup; the
+    // master sets the same values.
+    environment["BUILDYARD_WORKER"] = self_.name;
+    environment["BUILDYARD_BUILD_ID"] = std::to_string(id);
     BuildRunner::Spec spec{
         .basedir = self_.basedir,
         .builder = builder,
         .steps = std::move(steps),
         .environment = std::move(environment),
         .kill_timeout = self_.kill_timeout,
+        .id = id,
+        .limits = *parsed_limits,
+        .isolation = isolation_.get(),
     };
     BuildRunner::Callbacks callbacks{
         .output =
@@ -244,7 +280,8 @@ void Agent::build_done(uint64_t id, const std::string& result, int exit_status) 
                {{"BUILDYARD_WORKER", self_.name}, {"BUILDYARD_BUILD", std::to_string(id)}});
     // While stopping, the master has written these builds off already.
     if (!stopping_) {
-        int r = link_->build_done(id, result, exit_status);
+        const auto it = builds_.find(id);
+        int r = link_->build_done(id, result, exit_status, it != builds_.end() ? it->second->usage() : BuildUsage{});
         if (r < 0) {
             log::warning("cannot report the end of build {}: {}", id, std::strerror(-r));
         }

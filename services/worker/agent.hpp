@@ -15,6 +15,7 @@
 #include "common/raii.hpp"
 #include "common/worker_config.hpp"
 #include "worker/build_runner.hpp"
+#include "worker/isolation.hpp"
 #include "worker/link.hpp"
 
 namespace by::worker {
@@ -34,8 +35,9 @@ public:
     // Running builds die with the agent (their process groups are killed).
     ~Agent();
 
-    // Connects to the system bus, exports Agent1 and starts attaching.
-    // Negative errno if the bus cannot be used.
+    // Kills what an earlier run of this worker left behind, then connects
+    // to the master, exports Agent1 and starts attaching. Negative errno if
+    // the bus cannot be used.
     int start();
 
     // SIGHUP: read the config file again; the next builds use it.
@@ -50,7 +52,8 @@ public:
 
     // org.buildyard.Agent1, after agent_bus.cpp has checked the caller.
     int start_build(uint64_t id, const std::string& builder, std::vector<std::string> steps,
-                    std::map<std::string, std::string> environment, sd_bus_error* error);
+                    std::map<std::string, std::string> environment, const std::map<std::string, std::string>& limits,
+                    sd_bus_error* error);
     int cancel_build(uint64_t id, sd_bus_error* error);
     void stop(const std::string& reason);
     // Agent1.Remove: as stop(), but the worker is gone from the master's
@@ -65,6 +68,7 @@ public:
 private:
     static int on_throttle(sd_event_source* s, uint64_t usec, void* userdata);
 
+    int start_link();
     void link_state_changed();
     void master_lost();
     void build_done(uint64_t id, const std::string& result, int exit_status);
@@ -79,6 +83,7 @@ private:
     sd_event* event_;
     config::WorkerSelf self_;
     Options options_;
+    std::unique_ptr<Isolation> isolation_;  // before the builds, which use it
     std::unique_ptr<Link> link_;  // MasterLink (master = bus) or RemoteLink
     SlotPtr agent_object_;
     std::map<uint64_t, std::unique_ptr<BuildRunner>> builds_;

@@ -46,7 +46,12 @@ int method_start_build(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     if (r < 0) {
         return r;
     }
-    r = agent.start_build(id, builder, std::move(steps), std::move(environment), error);
+    bus::StringMap limits;
+    r = bus::read_string_map(m, limits);
+    if (r < 0) {
+        return r;
+    }
+    r = agent.start_build(id, builder, std::move(steps), std::move(environment), limits, error);
     if (r < 0) {
         return r;
     }
@@ -128,9 +133,9 @@ int method_remove(sd_bus_message* m, void* userdata, sd_bus_error* error) {
 // CAP_SYS_ADMIN; check_caller is the real gate.
 const sd_bus_vtable agent_vtable[] = {
     SD_BUS_VTABLE_START(0),
-    SD_BUS_METHOD_WITH_NAMES("StartBuild", "tsasa{ss}",
+    SD_BUS_METHOD_WITH_NAMES("StartBuild", "tsasa{ss}a{ss}",
                              SD_BUS_PARAM(build) SD_BUS_PARAM(builder) SD_BUS_PARAM(steps)
-                                 SD_BUS_PARAM(environment),
+                                 SD_BUS_PARAM(environment) SD_BUS_PARAM(limits),
                              "", , method_start_build, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("CancelBuild", "t", SD_BUS_PARAM(build), "", , method_cancel_build,
                              SD_BUS_VTABLE_UNPRIVILEGED),

@@ -15,6 +15,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "common/build_limits.hpp"
 #include "common/bus.hpp"
 #include "common/raii.hpp"
 
@@ -55,7 +56,7 @@ public:
 
     virtual int step_started(uint64_t build, unsigned step) = 0;
     virtual int output(uint64_t build, std::string_view data) = 0;
-    virtual int build_done(uint64_t build, const std::string& result, int exit_status) = 0;
+    virtual int build_done(uint64_t build, const std::string& result, int exit_status, const BuildUsage& usage) = 0;
     virtual int detach(const std::string& reason) = 0;
     virtual void close() = 0;
     virtual uint64_t queued_writes() const = 0;
@@ -92,7 +93,7 @@ public:
     // a master that has gone reaches its successor. -ENOTCONN if not attached.
     int step_started(uint64_t build, unsigned step) override;
     int output(uint64_t build, std::string_view data) override;
-    int build_done(uint64_t build, const std::string& result, int exit_status) override;
+    int build_done(uint64_t build, const std::string& result, int exit_status, const BuildUsage& usage) override;
     // Synchronous, waits at most two seconds. No-op unless attached.
     int detach(const std::string& reason) override;
     int request_shutdown() override;

@@ -452,8 +452,8 @@ int RemoteLink::output(uint64_t build, std::string_view data) {
     return state_ == State::attached ? reports::output(bus_.get(), nullptr, build, data) : -ENOTCONN;
 }
 
-int RemoteLink::build_done(uint64_t build, const std::string& result, int exit_status) {
-    return state_ == State::attached ? reports::build_done(bus_.get(), nullptr, build, result, exit_status)
+int RemoteLink::build_done(uint64_t build, const std::string& result, int exit_status, const BuildUsage& usage) {
+    return state_ == State::attached ? reports::build_done(bus_.get(), nullptr, build, result, exit_status, usage)
                                      : -ENOTCONN;
 }
 

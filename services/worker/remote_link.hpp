@@ -43,7 +43,7 @@ public:
 
     int step_started(uint64_t build, unsigned step) override;
     int output(uint64_t build, std::string_view data) override;
-    int build_done(uint64_t build, const std::string& result, int exit_status) override;
+    int build_done(uint64_t build, const std::string& result, int exit_status, const BuildUsage& usage) override;
     int detach(const std::string& reason) override;
     void close() override;
     uint64_t queued_writes() const override;

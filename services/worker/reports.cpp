@@ -72,12 +72,24 @@ int output(sd_bus* bus, const char* destination, uint64_t build, std::string_vie
     });
 }
 
-int build_done(sd_bus* bus, const char* destination, uint64_t build, const std::string& result, int exit_status) {
+int build_done(sd_bus* bus, const char* destination, uint64_t build, const std::string& result, int exit_status,
+               const BuildUsage& usage) {
+    sd_bus_message* m = nullptr;
+    int r = sd_bus_message_new_method_call(bus, &m, destination, by::bus::master_path, by::bus::link_iface,
+                                           "BuildDone");
+    MessagePtr call(m);
+    if (r >= 0) r = sd_bus_message_append(m, "tsi", build, result.c_str(), static_cast<int32_t>(exit_status));
+    if (r >= 0) r = sd_bus_message_open_container(m, 'a', "{st}");
+    for (const auto& [key, value] : usage_to_map(usage)) {
+        if (r >= 0) r = sd_bus_message_append(m, "{st}", key.c_str(), value);
+    }
+    if (r >= 0) r = sd_bus_message_close_container(m);
+    if (r < 0) {
+        return r;
+    }
     auto* id = new uint64_t(build);
     sd_bus_slot* raw = nullptr;
-    int r = sd_bus_call_method_async(bus, &raw, destination, by::bus::master_path, by::bus::link_iface, "BuildDone",
-                                     on_build_done_reply, id, "tsi", build, result.c_str(),
-                                     static_cast<int32_t>(exit_status));
+    r = sd_bus_call_async(bus, &raw, m, on_build_done_reply, id, 0);
     if (r < 0) {
         delete id;
         return r;

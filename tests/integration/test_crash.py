@@ -69,6 +69,7 @@ class WorkerKilled(CrashTest):
             listen =
             [worker w1]
             type = local
+            lost_build_grace = 2
             [worker w2]
             type = local
             [builder b]
@@ -84,11 +85,13 @@ class WorkerKilled(CrashTest):
         orphan = int(self.lines("pids")[0])
         self.sys.workers[name].signal(signal.SIGKILL)
         self.sys.workers[name].wait()
-        # The master sees the connection close: no timeout involved.
-        wait_for(lambda: self.sys.build_prop(build, "State") == "finished", 3, "the build to end")
-        # What systemd would do with the dead worker's cgroup; the rerun,
-        # which may already run on another worker, stays.
+        # The master sees the connection close at once; the build waits for
+        # its processes to be gone (test_orphans), here until w1's
+        # lost_build_grace (2 s) has passed.
+        wait_for(lambda: self.sys.build_prop(build, "State") == "cleanup", 3, "the build to wait for cleanup")
+        self.assertEqual(self.sys.build_prop(build, "Result"), "")
         os.killpg(orphan, signal.SIGKILL)
+        wait_for(lambda: self.sys.build_prop(build, "State") == "finished", 5, "the build to end")
         props = self.build_props(build)
         self.assertEqual(props["Result"], "retry")
         rerun = props["RetriedAs"]

@@ -346,7 +346,9 @@ class CtlTest(DrainedSystemTest):
 
     def test_submit_wait_follows_a_retry_to_its_rerun(self):
         s = self.sys
-        self.start({"w1": ""}, {"g": (["w1"], [gate(s)])}, start_workers=["w1"])
+        # lost_build_grace = 0: rerun at once, without waiting for w1 to
+        # come back (test_orphans covers the wait).
+        self.start({"w1": "lost_build_grace = 0"}, {"g": (["w1"], [gate(s)])}, start_workers=["w1"])
         p = self.ctl_background("submit", "g", "--wait")
         first = int(p.stdout.readline())
         wait_gate_reached(s, first)

@@ -329,6 +329,8 @@ class MailTest(DrainedSystemTest):
     def build_config(self, builders, steps_nightly):
         return (self.mail_section(f"builders = {builders}\nrecipients = team@example.org, qa@example.org") +
                 "[worker w1]\ntype = local\nmissing_timeout = 1\nnotify_on_missing = ops@example.org\n"
+                # A killed w1's build is rerun at once (test_orphans covers the wait).
+                "lost_build_grace = 0\n"
                 "[builder nightly]\nworkers = w1\n" +
                 "".join(f"step.{i} = {step}\n" for i, step in enumerate(steps_nightly, 1)) +
                 "[builder other]\nworkers = w1\nstep.1 = echo other\n")

@@ -208,7 +208,9 @@ class RemoteTest(DrainedSystemTest):
 
     def test_worker_killed_mid_build_is_rerun(self):
         s = self.sys
-        self.start(master_config(self.port, builders={"slow": (["r1"], [gate_step(s)])}))
+        # r1 stays away, so its build is rerun once lost_build_grace has passed.
+        self.start(master_config(self.port, workers={"r1": "lost_build_grace = 1"},
+                                 builders={"slow": (["r1"], [gate_step(s)])}))
         w = self.remote_worker("r1")
         bid = s.submit("slow")
         wait_gate_reached(s, bid)
