@@ -121,6 +121,7 @@ private:
     };
     int call_async(uint64_t id, MessagePtr& m, sd_bus_message_handler_t handler, Unit& u);
     int start_unit(uint64_t id, Unit& u, pid_t pid, const config::BuildLimits& limits, unsigned kill_timeout);
+    int new_stop(const std::string& unit, MessagePtr& m);
     void stop_unit(uint64_t id, Unit& u);
     void finish(uint64_t id);
     void adopted(uint64_t id, int r);
@@ -370,12 +371,16 @@ int SystemdScopes::on_usage_reply(sd_bus_message* m, void* userdata, sd_bus_erro
     return 0;
 }
 
-void SystemdScopes::stop_unit(uint64_t id, Unit& u) {
-    MessagePtr m;
+int SystemdScopes::new_stop(const std::string& unit, MessagePtr& m) {
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface, "StopUnit");
     m.reset(raw);
-    if (r >= 0) r = sd_bus_message_append(m.get(), "ss", u.name.c_str(), "replace");
+    return r < 0 ? r : sd_bus_message_append(m.get(), "ss", unit.c_str(), "replace");
+}
+
+void SystemdScopes::stop_unit(uint64_t id, Unit& u) {
+    MessagePtr m;
+    int r = new_stop(u.name, m);
     if (r >= 0) r = call_async(id, m, on_stop_reply, u);
     if (r < 0) {
         log::warning("cannot stop {}: {}", u.name, std::strerror(-r));
@@ -415,13 +420,9 @@ void SystemdScopes::abandon(uint64_t id) {
     }
     // Fire and forget: nobody waits, but the unit must still go.
     MessagePtr m;
-    sd_bus_message* raw = nullptr;
-    if (sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface, "StopUnit") >= 0) {
-        m.reset(raw);
-        if (sd_bus_message_append(m.get(), "ss", it->second.name.c_str(), "replace") >= 0) {
-            sd_bus_message_set_expect_reply(m.get(), 0);
-            sd_bus_send(bus_.get(), m.get(), nullptr);
-        }
+    if (new_stop(it->second.name, m) >= 0) {
+        sd_bus_message_set_expect_reply(m.get(), 0);
+        sd_bus_send(bus_.get(), m.get(), nullptr);
     }
     std::erase_if(jobs_, [id](const auto& kv) { return kv.second == id; });
     units_.erase(it);

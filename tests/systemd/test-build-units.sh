@@ -36,13 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-master_call() { ct busctl --system call org.buildyard.Master1 /org/buildyard/Master1 org.buildyard.Master1 "$@"; }
-prop() { ct busctl --system get-property org.buildyard.Master1 "$1" "$2" "$3" | cut -d' ' -f2- | tr -d '"'; }
-worker_path() { master_call GetWorker s "$1" | cut -d' ' -f2 | tr -d '"'; }
-build_path() { master_call GetBuild t "$1" | cut -d' ' -f2 | tr -d '"'; }
-worker_state_is() { [ "$(prop "$(worker_path "$1")" org.buildyard.Worker1 State)" = "$2" ]; }
-build_prop() { prop "$(build_path "$1")" org.buildyard.Build1 "$2"; }
-build_state_is() { [ "$(build_prop "$1" State)" = "$2" ]; }
+. "$source_dir/tests/lib/master-calls.sh"
 # submit BUILDER [KEY VALUE]...: prints the new build's id.
 submit() {
     local builder=$1

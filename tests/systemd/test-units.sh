@@ -28,14 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-master_call() { ct busctl --system call org.buildyard.Master1 /org/buildyard/Master1 org.buildyard.Master1 "$@"; }
-# prop PATH INTERFACE NAME: the value alone, without type and quotes.
-prop() { ct busctl --system get-property org.buildyard.Master1 "$1" "$2" "$3" | cut -d' ' -f2- | tr -d '"'; }
-worker_path() { master_call GetWorker s "$1" | cut -d' ' -f2 | tr -d '"'; }
-build_path() { master_call GetBuild t "$1" | cut -d' ' -f2 | tr -d '"'; }
-worker_state_is() { [ "$(prop "$(worker_path "$1")" org.buildyard.Worker1 State)" = "$2" ]; }
-build_prop() { prop "$(build_path "$1")" org.buildyard.Build1 "$2"; }
-build_state_is() { [ "$(build_prop "$1" State)" = "$2" ]; }
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/master-calls.sh"
 submit() { prop "$(master_call SubmitBuild 'sa{ss}' "$1" 0 | cut -d' ' -f2 | tr -d '"')" org.buildyard.Build1 Id; }
 main_pid() { ct systemctl show -P MainPID "$1"; }
 restarts() { ct systemctl show -P NRestarts "$1"; }
