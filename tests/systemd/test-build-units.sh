@@ -152,9 +152,9 @@ if [[ "$out" == *"pids.max 8"* ]]; then
     [[ "$out" != *"forked 30"* ]] || fail "30 forks passed tasks_max = 8: $out"
 else
     # The v1 pids controller is read-only in this container: systemd could
-    # not write pids.max, so nothing here can enforce the limit.
-    [[ "$out" == *"pids.max max"* ]] || fail "the step did not find its pids.max: $out"
-    echo "tasks_max NOT enforced here: the build's pids.max stayed 'max' (cgroup v1, read-only in the container)"
+    # not make the build a pids cgroup (it sits in the root, which has no
+    # pids.max) or write its pids.max, so nothing here enforces the limit.
+    echo "tasks_max NOT enforced here (cgroup v1, read-only in the container): $(echo "$out" | grep pids.max)"
 fi
 
 step "timeout = 2 ends a build failure, with the reason in its log"
