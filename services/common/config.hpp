@@ -96,6 +96,7 @@ struct Master {
     bool declared = false;                   // a [master] section exists
     std::string name;                        // default: the host name
     std::string listen = "0.0.0.0:9989";     // empty: no TCP listener
+    std::string metrics;                     // IP:PORT of /metrics; empty: none
     std::vector<uid_t> trusted_uids;
     bool tls = true;                         // false: plain TCP for remote workers (tls = no)
     // PEM files of the TLS identity: tls_certificate and tls_key, else the

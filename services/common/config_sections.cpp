@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <set>
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "common/config_backends.hpp"
@@ -144,6 +145,17 @@ private:
                     bad(s, key, "invalid address " + in_quotes(v.text) +
                                     ": expected HOST:PORT with a port from 1 to 65535 (an IPv6 address as "
                                     "[::1]:9989), or nothing for no TCP listener");
+                }
+            } else if (key == "metrics") {
+                // The HTTP server (civetweb) binds addresses, not host names.
+                const auto hp = parse_host_port(v.text);
+                in_addr a4{};
+                if (v.text.empty() || (hp && (v.text[0] == '[' || inet_pton(AF_INET, hp->host.c_str(), &a4) == 1))) {
+                    config_.master.metrics = v.text;
+                } else {
+                    bad(s, key, "invalid address " + in_quotes(v.text) +
+                                    ": expected IP:PORT with a port from 1 to 65535 (an IPv6 address as "
+                                    "[::1]:9990), or nothing for no metrics");
                 }
             } else if (key == "trusted_uids") {
                 for (const auto& entry : split_list(v.text)) {

@@ -198,6 +198,7 @@ bool Master::start_build(ActiveBuild& ab, Worker& w) {
     }
     w.running.insert(ab.build.id);
     count_running(ab.build.builder, +1);
+    metrics_.build_started(ab.build);
     if (!w.attached) {
         hold_build(ab, w);
         return true;
@@ -267,6 +268,7 @@ bool Master::finish_build(ActiveBuild& ab, Result result, int exit_status, uint6
     }
     ab.log.reset();
     count_running(ab.build.builder, -1);
+    metrics_.build_finished(ab.build);
     log_build(result == Result::success ? log::Level::info : log::Level::notice, ab.build,
               fmt::format("build {} of {} on {} finished: {} (exit status {})", id, ab.build.builder, ab.build.worker,
                           to_string(result), exit_status),
@@ -326,6 +328,7 @@ bool Master::requeue(ActiveBuild& ab, const std::string& why, uint64_t at) {
     ab.ending.reset();
     ab.log.reset();
     count_running(ab.build.builder, -1);
+    metrics_.build_finished(ab.build);
     log_build(log::Level::notice, ab.build, fmt::format("build {} of {} ends retry ({}); rerun as build {}", id,
                                                         ab.build.builder, why, next->id),
               log::id::build_finished);
@@ -432,6 +435,7 @@ Status Master::cancel(uint64_t id) {
         store_ok();
         ab.build = std::move(cancelled);
         dispatcher_.remove(ab.build.builder, id);
+        metrics_.build_finished(ab.build);
         log_build(log::Level::notice, ab.build, fmt::format("pending build {} of {} cancelled", id, ab.build.builder),
                   log::id::build_finished);
         emit_build(ab);

@@ -130,7 +130,8 @@ const sd_bus_vtable link_vtable[] = {
 
 int register_link_object(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots) {
     sd_bus_slot* s = nullptr;
-    int r = sd_bus_add_object_vtable(bus, &s, bus::master_path, bus::link_iface, link_vtable, &m);
+    int r = sd_bus_add_object_vtable(bus, &s, bus::master_path, bus::link_iface,
+                                     counted_vtable(bus::link_iface, link_vtable), &m);
     if (r < 0) return r;
     slots.emplace_back(s);
     return 0;

@@ -168,7 +168,8 @@ const sd_bus_vtable master_vtable[] = {
 
 int register_master_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots) {
     sd_bus_slot* s = nullptr;
-    int r = sd_bus_add_object_vtable(bus, &s, bus::master_path, bus::master_iface, master_vtable, &m);
+    int r = sd_bus_add_object_vtable(bus, &s, bus::master_path, bus::master_iface,
+                                     counted_vtable(bus::master_iface, master_vtable), &m);
     if (r < 0) return r;
     slots.emplace_back(s);
     return 0;

@@ -329,7 +329,7 @@ int register_worker_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots)
     };
     for (const auto& t : tables) {
         sd_bus_slot* s = nullptr;
-        int r = sd_bus_add_fallback_vtable(bus, &s, t.prefix, t.iface, t.vtable, t.find, &m);
+        int r = sd_bus_add_fallback_vtable(bus, &s, t.prefix, t.iface, counted_vtable(t.iface, t.vtable), t.find, &m);
         if (r < 0) return r;
         slots.emplace_back(s);
         r = sd_bus_add_node_enumerator(bus, &s, t.prefix, t.enumerate, &m);

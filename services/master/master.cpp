@@ -92,6 +92,9 @@ bool Master::start(std::string& error) {
         error = store_.error();
         return false;
     }
+    if (!metrics_.listen(loaded.config->master.metrics, error)) {
+        return false;
+    }
     notifier_ = std::make_unique<Notifier>(*this, event_, bus_, store_, state_directory_);
     if (!notifier_->start(error)) {
         return false;
@@ -134,6 +137,13 @@ bool Master::start(std::string& error) {
         dispatcher_.enqueue(ab->build.builder, ab->build.id);
         active_[ab->build.id] = std::move(ab);
     }
+    // The first flush counts every builder's queue, for the metrics.
+    for (const auto& [name, b] : config_.builders) {
+        dirty_builders_.insert(name);
+    }
+    for (const auto& [id, ab] : active_) {
+        dirty_builders_.insert(ab->build.builder);
+    }
 
     sd_event_source* s = nullptr;
     r = sd_event_add_defer(event_, &s, &Master::on_changes_deferred, this);
@@ -175,6 +185,7 @@ Worker& Master::add_worker(const config::Worker& cfg) {
         }
     }
     w->shown = shown_now(*w);
+    metrics_.worker_shown(cfg.name, w->shown, bus::now_realtime_usec());
     auto& ref = *w;
     workers_[cfg.name] = std::move(w);
     return ref;
@@ -262,6 +273,14 @@ Status Master::reload() {
         log::error("configuration not reloaded; the old one stays in force:\n{}", errors);
         return Status::fail(bus::error::ConfigInvalid, errors);
     }
+    for (const auto& [name, b] : config_.builders) {
+        dirty_builders_.insert(name);  // those that go are forgotten
+    }
+    std::string metrics_error;
+    if (!metrics_.listen(loaded.config->master.metrics, metrics_error)) {
+        log::error("{}; metrics stay on {}", metrics_error,
+                   metrics_.address().empty() ? std::string("nothing") : metrics_.address());
+    }
     apply_config(std::move(*loaded.config));
     for (auto& [name, w] : workers_) {
         emit_worker(*w);
@@ -291,6 +310,7 @@ void Master::forget_worker(const std::string& name) {
     if (latent_) {
         latent_->forget(*it->second);
     }
+    metrics_.worker_forgotten(name);
     workers_.erase(it);
 }
 
@@ -465,12 +485,14 @@ void emit_changed(sd_bus* bus, const std::string& path, const char* iface, std::
 }  // namespace
 
 void Master::flush_changes() {
+    const uint64_t realtime = bus::now_realtime_usec();
     for (const auto& name : dirty_workers_) {
         if (Worker* w = find_worker(name)) {
             WorkerShown now = shown_now(*w);
             auto names = changed_properties(w->shown, now);
             emit_changed(bus_, w->path, bus::worker_iface, names);
             w->shown = std::move(now);
+            metrics_.worker_shown(name, w->shown, realtime);
         }
     }
     dirty_workers_.clear();
@@ -484,11 +506,17 @@ void Master::flush_changes() {
     shown_counters_ = now;
 
     for (const auto& name : dirty_builders_) {
+        std::pair<uint32_t, uint32_t> counts{pending_builds(name), running_builds(name)};
+        // A removed builder's builds still count while they wait or run.
+        if (find_builder(name) || counts.first || counts.second) {
+            metrics_.builder_counts(name, counts.first, counts.second);
+        } else {
+            metrics_.builder_forgotten(name);
+        }
         if (!find_builder(name)) {
             shown_builder_counters_.erase(name);
             continue;
         }
-        std::pair<uint32_t, uint32_t> counts{pending_builds(name), running_builds(name)};
         auto [it, added] = shown_builder_counters_.try_emplace(name, counts);
         if (added || it->second != counts) {
             it->second = counts;

@@ -21,6 +21,7 @@
 #include "master/build.hpp"
 #include "master/dispatch.hpp"
 #include "master/latent.hpp"
+#include "master/metrics.hpp"
 #include "master/shown.hpp"
 #include "master/store.hpp"
 
@@ -163,7 +164,7 @@ public:
     void link_lost(const std::string& sender, const std::string& reason);
     // Detaches worker `name` and closes its remote connection, if any
     // (a failed keepalive, or a duplicate connection won).
-    void drop_worker(const std::string& name, const std::string& reason);
+    void drop_worker(const std::string& name, DetachCause cause, const std::string& reason);
     // Agent1.Ping to an attached worker over its link; the reply (or the
     // timeout's error) goes to `callback`. Negative errno.
     // Agent1.SetKeepalive(interval) to an attached worker, answered through
@@ -203,6 +204,8 @@ public:
     std::vector<uint64_t> recent_build_ids(size_t n) const;
 
     sd_bus* bus() const { return bus_; }
+    // Prometheus metrics; touched from the loop thread only.
+    Metrics& metrics() { return metrics_; }
 
     // Latent workers (latent.*): the builds held for `w` end retry with
     // `why`; `log_text` goes into each one's log first.
@@ -228,9 +231,9 @@ private:
     Worker& add_worker(const config::Worker& cfg);
     // `lost`: the link ended without the worker saying so (it crashed, was
     // killed, or the network failed), so its builds' processes may live on.
-    void detach(Worker& w, const std::string& reason, bool lost = false);
+    void detach(Worker& w, DetachCause cause, const std::string& reason, bool lost = false);
     void forget_worker(const std::string& name);
-    void stop_worker(Worker& w, const std::string& reason);
+    void stop_worker(Worker& w, DetachCause cause, const std::string& reason);
     Worker* worker_by_sender(const std::string& sender);
     void mark_attached(Worker& w, const std::string& sender, const std::map<std::string, std::string>& info,
                        const std::string& how);
@@ -330,6 +333,7 @@ private:
     std::optional<std::string> store_trouble_;  // the failing write's error, while the store fails
     SourcePtr store_retry_;
     std::vector<SlotPtr> slots_;
+    Metrics metrics_;
     std::unique_ptr<Notifier> notifier_;  // missing-worker and build mail
     std::unique_ptr<LatentControl> latent_;
     std::function<void(const config::Config&)> reloaded_;
@@ -342,5 +346,9 @@ void log_build(log::Level level, const Build& b, const std::string& msg, std::st
 int register_master_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots);
 int register_worker_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots);
 int register_link_object(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots);
+// A copy of `vtable` (of `interface`, registered with the Master as its
+// userdata) whose method calls are counted in Metrics::bus_call
+// (bus_counted.cpp). The copy lives as long as the program.
+const sd_bus_vtable* counted_vtable(const char* interface, const sd_bus_vtable* vtable);
 
 }  // namespace by::master

@@ -273,11 +273,13 @@ int Remote::on_accept(sd_event_source*, int fd, uint32_t, void* userdata) {
         case ConnectionLimits::Verdict::full:
             self->refused(fmt::format("refused a connection from {}: {} connections are open already", peer,
                                       self->connection_limit_));
+            self->master_.metrics().remote_refused(RemoteRefusal::too_many_connections);
             continue;
         case ConnectionLimits::Verdict::address_full:
             self->refused(fmt::format("refused a connection from {}: {} connections from {} have not authenticated "
                                       "yet",
                                       peer, ConnectionLimits::max_unauthenticated_per_address, address));
+            self->master_.metrics().remote_refused(RemoteRefusal::too_many_unauthenticated);
             continue;
         }
         int one = 1;

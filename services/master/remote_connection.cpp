@@ -138,6 +138,7 @@ int Remote::Connection::on_message(sd_bus_message* m, void* userdata, sd_bus_err
     if (!refusal) {
         return 0;
     }
+    c.remote_.master_.metrics().remote_refused(RemoteRefusal::not_authenticated);
     BusError e;
     sd_bus_error_set(e.get(), bus::error::AccessDenied, refusal);
     sd_bus_reply_method_error(m, e.get());
@@ -290,6 +291,10 @@ bool Remote::Connection::client_certificate_ok(const config::Worker& cfg, std::s
 }
 
 void Remote::Connection::auth_failed(sd_bus_message* call, AuthVerdict verdict, const std::string& line) {
+    remote_.master_.metrics().remote_refused(verdict == AuthVerdict::unknown_worker  ? RemoteRefusal::unknown_worker
+                                             : verdict == AuthVerdict::wrong_token   ? RemoteRefusal::wrong_token
+                                             : verdict == AuthVerdict::stale_token   ? RemoteRefusal::stale_token
+                                                                                     : RemoteRefusal::wrong_password);
     log::write(log::Level::warning, line.empty() ? auth_failure_line(verdict, printable(name_), peer_) : line,
                {{"BUILDYARD_WORKER", printable(name_)}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
     logged_ = true;
@@ -349,6 +354,7 @@ void Remote::Connection::resolve_duplicate(bool old_answered) {
                    {{"BUILDYARD_WORKER", name_}});
         logged_ = true;
         phase_ = Phase::fresh;
+        master.metrics().remote_refused(RemoteRefusal::already_attached);
         sd_bus_reply_method_errorf(call.get(), bus::error::AlreadyAttached, "Worker '%s' is already attached.",
                                    name_.c_str());
         arm_timer(auth_timer_, remote_.timeouts_.auth_usec, on_auth_timeout);
@@ -357,7 +363,7 @@ void Remote::Connection::resolve_duplicate(bool old_answered) {
     if (w && w->attached) {
         // Fully detached (its builds end retry, its connection closes)
         // before the new one attaches: never both at once.
-        master.drop_worker(name_, fmt::format("it did not answer a ping within {} s after a new connection from {} "
+        master.drop_worker(name_, DetachCause::replaced, fmt::format("it did not answer a ping within {} s after a new connection from {} "
                                               "authenticated",
                                               seconds(remote_.timeouts_.duplicate_ping_usec), peer_));
     }
@@ -378,6 +384,7 @@ void Remote::Connection::attach(sd_bus_message* call) {
                                     },
                                     info_, path);
     if (!s) {
+        master.metrics().remote_refused(RemoteRefusal::attach_refused);
         sd_bus_reply_method_errorf(call, s.error, "%s", s.message.c_str());
         phase_ = Phase::fresh;
         logged_ = true;
@@ -407,7 +414,7 @@ void Remote::Connection::attach(sd_bus_message* call) {
     if (r >= 0) r = bus::append_string_map(raw, settings);
     if (r >= 0) r = sd_bus_send(nullptr, raw, nullptr);
     if (r < 0) {
-        master.drop_worker(name_, std::string("cannot answer its Authenticate: ") + std::strerror(-r));
+        master.drop_worker(name_, DetachCause::error, std::string("cannot answer its Authenticate: ") + std::strerror(-r));
         return;
     }
     told_interval_ = w->cfg.keepalive_interval;
@@ -475,7 +482,7 @@ int Remote::Connection::on_keepalive(sd_event_source*, uint64_t, void* userdata)
     }
     int r = master.ping_worker(*w, w->cfg.keepalive_timeout * 1'000'000, on_keepalive_reply, &c, c.keepalive_ping_);
     if (r < 0) {
-        master.drop_worker(c.name_, std::string("cannot send it a keepalive: ") + std::strerror(-r));
+        master.drop_worker(c.name_, DetachCause::error, std::string("cannot send it a keepalive: ") + std::strerror(-r));
     }
     return 0;
 }
@@ -489,7 +496,7 @@ int Remote::Connection::on_keepalive_reply(sd_bus_message* m, void* userdata, sd
         const Worker* w = c.remote_.master_.find_worker(c.name_);
         const sd_bus_error* e = sd_bus_message_get_error(m);
         c.remote_.master_.drop_worker(
-            c.name_, fmt::format("no answer to a keepalive within {} s ({})", w ? w->cfg.keepalive_timeout : 0,
+            c.name_, DetachCause::keepalive, fmt::format("no answer to a keepalive within {} s ({})", w ? w->cfg.keepalive_timeout : 0,
                                  e && e->message ? e->message : "no reply"));
         return 0;
     }
@@ -499,6 +506,7 @@ int Remote::Connection::on_keepalive_reply(sd_bus_message* m, void* userdata, sd
 
 int Remote::Connection::on_auth_timeout(sd_event_source*, uint64_t, void* userdata) {
     Connection& c = of(userdata);
+    c.remote_.master_.metrics().remote_refused(RemoteRefusal::auth_timeout);
     c.close(fmt::format("not authenticated within {} s", seconds(c.remote_.timeouts_.auth_usec)));
     return 0;
 }

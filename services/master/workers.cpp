@@ -99,6 +99,7 @@ void Master::mark_attached(Worker& w, const std::string& sender, const std::map<
         // A worker kills what its previous run left before it attaches.
         end_cleanup(w, "worker " + w.cfg.name + " is back and has stopped what its previous run left");
     }
+    metrics_.worker_attached();
     if (latent_) {
         latent_->attached(w);
     }
@@ -133,13 +134,13 @@ Status Master::attach_remote(const std::string& name, const std::string& sender,
 void Master::link_lost(const std::string& sender, const std::string& reason) {
     if (Worker* w = worker_by_sender(sender)) {
         w->drop_link = nullptr;  // the connection is closing already
-        detach(*w, reason, true);
+        detach(*w, DetachCause::connection_closed, reason, true);
     }
 }
 
-void Master::drop_worker(const std::string& name, const std::string& reason) {
+void Master::drop_worker(const std::string& name, DetachCause cause, const std::string& reason) {
     if (Worker* w = find_worker(name)) {
-        detach(*w, reason, true);
+        detach(*w, cause, reason, true);
     }
 }
 
@@ -181,14 +182,15 @@ int Master::ping_worker(const Worker& w, uint64_t timeout_usec, sd_bus_message_h
 
 int Master::on_track_gone(sd_bus_track*, void* userdata) {
     auto* w = static_cast<Worker*>(userdata);
-    w->master->detach(*w, "its connection to the bus closed", true);
+    w->master->detach(*w, DetachCause::connection_closed, "its connection to the bus closed", true);
     return 0;
 }
 
-void Master::detach(Worker& w, const std::string& reason, bool lost) {
+void Master::detach(Worker& w, DetachCause cause, const std::string& reason, bool lost) {
     if (!w.attached) {
         return;
     }
+    metrics_.worker_detached(cause);
     const std::string name = w.cfg.name;
     sender_to_worker_.erase(w.bus_name);
     if (w.link_bus) {
@@ -249,7 +251,7 @@ Status Master::link_detach(const std::string& sender, const std::string& reason)
     if (!w) {
         return Status::fail(bus::error::NotAttached, "this connection has not attached as a worker");
     }
-    detach(*w, "the worker said: " + reason);
+    detach(*w, DetachCause::worker_request, "the worker said: " + reason);
     return Status::ok();
 }
 
@@ -258,7 +260,7 @@ Worker* Master::worker_by_sender(const std::string& sender) {
     return it == sender_to_worker_.end() ? nullptr : find_worker(it->second);
 }
 
-void Master::stop_worker(Worker& w, const std::string& reason) {
+void Master::stop_worker(Worker& w, DetachCause cause, const std::string& reason) {
     if (!w.attached) {
         return;
     }
@@ -274,7 +276,7 @@ void Master::stop_worker(Worker& w, const std::string& reason) {
             sd_bus_send(link_bus(w), m.get(), nullptr);
         }
     }
-    detach(w, reason);
+    detach(w, cause, reason);
 }
 
 // Called when a worker's load drops: a removed or shutting-down worker
@@ -284,9 +286,9 @@ void Master::settle_worker(Worker& w) {
         return;
     }
     if (!w.configured) {
-        stop_worker(w, "removed from the master's configuration");
+        stop_worker(w, DetachCause::removed, "removed from the master's configuration");
     } else if (w.shutting_down) {
-        stop_worker(w, "graceful shutdown requested");
+        stop_worker(w, DetachCause::shutdown, "graceful shutdown requested");
     }
 }
 
@@ -329,7 +331,7 @@ Status Master::shutdown(Worker& w, bool graceful) {
             return Status::fail(bus::error::NotAttached, "latent worker '" + w.cfg.name + "' has no machine running");
         }
         if (attached && !graceful) {
-            stop_worker(w, "shutdown requested");  // its builds end retry now
+            stop_worker(w, DetachCause::shutdown, "shutdown requested");  // its builds end retry now
         }
         return Status::ok();
     }
@@ -344,7 +346,7 @@ Status Master::shutdown(Worker& w, bool graceful) {
         emit_worker(w);
         settle_worker(w);
     } else {
-        stop_worker(w, "shutdown requested");
+        stop_worker(w, DetachCause::shutdown, "shutdown requested");
     }
     return Status::ok();
 }
