@@ -7,14 +7,13 @@ bus). Screenshots go to $BUILDYARD_ARTIFACTS."""
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from harness import (MASTER_PATH, NOBODY_UID, SOURCE, DrainedSystemTest, gate_step, open_gate,  # noqa: E402
+from harness import (NOBODY_UID, SOURCE, DrainedSystemTest, free_port, gate_step, open_gate,  # noqa: E402
                      wait_for, wait_gate_reached)
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
@@ -27,12 +26,6 @@ COCKPIT_WS = "/usr/lib/cockpit/cockpit-ws"
 ARTIFACTS = os.environ.get("BUILDYARD_ARTIFACTS", os.path.join(SOURCE, "build", "browser"))
 WORKER1 = "org.buildyard.Worker1"
 BUILD1 = "org.buildyard.Build1"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Page:

@@ -14,17 +14,11 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import (BIN, MASTER_PATH, SOURCE, DrainedSystemTest, gate_step, open_gate, wait_for,
+from harness import (BIN, MASTER_PATH, SOURCE, DrainedSystemTest, free_port, gate_step, open_gate, wait_for,
                      wait_gate_reached)
 
 PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape(port):
