@@ -147,7 +147,8 @@ class CockpitPageTest(DrainedSystemTest):
             [builder hello]
             workers = w1, w2
             step.1 = echo "hello from $BUILDYARD_PROP_greeting on $BUILDYARD_WORKER"
-            step.2 = for i in 1 2 3; do echo "line $i"; sleep 0.3; done
+            step.2 = {gate_step(s)}
+            step.3 = for i in 1 2 3; do echo "line $i"; sleep 0.3; done
             [builder slow]
             workers = w1, w2
             step.1 = {gate_step(s)}
@@ -174,8 +175,12 @@ class CockpitPageTest(DrainedSystemTest):
         page.wait_text("#log-build", lambda t: t.startswith("#"))
         build = int(page.text("#log-build")[1:])
         row = f'tr[data-build="{build}"]'
+        # It waits at its gate in step 2 until the page has shown it running
+        # and its first output: the log follows a running build.
+        wait_gate_reached(s, build)
         page.wait_text(f"{row} td.status .badge", "running")
         page.wait_text("#log", lambda t: "hello from cockpit on w" in t)
+        open_gate(s, build)
         page.wait_text("#log", lambda t: "line 3" in t, timeout=20)
         page.wait_text(f"{row} td.status .badge", "success")
         page.wait_text("#log-status", "success")
