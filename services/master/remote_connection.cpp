@@ -433,7 +433,7 @@ void Remote::Connection::keepalive_changed() {
     // interval before our pings follow the new one.
     int r = master.tell_worker_keepalive(*w, interval, on_set_keepalive_reply, this, set_keepalive_call_);
     if (r < 0) {
-        master.drop_worker(name_, std::string("cannot send it its new keepalive_interval: ") + std::strerror(-r));
+        master.drop_worker(name_, DetachCause::error, std::string("cannot send it its new keepalive_interval: ") + std::strerror(-r));
         return;
     }
     log::write(log::Level::info,
@@ -453,7 +453,7 @@ int Remote::Connection::on_set_keepalive_reply(sd_bus_message* m, void* userdata
     // A worker that cannot take the new value would drop the link on its own
     // old schedule: better to say why now, and let it attach afresh.
     const sd_bus_error* e = sd_bus_message_get_error(m);
-    c.remote_.master_.drop_worker(c.name_, fmt::format("it did not take its new keepalive_interval ({}: {}); it "
+    c.remote_.master_.drop_worker(c.name_, DetachCause::error, fmt::format("it did not take its new keepalive_interval ({}: {}); it "
                                                       "gets the new value when it attaches again",
                                                       e && e->name ? e->name : "?",
                                                       e && e->message ? e->message : ""));
