@@ -157,7 +157,7 @@ bool Remote::start(const std::string& listen, std::string& error) {
     const uint64_t nofile = raise_nofile();
     connection_limit_ = ConnectionLimits::for_descriptors(nofile);
     log::info("at most {} remote connections (LimitNOFILE {}, {} kept for the rest)", connection_limit_, nofile,
-              nofile - std::min<uint64_t>(nofile, 2 * connection_limit_));
+              nofile - std::min<uint64_t>(nofile, ConnectionLimits::descriptors_per_connection * connection_limit_));
 
     int n = sd_listen_fds(1);
     if (n > 0) {

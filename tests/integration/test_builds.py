@@ -48,6 +48,7 @@ class BuildTest(DrainedSystemTest):
 class StepsAndResults(BuildTest):
     def test_default_properties_give_way_to_a_builds_own(self):
         self.sys.write_config("""
+            [master]
             [worker w1]
             type = local
             default_property.branch = main
@@ -72,6 +73,7 @@ class StepsAndResults(BuildTest):
         """umask in the worker's own file (default 022) is the steps' umask,
         whatever the worker was started with; a SIGHUP applies a new one."""
         self.sys.write_config("""
+            [master]
             [worker w1]
             type = local
             [worker w2]

@@ -157,6 +157,9 @@ class WorkersTest(DrainedSystemTest):
             "version": version,
             "admin": "Jane Doe <jane@example.org>",
             "basedir": os.path.join(s.dir, "workers", "w1"),
+            # Outside systemd the worker keeps its builds' processes as a
+            # subreaper (buildyard-workerd(8)).
+            "isolation": "subreaper",
         })
 
     # --- Pause / Unpause ---------------------------------------------------
