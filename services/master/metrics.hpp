@@ -139,8 +139,21 @@ private:
 
     std::map<std::string, WorkerSeen> workers_;
     std::map<std::string, uint64_t> latent_starts_;  // worker -> when its start was asked for
-    // By interface, method and error.
-    std::map<std::tuple<std::string, std::string, std::string>, prometheus::Counter*, std::less<>> bus_call_counters_;
+    // By interface, method and error, looked up by string_views. Compared
+    // as tuples of string_view: clang (14) with libstdc++ 12 cannot compare
+    // a tuple of strings with one of string_views, as std::less<> would.
+    struct CallKeyLess {
+        using is_transparent = void;
+        template <class A, class B>
+        bool operator()(const A& a, const B& b) const {
+            return views(a) < views(b);
+        }
+        template <class T>
+        static std::tuple<std::string_view, std::string_view, std::string_view> views(const T& t) {
+            return {std::get<0>(t), std::get<1>(t), std::get<2>(t)};
+        }
+    };
+    std::map<std::tuple<std::string, std::string, std::string>, prometheus::Counter*, CallKeyLess> bus_call_counters_;
 };
 
 }  // namespace by::master
