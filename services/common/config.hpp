@@ -63,6 +63,9 @@ struct Builder {
     std::string name;
     std::vector<std::string> workers;
     std::vector<std::string> steps;          // in numeric order of step.N
+    // secret.KEY, resolved: KEY -> value. Steps get BUILDYARD_SECRET_KEY;
+    // the value is shown nowhere and masked in build logs.
+    std::map<std::string, std::string> secrets;
     Origin origin;
 };
 

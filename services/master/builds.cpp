@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "master/master.hpp"
 #include "master/notifier.hpp"
 
@@ -23,6 +24,9 @@ Status Master::submit(const std::string& builder, const std::map<std::string, st
     for (const auto& [k, v] : properties) {
         if (k.empty()) {
             return Status::fail(bus::error::InvalidArgument, "a build property has an empty name");
+        }
+        if (k == secret_prefix) {
+            return Status::fail(bus::error::InvalidArgument, "a secret build property has an empty name");
         }
     }
     Build b;
@@ -182,6 +186,17 @@ bool Master::start_build(ActiveBuild& ab, Worker& w) {
     ab.build = std::move(started);
     const config::Builder* builder = find_builder(ab.build.builder);
     ab.steps = builder ? builder->steps : std::vector<std::string>{};
+    ab.secrets = builder ? builder->secrets : std::map<std::string, std::string>{};
+    std::vector<std::string> secret_values;
+    for (const auto& [k, v] : ab.build.properties) {
+        if (is_secret_property(k)) {
+            secret_values.push_back(v);
+        }
+    }
+    for (const auto& [k, v] : ab.secrets) {
+        secret_values.push_back(v);
+    }
+    ab.mask = SecretMask(secret_values);
     ab.log.reset(::open(log_path(ab.build.id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
     if (!ab.log) {
         log::error("cannot open the log of build {}: {}", ab.build.id, std::strerror(errno));
@@ -216,7 +231,7 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
     sd_bus_message* raw = msg.get();
     if (r >= 0) r = sd_bus_message_append(raw, "ts", ab.build.id, ab.build.builder.c_str());
     if (r >= 0) r = bus::append_strv(raw, ab.steps);
-    if (r >= 0) r = bus::append_string_map(raw, step_environment(ab.build));
+    if (r >= 0) r = bus::append_string_map(raw, step_environment(ab.build, ab.secrets));
     uint64_t cookie = 0;
     sd_bus_slot* slot = nullptr;
     if (r >= 0) r = sd_bus_call_async(link_bus(w), &slot, raw, &Master::on_start_reply, this, 0);
@@ -250,7 +265,7 @@ bool Master::finish_build(ActiveBuild& ab, Result result, int exit_status, uint6
     store_ok();
     ab.build = std::move(ended);
     ab.ending.reset();
-    ab.log.reset();
+    close_log(ab);
     count_running(ab.build.builder, -1);
     log_build(result == Result::success ? log::Level::info : log::Level::notice, ab.build,
               fmt::format("build {} of {} on {} finished: {} (exit status {})", id, ab.build.builder, ab.build.worker,
@@ -309,7 +324,7 @@ bool Master::requeue(ActiveBuild& ab, const std::string& why, uint64_t at) {
     store_ok();
     ab.build = std::move(ended);
     ab.ending.reset();
-    ab.log.reset();
+    close_log(ab);
     count_running(ab.build.builder, -1);
     log_build(log::Level::notice, ab.build, fmt::format("build {} of {} ends retry ({}); rerun as build {}", id,
                                                         ab.build.builder, why, next->id),
@@ -377,7 +392,8 @@ Status Master::build_done(const std::string& sender, uint64_t id, const std::str
     auto r = parse_result(result);
     if (!r || *r == Result::none || *r == Result::retry) {
         log_build(log::Level::warning, ab->build,
-                  fmt::format("worker {} reported an unknown result '{}' for build {}", w->cfg.name, result, id));
+                  fmt::format("worker {} reported an unknown result '{}' for build {}", w->cfg.name,
+                              text::for_log(result, 64), id));
         r = Result::exception;
     }
     if (ab->ending) {
