@@ -87,6 +87,13 @@ class Buildyard:
         finally:
             notify.close()
 
+    def fingerprint(self):
+        """The master's TLS certificate, for the workers to pin."""
+        out = subprocess.run(['openssl', 'x509', '-noout', '-fingerprint', '-sha256', '-in',
+                              os.path.join(self.dir, 'state', 'tls-certificate.pem')],
+                             capture_output=True, text=True, check=True).stdout
+        return 'sha256:' + out.strip().split('=', 1)[1].replace(':', '').lower()
+
     def worker_argv(self, name):
         argv = [os.path.join(self.bin, 'buildyard-workerd'), '--name', name, '--basedir',
                 os.path.join(self.dir, 'workers', name)]
@@ -94,7 +101,8 @@ class Buildyard:
             conf = os.path.join(self.dir, 'workers', name + '.ini')
             os.makedirs(os.path.dirname(conf), exist_ok=True)
             with open(conf, 'w') as f:
-                f.write(f'master = 127.0.0.1:{self.port}\npassword = pw\n')
+                f.write(f'master = 127.0.0.1:{self.port}\npassword = pw\n'
+                        f'master_fingerprint = {self.fingerprint()}\n')
             argv += ['--config', conf]
         return argv
 

@@ -15,6 +15,10 @@
 
 namespace by::config {
 
+uint64_t lost_build_grace(const Worker& w) {
+    return w.lost_build_grace < 0 ? w.keepalive_timeout : static_cast<uint64_t>(w.lost_build_grace);
+}
+
 std::string_view to_string(WorkerType t) {
     switch (t) {
     case WorkerType::standard: return "standard";

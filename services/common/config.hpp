@@ -13,6 +13,8 @@
 
 #include <sys/types.h>
 
+#include "common/build_limits.hpp"
+
 namespace by::config {
 
 // Where a setting came from, for error messages.
@@ -45,20 +47,32 @@ struct Worker {
     unsigned max_builds = 0;                 // 0: no limit
     uint64_t keepalive_interval = 3600;      // seconds; 0: none
     uint64_t keepalive_timeout = 30;         // seconds to wait for a keepalive reply
+    // Seconds a build of a lost worker waits in "cleanup" for the worker to
+    // come back and confirm its processes are gone; -1: keepalive_timeout.
+    int64_t lost_build_grace = -1;
     std::vector<std::string> notify_on_missing;
     uint64_t missing_timeout = 3600;         // seconds; 0: disabled
-    std::map<std::string, std::string> properties;
+    std::map<std::string, std::string> properties;          // win over a build's own
+    std::map<std::string, std::string> default_properties;  // a build's own win over these
     int64_t build_wait_timeout = 600;        // latent only; <0: never stop
     std::string backend;                     // latent only, e.g. "libvirt"
     std::string master_address;              // latent only: HOST:PORT the instance dials
     std::map<std::string, std::string> backend_options;  // "libvirt.uri" -> ...
+    // Mutual TLS: the worker must present a client certificate that is
+    // signed by this CA (PEM file) and/or has this fingerprint.
+    std::string tls_client_ca;
+    std::string tls_client_fingerprint;      // "sha256:" + 64 lowercase hex digits
     Origin origin;                           // the [worker NAME] header
 };
+
+// lost_build_grace in seconds, its default resolved.
+uint64_t lost_build_grace(const Worker& w);
 
 struct Builder {
     std::string name;
     std::vector<std::string> workers;
     std::vector<std::string> steps;          // in numeric order of step.N
+    BuildLimits limits;                      // applied to each build's unit
     Origin origin;
 };
 
@@ -82,7 +96,13 @@ struct Master {
     bool declared = false;                   // a [master] section exists
     std::string name;                        // default: the host name
     std::string listen = "0.0.0.0:9989";     // empty: no TCP listener
+    std::string metrics;                     // IP:PORT of /metrics; empty: none
     std::vector<uid_t> trusted_uids;
+    bool tls = true;                         // false: plain TCP for remote workers (tls = no)
+    // PEM files of the TLS identity: tls_certificate and tls_key, else the
+    // credentials tls-certificate and tls-key; empty: a generated one.
+    std::string tls_certificate;
+    std::string tls_key;
 };
 
 struct Config {
@@ -138,6 +158,11 @@ struct HostPort {
     uint16_t port = 0;
 };
 std::optional<HostPort> parse_host_port(std::string_view text);
+
+// "sha256:" and 64 hex digits (any case, colons between byte pairs
+// allowed), in the form certificates' fingerprints are shown: lowercase,
+// no colons. nullopt when it is not one.
+std::optional<std::string> parse_fingerprint(std::string_view text);
 
 // Worker names: 1-64 chars of [A-Za-z0-9._-], not starting with '.' or '-'.
 bool valid_worker_name(const std::string& name);

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <set>
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "common/config_backends.hpp"
@@ -28,6 +29,7 @@ public:
 
     void run() {
         master();
+        master_credentials();
         mail();
         for (const auto& [name, section] : sections_.workers) {
             worker(section);
@@ -89,6 +91,29 @@ private:
         return out;
     }
 
+    // Steps see property NAME as $BUILDYARD_PROP_NAME with every character
+    // but A-Z a-z 0-9 _ made '_', so a.b and a_b would be one variable, and
+    // workername is the master's. Returns why `name` cannot be used.
+    static std::optional<std::string> property_clash(const Section& s, const std::string& key,
+                                                     const std::string& name,
+                                                     std::map<std::string, std::string>& env_names) {
+        std::string env = "BUILDYARD_PROP_";
+        for (char c : name) {
+            const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+            env.push_back(plain ? c : '_');
+        }
+        if (env == "BUILDYARD_PROP_workername") {
+            return "the master sets property workername (the worker's name) on every build; choose another name";
+        }
+        auto [it, added] = env_names.emplace(env, key);
+        if (!added) {
+            const Origin& first = s.values.at(it->second).origin;
+            return "steps would see it as $" + env + ", like " + it->second + " (" + first.file + ":" +
+                   std::to_string(first.line) + "): choose names that differ in more than . and -";
+        }
+        return std::nullopt;
+    }
+
     std::optional<uint64_t> seconds(const Section& s, const std::string& key, uint64_t min, const std::string& hint) {
         const auto& text = s.values.at(key).text;
         const auto value = parse_uint(text, max_seconds);
@@ -121,6 +146,17 @@ private:
                                     ": expected HOST:PORT with a port from 1 to 65535 (an IPv6 address as "
                                     "[::1]:9989), or nothing for no TCP listener");
                 }
+            } else if (key == "metrics") {
+                // The HTTP server (civetweb) binds addresses, not host names.
+                const auto hp = parse_host_port(v.text);
+                in_addr a4{};
+                if (v.text.empty() || (hp && (v.text[0] == '[' || inet_pton(AF_INET, hp->host.c_str(), &a4) == 1))) {
+                    config_.master.metrics = v.text;
+                } else {
+                    bad(s, key, "invalid address " + in_quotes(v.text) +
+                                    ": expected IP:PORT with a port from 1 to 65535 (an IPv6 address as "
+                                    "[::1]:9990), or nothing for no metrics");
+                }
             } else if (key == "trusted_uids") {
                 for (const auto& entry : split_list(v.text)) {
                     std::string error;
@@ -132,9 +168,41 @@ private:
                         bad(s, key, error);
                     }
                 }
+            } else if (key == "tls") {
+                if (const auto yes = parse_yes_no(v.text)) {
+                    config_.master.tls = *yes;
+                } else {
+                    bad(s, key, "invalid value " + in_quotes(v.text) + ": expected yes or no");
+                }
+            } else if (key == "tls_certificate" || key == "tls_key") {
+                std::string error;
+                if (readable_path(v.text, error)) {
+                    (key == "tls_key" ? config_.master.tls_key : config_.master.tls_certificate) = v.text;
+                } else {
+                    bad(s, key, error);
+                }
             } else {
                 unknown(s, key);
             }
+        }
+        const bool cert = s.get("tls_certificate");
+        if (cert != static_cast<bool>(s.get("tls_key"))) {
+            bad(s, cert ? "tls_certificate" : "tls_key", "set both tls_certificate and tls_key, or neither");
+        }
+    }
+
+    // Without [master] tls_certificate and tls_key: the systemd credentials
+    // tls-certificate and tls-key, when both exist.
+    void master_credentials() {
+        Master& m = config_.master;
+        if (!m.tls_certificate.empty() || !m.tls_key.empty() || env_.credentials_directory.empty()) {
+            return;
+        }
+        const std::string cert = env_.credentials_directory + "/tls-certificate";
+        const std::string key = env_.credentials_directory + "/tls-key";
+        if (access(cert.c_str(), R_OK) == 0 && access(key.c_str(), R_OK) == 0) {
+            m.tls_certificate = cert;
+            m.tls_key = key;
         }
     }
 
@@ -200,6 +268,10 @@ private:
                 unknown(s, key);
             }
         }
+        if (secret_keys.empty() && s.get("username")) {
+            bad(s, "username", "does nothing without a password: set password_file or password_credential too, "
+                               "or drop username to send without authentication");
+        }
         if (secret_keys.size() > 1) {
             bad(s, secret_keys[1], "set only one of password_file and password_credential");
         } else if (secret_keys.size() == 1) {
@@ -219,7 +291,15 @@ private:
     }
 
     void mail_builders() {
-        if (!sections_.mail || !sections_.mail->get("builders")) {
+        if (!sections_.mail) {
+            return;
+        }
+        if (!sections_.mail->get("builders")) {
+            if (sections_.mail->get("recipients")) {
+                bad(*sections_.mail, "recipients",
+                    "does nothing without builders: recipients get the results of the builders listed in "
+                    "[mail] builders");
+            }
             return;
         }
         const Section& s = *sections_.mail;
@@ -237,6 +317,7 @@ private:
         Worker w;
         w.name = s.name;
         w.origin = s.origin;
+        bool type_ok = true;  // with a bad type, rules that depend on it would only mislead
         if (const Value* v = s.get("type")) {
             if (v->text == "standard") {
                 w.type = WorkerType::standard;
@@ -246,6 +327,7 @@ private:
                 w.type = WorkerType::latent;
             } else {
                 bad(s, "type", "invalid type " + in_quotes(v->text) + ": expected standard, local or latent");
+                type_ok = false;
             }
         }
         const bool latent = w.type == WorkerType::latent;
@@ -264,14 +346,22 @@ private:
             }
         }
         std::map<std::string, std::string> backend_keys;  // without the prefix
+        std::map<std::string, std::string> env_names;     // BUILDYARD_PROP_ name -> the key that took it
+        std::map<std::string, std::string> default_env_names;  // the same for default_property.
         for (const auto& [key, v] : s.values) {
             const bool backend_key = !backend_prefix.empty() && key.starts_with(backend_prefix) &&
                                      key.size() > backend_prefix.size();
             const bool latent_only =
                 key == "backend" || key == "build_wait_timeout" || key == "master_address" || backend_key;
             const auto dot = key.find('.');
-            if (latent_only && !latent) {
+            if (!type_ok && (latent_only || key == "keepalive_interval" || key == "keepalive_timeout" ||
+                             key == "password" || key == "password_file" || key == "password_credential")) {
+                continue;  // whether it belongs here depends on the type, which has the error
+            } else if (latent_only && !latent) {
                 bad(s, key, "only valid for latent workers (type = latent)");
+            } else if ((key == "keepalive_interval" || key == "keepalive_timeout") && w.type == WorkerType::local) {
+                bad(s, key, "does nothing for a local worker, which the system bus watches: keepalives are for "
+                            "workers that attach over TCP (type = standard or latent)");
             } else if (key == "type" || key == "backend") {
                 // read above: the other keys depend on them
             } else if (key == "master_address") {
@@ -307,6 +397,19 @@ private:
                 w.backend_options[key] = v.text;
             } else if (key == "password" || key == "password_file" || key == "password_credential") {
                 // see worker_password()
+            } else if (key == "tls_client_ca") {
+                std::string error;
+                if (readable_path(v.text, error)) {
+                    w.tls_client_ca = v.text;
+                } else {
+                    bad(s, key, error);
+                }
+            } else if (key == "tls_client_fingerprint") {
+                if (auto fp = parse_fingerprint(v.text)) {
+                    w.tls_client_fingerprint = *fp;
+                } else {
+                    bad(s, key, "invalid fingerprint " + in_quotes(v.text) + ": expected sha256: and 64 hex digits");
+                }
             } else if (key == "max_builds") {
                 if (const auto value = parse_uint(v.text, max_builds_limit)) {
                     w.max_builds = static_cast<unsigned>(*value);
@@ -326,6 +429,10 @@ private:
                 if (const auto value = seconds(s, key, 1, "a positive number of seconds")) {
                     w.keepalive_timeout = *value;
                 }
+            } else if (key == "lost_build_grace") {
+                if (const auto value = seconds(s, key, 0, "a number of seconds (0: rerun at once)")) {
+                    w.lost_build_grace = static_cast<int64_t>(*value);
+                }
             } else if (key == "missing_timeout") {
                 if (const auto value = seconds(s, key, 0, "a number of seconds (0: disabled)")) {
                     w.missing_timeout = *value;
@@ -334,10 +441,21 @@ private:
                 w.notify_on_missing = addresses(s, key);
             } else if (key.starts_with("property.")) {
                 const auto name = key.substr(9);
-                if (valid_property_key(name)) {
-                    w.properties[name] = v.text;
-                } else {
+                if (!valid_property_key(name)) {
                     bad(s, key, "invalid property name " + in_quotes(name) + ": use A-Z a-z 0-9 _ . -");
+                } else if (auto clash = property_clash(s, key, name, env_names)) {
+                    bad(s, key, *clash);
+                } else {
+                    w.properties[name] = v.text;
+                }
+            } else if (key.starts_with("default_property.")) {
+                const auto name = key.substr(17);
+                if (!valid_property_key(name)) {
+                    bad(s, key, "invalid property name " + in_quotes(name) + ": use A-Z a-z 0-9 _ . -");
+                } else if (auto clash = property_clash(s, key, name, default_env_names)) {
+                    bad(s, key, *clash);
+                } else {
+                    w.default_properties[name] = v.text;
                 }
             } else {
                 unknown(s, key);
@@ -346,6 +464,10 @@ private:
 
         if (latent && !backend) {
             bad_section(s, "latent workers need backend = NAME (libvirt, docker or ec2)");
+        }
+        if (!type_ok) {
+            config_.workers.emplace(w.name, std::move(w));
+            return;
         }
         if (backend_ok) {
             for (const auto& [key, message] : check_backend_section(w.backend, backend_keys)) {
@@ -439,6 +561,15 @@ private:
                     bad(s, key, "the step's command is empty");
                 } else {
                     steps[*n] = v.text;
+                }
+            } else if (is_limit_key(key)) {
+                std::string error;
+                if (!parse_limit(key, v.text, b.limits, error)) {
+                    bad(s, key, "invalid value " + in_quotes(v.text) + ": " + error);
+                } else if (b.limits.sandbox != Sandbox::none) {
+                    // Scopes carry no exec settings (see buildyard.ini(5)).
+                    bad(s, key, "sandbox = " + v.text + " is not available yet: builds run in transient scopes, "
+                                "which cannot carry PrivateTmp= and the other sandboxing settings; use none");
                 }
             } else {
                 unknown(s, key);

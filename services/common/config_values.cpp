@@ -55,6 +55,33 @@ bool valid_worker_name(const std::string& name) {
     return true;
 }
 
+std::optional<std::string> parse_fingerprint(std::string_view text) {
+    constexpr std::string_view prefix = "sha256:";
+    if (text.size() < prefix.size()) {
+        return std::nullopt;
+    }
+    for (size_t i = 0; i < prefix.size(); ++i) {
+        if ((text[i] | 0x20) != prefix[i] && text[i] != prefix[i]) {
+            return std::nullopt;
+        }
+    }
+    std::string out(prefix);
+    for (char c : text.substr(prefix.size())) {
+        if (c == ':') {
+            continue;
+        }
+        const char lower = (c >= 'A' && c <= 'F') ? static_cast<char>(c - 'A' + 'a') : c;
+        if (!((lower >= '0' && lower <= '9') || (lower >= 'a' && lower <= 'f'))) {
+            return std::nullopt;
+        }
+        out += lower;
+    }
+    if (out.size() != prefix.size() + 64) {
+        return std::nullopt;
+    }
+    return out;
+}
+
 std::optional<HostPort> parse_host_port(std::string_view text) {
     std::string_view host;
     std::string_view port;
@@ -306,6 +333,28 @@ std::optional<std::string> resolve_password(const std::string& key, const std::s
         return std::nullopt;
     }
     return value;
+}
+
+bool readable_path(const std::string& path, std::string& error) {
+    if (path.empty() || path[0] != '/') {
+        error = "invalid path '" + path + "': expected an absolute path";
+        return false;
+    }
+    if (access(path.c_str(), R_OK) != 0) {
+        error = "cannot read " + path + ": " + errno_message(errno);
+        return false;
+    }
+    return true;
+}
+
+std::optional<bool> parse_yes_no(std::string_view s) {
+    if (s == "yes" || s == "true" || s == "on" || s == "1") {
+        return true;
+    }
+    if (s == "no" || s == "false" || s == "off" || s == "0") {
+        return false;
+    }
+    return std::nullopt;
 }
 
 std::optional<uid_t> resolve_uid(const std::string& text, std::string& error) {

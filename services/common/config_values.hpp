@@ -57,6 +57,12 @@ std::optional<std::string> read_credential(const std::string& credentials_direct
 std::optional<std::string> resolve_password(const std::string& key, const std::string& value,
                                             const std::string& credentials_directory, std::string& error);
 
+// An absolute path this process can read; `error` says why not.
+bool readable_path(const std::string& path, std::string& error);
+
+// yes/no (also true/false, on/off, 1/0).
+std::optional<bool> parse_yes_no(std::string_view s);
+
 // A user name or a numeric uid; nullopt with `error` set when unknown.
 std::optional<uid_t> resolve_uid(const std::string& text, std::string& error);
 

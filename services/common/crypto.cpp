@@ -72,15 +72,16 @@ using MacPtr = std::unique_ptr<EVP_MAC, MacFree>;
 using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, MacCtxFree>;
 
 Bytes proof(std::string_view label, std::string_view password, std::string_view name,
-            std::span<const uint8_t> first, std::span<const uint8_t> second) {
+            std::span<const uint8_t> first, std::span<const uint8_t> second, std::span<const uint8_t> binding) {
     Bytes data;
-    data.reserve(label.size() + name.size() + 2 + first.size() + second.size());
+    data.reserve(label.size() + name.size() + 2 + first.size() + second.size() + binding.size());
     data.insert(data.end(), label.begin(), label.end());
     data.push_back(0);
     data.insert(data.end(), name.begin(), name.end());
     data.push_back(0);
     data.insert(data.end(), first.begin(), first.end());
     data.insert(data.end(), second.begin(), second.end());
+    data.insert(data.end(), binding.begin(), binding.end());
     return hmac_sha256(password, data);
 }
 
@@ -143,18 +144,19 @@ bool equal(std::span<const uint8_t> a, std::span<const uint8_t> b) {
 }
 
 Bytes worker_proof(std::string_view password, std::string_view name, std::span<const uint8_t> master_nonce,
-                   std::span<const uint8_t> worker_nonce) {
-    return proof("buildyard-worker-v1", password, name, master_nonce, worker_nonce);
+                   std::span<const uint8_t> worker_nonce, std::span<const uint8_t> binding) {
+    return proof("buildyard-worker-v1", password, name, master_nonce, worker_nonce, binding);
 }
 
 Bytes master_proof(std::string_view password, std::string_view name, std::span<const uint8_t> worker_nonce,
-                   std::span<const uint8_t> master_nonce) {
-    return proof("buildyard-master-v1", password, name, worker_nonce, master_nonce);
+                   std::span<const uint8_t> master_nonce, std::span<const uint8_t> binding) {
+    return proof("buildyard-master-v1", password, name, worker_nonce, master_nonce, binding);
 }
 
 bool master_proof_valid(std::string_view password, std::string_view name, std::span<const uint8_t> worker_nonce,
-                        std::span<const uint8_t> master_nonce, std::span<const uint8_t> proof) {
-    const Bytes expected = master_proof(password, name, worker_nonce, master_nonce);
+                        std::span<const uint8_t> master_nonce, std::span<const uint8_t> binding,
+                        std::span<const uint8_t> proof) {
+    const Bytes expected = master_proof(password, name, worker_nonce, master_nonce, binding);
     return expected.size() == proof_size && equal(expected, proof);
 }
 

@@ -31,15 +31,18 @@ Bytes hmac_sha256(std::string_view key, std::span<const uint8_t> data);
 // Whether a and b are equal, in time that depends only on their lengths.
 bool equal(std::span<const uint8_t> a, std::span<const uint8_t> b);
 
-// HMAC(password, "buildyard-worker-v1" NUL name NUL master_nonce worker_nonce)
+// HMAC(password, "buildyard-worker-v1" NUL name NUL master_nonce worker_nonce binding)
+// `binding` is the TLS session's tls-exporter value (RFC 9266), empty over
+// plain TCP: a proof is good on one TLS session only.
 Bytes worker_proof(std::string_view password, std::string_view name, std::span<const uint8_t> master_nonce,
-                   std::span<const uint8_t> worker_nonce);
-// HMAC(password, "buildyard-master-v1" NUL name NUL worker_nonce master_nonce)
+                   std::span<const uint8_t> worker_nonce, std::span<const uint8_t> binding);
+// HMAC(password, "buildyard-master-v1" NUL name NUL worker_nonce master_nonce binding)
 Bytes master_proof(std::string_view password, std::string_view name, std::span<const uint8_t> worker_nonce,
-                   std::span<const uint8_t> master_nonce);
+                   std::span<const uint8_t> master_nonce, std::span<const uint8_t> binding);
 
 // The worker's check that its master knows the password.
 bool master_proof_valid(std::string_view password, std::string_view name, std::span<const uint8_t> worker_nonce,
-                        std::span<const uint8_t> master_nonce, std::span<const uint8_t> proof);
+                        std::span<const uint8_t> master_nonce, std::span<const uint8_t> binding,
+                        std::span<const uint8_t> proof);
 
 }  // namespace by::crypto

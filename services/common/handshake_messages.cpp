@@ -27,6 +27,7 @@ int read_hello(sd_bus_message* m, Hello& out, std::string& error) {
     int r = sd_bus_message_read(m, "s", &name);
     if (r < 0) return r;
     if ((r = read_bytes(m, out.worker_nonce)) < 0) return r;
+    if ((r = read_bytes(m, out.channel_binding)) < 0) return r;
     out.name = name;
     if (out.worker_nonce.size() != crypto::nonce_size) {
         error = fmt::format("worker_nonce must be {} bytes.", crypto::nonce_size);

@@ -17,10 +17,11 @@ namespace by::handshake {
 
 inline constexpr const char* interface = "org.buildyard.Handshake1";
 
-// Hello(s name, ay worker_nonce).
+// Hello(s name, ay worker_nonce, ay channel_binding).
 struct Hello {
     std::string name;
     crypto::Bytes worker_nonce;
+    crypto::Bytes channel_binding;  // the TLS session's tls-exporter as the worker sees it
 };
 // Authenticate(ay worker_proof, a{ss} info).
 struct Authenticate {

@@ -18,6 +18,9 @@ namespace by::process {
 
 namespace {
 
+// Where a gated shell finds its gate (spawn_shell).
+constexpr int gate_child_fd = 3;
+
 struct SpawnAttr {
     posix_spawnattr_t attr;
     SpawnAttr() { posix_spawnattr_init(&attr); }
@@ -47,6 +50,9 @@ bool shell_word(std::string_view w) {
 
 }  // namespace
 
+// spawn(), plus `gate_fd` as the child's fd 3 if not -1.
+static int spawn(char* const argv[], int output_fd, int gate_fd, const SpawnOptions& options, pid_t& pid);
+
 std::string shell_command(const std::string& command) {
     // Letters, digits, blanks and punctuation the shell gives no meaning to.
     const bool plain = !command.empty() && std::all_of(command.begin(), command.end(), [](char c) {
@@ -68,6 +74,10 @@ std::string shell_command(const std::string& command) {
 }
 
 int spawn(char* const argv[], int output_fd, const SpawnOptions& options, pid_t& pid) {
+    return spawn(argv, output_fd, -1, options, pid);
+}
+
+static int spawn(char* const argv[], int output_fd, int gate_fd, const SpawnOptions& options, pid_t& pid) {
     SpawnAttr attr;
     sigset_t empty;
     sigemptyset(&empty);
@@ -88,6 +98,9 @@ int spawn(char* const argv[], int output_fd, const SpawnOptions& options, pid_t&
     posix_spawn_file_actions_addopen(&fa.fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa.fa, output_fd, STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&fa.fa, output_fd, STDERR_FILENO);
+    if (gate_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&fa.fa, gate_fd, gate_child_fd);
+    }
     if (!options.cwd.empty()) {
         posix_spawn_file_actions_addchdir_np(&fa.fa, options.cwd.c_str());
     }
@@ -98,13 +111,21 @@ int spawn(char* const argv[], int output_fd, const SpawnOptions& options, pid_t&
 }
 
 int spawn_shell(const std::string& command, const std::string& cwd,
-                const std::map<std::string, std::string>& extra_env, Spawned& out) {
+                const std::map<std::string, std::string>& extra_env, Spawned& out, bool gated) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) {
         return -errno;
     }
     Fd rd(fds[0]);
     Fd wr(fds[1]);
+    Fd gate_rd, gate_wr;
+    if (gated) {
+        if (pipe2(fds, O_CLOEXEC) < 0) {
+            return -errno;
+        }
+        gate_rd = Fd(fds[0]);
+        gate_wr = Fd(fds[1]);
+    }
 
     // Build the environment: ours, with extra_env replacing same-named entries.
     std::vector<std::string> env_store;
@@ -128,20 +149,23 @@ int spawn_shell(const std::string& command, const std::string& cwd,
 
     std::string sh = "/bin/sh";
     std::string dash_c = "-c";
-    std::string cmd = shell_command(command);
+    // The gate is read by the shell itself: no extra process, and the step's
+    // text follows on the same line, so its own line numbers stay.
+    std::string cmd = gated ? "read _ <&3 || exit 125; exec 3<&-; " + shell_command(command) : shell_command(command);
     char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
     SpawnOptions options;
     options.cwd = cwd;
     options.new_group = true;
     options.envp = envp.data();
     pid_t pid = -1;
-    if (int r = spawn(argv, wr.get(), options, pid); r < 0) {
+    if (int r = spawn(argv, wr.get(), gated ? gate_rd.get() : -1, options, pid); r < 0) {
         return r;
     }
     int flags = fcntl(rd.get(), F_GETFL);
     fcntl(rd.get(), F_SETFL, flags | O_NONBLOCK);
     out.pid = pid;
     out.output = std::move(rd);
+    out.gate = std::move(gate_wr);
     return 0;
 }
 

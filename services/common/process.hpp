@@ -14,6 +14,7 @@ namespace by::process {
 struct Spawned {
     pid_t pid = -1;       // also the process group id
     Fd output;            // read end: the child's stdout and stderr, non-blocking
+    Fd gate;              // gated: write a newline (or close) to let the command run
 };
 
 // How spawn() starts a program.
@@ -35,8 +36,11 @@ int spawn(char* const argv[], int output_fd, const SpawnOptions& options, pid_t&
 // environment plus `extra_env`, and a clean signal mask and dispositions
 // (sd-event blocks the signals it handles; children must not inherit that).
 // Returns a negative errno on failure.
+// With `gated`, the shell first waits for a line on `out.gate` (it exits
+// 125 if that is closed without one): the caller can move it into a cgroup
+// before it runs anything that could fork.
 int spawn_shell(const std::string& command, const std::string& cwd,
-                const std::map<std::string, std::string>& extra_env, Spawned& out);
+                const std::map<std::string, std::string>& extra_env, Spawned& out, bool gated = false);
 
 // What spawn_shell hands to `sh -c`. Debian's sh (dash) forks even for the
 // last command of `-c`, where bash would exec it; so a step that is one

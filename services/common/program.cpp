@@ -23,7 +23,17 @@ std::optional<int> parse_arguments(int argc, char** argv, const std::string& pro
         if (positional) {
             parser.positional(*positional);
         }
-        po::store(parser.run(), vm);
+        const po::parsed_options parsed = parser.run();
+        // Without a positional description, Boost drops positional words
+        // silently ("--check-config FILE" would check the default file).
+        for (const auto& option : parsed.options) {
+            if (option.string_key.empty() && !option.original_tokens.empty()) {
+                std::cerr << program << ": unexpected argument '" << option.original_tokens.front()
+                          << "'\nUsage: " << program << " " << synopsis << "\nTry '" << program << " --help'.\n";
+                return 2;
+            }
+        }
+        po::store(parsed, vm);
         if (vm.count("help")) {
             std::cout << "Usage: " << program << " " << synopsis << "\n\n" << options << "\n";
             return 0;

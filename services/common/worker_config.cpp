@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <map>
+#include <string>
 #include <system_error>
 
 #include "common/config_ini.hpp"
@@ -113,6 +114,15 @@ WorkerSelfResult load_worker(const std::string& name, const std::filesystem::pat
             } else {
                 bad(key, "invalid value '" + s.value + "': expected a positive number of seconds");
             }
+        } else if (key == "umask") {
+            // Octal, as umask(1) prints it: 022, 0027, 0077.
+            const bool octal = !s.value.empty() && s.value.size() <= 4 &&
+                               s.value.find_first_not_of("01234567") == std::string::npos;
+            if (octal && std::stoul(s.value, nullptr, 8) <= 0777) {
+                self.umask = static_cast<mode_t>(std::stoul(s.value, nullptr, 8));
+            } else {
+                bad(key, "invalid value '" + s.value + "': expected an octal mask from 0 to 0777, e.g. 022");
+            }
         } else if (key == "reconnect_max") {
             const auto value = detail::parse_uint(s.value, 86400);
             if (value && *value > 0) {
@@ -120,8 +130,41 @@ WorkerSelfResult load_worker(const std::string& name, const std::filesystem::pat
             } else {
                 bad(key, "invalid value '" + s.value + "': expected a number of seconds from 1 to 86400");
             }
+        } else if (key == "tls") {
+            if (const auto yes = detail::parse_yes_no(s.value)) {
+                self.tls = *yes;
+            } else {
+                bad(key, "invalid value '" + s.value + "': expected yes or no");
+            }
+        } else if (key == "master_fingerprint") {
+            if (auto fp = parse_fingerprint(s.value)) {
+                self.master_fingerprint = *fp;
+            } else {
+                bad(key, "invalid fingerprint '" + s.value +
+                             "': expected sha256: and 64 hex digits, as buildyardctl status shows on the master");
+            }
+        } else if (key == "tls_ca_file" || key == "tls_certificate" || key == "tls_key") {
+            std::string error;
+            if (detail::readable_path(s.value, error)) {
+                (key == "tls_ca_file" ? self.tls_ca_file
+                                      : key == "tls_key" ? self.tls_key : self.tls_certificate) = s.value;
+            } else {
+                bad(key, error);
+            }
         } else {
             bad(key, "unknown key");
+        }
+    }
+    if (settings.contains("master_fingerprint") && settings.contains("tls_ca_file")) {
+        bad("tls_ca_file", "conflicts with master_fingerprint: set one of them");
+    }
+    if (settings.contains("tls_certificate") != settings.contains("tls_key")) {
+        bad(settings.contains("tls_key") ? "tls_key" : "tls_certificate",
+            "set both tls_certificate and tls_key, or neither");
+    }
+    if (settings.contains("master") && errors.empty()) {
+        if (const std::string missing = missing_trust(self); !missing.empty()) {
+            bad("master", missing);
         }
     }
 
@@ -149,6 +192,15 @@ WorkerSelfResult load_worker(const std::string& name, const std::filesystem::pat
         result.config = std::move(self);
     }
     return result;
+}
+
+std::string missing_trust(const WorkerSelf& self) {
+    if (self.master == "bus" || !self.tls || !self.master_fingerprint.empty() || !self.tls_ca_file.empty()) {
+        return {};
+    }
+    return "a remote master over TLS needs master_fingerprint = sha256:HEX (the master's certificate; "
+           "buildyardctl status shows it) or tls_ca_file = PATH (CAs that sign it for the host name in master =); "
+           "tls = no here and in the master's [master] section for plain TCP";
 }
 
 }  // namespace by::config

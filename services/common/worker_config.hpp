@@ -6,6 +6,12 @@
 //   admin = Jane Doe <jane@example.org>
 //   kill_timeout = 10            ; seconds between SIGTERM and SIGKILL on cancel
 //   reconnect_max = 60           ; remote: longest wait between reconnect attempts, seconds
+//   tls = yes                    ; remote: no for plain TCP (the master must say tls = no too)
+//   master_fingerprint = sha256:HEX  ; remote over TLS: the master's certificate, pinned
+//   tls_ca_file = PATH           ; or: CAs that sign the master's certificate for its host name
+//   tls_certificate = PATH       ; optional client certificate (mutual TLS), with
+//   tls_key = PATH               ; its key
+//   umask = 022                  ; octal, for the worker and its steps
 //
 // All keys sit outside any section or in a [worker] section. The file is
 // optional for a local worker; every key has a default.
@@ -15,6 +21,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <sys/types.h>
 
 #include "common/config.hpp"
 
@@ -28,7 +36,17 @@ struct WorkerSelf {
     std::string admin;
     unsigned kill_timeout = 10;
     unsigned reconnect_max = 60;
+    bool tls = true;
+    std::string master_fingerprint;  // "sha256:" + 64 lowercase hex digits
+    std::string tls_ca_file;
+    std::string tls_certificate;
+    std::string tls_key;
+    mode_t umask = 022;            // the worker's, so its steps' and the files they make
 };
+
+// What a remote worker over TLS lacks to trust its master; empty when it has
+// what it needs (or is local, or uses plain TCP).
+std::string missing_trust(const WorkerSelf& self);
 
 struct WorkerSelfResult {
     std::optional<WorkerSelf> config;

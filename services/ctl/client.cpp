@@ -1,5 +1,6 @@
 #include "ctl/client.hpp"
 
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -27,7 +28,8 @@ Expected<Client> Client::connect() {
     BusPtr bus;
     int r = by::bus::open_system(bus);
     if (r < 0) {
-        return connect_failure(-r);
+        const char* address = std::getenv("DBUS_SYSTEM_BUS_ADDRESS");
+        return connect_failure(-r, address ? address : "");
     }
     return Client(std::move(bus));
 }
@@ -37,7 +39,8 @@ Expected<MessagePtr> Client::call_message(sd_bus_message* m) {
     sd_bus_message* reply = nullptr;
     int r = sd_bus_call(bus_.get(), m, 0, error.get(), &reply);
     if (r < 0) {
-        return bus_failure(error.name(), error.message(), -r);
+        const char* member = sd_bus_message_get_member(m);
+        return bus_failure(error.name(), error.message(), -r, member ? member : "");
     }
     return MessagePtr(reply);
 }
@@ -155,6 +158,19 @@ Status done(Expected<MessagePtr> reply) {
 
 Status Client::reload() {
     return done(call(by::bus::master_path, by::bus::master_iface, "Reload", nullptr));
+}
+
+Expected<std::string> Client::describe() {
+    auto reply = call(by::bus::master_path, by::bus::master_iface, "Describe", nullptr);
+    if (!reply) {
+        return reply.error();
+    }
+    const char* text = nullptr;
+    int r = sd_bus_message_read_basic(reply->get(), 's', &text);
+    if (r < 0) {
+        return reply_failure("Describe", r);
+    }
+    return std::string(text);
 }
 
 Status Client::pause(const std::string& worker_path, const std::string& reason) {

@@ -48,6 +48,8 @@ public:
     // The newest `limit` builds (0: all), over as many calls as it takes.
     Expected<std::vector<BuildEntry>> list_builds(uint64_t limit);
     Status reload();
+    // Master1.Describe: the master's whole state as one JSON document.
+    Expected<std::string> describe();
 
     // org.buildyard.Worker1 on a worker's path
     Status pause(const std::string& worker_path, const std::string& reason);
@@ -90,7 +92,7 @@ private:
         int r = sd_bus_call_method(bus_.get(), by::bus::master_name, path.c_str(), interface,
                                    member, error.get(), &reply, types, args...);
         if (r < 0) {
-            return bus_failure(error.name(), error.message(), -r);
+            return bus_failure(error.name(), error.message(), -r, member);
         }
         return MessagePtr(reply);
     }

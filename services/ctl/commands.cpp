@@ -25,7 +25,8 @@ constexpr Command table[] = {
      run_submit},
     {"log", "ID [--follow]", "Print a build's log",
      "Print the log of build ID as it is. With --follow, keep printing new output\n"
-     "until the build has finished.",
+     "until the build has finished. With --json, print one object with the id, path,\n"
+     "state, result and the whole log (after --follow: once the build has finished).",
      run_log},
     {"cancel", "ID", "Cancel a build", "Cancel build ID, pending or running.", run_cancel},
     {"pause", "NAME [--reason TEXT]", "Give a worker no new builds",

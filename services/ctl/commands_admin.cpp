@@ -1,6 +1,8 @@
 // pause, unpause, shutdown, reload: the commands that change the master.
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "ctl/client.hpp"
 #include "ctl/commands.hpp"
 
@@ -94,7 +96,26 @@ int run_reload(const Invocation& inv) {
         return report(client.error());
     }
     // ConfigInvalid maps to exit code 1 with the master's FILE:LINE errors.
-    return finish(inv, vm, client->reload());
+    if (auto status = client->reload(); !status) {
+        return report(status.error());
+    }
+    // What is now in force, from the master itself.
+    auto described = client->describe();
+    if (!described) {
+        return report(described.error());
+    }
+    const auto state = nlohmann::json::parse(*described, nullptr, false);
+    if (state.is_discarded() || !state.contains("workers") || !state.contains("builders")) {
+        return report(Failure{exit_code::bus, "reloaded, but the master's Describe reply is not the expected JSON"});
+    }
+    const auto workers = state["workers"].size();
+    const auto builders = state["builders"].size();
+    if (wants_json(inv, vm)) {
+        return print_json({{"ok", true}, {"workers", workers}, {"builders", builders}});
+    }
+    std::cout << "reloaded: " << workers << (workers == 1 ? " worker, " : " workers, ") << builders
+              << (builders == 1 ? " builder\n" : " builders\n");
+    return exit_code::success;
 }
 
 }  // namespace by::ctl

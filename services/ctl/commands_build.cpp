@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "common/build_limits.hpp"
 #include "ctl/client.hpp"
 #include "ctl/commands.hpp"
 
@@ -108,6 +109,25 @@ Expected<Outcome> wait_for_request(Client& client, WaitState& st, uint64_t id, s
     }
 }
 
+// What build `id` used (Build1 CPUTimeNSec, MemoryPeak, IOReadBytes,
+// IOWriteBytes); unknown where the master cannot say.
+BuildUsage usage_of(Client& client, uint64_t id) {
+    BuildUsage u;
+    auto path = client.get_build(id);
+    if (!path) {
+        return u;
+    }
+    for (auto [name, field] : {std::pair{"CPUTimeNSec", &BuildUsage::cpu_nsec},
+                               std::pair{"MemoryPeak", &BuildUsage::memory_peak},
+                               std::pair{"IOReadBytes", &BuildUsage::io_read_bytes},
+                               std::pair{"IOWriteBytes", &BuildUsage::io_write_bytes}}) {
+        if (auto v = client.get_uint64(*path, by::bus::build_iface, name)) {
+            u.*field = *v;
+        }
+    }
+    return u;
+}
+
 }  // namespace
 
 int run_submit(const Invocation& inv) {
@@ -178,13 +198,18 @@ int run_submit(const Invocation& inv) {
     if (!outcome) {
         return report(outcome.error());
     }
+    const BuildUsage used = usage_of(*client, outcome->id);
     if (json) {
         print_json({{"id", *id},
                     {"path", *path},
                     {"result", outcome->result},
-                    {"final_id", outcome->id}});
+                    {"final_id", outcome->id},
+                    {"usage", usage_to_map(used)}});
     } else {
         std::cout << "build " << outcome->id << ": " << outcome->result << "\n";
+        if (const std::string text = describe_usage(used); !text.empty()) {
+            std::cout << "used: " << text << "\n";
+        }
     }
     return exit_code_for_result(outcome->result);
 }

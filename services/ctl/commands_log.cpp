@@ -60,7 +60,9 @@ int run_log(const Invocation& inv) {
     if (auto rc = parse_build_id_invocation(inv, "log", options, vm, build)) {
         return *rc;
     }
-    bool follow = vm.count("follow") > 0;
+    const bool follow = vm.count("follow") > 0;
+    const bool json = wants_json(inv, vm);
+    std::string text;  // with --json: the whole log, printed at the end
 
     auto client = Client::connect();
     if (!client) {
@@ -91,7 +93,9 @@ int run_log(const Invocation& inv) {
             return report(chunk.error());
         }
         if (!chunk->empty()) {
-            if (auto w = write_out(*chunk); !w) {
+            if (json) {
+                text += *chunk;
+            } else if (auto w = write_out(*chunk); !w) {
                 return report(w.error());
             }
             offset += chunk->size();
@@ -123,6 +127,18 @@ int run_log(const Invocation& inv) {
         if (auto s = note_rerun(*client, build, *path); !s) {
             return report(s.error());
         }
+    }
+    if (json) {
+        auto state = client->get_string(*path, by::bus::build_iface, "State");
+        if (!state) {
+            return report(state.error());
+        }
+        auto result = client->get_string(*path, by::bus::build_iface, "Result");
+        if (!result) {
+            return report(result.error());
+        }
+        // Bytes that are not UTF-8 become U+FFFD (dump_json).
+        return print_json({{"id", build}, {"path", *path}, {"state", *state}, {"result", *result}, {"log", text}});
     }
     return exit_code::success;
 }

@@ -34,6 +34,7 @@ int run_status(const Invocation& inv) {
     MasterStatus s;
     s.version = prop_string(*props, "Version");
     s.name = prop_string(*props, "Name");
+    s.tls_fingerprint = prop_string(*props, "TlsFingerprint");
     s.workers = workers->size();
     s.connected_workers = prop_uint(*props, "ConnectedWorkers");
     s.running_builds = prop_uint(*props, "RunningBuilds");
@@ -104,21 +105,36 @@ int run_builds(const Invocation& inv) {
         return report(builds.error());
     }
 
+    // Exit status and times are not in ListBuilds: one GetAll per build.
+    std::vector<PropertyMap> details;
+    for (const auto& b : *builds) {
+        auto props = client->get_all(b.path, by::bus::build_iface);
+        if (!props) {
+            return report(props.error());
+        }
+        details.push_back(std::move(*props));
+    }
+    const uint64_t now = by::bus::now_realtime_usec();
     if (wants_json(inv, vm)) {
         auto doc = nlohmann::json::array();
-        for (const auto& b : *builds) {
+        for (std::size_t i = 0; i < builds->size(); ++i) {
+            const auto& b = (*builds)[i];
             doc.push_back({{"id", b.id},
                            {"builder", b.builder},
                            {"worker", b.worker},
                            {"state", b.state},
                            {"result", b.result},
+                           {"exit_status", build_exit_json(details[i])},
+                           {"duration", build_duration_json(details[i], now)},
                            {"path", b.path}});
         }
         return print_json(doc);
     }
     Table table(build_columns);
-    for (const auto& b : *builds) {
-        table.add_row({std::to_string(b.id), b.builder, b.worker, b.state, b.result});
+    for (std::size_t i = 0; i < builds->size(); ++i) {
+        const auto& b = (*builds)[i];
+        table.add_row({std::to_string(b.id), b.builder, b.worker, b.state, b.result, build_exit_cell(details[i]),
+                       build_duration_cell(details[i], now)});
     }
     std::cout << table.render();
     return exit_code::success;

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <ctime>
+#include <optional>
 
 #include <fmt/format.h>
+
+#include "common/duration.hpp"
 
 namespace by::ctl {
 
@@ -55,6 +58,49 @@ std::size_t display_width(std::string_view s) {
         }
     }
     return n;
+}
+
+namespace {
+
+std::optional<int64_t> exit_status(const PropertyMap& build) {
+    auto it = build.find("ExitStatus");
+    const int64_t* status = it == build.end() ? nullptr : std::get_if<int64_t>(&it->second);
+    if (!status || *status < 0 || prop_string(build, "State") != "finished") {
+        return std::nullopt;
+    }
+    return *status;
+}
+
+std::optional<uint64_t> duration_usec(const PropertyMap& build, uint64_t now) {
+    const uint64_t started = prop_uint(build, "StartedAt");
+    if (started == 0) {
+        return std::nullopt;
+    }
+    const uint64_t finished = prop_uint(build, "FinishedAt");
+    const uint64_t end = finished != 0 ? finished : now;
+    return end > started ? end - started : 0;
+}
+
+}  // namespace
+
+std::string build_exit_cell(const PropertyMap& build) {
+    const auto status = exit_status(build);
+    return status ? std::to_string(*status) : std::string();
+}
+
+std::string build_duration_cell(const PropertyMap& build, uint64_t now) {
+    const auto usec = duration_usec(build, now);
+    return usec ? format_duration(*usec) : std::string();
+}
+
+nlohmann::json build_exit_json(const PropertyMap& build) {
+    const auto status = exit_status(build);
+    return status ? nlohmann::json(*status) : nlohmann::json(nullptr);
+}
+
+nlohmann::json build_duration_json(const PropertyMap& build, uint64_t now) {
+    const auto usec = duration_usec(build, now);
+    return usec ? nlohmann::json(static_cast<double>(*usec) / 1e6) : nlohmann::json(nullptr);
 }
 
 std::string format_time(uint64_t usec) {
@@ -152,11 +198,13 @@ std::string format_status(const MasterStatus& s) {
     return fmt::format(
         "version: {}\n"
         "name: {}\n"
+        "tls fingerprint: {}\n"
         "workers: {}\n"
         "connected workers: {}\n"
         "running builds: {}\n"
         "pending builds: {}\n",
-        or_dash(s.version), or_dash(s.name), s.workers, s.connected_workers, s.running_builds,
+        or_dash(s.version), or_dash(s.name),
+        s.tls_fingerprint.empty() ? std::string("none (tls = no)") : s.tls_fingerprint, s.workers, s.connected_workers, s.running_builds,
         s.pending_builds);
 }
 

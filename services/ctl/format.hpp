@@ -56,13 +56,25 @@ std::vector<std::string> worker_row(const PropertyMap& worker);
 inline const std::vector<std::string> worker_columns = {"NAME",      "TYPE", "STATE", "BUILDS",
                                                         "CONNECTED", "HOST", "NOTE"};
 
-inline const std::vector<std::string> build_columns = {"ID", "BUILDER", "WORKER", "STATE",
-                                                       "RESULT"};
+inline const std::vector<std::string> build_columns = {"ID",     "BUILDER", "WORKER",  "STATE",
+                                                       "RESULT", "EXIT",    "DURATION"};
+
+// EXIT column from a Build1 GetAll reply: the exit status of a finished
+// build, empty when it has none (-1: never ran, cancelled, lost).
+std::string build_exit_cell(const PropertyMap& build);
+// DURATION column: from StartedAt to FinishedAt, or to `now` (usec since the
+// epoch) while running; empty before it starts.
+std::string build_duration_cell(const PropertyMap& build, uint64_t now);
+// The same two as JSON: exit_status (null for none) and duration in seconds
+// (null before the start).
+nlohmann::json build_exit_json(const PropertyMap& build);
+nlohmann::json build_duration_json(const PropertyMap& build, uint64_t now);
 
 // `status` as "key: value" lines, in a fixed order.
 struct MasterStatus {
     std::string version;
     std::string name;
+    std::string tls_fingerprint;   // empty: remote workers use plain TCP
     uint64_t workers = 0;
     uint64_t connected_workers = 0;
     uint64_t running_builds = 0;

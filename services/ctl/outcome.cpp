@@ -10,10 +10,12 @@ namespace by::ctl {
 namespace {
 
 constexpr std::string_view buildyard_error_prefix = "org.buildyard.Error.";
+constexpr std::string_view default_system_bus = "unix:path=/run/dbus/system_bus_socket";
 
 struct ErrorSentence {
     std::string_view name;  // after "org.buildyard.Error."
     std::string_view sentence;
+    bool message_says_it = false;  // the master's message alone is clear
 };
 
 // A short sentence per error of the contract; the master's message follows it.
@@ -26,7 +28,7 @@ constexpr ErrorSentence sentences[] = {
     {"AuthFailed", "authentication failed"},
     {"AlreadyAttached", "the worker is already attached"},
     {"NotAttached", "the worker is not attached"},
-    {"AlreadyFinished", "build already finished"},
+    {"AlreadyFinished", "build already finished", true},
     {"ConfigInvalid", "the new configuration was rejected; the old one stays in force"},
     {"Busy", "the master is busy"},
     {"Internal", "internal error in buildyard-masterd"},
@@ -59,22 +61,41 @@ int exit_code_for_result(std::string_view result) {
     return exit_code::failure;
 }
 
-std::string describe_bus_error(std::string_view name, std::string_view message, int errno_value) {
+namespace {
+
+// What the bus's policy refused: the system bus lets only root and the group
+// buildyard send these (dbus/org.buildyard.Master1.conf).
+std::string_view refused_action(std::string_view member) {
+    if (member == "ReadLog") {
+        return "reading build logs";
+    }
+    if (member == "SubmitBuild") {
+        return "submitting builds";
+    }
+    return "changing Buildyard";
+}
+
+}  // namespace
+
+std::string describe_bus_error(std::string_view name, std::string_view message, int errno_value,
+                               std::string_view member) {
     if (name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
         name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
         return fmt::format("buildyard-masterd is not running (nothing owns {} on the system bus)",
                            by::bus::master_name);
     }
     if (name == "org.freedesktop.DBus.Error.AccessDenied") {
-        return fmt::format(
-            "permission denied: changing Buildyard needs root or membership in group buildyard ({})",
-            message);
+        // The bus's own text ("Rejected send message, 2 matched rules; ...")
+        // says nothing an admin can act on.
+        return fmt::format("permission denied: {} needs root or membership in group buildyard",
+                           refused_action(member));
     }
     if (name.starts_with(buildyard_error_prefix)) {
         std::string_view shortname = name.substr(buildyard_error_prefix.size());
         for (const auto& s : sentences) {
             if (s.name == shortname) {
-                return join_sentence(s.sentence, message);
+                return s.message_says_it && !message.empty() ? std::string(message)
+                                                             : join_sentence(s.sentence, message);
             }
         }
         return join_sentence(shortname, message);
@@ -88,14 +109,26 @@ std::string describe_bus_error(std::string_view name, std::string_view message, 
     return errno_value > 0 ? std::strerror(errno_value) : "unknown error";
 }
 
-Failure bus_failure(std::string_view name, std::string_view message, int errno_value) {
+Failure bus_failure(std::string_view name, std::string_view message, int errno_value,
+                    std::string_view member) {
     int code = name == by::bus::error::ConfigInvalid ? exit_code::failure : exit_code::bus;
-    return Failure{code, describe_bus_error(name, message, errno_value)};
+    return Failure{code, describe_bus_error(name, message, errno_value, member)};
 }
 
-Failure connect_failure(int errno_value) {
+Failure connect_failure(int errno_value, std::string_view env_address) {
+    if (env_address.empty()) {
+        return Failure{exit_code::bus,
+                       fmt::format("cannot connect to the system bus at {}: {}\n"
+                                   "Is dbus running (systemctl status dbus)? For a private bus, such as the one "
+                                   "`tests/quickstart.sh --keep` leaves running, set "
+                                   "DBUS_SYSTEM_BUS_ADDRESS=unix:path=DIR/bus as it prints.",
+                                   default_system_bus, std::strerror(errno_value))};
+    }
     return Failure{exit_code::bus,
-                   fmt::format("cannot connect to the system bus: {}", std::strerror(errno_value))};
+                   fmt::format("cannot connect to the system bus at DBUS_SYSTEM_BUS_ADDRESS={}: {}\n"
+                               "That bus is gone (was the quickstart stopped?); unset DBUS_SYSTEM_BUS_ADDRESS "
+                               "to use the machine's system bus.",
+                               env_address, std::strerror(errno_value))};
 }
 
 }  // namespace by::ctl

@@ -61,13 +61,18 @@ using Status = Expected<std::monostate>;
 inline Status ok_status() { return Status(std::monostate{}); }
 
 // The message for a failed D-Bus call: `name` and `message` come from the
-// sd_bus_error, `errno_value` (positive) from the call's return value.
-std::string describe_bus_error(std::string_view name, std::string_view message, int errno_value);
+// sd_bus_error, `errno_value` (positive) from the call's return value, and
+// `member` is the method that was called ("ReadLog"), which says what a
+// refusal by the bus's policy was about.
+std::string describe_bus_error(std::string_view name, std::string_view message, int errno_value,
+                               std::string_view member = {});
 
 // describe_bus_error() plus the exit code: 1 for ConfigInvalid, else 2.
-Failure bus_failure(std::string_view name, std::string_view message, int errno_value);
+Failure bus_failure(std::string_view name, std::string_view message, int errno_value,
+                    std::string_view member = {});
 
-// "cannot connect to the system bus: <strerror>"
-Failure connect_failure(int errno_value);
+// "cannot connect to the system bus ...: <strerror>", and what to do:
+// `env_address` is $DBUS_SYSTEM_BUS_ADDRESS, empty when unset.
+Failure connect_failure(int errno_value, std::string_view env_address = {});
 
 }  // namespace by::ctl

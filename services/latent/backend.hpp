@@ -31,7 +31,15 @@ struct StartSpec {
     Tag tag;
     std::string master_address;  // HOST:PORT the worker inside dials
     std::string token;           // one-time secret of this start
+    std::string master_fingerprint;  // the master's TLS certificate, for the worker to pin; empty: tls = no
     const config::Worker* worker = nullptr;  // type = latent; its backend_options
+};
+
+// What the worker inside gets through the same channel: its token and the
+// master's fingerprint.
+struct StartSecrets {
+    std::string token;
+    std::string master_fingerprint;
 };
 
 // Something tagged that a backend found: a live instance or a leftover.

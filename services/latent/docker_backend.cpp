@@ -59,6 +59,9 @@ Json DockerBackend::container_body(const StartSpec& spec, const config::DockerOp
     env.push_back("BUILDYARD_WORKER_NAME=" + spec.tag.worker);
     env.push_back("BUILDYARD_MASTER=" + spec.master_address);
     env.push_back("BUILDYARD_TOKEN=" + spec.token);
+    if (!spec.master_fingerprint.empty()) {
+        env.push_back("BUILDYARD_MASTER_FINGERPRINT=" + spec.master_fingerprint);
+    }
 
     Json host = {{"NetworkMode", options.network}};
     if (!options.binds.empty()) {

@@ -47,8 +47,12 @@ std::string client_token(const std::string& start, Market market) {
 }
 
 std::string user_data(const StartSpec& spec) {
-    return "buildyard.worker=" + spec.tag.worker + "\nbuildyard.master=" + spec.master_address +
-           "\nbuildyard.token=" + spec.token + "\n";
+    std::string text = "buildyard.worker=" + spec.tag.worker + "\nbuildyard.master=" + spec.master_address +
+                       "\nbuildyard.token=" + spec.token + "\n";
+    if (!spec.master_fingerprint.empty()) {
+        text += "buildyard.master_fingerprint=" + spec.master_fingerprint + "\n";
+    }
+    return text;
 }
 
 Params run_instances(const StartSpec& spec, const config::Ec2Options& options, Market market,

@@ -32,7 +32,8 @@ std::string client_token(const std::string& start, Market market);
 
 // The user data of a start, as buildyard-workerd --latent reads it from the
 // metadata service: "buildyard.worker=NAME", "buildyard.master=HOST:PORT",
-// "buildyard.token=TOKEN", one a line.
+// "buildyard.token=TOKEN", one a line, and "buildyard.master_fingerprint=..."
+// when the master has one for the worker to pin.
 std::string user_data(const StartSpec& spec);
 
 // RunInstances of `spec` (one instance, tagged at launch with its volumes,

@@ -15,11 +15,11 @@ LatentManager& of(void* userdata) { return *static_cast<LatentManager*>(userdata
 int fail(const Verdict& v, sd_bus_error* e) { return sd_bus_error_set(e, v.error, v.message.c_str()); }
 
 int method_start(sd_bus_message* m, void* userdata, sd_bus_error* e) {
-    const char *worker = nullptr, *start = nullptr, *address = nullptr, *token = nullptr;
+    const char *worker = nullptr, *start = nullptr, *address = nullptr, *token = nullptr, *fingerprint = nullptr;
     uint64_t lease = 0;
-    int r = sd_bus_message_read(m, "sssst", &worker, &start, &address, &token, &lease);
+    int r = sd_bus_message_read(m, "ssssst", &worker, &start, &address, &token, &fingerprint, &lease);
     if (r < 0) return r;
-    return of(userdata).start_instance(m, worker, start, address, token, lease, e);
+    return of(userdata).start_instance(m, worker, start, address, {token, fingerprint}, lease, e);
 }
 
 int method_stop(sd_bus_message* m, void* userdata, sd_bus_error* e) {
@@ -95,7 +95,8 @@ constexpr uint64_t EMITS = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
 const sd_bus_vtable latent_vtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_METHOD_WITH_ARGS("Start",
-                            SD_BUS_ARGS("s", worker, "s", start, "s", master_address, "s", token, "t", lease_usec),
+                            SD_BUS_ARGS("s", worker, "s", start, "s", master_address, "s", token, "s",
+                                        master_fingerprint, "t", lease_usec),
                             SD_BUS_RESULT("s", instance), method_start, U),
     SD_BUS_METHOD_WITH_ARGS("Stop", SD_BUS_ARGS("s", worker, "s", start), SD_BUS_NO_RESULT, method_stop, U),
     SD_BUS_METHOD_WITH_ARGS("RenewLease", SD_BUS_ARGS("s", start, "t", lease_usec), SD_BUS_NO_RESULT,

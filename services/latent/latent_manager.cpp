@@ -195,8 +195,9 @@ std::shared_ptr<Backend> LatentManager::backend_for(const std::string& name) {
 // --- Start ---------------------------------------------------------------
 
 int LatentManager::start_instance(sd_bus_message* m, const std::string& worker, const std::string& start,
-                                  const std::string& master_address, const std::string& token, uint64_t lease_usec,
-                                  sd_bus_error* e) {
+                                  const std::string& master_address, const StartSecrets& secrets,
+                                  uint64_t lease_usec, sd_bus_error* e) {
+    const std::string& token = secrets.token;
     std::map<std::string, std::string> live;
     for (const auto& [s, inst] : instances_) {
         live[s] = inst->row.worker;
@@ -227,7 +228,7 @@ int LatentManager::start_instance(sd_bus_message* m, const std::string& worker, 
     }
     inst->start_call = keep(m);
 
-    StartSpec spec{inst->tag(), master_address, token, nullptr};
+    StartSpec spec{inst->tag(), master_address, token, secrets.master_fingerprint, nullptr};
     auto wcfg = inst->worker;
     const uint64_t delay = timing_.test_create_delay;
     int r = calls_.run<std::string>(

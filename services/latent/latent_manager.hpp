@@ -66,7 +66,7 @@ public:
     // The Latent1 methods (latent_bus.cpp). Each answers `m` now or later and
     // returns what a vtable handler returns.
     int start_instance(sd_bus_message* m, const std::string& worker, const std::string& start,
-                       const std::string& master_address, const std::string& token, uint64_t lease_usec,
+                       const std::string& master_address, const StartSecrets& secrets, uint64_t lease_usec,
                        sd_bus_error* e);
     int stop_instance(sd_bus_message* m, const std::string& worker, const std::string& start, sd_bus_error* e);
     Verdict renew_lease(const std::string& start, uint64_t lease_usec);

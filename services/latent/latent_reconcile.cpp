@@ -34,7 +34,9 @@ void LatentManager::request_reap(MessagePtr caller) {
 }
 
 void LatentManager::begin_pass(std::vector<MessagePtr> callers) {
-    pass_.emplace();
+    // From a Pass{}, not emplace(): clang (14) decides, inside the class,
+    // that Pass (default member initializers) is not default-constructible.
+    pass_.emplace(Pass{});
     pass_->callers = std::move(callers);
     for (const auto& [start, inst] : instances_) {
         if (inst->dead) {

@@ -176,7 +176,8 @@ Outcome<std::string> LibvirtBackend::create(const StartSpec& spec, const Cancell
     }
 
     libvirt::DomainSettings settings{name, tag, spec.master_address, spec.token, "",
-                                     number_option<unsigned long long>(w, "memory"), number_option<unsigned>(w, "cpus")};
+                                     number_option<unsigned long long>(w, "memory"), number_option<unsigned>(w, "cpus"),
+                                     spec.master_fingerprint};
     OverlayGuard overlay;
     if (const std::string base = option(w, "base_image"); !base.empty()) {
         if (cancelled) {

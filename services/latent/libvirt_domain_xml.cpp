@@ -192,8 +192,14 @@ void set_credentials(xmlNode* domain, const DomainSettings& s) {
         }
     }
     const std::pair<const char*, const std::string*> creds[] = {
-        {"buildyard.worker", &s.tag.worker}, {"buildyard.master", &s.master_address}, {"buildyard.token", &s.token}};
+        {"buildyard.worker", &s.tag.worker},
+        {"buildyard.master", &s.master_address},
+        {"buildyard.token", &s.token},
+        {"buildyard.master_fingerprint", &s.master_fingerprint}};
     for (const auto& [key, value] : creds) {
+        if (value->empty()) {
+            continue;  // only the fingerprint may be
+        }
         xmlNode* entry = xmlNewChild(strings, nullptr, x("entry"), nullptr);
         set_text(entry, std::string("io.systemd.credential:") + key + "=" + *value);
     }
@@ -208,6 +214,9 @@ void set_credentials(xmlNode* domain, const DomainSettings& s) {
         }
         line += "buildyard.worker=" + s.tag.worker + " buildyard.master=" + s.master_address +
                 " buildyard.token=" + s.token;
+        if (!s.master_fingerprint.empty()) {
+            line += " buildyard.master_fingerprint=" + s.master_fingerprint;
+        }
         set_text(cmdline, line);
     }
 }

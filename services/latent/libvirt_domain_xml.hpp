@@ -24,6 +24,7 @@ struct DomainSettings {
     std::string overlay;         // empty: the template's disks stay as they are
     unsigned long long memory_mib = 0;  // 0: the template's
     unsigned cpus = 0;                  // 0: the template's
+    std::string master_fingerprint;     // empty: none given (tls = no)
 };
 
 // The template with the start's edits: <name>, no <uuid>, the tag in

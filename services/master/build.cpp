@@ -1,11 +1,16 @@
 #include "master/build.hpp"
 
+#include <fmt/format.h>
+
+#include "common/duration.hpp"
+
 namespace by::master {
 
 std::string_view to_string(BuildState s) {
     switch (s) {
     case BuildState::pending: return "pending";
     case BuildState::running: return "running";
+    case BuildState::cleanup: return "cleanup";
     case BuildState::finished: return "finished";
     }
     return "pending";
@@ -24,7 +29,7 @@ std::string_view to_string(Result r) {
 }
 
 std::optional<BuildState> parse_build_state(std::string_view s) {
-    for (auto st : {BuildState::pending, BuildState::running, BuildState::finished}) {
+    for (auto st : {BuildState::pending, BuildState::running, BuildState::cleanup, BuildState::finished}) {
         if (to_string(st) == s) {
             return st;
         }
@@ -43,7 +48,8 @@ std::optional<Result> parse_result(std::string_view s) {
 }
 
 TransitionError start_build(Build& b, const std::string& worker,
-                            const std::map<std::string, std::string>& worker_properties, uint64_t now) {
+                            const std::map<std::string, std::string>& worker_properties, uint64_t now,
+                            const std::map<std::string, std::string>& worker_defaults) {
     if (b.state != BuildState::pending) {
         return TransitionError::not_pending;
     }
@@ -51,7 +57,10 @@ TransitionError start_build(Build& b, const std::string& worker,
     b.worker = worker;
     b.started_at = now;
     b.current_step = 0;
-    b.properties = b.requested;
+    b.properties = worker_defaults;
+    for (const auto& [k, v] : b.requested) {
+        b.properties[k] = v;
+    }
     for (const auto& [k, v] : worker_properties) {
         b.properties[k] = v;
     }
@@ -63,13 +72,24 @@ TransitionError finish_build(Build& b, Result result, int exit_status, uint64_t 
     if (b.state == BuildState::finished) {
         return TransitionError::already_finished;
     }
-    if (b.state != BuildState::running) {
+    if (b.state != BuildState::running && b.state != BuildState::cleanup) {
         return TransitionError::not_running;
     }
     b.state = BuildState::finished;
     b.result = result;
     b.exit_status = exit_status;
     b.finished_at = now;
+    return TransitionError::none;
+}
+
+TransitionError await_cleanup(Build& b) {
+    if (b.state == BuildState::finished) {
+        return TransitionError::already_finished;
+    }
+    if (b.state != BuildState::running) {
+        return TransitionError::not_running;
+    }
+    b.state = BuildState::cleanup;
     return TransitionError::none;
 }
 
@@ -99,6 +119,15 @@ std::optional<Build> retry_build(Build& b, uint64_t now) {
     next.requested = b.requested;
     next.properties = b.requested;
     return next;
+}
+
+std::string log_trailer(const Build& b) {
+    if (b.state != BuildState::finished || b.result == Result::success || b.started_at == 0) {
+        return {};
+    }
+    const uint64_t took = b.finished_at > b.started_at ? b.finished_at - b.started_at : 0;
+    const std::string exit = b.exit_status >= 0 ? fmt::format("exit status {}, ", b.exit_status) : "";
+    return fmt::format("--- {}: {}after {}\n", to_string(b.result), exit, format_duration(took));
 }
 
 std::map<std::string, std::string> step_environment(const Build& b) {

@@ -9,9 +9,14 @@
 #include <string_view>
 #include <vector>
 
+#include "common/build_limits.hpp"
+
 namespace by::master {
 
-enum class BuildState { pending, running, finished };
+// cleanup: its worker was lost while it ran; it waits until its processes
+// are known to be gone (or lost_build_grace has passed) before it ends
+// "retry" and is rerun.
+enum class BuildState { pending, running, cleanup, finished };
 enum class Result { none, success, failure, exception, retry, cancelled };
 
 std::string_view to_string(BuildState s);
@@ -34,25 +39,36 @@ struct Build {
     uint64_t finished_at = 0;
     unsigned current_step = 0;
     uint64_t retried_as = 0;
+    BuildUsage usage;                  // as the worker measured it at the end
     bool cancel_requested = false;     // not persisted: a restart ends the build anyway
 };
 
 // Why a transition was refused.
 enum class TransitionError { none, not_pending, not_running, already_finished };
 
-// pending -> running on `worker`. Worker properties win over submitted ones
-// and `workername` is always set.
+// pending -> running on `worker`. The worker's default properties first,
+// the submitted ones over them, the worker's properties over both, and
+// `workername` always set.
 TransitionError start_build(Build& b, const std::string& worker,
-                            const std::map<std::string, std::string>& worker_properties, uint64_t now);
-// running -> finished with the worker's result (retry is set by the master,
-// never by a worker).
+                            const std::map<std::string, std::string>& worker_properties, uint64_t now,
+                            const std::map<std::string, std::string>& worker_defaults = {});
+// running (or cleanup) -> finished with the worker's result (retry is set by
+// the master, never by a worker).
 TransitionError finish_build(Build& b, Result result, int exit_status, uint64_t now);
+// running -> cleanup.
+TransitionError await_cleanup(Build& b);
 // pending -> finished cancelled. A running build is cancelled through its
 // worker and finishes through finish_build.
 TransitionError cancel_pending(Build& b, uint64_t now);
-// running -> finished retry, and the pending build that reruns the request.
+// running or cleanup -> finished retry, and the pending build that reruns the request.
 // The caller assigns the new build's id and then sets b.retried_as.
 std::optional<Build> retry_build(Build& b, uint64_t now);
+
+// The last line of the log of a build that ran and did not succeed:
+// "--- failure: exit status 2, after 1.25 s\n" (no exit status when there is
+// none, e.g. a cancelled build's); empty for a success or a build that
+// never started.
+std::string log_trailer(const Build& b);
 
 // The environment of a build's steps (see buildyard-workerd(8)).
 std::map<std::string, std::string> step_environment(const Build& b);

@@ -15,10 +15,19 @@
 namespace by::master {
 
 
+std::string Master::no_such_builder(const std::string& name) const {
+    std::string known;
+    for (const auto& [builder, b] : config_.builders) {
+        known += (known.empty() ? "" : ", ") + builder;
+    }
+    return "no builder named '" + name + "'; " +
+           (known.empty() ? std::string("no builders are configured") : "the builders are: " + known);
+}
+
 Status Master::submit(const std::string& builder, const std::map<std::string, std::string>& properties,
                       uint64_t& id) {
     if (!find_builder(builder)) {
-        return Status::fail(bus::error::NoSuchBuilder, "no builder named '" + builder + "'");
+        return Status::fail(bus::error::NoSuchBuilder, no_such_builder(builder));
     }
     for (const auto& [k, v] : properties) {
         if (k.empty()) {
@@ -173,7 +182,7 @@ int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*)
 
 bool Master::start_build(ActiveBuild& ab, Worker& w) {
     Build started = ab.build;
-    master::start_build(started, w.cfg.name, w.cfg.properties, bus::now_realtime_usec());
+    master::start_build(started, w.cfg.name, w.cfg.properties, bus::now_realtime_usec(), w.cfg.default_properties);
     if (!store_.update_build(started)) {
         store_failed(fmt::format("cannot record the start of build {}", started.id));
         return false;
@@ -182,12 +191,14 @@ bool Master::start_build(ActiveBuild& ab, Worker& w) {
     ab.build = std::move(started);
     const config::Builder* builder = find_builder(ab.build.builder);
     ab.steps = builder ? builder->steps : std::vector<std::string>{};
+    ab.limits = builder ? builder->limits : config::BuildLimits{};
     ab.log.reset(::open(log_path(ab.build.id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
     if (!ab.log) {
         log::error("cannot open the log of build {}: {}", ab.build.id, std::strerror(errno));
     }
     w.running.insert(ab.build.id);
     count_running(ab.build.builder, +1);
+    metrics_.build_started(ab.build);
     if (!w.attached) {
         hold_build(ab, w);
         return true;
@@ -217,6 +228,7 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
     if (r >= 0) r = sd_bus_message_append(raw, "ts", ab.build.id, ab.build.builder.c_str());
     if (r >= 0) r = bus::append_strv(raw, ab.steps);
     if (r >= 0) r = bus::append_string_map(raw, step_environment(ab.build));
+    if (r >= 0) r = bus::append_string_map(raw, config::limits_to_map(ab.limits));
     uint64_t cookie = 0;
     sd_bus_slot* slot = nullptr;
     if (r >= 0) r = sd_bus_call_async(link_bus(w), &slot, raw, &Master::on_start_reply, this, 0);
@@ -250,8 +262,13 @@ bool Master::finish_build(ActiveBuild& ab, Result result, int exit_status, uint6
     store_ok();
     ab.build = std::move(ended);
     ab.ending.reset();
+    // A failure says how it ended where one reads it: at the end of its log.
+    if (const std::string trailer = log_trailer(ab.build); !trailer.empty()) {
+        append_log(ab, trailer.data(), trailer.size());
+    }
     ab.log.reset();
     count_running(ab.build.builder, -1);
+    metrics_.build_finished(ab.build);
     log_build(result == Result::success ? log::Level::info : log::Level::notice, ab.build,
               fmt::format("build {} of {} on {} finished: {} (exit status {})", id, ab.build.builder, ab.build.worker,
                           to_string(result), exit_status),
@@ -311,6 +328,7 @@ bool Master::requeue(ActiveBuild& ab, const std::string& why, uint64_t at) {
     ab.ending.reset();
     ab.log.reset();
     count_running(ab.build.builder, -1);
+    metrics_.build_finished(ab.build);
     log_build(log::Level::notice, ab.build, fmt::format("build {} of {} ends retry ({}); rerun as build {}", id,
                                                         ab.build.builder, why, next->id),
               log::id::build_finished);
@@ -368,7 +386,8 @@ Status Master::output(const std::string& sender, uint64_t id, const void* data, 
     return Status::ok();
 }
 
-Status Master::build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status) {
+Status Master::build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status,
+                          const BuildUsage& usage) {
     Worker* w = nullptr;
     ActiveBuild* ab = running_on(sender, id, &w);
     if (!ab) {
@@ -383,6 +402,7 @@ Status Master::build_done(const std::string& sender, uint64_t id, const std::str
     if (ab->ending) {
         return Status::fail(bus::error::AlreadyFinished, "build " + std::to_string(id) + " has ended already");
     }
+    ab->build.usage = usage;
     if (!finish_build(*ab, *r, exit_status)) {
         return Status::fail(bus::error::Internal,
                             fmt::format("cannot record the end of build {}: {}; the master keeps the result and "
@@ -415,6 +435,7 @@ Status Master::cancel(uint64_t id) {
         store_ok();
         ab.build = std::move(cancelled);
         dispatcher_.remove(ab.build.builder, id);
+        metrics_.build_finished(ab.build);
         log_build(log::Level::notice, ab.build, fmt::format("pending build {} of {} cancelled", id, ab.build.builder),
                   log::id::build_finished);
         emit_build(ab);
@@ -423,6 +444,14 @@ Status Master::cancel(uint64_t id) {
         counters_changed(ab.build.builder);
         finished_cache_[id] = ab.build;
         active_.erase(it);
+        return Status::ok();
+    }
+    if (ab.build.state == BuildState::cleanup) {
+        // Its worker was lost; it ends cancelled, not retry, once its
+        // processes are known to be gone (cleanup.cpp).
+        ab.build.cancel_requested = true;
+        log_build(log::Level::notice, ab.build,
+                  fmt::format("build {} of {} will end cancelled once its cleanup is done", id, ab.build.builder));
         return Status::ok();
     }
     Worker* w = find_worker(ab.build.worker);

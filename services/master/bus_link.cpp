@@ -93,7 +93,22 @@ int build_done(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     int32_t status = 0;
     int r = sd_bus_message_read(m, "tsi", &id, &result, &status);
     if (r < 0) return r;
-    return reply_ok(m, of(userdata).build_done(sender_of(m), id, result, status), e, "");
+    std::map<std::string, uint64_t> usage;
+    r = sd_bus_message_enter_container(m, 'a', "{st}");
+    if (r < 0) return r;
+    const char* key = nullptr;
+    uint64_t value = 0;
+    while ((r = sd_bus_message_read(m, "{st}", &key, &value)) > 0) {
+        usage[key] = value;
+    }
+    if (r < 0) return r;
+    r = sd_bus_message_exit_container(m);
+    if (r < 0) return r;
+    return reply_ok(m, of(userdata).build_done(sender_of(m), id, result, status, usage_from_map(usage)), e, "");
+}
+
+int shutdown_gracefully(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    return reply_ok(m, of(userdata).link_shutdown(sender_of(m)), e, "");
 }
 
 constexpr uint64_t U = SD_BUS_VTABLE_UNPRIVILEGED;
@@ -104,8 +119,10 @@ const sd_bus_vtable link_vtable[] = {
     SD_BUS_METHOD_WITH_ARGS("Detach", SD_BUS_ARGS("s", reason), SD_BUS_NO_RESULT, detach, U),
     SD_BUS_METHOD_WITH_ARGS("StepStarted", SD_BUS_ARGS("t", build, "u", step), SD_BUS_NO_RESULT, step_started, U),
     SD_BUS_METHOD_WITH_ARGS("Output", SD_BUS_ARGS("t", build, "ay", data), SD_BUS_NO_RESULT, output, U),
-    SD_BUS_METHOD_WITH_ARGS("BuildDone", SD_BUS_ARGS("t", build, "s", result, "i", exit_status), SD_BUS_NO_RESULT,
+    SD_BUS_METHOD_WITH_ARGS("BuildDone", SD_BUS_ARGS("t", build, "s", result, "i", exit_status, "a{st}", usage),
+                            SD_BUS_NO_RESULT,
                             build_done, U),
+    SD_BUS_METHOD_WITH_ARGS("ShutdownGracefully", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, shutdown_gracefully, U),
     SD_BUS_VTABLE_END,
 };
 
@@ -113,7 +130,8 @@ const sd_bus_vtable link_vtable[] = {
 
 int register_link_object(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots) {
     sd_bus_slot* s = nullptr;
-    int r = sd_bus_add_object_vtable(bus, &s, bus::master_path, bus::link_iface, link_vtable, &m);
+    int r = sd_bus_add_object_vtable(bus, &s, bus::master_path, bus::link_iface,
+                                     counted_vtable(bus::link_iface, link_vtable), &m);
     if (r < 0) return r;
     slots.emplace_back(s);
     return 0;

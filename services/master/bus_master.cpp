@@ -40,7 +40,7 @@ int get_builder(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     int r = sd_bus_message_read(m, "s", &name);
     if (r < 0) return r;
     if (!of(userdata).find_builder(name)) {
-        return sd_bus_error_setf(e, bus::error::NoSuchBuilder, "no builder named '%s'", name);
+        return sd_bus_error_set(e, bus::error::NoSuchBuilder, of(userdata).no_such_builder(name).c_str());
     }
     return sd_bus_reply_method_return(m, "o", bus::path_encode(bus::builder_prefix, name).c_str());
 }
@@ -117,6 +117,11 @@ int prop_name(sd_bus*, const char*, const char*, const char*, sd_bus_message* re
     return sd_bus_message_append(reply, "s", of(userdata).config().master.name.c_str());
 }
 
+int prop_tls_fingerprint(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
+                         sd_bus_error*) {
+    return sd_bus_message_append(reply, "s", of(userdata).tls_fingerprint().c_str());
+}
+
 int prop_connected(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
                    sd_bus_error*) {
     return sd_bus_message_append(reply, "u", of(userdata).connected_workers());
@@ -152,6 +157,7 @@ const sd_bus_vtable master_vtable[] = {
     SD_BUS_SIGNAL_WITH_ARGS("BuildFinished", SD_BUS_ARGS("o", build, "s", result), 0),
     SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Name", "s", prop_name, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("TlsFingerprint", "s", prop_tls_fingerprint, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("ConnectedWorkers", "u", prop_connected, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("RunningBuilds", "u", prop_running, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("PendingBuilds", "u", prop_pending, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -162,7 +168,8 @@ const sd_bus_vtable master_vtable[] = {
 
 int register_master_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots) {
     sd_bus_slot* s = nullptr;
-    int r = sd_bus_add_object_vtable(bus, &s, bus::master_path, bus::master_iface, master_vtable, &m);
+    int r = sd_bus_add_object_vtable(bus, &s, bus::master_path, bus::master_iface,
+                                     counted_vtable(bus::master_iface, master_vtable), &m);
     if (r < 0) return r;
     slots.emplace_back(s);
     return 0;

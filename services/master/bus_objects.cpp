@@ -31,6 +31,9 @@ PROPERTY_GETTER(w_running) {
     return sd_bus_message_append(reply, "u", static_cast<uint32_t>(W(userdata).running.size()));
 }
 PROPERTY_GETTER(w_properties) { return bus::append_string_map(reply, W(userdata).cfg.properties); }
+PROPERTY_GETTER(w_default_properties) {
+    return bus::append_string_map(reply, W(userdata).cfg.default_properties);
+}
 PROPERTY_GETTER(w_info) { return bus::append_string_map(reply, W(userdata).info); }
 PROPERTY_GETTER(w_keepalive) { return sd_bus_message_append(reply, "t", W(userdata).cfg.keepalive_interval); }
 PROPERTY_GETTER(w_missing_timeout) { return sd_bus_message_append(reply, "t", W(userdata).cfg.missing_timeout); }
@@ -138,6 +141,7 @@ const sd_bus_vtable worker_vtable[] = {
     SD_BUS_PROPERTY("MaxBuilds", "u", w_max_builds, 0, CHANGE),
     SD_BUS_PROPERTY("RunningBuilds", "u", w_running, 0, CHANGE),
     SD_BUS_PROPERTY("Properties", "a{ss}", w_properties, 0, CHANGE),
+    SD_BUS_PROPERTY("DefaultProperties", "a{ss}", w_default_properties, 0, CHANGE),
     SD_BUS_PROPERTY("Info", "a{ss}", w_info, 0, CHANGE),
     SD_BUS_PROPERTY("KeepaliveInterval", "t", w_keepalive, 0, CHANGE),
     SD_BUS_PROPERTY("MissingTimeout", "t", w_missing_timeout, 0, CHANGE),
@@ -234,6 +238,10 @@ PROPERTY_GETTER(d_finished) { return sd_bus_message_append(reply, "t", D(userdat
 PROPERTY_GETTER(d_step) { return sd_bus_message_append(reply, "u", static_cast<uint32_t>(D(userdata).current_step)); }
 PROPERTY_GETTER(d_request) { return sd_bus_message_append(reply, "t", D(userdata).request_id); }
 PROPERTY_GETTER(d_retried_as) { return sd_bus_message_append(reply, "t", D(userdata).retried_as); }
+PROPERTY_GETTER(d_cpu) { return sd_bus_message_append(reply, "t", D(userdata).usage.cpu_nsec); }
+PROPERTY_GETTER(d_memory_peak) { return sd_bus_message_append(reply, "t", D(userdata).usage.memory_peak); }
+PROPERTY_GETTER(d_io_read) { return sd_bus_message_append(reply, "t", D(userdata).usage.io_read_bytes); }
+PROPERTY_GETTER(d_io_write) { return sd_bus_message_append(reply, "t", D(userdata).usage.io_write_bytes); }
 
 int d_cancel(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     return reply_ok(m, master_of(userdata).cancel(D(userdata).id), e, "");
@@ -297,6 +305,10 @@ const sd_bus_vtable build_vtable[] = {
     SD_BUS_PROPERTY("CurrentStep", "u", d_step, 0, CHANGE),
     SD_BUS_PROPERTY("RequestId", "t", d_request, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("RetriedAs", "t", d_retried_as, 0, CHANGE),
+    SD_BUS_PROPERTY("CPUTimeNSec", "t", d_cpu, 0, CHANGE),
+    SD_BUS_PROPERTY("MemoryPeak", "t", d_memory_peak, 0, CHANGE),
+    SD_BUS_PROPERTY("IOReadBytes", "t", d_io_read, 0, CHANGE),
+    SD_BUS_PROPERTY("IOWriteBytes", "t", d_io_write, 0, CHANGE),
     SD_BUS_VTABLE_END,
 };
 
@@ -317,7 +329,7 @@ int register_worker_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots)
     };
     for (const auto& t : tables) {
         sd_bus_slot* s = nullptr;
-        int r = sd_bus_add_fallback_vtable(bus, &s, t.prefix, t.iface, t.vtable, t.find, &m);
+        int r = sd_bus_add_fallback_vtable(bus, &s, t.prefix, t.iface, counted_vtable(t.iface, t.vtable), t.find, &m);
         if (r < 0) return r;
         slots.emplace_back(s);
         r = sd_bus_add_node_enumerator(bus, &s, t.prefix, t.enumerate, &m);

@@ -8,7 +8,7 @@ size_t ConnectionLimits::for_descriptors(uint64_t nofile) {
     if (nofile <= reserve) {
         return 0;
     }
-    return static_cast<size_t>(std::min<uint64_t>(max_connections, (nofile - reserve) / 2));
+    return static_cast<size_t>(std::min<uint64_t>(max_connections, (nofile - reserve) / descriptors_per_connection));
 }
 
 ConnectionLimits::Verdict ConnectionLimits::admit(size_t open, size_t limit, size_t unauthenticated_from_address) {

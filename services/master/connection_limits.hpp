@@ -17,9 +17,12 @@ struct ConnectionLimits {
     // Connections from one peer address that have not authenticated yet.
     static constexpr size_t max_unauthenticated_per_address = 256;
 
-    // The connection limit for RLIMIT_NOFILE `nofile`: half of what the
-    // reserve leaves, as each connection may carry a build whose log is
-    // open; at most max_connections.
+    // Descriptors one connection may hold: its TCP socket, both ends of the
+    // TLS tunnel's socket pair, and the log of a build it runs.
+    static constexpr uint64_t descriptors_per_connection = 4;
+
+    // The connection limit for RLIMIT_NOFILE `nofile`: a quarter of what the
+    // reserve leaves (descriptors_per_connection); at most max_connections.
     static size_t for_descriptors(uint64_t nofile);
 
     enum class Verdict { accept, full, address_full };

@@ -270,6 +270,17 @@ void LatentControl::apply(Worker& w, LatentState before, const LatentEffects& fx
     } else if (!fx.why.empty() && fx.changed) {
         log_worker(log::Level::info, name, fmt::format("latent worker {}: {}", name, fx.why));
     }
+    // A start ends when the machine leaves substantiating the first time
+    // after it: its worker attached, or it failed, or it was given up.
+    Metrics& metrics = master_.metrics();
+    if (metrics.latent_start_pending(name) && after != LatentState::substantiating) {
+        const bool attached = after == LatentState::idle || after == LatentState::building;
+        const bool failed = side.machine.failures() > 0 && side.machine.quarantined(now());
+        metrics.latent_start_ended(name, attached ? "attached" : failed ? "failed" : "abandoned", now());
+    }
+    if (fx.start) {
+        metrics.latent_start_begun(name, now());  // before send_start, which may fail at once
+    }
     if (fx.fail_waiting_builds) {
         const bool failure = side.machine.failures() > 0 && side.machine.quarantined(now());
         if (failure) {
@@ -300,7 +311,7 @@ void LatentControl::apply(Worker& w, LatentState before, const LatentEffects& fx
     persist(w);
     rearm(w);
     if (fx.drop_link && w.attached) {
-        master_.drop_worker(name, fx.why);  // may requeue builds and call detached()
+        master_.drop_worker(name, DetachCause::latent, fx.why);  // may requeue builds and call detached()
     }
 }
 
@@ -395,8 +406,9 @@ void LatentControl::send_start(Worker& w) {
     const uint64_t lease = timeouts_.lease_usec + timeout;
     log::write(log::Level::info, fmt::format("starting a machine for latent worker {} (start {})", w.cfg.name, side.start),
                {{"BUILDYARD_WORKER", w.cfg.name}});
-    int r = call("Start", timeout, w.cfg.name, side.start, &LatentControl::on_start_reply, "sssst",
-                 w.cfg.name.c_str(), side.start.c_str(), w.cfg.master_address.c_str(), side.token.c_str(), lease);
+    int r = call("Start", timeout, w.cfg.name, side.start, &LatentControl::on_start_reply, "ssssst",
+                 w.cfg.name.c_str(), side.start.c_str(), w.cfg.master_address.c_str(), side.token.c_str(),
+                 master_.tls_fingerprint().c_str(), lease);
     if (r < 0) {
         const LatentState before = side.machine.state();
         apply(w, before,

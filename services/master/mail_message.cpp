@@ -284,6 +284,9 @@ OutgoingMail build_mail(const BuildFacts& f, const std::string& from, const std:
     if (f.started_at && f.finished_at >= f.started_at) {
         body += fmt::format("Duration:  {}\n", format_duration(f.finished_at - f.started_at));
     }
+    if (const std::string used = describe_usage(f.usage); !used.empty()) {
+        body += fmt::format("Used:      {}\n", used);
+    }
     body += fmt::format("Full log:  buildyardctl log {}\n\n", f.id);
     if (f.log_tail.empty()) {
         body += "The build wrote no output.\n";

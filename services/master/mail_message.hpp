@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/build_limits.hpp"
+
 namespace by::master {
 
 // A message ready for SMTP: the envelope and the text (headers and body,
@@ -53,6 +55,7 @@ struct BuildFacts {
     uint64_t started_at = 0;
     uint64_t finished_at = 0;
     std::string log_tail;        // the last lines of its log, raw bytes
+    BuildUsage usage;
 };
 
 // "Buildyard worker NAME missing" to `to`.

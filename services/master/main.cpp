@@ -92,12 +92,16 @@ int main(int argc, char** argv) {
         return 1;
     }
     by::master::Remote remote(raw_event, master, by::master::Remote::timeouts_from_environment());
-    if (!remote.start(master.config().master.listen, error)) {
+    if (!remote.load_identity(master.config().master, error) || !remote.start(master.config().master.listen, error)) {
         by::log::error("{}", error);
         sd_notifyf(0, "STATUS=failed to start: %s", error.c_str());
         return 1;
     }
-    master.on_reloaded([&remote](const by::config::Config& c) { remote.relisten(c.master.listen); });
+    master.on_reloaded([&remote](const by::config::Config& c) {
+        remote.reload_identity(c.master);
+        remote.relisten(c.master.listen);
+        remote.keepalives_changed();
+    });
     sd_event_add_signal(raw_event, nullptr, SIGTERM, on_terminate, &master);
     sd_event_add_signal(raw_event, nullptr, SIGINT, on_terminate, &master);
     sd_event_add_signal(raw_event, nullptr, SIGHUP, on_reload, &master);

@@ -92,6 +92,9 @@ bool Master::start(std::string& error) {
         error = store_.error();
         return false;
     }
+    if (!metrics_.listen(loaded.config->master.metrics, error)) {
+        return false;
+    }
     notifier_ = std::make_unique<Notifier>(*this, event_, bus_, store_, state_directory_);
     if (!notifier_->start(error)) {
         return false;
@@ -103,10 +106,11 @@ bool Master::start(std::string& error) {
         return false;
     }
 
-    // Builds that were running when the master last stopped never reported
-    // back: end them "retry" and queue their reruns. Pending ones just wait.
+    // Builds that were running (or waiting for cleanup) when the master last
+    // stopped never reported back: end them "retry" and queue their reruns.
+    // Pending ones just wait.
     for (Build& b : store_.load_unfinished()) {
-        if (b.state == BuildState::running) {
+        if (b.state == BuildState::running || b.state == BuildState::cleanup) {
             Build ended = b;
             auto next = retry_build(ended, bus::now_realtime_usec());
             if (!next || !store_.insert_retry(ended, *next)) {
@@ -132,6 +136,13 @@ bool Master::start(std::string& error) {
         ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
         dispatcher_.enqueue(ab->build.builder, ab->build.id);
         active_[ab->build.id] = std::move(ab);
+    }
+    // The first flush counts every builder's queue, for the metrics.
+    for (const auto& [name, b] : config_.builders) {
+        dirty_builders_.insert(name);
+    }
+    for (const auto& [id, ab] : active_) {
+        dirty_builders_.insert(ab->build.builder);
     }
 
     sd_event_source* s = nullptr;
@@ -174,6 +185,7 @@ Worker& Master::add_worker(const config::Worker& cfg) {
         }
     }
     w->shown = shown_now(*w);
+    metrics_.worker_shown(cfg.name, w->shown, bus::now_realtime_usec());
     auto& ref = *w;
     workers_[cfg.name] = std::move(w);
     return ref;
@@ -252,12 +264,22 @@ std::vector<std::string> Master::earlier_tokens(const Worker& w) const {
 Status Master::reload() {
     auto loaded = config::load_for_master(config_path_);
     if (!loaded.config) {
-        std::string msg = "configuration not reloaded; the old one stays in force:";
+        // The reply lists only the errors (buildyard-dbus(7)); callers say
+        // what that means (buildyardctl: "the new configuration was rejected").
+        std::string errors;
         for (const auto& e : loaded.errors) {
-            msg += "\n" + e.str();
+            errors += (errors.empty() ? "" : "\n") + e.str();
         }
-        log::error("{}", msg);
-        return Status::fail(bus::error::ConfigInvalid, msg);
+        log::error("configuration not reloaded; the old one stays in force:\n{}", errors);
+        return Status::fail(bus::error::ConfigInvalid, errors);
+    }
+    for (const auto& [name, b] : config_.builders) {
+        dirty_builders_.insert(name);  // those that go are forgotten
+    }
+    std::string metrics_error;
+    if (!metrics_.listen(loaded.config->master.metrics, metrics_error)) {
+        log::error("{}; metrics stay on {}", metrics_error,
+                   metrics_.address().empty() ? std::string("nothing") : metrics_.address());
     }
     apply_config(std::move(*loaded.config));
     for (auto& [name, w] : workers_) {
@@ -288,6 +310,7 @@ void Master::forget_worker(const std::string& name) {
     if (latent_) {
         latent_->forget(*it->second);
     }
+    metrics_.worker_forgotten(name);
     workers_.erase(it);
 }
 
@@ -389,6 +412,7 @@ std::string Master::describe() const {
                     {"max_builds", w->cfg.max_builds},
                     {"running_builds", w->running},
                     {"properties", w->cfg.properties},
+                    {"default_properties", w->cfg.default_properties},
                     {"info", w->info},
                     {"last_connected", w->last_connected},
                     {"last_disconnected", w->last_disconnected},
@@ -461,12 +485,14 @@ void emit_changed(sd_bus* bus, const std::string& path, const char* iface, std::
 }  // namespace
 
 void Master::flush_changes() {
+    const uint64_t realtime = bus::now_realtime_usec();
     for (const auto& name : dirty_workers_) {
         if (Worker* w = find_worker(name)) {
             WorkerShown now = shown_now(*w);
             auto names = changed_properties(w->shown, now);
             emit_changed(bus_, w->path, bus::worker_iface, names);
             w->shown = std::move(now);
+            metrics_.worker_shown(name, w->shown, realtime);
         }
     }
     dirty_workers_.clear();
@@ -480,11 +506,17 @@ void Master::flush_changes() {
     shown_counters_ = now;
 
     for (const auto& name : dirty_builders_) {
+        std::pair<uint32_t, uint32_t> counts{pending_builds(name), running_builds(name)};
+        // A removed builder's builds still count while they wait or run.
+        if (find_builder(name) || counts.first || counts.second) {
+            metrics_.builder_counts(name, counts.first, counts.second);
+        } else {
+            metrics_.builder_forgotten(name);
+        }
         if (!find_builder(name)) {
             shown_builder_counters_.erase(name);
             continue;
         }
-        std::pair<uint32_t, uint32_t> counts{pending_builds(name), running_builds(name)};
         auto [it, added] = shown_builder_counters_.try_emplace(name, counts);
         if (added || it->second != counts) {
             it->second = counts;
@@ -517,6 +549,7 @@ WorkerShown Master::shown_now(const Worker& w) const {
     s.max_builds = w.cfg.max_builds;
     s.running_builds = static_cast<uint32_t>(w.running.size());
     s.properties = w.cfg.properties;
+    s.default_properties = w.cfg.default_properties;
     s.info = w.info;
     s.keepalive_interval = w.cfg.keepalive_interval;
     s.missing_timeout = w.cfg.missing_timeout;
@@ -558,6 +591,14 @@ void Master::emit_build(ActiveBuild& ab) {
     auto names = changed_properties(ab.shown, ab.build);
     emit_changed(bus_, ab.path, bus::build_iface, names);
     ab.shown = ab.build;
+}
+
+void Master::set_tls_fingerprint(const std::string& fingerprint) {
+    if (fingerprint == tls_fingerprint_) {
+        return;
+    }
+    tls_fingerprint_ = fingerprint;
+    sd_bus_emit_properties_changed(bus_, bus::master_path, bus::master_iface, "TlsFingerprint", nullptr);
 }
 
 }  // namespace by::master

@@ -21,6 +21,7 @@
 #include "master/build.hpp"
 #include "master/dispatch.hpp"
 #include "master/latent.hpp"
+#include "master/metrics.hpp"
 #include "master/shown.hpp"
 #include "master/store.hpp"
 
@@ -76,6 +77,10 @@ struct Worker {
     // Builds handed to a latent worker whose machine is still coming up:
     // running on it, but not sent until it attaches.
     std::set<uint64_t> held;
+    // Builds that ran on it when it was lost, waiting in state cleanup
+    // (cleanup.cpp) until it attaches again or `cleanup_timer` fires.
+    std::set<uint64_t> cleanup;
+    SourcePtr cleanup_timer;
     uint64_t last_assigned = 0;
     Master* master = nullptr;
     std::unique_ptr<LatentSide> latent;  // type = latent only
@@ -97,6 +102,7 @@ struct Ending {
 struct ActiveBuild {
     Build build;
     std::vector<std::string> steps;
+    config::BuildLimits limits;   // its builder's, as it started
     Fd log;                       // open while running
     std::string path;
     Build shown;                  // what Build1 last told the bus
@@ -131,14 +137,23 @@ public:
     // list_builds_max is list_builds_max.
     static constexpr uint64_t list_builds_max = 1000;
     std::vector<Build> list_builds(uint64_t before, uint64_t limit);
+    const std::string& state_directory() const { return state_directory_; }
+    // Master1.TlsFingerprint: the certificate remote workers see (remote.cpp
+    // sets it at start and on reload); empty with tls = no.
+    const std::string& tls_fingerprint() const { return tls_fingerprint_; }
+    void set_tls_fingerprint(const std::string& fingerprint);
 
     // WorkerLink1, called by workers.
     Status attach(const Caller& caller, const std::string& name, const std::map<std::string, std::string>& info,
                   std::string& path);
     Status link_detach(const std::string& sender, const std::string& reason);
+    // WorkerLink1.ShutdownGracefully: the worker itself asks for what
+    // `buildyardctl shutdown NAME --graceful` does.
+    Status link_shutdown(const std::string& sender);
     Status step_started(const std::string& sender, uint64_t id, unsigned step);
     Status output(const std::string& sender, uint64_t id, const void* data, size_t size);
-    Status build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status);
+    Status build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status,
+                      const BuildUsage& usage);
 
     // Remote workers (remote.cpp). `sender` names the TCP connection
     // ("tcp#N") where a bus name would be; `link` is that connection.
@@ -149,9 +164,13 @@ public:
     void link_lost(const std::string& sender, const std::string& reason);
     // Detaches worker `name` and closes its remote connection, if any
     // (a failed keepalive, or a duplicate connection won).
-    void drop_worker(const std::string& name, const std::string& reason);
+    void drop_worker(const std::string& name, DetachCause cause, const std::string& reason);
     // Agent1.Ping to an attached worker over its link; the reply (or the
     // timeout's error) goes to `callback`. Negative errno.
+    // Agent1.SetKeepalive(interval) to an attached worker, answered through
+    // callback. Negative errno.
+    int tell_worker_keepalive(const Worker& w, uint64_t interval, sd_bus_message_handler_t callback, void* userdata,
+                              SlotPtr& slot);
     int ping_worker(const Worker& w, uint64_t timeout_usec, sd_bus_message_handler_t callback, void* userdata,
                     SlotPtr& slot);
 
@@ -170,6 +189,8 @@ public:
     // call that changes the master (a bus dispatch is one such unit).
     Worker* find_worker(const std::string& name);
     const config::Builder* find_builder(const std::string& name) const;
+    // "no builder named 'x'; the builders are: a, b", for NoSuchBuilder.
+    std::string no_such_builder(const std::string& name) const;
     const Build* find_build(uint64_t id);
     const std::map<std::string, std::unique_ptr<Worker>>& workers() const { return workers_; }
     const config::Config& config() const { return config_; }
@@ -183,6 +204,8 @@ public:
     std::vector<uint64_t> recent_build_ids(size_t n) const;
 
     sd_bus* bus() const { return bus_; }
+    // Prometheus metrics; touched from the loop thread only.
+    Metrics& metrics() { return metrics_; }
 
     // Latent workers (latent.*): the builds held for `w` end retry with
     // `why`; `log_text` goes into each one's log first.
@@ -206,9 +229,11 @@ private:
 
     void apply_config(config::Config&& c);
     Worker& add_worker(const config::Worker& cfg);
-    void detach(Worker& w, const std::string& reason);
+    // `lost`: the link ended without the worker saying so (it crashed, was
+    // killed, or the network failed), so its builds' processes may live on.
+    void detach(Worker& w, DetachCause cause, const std::string& reason, bool lost = false);
     void forget_worker(const std::string& name);
-    void stop_worker(Worker& w, const std::string& reason);
+    void stop_worker(Worker& w, DetachCause cause, const std::string& reason);
     Worker* worker_by_sender(const std::string& sender);
     void mark_attached(Worker& w, const std::string& sender, const std::map<std::string, std::string>& info,
                        const std::string& how);
@@ -237,6 +262,13 @@ private:
     void store_ok();
     static int on_store_retry(sd_event_source* s, uint64_t usec, void* userdata);
     void retry_store();
+    // Builds of a lost worker (cleanup.cpp): they wait in state cleanup
+    // until the worker is back (it kills what its previous run left before
+    // it attaches) or its lost_build_grace passes; then they end retry (or
+    // cancelled, if that was asked meanwhile).
+    void await_cleanup(Worker& w, const std::string& reason);
+    void end_cleanup(Worker& w, const std::string& why);
+    static int on_cleanup_timer(sd_event_source* s, uint64_t usec, void* userdata);
     void settle_worker(Worker& w);
     // A build of `builder` started (+1) or ended (-1).
     void count_running(const std::string& builder, int delta);
@@ -268,6 +300,7 @@ private:
     sd_bus* bus_;
     std::string config_path_;
     std::string state_directory_;
+    std::string tls_fingerprint_;
     config::Config config_;
     Fd state_lock_;               // flock()ed for as long as we run
     Store store_;
@@ -300,6 +333,7 @@ private:
     std::optional<std::string> store_trouble_;  // the failing write's error, while the store fails
     SourcePtr store_retry_;
     std::vector<SlotPtr> slots_;
+    Metrics metrics_;
     std::unique_ptr<Notifier> notifier_;  // missing-worker and build mail
     std::unique_ptr<LatentControl> latent_;
     std::function<void(const config::Config&)> reloaded_;
@@ -312,5 +346,9 @@ void log_build(log::Level level, const Build& b, const std::string& msg, std::st
 int register_master_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots);
 int register_worker_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots);
 int register_link_object(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots);
+// A copy of `vtable` (of `interface`, registered with the Master as its
+// userdata) whose method calls are counted in Metrics::bus_call
+// (bus_counted.cpp). The copy lives as long as the program.
+const sd_bus_vtable* counted_vtable(const char* interface, const sd_bus_vtable* vtable);
 
 }  // namespace by::master

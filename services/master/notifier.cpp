@@ -245,6 +245,7 @@ void Notifier::queue_missing(const std::string& name) {
         return;
     }
     tracker_.mark_notified(name);
+    master_.metrics().mail_queued();
     log::write(log::Level::warning,
                fmt::format("worker {} has been missing since {} (missing_timeout {} s); mail {} to {} queued", name,
                            utc_time(loss), w->cfg.missing_timeout, q.id, join(q.to)),
@@ -269,6 +270,7 @@ void Notifier::build_finished(const Build& b) {
     f.worker = b.worker;
     f.result = std::string(to_string(b.result));
     f.exit_status = b.exit_status;
+    f.usage = b.usage;
     f.master_name = master_.config().master.name;
     f.submitted_at = b.submitted_at;
     f.started_at = b.started_at;
@@ -292,6 +294,7 @@ void Notifier::build_finished(const Build& b) {
                    {fields[0], fields[1], {"BUILDYARD_WORKER", b.worker}});
         return;
     }
+    master_.metrics().mail_queued();
     log::write(log::Level::info, fmt::format("result of build {} queued as mail {} to {}", b.id, q.id, join(q.to)),
                {fields[0], fields[1], {"BUILDYARD_WORKER", b.worker}});
     deliver();
@@ -335,6 +338,9 @@ SmtpSettings Notifier::smtp_settings() const {
 }
 
 void Notifier::deliver() {
+    if (auto n = store_.queued_mail_count()) {
+        master_.metrics().mail_queue_length(*n);
+    }
     if (in_flight_ || !retry_timer_) {
         return;
     }
@@ -419,12 +425,14 @@ void Notifier::handle(const DeliveryResult& r) {
         say(log::Level::info, fmt::format("mail {} \"{}\" sent to {} through {}: {}", m.id, m.subject,
                                           join(o.accepted), server, reply));
         if (left.empty()) {
+            master_.metrics().mail_sent();
             return;
         }
         m.to = left;
     }
 
     const unsigned attempts = m.attempts + 1;
+    master_.metrics().mail_failed(now - m.queued_at >= give_up_after_);
     if (now - m.queued_at >= give_up_after_) {
         if (!store_.mail_given_up(m.id, now, o.error)) {
             database_trouble(now);

@@ -157,7 +157,7 @@ bool Remote::start(const std::string& listen, std::string& error) {
     const uint64_t nofile = raise_nofile();
     connection_limit_ = ConnectionLimits::for_descriptors(nofile);
     log::info("at most {} remote connections (LimitNOFILE {}, {} kept for the rest)", connection_limit_, nofile,
-              nofile - std::min<uint64_t>(nofile, 2 * connection_limit_));
+              nofile - std::min<uint64_t>(nofile, ConnectionLimits::descriptors_per_connection * connection_limit_));
 
     int n = sd_listen_fds(1);
     if (n > 0) {
@@ -193,6 +193,12 @@ int Remote::watch_listener() {
         listen_source_.reset(s);
     }
     return r;
+}
+
+void Remote::keepalives_changed() {
+    for (auto& [id, c] : connections_) {
+        c->keepalive_changed();
+    }
 }
 
 void Remote::relisten(const std::string& listen) {
@@ -267,11 +273,13 @@ int Remote::on_accept(sd_event_source*, int fd, uint32_t, void* userdata) {
         case ConnectionLimits::Verdict::full:
             self->refused(fmt::format("refused a connection from {}: {} connections are open already", peer,
                                       self->connection_limit_));
+            self->master_.metrics().remote_refused(RemoteRefusal::too_many_connections);
             continue;
         case ConnectionLimits::Verdict::address_full:
             self->refused(fmt::format("refused a connection from {}: {} connections from {} have not authenticated "
                                       "yet",
                                       peer, ConnectionLimits::max_unauthenticated_per_address, address));
+            self->master_.metrics().remote_refused(RemoteRefusal::too_many_unauthenticated);
             continue;
         }
         int one = 1;
@@ -281,7 +289,7 @@ int Remote::on_accept(sd_event_source*, int fd, uint32_t, void* userdata) {
         setsockopt(conn.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         const uint64_t id = self->next_id_++;
         auto c = std::make_unique<Connection>(*self, id, std::move(conn), peer, address);
-        int r = c->start();
+        int r = c->start(self->tls_);
         if (r < 0) {
             // Garbage already waiting can fail sd_bus_start itself.
             log::notice("connection tcp#{} from {} closed: {}", id, peer, std::strerror(-r));

@@ -15,6 +15,7 @@
 #include <systemd/sd-id128.h>
 
 #include "common/raii.hpp"
+#include "common/tls.hpp"
 #include "master/connection_limits.hpp"
 #include "master/handshake.hpp"
 #include "master/master.hpp"
@@ -44,6 +45,15 @@ public:
     // cannot be bound, the old listener stays and the error is logged. With
     // socket activation the socket unit decides, and this does nothing.
     void relisten(const std::string& listen);
+    // The TLS identity for new connections ([master] tls, tls_certificate,
+    // tls_key; else a generated certificate in the state directory). At
+    // start a failure is fatal; on reload it is logged and the old identity
+    // stays. Connections already open keep the one they started with.
+    bool load_identity(const config::Master& cfg, std::string& error);
+    void reload_identity(const config::Master& cfg);
+    // A reload's keepalive_interval values: each attached worker whose value
+    // changed is told the new one, and its timer is re-armed.
+    void keepalives_changed();
 
     size_t connections() const { return connections_.size(); }
 
@@ -73,6 +83,8 @@ private:
     Master& master_;
     Timeouts timeouts_;
     sd_id128_t server_id_{};
+    tls::SharedCtx tls_;          // null: plain TCP (tls = no)
+    std::string tls_source_;      // where the identity came from, for the log
     std::string dummy_key_;
     AuthThrottle throttle_;
     Fd listen_fd_;

@@ -41,7 +41,8 @@ std::string seconds(uint64_t usec) {
 
 const sd_bus_vtable handshake_vtable[] = {
     SD_BUS_VTABLE_START(0),
-    SD_BUS_METHOD_WITH_ARGS("Hello", SD_BUS_ARGS("s", name, "ay", worker_nonce), SD_BUS_RESULT("ay", master_nonce),
+    SD_BUS_METHOD_WITH_ARGS("Hello", SD_BUS_ARGS("s", name, "ay", worker_nonce, "ay", channel_binding),
+                            SD_BUS_RESULT("ay", master_nonce),
                             Connection::method_hello, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_ARGS("Authenticate", SD_BUS_ARGS("ay", worker_proof, "a{ss}", info),
                             SD_BUS_RESULT("ay", master_proof, "o", worker, "a{ss}", settings),
@@ -61,13 +62,26 @@ Remote::Connection::Connection(Remote& remote, uint64_t id, Fd fd, std::string p
 
 Remote::Connection::~Connection() = default;
 
-int Remote::Connection::start() {
+int Remote::Connection::start(const tls::SharedCtx& tls) {
+    Fd bus_fd;
+    std::string error;
+    tunnel_ = tls::Tunnel::create(remote_.event_, std::move(fd_), tls, true, {},
+                                  {.established = nullptr, .failed = [this](const std::string& why) { close(why); }},
+                                  bus_fd, error);
+    if (!tunnel_) {
+        log::warning("connection {} from {}: {}", sender_, peer_, error);
+        return -EIO;
+    }
+    // Before authentication the peer gets this much room and no more,
+    // whatever the D-Bus messages it sends claim to be.
+    tunnel_->limit_inbound(tls::Tunnel::default_preauth_limit);
     sd_bus* b = nullptr;
     int r = sd_bus_new(&b);
     if (r < 0) return r;
     bus_.reset(b);
-    if ((r = sd_bus_set_fd(b, fd_.get(), fd_.get())) < 0) return r;
-    fd_.release();  // the bus closes it now
+    if ((r = sd_bus_set_fd(b, bus_fd.get(), bus_fd.get())) < 0) return r;
+    bus_fd.release();  // the bus closes it now
+    if ((r = sd_bus_negotiate_fds(b, 0)) < 0) return r;
     if ((r = sd_bus_set_server(b, 1, remote_.server_id_)) < 0) return r;
     // TCP carries no credentials: ANONYMOUS, and Handshake1 does the rest.
     if ((r = sd_bus_set_anonymous(b, 1)) < 0) return r;
@@ -124,6 +138,7 @@ int Remote::Connection::on_message(sd_bus_message* m, void* userdata, sd_bus_err
     if (!refusal) {
         return 0;
     }
+    c.remote_.master_.metrics().remote_refused(RemoteRefusal::not_authenticated);
     BusError e;
     sd_bus_error_set(e.get(), bus::error::AccessDenied, refusal);
     sd_bus_reply_method_error(m, e.get());
@@ -144,6 +159,15 @@ int Remote::Connection::method_hello(sd_bus_message* m, void* userdata, sd_bus_e
     if (r < 0) return r;
     if (r == 0) {
         return sd_bus_error_set(error, bus::error::InvalidArgument, why.c_str());
+    }
+    const auto ours = c.tunnel_->channel_binding();
+    if (ours.size() != hello.channel_binding.size() ||
+        (!ours.empty() && !crypto::equal(ours, hello.channel_binding))) {
+        // The worker's TLS session ends elsewhere: a relay it trusts by
+        // mistake forwards its words. Its proof would not pass either.
+        c.name_ = hello.name;
+        c.auth_failed(m, AuthVerdict::foreign_session);
+        return 1;
     }
     auto master_nonce = crypto::random_bytes(crypto::nonce_size);
     if (master_nonce.empty()) {
@@ -177,25 +201,69 @@ int Remote::Connection::method_authenticate(sd_bus_message* m, void* userdata, s
     if (r == 0) {
         return sd_bus_error_set(error, bus::error::InvalidArgument, why.c_str());
     }
+    c.proof_ = std::move(auth.proof);
+    c.info_ = std::move(auth.info);
+    // Attempts for one name are checked one at a time, the next only after
+    // the delay the name's failures earned, whatever address they come from.
+    uint64_t now = 0;
+    sd_event_now(c.remote_.event_, CLOCK_MONOTONIC, &now);
+    if (const uint64_t wait = c.remote_.throttle_.wait(c.name_, now); wait > 0) {
+        c.held_call_.reset(sd_bus_message_ref(m));
+        if (c.arm_timer(c.reply_timer_, wait, on_admitted) >= 0) {
+            return 1;
+        }
+        c.held_call_.reset();
+    }
+    c.check_proof(m);
+    return 1;
+}
 
+int Remote::Connection::on_admitted(sd_event_source*, uint64_t, void* userdata) {
+    Connection& c = of(userdata);
+    c.reply_timer_.reset();
+    MessagePtr call = std::move(c.held_call_);
+    if (!call || c.phase_ != Phase::challenged) {
+        return 0;
+    }
+    uint64_t now = 0;
+    sd_event_now(c.remote_.event_, CLOCK_MONOTONIC, &now);
+    if (const uint64_t wait = c.remote_.throttle_.wait(c.name_, now); wait > 0) {
+        // Another attempt for the name failed meanwhile: wait again.
+        c.held_call_ = std::move(call);
+        c.arm_timer(c.reply_timer_, wait, on_admitted);
+        return 0;
+    }
+    c.check_proof(call.get());
+    return 0;
+}
+
+void Remote::Connection::check_proof(sd_bus_message* m) {
+    Connection& c = *this;
     Master& master = c.remote_.master_;
     Worker* w = master.find_worker(c.name_);
     const config::Worker* cfg = w && w->configured ? &w->cfg : nullptr;
-    const std::span<const uint8_t> proof_bytes{auth.proof};
+    const std::span<const uint8_t> proof_bytes{c.proof_};
+    const auto binding = c.tunnel_->channel_binding();
+    const Challenge challenge{c.master_nonce_, c.worker_nonce_, binding};
     const AuthVerdict verdict =
         cfg && cfg->type == config::WorkerType::latent
-            ? verify_latent_proof(master.worker_key(*w), master.earlier_tokens(*w), c.name_, c.master_nonce_,
-                                  c.worker_nonce_, proof_bytes, c.remote_.dummy_key_)
-            : verify_worker_proof(cfg, c.name_, c.master_nonce_, c.worker_nonce_, proof_bytes, c.remote_.dummy_key_);
+            ? verify_latent_proof(master.worker_key(*w), master.earlier_tokens(*w), c.name_, challenge, proof_bytes,
+                                  c.remote_.dummy_key_)
+            : verify_worker_proof(cfg, c.name_, challenge, proof_bytes, c.remote_.dummy_key_);
     if (verdict != AuthVerdict::ok) {
         c.auth_failed(m, verdict);
-        return 1;
+        return;
     }
-    c.info_ = std::move(auth.info);
+    if (std::string why; !c.client_certificate_ok(*cfg, why)) {
+        c.auth_failed(m, AuthVerdict::wrong_password,
+                      fmt::format("refused worker '{}' from {}: {}", c.name_, c.peer_, why));
+        return;
+    }
+    c.remote_.throttle_.success(c.name_);
     c.auth_timer_.reset();
     if (!w->attached) {
         c.attach(m);
-        return 1;
+        return;
     }
     // A second connection for an attached worker: the old one may be a
     // ghost (a machine that rebooted, a NAT that forgot us). Ask it.
@@ -209,18 +277,32 @@ int Remote::Connection::method_authenticate(sd_bus_message* m, void* userdata, s
     if (master.ping_worker(*w, c.remote_.timeouts_.duplicate_ping_usec, on_old_ping, &c, c.old_ping_) < 0) {
         c.resolve_duplicate(false);
     }
-    return 1;
 }
 
-void Remote::Connection::auth_failed(sd_bus_message* call, AuthVerdict verdict) {
-    log::write(log::Level::warning, auth_failure_line(verdict, printable(name_), peer_),
+bool Remote::Connection::client_certificate_ok(const config::Worker& cfg, std::string& why) const {
+    if (cfg.tls_client_ca.empty() && cfg.tls_client_fingerprint.empty()) {
+        return true;
+    }
+    if (!tunnel_->encrypted()) {
+        why = "its section asks for a client certificate, which plain TCP (tls = no) cannot carry";
+        return false;
+    }
+    return tls::client_certificate_ok(tunnel_->ssl(), cfg.tls_client_fingerprint, cfg.tls_client_ca, why);
+}
+
+void Remote::Connection::auth_failed(sd_bus_message* call, AuthVerdict verdict, const std::string& line) {
+    remote_.master_.metrics().remote_refused(verdict == AuthVerdict::unknown_worker  ? RemoteRefusal::unknown_worker
+                                             : verdict == AuthVerdict::wrong_token   ? RemoteRefusal::wrong_token
+                                             : verdict == AuthVerdict::stale_token   ? RemoteRefusal::stale_token
+                                                                                     : RemoteRefusal::wrong_password);
+    log::write(log::Level::warning, line.empty() ? auth_failure_line(verdict, printable(name_), peer_) : line,
                {{"BUILDYARD_WORKER", printable(name_)}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
     logged_ = true;
     phase_ = Phase::fresh;  // a new attempt needs a new Hello, and new nonces
     master_nonce_.clear();
     uint64_t now = 0;
     sd_event_now(remote_.event_, CLOCK_MONOTONIC, &now);
-    const uint64_t delay = remote_.throttle_.failure(address_, now);
+    const uint64_t delay = remote_.throttle_.failure(address_, name_, now);
     held_call_.reset(sd_bus_message_ref(call));
     if (delay == 0 || arm_timer(reply_timer_, delay, on_delayed_reply) < 0) {
         on_delayed_reply(nullptr, 0, this);
@@ -272,6 +354,7 @@ void Remote::Connection::resolve_duplicate(bool old_answered) {
                    {{"BUILDYARD_WORKER", name_}});
         logged_ = true;
         phase_ = Phase::fresh;
+        master.metrics().remote_refused(RemoteRefusal::already_attached);
         sd_bus_reply_method_errorf(call.get(), bus::error::AlreadyAttached, "Worker '%s' is already attached.",
                                    name_.c_str());
         arm_timer(auth_timer_, remote_.timeouts_.auth_usec, on_auth_timeout);
@@ -280,7 +363,7 @@ void Remote::Connection::resolve_duplicate(bool old_answered) {
     if (w && w->attached) {
         // Fully detached (its builds end retry, its connection closes)
         // before the new one attaches: never both at once.
-        master.drop_worker(name_, fmt::format("it did not answer a ping within {} s after a new connection from {} "
+        master.drop_worker(name_, DetachCause::replaced, fmt::format("it did not answer a ping within {} s after a new connection from {} "
                                               "authenticated",
                                               seconds(remote_.timeouts_.duplicate_ping_usec), peer_));
     }
@@ -301,6 +384,7 @@ void Remote::Connection::attach(sd_bus_message* call) {
                                     },
                                     info_, path);
     if (!s) {
+        master.metrics().remote_refused(RemoteRefusal::attach_refused);
         sd_bus_reply_method_errorf(call, s.error, "%s", s.message.c_str());
         phase_ = Phase::fresh;
         logged_ = true;
@@ -308,9 +392,18 @@ void Remote::Connection::attach(sd_bus_message* call) {
         return;
     }
     phase_ = Phase::attached;
+    tunnel_->limit_inbound(0);
+    if (!tunnel_->encrypted()) {
+        log::write(log::Level::warning,
+                   fmt::format("worker {} attached over plain TCP (tls = no) from {}: its traffic can be read and "
+                               "changed on the way",
+                               name_, peer_),
+                   {{"BUILDYARD_WORKER", name_}});
+    }
     const Worker* w = master.find_worker(name_);
     const std::string* key = master.worker_key(*w);
-    const auto proof = crypto::master_proof(key ? *key : std::string(), name_, worker_nonce_, master_nonce_);
+    const auto proof = crypto::master_proof(key ? *key : std::string(), name_, worker_nonce_, master_nonce_,
+                                            tunnel_->channel_binding());
     const bus::StringMap settings{{"keepalive_interval", std::to_string(w->cfg.keepalive_interval)},
                                   {"keepalive_timeout", std::to_string(w->cfg.keepalive_timeout)}};
     sd_bus_message* raw = nullptr;
@@ -321,10 +414,50 @@ void Remote::Connection::attach(sd_bus_message* call) {
     if (r >= 0) r = bus::append_string_map(raw, settings);
     if (r >= 0) r = sd_bus_send(nullptr, raw, nullptr);
     if (r < 0) {
-        master.drop_worker(name_, std::string("cannot answer its Authenticate: ") + std::strerror(-r));
+        master.drop_worker(name_, DetachCause::error, std::string("cannot answer its Authenticate: ") + std::strerror(-r));
         return;
     }
+    told_interval_ = w->cfg.keepalive_interval;
     arm_keepalive();
+}
+
+void Remote::Connection::keepalive_changed() {
+    Master& master = remote_.master_;
+    const Worker* w = master.find_worker(name_);
+    if (phase_ != Phase::attached || !w || !w->attached || w->bus_name != sender_ ||
+        w->cfg.keepalive_interval == told_interval_) {
+        return;
+    }
+    const uint64_t interval = w->cfg.keepalive_interval;
+    // The worker first: its silence check must stop counting on the old
+    // interval before our pings follow the new one.
+    int r = master.tell_worker_keepalive(*w, interval, on_set_keepalive_reply, this, set_keepalive_call_);
+    if (r < 0) {
+        master.drop_worker(name_, DetachCause::error, std::string("cannot send it its new keepalive_interval: ") + std::strerror(-r));
+        return;
+    }
+    log::write(log::Level::info,
+               fmt::format("worker {}: keepalive_interval is now {}", name_,
+                           interval ? std::to_string(interval) + " s" : std::string("none")),
+               {{"BUILDYARD_WORKER", name_}});
+    told_interval_ = interval;
+    keepalive_ping_.reset();  // a ping in flight belongs to the old rhythm
+    arm_keepalive();
+}
+
+int Remote::Connection::on_set_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    Connection& c = of(userdata);
+    if (c.phase_ != Phase::attached || !sd_bus_message_is_method_error(m, nullptr)) {
+        return 0;
+    }
+    // A worker that cannot take the new value would drop the link on its own
+    // old schedule: better to say why now, and let it attach afresh.
+    const sd_bus_error* e = sd_bus_message_get_error(m);
+    c.remote_.master_.drop_worker(c.name_, DetachCause::error, fmt::format("it did not take its new keepalive_interval ({}: {}); it "
+                                                      "gets the new value when it attaches again",
+                                                      e && e->name ? e->name : "?",
+                                                      e && e->message ? e->message : ""));
+    return 0;
 }
 
 void Remote::Connection::arm_keepalive() {
@@ -349,7 +482,7 @@ int Remote::Connection::on_keepalive(sd_event_source*, uint64_t, void* userdata)
     }
     int r = master.ping_worker(*w, w->cfg.keepalive_timeout * 1'000'000, on_keepalive_reply, &c, c.keepalive_ping_);
     if (r < 0) {
-        master.drop_worker(c.name_, std::string("cannot send it a keepalive: ") + std::strerror(-r));
+        master.drop_worker(c.name_, DetachCause::error, std::string("cannot send it a keepalive: ") + std::strerror(-r));
     }
     return 0;
 }
@@ -363,7 +496,7 @@ int Remote::Connection::on_keepalive_reply(sd_bus_message* m, void* userdata, sd
         const Worker* w = c.remote_.master_.find_worker(c.name_);
         const sd_bus_error* e = sd_bus_message_get_error(m);
         c.remote_.master_.drop_worker(
-            c.name_, fmt::format("no answer to a keepalive within {} s ({})", w ? w->cfg.keepalive_timeout : 0,
+            c.name_, DetachCause::keepalive, fmt::format("no answer to a keepalive within {} s ({})", w ? w->cfg.keepalive_timeout : 0,
                                  e && e->message ? e->message : "no reply"));
         return 0;
     }
@@ -373,6 +506,7 @@ int Remote::Connection::on_keepalive_reply(sd_bus_message* m, void* userdata, sd
 
 int Remote::Connection::on_auth_timeout(sd_event_source*, uint64_t, void* userdata) {
     Connection& c = of(userdata);
+    c.remote_.master_.metrics().remote_refused(RemoteRefusal::auth_timeout);
     c.close(fmt::format("not authenticated within {} s", seconds(c.remote_.timeouts_.auth_usec)));
     return 0;
 }

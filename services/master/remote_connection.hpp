@@ -10,6 +10,7 @@
 
 #include "common/crypto.hpp"
 #include "common/raii.hpp"
+#include "common/tls.hpp"
 #include "master/remote.hpp"
 
 namespace by::master {
@@ -29,8 +30,9 @@ public:
     Connection& operator=(const Connection&) = delete;
     ~Connection();
 
-    // Sets up the server-side bus on the socket. Negative errno.
-    int start();
+    // Sets up the tunnel (TLS or plain, as `tls` says) and the server-side
+    // bus behind it. Negative errno.
+    int start(const tls::SharedCtx& tls);
 
     uint64_t id() const { return id_; }
     const std::string& sender() const { return sender_; }
@@ -40,6 +42,9 @@ public:
 
     // The master detached our worker: close without telling it again.
     void dropped();
+    // After a reload: if our worker's keepalive_interval changed, tell the
+    // worker (Agent1.SetKeepalive) and re-arm our keepalive timer with it.
+    void keepalive_changed();
     // The old link of the worker we wait for has gone.
     void old_link_gone();
 
@@ -50,12 +55,18 @@ public:
 
 private:
     static int on_auth_timeout(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_admitted(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_delayed_reply(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_old_ping(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_keepalive(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_set_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
 
-    void auth_failed(sd_bus_message* call, AuthVerdict verdict);
+    // Checks the proof of the held Authenticate `m` and answers it.
+    void check_proof(sd_bus_message* m);
+    void auth_failed(sd_bus_message* call, AuthVerdict verdict, const std::string& line = {});
+    // The client certificate that worker `cfg` requires, if any, is there.
+    bool client_certificate_ok(const config::Worker& cfg, std::string& why) const;
     void resolve_duplicate(bool old_answered);
     void attach(sd_bus_message* call);
     void arm_keepalive();
@@ -75,8 +86,10 @@ private:
     std::string name_;
     crypto::Bytes worker_nonce_;
     crypto::Bytes master_nonce_;
+    crypto::Bytes proof_;
     std::map<std::string, std::string> info_;
     MessagePtr held_call_;  // Authenticate, answered later
+    std::unique_ptr<tls::Tunnel> tunnel_;  // outlives bus_ (declared first, freed last)
     PeerBusPtr bus_;
     std::vector<SlotPtr> slots_;
     SourcePtr auth_timer_;
@@ -84,6 +97,8 @@ private:
     SlotPtr old_ping_;
     SourcePtr keepalive_timer_;
     SlotPtr keepalive_ping_;
+    SlotPtr set_keepalive_call_;
+    uint64_t told_interval_ = 0;  // the keepalive_interval the worker was last told
 };
 
 }  // namespace by::master

@@ -26,6 +26,7 @@ std::vector<const char*> changed_properties(const WorkerShown& a, const WorkerSh
     check(a.max_builds != b.max_builds, "MaxBuilds");
     check(a.running_builds != b.running_builds, "RunningBuilds");
     check(a.properties != b.properties, "Properties");
+    check(a.default_properties != b.default_properties, "DefaultProperties");
     check(a.info != b.info, "Info");
     check(a.keepalive_interval != b.keepalive_interval, "KeepaliveInterval");
     check(a.missing_timeout != b.missing_timeout, "MissingTimeout");
@@ -57,6 +58,10 @@ std::vector<const char*> changed_properties(const Build& a, const Build& b) {
     check(a.finished_at != b.finished_at, "FinishedAt");
     check(a.current_step != b.current_step, "CurrentStep");
     check(a.retried_as != b.retried_as, "RetriedAs");
+    check(a.usage.cpu_nsec != b.usage.cpu_nsec, "CPUTimeNSec");
+    check(a.usage.memory_peak != b.usage.memory_peak, "MemoryPeak");
+    check(a.usage.io_read_bytes != b.usage.io_read_bytes, "IOReadBytes");
+    check(a.usage.io_write_bytes != b.usage.io_write_bytes, "IOWriteBytes");
     return std::move(check.list);
 }
 

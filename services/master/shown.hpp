@@ -24,6 +24,7 @@ struct WorkerShown {
     uint32_t max_builds = 0;
     uint32_t running_builds = 0;
     std::map<std::string, std::string> properties;
+    std::map<std::string, std::string> default_properties;
     std::map<std::string, std::string> info;
     uint64_t keepalive_interval = 0;
     uint64_t missing_timeout = 0;

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS workers (
 
 constexpr const char* build_columns =
     "id, request_id, builder, worker, state, result, exit_status, requested, properties, "
-    "submitted_at, started_at, finished_at, current_step, retried_as";
+    "submitted_at, started_at, finished_at, current_step, retried_as, usage";
 
 std::string to_json(const std::map<std::string, std::string>& m) { return nlohmann::json(m).dump(); }
 
@@ -57,6 +57,17 @@ std::map<std::string, std::string> from_json(const std::string& s) {
     return m;
 }
 
+BuildUsage usage_from_json(const std::string& s) {
+    auto j = nlohmann::json::parse(s, nullptr, false);
+    std::map<std::string, uint64_t> m;
+    if (j.is_object()) {
+        for (auto& [k, v] : j.items()) {
+            if (v.is_number_unsigned()) m[k] = v.get<uint64_t>();
+        }
+    }
+    return usage_from_map(m);
+}
+
 // Binds the mutable columns shared by insert and update, from index 1.
 void bind_build(sqlite::Statement& s, const Build& b) {
     s.bind(1, static_cast<int64_t>(b.request_id))
@@ -71,7 +82,8 @@ void bind_build(sqlite::Statement& s, const Build& b) {
         .bind(10, static_cast<int64_t>(b.started_at))
         .bind(11, static_cast<int64_t>(b.finished_at))
         .bind(12, static_cast<int64_t>(b.current_step))
-        .bind(13, static_cast<int64_t>(b.retried_as));
+        .bind(13, static_cast<int64_t>(b.retried_as))
+        .bind(14, nlohmann::json(usage_to_map(b.usage)).dump());
 }
 
 }  // namespace
@@ -98,12 +110,12 @@ bool Store::open(const std::string& directory) {
     }
     insert_build_ = db_.prepare(
         "INSERT INTO builds (request_id, builder, worker, state, result, exit_status, requested, properties, "
-        "submitted_at, started_at, finished_at, current_step, retried_as) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+        "submitted_at, started_at, finished_at, current_step, retried_as, usage) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
     update_build_ = db_.prepare(
         "UPDATE builds SET request_id=?1, builder=?2, worker=?3, state=?4, result=?5, exit_status=?6, "
         "requested=?7, properties=?8, submitted_at=?9, started_at=?10, finished_at=?11, current_step=?12, "
-        "retried_as=?13 WHERE id=?14");
+        "retried_as=?13, usage=?14 WHERE id=?15");
     load_build_ = db_.prepare(std::string("SELECT ") + build_columns + " FROM builds WHERE id=?1");
     save_worker_ = db_.prepare(
         "INSERT INTO workers (name, paused, pause_reason, last_connected, last_disconnected, info) "
@@ -149,6 +161,11 @@ ALTER TABLE workers ADD COLUMN latent_failures INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE workers ADD COLUMN latent_quarantine_until INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE workers ADD COLUMN latent_last_error TEXT NOT NULL DEFAULT '';
 ALTER TABLE workers ADD COLUMN latent_trouble_since INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // 4: what a build used (cpu_nsec, memory_peak, io_read_bytes,
+    // io_write_bytes; only the known ones), as JSON.
+    R"sql(
+ALTER TABLE builds ADD COLUMN usage TEXT NOT NULL DEFAULT '{}';
 )sql",
 };
 }  // namespace
@@ -200,7 +217,7 @@ bool Store::insert_build(Build& b) {
 bool Store::update_build(const Build& b) {
     update_build_.reset();
     bind_build(update_build_, b);
-    update_build_.bind(14, static_cast<int64_t>(b.id));
+    update_build_.bind(15, static_cast<int64_t>(b.id));
     return check(update_build_.step(), "cannot update a build");
 }
 
@@ -246,6 +263,7 @@ Build Store::row_to_build(sqlite::Statement& s) {
     b.finished_at = static_cast<uint64_t>(s.int64(11));
     b.current_step = static_cast<unsigned>(s.int64(12));
     b.retried_as = static_cast<uint64_t>(s.int64(13));
+    b.usage = usage_from_json(s.text(14));
     if (b.request_id == 0) {
         b.request_id = b.id;
     }

@@ -89,6 +89,8 @@ public:
     std::optional<QueuedMail> next_due_mail(uint64_t now);
     // When the next queued mail is due, if any is queued.
     std::optional<uint64_t> next_mail_time();
+    // How many mails wait in the queue (for delivery or their next attempt).
+    std::optional<uint64_t> queued_mail_count();
     bool mail_sent(uint64_t id, uint64_t at);
     // A failed attempt: `to` keeps the recipients still to deliver to.
     bool mail_retry(uint64_t id, const std::vector<std::string>& to, unsigned attempts, uint64_t next_attempt,

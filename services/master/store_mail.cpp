@@ -148,6 +148,14 @@ std::optional<uint64_t> Store::next_mail_time() {
     return static_cast<uint64_t>(s.int64(0));
 }
 
+std::optional<uint64_t> Store::queued_mail_count() {
+    auto s = db_.prepare("SELECT COUNT(*) FROM mail_queue WHERE state = 'queued'");
+    if (!s || s.step() != SQLITE_ROW) {
+        return std::nullopt;
+    }
+    return static_cast<uint64_t>(s.int64(0));
+}
+
 bool Store::mail_sent(uint64_t id, uint64_t at) {
     auto s = db_.prepare("UPDATE mail_queue SET state = 'sent', done_at = ?2, last_error = '' WHERE id = ?1");
     return s && check(s.bind(1, static_cast<int64_t>(id)).bind(2, static_cast<int64_t>(at)).step(),

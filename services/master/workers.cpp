@@ -95,6 +95,11 @@ void Master::mark_attached(Worker& w, const std::string& sender, const std::map<
                fmt::format("worker {} attached ({}, host {})", w.cfg.name, how,
                            info.count("host") ? info.at("host") : "unknown"),
                {{"BUILDYARD_WORKER", w.cfg.name}, {"MESSAGE_ID", std::string(log::id::worker_attached)}});
+    if (!w.cleanup.empty()) {
+        // A worker kills what its previous run left before it attaches.
+        end_cleanup(w, "worker " + w.cfg.name + " is back and has stopped what its previous run left");
+    }
+    metrics_.worker_attached();
     if (latent_) {
         latent_->attached(w);
     }
@@ -129,13 +134,13 @@ Status Master::attach_remote(const std::string& name, const std::string& sender,
 void Master::link_lost(const std::string& sender, const std::string& reason) {
     if (Worker* w = worker_by_sender(sender)) {
         w->drop_link = nullptr;  // the connection is closing already
-        detach(*w, reason);
+        detach(*w, DetachCause::connection_closed, reason, true);
     }
 }
 
-void Master::drop_worker(const std::string& name, const std::string& reason) {
+void Master::drop_worker(const std::string& name, DetachCause cause, const std::string& reason) {
     if (Worker* w = find_worker(name)) {
-        detach(*w, reason);
+        detach(*w, cause, reason, true);
     }
 }
 
@@ -145,6 +150,20 @@ int Master::new_agent_call(const Worker& w, const char* member, MessagePtr& out)
     const char* destination = w.link_bus ? nullptr : w.bus_name.c_str();
     int r = sd_bus_message_new_method_call(link_bus(w), &m, destination, bus::agent_path, bus::agent_iface, member);
     out.reset(m);
+    return r;
+}
+
+int Master::tell_worker_keepalive(const Worker& w, uint64_t interval, sd_bus_message_handler_t callback,
+                                  void* userdata, SlotPtr& slot) {
+    if (!w.attached) {
+        return -ENOTCONN;
+    }
+    MessagePtr m;
+    int r = new_agent_call(w, "SetKeepalive", m);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "t", interval);
+    sd_bus_slot* s = nullptr;
+    if (r >= 0) r = sd_bus_call_async(link_bus(w), &s, m.get(), callback, userdata, 0);
+    if (r >= 0) slot.reset(s);
     return r;
 }
 
@@ -163,14 +182,15 @@ int Master::ping_worker(const Worker& w, uint64_t timeout_usec, sd_bus_message_h
 
 int Master::on_track_gone(sd_bus_track*, void* userdata) {
     auto* w = static_cast<Worker*>(userdata);
-    w->master->detach(*w, "its connection to the bus closed");
+    w->master->detach(*w, DetachCause::connection_closed, "its connection to the bus closed", true);
     return 0;
 }
 
-void Master::detach(Worker& w, const std::string& reason) {
+void Master::detach(Worker& w, DetachCause cause, const std::string& reason, bool lost) {
     if (!w.attached) {
         return;
     }
+    metrics_.worker_detached(cause);
     const std::string name = w.cfg.name;
     sender_to_worker_.erase(w.bus_name);
     if (w.link_bus) {
@@ -187,10 +207,14 @@ void Master::detach(Worker& w, const std::string& reason) {
     w.last_disconnected = bus::now_realtime_usec();
     save_worker(w);
     log::write(log::Level::notice,
-               fmt::format("worker {} detached: {}; {} running builds will be rerun", name, reason, w.running.size()),
+               fmt::format("worker {} detached: {}; {} running builds will be rerun once their processes are gone", name,
+                           reason, w.running.size()),
                {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::worker_detached)}});
     if (drop_link) {
         drop_link(reason);
+    }
+    if (lost && w.configured && !w.latent) {
+        await_cleanup(w, reason);
     }
     auto running = w.running;
     for (uint64_t id : running) {
@@ -212,12 +236,22 @@ void Master::detach(Worker& w, const std::string& reason) {
     dispatch();
 }
 
+Status Master::link_shutdown(const std::string& sender) {
+    Worker* w = worker_by_sender(sender);
+    if (!w) {
+        return Status::fail(bus::error::NotAttached, "not an attached worker");
+    }
+    log::write(log::Level::notice, fmt::format("worker {} asks for a graceful shutdown", w->cfg.name),
+               {{"BUILDYARD_WORKER", w->cfg.name}});
+    return shutdown(*w, true);
+}
+
 Status Master::link_detach(const std::string& sender, const std::string& reason) {
     Worker* w = worker_by_sender(sender);
     if (!w) {
         return Status::fail(bus::error::NotAttached, "this connection has not attached as a worker");
     }
-    detach(*w, "the worker said: " + reason);
+    detach(*w, DetachCause::worker_request, "the worker said: " + reason);
     return Status::ok();
 }
 
@@ -226,7 +260,7 @@ Worker* Master::worker_by_sender(const std::string& sender) {
     return it == sender_to_worker_.end() ? nullptr : find_worker(it->second);
 }
 
-void Master::stop_worker(Worker& w, const std::string& reason) {
+void Master::stop_worker(Worker& w, DetachCause cause, const std::string& reason) {
     if (!w.attached) {
         return;
     }
@@ -242,7 +276,7 @@ void Master::stop_worker(Worker& w, const std::string& reason) {
             sd_bus_send(link_bus(w), m.get(), nullptr);
         }
     }
-    detach(w, reason);
+    detach(w, cause, reason);
 }
 
 // Called when a worker's load drops: a removed or shutting-down worker
@@ -252,9 +286,9 @@ void Master::settle_worker(Worker& w) {
         return;
     }
     if (!w.configured) {
-        stop_worker(w, "removed from the master's configuration");
+        stop_worker(w, DetachCause::removed, "removed from the master's configuration");
     } else if (w.shutting_down) {
-        stop_worker(w, "graceful shutdown requested");
+        stop_worker(w, DetachCause::shutdown, "graceful shutdown requested");
     }
 }
 
@@ -297,7 +331,7 @@ Status Master::shutdown(Worker& w, bool graceful) {
             return Status::fail(bus::error::NotAttached, "latent worker '" + w.cfg.name + "' has no machine running");
         }
         if (attached && !graceful) {
-            stop_worker(w, "shutdown requested");  // its builds end retry now
+            stop_worker(w, DetachCause::shutdown, "shutdown requested");  // its builds end retry now
         }
         return Status::ok();
     }
@@ -312,7 +346,7 @@ Status Master::shutdown(Worker& w, bool graceful) {
         emit_worker(w);
         settle_worker(w);
     } else {
-        stop_worker(w, "shutdown requested");
+        stop_worker(w, DetachCause::shutdown, "shutdown requested");
     }
     return Status::ok();
 }

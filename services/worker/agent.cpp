@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 #include <malloc.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include "common/bus.hpp"
@@ -41,8 +42,14 @@ Agent::Agent(sd_event* event, config::WorkerSelf self, Options options)
     if (options_.basedir) {
         self_.basedir = *options_.basedir;
     }
+    isolation_ = make_isolation(event, self_.name, self_.basedir);
     Link::Events events{
-        .info = [this] { return host_info(self_); },
+        .info =
+            [this] {
+                auto info = host_info(self_);
+                info["isolation"] = isolation_->kind();
+                return info;
+            },
         .state_changed = [this] { link_state_changed(); },
         .master_lost = [this] { master_lost(); },
         .fatal =
@@ -54,8 +61,7 @@ Agent::Agent(sd_event* event, config::WorkerSelf self, Options options)
     if (self_.master == "bus") {
         link_ = std::make_unique<MasterLink>(event, self_.name, std::move(events));
     } else {
-        link_ = std::make_unique<RemoteLink>(event, self_.name, self_.master, self_.password, self_.reconnect_max,
-                                             std::move(events));
+        link_ = std::make_unique<RemoteLink>(event, self_, std::move(events));
     }
 }
 
@@ -65,6 +71,22 @@ Agent::~Agent() {
 }
 
 int Agent::start() {
+    // A build that was running when an earlier run of this worker died may
+    // still have processes; the master reruns it once we attach, so they
+    // must be gone first.
+    const int r = isolation_->clean_leftovers([this] {
+        if (start_link() < 0) {
+            exit(1);  // start_link() said why
+        }
+    });
+    if (r == 0) {
+        sd_notify(0, "STATUS=stopping what an earlier run of this worker left");
+        return 0;
+    }
+    return start_link();
+}
+
+int Agent::start_link() {
     // A remote link exports Agent1 again on each new connection.
     return link_->start([this](sd_bus* bus) { return export_agent(bus, *this, agent_object_); });
 }
@@ -88,13 +110,28 @@ void Agent::reload() {
     if (options_.basedir) {
         next.basedir = *options_.basedir;
     }
-    if (next.master != self_.master) {
-        log::warning("master = {} takes effect only when the worker restarts", next.master);
-        next.master = self_.master;
+    // The link was made with these; a new one is made only by a restart.
+    std::string restart_keys;
+    auto keep = [&](bool changed, const char* key, auto& value, const auto& old) {
+        if (changed) {
+            restart_keys += (restart_keys.empty() ? "" : ", ") + std::string(key);
+            value = old;
+        }
+    };
+    keep(next.master != self_.master, "master", next.master, self_.master);
+    const bool remote = self_.master != "bus";
+    keep(remote && next.password != self_.password, "password", next.password, self_.password);
+    keep(remote && next.reconnect_max != self_.reconnect_max, "reconnect_max", next.reconnect_max,
+         self_.reconnect_max);
+    if (!restart_keys.empty()) {
+        log::warning("{} changed in {} but takes effect only when the worker restarts; the old value stays "
+                     "until then",
+                     restart_keys, options_.config_file);
     }
     self_ = std::move(next);
-    log::info("reloaded {}; the next builds use basedir {}, kill_timeout {} s", options_.config_file,
-              self_.basedir, self_.kill_timeout);
+    ::umask(self_.umask);
+    log::info("reloaded {}; the next builds use basedir {}, kill_timeout {} s, umask {:04o}", options_.config_file,
+              self_.basedir, self_.kill_timeout, static_cast<unsigned>(self_.umask));
 }
 
 void Agent::terminate(const std::string& signal_name) {
@@ -107,6 +144,42 @@ void Agent::terminate(const std::string& signal_name) {
     log::notice("stopping ({})", signal_name);
     link_->detach(fmt::format("worker stopping ({})", signal_name));
     begin_stopping();
+}
+
+int Agent::set_keepalive(uint64_t interval, sd_bus_error* error) {
+    int r = link_->set_keepalive(interval);
+    if (r < 0) {
+        return sd_bus_error_set_errnof(error, -r, "Cannot take a keepalive interval: %s", std::strerror(-r));
+    }
+    return 0;
+}
+
+void Agent::shut_down_gracefully(const std::string& signal_name) {
+    if (stopping_ || draining_) {
+        log::notice("{}: already shutting down", signal_name);
+        return;
+    }
+    draining_ = true;
+    log::write(log::Level::notice,
+               fmt::format("graceful shutdown ({}): no new builds; exiting once {} end", signal_name,
+                           builds_running(builds_.size())),
+               {{"BUILDYARD_WORKER", self_.name}});
+    ask_master_to_drain();
+}
+
+// While draining: the master stops us when we are idle; without a master,
+// we stop ourselves once the builds here have ended.
+void Agent::ask_master_to_drain() {
+    const int r = link_->request_shutdown();
+    if (r >= 0) {
+        update_status();
+        return;
+    }
+    log::notice("cannot ask the master ({}); exiting once the running builds end", std::strerror(-r));
+    if (builds_.empty()) {
+        link_->detach("graceful shutdown");
+        begin_stopping();
+    }
 }
 
 void Agent::stop(const std::string& reason) {
@@ -132,7 +205,8 @@ void Agent::remove(const std::string& reason) {
 }
 
 int Agent::start_build(uint64_t id, const std::string& builder, std::vector<std::string> steps,
-                       std::map<std::string, std::string> environment, sd_bus_error* error) {
+                       std::map<std::string, std::string> environment, const std::map<std::string, std::string>& limits,
+                       sd_bus_error* error) {
     if (steps.empty()) {
         return sd_bus_error_setf(error, bus::error::InvalidArgument, "Build %llu has no steps.",
                                  static_cast<unsigned long long>(id));
@@ -144,13 +218,26 @@ int Agent::start_build(uint64_t id, const std::string& builder, std::vector<std:
         return sd_bus_error_setf(error, bus::error::Busy, "Build %llu is already running here.",
                                  static_cast<unsigned long long>(id));
     }
+    std::string why;
+    auto parsed_limits = config::limits_from_map(limits, why);
+    if (!parsed_limits) {
+        return sd_bus_error_setf(error, bus::error::InvalidArgument, "Build %llu: %s",
+                                 static_cast<unsigned long long>(id), why.c_str());
+    }
     size_t n_steps = steps.size();
+    // How the isolation finds the build's processes without a cgroup; the
+    // master sets the same values.
+    environment["BUILDYARD_WORKER"] = self_.name;
+    environment["BUILDYARD_BUILD_ID"] = std::to_string(id);
     BuildRunner::Spec spec{
         .basedir = self_.basedir,
         .builder = builder,
         .steps = std::move(steps),
         .environment = std::move(environment),
         .kill_timeout = self_.kill_timeout,
+        .id = id,
+        .limits = *parsed_limits,
+        .isolation = isolation_.get(),
     };
     BuildRunner::Callbacks callbacks{
         .output =
@@ -193,7 +280,8 @@ void Agent::build_done(uint64_t id, const std::string& result, int exit_status) 
                {{"BUILDYARD_WORKER", self_.name}, {"BUILDYARD_BUILD", std::to_string(id)}});
     // While stopping, the master has written these builds off already.
     if (!stopping_) {
-        int r = link_->build_done(id, result, exit_status);
+        const auto it = builds_.find(id);
+        int r = link_->build_done(id, result, exit_status, it != builds_.end() ? it->second->usage() : BuildUsage{});
         if (r < 0) {
             log::warning("cannot report the end of build {}: {}", id, std::strerror(-r));
         }
@@ -208,6 +296,10 @@ void Agent::build_done(uint64_t id, const std::string& result, int exit_status) 
     update_status();
     if (stopping_ && builds_.empty()) {
         exit(0);
+    }
+    if (draining_ && builds_.empty() && !link_->attached()) {
+        link_->detach("graceful shutdown");
+        begin_stopping();
     }
 }
 
@@ -233,6 +325,9 @@ void Agent::master_lost() {
     kill_all_builds();
     if (stopping_ && !exited_) {
         exit(0);
+    } else if (draining_ && !exited_) {
+        // Its builds are the new master's to rerun: nothing is left to finish.
+        begin_stopping();
     }
 }
 

@@ -46,7 +46,12 @@ int method_start_build(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     if (r < 0) {
         return r;
     }
-    r = agent.start_build(id, builder, std::move(steps), std::move(environment), error);
+    bus::StringMap limits;
+    r = bus::read_string_map(m, limits);
+    if (r < 0) {
+        return r;
+    }
+    r = agent.start_build(id, builder, std::move(steps), std::move(environment), limits, error);
     if (r < 0) {
         return r;
     }
@@ -65,6 +70,24 @@ int method_cancel_build(sd_bus_message* m, void* userdata, sd_bus_error* error) 
         return r;
     }
     r = agent.cancel_build(id, error);
+    if (r < 0) {
+        return r;
+    }
+    return sd_bus_reply_method_return(m, nullptr);
+}
+
+int method_set_keepalive(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    auto& agent = *static_cast<Agent*>(userdata);
+    int r = check_caller(m, agent, error);
+    if (r < 0) {
+        return r;
+    }
+    uint64_t interval = 0;
+    r = sd_bus_message_read(m, "t", &interval);
+    if (r < 0) {
+        return r;
+    }
+    r = agent.set_keepalive(interval, error);
     if (r < 0) {
         return r;
     }
@@ -110,13 +133,15 @@ int method_remove(sd_bus_message* m, void* userdata, sd_bus_error* error) {
 // CAP_SYS_ADMIN; check_caller is the real gate.
 const sd_bus_vtable agent_vtable[] = {
     SD_BUS_VTABLE_START(0),
-    SD_BUS_METHOD_WITH_NAMES("StartBuild", "tsasa{ss}",
+    SD_BUS_METHOD_WITH_NAMES("StartBuild", "tsasa{ss}a{ss}",
                              SD_BUS_PARAM(build) SD_BUS_PARAM(builder) SD_BUS_PARAM(steps)
-                                 SD_BUS_PARAM(environment),
+                                 SD_BUS_PARAM(environment) SD_BUS_PARAM(limits),
                              "", , method_start_build, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("CancelBuild", "t", SD_BUS_PARAM(build), "", , method_cancel_build,
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("Ping", "", "", method_ping, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("SetKeepalive", "t", SD_BUS_PARAM(interval), "", , method_set_keepalive,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Stop", "s", SD_BUS_PARAM(reason), "", , method_stop, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Remove", "s", SD_BUS_PARAM(reason), "", , method_remove, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,

@@ -48,6 +48,9 @@ BuildRunner::~BuildRunner() {
     // The child source owns the shell's process (it kills and reaps it when
     // freed); the rest of the group is ours to end.
     kill_group(SIGKILL);
+    if (isolated_ && state_ != State::finished) {
+        spec_.isolation->abandon(spec_.id);
+    }
 }
 
 int BuildRunner::start() {
@@ -65,13 +68,17 @@ int BuildRunner::start() {
 }
 
 void BuildRunner::cancel() {
-    if (state_ == State::finished || cancelled_) {
+    if (state_ == State::finished || state_ == State::releasing || cancelled_) {
         return;
     }
     cancelled_ = true;
     if (state_ != State::running) {
         return;  // on_begin sees the flag and ends the build
     }
+    stop_running_step();
+}
+
+void BuildRunner::stop_running_step() {
     if (spec_.kill_timeout == 0) {
         kill_group(SIGKILL);
         return;
@@ -89,6 +96,24 @@ void BuildRunner::cancel() {
     kill_timer_.reset(t);
 }
 
+int BuildRunner::on_build_timeout(sd_event_source*, uint64_t, void* userdata) {
+    auto* self = static_cast<BuildRunner*>(userdata);
+    if (self->state_ == State::finished || self->state_ == State::releasing || self->cancelled_) {
+        return 0;
+    }
+    self->timed_out_ = true;
+    if (self->callbacks_.output) {
+        self->callbacks_.output(fmt::format("buildyard-workerd: the build took longer than its timeout of {} s; "
+                                            "stopping it\n",
+                                            self->spec_.limits.timeout));
+    }
+    self->cancelled_ = true;
+    if (self->state_ == State::running) {
+        self->stop_running_step();
+    }
+    return 0;
+}
+
 void BuildRunner::set_output_paused(bool paused) {
     output_paused_ = paused;
     if (output_source_ && !output_eof_) {
@@ -101,6 +126,16 @@ int BuildRunner::on_begin(sd_event_source*, void* userdata) {
     if (self->cancelled_) {
         self->finish("cancelled", -1);
         return 0;
+    }
+    if (self->spec_.limits.timeout > 0) {
+        sd_event_source* t = nullptr;
+        int r = sd_event_add_time_relative(self->event_, &t, CLOCK_MONOTONIC, self->spec_.limits.timeout * 1000000u,
+                                           0, on_build_timeout, self);
+        if (r < 0) {
+            self->exception(fmt::format("buildyard-workerd: cannot time the build: {}\n", errno_text(r)));
+            return 0;
+        }
+        self->build_timer_.reset(t);
     }
     if (!safe_path_component(self->spec_.builder)) {
         self->exception(fmt::format("buildyard-workerd: builder name '{}' cannot be used as a directory name\n",
@@ -135,19 +170,21 @@ bool BuildRunner::run_step() {
         callbacks_.step_started(number);
     }
     if (cancelled_) {
-        finish("cancelled", -1);
+        finish(stopped_result(), -1);
         return true;
     }
 
     std::string cwd = (std::filesystem::path(spec_.basedir) / spec_.builder).string();
     process::Spawned spawned;
-    int r = process::spawn_shell(command, cwd, spec_.environment, spawned);
+    const bool gated = spec_.isolation && spec_.isolation->gates_steps();
+    int r = process::spawn_shell(command, cwd, spec_.environment, spawned, gated);
     if (r < 0) {
         exception(fmt::format("buildyard-workerd: cannot start step {} in {}: {}\n", number, cwd, errno_text(r)));
         return true;
     }
     pid_ = spawned.pid;
     output_ = std::move(spawned.output);
+    gate_ = std::move(spawned.gate);
     // A pipe holds 64 KiB by default, so a step writing fast would be read
     // (and sent) 64 KiB at a time; fewer, larger messages cost the bus, the
     // master and us less per byte. Failing to grow it only costs speed.
@@ -181,7 +218,39 @@ bool BuildRunner::run_step() {
     if (output_paused_) {
         sd_event_source_set_enabled(io, SD_EVENT_OFF);
     }
+    if (spec_.isolation) {
+        // The shell waits at its gate (if gated) until it is in the build's cgroup.
+        isolated_ = true;
+        const pid_t pid = pid_;
+        r = spec_.isolation->adopt(spec_.id, pid, spec_.limits, spec_.kill_timeout, [this, pid](int ar) {
+            if (pid_ == pid) open_gate(ar);
+        });
+        if (r != 0) {
+            open_gate(r > 0 ? 0 : r);
+        }
+    }
     return false;
+}
+
+void BuildRunner::open_gate(int r) {
+    if (r < 0) {
+        // The shell never ran the step; it ends with the gate closed.
+        gate_.reset();
+        kill_group(SIGKILL);
+        if (callbacks_.output) {
+            callbacks_.output(fmt::format("buildyard-workerd: cannot put step {} into the build's unit: {}\n",
+                                          next_step_, errno_text(r)));
+        }
+        failed_to_isolate_ = true;
+        return;
+    }
+    if (gate_) {
+        static const char line = '\n';
+        if (::write(gate_.get(), &line, 1) != 1) {
+            kill_group(SIGKILL);
+        }
+        gate_.reset();
+    }
 }
 
 int BuildRunner::on_output(sd_event_source*, int, uint32_t, void* userdata) {
@@ -239,8 +308,12 @@ bool BuildRunner::step_exited(int status) {
     kill_group(SIGKILL);
     drain();
     stop_step();
+    if (failed_to_isolate_) {
+        finish("exception", -1);
+        return true;
+    }
     if (cancelled_) {
-        finish("cancelled", status);
+        finish(stopped_result(), status);
         return true;
     }
     if (status != 0) {
@@ -264,6 +337,7 @@ int BuildRunner::on_kill_timeout(sd_event_source*, uint64_t, void* userdata) {
 
 void BuildRunner::stop_step() {
     kill_timer_.reset();
+    gate_.reset();
     output_source_.reset();
     output_.reset();
     child_source_.reset();
@@ -281,6 +355,22 @@ void BuildRunner::exception(const std::string& line) {
 void BuildRunner::finish(const std::string& result, int exit_status) {
     stop_step();
     begin_source_.reset();
+    build_timer_.reset();
+    if (isolated_) {
+        // Nothing of the build may outlive its end: the isolation kills what
+        // is left (daemons that left the process group too) and only then
+        // does the build end.
+        state_ = State::releasing;
+        spec_.isolation->release(spec_.id, [this, result, exit_status](const BuildUsage& usage) {
+            released(result, exit_status, usage);
+        });
+        return;
+    }
+    released(result, exit_status, BuildUsage{});
+}
+
+void BuildRunner::released(const std::string& result, int exit_status, const BuildUsage& usage) {
+    usage_ = usage;
     state_ = State::finished;
     // Move the callback out: the owner may destroy us from inside it.
     auto done = std::move(callbacks_.done);

@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "common/raii.hpp"
+#include "worker/isolation.hpp"
 
 namespace by::worker {
 
@@ -37,6 +38,11 @@ public:
         std::vector<std::string> steps;
         std::map<std::string, std::string> environment;
         unsigned kill_timeout = 10;  // seconds from SIGTERM to SIGKILL on cancel
+        uint64_t id = 0;             // the build's id, for `isolation`
+        config::BuildLimits limits;  // for its unit; timeout is the runner's own
+        // Where the steps' processes are put and found (isolation.hpp);
+        // nullptr: process groups only. Must outlive the runner.
+        Isolation* isolation = nullptr;
     };
 
     // Every callback runs from the event loop, never from inside start(),
@@ -56,7 +62,8 @@ public:
     BuildRunner(sd_event* event, Spec spec, Callbacks callbacks);
     BuildRunner(const BuildRunner&) = delete;
     BuildRunner& operator=(const BuildRunner&) = delete;
-    // Kills the running step's whole process group and reaps its shell.
+    // Kills the running step's whole process group and reaps its shell;
+    // the isolation kills whatever else is left of the build.
     ~BuildRunner();
 
     // Schedules the first step on the loop. Negative errno if that fails
@@ -65,6 +72,8 @@ public:
 
     // SIGTERM to the running step's process group, SIGKILL after
     // kill_timeout; the build ends "cancelled". No-op once finished.
+    // limits.timeout does the same when it expires, and the build ends
+    // "failure" with the reason in its output.
     void cancel();
 
     // While paused, output stays in the pipe (and the step blocks once the
@@ -72,27 +81,38 @@ public:
     void set_output_paused(bool paused);
 
     bool finished() const { return state_ == State::finished; }
+    // What the build used, known once it has finished (and if the isolation
+    // can tell).
+    const BuildUsage& usage() const { return usage_; }
     bool cancelled() const { return cancelled_; }
     // The running step's shell, which leads its process group; -1 if none.
     pid_t step_pid() const { return pid_; }
 
 private:
-    enum class State { created, scheduled, running, finished };
+    // releasing: the result is known; the isolation is killing what is left.
+    enum class State { created, scheduled, running, releasing, finished };
 
     static int on_begin(sd_event_source* s, void* userdata);
     static int on_output(sd_event_source* s, int fd, uint32_t revents, void* userdata);
     static int on_child(sd_event_source* s, const siginfo_t* si, void* userdata);
     static int on_kill_timeout(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_build_timeout(sd_event_source* s, uint64_t usec, void* userdata);
 
     // Each returns true when the build ended (done was called; `this` may be gone).
     bool run_step();
     bool step_exited(int status);
     void finish(const std::string& result, int exit_status);
+    void released(const std::string& result, int exit_status, const BuildUsage& usage);
+    void open_gate(int r);
     void exception(const std::string& line);
     enum class Read { data, again, end };  // end: EOF or error, nothing more will come
     Read read_chunk();
     void drain();
     void kill_group(int sig);
+    // SIGTERM to the running step's group, SIGKILL after kill_timeout.
+    void stop_running_step();
+    // How a build stopped by cancel() or its timeout ends.
+    const char* stopped_result() const { return timed_out_ ? "failure" : "cancelled"; }
     void stop_step();
 
     sd_event* event_;
@@ -104,11 +124,17 @@ private:
     bool output_eof_ = false;
     size_t next_step_ = 0;  // index of the step to run next
     pid_t pid_ = -1;
+    bool isolated_ = false;  // the isolation has adopted a step of this build
+    bool failed_to_isolate_ = false;
+    BuildUsage usage_;
     Fd output_;
+    Fd gate_;
     SourcePtr begin_source_;
     SourcePtr output_source_;
     SourcePtr child_source_;
     SourcePtr kill_timer_;
+    SourcePtr build_timer_;   // limits.timeout
+    bool timed_out_ = false;
 };
 
 }  // namespace by::worker

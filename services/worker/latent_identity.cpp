@@ -21,13 +21,18 @@ enum Piece { worker, master, token };
 struct Source {
     const char* description;
     std::array<const char*, 3> keys;
+    const char* pin;  // the optional master_fingerprint
 };
 
-const Source credentials_source{"", {"buildyard.worker", "buildyard.master", "buildyard.token"}};
+const Source credentials_source{"", {"buildyard.worker", "buildyard.master", "buildyard.token"},
+                                "buildyard.master_fingerprint"};
 const Source cmdline_source{"the kernel command line",
-                            {"buildyard.worker=", "buildyard.master=", "buildyard.token="}};
-const Source environment_source{"the environment", {"BUILDYARD_WORKER_NAME", "BUILDYARD_MASTER", "BUILDYARD_TOKEN"}};
-const Source user_data_source{"", {"buildyard.worker", "buildyard.master", "buildyard.token"}};
+                            {"buildyard.worker=", "buildyard.master=", "buildyard.token="},
+                            "buildyard.master_fingerprint="};
+const Source environment_source{"the environment", {"BUILDYARD_WORKER_NAME", "BUILDYARD_MASTER", "BUILDYARD_TOKEN"},
+                                "BUILDYARD_MASTER_FINGERPRINT"};
+const Source user_data_source{"", {"buildyard.worker", "buildyard.master", "buildyard.token"},
+                              "buildyard.master_fingerprint"};
 
 bool is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
@@ -59,7 +64,8 @@ std::string list_keys(const Source& source) {
 
 // nullopt: the source gives none of the pieces, so the next one is asked.
 std::optional<LatentIdentityResult> from_source(const Source& source, const std::string& description,
-                                                const std::array<std::optional<std::string>, 3>& raw) {
+                                                const std::array<std::optional<std::string>, 3>& raw,
+                                                const std::optional<std::string>& pin) {
     std::array<std::string, 3> value;
     std::vector<std::string> given;
     std::vector<std::string> missing;
@@ -93,7 +99,17 @@ std::optional<LatentIdentityResult> from_source(const Source& source, const std:
             return result;
         }
     }
-    result.identity = LatentIdentity{value[worker], value[master], value[token], description};
+    std::string fingerprint;
+    if (pin && !trim(*pin).empty()) {
+        const auto parsed = config::parse_fingerprint(trim(*pin));
+        if (!parsed) {
+            result.error = description + ": " + source.pin + " '" + trim(*pin) +
+                           "' is not sha256: and 64 hex digits";
+            return result;
+        }
+        fingerprint = *parsed;
+    }
+    result.identity = LatentIdentity{value[worker], value[master], value[token], fingerprint, description};
     return result;
 }
 
@@ -195,7 +211,8 @@ LatentIdentityResult resolve_latent_identity(const LatentSources& sources) {
         for (int i = 0; i < 3; ++i) {
             raw[i] = lookup(sources.credentials, credentials_source.keys[i]);
         }
-        if (auto r = from_source(credentials_source, "the credentials in " + sources.credentials_directory, raw)) {
+        if (auto r = from_source(credentials_source, "the credentials in " + sources.credentials_directory, raw,
+                                 lookup(sources.credentials, credentials_source.pin))) {
             return *r;
         }
     }
@@ -206,13 +223,19 @@ LatentIdentityResult resolve_latent_identity(const LatentSources& sources) {
         for (int i = 0; i < 3; ++i) {
             raw[i] = lookup(sources.environment, environment_source.keys[i]);
         }
-        if (auto r = from_source(environment_source, environment_source.description, raw)) {
+        if (auto r = from_source(environment_source, environment_source.description, raw,
+                                 lookup(sources.environment, environment_source.pin))) {
             return *r;
         }
     }
     if (sources.cmdline) {
         std::array<std::optional<std::string>, 3> raw;
+        std::optional<std::string> pin;
+        const std::string pin_name(cmdline_source.pin, std::strlen(cmdline_source.pin) - 1);
         for (const auto& p : split_kernel_cmdline(*sources.cmdline)) {
+            if (p.name == pin_name) {
+                pin = p.value.value_or("");
+            }
             for (int i = 0; i < 3; ++i) {
                 std::string name = cmdline_source.keys[i];
                 name.pop_back();  // the '='
@@ -221,7 +244,7 @@ LatentIdentityResult resolve_latent_identity(const LatentSources& sources) {
                 }
             }
         }
-        if (auto r = from_source(cmdline_source, cmdline_source.description, raw)) {
+        if (auto r = from_source(cmdline_source, cmdline_source.description, raw, pin)) {
             return *r;
         }
     }
@@ -236,7 +259,7 @@ LatentIdentityResult resolve_latent_identity(const LatentSources& sources) {
             for (int i = 0; i < 3; ++i) {
                 raw[i] = lookup(lines, user_data_source.keys[i]);
             }
-            if (auto r = from_source(user_data_source, from, raw)) {
+            if (auto r = from_source(user_data_source, from, raw, lookup(lines, user_data_source.pin))) {
                 return *r;
             }
         }
@@ -273,7 +296,9 @@ LatentSources read_latent_sources() {
     LatentSources sources;
     if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"); dir && *dir) {
         sources.credentials_directory = dir;
-        for (const char* key : credentials_source.keys) {
+        std::vector<const char*> keys(credentials_source.keys.begin(), credentials_source.keys.end());
+        keys.push_back(credentials_source.pin);
+        for (const char* key : keys) {
             const std::string path = sources.credentials_directory + "/" + key;
             std::string content;
             if (int e = read_file(path, content); e == ENOENT) {
@@ -290,7 +315,9 @@ LatentSources read_latent_sources() {
     if (std::string cmdline; read_file("/proc/cmdline", cmdline) == 0) {
         sources.cmdline = std::move(cmdline);
     }
-    for (const char* key : environment_source.keys) {
+    std::vector<const char*> env_keys(environment_source.keys.begin(), environment_source.keys.end());
+    env_keys.push_back(environment_source.pin);
+    for (const char* key : env_keys) {
         if (const char* value = std::getenv(key)) {
             sources.environment[key] = value;
         }

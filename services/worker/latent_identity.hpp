@@ -9,6 +9,11 @@
 //   4. the user data of a cloud instance, from its metadata service
 //      (cloud_metadata.hpp): buildyard.worker=, buildyard.master= and
 //      buildyard.token= lines (EC2, OpenStack).
+// Beside them, the same source may give the master's certificate
+// fingerprint (buildyard.master_fingerprint, BUILDYARD_MASTER_FINGERPRINT, a
+// buildyard.master_fingerprint= line of the user data), which the worker
+// then pins; without it the worker speaks plain TCP, as a master with
+// tls = no does.
 // The first source that gives any piece must give all three: a partial
 // source is an error, never topped up from a later one, so that an instance
 // cannot mix one start's name with another start's token.
@@ -30,19 +35,22 @@ struct LatentIdentity {
     std::string name;
     std::string master;   // HOST:PORT
     std::string token;    // the key of the Handshake1 exchange, in place of a password
+    std::string master_fingerprint;  // "sha256:..." to pin; empty: plain TCP
     std::string source;   // where it came from, for the log
 };
 
 struct LatentSources {
     // $CREDENTIALS_DIRECTORY, empty when unset.
     std::string credentials_directory;
-    // The credential files that exist: "buildyard.worker" -> content.
+    // The credential files that exist: "buildyard.worker" -> content
+    // (buildyard.master_fingerprint included).
     std::map<std::string, std::string> credentials;
     // A credential file that exists but cannot be read, with why.
     std::string credentials_error;
     // /proc/cmdline; nullopt when it cannot be read.
     std::optional<std::string> cmdline;
-    // BUILDYARD_WORKER_NAME, BUILDYARD_MASTER, BUILDYARD_TOKEN when set.
+    // BUILDYARD_WORKER_NAME, BUILDYARD_MASTER, BUILDYARD_TOKEN (and
+    // BUILDYARD_MASTER_FINGERPRINT) when set.
     std::map<std::string, std::string> environment;
     // The instance's user data, when it was fetched and there is some;
     // where it came from; and why fetching it failed, if it did.

@@ -285,9 +285,13 @@ int MasterLink::output(uint64_t build, std::string_view data) {
     return state_ == State::attached ? reports::output(bus_.get(), master_.c_str(), build, data) : -ENOTCONN;
 }
 
-int MasterLink::build_done(uint64_t build, const std::string& result, int exit_status) {
-    return state_ == State::attached ? reports::build_done(bus_.get(), master_.c_str(), build, result, exit_status)
+int MasterLink::build_done(uint64_t build, const std::string& result, int exit_status, const BuildUsage& usage) {
+    return state_ == State::attached ? reports::build_done(bus_.get(), master_.c_str(), build, result, exit_status, usage)
                                      : -ENOTCONN;
+}
+
+int MasterLink::request_shutdown() {
+    return state_ == State::attached ? reports::shutdown_gracefully(bus_.get(), master_.c_str()) : -ENOTCONN;
 }
 
 int MasterLink::detach(const std::string& reason) {

@@ -6,6 +6,7 @@
 // (remote_link.hpp) is TCP.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -14,6 +15,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "common/build_limits.hpp"
 #include "common/bus.hpp"
 #include "common/raii.hpp"
 
@@ -54,10 +56,17 @@ public:
 
     virtual int step_started(uint64_t build, unsigned step) = 0;
     virtual int output(uint64_t build, std::string_view data) = 0;
-    virtual int build_done(uint64_t build, const std::string& result, int exit_status) = 0;
+    virtual int build_done(uint64_t build, const std::string& result, int exit_status, const BuildUsage& usage) = 0;
     virtual int detach(const std::string& reason) = 0;
     virtual void close() = 0;
     virtual uint64_t queued_writes() const = 0;
+    // Agent1.SetKeepalive: the master pings every `interval` seconds from
+    // now on (0: never). Only a remote link watches for silence; over the
+    // system bus there are no keepalives. Negative errno when not supported.
+    virtual int set_keepalive(uint64_t /*interval*/) { return -EOPNOTSUPP; }
+    // Asks the master for a graceful shutdown (WorkerLink1.ShutdownGracefully).
+    // Negative errno; -ENOTCONN when not attached.
+    virtual int request_shutdown() = 0;
 };
 
 class MasterLink : public Link {
@@ -84,9 +93,10 @@ public:
     // a master that has gone reaches its successor. -ENOTCONN if not attached.
     int step_started(uint64_t build, unsigned step) override;
     int output(uint64_t build, std::string_view data) override;
-    int build_done(uint64_t build, const std::string& result, int exit_status) override;
+    int build_done(uint64_t build, const std::string& result, int exit_status, const BuildUsage& usage) override;
     // Synchronous, waits at most two seconds. No-op unless attached.
     int detach(const std::string& reason) override;
+    int request_shutdown() override;
     // The worker is on its way out: never attach again (an attachment that
     // exists stays until detach() or the end of the connection).
     void close() override { closing_ = true; retry_timer_.reset(); }

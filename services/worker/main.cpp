@@ -7,10 +7,12 @@
 #include <csignal>
 #include <cstring>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <string>
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <systemd/sd-event.h>
 
 #include "common/config.hpp"
@@ -27,6 +29,11 @@ namespace {
 int on_terminate(sd_event_source*, const signalfd_siginfo* si, void* userdata) {
     auto* agent = static_cast<by::worker::Agent*>(userdata);
     agent->terminate(si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+    return 0;
+}
+
+int on_graceful(sd_event_source*, const signalfd_siginfo*, void* userdata) {
+    static_cast<by::worker::Agent*>(userdata)->shut_down_gracefully("SIGUSR1");
     return 0;
 }
 
@@ -57,6 +64,9 @@ std::optional<by::config::WorkerSelf> latent_self(const std::optional<by::worker
     self.name = id.name;
     self.master = id.master;
     self.password = id.token;  // the start's token is the Handshake1 key
+    // The pin comes with the token; without one the master said tls = no.
+    self.master_fingerprint = id.master_fingerprint;
+    self.tls = !id.master_fingerprint.empty();
     const auto env = by::config::current_environment();
     self.basedir = env.state_directory.empty() ? "/var/lib/buildyard-worker/" + id.name : env.state_directory;
     by::log::write(by::log::Level::info,
@@ -158,11 +168,13 @@ int main(int argc, char** argv) {
     if (!self) {
         return 1;  // a configuration error, said above
     }
+    // Inherited by every step, and applied to the build directories too.
+    ::umask(self->umask);
     // sd-event handles these through signalfd and child sources, which only
     // works while they are blocked. Children get a clean mask (process.cpp).
     sigset_t mask;
     sigemptyset(&mask);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) {
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD}) {
         sigaddset(&mask, sig);
     }
     if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) {
@@ -184,12 +196,12 @@ int main(int argc, char** argv) {
 
     by::worker::Agent agent(event.get(), std::move(*self), std::move(opts));
 
-    by::SourcePtr signal_sources[3];
     struct {
         int sig;
         sd_event_signal_handler_t handler;
-    } const handlers[] = {{SIGTERM, on_terminate}, {SIGINT, on_terminate}, {SIGHUP, on_reload}};
-    for (size_t i = 0; i < 3; ++i) {
+    } const handlers[] = {{SIGTERM, on_terminate}, {SIGINT, on_terminate}, {SIGHUP, on_reload}, {SIGUSR1, on_graceful}};
+    by::SourcePtr signal_sources[std::size(handlers)];
+    for (size_t i = 0; i < std::size(handlers); ++i) {
         sd_event_source* s = nullptr;
         r = sd_event_add_signal(event.get(), &s, handlers[i].sig, handlers[i].handler, &agent);
         if (r < 0) {

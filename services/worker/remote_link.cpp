@@ -6,6 +6,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -45,18 +46,26 @@ uint64_t reconnect_delay_usec(unsigned attempt, unsigned max_seconds, std::mt199
     return pick(random);
 }
 
-RemoteLink::RemoteLink(sd_event* event, std::string name, std::string master, std::string password,
-                       unsigned reconnect_max, Events events)
+RemoteLink::RemoteLink(sd_event* event, const config::WorkerSelf& self, Events events)
     : event_(event),
-      name_(std::move(name)),
-      master_(std::move(master)),
-      password_(std::move(password)),
-      reconnect_max_(reconnect_max),
+      name_(self.name),
+      master_(self.master),
+      password_(self.password),
+      reconnect_max_(self.reconnect_max),
+      pin_(self.master_fingerprint),
       events_(std::move(events)),
       random_(std::random_device{}()) {
     if (auto hp = config::parse_host_port(master_)) {
         host_ = hp->host;
         port_ = hp->port;
+    }
+    if (self.tls) {
+        tls_error_ = config::missing_trust(self);
+        if (tls_error_.empty()) {
+            const tls::ClientTrust trust{self.master_fingerprint, self.tls_ca_file, self.tls_certificate,
+                                         self.tls_key};
+            tls::make_client_context(trust, tls_, tls_error_);
+        }
     }
 }
 
@@ -72,6 +81,14 @@ int RemoteLink::start(const std::function<int(sd_bus*)>& export_objects) {
     if (port_ == 0) {
         log::error("invalid master address '{}'", master_);
         return -EINVAL;
+    }
+    if (!tls_error_.empty()) {
+        log::error("{}", tls_error_);
+        return -EINVAL;
+    }
+    if (!tls_) {
+        log::warning("tls = no: talking to the master at {} over plain TCP, readable and changeable on the way",
+                     master_);
     }
     export_objects_ = export_objects;
     sd_event_source* s = nullptr;
@@ -93,18 +110,59 @@ void RemoteLink::set_state(State s) {
     }
 }
 
+bool RemoteLink::open_tunnel(Fd& bus_fd, std::string& why) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const std::string port = std::to_string(port_);
+    if (int g = getaddrinfo(host_.c_str(), port.c_str(), &hints, &res); g != 0) {
+        why = fmt::format("cannot resolve the master at {}: {}", master_, gai_strerror(g));
+        return false;
+    }
+    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned(res, freeaddrinfo);
+    Fd fd(socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd || (::connect(fd.get(), res->ai_addr, res->ai_addrlen) < 0 && errno != EINPROGRESS)) {
+        why = fmt::format("cannot connect to the master at {}: {}", master_, std::strerror(errno));
+        return false;
+    }
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    // Whole messages per write: see the master's side (remote.cpp).
+    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    tls::Tunnel::Events events{
+        .established = [this] { established(); },
+        .failed =
+            [this](const std::string& e) {
+                constexpr std::string_view refused = "cannot connect: ";
+                lost(e.starts_with(refused)
+                         ? fmt::format("cannot connect to the master at {}: {}", master_, e.substr(refused.size()))
+                         : fmt::format("the connection to the master at {}: {}", master_, e));
+            },
+    };
+    tunnel_ = tls::Tunnel::create(event_, std::move(fd), tls_, false, host_, std::move(events), bus_fd, why);
+    return tunnel_ != nullptr;
+}
+
 void RemoteLink::connect() {
     retry_timer_.reset();
     if (closing_) {
         return;
     }
     bury_bus();
+    Fd bus_fd;
+    std::string why;
+    if (!open_tunnel(bus_fd, why)) {
+        lost(why);
+        return;
+    }
     sd_bus* b = nullptr;
     int r = sd_bus_new(&b);
     bus_.reset(b);
-    // IPv6 literals go in brackets-free; sd-bus hands host to getaddrinfo.
-    const std::string address = fmt::format("tcp:host={},port={}", host_, port_);
-    if (r >= 0) r = sd_bus_set_address(b, address.c_str());
+    if (r >= 0) r = sd_bus_set_fd(b, bus_fd.get(), bus_fd.get());
+    if (r >= 0) bus_fd.release();  // the bus closes it now
+    if (r >= 0) r = sd_bus_negotiate_fds(b, 0);
     if (r >= 0) r = sd_bus_set_anonymous(b, 1);
     if (r >= 0) r = sd_bus_set_description(b, "master");
     if (r >= 0) r = sd_bus_attach_event(b, event_, SD_EVENT_PRIORITY_NORMAL);
@@ -117,35 +175,47 @@ void RemoteLink::connect() {
         lost(fmt::format("cannot connect to the master at {}: {}", master_, std::strerror(-r)));
         return;
     }
-    int fd = sd_bus_get_fd(b);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-        // Whole messages per write: see the master's side (remote.cpp).
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
     last_heard_ = now();
+    connect_started_ = now();
+    set_state(State::attaching);
+    arm_handshake_check();
+}
+
+void RemoteLink::established() {
+    if (!pin_.empty()) {
+        const std::string presented = tls::fingerprint(tunnel_->peer_certificate());
+        if (presented != pin_) {
+            lost(fmt::format("the master at {} presented certificate {}, not the one pinned by master_fingerprint "
+                             "({}); not talking to it",
+                             master_, presented.empty() ? std::string("(none)") : presented, pin_));
+            return;
+        }
+    }
     worker_nonce_ = crypto::random_bytes(crypto::nonce_size);
     if (worker_nonce_.empty()) {
         lost(fmt::format("cannot make a handshake nonce: {}",
                          crypto::unavailable().empty() ? "libcrypto failed" : crypto::unavailable()));
         return;
     }
+    binding_ = tunnel_->channel_binding();
+    if (tls_ && binding_.empty()) {
+        lost(fmt::format("cannot export the TLS channel binding for the master at {}", master_));
+        return;
+    }
+    sd_bus* b = bus_.get();
     sd_bus_message* raw = nullptr;
-    r = sd_bus_message_new_method_call(b, &raw, nullptr, bus::master_path, handshake_iface, "Hello");
+    int r = sd_bus_message_new_method_call(b, &raw, nullptr, bus::master_path, handshake_iface, "Hello");
     MessagePtr m(raw);
-    if (r >= 0) r = worker_nonce_.empty() ? -EIO : 0;
     if (r >= 0) r = sd_bus_message_append(raw, "s", name_.c_str());
     if (r >= 0) r = sd_bus_message_append_array(raw, 'y', worker_nonce_.data(), worker_nonce_.size());
+    if (r >= 0) r = sd_bus_message_append_array(raw, 'y', binding_.data(), binding_.size());
+    sd_bus_slot* slot = nullptr;
     if (r >= 0) r = sd_bus_call_async(b, &slot, raw, on_hello_reply, this, handshake_timeout_usec);
     if (r < 0) {
         lost(fmt::format("cannot send Hello to the master at {}: {}", master_, std::strerror(-r)));
         return;
     }
     call_slot_.reset(slot);
-    connect_started_ = now();
-    set_state(State::attaching);
-    arm_handshake_check();
 }
 
 void RemoteLink::arm_handshake_check() {
@@ -177,6 +247,10 @@ int RemoteLink::on_hello_reply(sd_bus_message* m, void* userdata, sd_bus_error*)
     auto* self = static_cast<RemoteLink*>(userdata);
     self->call_slot_.reset();
     if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        if (sd_bus_error_has_name(e, bus::error::AuthFailed)) {
+            self->refused_login(e);  // the TLS session it sees is not the master's
+            return 0;
+        }
         self->lost(fmt::format("Hello to the master at {} failed: {}", self->master_, error_text(e)));
         return 0;
     }
@@ -185,7 +259,8 @@ int RemoteLink::on_hello_reply(sd_bus_message* m, void* userdata, sd_bus_error*)
         self->lost(fmt::format("the master at {} sent a malformed Hello reply", self->master_));
         return 0;
     }
-    const auto proof = crypto::worker_proof(self->password_, self->name_, self->master_nonce_, self->worker_nonce_);
+    const auto proof =
+        crypto::worker_proof(self->password_, self->name_, self->master_nonce_, self->worker_nonce_, self->binding_);
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_call(self->bus_.get(), &raw, nullptr, bus::master_path, handshake_iface,
                                            "Authenticate");
@@ -209,10 +284,7 @@ int RemoteLink::on_authenticate_reply(sd_bus_message* m, void* userdata, sd_bus_
     self->call_slot_.reset();
     if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
         if (sd_bus_error_has_name(e, bus::error::AuthFailed)) {
-            // Trying again would fail the same way; systemd shows why.
-            self->refused(fmt::format("the master at {} refused worker '{}': authentication failed; the password "
-                                      "here must match the one in the master's [worker {}] section",
-                                      self->master_, self->name_, self->name_));
+            self->refused_login(e);
             return 0;
         }
         self->lost(fmt::format("the master at {} did not attach worker '{}': {}", self->master_, self->name_,
@@ -227,7 +299,7 @@ int RemoteLink::on_authenticate_reply(sd_bus_message* m, void* userdata, sd_bus_
         return 0;
     }
     if (!crypto::master_proof_valid(self->password_, self->name_, self->worker_nonce_, self->master_nonce_,
-                                    accepted.master_proof)) {
+                                    self->binding_, accepted.master_proof)) {
         self->refused(fmt::format("master at {} could not prove it knows the password; refusing its builds",
                                   self->master_));
         return 0;
@@ -260,6 +332,20 @@ int RemoteLink::on_filter(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return 0;
 }
 
+int RemoteLink::set_keepalive(uint64_t interval) {
+    if (state() != State::attached) {
+        return -ENOTCONN;
+    }
+    keepalive_interval_ = interval;
+    last_heard_ = now();  // the call itself is word from the master
+    log::write(log::Level::info,
+               fmt::format("the master at {} now sends a keepalive every {}", master_,
+                           interval ? std::to_string(interval) + " s" : std::string("never")),
+               {{"BUILDYARD_WORKER", name_}});
+    arm_silence_check();
+    return 0;
+}
+
 void RemoteLink::arm_silence_check() {
     silence_timer_.reset();
     if (keepalive_interval_ == 0) {
@@ -287,8 +373,11 @@ void RemoteLink::bury_bus() {
     filter_slot_.reset();
     call_slot_.reset();
     handshake_timer_.reset();
-    if (bus_) {
+    if (bus_ || tunnel_) {
+        // A bus buried earlier in this iteration goes now: it is not in a
+        // callback of its own any more.
         dead_bus_ = std::move(bus_);
+        dead_tunnel_ = std::move(tunnel_);
         if (reaper_) {
             sd_event_source_set_enabled(reaper_.get(), SD_EVENT_ONESHOT);
         }
@@ -296,7 +385,9 @@ void RemoteLink::bury_bus() {
 }
 
 int RemoteLink::on_reap(sd_event_source*, void* userdata) {
-    static_cast<RemoteLink*>(userdata)->dead_bus_.reset();
+    auto* self = static_cast<RemoteLink*>(userdata);
+    self->dead_bus_.reset();
+    self->dead_tunnel_.reset();
     return 0;
 }
 
@@ -323,6 +414,14 @@ void RemoteLink::lost(const std::string& why) {
     if (was_attached && events_.master_lost) {
         events_.master_lost();  // our builds are the master's to rerun now
     }
+}
+
+void RemoteLink::refused_login(const sd_bus_error* e) {
+    // Trying again would fail the same way; systemd shows why.
+    refused(fmt::format("the master at {} refused worker '{}': authentication failed; the password here must "
+                        "match the one in the master's [worker {}] section, its client certificate (if it asks for "
+                        "one) must be right, and nothing may relay the connection between them ({})",
+                        master_, name_, name_, error_text(e)));
 }
 
 void RemoteLink::refused(const std::string& why) {
@@ -353,9 +452,13 @@ int RemoteLink::output(uint64_t build, std::string_view data) {
     return state_ == State::attached ? reports::output(bus_.get(), nullptr, build, data) : -ENOTCONN;
 }
 
-int RemoteLink::build_done(uint64_t build, const std::string& result, int exit_status) {
-    return state_ == State::attached ? reports::build_done(bus_.get(), nullptr, build, result, exit_status)
+int RemoteLink::build_done(uint64_t build, const std::string& result, int exit_status, const BuildUsage& usage) {
+    return state_ == State::attached ? reports::build_done(bus_.get(), nullptr, build, result, exit_status, usage)
                                      : -ENOTCONN;
+}
+
+int RemoteLink::request_shutdown() {
+    return state_ == State::attached ? reports::shutdown_gracefully(bus_.get(), nullptr) : -ENOTCONN;
 }
 
 int RemoteLink::detach(const std::string& reason) {

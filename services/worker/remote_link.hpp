@@ -1,7 +1,9 @@
-// The worker's link to a remote master over TCP: D-Bus peer to peer
-// (tcp:host=H,port=P), the Handshake1 challenge and response in both
-// directions, and reconnecting with exponential backoff and jitter after
-// any loss but a refused password. See buildyard-protocol(7).
+// The worker's link to a remote master over TCP: TLS 1.3 (or plain TCP with
+// tls = no) carrying D-Bus peer to peer, the master's certificate checked
+// against master_fingerprint or tls_ca_file, the Handshake1 challenge and
+// response in both directions bound to the TLS session, and reconnecting
+// with exponential backoff and jitter after any loss but a refused
+// password. See buildyard-protocol(7).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,8 @@
 
 #include "common/crypto.hpp"
 #include "common/raii.hpp"
+#include "common/tls.hpp"
+#include "common/worker_config.hpp"
 #include "worker/link.hpp"
 
 namespace by::worker {
@@ -26,9 +30,8 @@ uint64_t reconnect_delay_usec(unsigned attempt, unsigned max_seconds, std::mt199
 
 class RemoteLink : public Link {
 public:
-    // `master` is HOST:PORT.
-    RemoteLink(sd_event* event, std::string name, std::string master, std::string password, unsigned reconnect_max,
-               Events events);
+    // `self.master` is HOST:PORT.
+    RemoteLink(sd_event* event, const config::WorkerSelf& self, Events events);
     RemoteLink(const RemoteLink&) = delete;
     RemoteLink& operator=(const RemoteLink&) = delete;
     ~RemoteLink() override;
@@ -40,10 +43,12 @@ public:
 
     int step_started(uint64_t build, unsigned step) override;
     int output(uint64_t build, std::string_view data) override;
-    int build_done(uint64_t build, const std::string& result, int exit_status) override;
+    int build_done(uint64_t build, const std::string& result, int exit_status, const BuildUsage& usage) override;
     int detach(const std::string& reason) override;
     void close() override;
     uint64_t queued_writes() const override;
+    int set_keepalive(uint64_t interval) override;
+    int request_shutdown() override;
 
 private:
     static int on_filter(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
@@ -55,9 +60,15 @@ private:
     static int on_reap(sd_event_source* s, void* userdata);
 
     void connect();
+    // Opens the TCP connection and the tunnel; sd-bus gets `bus_fd`. False
+    // with `why` set on failure.
+    bool open_tunnel(Fd& bus_fd, std::string& why);
+    // TLS is up: check the master's certificate, then say Hello.
+    void established();
     // The connection is gone or useless: drop it and try again later.
     void lost(const std::string& why);
     void refused(const std::string& why);
+    void refused_login(const sd_bus_error* e);
     void set_state(State s);
     void arm_silence_check();
     void arm_handshake_check();
@@ -71,6 +82,9 @@ private:
     uint16_t port_ = 0;
     std::string password_;
     unsigned reconnect_max_;
+    std::string pin_;           // master_fingerprint, if pinned
+    tls::SharedCtx tls_;        // null: plain TCP
+    std::string tls_error_;     // why tls_ could not be made
     Events events_;
     std::function<int(sd_bus*)> export_objects_;
     std::mt19937_64 random_;
@@ -79,9 +93,12 @@ private:
     unsigned attempts_ = 0;
     crypto::Bytes worker_nonce_;
     crypto::Bytes master_nonce_;
+    crypto::Bytes binding_;            // tls-exporter of the current connection
     uint64_t keepalive_interval_ = 0;  // seconds, from the master; 0: none
     uint64_t last_heard_ = 0;          // CLOCK_MONOTONIC usec
     uint64_t connect_started_ = 0;     // CLOCK_MONOTONIC usec of the current attempt
+    std::unique_ptr<tls::Tunnel> tunnel_;
+    std::unique_ptr<tls::Tunnel> dead_tunnel_;
     PeerBusPtr bus_;
     PeerBusPtr dead_bus_;              // closed outside its own callbacks
     SlotPtr filter_slot_;

@@ -35,7 +35,29 @@ int on_build_done_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return 0;
 }
 
+int on_shutdown_reply(sd_bus_message* m, void*, sd_bus_error*) {
+    const sd_bus_error* e = sd_bus_message_get_error(m);
+    if (e && sd_bus_is_open(sd_bus_message_get_bus(m)) > 0) {
+        log::warning("the master did not take the graceful shutdown: {}",
+                     e->message && *e->message ? e->message : (e->name ? e->name : "unknown error"));
+    }
+    return 0;
+}
+
 }  // namespace
+
+int shutdown_gracefully(sd_bus* bus, const char* destination) {
+    sd_bus_slot* raw = nullptr;
+    int r = sd_bus_call_method_async(bus, &raw, destination, by::bus::master_path, by::bus::link_iface,
+                                     "ShutdownGracefully", on_shutdown_reply, nullptr, "");
+    if (r < 0) {
+        return r;
+    }
+    // The bus keeps the call until its reply.
+    SlotPtr slot(raw);
+    sd_bus_slot_set_floating(raw, 1);
+    return 0;
+}
 
 int step_started(sd_bus* bus, const char* destination, uint64_t build, unsigned step) {
     return send_no_reply(bus, destination, "StepStarted", [&](sd_bus_message* m) {
@@ -50,12 +72,24 @@ int output(sd_bus* bus, const char* destination, uint64_t build, std::string_vie
     });
 }
 
-int build_done(sd_bus* bus, const char* destination, uint64_t build, const std::string& result, int exit_status) {
+int build_done(sd_bus* bus, const char* destination, uint64_t build, const std::string& result, int exit_status,
+               const BuildUsage& usage) {
+    sd_bus_message* m = nullptr;
+    int r = sd_bus_message_new_method_call(bus, &m, destination, by::bus::master_path, by::bus::link_iface,
+                                           "BuildDone");
+    MessagePtr call(m);
+    if (r >= 0) r = sd_bus_message_append(m, "tsi", build, result.c_str(), static_cast<int32_t>(exit_status));
+    if (r >= 0) r = sd_bus_message_open_container(m, 'a', "{st}");
+    for (const auto& [key, value] : usage_to_map(usage)) {
+        if (r >= 0) r = sd_bus_message_append(m, "{st}", key.c_str(), value);
+    }
+    if (r >= 0) r = sd_bus_message_close_container(m);
+    if (r < 0) {
+        return r;
+    }
     auto* id = new uint64_t(build);
     sd_bus_slot* raw = nullptr;
-    int r = sd_bus_call_method_async(bus, &raw, destination, by::bus::master_path, by::bus::link_iface, "BuildDone",
-                                     on_build_done_reply, id, "tsi", build, result.c_str(),
-                                     static_cast<int32_t>(exit_status));
+    r = sd_bus_call_async(bus, &raw, m, on_build_done_reply, id, 0);
     if (r < 0) {
         delete id;
         return r;

@@ -91,8 +91,8 @@ void check_hello(sd_bus_message* m) {
     // proof keyed on it, log a failure.
     const by::config::Worker* cfg = hello.name == "w1" ? &known_worker() : nullptr;
     const std::vector<uint8_t> master_nonce(by::crypto::nonce_size, 7);
-    const auto verdict = by::master::verify_worker_proof(cfg, hello.name, master_nonce, hello.worker_nonce,
-                                                         hello.worker_nonce, "dummy");
+    const auto verdict = by::master::verify_worker_proof(
+        cfg, hello.name, {master_nonce, hello.worker_nonce, hello.channel_binding}, hello.worker_nonce, "dummy");
     FUZZ_CHECK(verdict != by::master::AuthVerdict::ok);  // a nonce is no proof
     FUZZ_CHECK(!by::master::auth_failure_line(verdict, hello.name, "127.0.0.1:1").empty());
 }
@@ -109,12 +109,14 @@ void check_authenticate(sd_bus_message* m) {
         return;
     }
     const std::vector<uint8_t> nonce(by::crypto::nonce_size, 1);
-    const auto expected = by::crypto::worker_proof("fuzz-password", "w1", nonce, nonce);
-    const auto verdict = by::master::verify_worker_proof(&known_worker(), "w1", nonce, nonce, auth.proof, "dummy");
+    const auto expected = by::crypto::worker_proof("fuzz-password", "w1", nonce, nonce, nonce);
+    const auto verdict =
+        by::master::verify_worker_proof(&known_worker(), "w1", {nonce, nonce, nonce}, auth.proof, "dummy");
     FUZZ_CHECK((verdict == by::master::AuthVerdict::ok) == (auth.proof == expected));
     const std::vector<std::string> earlier{"old-token"};
     const std::string current = "token";
-    const auto latent = by::master::verify_latent_proof(&current, earlier, "w1", nonce, nonce, auth.proof, "dummy");
+    const auto latent =
+        by::master::verify_latent_proof(&current, earlier, "w1", {nonce, nonce, nonce}, auth.proof, "dummy");
     FUZZ_CHECK(latent != by::master::AuthVerdict::unknown_worker && latent != by::master::AuthVerdict::wrong_password);
 }
 
@@ -138,7 +140,7 @@ void check_accepted(sd_bus_message* m) {
     // microseconds of CLOCK_MONOTONIC: only what a master can configure.
     FUZZ_CHECK(accepted.keepalive_interval <= by::config::detail::max_seconds);
     const std::vector<uint8_t> nonce(by::crypto::nonce_size, 2);
-    by::crypto::master_proof_valid("fuzz-password", "w1", nonce, nonce, accepted.master_proof);
+    by::crypto::master_proof_valid("fuzz-password", "w1", nonce, nonce, {}, accepted.master_proof);
 }
 
 }  // namespace

@@ -29,6 +29,13 @@ POLICY_DIR = os.path.join(SOURCE, "dbus")
 NOBODY_UID = 65534
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_for(predicate, timeout=10.0, what="condition"):
     """Polls predicate until it returns a true value; fails after timeout."""
     deadline = time.monotonic() + timeout

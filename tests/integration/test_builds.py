@@ -2,6 +2,7 @@
 dispatch across workers, and no build lost or run twice."""
 
 import os
+import signal
 import threading
 import time
 import unittest
@@ -45,6 +46,68 @@ class BuildTest(DrainedSystemTest):
 
 
 class StepsAndResults(BuildTest):
+    def test_default_properties_give_way_to_a_builds_own(self):
+        self.sys.write_config("""
+            [master]
+            [worker w1]
+            type = local
+            default_property.branch = main
+            default_property.jobs = 4
+            property.os = debian
+            [builder p]
+            workers = w1
+            step.1 = echo $BUILDYARD_PROP_branch $BUILDYARD_PROP_jobs $BUILDYARD_PROP_os
+            """)
+        self.sys.start_master()
+        self.sys.start_worker("w1")
+        self.assertEqual(self.sys.worker_prop("w1", "DefaultProperties"), {"branch": "main", "jobs": "4"})
+        plain = self.sys.submit("p")
+        own = self.sys.submit("p", branch="feature", os="other")
+        for build, line in ((plain, "main 4 debian"), (own, "feature 4 debian")):
+            self.assertEqual(self.sys.wait_build(build), (build, "success"))
+            self.assertTrue(self.sys.read_log(build).endswith(f"\n{line}\n"), self.sys.read_log(build))
+        self.assertEqual(self.sys.build_prop(own, "Properties"),
+                         {"branch": "feature", "jobs": "4", "os": "debian", "workername": "w1"})
+
+    def test_steps_run_with_the_worker_umask(self):
+        """umask in the worker's own file (default 022) is the steps' umask,
+        whatever the worker was started with; a SIGHUP applies a new one."""
+        self.sys.write_config("""
+            [master]
+            [worker w1]
+            type = local
+            [worker w2]
+            type = local
+            [builder u1]
+            workers = w1
+            step.1 = umask; rm -f f; touch f; stat -c %a f
+            [builder u2]
+            workers = w2
+            step.1 = umask; rm -f f; touch f; stat -c %a f
+            """)
+        self.sys.start_master()
+        os.makedirs(self.path("etc/workers"), exist_ok=True)
+        w2_file = self.path("etc/workers/w2.ini")
+        with open(w2_file, "w") as f:
+            f.write("umask = 077\n")
+        old = os.umask(0o002)  # what the workers are started with; their config wins
+        try:
+            self.sys.start_worker("w1")
+            w2 = self.sys.start_worker("w2")
+        finally:
+            os.umask(old)
+        for builder, expected in (("u1", "0022\n644\n"), ("u2", "0077\n600\n")):
+            build = self.sys.submit(builder)
+            self.assertEqual(self.sys.wait_build(build), (build, "success"), self.sys.read_log(build))
+            self.assertEqual(self.sys.read_log(build), f"--- step 1/1: umask; rm -f f; touch f; stat -c %a f\n{expected}")
+        with open(w2_file, "w") as f:
+            f.write("umask = 027\n")
+        w2.signal(signal.SIGHUP)
+        wait_for(lambda: "umask 0027" in w2.log(), 10, "the worker's reload")
+        build = self.sys.submit("u2")
+        self.assertEqual(self.sys.wait_build(build), (build, "success"))
+        self.assertTrue(self.sys.read_log(build).endswith("\n0027\n640\n"), self.sys.read_log(build))
+
     def test_success_runs_steps_in_order_with_environment_and_properties(self):
         self.sys.write_config("""
             [master]

@@ -148,7 +148,9 @@ class CtlTest(DrainedSystemTest):
         self.assertEqual((props["Name"], props["ConnectedWorkers"], props["RunningBuilds"], props["PendingBuilds"],
                           len(workers)), ("it", 1, 1, 1, 2))
         self.assertTrue(props["Version"])
-        expected = (f"version: {props['Version']}\nname: it\nworkers: 2\nconnected workers: 1\n"
+        self.assertRegex(props["TlsFingerprint"], r"^sha256:[0-9a-f]{64}$")
+        expected = (f"version: {props['Version']}\nname: it\ntls fingerprint: {props['TlsFingerprint']}\n"
+                    f"workers: 2\nconnected workers: 1\n"
                     f"running builds: 1\npending builds: 1\n")
         r = self.ctl("status")
         self.assert_exit(r, 0)
@@ -158,6 +160,7 @@ class CtlTest(DrainedSystemTest):
             r = self.ctl(*args)
             self.assert_exit(r, 0)
             self.assertEqual(json.loads(r.stdout), {"version": props["Version"], "name": "it", "workers": 2,
+                                                    "tls_fingerprint": props["TlsFingerprint"],
                                                     "connected_workers": 1, "running_builds": 1,
                                                     "pending_builds": 1}, args)
 
@@ -219,31 +222,42 @@ class CtlTest(DrainedSystemTest):
             s.wait_build(ids[-1])
         ids.append(s.submit("stuck"))  # w9 never attaches: pending, no worker, no result
 
+        header = ["ID", "BUILDER", "WORKER", "STATE", "RESULT", "EXIT", "DURATION"]
+
         def expected(limit):
             return [[str(b[0]), b[1], b[2] or "-", b[3], b[4] or "-"] for b in self.list_builds(limit)]
 
         r = self.ctl("builds")
         self.assert_exit(r, 0)
-        rows = table(r.stdout, ["ID", "BUILDER", "WORKER", "STATE", "RESULT"])
-        self.assertEqual(rows, [[str(ids[3]), "stuck", "-", "pending", "-"],
-                                [str(ids[2]), "ok", "w1", "finished", "success"],
-                                [str(ids[1]), "bad", "w1", "finished", "failure"],
-                                [str(ids[0]), "ok", "w1", "finished", "success"]])
-        self.assertEqual(rows, expected(0))
+        rows = table(r.stdout, header)
+        self.assertEqual([row[:6] for row in rows], [[str(ids[3]), "stuck", "-", "pending", "-", "-"],
+                                                     [str(ids[2]), "ok", "w1", "finished", "success", "0"],
+                                                     [str(ids[1]), "bad", "w1", "finished", "failure", "1"],
+                                                     [str(ids[0]), "ok", "w1", "finished", "success", "0"]])
+        self.assertEqual([row[:5] for row in rows], expected(0))
+        self.assertEqual(rows[0][6], "-", "a pending build has no duration")
+        self.assertRegex(s.read_log(ids[1]), r"\A--- step 1/1: false\n--- failure: exit status 1, after \d\.\d\d s\n\Z")
+        self.assertEqual(s.read_log(ids[0]), "--- step 1/1: true\n", "a success ends with its output")
+        for row in rows[1:]:
+            self.assertRegex(row[6], r"^\d\.\d\d s$", row)
 
         for args in (["builds", "--limit", "2"], ["builds", "-n", "2"]):
             r = self.ctl(*args)
             self.assert_exit(r, 0)
-            self.assertEqual([row[0] for row in table(r.stdout, ["ID", "BUILDER", "WORKER", "STATE", "RESULT"])],
+            self.assertEqual([row[0] for row in table(r.stdout, header)],
                              [str(ids[3]), str(ids[2])], args)
         r = self.ctl("builds", "--limit", "0")
-        self.assertEqual(len(table(r.stdout, ["ID", "BUILDER", "WORKER", "STATE", "RESULT"])), 4)
+        self.assertEqual(len(table(r.stdout, header)), 4)
 
         r = self.ctl("--json", "builds", "--limit", "3")
         self.assert_exit(r, 0)
         doc = json.loads(r.stdout)
         self.assertEqual([b["id"] for b in doc], [ids[3], ids[2], ids[1]])
+        def timing(path):
+            started, finished = (s.get(path, "org.buildyard.Build1", p) for p in ("StartedAt", "FinishedAt"))
+            return (finished - started) / 1e6 if started else None
         self.assertEqual(doc, [{"id": b[0], "builder": b[1], "worker": b[2], "state": b[3], "result": b[4],
+                                "exit_status": {"success": 0, "failure": 1}.get(b[4]), "duration": timing(b[5]),
                                 "path": b[5]} for b in self.list_builds(3)])
         self.assertEqual(doc[2]["result"], "failure")
         self.assertEqual(doc[2]["path"], s.build_path(ids[1]))
@@ -313,6 +327,8 @@ class CtlTest(DrainedSystemTest):
         out, err = p.communicate(timeout=20)
         self.assertEqual((p.returncode, out), (4, f"build {bid}: cancelled\n"), err)
         self.assertEqual(s.build_prop(bid, "Result"), "cancelled")
+        # The log ends by saying how the build ended.
+        self.assertRegex(s.read_log(bid), r"\n--- cancelled: (exit status \d+, )?after \d+\.\d+ s\n\Z")
 
     def test_submit_wait_exception_when_the_build_directory_cannot_be_made(self):
         s = self.sys
@@ -330,7 +346,9 @@ class CtlTest(DrainedSystemTest):
 
     def test_submit_wait_follows_a_retry_to_its_rerun(self):
         s = self.sys
-        self.start({"w1": ""}, {"g": (["w1"], [gate(s)])}, start_workers=["w1"])
+        # lost_build_grace = 0: rerun at once, without waiting for w1 to
+        # come back (test_orphans covers the wait).
+        self.start({"w1": "lost_build_grace = 0"}, {"g": (["w1"], [gate(s)])}, start_workers=["w1"])
         p = self.ctl_background("submit", "g", "--wait")
         first = int(p.stdout.readline())
         wait_gate_reached(s, first)
@@ -366,6 +384,15 @@ class CtlTest(DrainedSystemTest):
             r = self.ctl_bytes(*args)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(r.stdout, expected, args)
+        for args in (["--json", "log", str(bid)], ["log", str(bid), "--json", "--follow"]):
+            r = self.ctl(*args)
+            self.assert_exit(r, 0)
+            doc = json.loads(r.stdout)
+            self.assertEqual({k: doc[k] for k in ("id", "state", "result")},
+                             {"id": bid, "state": "finished", "result": "success"}, args)
+            self.assertEqual(doc["path"], s.build_path(bid))
+            # Bytes that are not UTF-8 become U+FFFD; everything else as it is.
+            self.assertEqual(doc["log"], expected.decode("utf-8", errors="replace"), args)
 
     def test_log_follow_streams_a_running_build_to_its_end(self):
         s = self.sys
@@ -399,13 +426,16 @@ class CtlTest(DrainedSystemTest):
         s.wait_build(bid)
         r = self.ctl("cancel", str(bid))
         self.assert_exit(r, 2, "already finished")
+        self.assertEqual(r.stderr, f"buildyardctl: build {bid} has already finished\n", "said once")
         self.assertEqual(s.build_prop(bid, "Result"), "success")
         self.assert_exit(self.ctl("cancel", "9999"), 2, "no such build")
         self.assert_exit(self.ctl("log", "9999"), 2, "no such build")
         for cmd in ("pause", "unpause", "shutdown"):
             self.assert_exit(self.ctl(cmd, "nosuch"), 2, "no such worker")
         before = self.list_builds()
-        self.assert_exit(self.ctl("submit", "nosuch"), 2, "no such builder")
+        r = self.ctl("submit", "nosuch")
+        self.assert_exit(r, 2, "no such builder")
+        self.assertIn("no builder named 'nosuch'; the builders are: ok\n", r.stderr)
         self.assert_exit(self.ctl("submit", "nosuch", "--wait"), 2, "no such builder")
         self.assertEqual(self.list_builds(), before)
         self.assert_exit(self.ctl("cancel", "abc"), 2, "invalid build id")
@@ -415,6 +445,13 @@ class CtlTest(DrainedSystemTest):
         for args in (["status"], ["workers"], ["submit", "b", "--wait"], ["pause", "w1"]):
             r = self.ctl(*args)
             self.assert_exit(r, 2, "buildyard-masterd is not running")
+
+    def test_no_bus_says_what_to_do(self):
+        gone = f"unix:path={self.sys.dir}/no-such-bus"
+        r = subprocess.run([os.path.join(BIN, "buildyardctl"), "status"], capture_output=True, text=True, timeout=30,
+                           env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": gone})
+        self.assert_exit(r, 2, f"cannot connect to the system bus at DBUS_SYSTEM_BUS_ADDRESS={gone}")
+        self.assertIn("unset DBUS_SYSTEM_BUS_ADDRESS", r.stderr)
 
     # --- pause, unpause, shutdown -----------------------------------------
 
@@ -470,7 +507,10 @@ class CtlTest(DrainedSystemTest):
         s.write_config("[worker w2]\ntype = local\n", name="50-w2.ini")
         r = self.ctl("reload")
         self.assert_exit(r, 0)
-        self.assertEqual(r.stdout, "")
+        self.assertEqual(r.stdout, "reloaded: 2 workers, 1 builder\n")
+        r = self.ctl("--json", "reload")
+        self.assert_exit(r, 0)
+        self.assertEqual(json.loads(r.stdout), {"ok": True, "workers": 2, "builders": 1})
         self.assertEqual(s.worker_path("w2"), "/org/buildyard/Master1/worker/w2")
 
         text = "[worker w3]\ntype = local\n\n[worker w1]\ntype = local\nmax_builds = lots\n"
@@ -479,6 +519,9 @@ class CtlTest(DrainedSystemTest):
         r = self.ctl("reload")
         self.assert_exit(r, 1)
         self.assertRegex(r.stderr, re.escape(f"{path}:{line}: [worker w1] max_builds:") + ".*lots")
+        # One header, then the errors: not the master's and buildyardctl's both.
+        self.assertEqual(r.stderr.count("stays in force"), 1, r.stderr)
+        self.assertRegex(r.stderr, r"^buildyardctl: the new configuration was rejected; the old one stays in force:[ \n]")
         names = [w[0] for w in s.call(MASTER_PATH, MASTER1, "ListWorkers")[0]]
         self.assertEqual(sorted(names), ["w1", "w2"], "the old configuration stays in force")
 
@@ -505,7 +548,12 @@ class CtlTest(DrainedSystemTest):
         self.assert_exit(r, 2, "permission denied")
         self.assertIs(s.worker_prop("w1", "Paused"), False)
         # buildyardctl(1): log, like every command that is not status/workers/builds, needs root or group buildyard.
-        self.assert_exit(self.ctl("log", str(bid), user=NOBODY_UID), 2, "permission denied")
+        r = self.ctl("log", str(bid), user=NOBODY_UID)
+        self.assertEqual((r.returncode, r.stderr), (2, "buildyardctl: permission denied: reading build logs needs "
+                                                       "root or membership in group buildyard\n"))
+        r = self.ctl("submit", "ok", user=NOBODY_UID)
+        self.assertEqual(r.stderr, "buildyardctl: permission denied: submitting builds needs root or membership "
+                                   "in group buildyard\n", "no pasted bus rejection")
 
 
 if __name__ == "__main__":

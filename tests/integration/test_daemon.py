@@ -4,11 +4,12 @@
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 import unittest
 
-from harness import (BIN, MASTER_PATH, SOURCE, DrainedSystemTest, start_master_env, wait_for)
+from harness import (BIN, MASTER, MASTER_PATH, SOURCE, DrainedSystemTest, start_master_env, wait_for)
 
 PROGRAMS = ("buildyard-masterd", "buildyard-workerd", "buildyardctl")
 
@@ -76,6 +77,38 @@ class Notify(DaemonTest):
         # And they keep coming.
         wait_for(lambda: self.count(master, "WATCHDOG=1") >= first + 3, 2, "more WATCHDOG=1 from the master")
         self.assertLess(time.monotonic() - t0, 4)
+
+        # They come from the event loop, so a loop that hangs stops them (and
+        # systemd would restart the master). Hang it: hold the state database
+        # locked, and submit a build, whose write waits for the lock (up to
+        # SQLite's busy timeout of 5 s) inside the loop.
+        self.sys.write_config("""
+            [master]
+            listen =
+            [worker w1]
+            type = local
+            [builder b]
+            workers = w1
+            step.1 = true
+            """)
+        master.signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in master.log(), 10, "the reload")
+        db = sqlite3.connect(os.path.join(self.sys.state_dir, "state.db"), isolation_level=None, timeout=10)
+        try:
+            db.execute("BEGIN EXCLUSIVE")
+            submit = subprocess.Popen(["busctl", "--system", "call", MASTER, MASTER_PATH, "org.buildyard.Master1",
+                                       "SubmitBuild", "sa{ss}", "b", "0"], env=self.sys.env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.addCleanup(submit.kill)
+            time.sleep(0.5)  # the call reaches the master, whose loop then waits on the lock
+            hung = self.count(master, "WATCHDOG=1")
+            time.sleep(1.5)  # 7 watchdog periods
+            self.assertEqual(self.count(master, "WATCHDOG=1"), hung, "WATCHDOG=1 while the loop was stuck")
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        self.assertEqual(submit.wait(timeout=10), 0, submit.stderr.read())
+        wait_for(lambda: self.count(master, "WATCHDOG=1") >= hung + 3, 3, "WATCHDOG=1 again once the loop runs")
 
     def test_worker_watchdog_pings(self):
         self.sys.write_config("""
@@ -202,6 +235,24 @@ class CommandLine(unittest.TestCase):
                 r = self.run_program(program, "--no-such-option")
                 self.assertNotEqual(r.returncode, 0)
                 self.assertIn("no-such-option", r.stderr)
+
+    def test_stray_argument(self):
+        """A word no option takes is refused with a usage line, never ignored:
+        `--check-config FILE` must not check the default file instead."""
+        good = os.path.join(SOURCE, "etc", "master.ini")
+        cases = [
+            ("buildyard-masterd", "--check-config", good),
+            ("buildyard-masterd", "--check-config", "--config", good, "extra"),
+            ("buildyard-latentd", "--check-config", "--config", good, "extra"),
+            ("buildyard-workerd", "--name", "w1", "extra"),
+        ]
+        for argv in cases:
+            with self.subTest(argv=argv):
+                r = self.run_program(*argv)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertEqual(r.stdout, "")
+                self.assertIn(f"{argv[0]}: unexpected argument '{argv[-1]}'", r.stderr)
+                self.assertIn(f"Usage: {argv[0]} ", r.stderr)
 
 
 class Lifecycle(DaemonTest):

@@ -30,6 +30,7 @@ class DiskFull(DrainedSystemTest):
             listen =
             [worker w1]
             type = local
+            lost_build_grace = 0
             [builder gated]
             workers = w1
             step.1 = {gate_step(s)}

@@ -346,11 +346,14 @@ class DockerTest(DrainedSystemTest):
         current = self.engine.inspect(self.container)["Id"]
         self.assertNotEqual(self.env_of(self.container)["BUILDYARD_TOKEN"], stale_token)
         address = f"127.0.0.1:{self.port}"
+        # The master's pin, as latentd gave it: without it a worker speaks
+        # plain TCP, which a TLS master drops before it reads any token.
+        pin = self.env_of(self.container)["BUILDYARD_MASTER_FINGERPRINT"]
         for name, token in (("stale", stale_token), ("wrong", "f" * 64)):
             raw = f"{self.master_name}-{name}"
             self.raw.append(raw)
             self.engine.run(raw, [f"BUILDYARD_WORKER_NAME=c1", f"BUILDYARD_MASTER={address}",
-                                  f"BUILDYARD_TOKEN={token}"])
+                                  f"BUILDYARD_TOKEN={token}", f"BUILDYARD_MASTER_FINGERPRINT={pin}"])
         wait_for(lambda: "token of an earlier start" in self.master.log() and "wrong token" in self.master.log(),
                  60, "both logins to be refused")
         # The current container and its build carry on.
@@ -379,7 +382,8 @@ class DockerTest(DrainedSystemTest):
         call = self.sys._spawn("dbus-send-start",
                                ["dbus-send", "--system", "--print-reply", "--reply-timeout=180000", f"--dest={LATENT}",
                                 LATENT_PATH, "org.buildyard.Latent1.Start", "string:c1", f"string:{start}",
-                                f"string:127.0.0.1:{self.port}", "string:" + "c" * 64, "uint64:600000000"])
+                                f"string:127.0.0.1:{self.port}", "string:" + "c" * 64, "string:",
+                                "uint64:600000000"])
         wait_for(lambda: self.engine.inspect(self.container), 60, "the container to be created")
         latentd.signal(signal.SIGKILL)
         wait_for(lambda: process_gone(latentd.pid), 10, "latentd to die")

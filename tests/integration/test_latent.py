@@ -26,8 +26,8 @@ from test_mail import Maildir, PYTHON, free_port, port_open
 
 
 def identity_of(xml_path):
-    """The name, master address and token that the domain gives its guest,
-    from its SMBIOS OEM strings (as systemd would read them)."""
+    """The name, master address, token and master fingerprint that the domain
+    gives its guest, from its SMBIOS OEM strings (as systemd would read them)."""
     root = ET.parse(xml_path).getroot()
     creds = {}
     for entry in root.iter("entry"):
@@ -92,6 +92,9 @@ class FakeGuests:
         env.update({"BUILDYARD_WORKER_NAME": ident["buildyard.worker"],
                     "BUILDYARD_MASTER": ident["buildyard.master"],
                     "BUILDYARD_TOKEN": token or ident["buildyard.token"]})
+        # The master's TLS fingerprint comes beside the token (none: tls = no).
+        if "buildyard.master_fingerprint" in ident:
+            env["BUILDYARD_MASTER_FINGERPRINT"] = ident["buildyard.master_fingerprint"]
         basedir = os.path.join(self.system.dir, "guests", f"{tag}-{len(self.system.procs)}")
         os.makedirs(basedir)
         return self.system._spawn(f"{tag}-{len(self.system.procs)}",

@@ -1,7 +1,8 @@
 """buildyard-workerd --latent against a real master over TCP on 127.0.0.1.
 
-The worker takes its name, master and token from systemd credentials or the
-environment (the kernel command line is test_vm's). The master here knows
+The worker takes its name, master, token and the master's TLS fingerprint
+from systemd credentials or the environment (the kernel command line is
+test_vm's). The master here knows
 vm1 as a standard worker whose password is the token: the token goes
 exactly where a password goes in the Handshake1 exchange."""
 
@@ -9,6 +10,7 @@ import os
 import secrets
 
 from harness import BIN, DrainedSystemTest, wait_for
+from tlslib import fingerprint_of_pem, self_signed
 from vm_guest import free_port
 
 TOKEN = secrets.token_hex(32)
@@ -20,10 +22,16 @@ class LatentWorkerTest(DrainedSystemTest):
         super().setUp()
         self.port = free_port()
         self.basedir = os.path.join(self.sys.dir, "latent-basedir")
+        # The master's certificate is known before it starts, as a guest
+        # may boot before its master.
+        cert, key = self_signed(self.sys.dir, "master", cn="it")
+        self.fingerprint = fingerprint_of_pem(cert)
         self.sys.write_config(f"""
             [master]
             name = it
             listen = 127.0.0.1:{self.port}
+            tls_certificate = {cert}
+            tls_key = {key}
 
             [worker vm1]
             password = {TOKEN}
@@ -42,7 +50,7 @@ class LatentWorkerTest(DrainedSystemTest):
 
     def identity_env(self, token=TOKEN):
         return {"BUILDYARD_WORKER_NAME": "vm1", "BUILDYARD_MASTER": f"127.0.0.1:{self.port}",
-                "BUILDYARD_TOKEN": token}
+                "BUILDYARD_TOKEN": token, "BUILDYARD_MASTER_FINGERPRINT": self.fingerprint}
 
     def run_probe(self):
         build_id = self.sys.submit("probe")
@@ -64,7 +72,8 @@ class LatentWorkerTest(DrainedSystemTest):
     def test_credentials_win_over_the_environment(self):
         creds = os.path.join(self.sys.dir, "credentials")
         os.makedirs(creds)
-        for key, value in (("worker", "vm1"), ("master", f"127.0.0.1:{self.port}"), ("token", TOKEN)):
+        for key, value in (("worker", "vm1"), ("master", f"127.0.0.1:{self.port}"), ("token", TOKEN),
+                           ("master_fingerprint", self.fingerprint)):
             with open(os.path.join(creds, f"buildyard.{key}"), "w") as f:
                 f.write(value + "\n")  # as files usually end
         self.sys.start_master()
@@ -74,6 +83,15 @@ class LatentWorkerTest(DrainedSystemTest):
         self.sys.wait_attached("vm1")
         self.assertIn(f"(identity from the credentials in {creds})", w.log())
         self.run_probe()
+
+    def test_a_latent_worker_pins_the_fingerprint_that_came_with_its_token(self):
+        self.sys.start_master()
+        env = self.identity_env()
+        env["BUILDYARD_MASTER_FINGERPRINT"] = "sha256:" + "cd" * 32
+        w = self.latent_worker(env)
+        wait_for(lambda: f"presented certificate {self.fingerprint}, not the one pinned" in w.log(), 20,
+                 "the worker to refuse a master with another certificate")
+        self.assertIs(self.sys.worker_prop("vm1", "Connected"), False)
 
     def test_a_wrong_token_is_refused_and_not_retried(self):
         self.sys.start_master()

@@ -92,10 +92,10 @@ class LatentTest(DrainedSystemTest):
         return first[len("Error "):] if first.startswith("Error ") else r.stderr.strip()
 
     def start(self, worker, start, lease=LONG_LEASE):
-        return self.call("Start", "sssst", worker, start, "127.0.0.1:9989", TOKEN, lease)[0]
+        return self.call("Start", "ssssst", worker, start, "127.0.0.1:9989", TOKEN, "", lease)[0]
 
     def start_args(self, worker, start, lease=LONG_LEASE, token=TOKEN):
-        return [f"string:{worker}", f"string:{start}", "string:127.0.0.1:9989", f"string:{token}",
+        return [f"string:{worker}", f"string:{start}", "string:127.0.0.1:9989", f"string:{token}", "string:",
                 f"uint64:{lease}"]
 
     def call_in_background(self, method, *args):

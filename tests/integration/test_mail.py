@@ -329,6 +329,8 @@ class MailTest(DrainedSystemTest):
     def build_config(self, builders, steps_nightly):
         return (self.mail_section(f"builders = {builders}\nrecipients = team@example.org, qa@example.org") +
                 "[worker w1]\ntype = local\nmissing_timeout = 1\nnotify_on_missing = ops@example.org\n"
+                # A killed w1's build is rerun at once (test_orphans covers the wait).
+                "lost_build_grace = 0\n"
                 "[builder nightly]\nworkers = w1\n" +
                 "".join(f"step.{i} = {step}\n" for i, step in enumerate(steps_nightly, 1)) +
                 "[builder other]\nworkers = w1\nstep.1 = echo other\n")
@@ -352,10 +354,13 @@ class MailTest(DrainedSystemTest):
         self.assertIn("Duration:  ", text)
         self.assertIn("exit status 3", text)
         lines = text.splitlines()
-        self.assertEqual(lines[-1], ".dot at the start")  # dot-stuffing undone by the server
+        self.assertEqual(lines[-2], ".dot at the start")  # dot-stuffing undone by the server
+        self.assertTrue(lines[-1].startswith("--- failure: exit status 3, after "), lines[-1])
         self.assertIn("log line 60", lines)
-        self.assertIn("log line 12", lines)
-        self.assertNotIn("log line 11", lines)  # 49 log lines and the dot line: the last 50
+        self.assertIn("log line 13", lines)
+        # The last 50 lines of the log: 48 log lines, the dot line and the
+        # result line that ends a failed build's log.
+        self.assertNotIn("log line 12", lines)
 
     def test_build_mail_with_empty_builders(self):
         s = self.sys

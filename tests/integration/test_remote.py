@@ -1,7 +1,8 @@
 """Remote workers over TCP: the handshake and its failures, builds over the
 connection, losing it, keepalives, duplicate connections, bad input, the
-failure throttle and socket activation. Real master, real workers, a private
-bus for the master's public face, and TCP on 127.0.0.1."""
+failure throttle and socket activation, all over TLS (the default). Real
+master, real workers, a private bus for the master's public face, and TCP
+on 127.0.0.1."""
 
 import hashlib
 import os
@@ -9,6 +10,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -16,6 +18,7 @@ import time
 import unittest
 
 from harness import BIN, MASTER_PATH, DrainedSystemTest, gate_step, open_gate, wait_for, wait_gate_reached
+from tlslib import tls_client_context, tls_connect
 
 CLIENT = os.path.join(BIN, "remote-client")
 
@@ -56,6 +59,7 @@ class Proxy:
         self.pairs = []
         self.lock = threading.Lock()
         self.accepted = 0
+        self.to_worker = 0  # bytes relayed from the master to the worker
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -71,8 +75,7 @@ class Proxy:
                 self.accepted += 1
             threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(a, b):
+    def _pump(self, a, b):
         socks = [a, b]
         try:
             while True:
@@ -81,6 +84,9 @@ class Proxy:
                     data = s.recv(65536)
                     if not data:
                         raise OSError("eof")
+                    if s is b:
+                        with self.lock:
+                            self.to_worker += len(data)
                     (b if s is a else a).sendall(data)
         except OSError:
             for s in socks:
@@ -120,10 +126,16 @@ class RemoteTest(DrainedSystemTest):
             return start_master_env(self.sys, env)
         return self.sys.start_master()
 
+    def pin(self):
+        """The worker's line that pins the running master's certificate."""
+        fp = self.sys.get(MASTER_PATH, "org.buildyard.Master1", "TlsFingerprint")
+        return f"master_fingerprint = {fp}\n"
+
     def worker_file(self, name, password=None, port=None, extra="reconnect_max = 2\n"):
         path = os.path.join(self.sys.dir, "etc", "workers", f"{name}.ini")
         with open(path, "w") as f:
-            f.write(f"master = 127.0.0.1:{port or self.port}\npassword = {password or 'pw-' + name}\n{extra}")
+            f.write(f"master = 127.0.0.1:{port or self.port}\npassword = {password or 'pw-' + name}\n{extra}"
+                    f"{self.pin()}")
         return path
 
     def remote_worker(self, name, wait_attached=True, **kw):
@@ -172,9 +184,33 @@ class RemoteTest(DrainedSystemTest):
         self.assertEqual(s.wait_build(bid), (bid, "cancelled"))
         self.assertTrue(w.alive())
 
+    def test_max_builds_and_properties_on_a_remote_worker(self):
+        s = self.sys
+        self.start(master_config(self.port, workers={"r1": "max_builds = 1\nproperty.os = far\n"
+                                                           "default_property.branch = main\n"},
+                                 builders={"g": (["r1"], ["echo $BUILDYARD_PROP_os $BUILDYARD_PROP_branch",
+                                                          gate_step(s)])}))
+        self.remote_worker("r1")
+        first, second = s.submit("g"), s.submit("g", branch="dev")
+        wait_gate_reached(s, first)
+        # max_builds = 1: the second waits while the first runs. Both were
+        # dispatched (or not) when submitted, long before the first's step ran.
+        self.assertEqual(s.build_prop(second, "State"), "pending")
+        self.assertEqual(s.worker_prop("r1", "RunningBuilds"), 1)
+        open_gate(s, first)
+        self.assertEqual(s.wait_build(first), (first, "success"))
+        wait_gate_reached(s, second)
+        open_gate(s, second)
+        self.assertEqual(s.wait_build(second), (second, "success"))
+        self.assertIn("\nfar main\n", s.read_log(first))
+        self.assertIn("\nfar dev\n", s.read_log(second))
+        self.assertEqual(s.build_prop(second, "Properties"), {"os": "far", "branch": "dev", "workername": "r1"})
+
     def test_worker_killed_mid_build_is_rerun(self):
         s = self.sys
-        self.start(master_config(self.port, builders={"slow": (["r1"], [gate_step(s)])}))
+        # r1 stays away, so its build is rerun once lost_build_grace has passed.
+        self.start(master_config(self.port, workers={"r1": "lost_build_grace = 1"},
+                                 builders={"slow": (["r1"], [gate_step(s)])}))
         w = self.remote_worker("r1")
         bid = s.submit("slow")
         wait_gate_reached(s, bid)
@@ -264,7 +300,7 @@ class RemoteTest(DrainedSystemTest):
             r"connection tcp#\d+ from 127\.0\.0\.1:\d+ closed: not authenticated within 1 s")), 1)
 
     def test_repeated_failures_from_one_address_are_slowed_down(self):
-        self.start(master_config(self.port))
+        self.start(master_config(self.port, workers={"r1": "", "r2": ""}))
         times = []
         for _ in range(5):
             t = time.monotonic()
@@ -273,17 +309,56 @@ class RemoteTest(DrainedSystemTest):
         # 0, 0.2, 0.4, 0.8, 1.6 s of delay
         self.assertGreater(times[4], 1.4, times)
         self.assertGreater(times[4], times[2] * 2, times)
-        # While a failure waits, another peer logs in at once, and the
+        # While a failure waits, another worker logs in at once, and the
         # master answers on its bus.
         slow = subprocess.Popen([CLIENT, f"127.0.0.1:{self.port}", "login", "r1", "wrong"],
                                 stdout=subprocess.PIPE, text=True)
         t = time.monotonic()
-        self.assertEqual(self.client("login", "r1", "pw-r1")[0], "ok")
+        self.assertEqual(self.client("login", "r2", "pw-r2")[0], "ok")
         self.assertLess(time.monotonic() - t, 1.0)
         self.sys.get(MASTER_PATH, "org.buildyard.Master1", "Version")
         self.assertIsNone(slow.poll(), "the failing login is still held back")
         self.assertEqual(slow.communicate(timeout=30)[0].split("\n")[0], "org.buildyard.Error.AuthFailed")
         self.assertGreater(time.monotonic() - t, 2.5)
+        # The right password for r1 now waits its turn too, then gets in.
+        t = time.monotonic()
+        self.assertEqual(self.client("login", "r1", "pw-r1")[0], "ok")
+        self.assertGreater(time.monotonic() - t, 1.0)
+
+    def test_guesses_for_one_name_from_many_addresses_come_one_at_a_time(self):
+        s = self.sys
+        self.start(master_config(self.port, workers={"r1": "", "r2": ""}))
+        # 40 guessers on 127.0.0.2 and up, for 4 s, each guessing again as
+        # soon as it is answered.
+        deadline = time.monotonic() + 4
+        answers = []
+
+        def guess(address):
+            env = dict(os.environ, REMOTE_CLIENT_BIND=address)
+            while time.monotonic() < deadline:
+                r = subprocess.run([CLIENT, f"127.0.0.1:{self.port}", "login", "r1", "guess"], env=env,
+                                   capture_output=True, text=True, timeout=60)
+                answers.append((address, r.stdout.split("\n")[0]))
+        threads = [threading.Thread(target=guess, args=(f"127.0.0.{i}",)) for i in range(2, 42)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        checked = self.master_lines(r"invalid login from worker 'r1': wrong password \(127\.0\.0\.(\d+):\d+\)$")
+        addresses = {re.search(r"\(127\.0\.0\.(\d+):", line).group(1) for line in checked}
+        self.assertGreater(len(addresses), 1, "the guesses came from many addresses")
+        # Checked one at a time with a delay doubling from 0.2 s: 0, 0.2, 0.6,
+        # 1.4, 3.0, 6.2, 12.6 s; the guesses still held when the guessing
+        # stops wait their turn until the 10 s to authenticate run out.
+        self.assertGreater(len(answers), 3 * len(checked), "far more guesses than checks")
+        self.assertLessEqual(len(checked), 8, f"{len(answers)} answers, {len(checked)} checked")
+        self.assertNotIn("ok", [a for _, a in answers])
+        # Another worker is not held back meanwhile, and r1 itself is never
+        # locked out for good: its real worker attaches once the guessing stops.
+        self.assertEqual(self.client("login", "r2", "pw-r2")[0], "ok")
+        w = self.remote_worker("r1", wait_attached=False)
+        s.wait_attached("r1", timeout=30)
+        self.assertTrue(w.alive())
 
     # --- liveness --------------------------------------------------------
 
@@ -311,18 +386,105 @@ class RemoteTest(DrainedSystemTest):
         open_gate(s, rerun)
         self.assertEqual(s.wait_build(rerun), (rerun, "success"))
 
+    def test_keepalive_none_sends_no_ping(self):
+        """keepalive_interval = none: nothing at all goes to an idle worker.
+        The same setup with 1 s shows that the relay would see the pings."""
+        s = self.sys
+        self.start(master_config(self.port, workers={"quiet": "keepalive_interval = none\n",
+                                                     "chatty": "keepalive_interval = 1\n"}))
+        proxies = {}
+        for name in ("quiet", "chatty"):
+            proxies[name] = Proxy(self.port)
+            self.addCleanup(proxies[name].close)
+            self.remote_worker(name, port=proxies[name].port)
+        self.assertEqual(s.worker_prop("quiet", "KeepaliveInterval"), 0)
+        time.sleep(0.5)  # let the attach's own replies drain through the relays
+        before = {name: p.to_worker for name, p in proxies.items()}
+        time.sleep(3.5)  # three intervals of the chatty worker
+        self.assertGreater(proxies["chatty"].to_worker, before["chatty"], "the relay sees pings")
+        self.assertEqual(proxies["quiet"].to_worker, before["quiet"], "keepalive_interval = none pinged")
+        self.assertIs(s.worker_prop("quiet", "Connected"), True)
+
+    def reload_master(self, text):
+        log = self.sys.master.log
+        before = log().count("configuration reloaded")
+        self.sys.write_config(text)
+        self.sys.master.signal(signal.SIGHUP)
+        wait_for(lambda: log().count("configuration reloaded") > before, 10, "the master's reload")
+
+    def test_reload_of_keepalive_interval_reaches_both_ends(self):
+        s = self.sys
+        self.start(master_config(self.port, workers={"r1": "keepalive_interval = 1\nkeepalive_timeout = 1\n"}))
+        w = self.remote_worker("r1")
+        first = s.worker_prop("r1", "LastConnected")
+
+        # 1 -> none: the worker must stop expecting pings, or it would drop
+        # the link after 2 s of silence.
+        self.reload_master(master_config(self.port, workers={"r1": "keepalive_interval = none\n"}))
+        wait_for(lambda: "now sends a keepalive every never" in w.log(), 10, "the worker to learn the new interval")
+        time.sleep(3.5)  # past twice the old interval
+        self.assertNotIn("heard nothing from the master", w.log())
+        self.assertEqual(s.worker_prop("r1", "LastConnected"), first, "the link was dropped and made again")
+
+        # none -> 1 s: the master's timer follows at once (not at its next
+        # look at the config): a frozen worker is detached within seconds.
+        self.reload_master(master_config(self.port, workers={"r1": "keepalive_interval = 1\nkeepalive_timeout = 1\n"}))
+        wait_for(lambda: "now sends a keepalive every 1 s" in w.log(), 10, "the worker to learn the new interval")
+        w.signal(signal.SIGSTOP)
+        t = time.monotonic()
+        try:
+            s.wait_attached("r1", False, timeout=15)
+            self.assertLess(time.monotonic() - t, 1 + 1 + 3)
+        finally:
+            w.signal(signal.SIGCONT)
+        s.wait_attached("r1", timeout=20)
+
+        # 1 -> 5 s, more than twice the old value: the worker waits 10 s now.
+        second = s.worker_prop("r1", "LastConnected")
+        self.reload_master(master_config(self.port, workers={"r1": "keepalive_interval = 5\n"}))
+        wait_for(lambda: "now sends a keepalive every 5 s" in w.log(), 10, "the worker to learn the new interval")
+        time.sleep(3.5)
+        self.assertEqual(s.worker_prop("r1", "LastConnected"), second, "the link was dropped and made again")
+        self.assertIs(s.worker_prop("r1", "Connected"), True)
+
     def test_worker_reconnects_when_it_hears_nothing(self):
         # The master answers no keepalive of its own: freeze the master, and
         # the worker gives up on the connection after twice the interval.
         s = self.sys
         self.start(master_config(self.port, workers={"r1": "keepalive_interval = 1\nkeepalive_timeout = 30\n"}))
         w = self.remote_worker("r1")
+        first = s.worker_prop("r1", "LastConnected")
         s.master.signal(signal.SIGSTOP)
+        t = time.monotonic()
         try:
             wait_for(lambda: "heard nothing from the master" in w.log(), 10, "the worker to notice the silence")
+            # Twice the interval, plus slack for a loaded machine; not the 30 s keepalive_timeout.
+            self.assertLess(time.monotonic() - t, 2 * 1 + 3)
         finally:
             s.master.signal(signal.SIGCONT)
+        # It really dropped the connection and made a new one: a new attach.
+        wait_for(lambda: s.worker_prop("r1", "LastConnected") > first, 20, "the worker to attach again")
         s.wait_attached("r1", timeout=20)
+        self.assertGreaterEqual(w.log().count("attached to the master at"), 2, w.log())
+
+    def test_worker_sighup_says_which_keys_need_a_restart(self):
+        s = self.sys
+        self.start(master_config(self.port, builders={"ok": (["r1"], ["true"])}))
+        w = self.remote_worker("r1")
+        first = s.worker_prop("r1", "LastConnected")
+        # A new password (the master does not know it) and reconnect_max: the
+        # link keeps the old ones until a restart, and the worker says so.
+        self.worker_file("r1", password="pw-new", extra="reconnect_max = 7\nkill_timeout = 3\n")
+        w.signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded " in w.log(), 10, "the worker's reload")
+        self.assertIn("password, reconnect_max changed in", w.log())
+        self.assertIn("takes effect only when the worker restarts", w.log())
+        self.assertIn("kill_timeout 3 s", w.log())
+        # Still attached on the same connection, and it still builds.
+        bid = s.submit("ok")
+        self.assertEqual(s.wait_build(bid), (bid, "success"))
+        self.assertEqual(s.worker_prop("r1", "LastConnected"), first)
+        self.assertIs(s.worker_prop("r1", "Connected"), True)
 
     # --- duplicates ------------------------------------------------------
 
@@ -428,32 +590,59 @@ class RemoteTest(DrainedSystemTest):
         builder.start()
 
         def auth_then(payload):
-            c = socket.create_connection(("127.0.0.1", self.port))
+            c = tls_connect(self.port)
             c.sendall(b"\0AUTH ANONYMOUS 74657374\r\n")
             reply = c.recv(1024)
             assert reply.startswith(b"OK "), reply
             c.sendall(b"BEGIN\r\n" + payload)
             return c
 
+        def tls12_only():
+            raw = socket.create_connection(("127.0.0.1", self.port))
+            try:
+                tls_client_context(maximum=ssl.TLSVersion.TLSv1_2).wrap_socket(raw)
+                raise AssertionError("the master accepted TLS 1.2")
+            except ssl.SSLError:
+                pass
+            return raw
+
+        def reset_mid_handshake():
+            c = socket.create_connection(("127.0.0.1", self.port))
+            c.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(40))  # a ClientHello's start
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()  # RST
+            return None
+
         # A method call header declaring a body of almost 4 GiB.
         huge = struct.pack("<cBBBII", b"l", 1, 0, 1, 0xFFFFFFF0, 1) + struct.pack("<I", 0)
         socks = []
         try:
-            for i in range(200):
-                kind = i % 4
+            for i in range(400):
+                kind = i % 8
                 if kind == 0:
-                    c = socket.create_connection(("127.0.0.1", self.port))
-                    c.sendall(os.urandom(512))
+                    c = tls_connect(self.port)
+                    c.sendall(os.urandom(512))  # not D-Bus, inside TLS
                 elif kind == 1:
                     c = auth_then(huge)
                 elif kind == 2:
                     c = auth_then(b"")  # authenticated at the D-Bus level, then silence
+                elif kind == 3:
+                    c = tls_connect(self.port)  # TLS, then silence
+                # Bad TLS handshakes:
+                elif kind == 4:
+                    c = socket.create_connection(("127.0.0.1", self.port))
+                    c.sendall(os.urandom(512))  # a ClientHello of garbage
+                elif kind == 5:
+                    c = socket.create_connection(("127.0.0.1", self.port))  # stalls before its ClientHello
+                elif kind == 6:
+                    c = tls12_only()
                 else:
-                    c = socket.create_connection(("127.0.0.1", self.port))  # silence from the start
-                socks.append(c)
+                    c = reset_mid_handshake()
+                if c is not None:
+                    socks.append(c)
                 if i % 20 == 0:
                     s.get(MASTER_PATH, "org.buildyard.Master1", "Version")  # responsive throughout
-            wait_for(lambda: len(self.master_lines(r"connection tcp#\d+ from")) - lines_before >= 200, 30,
+            wait_for(lambda: len(self.master_lines(r"connection tcp#\d+ from")) - lines_before >= 400, 30,
                      "every bad connection to be closed")
         finally:
             stop.set()
@@ -465,7 +654,18 @@ class RemoteTest(DrainedSystemTest):
         self.assertGreater(len(builds), 10)
         wait_for(lambda: fd_count(pid) <= baseline, 10, f"the master's fds to return to {baseline}")
         lines = self.master_lines(r"connection tcp#\d+ from")
-        self.assertEqual(len(lines) - lines_before, 200, "one line per bad connection")
+        self.assertEqual(len(lines) - lines_before, 400, "one line per bad connection")
+        new = lines[lines_before:]
+        # Garbage, TLS 1.2 and resets fail the TLS handshake (a reset that
+        # lands before the master reads may look like silence); garbage
+        # inside TLS ends the D-Bus connection; the others run out of time.
+        tls_failed = len([x for x in new if "TLS handshake failed" in x])
+        silent = len([x for x in new if "not authenticated within 2 s" in x])
+        garbage = len([x for x in new if "the peer closed it before authenticating" in x])
+        self.assertGreaterEqual(tls_failed, 140, new)
+        self.assertGreaterEqual(silent, 200, new)
+        self.assertEqual(garbage, 50, new)
+        self.assertEqual(tls_failed + silent + garbage, 400, new)
         ids = [re.search(r"tcp#(\d+)", line).group(1) for line in lines]
         self.assertEqual(len(ids), len(set(ids)))
         self.assertIs(s.worker_prop("g1", "Connected"), True)
@@ -538,7 +738,7 @@ class RemoteTest(DrainedSystemTest):
         s.start_master()
         path = os.path.join(s.dir, "etc", "workers", "r1.ini")
         with open(path, "w") as f:
-            f.write(f"master = [::1]:{port}\npassword = pw-r1\nreconnect_max = 2\n")
+            f.write(f"master = [::1]:{port}\npassword = pw-r1\nreconnect_max = 2\n{self.pin()}")
         s.start_worker("r1")
         self.assertIn("[::1]", s.master.log() + s.workers["r1"].log())
         bid = s.submit("b")

@@ -238,8 +238,8 @@ class LatentVmTest(unittest.TestCase):
         first = self.start_latentd({"BUILDYARD_LATENT_TEST_CREATE_DELAY": "300"})
         start = secrets.token_hex(16)
         starter = self.sys._spawn("start-call", [
-            "busctl", "--system", "--timeout=400", "call", LATENT, LATENT_PATH, LATENT, "Start", "sssst",
-            "vm1", start, f"10.0.2.2:{port}", secrets.token_hex(32), str(600 * 1000000)])
+            "busctl", "--system", "--timeout=400", "call", LATENT, LATENT_PATH, LATENT, "Start", "ssssst",
+            "vm1", start, f"10.0.2.2:{port}", secrets.token_hex(32), "", str(600 * 1000000)])
         wait_for(lambda: DOMAIN in domains(), 120, f"domain {DOMAIN} to be created")
         overlay = os.path.join(own_dir, f"vm1.{start}.qcow2")
         self.assertTrue(os.path.exists(overlay))

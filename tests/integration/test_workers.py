@@ -8,7 +8,7 @@ import socket
 import unittest
 
 from harness import (BIN, MASTER, MASTER_PATH, NOBODY_UID, DrainedSystemTest, SignalMonitor, bus_error,
-                     gate_step, open_gate, wait_gate_reached)
+                     gate_step, open_gate, wait_for, wait_gate_reached)
 
 WORKER1 = "org.buildyard.Worker1"
 MASTER1 = "org.buildyard.Master1"
@@ -157,6 +157,9 @@ class WorkersTest(DrainedSystemTest):
             "version": version,
             "admin": "Jane Doe <jane@example.org>",
             "basedir": os.path.join(s.dir, "workers", "w1"),
+            # Outside systemd the worker keeps its builds' processes as a
+            # subreaper (buildyard-workerd(8)).
+            "isolation": "subreaper",
         })
 
     # --- Pause / Unpause ---------------------------------------------------
@@ -227,6 +230,28 @@ class WorkersTest(DrainedSystemTest):
 
         open_gate(s, a)
         self.assertEqual(s.wait_build(a), (a, "success"))
+        self.assertEqual(w.wait(timeout=10), 0, w.log())
+        s.wait_attached("w1", attached=False)
+        self.assertEqual(s.build_prop(b, "State"), "pending")
+
+    def test_worker_asks_for_its_own_graceful_shutdown_with_sigusr1(self):
+        s = self.sys
+        self.start(config(builders={"b": (["w1"], [gate_step(s)])}))
+        w = s.start_worker("w1")
+        a = s.submit("b")
+        wait_gate_reached(s, a)
+        w.signal(signal.SIGUSR1)
+        wait_for(lambda: "worker w1 asks for a graceful shutdown" in s.master.log(), 10,
+                 "the master to hear the worker's request")
+        # Still attached and building, but the master gives it nothing new.
+        b = s.submit("b")
+        self.assertTrue(w.alive())
+        self.assertIs(self.wprop("w1", "Connected"), True)
+        self.assertEqual(s.build_prop(a, "State"), "running")
+        self.assertEqual(s.build_prop(b, "State"), "pending")
+
+        open_gate(s, a)
+        self.assertEqual(s.wait_build(a), (a, "success"), "the running build finishes and is reported")
         self.assertEqual(w.wait(timeout=10), 0, w.log())
         s.wait_attached("w1", attached=False)
         self.assertEqual(s.build_prop(b, "State"), "pending")

@@ -1,5 +1,5 @@
-# systemd as PID 1 in a container, for the unit and packaging tests (see
-# TESTING.md). Source this after defining fail MESSAGE, which must not
+# systemd as PID 1 in a container, for the unit and packaging tests.
+# Source this after defining fail MESSAGE, which must not
 # return. Sets ns (nspawn's PID) and leader (the container's PID 1).
 ns=
 leader=

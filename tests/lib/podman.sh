@@ -1,6 +1,6 @@
 #!/bin/bash
 # A private Podman service that speaks the Docker Engine API (v1.41) on a
-# unix socket, for the docker backend's tests (see ../shared/TESTING.md).
+# unix socket, for the docker backend's tests.
 # Everything lives under DIR: its storage (images, containers), its run and
 # lock state and the socket, so a test never sees or touches any other
 # image or container on the machine.

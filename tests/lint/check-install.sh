@@ -29,6 +29,9 @@ expect "$prefix/share/man/man8/buildyard-latentd.8"
 expect "$prefix/share/man/man5/buildyard.ini.5"
 expect "$prefix/share/man/man1/buildyardctl.1"
 expect "/etc/buildyard/master.ini"
+for f in manifest.json index.html buildyard.js buildyard.css; do
+    expect "$prefix/share/cockpit/buildyard/$f"
+done
 for policy in org.buildyard.Master1.conf org.buildyard.Latent1.conf; do
     [ -e "$dest/usr/share/dbus-1/system.d/$policy" ] || [ -e "$dest/etc/dbus-1/system.d/$policy" ] ||
         { echo "bus policy $policy not installed where dbus-daemon reads it" >&2; exit 1; }

@@ -2,10 +2,10 @@
 # Run by test-deb.sh as root inside a throwaway overlay of the machine: install
 # the .deb, check where everything landed and that nothing started or was
 # enabled, then remove and purge it and check what is left.
-#   packaging-inside.sh WORK_DIR DEB
+#   packaging-inside.sh WORK_DIR DEB COCKPIT_DEB
 # WORK_DIR holds the lists "units" and "man-pages" (from the source tree).
 set -euo pipefail
-work=$1 deb=$2
+work=$1 deb=$2 cockpit_deb=$3
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*"; }
 unitdir=/usr/lib/systemd/system
@@ -134,4 +134,16 @@ diff -u "$work/paths-before" "$work/paths-after" || fail "paths named buildyard 
 # remain elsewhere. Nothing else in passwd or group changed.
 [ "$(sum_users)" = "$users" ] || fail "purge changed /etc/passwd or /etc/group"
 getent passwd buildyard >/dev/null || fail "purge removed the user buildyard"
+step "cockpit-buildyard: the page in /usr/share/cockpit/buildyard, and nothing left after purge"
+dpkg -i "$cockpit_deb" >"$work/dpkg-i-cockpit.log" 2>&1 || { cat "$work/dpkg-i-cockpit.log" >&2; fail "dpkg -i cockpit-buildyard failed"; }
+for f in manifest.json index.html buildyard.js buildyard.css; do
+    expect "/usr/share/cockpit/buildyard/$f"
+done
+/usr/bin/python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); assert m["tools"]["index"]["path"] == "index.html"' \
+    /usr/share/cockpit/buildyard/manifest.json || fail "the page's manifest.json is not what Cockpit reads"
+if bad=$(dpkg-query -L cockpit-buildyard | grep -Ev '^(/\.|/usr|/usr/share|/usr/share/cockpit|/usr/share/cockpit/buildyard(/.*)?|/usr/share/doc|/usr/share/doc/cockpit-buildyard(/.*)?|/usr/share/lintian(/.*)?)$'); then
+    fail "cockpit-buildyard files outside its places: $bad"
+fi
+dpkg -P cockpit-buildyard >"$work/dpkg-p-cockpit.log" 2>&1 || { cat "$work/dpkg-p-cockpit.log" >&2; fail "dpkg -P cockpit-buildyard failed"; }
+[ ! -e /usr/share/cockpit/buildyard ] || fail "purge left /usr/share/cockpit/buildyard"
 echo "PASS inside"

@@ -69,9 +69,10 @@ if ! (cd "$work/src" && DEB_BUILD_OPTIONS="parallel=$(nproc)" dpkg-buildpackage 
     fail "dpkg-buildpackage failed"
 fi
 deb=$(ls "$work"/buildyard_*.deb)
+cockpit_deb=$(ls "$work"/cockpit-buildyard_*.deb)
 changes=$(ls "$work"/buildyard_*.changes)
-if [ ! -f "$deb" ] || [ ! -f "$changes" ]; then
-    fail "no .deb or .changes"
+if [ ! -f "$deb" ] || [ ! -f "$cockpit_deb" ] || [ ! -f "$changes" ]; then
+    fail "no .deb (buildyard and cockpit-buildyard) or .changes"
 fi
 echo "built $(basename "$deb")"
 
@@ -102,8 +103,8 @@ timeout 300 unshare --mount --pid --net --ipc --uts --fork --propagation private
     # no running systemd, as on a machine being installed.
     mount -t tmpfs -o mode=0755 tmpfs "$w/root/run"
     exec chroot "$w/root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-        DEBIAN_FRONTEND=noninteractive /bin/bash "$w/packaging-inside.sh" "$w" "$2"
-' by-deb "$work" "$deb" </dev/null || fail "the install/remove/purge checks failed"
+        DEBIAN_FRONTEND=noninteractive /bin/bash "$w/packaging-inside.sh" "$w" "$2" "$3"
+' by-deb "$work" "$deb" "$cockpit_deb" </dev/null || fail "the install/remove/purge checks failed"
 
 step "install, upgrade and remove under a running systemd"
 timeout 300 unshare --mount --propagation private -- \

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Buildyard under real systemd: boots systemd as PID 1 in a container (the
-# host's /usr, an empty /etc on tmpfs; see TESTING.md), with the project
+# host's /usr, an empty /etc on tmpfs), with the project
 # installed into a staging directory laid over the install prefix, and
 # drives it with systemctl, busctl, journalctl and buildyardctl.
 #   test-units.sh BUILD_DIR PREFIX
@@ -28,14 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-master_call() { ct busctl --system call org.buildyard.Master1 /org/buildyard/Master1 org.buildyard.Master1 "$@"; }
-# prop PATH INTERFACE NAME: the value alone, without type and quotes.
-prop() { ct busctl --system get-property org.buildyard.Master1 "$1" "$2" "$3" | cut -d' ' -f2- | tr -d '"'; }
-worker_path() { master_call GetWorker s "$1" | cut -d' ' -f2 | tr -d '"'; }
-build_path() { master_call GetBuild t "$1" | cut -d' ' -f2 | tr -d '"'; }
-worker_state_is() { [ "$(prop "$(worker_path "$1")" org.buildyard.Worker1 State)" = "$2" ]; }
-build_prop() { prop "$(build_path "$1")" org.buildyard.Build1 "$2"; }
-build_state_is() { [ "$(build_prop "$1" State)" = "$2" ]; }
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/master-calls.sh"
 submit() { prop "$(master_call SubmitBuild 'sa{ss}' "$1" 0 | cut -d' ' -f2 | tr -d '"')" org.buildyard.Build1 Id; }
 main_pid() { ct systemctl show -P MainPID "$1"; }
 restarts() { ct systemctl show -P NRestarts "$1"; }
@@ -220,16 +213,20 @@ ct systemctl start buildyard-latentd.service || fail "cannot start buildyard-lat
 ct systemctl status --no-pager buildyard-latentd.service | grep -q "Status: \"0 instances" ||
     fail "systemctl status does not show latentd's STATUS= line"
 start_id=0123456789abcdef0123456789abcdef
-latent_call Start sssst vm1 $start_id 127.0.0.1:9989 "$(printf 'a%.0s' $(seq 64))" 600000000 >/dev/null ||
+latent_call Start ssssst vm1 $start_id 127.0.0.1:9989 "$(printf 'a%.0s' $(seq 64))" "" 600000000 >/dev/null ||
     fail "Latent1.Start failed under systemd"
 [ "$(latent_call ListInstances | cut -d' ' -f2)" = 1 ] || fail "ListInstances does not list the started machine"
 ct systemctl reload buildyard-latentd.service || fail "cannot reload buildyard-latentd.service"
 [ "$(restarts buildyard-latentd.service)" = 0 ] || fail "latentd restarted on reload"
 latent_call Stop ss vm1 $start_id >/dev/null || fail "Latent1.Stop failed under systemd"
 [ "$(latent_call ListInstances | cut -d' ' -f2)" = 0 ] || fail "the machine is still listed after Stop"
-story=$(ct journalctl --no-pager -o cat BUILDYARD_WORKER=vm1 _SYSTEMD_UNIT=buildyard-latentd.service)
-[[ "$story" == *"vm1"* ]] ||
-    fail "journalctl BUILDYARD_WORKER=vm1 shows nothing of latentd: $(ct journalctl --no-pager -o verbose -u buildyard-latentd.service | tail -40)"
+# The lines of this start, found by the fields latentd attaches to them
+# (not by grepping for the name the filter already matched).
+story=$(ct journalctl --no-pager -o cat BUILDYARD_WORKER=vm1 BUILDYARD_START=$start_id _SYSTEMD_UNIT=buildyard-latentd.service)
+for line in "starting worker vm1 (start $start_id, backend" "worker vm1 started: instance "; do
+    [[ "$story" == *"$line"* ]] ||
+        fail "journalctl BUILDYARD_WORKER=vm1 BUILDYARD_START=$start_id lacks '$line': $story $(ct journalctl --no-pager -o verbose -u buildyard-latentd.service | tail -40)"
+done
 
 step "systemd-analyze security"
 for unit in buildyard-masterd.service buildyard-latentd.service buildyard-worker@bot1.service; do

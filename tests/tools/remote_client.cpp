@@ -8,14 +8,24 @@
 //   remote-client HOST:PORT swarm N PREFIX PASSWORD
 //                                               hold N workers PREFIX1..PREFIXN attached, answering Ping,
 //                                               reconnecting when dropped; prints "attached K at T" on changes
+//
+// It speaks TLS 1.3 as the worker does (accepting any certificate: it tests
+// the master, not the master's identity), or plain TCP with BUILDYARD_TLS=no.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -24,6 +34,7 @@
 #include "common/config.hpp"
 #include "common/crypto.hpp"
 #include "common/raii.hpp"
+#include "common/tls.hpp"
 
 using namespace by;
 
@@ -31,24 +42,107 @@ namespace {
 
 constexpr const char* hs = "org.buildyard.Handshake1";
 
-std::string address_of(const std::string& hostport) {
+// The TLS context every connection shares; null with BUILDYARD_TLS=no.
+const tls::SharedCtx& client_context() {
+    static const tls::SharedCtx ctx = [] {
+        tls::SharedCtx c;
+        const char* mode = std::getenv("BUILDYARD_TLS");
+        if (mode && std::strcmp(mode, "no") == 0) {
+            return c;
+        }
+        std::string error;
+        if (!tls::make_client_context({}, c, error)) {
+            std::fprintf(stderr, "%s\n", error.c_str());
+            std::exit(2);
+        }
+        return c;
+    }();
+    return ctx;
+}
+
+// A connected TCP socket to HOST:PORT, non-blocking.
+int tcp_connect(const std::string& hostport, Fd& out) {
     auto hp = config::parse_host_port(hostport);
     if (!hp) {
         std::fprintf(stderr, "bad address %s\n", hostport.c_str());
         std::exit(2);
     }
-    return "tcp:host=" + hp->host + ",port=" + std::to_string(hp->port);
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(hp->host.c_str(), std::to_string(hp->port).c_str(), &hints, &res) != 0) {
+        return -EHOSTUNREACH;
+    }
+    Fd fd(socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    // REMOTE_CLIENT_BIND=ADDRESS: connect from that address (127.0.0.2 and
+    // up are all loopback), as many hosts would.
+    if (const char* bind_to = std::getenv("REMOTE_CLIENT_BIND"); bind_to && fd && res->ai_family == AF_INET) {
+        sockaddr_in local{};
+        local.sin_family = AF_INET;
+        if (inet_pton(AF_INET, bind_to, &local.sin_addr) != 1 ||
+            ::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) < 0) {
+            std::fprintf(stderr, "cannot bind to %s\n", bind_to);
+            std::exit(2);
+        }
+    }
+    int r = fd && ::connect(fd.get(), res->ai_addr, res->ai_addrlen) == 0 ? 0 : -errno;
+    freeaddrinfo(res);
+    if (r < 0) return r;
+    int flags = fcntl(fd.get(), F_GETFL);
+    fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK);
+    out = std::move(fd);
+    return 0;
 }
 
-int open_peer(const std::string& hostport, sd_event* event, PeerBusPtr& out) {
+// sd-bus on the end of a tunnel; `established` runs once TLS is up.
+int open_bus(Fd bus_fd, sd_event* event, PeerBusPtr& out) {
     sd_bus* b = nullptr;
     int r = sd_bus_new(&b);
     out.reset(b);
-    if (r >= 0) r = sd_bus_set_address(b, address_of(hostport).c_str());
+    if (r >= 0) r = sd_bus_set_fd(b, bus_fd.get(), bus_fd.get());
+    if (r >= 0) bus_fd.release();
+    if (r >= 0) r = sd_bus_negotiate_fds(b, 0);
     if (r >= 0) r = sd_bus_set_anonymous(b, 1);
     if (r >= 0 && event) r = sd_bus_attach_event(b, event, 0);
     if (r >= 0) r = sd_bus_start(b);
     return r;
+}
+
+// For the synchronous modes: the tunnel runs in a thread of its own, so
+// that sd_bus_call can block. `binding` is the TLS session's tls-exporter.
+int open_peer(const std::string& hostport, PeerBusPtr& out, crypto::Bytes& binding) {
+    Fd tcp;
+    int r = tcp_connect(hostport, tcp);
+    if (r < 0) return r;
+    auto* event = new sd_event*(nullptr);
+    sd_event_new(event);
+    auto ready = std::make_shared<std::promise<std::pair<bool, crypto::Bytes>>>();
+    auto tunnel = std::make_shared<std::unique_ptr<tls::Tunnel>>();
+    Fd bus_fd;
+    std::string error;
+    tls::Tunnel::Events events{
+        .established = [ready, tunnel] { ready->set_value({true, (*tunnel)->channel_binding()}); },
+        .failed =
+            [ready](const std::string& why) {
+                std::fprintf(stderr, "tunnel: %s\n", why.c_str());
+                try {
+                    ready->set_value({false, {}});
+                } catch (const std::future_error&) {
+                }
+            },
+    };
+    *tunnel = tls::Tunnel::create(*event, std::move(tcp), client_context(), false, "", std::move(events), bus_fd,
+                                  error);
+    if (!*tunnel) {
+        std::fprintf(stderr, "%s\n", error.c_str());
+        return -EIO;
+    }
+    // Never joined: the process ends with _exit, the thread with it.
+    std::thread([event, tunnel] { sd_event_loop(*event); }).detach();
+    auto [ok, b] = ready->get_future().get();
+    if (!ok) return -ECONNRESET;
+    binding = std::move(b);
+    return open_bus(std::move(bus_fd), nullptr, out);
 }
 
 std::string result_of(int r, const BusError& e) {
@@ -57,13 +151,14 @@ std::string result_of(int r, const BusError& e) {
 }
 
 // Hello + Authenticate, synchronously. Returns "ok" or an error name.
-std::string login(sd_bus* b, const std::string& name, const std::string& password) {
+std::string login(sd_bus* b, const std::string& name, const std::string& password, const crypto::Bytes& cb) {
     auto wn = crypto::random_bytes(32);
     sd_bus_message* raw = nullptr;
     sd_bus_message_new_method_call(b, &raw, nullptr, bus::master_path, hs, "Hello");
     MessagePtr m(raw);
     sd_bus_message_append(raw, "s", name.c_str());
     sd_bus_message_append_array(raw, 'y', wn.data(), wn.size());
+    sd_bus_message_append_array(raw, 'y', cb.data(), cb.size());
     BusError e;
     sd_bus_message* reply = nullptr;
     int r = sd_bus_call(b, raw, 30'000'000, e.get(), &reply);
@@ -73,7 +168,7 @@ std::string login(sd_bus* b, const std::string& name, const std::string& passwor
     size_t n = 0;
     sd_bus_message_read_array(reply, 'y', &p, &n);
     crypto::Bytes mn(static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
-    auto proof = crypto::worker_proof(password, name, mn, wn);
+    auto proof = crypto::worker_proof(password, name, mn, wn, cb);
     sd_bus_message_new_method_call(b, &raw, nullptr, bus::master_path, hs, "Authenticate");
     MessagePtr a(raw);
     sd_bus_message_append_array(raw, 'y', proof.data(), proof.size());
@@ -84,7 +179,7 @@ std::string login(sd_bus* b, const std::string& name, const std::string& passwor
     MessagePtr rp2(reply);
     if (r < 0) return result_of(r, e2);
     sd_bus_message_read_array(reply, 'y', &p, &n);
-    if (!crypto::master_proof_valid(password, name, wn, mn, {static_cast<const uint8_t*>(p), n})) {
+    if (!crypto::master_proof_valid(password, name, wn, mn, cb, {static_cast<const uint8_t*>(p), n})) {
         return "bad-master-proof";
     }
     return "ok";
@@ -115,10 +210,11 @@ struct Swarm;
 struct Member {
     Swarm* swarm = nullptr;
     std::string name;
+    std::unique_ptr<tls::Tunnel> tunnel;
     PeerBusPtr bus;
     SlotPtr filter, agent, call;
     SourcePtr retry;
-    crypto::Bytes wn, mn;
+    crypto::Bytes wn, mn, cb;
     bool attached = false;
     unsigned attempts = 0;
 };
@@ -128,6 +224,7 @@ struct Swarm {
     std::string hostport, password;
     std::vector<std::unique_ptr<Member>> members;
     std::vector<PeerBusPtr> dead;
+    std::vector<std::unique_ptr<tls::Tunnel>> dead_tunnels;
     SourcePtr reaper;
     size_t attached = 0;
     std::mt19937_64 random{std::random_device{}()};
@@ -138,6 +235,7 @@ void connect_member(Member& mb);
 
 int on_reap(sd_event_source*, void* u) {
     static_cast<Swarm*>(u)->dead.clear();
+    static_cast<Swarm*>(u)->dead_tunnels.clear();
     return 0;
 }
 
@@ -151,8 +249,9 @@ void lose(Member& mb) {
     mb.call.reset();
     mb.filter.reset();
     mb.agent.reset();
-    if (mb.bus) {
+    if (mb.bus || mb.tunnel) {
         s.dead.push_back(std::move(mb.bus));
+        s.dead_tunnels.push_back(std::move(mb.tunnel));
         sd_event_source_set_enabled(s.reaper.get(), SD_EVENT_ONESHOT);
     }
     // As buildyard-workerd: 1 s doubling, a random point in the upper half.
@@ -193,7 +292,7 @@ int on_hello(sd_bus_message* m, void* u, sd_bus_error*) {
         return 0;
     }
     mb.mn.assign(static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
-    auto proof = crypto::worker_proof(mb.swarm->password, mb.name, mb.mn, mb.wn);
+    auto proof = crypto::worker_proof(mb.swarm->password, mb.name, mb.mn, mb.wn, mb.cb);
     sd_bus_message* raw = nullptr;
     sd_bus_message_new_method_call(mb.bus.get(), &raw, nullptr, bus::master_path, hs, "Authenticate");
     MessagePtr a(raw);
@@ -218,10 +317,38 @@ int on_member_message(sd_bus_message* m, void* u, sd_bus_error*) {
     return 0;
 }
 
+void say_hello(Member& mb) {
+    mb.cb = mb.tunnel->channel_binding();
+    mb.wn = crypto::random_bytes(32);
+    sd_bus_message* raw = nullptr;
+    sd_bus_message_new_method_call(mb.bus.get(), &raw, nullptr, bus::master_path, hs, "Hello");
+    MessagePtr h(raw);
+    sd_bus_message_append(raw, "s", mb.name.c_str());
+    sd_bus_message_append_array(raw, 'y', mb.wn.data(), mb.wn.size());
+    sd_bus_message_append_array(raw, 'y', mb.cb.data(), mb.cb.size());
+    sd_bus_slot* slot = nullptr;
+    if (sd_bus_call_async(mb.bus.get(), &slot, raw, on_hello, &mb, 30'000'000) < 0) {
+        lose(mb);
+        return;
+    }
+    mb.call.reset(slot);
+}
+
 void connect_member(Member& mb) {
     mb.retry.reset();
     Swarm& s = *mb.swarm;
-    if (open_peer(s.hostport, s.event, mb.bus) < 0) {
+    Fd tcp, bus_fd;
+    std::string error;
+    if (tcp_connect(s.hostport, tcp) < 0) {
+        lose(mb);
+        return;
+    }
+    mb.tunnel = tls::Tunnel::create(s.event, std::move(tcp), client_context(), false, "",
+                                    {.established = [&mb] { say_hello(mb); }, .failed = [&mb](const std::string&) {
+                                         lose(mb);
+                                     }},
+                                    bus_fd, error);
+    if (!mb.tunnel || open_bus(std::move(bus_fd), s.event, mb.bus) < 0) {
         lose(mb);
         return;
     }
@@ -230,17 +357,6 @@ void connect_member(Member& mb) {
     mb.filter.reset(slot);
     sd_bus_add_object_vtable(mb.bus.get(), &slot, bus::agent_path, bus::agent_iface, agent_vtable, &mb);
     mb.agent.reset(slot);
-    mb.wn = crypto::random_bytes(32);
-    sd_bus_message* raw = nullptr;
-    sd_bus_message_new_method_call(mb.bus.get(), &raw, nullptr, bus::master_path, hs, "Hello");
-    MessagePtr h(raw);
-    sd_bus_message_append(raw, "s", mb.name.c_str());
-    sd_bus_message_append_array(raw, 'y', mb.wn.data(), mb.wn.size());
-    if (sd_bus_call_async(mb.bus.get(), &slot, raw, on_hello, &mb, 30'000'000) < 0) {
-        lose(mb);
-        return;
-    }
-    mb.call.reset(slot);
 }
 
 int swarm(const std::string& hostport, int n, const std::string& prefix, const std::string& password) {
@@ -291,10 +407,12 @@ int main(int argc, char** argv) {
         return swarm(hostport, std::atoi(argv[3]), argv[4], argv[5]);
     }
     PeerBusPtr b;
-    int r = open_peer(hostport, nullptr, b);
+    crypto::Bytes cb;
+    int r = open_peer(hostport, b, cb);
     if (r < 0) {
         std::printf("connect-failed %s\n", std::strerror(-r));
-        return 1;
+        std::fflush(stdout);
+        _exit(1);
     }
     if (mode == "call" && argc == 5) {
         BusError e;
@@ -302,10 +420,11 @@ int main(int argc, char** argv) {
         r = sd_bus_call_method(b.get(), nullptr, bus::master_path, argv[3], argv[4], e.get(), &reply, "");
         MessagePtr rp(reply);
         std::printf("%s\n", result_of(r, e).c_str());
-        return 0;
+        std::fflush(stdout);
+        _exit(0);
     }
     if (mode == "login" && argc == 5) {
-        std::string res = login(b.get(), argv[3], argv[4]);
+        std::string res = login(b.get(), argv[3], argv[4], cb);
         std::printf("%s\n", res.c_str());
         if (res == "ok") {
             BusError e;
@@ -318,7 +437,7 @@ int main(int argc, char** argv) {
             std::printf("Attach %s\n", result_of(r, e2).c_str());
         }
         std::fflush(stdout);
-        return 0;
+        _exit(0);
     }
     if (mode == "hello" && argc == 4) {
         auto wn = crypto::random_bytes(32);
@@ -327,6 +446,7 @@ int main(int argc, char** argv) {
         MessagePtr m(raw);
         sd_bus_message_append(raw, "s", argv[3]);
         sd_bus_message_append_array(raw, 'y', wn.data(), wn.size());
+        sd_bus_message_append_array(raw, 'y', cb.data(), cb.size());
         BusError e;
         sd_bus_message* reply = nullptr;
         r = sd_bus_call(b.get(), raw, 30'000'000, e.get(), &reply);
@@ -341,7 +461,8 @@ int main(int argc, char** argv) {
             if (sd_bus_wait(b.get(), UINT64_MAX) < 0) break;
         }
         std::printf("closed after %.1f s\n", now_s() - t0);
-        return 0;
+        std::fflush(stdout);
+        _exit(0);
     }
     std::fprintf(stderr, "usage: see the comment at the top of remote_client.cpp\n");
     return 2;

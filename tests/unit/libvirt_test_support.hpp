@@ -90,7 +90,7 @@ inline std::string test_template(const std::string& console_log, bool kernel = t
 }
 
 inline libvirt::DomainSettings settings(const std::string& overlay = "/srv/o/m/vm1." + start_a + ".qcow2") {
-    return {"buildyard-m-vm1", Tag{"m", "vm1", start_a}, "10.0.2.2:9989", token, overlay, 0, 0};
+    return {"buildyard-m-vm1", Tag{"m", "vm1", start_a}, "10.0.2.2:9989", token, overlay, 0, 0, ""};
 }
 
 inline std::string oem(const std::string& key, const std::string& value) {

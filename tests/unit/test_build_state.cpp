@@ -1,6 +1,7 @@
 // The build state machine and the step environment.
 #include <gtest/gtest.h>
 
+#include "common/duration.hpp"
 #include "master/build.hpp"
 
 using namespace by::master;
@@ -103,4 +104,40 @@ TEST(BuildState, NamesRoundTrip) {
         EXPECT_EQ(parse_build_state(to_string(s)), s);
     }
     EXPECT_FALSE(parse_result("bogus"));
+}
+
+TEST(BuildState, LogTrailerSaysHowAFailureEnded) {
+    Build b;
+    b.id = 7;
+    start_build(b, "w", {}, 1'000'000);
+    finish_build(b, Result::failure, 2, 2'250'000);
+    EXPECT_EQ(log_trailer(b), "--- failure: exit status 2, after 1.25 s\n");
+
+    Build cancelled;
+    start_build(cancelled, "w", {}, 1'000'000);
+    finish_build(cancelled, Result::cancelled, -1, 76'000'000);
+    EXPECT_EQ(log_trailer(cancelled), "--- cancelled: after 1 min 15 s\n");
+
+    Build ok;
+    start_build(ok, "w", {}, 1);
+    finish_build(ok, Result::success, 0, 2);
+    EXPECT_EQ(log_trailer(ok), "") << "a success needs no trailer";
+    Build never;
+    cancel_pending(never, 5);
+    EXPECT_EQ(log_trailer(never), "") << "a build that never ran has no log";
+}
+
+TEST(Duration, Format) {
+    EXPECT_EQ(by::format_duration(0), "0.00 s");
+    EXPECT_EQ(by::format_duration(12'340'000), "12.3 s");
+    EXPECT_EQ(by::format_duration(185'000'000), "3 min 05 s");
+    EXPECT_EQ(by::format_duration(7'380'000'000), "2 h 03 min");
+}
+
+TEST(BuildState, DefaultPropertiesLoseToSubmittedOnesWhichLoseToTheWorkers) {
+    Build b;
+    b.requested = {{"branch", "feature"}, {"os", "submitted"}};
+    start_build(b, "w1", {{"os", "debian"}}, 1, {{"branch", "main"}, {"jobs", "4"}, {"os", "default"}});
+    EXPECT_EQ(b.properties, (std::map<std::string, std::string>{
+                                {"branch", "feature"}, {"jobs", "4"}, {"os", "debian"}, {"workername", "w1"}}));
 }

@@ -125,7 +125,9 @@ TEST_F(ConfigTest, WorkerPasswords) {
 }
 
 TEST_F(ConfigTest, WorkerValues) {
-    auto c = load_ok(local_worker +
+    const std::string remote_worker = "[worker w]\npassword = s3cret\n";
+    // keepalive_* are for workers that attach over TCP.
+    auto c = load_ok("[worker w]\npassword = s3cret\n"
                      "max_builds = 100000\n"
                      "keepalive_interval = none\n"
                      "keepalive_timeout = 5\n"
@@ -147,13 +149,13 @@ TEST_F(ConfigTest, WorkerValues) {
                      std::string("3: [worker w] max_builds: invalid value '") + bad +
                          "': expected a number from 0 to 100000 (0: no limit)");
     }
-    expect_error(local_worker + "keepalive_interval = 0\n",
+    expect_error(remote_worker + "keepalive_interval = 0\n",
                  "3: [worker w] keepalive_interval: 0 is not allowed: use 'none' to turn keepalives off");
-    expect_error(local_worker + "keepalive_interval = 1h\n",
+    expect_error(remote_worker + "keepalive_interval = 1h\n",
                  "3: [worker w] keepalive_interval: invalid value '1h': expected a positive number of seconds or 'none'");
-    expect_error(local_worker + "keepalive_interval = 99999999999\n",
+    expect_error(remote_worker + "keepalive_interval = 99999999999\n",
                  "3: [worker w] keepalive_interval: invalid value '99999999999'");
-    expect_error(local_worker + "keepalive_timeout = 0\n",
+    expect_error(remote_worker + "keepalive_timeout = 0\n",
                  "3: [worker w] keepalive_timeout: invalid value '0': expected a positive number of seconds");
     expect_error(local_worker + "missing_timeout = -5\n",
                  "3: [worker w] missing_timeout: invalid value '-5': expected a number of seconds (0: disabled)");

@@ -9,12 +9,13 @@ using Verdict = ConnectionLimits::Verdict;
 
 TEST(ConnectionLimits, LeavesTheReserveAndRoomForBuildLogs) {
     // systemd's default soft limit: far below max_connections.
-    EXPECT_EQ(ConnectionLimits::for_descriptors(1024), (1024u - ConnectionLimits::reserve) / 2);
+    EXPECT_EQ(ConnectionLimits::for_descriptors(1024), (1024u - ConnectionLimits::reserve) / ConnectionLimits::descriptors_per_connection);
     EXPECT_EQ(ConnectionLimits::for_descriptors(ConnectionLimits::reserve), 0u);
     EXPECT_EQ(ConnectionLimits::for_descriptors(10), 0u);
-    // The unit's LimitNOFILE=32768 fits max_connections with room to spare.
-    EXPECT_EQ(ConnectionLimits::for_descriptors(32768), ConnectionLimits::max_connections);
-    EXPECT_GE((32768u - ConnectionLimits::reserve) / 2, ConnectionLimits::max_connections);
+    // The unit's LimitNOFILE=33024 fits max_connections.
+    EXPECT_EQ(ConnectionLimits::for_descriptors(33024), ConnectionLimits::max_connections);
+    EXPECT_GE((33024u - ConnectionLimits::reserve) / ConnectionLimits::descriptors_per_connection,
+              ConnectionLimits::max_connections);
     EXPECT_EQ(ConnectionLimits::for_descriptors(UINT64_MAX), ConnectionLimits::max_connections);
 }
 

@@ -61,28 +61,28 @@ TEST(Crypto, ProofsFollowTheDocumentedLayout) {
     const auto wn = filled(32, 1), mn = filled(32, 2);
     using namespace std::string_literals;
     const std::string w1(32, '\x01'), m2(32, '\x02');
-    EXPECT_EQ(crypto::worker_proof("pw", "bot1", mn, wn),
+    EXPECT_EQ(crypto::worker_proof("pw", "bot1", mn, wn, {}),
               crypto::hmac_sha256("pw", bytes("buildyard-worker-v1\0bot1\0"s + m2 + w1)));
-    EXPECT_EQ(crypto::master_proof("pw", "bot1", wn, mn),
+    EXPECT_EQ(crypto::master_proof("pw", "bot1", wn, mn, {}),
               crypto::hmac_sha256("pw", bytes("buildyard-master-v1\0bot1\0"s + w1 + m2)));
     // The two directions never share a proof.
-    EXPECT_NE(crypto::worker_proof("pw", "bot1", mn, wn), crypto::master_proof("pw", "bot1", wn, mn));
+    EXPECT_NE(crypto::worker_proof("pw", "bot1", mn, wn, {}), crypto::master_proof("pw", "bot1", wn, mn, {}));
 }
 
 // The worker's check of its master: only a master that knows the password,
 // answering this very challenge, passes.
 TEST(Crypto, WorkerVerifiesMasterProof) {
     const auto wn = crypto::random_bytes(32), mn = crypto::random_bytes(32);
-    const auto good = crypto::master_proof("pw", "bot1", wn, mn);
-    EXPECT_TRUE(crypto::master_proof_valid("pw", "bot1", wn, mn, good));
-    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", wn, mn, crypto::master_proof("other", "bot1", wn, mn)));
-    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot2", wn, mn, good));
-    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", crypto::random_bytes(32), mn, good));  // replayed
-    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", wn, mn, crypto::worker_proof("pw", "bot1", mn, wn)));
-    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", wn, mn, crypto::Bytes{}));
+    const auto good = crypto::master_proof("pw", "bot1", wn, mn, {});
+    EXPECT_TRUE(crypto::master_proof_valid("pw", "bot1", wn, mn, {}, good));
+    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", wn, mn, {}, crypto::master_proof("other", "bot1", wn, mn, {})));
+    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot2", wn, mn, {}, good));
+    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", crypto::random_bytes(32), mn, {}, good));  // replayed
+    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", wn, mn, {}, crypto::worker_proof("pw", "bot1", mn, wn, {})));
+    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", wn, mn, {}, crypto::Bytes{}));
     auto truncated = good;
     truncated.pop_back();
-    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", wn, mn, truncated));
+    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", wn, mn, {}, truncated));
 }
 
 TEST(Handshake, Verdicts) {
@@ -90,21 +90,21 @@ TEST(Handshake, Verdicts) {
     w.name = "bot1";
     w.password = "pw";
     const auto wn = crypto::random_bytes(32), mn = crypto::random_bytes(32);
-    const auto proof = crypto::worker_proof("pw", "bot1", mn, wn);
+    const auto proof = crypto::worker_proof("pw", "bot1", mn, wn, {});
     using master::AuthVerdict;
-    EXPECT_EQ(master::verify_worker_proof(&w, "bot1", mn, wn, proof, "dummy"), AuthVerdict::ok);
-    EXPECT_EQ(master::verify_worker_proof(&w, "bot1", mn, wn, crypto::worker_proof("nope", "bot1", mn, wn), "dummy"),
+    EXPECT_EQ(master::verify_worker_proof(&w, "bot1", {mn, wn, {}}, proof, "dummy"), AuthVerdict::ok);
+    EXPECT_EQ(master::verify_worker_proof(&w, "bot1", {mn, wn, {}}, crypto::worker_proof("nope", "bot1", mn, wn, {}), "dummy"),
               AuthVerdict::wrong_password);
-    EXPECT_EQ(master::verify_worker_proof(&w, "bot1", wn, mn, proof, "dummy"), AuthVerdict::wrong_password);
-    EXPECT_EQ(master::verify_worker_proof(nullptr, "bot1", mn, wn, proof, "dummy"), AuthVerdict::unknown_worker);
+    EXPECT_EQ(master::verify_worker_proof(&w, "bot1", {wn, mn, {}}, proof, "dummy"), AuthVerdict::wrong_password);
+    EXPECT_EQ(master::verify_worker_proof(nullptr, "bot1", {mn, wn, {}}, proof, "dummy"), AuthVerdict::unknown_worker);
     // Even a proof made with the dummy key does not let an unknown name in.
-    EXPECT_EQ(master::verify_worker_proof(nullptr, "x", mn, wn, crypto::worker_proof("dummy", "x", mn, wn), "dummy"),
+    EXPECT_EQ(master::verify_worker_proof(nullptr, "x", {mn, wn, {}}, crypto::worker_proof("dummy", "x", mn, wn, {}), "dummy"),
               AuthVerdict::unknown_worker);
     // A local worker has no password, so over TCP it does not exist.
     config::Worker local;
     local.name = "bot1";
     local.type = config::WorkerType::local;
-    EXPECT_EQ(master::verify_worker_proof(&local, "bot1", mn, wn, crypto::worker_proof("", "bot1", mn, wn), "dummy"),
+    EXPECT_EQ(master::verify_worker_proof(&local, "bot1", {mn, wn, {}}, crypto::worker_proof("", "bot1", mn, wn, {}), "dummy"),
               AuthVerdict::unknown_worker);
 }
 
@@ -118,17 +118,59 @@ TEST(Handshake, FailureLines) {
 TEST(Handshake, ThrottleGrowsPerAddressAndForgets) {
     master::AuthThrottle t;
     uint64_t now = 1'000'000;
-    EXPECT_EQ(t.failure("10.0.0.1", now), 0u);
-    EXPECT_EQ(t.failure("10.0.0.1", now += 1000), 200'000u);
-    EXPECT_EQ(t.failure("10.0.0.1", now += 1000), 400'000u);
-    EXPECT_EQ(t.failure("10.0.0.2", now), 0u) << "another address is not slowed down";
+    EXPECT_EQ(t.failure("10.0.0.1", "bot1", now), 0u);
+    EXPECT_EQ(t.failure("10.0.0.1", "bot1", now += 1000), 200'000u);
+    EXPECT_EQ(t.failure("10.0.0.1", "bot1", now += 1000), 400'000u);
+    EXPECT_EQ(t.failure("10.0.0.2", "bot2", now), 0u) << "another address is not slowed down";
     uint64_t last = 0;
     for (int i = 0; i < 20; ++i) {
-        last = t.failure("10.0.0.1", now += 1000);
+        last = t.failure("10.0.0.1", "bot1", now += 1000);
     }
     EXPECT_EQ(last, master::AuthThrottle::max_delay);
     // A quiet minute wipes the slate.
-    EXPECT_EQ(t.failure("10.0.0.1", now + master::AuthThrottle::quiet), 0u);
+    EXPECT_EQ(t.failure("10.0.0.1", "bot1", now + master::AuthThrottle::quiet), 0u);
+}
+
+TEST(Handshake, ThrottleHoldsEveryAttemptForANameWhateverTheAddress) {
+    master::AuthThrottle t;
+    uint64_t now = 1'000'000;
+    EXPECT_EQ(t.wait("bot1", now), 0u);
+    // Failures from ever new addresses: each is answered at once, but the
+    // name's next attempt waits longer and longer.
+    t.failure("127.0.0.2", "bot1", now);
+    EXPECT_EQ(t.wait("bot1", now), 200'000u);
+    EXPECT_EQ(t.wait("bot2", now), 0u) << "other names are not held";
+    now += 200'000;
+    EXPECT_EQ(t.wait("bot1", now), 0u);
+    t.failure("127.0.0.3", "bot1", now);
+    EXPECT_EQ(t.wait("bot1", now + 100'000), 300'000u);
+    for (int i = 0; i < 20; ++i) {
+        now += t.wait("bot1", now);
+        t.failure("127.0.0." + std::to_string(4 + i), "bot1", now);
+    }
+    EXPECT_EQ(t.wait("bot1", now), master::AuthThrottle::max_delay) << "capped, never locked out for good";
+    EXPECT_EQ(t.wait("bot1", now + master::AuthThrottle::quiet), 0u);
+    // The right password clears the name.
+    t.success("bot1");
+    EXPECT_EQ(t.wait("bot1", now), 0u);
+    EXPECT_EQ(t.tracked_names(), 0u);
+}
+
+TEST(Handshake, ProofsAreBoundToTheTlsSession) {
+    config::Worker w;
+    w.name = "bot1";
+    w.password = "pw";
+    const auto wn = crypto::random_bytes(32), mn = crypto::random_bytes(32);
+    const auto ours = crypto::random_bytes(32), relayed = crypto::random_bytes(32);
+    const auto proof = crypto::worker_proof("pw", "bot1", mn, wn, ours);
+    using master::AuthVerdict;
+    EXPECT_EQ(master::verify_worker_proof(&w, "bot1", {mn, wn, ours}, proof, "dummy"), AuthVerdict::ok);
+    EXPECT_EQ(master::verify_worker_proof(&w, "bot1", {mn, wn, relayed}, proof, "dummy"),
+              AuthVerdict::wrong_password);
+    EXPECT_EQ(master::verify_worker_proof(&w, "bot1", {mn, wn, {}}, proof, "dummy"), AuthVerdict::wrong_password);
+    const auto master_proof = crypto::master_proof("pw", "bot1", wn, mn, relayed);
+    EXPECT_FALSE(crypto::master_proof_valid("pw", "bot1", wn, mn, ours, master_proof));
+    EXPECT_TRUE(crypto::master_proof_valid("pw", "bot1", wn, mn, relayed, master_proof));
 }
 
 TEST(RemoteLink, ReconnectBackoffDoublesWithJitterUpToTheCap) {

@@ -62,7 +62,27 @@ TEST(CtlTable, EmptyAndMissingCellsPrintAsDash) {
 TEST(CtlTable, HeaderOnlyWhenEmpty) {
     Table t(build_columns);
     EXPECT_EQ(t.rows(), 0u);
-    EXPECT_EQ(t.render(), "ID  BUILDER  WORKER  STATE  RESULT\n");
+    EXPECT_EQ(t.render(), "ID  BUILDER  WORKER  STATE  RESULT  EXIT  DURATION\n");
+}
+
+TEST(CtlBuilds, ExitStatusAndDurationCells) {
+    PropertyMap failed{{"State", std::string("finished")}, {"ExitStatus", int64_t{2}},
+                       {"StartedAt", uint64_t{1'000'000}}, {"FinishedAt", uint64_t{3'500'000}}};
+    EXPECT_EQ(build_exit_cell(failed), "2");
+    EXPECT_EQ(build_duration_cell(failed, 99'000'000), "2.50 s");
+    EXPECT_EQ(build_exit_json(failed), 2);
+    EXPECT_EQ(build_duration_json(failed, 99'000'000), 2.5);
+
+    PropertyMap running{{"State", std::string("running")}, {"ExitStatus", int64_t{-1}},
+                        {"StartedAt", uint64_t{1'000'000}}, {"FinishedAt", uint64_t{0}}};
+    EXPECT_EQ(build_exit_cell(running), "");
+    EXPECT_EQ(build_duration_cell(running, 13'000'000), "12.0 s") << "running: up to now";
+    EXPECT_TRUE(build_exit_json(running).is_null());
+
+    PropertyMap pending{{"State", std::string("pending")}, {"ExitStatus", int64_t{-1}},
+                        {"StartedAt", uint64_t{0}}, {"FinishedAt", uint64_t{0}}};
+    EXPECT_EQ(build_duration_cell(pending, 5), "");
+    EXPECT_TRUE(build_duration_json(pending, 5).is_null());
 }
 
 TEST(CtlTable, CountsUtf8CodePointsAsOneColumn) {
@@ -152,15 +172,17 @@ TEST_F(CtlUtcZone, WorkerRowFromProperties) {
 }
 
 TEST(CtlStatus, KeyValueLines) {
-    MasterStatus s{"0.1.0", "ci-main", 3, 2, 1, 0};
+    MasterStatus s{"0.1.0", "ci-main", "sha256:" + std::string(64, 'a'), 3, 2, 1, 0};
     EXPECT_EQ(format_status(s),
               "version: 0.1.0\n"
               "name: ci-main\n"
+              "tls fingerprint: sha256:" + std::string(64, 'a') + "\n"
               "workers: 3\n"
               "connected workers: 2\n"
               "running builds: 1\n"
               "pending builds: 0\n");
-    EXPECT_EQ(format_status(MasterStatus{}).substr(0, 19), "version: -\nname: -\n");
+    EXPECT_EQ(format_status(MasterStatus{}).substr(0, 52),
+              "version: -\nname: -\ntls fingerprint: none (tls = no)\n");
 }
 
 TEST(CtlValue, SnakeCase) {
@@ -233,11 +255,14 @@ TEST(CtlOutcome, MasterNotRunning) {
     EXPECT_EQ(bus_failure("org.freedesktop.DBus.Error.ServiceUnknown", "", 0).exit_code, 2);
 }
 
-TEST(CtlOutcome, PermissionDenied) {
-    EXPECT_EQ(describe_bus_error("org.freedesktop.DBus.Error.AccessDenied",
-                                 "Rejected send message", 0),
-              "permission denied: changing Buildyard needs root or membership in group buildyard "
-              "(Rejected send message)");
+TEST(CtlOutcome, PermissionDeniedSaysWhatIsNeededWithoutTheBusText) {
+    const char* rejected = "Rejected send message, 2 matched rules; type=\"method_call\"";
+    EXPECT_EQ(describe_bus_error("org.freedesktop.DBus.Error.AccessDenied", rejected, 0, "Pause"),
+              "permission denied: changing Buildyard needs root or membership in group buildyard");
+    EXPECT_EQ(describe_bus_error("org.freedesktop.DBus.Error.AccessDenied", rejected, 0, "ReadLog"),
+              "permission denied: reading build logs needs root or membership in group buildyard");
+    EXPECT_EQ(describe_bus_error("org.freedesktop.DBus.Error.AccessDenied", rejected, 0, "SubmitBuild"),
+              "permission denied: submitting builds needs root or membership in group buildyard");
 }
 
 TEST(CtlOutcome, BuildyardErrorsGetASentence) {
@@ -250,8 +275,9 @@ TEST(CtlOutcome, BuildyardErrorsGetASentence) {
               "invalid argument: bad");
     EXPECT_EQ(describe_bus_error("org.buildyard.Error.AccessDenied", "uid 1000", 0),
               "access denied: uid 1000");
-    EXPECT_EQ(describe_bus_error("org.buildyard.Error.AlreadyFinished", "build 3", 0),
-              "build already finished: build 3");
+    // The master's message says it already: not "build already finished: build 3 has ...".
+    EXPECT_EQ(describe_bus_error("org.buildyard.Error.AlreadyFinished", "build 3 has already finished", 0),
+              "build 3 has already finished");
     EXPECT_EQ(describe_bus_error("org.buildyard.Error.AlreadyFinished", "", 0),
               "build already finished");
     EXPECT_EQ(describe_bus_error("org.buildyard.Error.SomethingNew", "m", 0), "SomethingNew: m");
@@ -276,7 +302,16 @@ TEST(CtlOutcome, OtherErrors) {
               "timed out (org.freedesktop.DBus.Error.NoReply)");
     EXPECT_EQ(describe_bus_error("", "", ECONNRESET), std::strerror(ECONNRESET));
     EXPECT_EQ(connect_failure(ENOENT).message,
-              std::string("cannot connect to the system bus: ") + std::strerror(ENOENT));
+              std::string("cannot connect to the system bus at unix:path=/run/dbus/system_bus_socket: ") +
+                  std::strerror(ENOENT) +
+                  "\nIs dbus running (systemctl status dbus)? For a private bus, such as the one "
+                  "`tests/quickstart.sh --keep` leaves running, set DBUS_SYSTEM_BUS_ADDRESS=unix:path=DIR/bus "
+                  "as it prints.");
+    EXPECT_EQ(connect_failure(ECONNREFUSED, "unix:path=/tmp/q/bus").message,
+              std::string("cannot connect to the system bus at DBUS_SYSTEM_BUS_ADDRESS=unix:path=/tmp/q/bus: ") +
+                  std::strerror(ECONNREFUSED) +
+                  "\nThat bus is gone (was the quickstart stopped?); unset DBUS_SYSTEM_BUS_ADDRESS to use the "
+                  "machine's system bus.");
     EXPECT_EQ(connect_failure(ENOENT).exit_code, 2);
 }
 

@@ -26,7 +26,7 @@ by::config::Ec2Options options() {
     return o;
 }
 
-StartSpec spec() { return StartSpec{Tag{"m1", "e1", start}, "10.0.0.1:9989", "tok3n", nullptr}; }
+StartSpec spec() { return StartSpec{Tag{"m1", "e1", start}, "10.0.0.1:9989", "tok3n", "", nullptr}; }
 
 std::map<std::string, std::string> as_map(const Params& p) {
     std::map<std::string, std::string> m;

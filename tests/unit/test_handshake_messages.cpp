@@ -64,16 +64,20 @@ TEST_F(HandshakeMessages, Hello) {
     const std::vector<uint8_t> nonce(32, 9);
     ASSERT_GE(sd_bus_message_append(m.get(), "s", "w1"), 0);
     ASSERT_GE(sd_bus_message_append_array(m.get(), 'y', nonce.data(), nonce.size()), 0);
+    const std::vector<uint8_t> binding(32, 5);
+    ASSERT_GE(sd_bus_message_append_array(m.get(), 'y', binding.data(), binding.size()), 0);
     seal(m);
     handshake::Hello hello;
     std::string error;
     EXPECT_EQ(handshake::read_hello(m.get(), hello, error), 1);
     EXPECT_EQ(hello.name, "w1");
     EXPECT_EQ(hello.worker_nonce, nonce);
+    EXPECT_EQ(hello.channel_binding, binding);
 
     auto short_nonce = call("Hello");
     ASSERT_GE(sd_bus_message_append(short_nonce.get(), "s", "w1"), 0);
     ASSERT_GE(sd_bus_message_append_array(short_nonce.get(), 'y', nonce.data(), 31), 0);
+    ASSERT_GE(sd_bus_message_append_array(short_nonce.get(), 'y', nonce.data(), 0), 0);
     seal(short_nonce);
     EXPECT_EQ(handshake::read_hello(short_nonce.get(), hello, error), 0);
     EXPECT_EQ(error, "worker_nonce must be 32 bytes.");

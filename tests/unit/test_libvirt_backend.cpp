@@ -45,7 +45,7 @@ protected:
     }
 
     StartSpec spec(const by::config::Worker& w, const std::string& start) const {
-        return StartSpec{Tag{"m", w.name, start}, "10.0.2.2:9989", token, &w};
+        return StartSpec{Tag{"m", w.name, start}, "10.0.2.2:9989", token, "", &w};
     }
 
     std::string overlay(const std::string& worker_name, const std::string& start) const {

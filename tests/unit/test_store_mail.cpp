@@ -75,12 +75,12 @@ TEST_F(StoreMailTest, UpgradesAVersionOneDatabase) {
         EXPECT_EQ(s.load_latent("old"), LatentMachine::Record{});
         ASSERT_TRUE(s.set_first_seen("old", 5));
     }
-    EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+    EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
     // Opening again changes nothing.
     Store s;
     ASSERT_TRUE(s.open(dir_)) << s.error();
     EXPECT_EQ(s.load_missing("old").first_seen, 5u);
-    EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+    EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
 }
 
 TEST_F(StoreMailTest, FirstSeenIsSetOnce) {

@@ -117,6 +117,7 @@ TEST_F(WorkerConfigTest, InvalidName) {
 TEST_F(WorkerConfigTest, KeysOutsideAnySection) {
     const auto c = load_ok("master = ci.example.org:9989   ; remote\n"
                            "password = pw\n"
+                           "tls = no\n"
                            "basedir = /srv/build\n"
                            "admin = Jane Doe <jane@example.org>\n"
                            "kill_timeout = 3\n");
@@ -128,12 +129,12 @@ TEST_F(WorkerConfigTest, KeysOutsideAnySection) {
 }
 
 TEST_F(WorkerConfigTest, ReconnectMax) {
-    EXPECT_EQ(load_ok("master = 127.0.0.1:9989\npassword = pw\nreconnect_max = 5\n").reconnect_max, 5u);
+    EXPECT_EQ(load_ok("master = 127.0.0.1:9989\npassword = pw\nreconnect_max = 5\ntls = no\n").reconnect_max, 5u);
     EXPECT_EQ(load_ok("reconnect_max = 86400\n").reconnect_max, 86400u);
 }
 
 TEST_F(WorkerConfigTest, KeysInWorkerSection) {
-    const auto c = load_ok("admin = someone\n[worker]\nmaster = [::1]:9989\npassword = pw\n");
+    const auto c = load_ok("admin = someone\n[worker]\nmaster = [::1]:9989\npassword = pw\ntls = off\n");
     EXPECT_EQ(c.master, "[::1]:9989");
     EXPECT_EQ(c.admin, "someone");
 }
@@ -146,13 +147,13 @@ TEST_F(WorkerConfigTest, LocalMasterNeedsNoPassword) {
 
 TEST_F(WorkerConfigTest, PasswordSources) {
     const auto pw = write("pw", "from-file\n");
-    auto c = load_ok("master = 127.0.0.1:9989\npassword_file = " + pw + "\n");
+    auto c = load_ok("master = 127.0.0.1:9989\ntls = no\npassword_file = " + pw + "\n");
     EXPECT_EQ(c.password, "from-file");
 
     fs::create_directories(dir / "creds");
     write("creds/worker-pw", "from-cred");
     env.credentials_directory = (dir / "creds").string();
-    c = load_ok("master = 127.0.0.1:9989\npassword_credential = worker-pw\n");
+    c = load_ok("master = 127.0.0.1:9989\ntls = no\npassword_credential = worker-pw\n");
     EXPECT_EQ(c.password, "from-cred");
 
     env.credentials_directory.clear();
@@ -160,6 +161,35 @@ TEST_F(WorkerConfigTest, PasswordSources) {
                  "2: password_credential: password_credential needs $CREDENTIALS_DIRECTORY");
     expect_error("password_file = pw\n", "1: password_file: 'pw' is not an absolute path");
     expect_error("password =\n", "1: password: the password is empty");
+}
+
+TEST_F(WorkerConfigTest, TlsTrust) {
+    const std::string hex(64, 'a');
+    auto c = load_ok("master = ci:9989\npassword = pw\nmaster_fingerprint = SHA256:" + std::string(64, 'A') + "\n");
+    EXPECT_TRUE(c.tls);
+    EXPECT_EQ(c.master_fingerprint, "sha256:" + hex);
+    // Colons between byte pairs, as openssl x509 -fingerprint prints them.
+    std::string colons;
+    for (int i = 0; i < 32; ++i) colons += std::string(i ? ":" : "") + "AA";
+    EXPECT_EQ(load_ok("master = ci:9989\npassword = pw\nmaster_fingerprint = sha256:" + colons + "\n").master_fingerprint,
+              "sha256:" + hex);
+    const auto ca = write("ca.pem", "not checked here\n");
+    c = load_ok("master = ci:9989\npassword = pw\ntls_ca_file = " + ca + "\n");
+    EXPECT_EQ(c.tls_ca_file, ca);
+    EXPECT_FALSE(load_ok("master = ci:9989\npassword = pw\ntls = no\n").tls);
+    EXPECT_TRUE(load_ok("master = bus\n").tls) << "a local worker needs no trust";
+
+    expect_error("master = ci:9989\npassword = pw\n",
+                 "1: master: a remote master over TLS needs master_fingerprint = sha256:HEX");
+    expect_error("master = ci:9989\npassword = pw\nmaster_fingerprint = sha256:abc\n",
+                 "3: master_fingerprint: invalid fingerprint 'sha256:abc'");
+    expect_error("master = ci:9989\npassword = pw\nmaster_fingerprint = md5:" + hex + "\n",
+                 "3: master_fingerprint: invalid fingerprint");
+    expect_error("master = ci:9989\npassword = pw\nmaster_fingerprint = sha256:" + hex + "\ntls_ca_file = " + ca + "\n",
+                 "4: tls_ca_file: conflicts with master_fingerprint: set one of them");
+    expect_error("tls_ca_file = /nonexistent/ca.pem\n", "1: tls_ca_file: cannot read /nonexistent/ca.pem");
+    expect_error("tls_certificate = " + ca + "\n", "1: tls_certificate: set both tls_certificate and tls_key");
+    expect_error("tls = maybe\n", "1: tls: invalid value 'maybe': expected yes or no");
 }
 
 TEST_F(WorkerConfigTest, Errors) {

@@ -1,0 +1,85 @@
+// No rerun beside an orphan: when a worker is lost while it runs builds,
+// their processes may live on (a worker killed with kill -9 leaves its
+// steps running until something kills them; a remote worker cut off by the
+// network may not even know). The builds wait in state "cleanup" until the
+// worker attaches again, which it does only after it has killed what its
+// previous run left (buildyard-workerd(8)), or until the worker's
+// lost_build_grace has passed, whichever comes first. Then they end "retry"
+// and are rerun. See buildyard-masterd(8) for the trade-off.
+#include <cstring>
+
+#include "common/log.hpp"
+#include "master/master.hpp"
+
+namespace by::master {
+
+void Master::await_cleanup(Worker& w, const std::string& reason) {
+    const uint64_t grace = config::lost_build_grace(w.cfg);
+    if (grace == 0 || w.running.empty()) {
+        return;  // the caller requeues what is left in w.running
+    }
+    auto running = std::move(w.running);
+    w.running.clear();
+    for (uint64_t id : running) {
+        auto it = active_.find(id);
+        if (it == active_.end()) {
+            continue;
+        }
+        ActiveBuild& ab = *it->second;
+        if (master::await_cleanup(ab.build) != TransitionError::none) {
+            continue;
+        }
+        if (!store_.update_build(ab.build)) {
+            log::error("cannot record that build {} waits for cleanup: {}", id, store_.error());
+        }
+        log::write(log::Level::notice,
+                   fmt::format("build {} of {} waits until worker {} is back or {} s have passed ({}), then reruns",
+                               id, ab.build.builder, w.cfg.name, grace, reason),
+                   {{"BUILDYARD_BUILD", std::to_string(id)}, {"BUILDYARD_BUILDER", ab.build.builder},
+                    {"BUILDYARD_WORKER", w.cfg.name}});
+        emit_build(ab);
+        w.cleanup.insert(id);
+    }
+    if (w.cleanup.empty() || w.cleanup_timer) {
+        return;  // an earlier loss's timer is still running: it covers these too
+    }
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, grace * 1'000'000, 100'000, on_cleanup_timer, &w);
+    if (r < 0) {
+        log::error("cannot time the cleanup of worker {}'s builds: {}; rerunning them now", w.cfg.name,
+                   std::strerror(-r));
+        end_cleanup(w, "no timer for lost_build_grace");
+        return;
+    }
+    w.cleanup_timer.reset(s);
+}
+
+int Master::on_cleanup_timer(sd_event_source*, uint64_t, void* userdata) {
+    auto& w = *static_cast<Worker*>(userdata);
+    Master& m = *w.master;
+    m.end_cleanup(w, fmt::format("worker {} did not come back within lost_build_grace ({} s)", w.cfg.name,
+                                 config::lost_build_grace(w.cfg)));
+    m.request_dispatch();
+    return 0;
+}
+
+void Master::end_cleanup(Worker& w, const std::string& why) {
+    w.cleanup_timer.reset();
+    auto ids = std::move(w.cleanup);
+    w.cleanup.clear();
+    for (uint64_t id : ids) {
+        auto it = active_.find(id);
+        if (it == active_.end() || it->second->build.state != BuildState::cleanup) {
+            continue;
+        }
+        ActiveBuild& ab = *it->second;
+        if (ab.build.cancel_requested) {
+            finish_build(ab, Result::cancelled, ab.build.exit_status);
+        } else {
+            requeue(ab, why);
+        }
+    }
+    emit_worker(w);
+}
+
+}  // namespace by::master

@@ -1,0 +1,288 @@
+// Without a systemd manager: the worker is a child subreaper, so orphans of
+// its steps (daemons that setsid() away included) become its children
+// instead of init's and can be reaped; a build's processes are found by the
+// BUILDYARD_WORKER and BUILDYARD_BUILD_ID in their environment. A process
+// that clears its environment and leaves its step's process group escapes
+// this; a cgroup does not let it (isolation_systemd.cpp).
+//
+// The ids of the running builds are recorded in STATE_DIRECTORY/running-builds,
+// so that a worker that was killed finds its predecessor's processes when it
+// starts again (they are init's children by then).
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/ranges.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.hpp"
+#include "common/raii.hpp"
+#include "worker/isolation.hpp"
+
+namespace by::worker {
+
+namespace {
+
+constexpr uint64_t poll_usec = 10'000;
+// Processes sent SIGKILL are gone in milliseconds unless stuck in the kernel;
+// give up waiting (with a warning) after this long.
+constexpr unsigned max_polls = 1000;
+
+// Whether NUL-separated `environ` holds `entry` as a whole item.
+bool has_entry(const std::string& environ, const std::string& entry) {
+    size_t at = 0;
+    while (at < environ.size()) {
+        size_t end = environ.find('\0', at);
+        if (end == std::string::npos) end = environ.size();
+        if (environ.compare(at, end - at, entry) == 0) {
+            return true;
+        }
+        at = end + 1;
+    }
+    return false;
+}
+
+struct Proc {
+    pid_t pid;
+    pid_t ppid;
+    bool zombie;
+};
+
+bool read_stat(pid_t pid, Proc& p) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) return false;
+    // The command sits in parentheses and may hold anything: parse after the last ')'.
+    size_t close = line.rfind(')');
+    if (close == std::string::npos || close + 4 > line.size()) return false;
+    char state = line[close + 2];
+    p.pid = pid;
+    p.zombie = state == 'Z' || state == 'X';
+    p.ppid = static_cast<pid_t>(std::strtol(line.c_str() + close + 4, nullptr, 10));
+    return true;
+}
+
+class Subreaper : public Isolation {
+public:
+    Subreaper(sd_event* event, std::string worker, std::string state_directory)
+        : event_(event), worker_(std::move(worker)),
+          record_(state_directory.empty() ? std::string() : state_directory + "/running-builds") {
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+            log::warning("cannot become a child subreaper: {}", std::strerror(errno));
+        }
+    }
+
+    const char* kind() const override { return "subreaper"; }
+    bool gates_steps() const override { return false; }
+
+    int clean_leftovers(std::function<void()> done) override {
+        std::ifstream in(record_);
+        std::set<uint64_t> ids;
+        for (uint64_t id = 0; in >> id;) ids.insert(id);
+        if (ids.empty()) {
+            return 1;
+        }
+        log::notice("killing what the builds {} of an earlier run of this worker left", fmt::join(ids, ", "));
+        if (kill_marked(ids, true) == 0) {
+            save_record();
+            return 1;
+        }
+        Sweep& s = sweeps_[0];
+        s.ids = ids;
+        s.leftovers = std::move(done);
+        arm(0);
+        return 0;
+    }
+
+    int adopt(uint64_t id, pid_t pid, const config::BuildLimits&, unsigned, Done) override {
+        shells_[pid] = id;
+        if (running_.insert(id).second) {
+            save_record();
+        }
+        return 1;
+    }
+
+    void release(uint64_t id, Released released) override {
+        std::erase_if(shells_, [id](const auto& kv) { return kv.second == id; });
+        Sweep& s = sweeps_[id];
+        s.ids = {id};
+        s.released = std::move(released);
+        sweep(id);
+    }
+
+    void abandon(uint64_t id) override {
+        std::erase_if(shells_, [id](const auto& kv) { return kv.second == id; });
+        kill_marked({id}, false);
+        sweeps_.erase(id);
+        forget(id);
+    }
+
+private:
+    struct Sweep {
+        std::set<uint64_t> ids;
+        Released released;
+        std::function<void()> leftovers;
+        SourcePtr timer;
+        unsigned polls = 0;
+    };
+
+    // Every process to look at: all of them for an earlier run's leftovers
+    // (init has them by now), else our descendants, which as the subreaper
+    // include every orphan of our steps.
+    std::vector<pid_t> candidates(bool everywhere) const {
+        std::vector<pid_t> out;
+        if (everywhere) {
+            for (const auto& e : std::filesystem::directory_iterator("/proc", std::filesystem::directory_options::skip_permission_denied)) {
+                const std::string name = e.path().filename();
+                if (name.find_first_not_of("0123456789") == std::string::npos) out.push_back(std::stoi(name));
+            }
+            return out;
+        }
+        std::vector<pid_t> queue{getpid()};
+        while (!queue.empty()) {
+            const pid_t parent = queue.back();
+            queue.pop_back();
+            std::error_code ec;
+            for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(parent) + "/task", ec)) {
+                std::ifstream in(t.path() / "children");
+                for (pid_t child = 0; in >> child;) {
+                    out.push_back(child);
+                    queue.push_back(child);
+                }
+            }
+        }
+        return out;
+    }
+
+    // SIGKILL to every process of `ids`; the number found alive.
+    unsigned kill_marked(const std::set<uint64_t>& ids, bool everywhere) {
+        unsigned found = 0;
+        const std::string worker_entry = "BUILDYARD_WORKER=" + worker_;
+        const pid_t self = getpid();
+        for (pid_t pid : candidates(everywhere)) {
+            if (pid <= 1 || pid == self) continue;
+            Proc p{};
+            if (!read_stat(pid, p)) continue;
+            if (p.zombie) {
+                // Ours to reap unless a runner's child source owns it.
+                if (p.ppid == self && !shells_.count(pid)) waitpid(pid, nullptr, WNOHANG);
+                continue;
+            }
+            std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+            std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            if (env.empty() || !has_entry(env, worker_entry)) continue;
+            for (uint64_t id : ids) {
+                if (has_entry(env, "BUILDYARD_BUILD_ID=" + std::to_string(id))) {
+                    ::kill(pid, SIGKILL);
+                    ++found;
+                    break;
+                }
+            }
+        }
+        return found;
+    }
+
+    // Polls the sweep `key` again soon.
+    void arm(uint64_t key) {
+        Sweep& s = sweeps_[key];
+        ++s.polls;
+        if (s.timer) {
+            uint64_t now = 0;
+            sd_event_now(event_, CLOCK_MONOTONIC, &now);
+            sd_event_source_set_time(s.timer.get(), now + poll_usec);
+            sd_event_source_set_enabled(s.timer.get(), SD_EVENT_ONESHOT);
+            return;
+        }
+        sd_event_source* t = nullptr;
+        if (sd_event_add_time_relative(event_, &t, CLOCK_MONOTONIC, poll_usec, 0, on_poll, this) < 0) {
+            s.polls = max_polls;  // no timer: the next round is the last
+            return;
+        }
+        s.timer.reset(t);
+        timer_keys_[t] = key;
+    }
+
+    // One round: kill and reap; once nothing is left (or after max_polls),
+    // the sweep ends and its callback runs.
+    void sweep(uint64_t key) {
+        Sweep& s = sweeps_[key];
+        const unsigned alive = kill_marked(s.ids, key == 0);
+        if (alive > 0 && s.polls < max_polls) {
+            arm(key);
+            return;
+        }
+        if (alive > 0) {
+            log::warning("{} process(es) of build(s) {} would not die", alive, fmt::join(s.ids, ", "));
+        }
+        Sweep done = std::move(s);
+        if (done.timer) timer_keys_.erase(done.timer.get());
+        sweeps_.erase(key);
+        for (uint64_t id : done.ids) forget(id);
+        if (done.leftovers) save_record();  // the earlier run's record goes
+        if (done.released) done.released(BuildUsage{});
+        if (done.leftovers) done.leftovers();
+    }
+
+    static int on_poll(sd_event_source* s, uint64_t, void* userdata) {
+        auto* self = static_cast<Subreaper*>(userdata);
+        auto it = self->timer_keys_.find(s);
+        if (it != self->timer_keys_.end()) {
+            self->sweep(it->second);
+        }
+        return 0;
+    }
+
+    void forget(uint64_t id) {
+        if (running_.erase(id)) {
+            save_record();
+        }
+    }
+
+    // Rewritten whole and renamed into place: a crash leaves the old or the new.
+    void save_record() {
+        if (record_.empty()) return;
+        if (running_.empty()) {
+            std::filesystem::remove(record_);
+            return;
+        }
+        const std::string tmp = record_ + ".new";
+        {
+            std::ofstream out(tmp, std::ios::trunc);
+            for (uint64_t id : running_) out << id << "\n";
+            if (!out.flush()) {
+                log::warning("cannot write {}", tmp);
+                return;
+            }
+        }
+        std::error_code ec;
+        std::filesystem::rename(tmp, record_, ec);
+        if (ec) log::warning("cannot write {}: {}", record_, ec.message());
+    }
+
+    sd_event* event_;
+    std::string worker_;
+    std::string record_;
+    std::set<uint64_t> running_;
+    std::map<pid_t, uint64_t> shells_;   // step shells a runner reaps itself
+    std::map<uint64_t, Sweep> sweeps_;   // key 0: the leftovers of an earlier run
+    std::map<sd_event_source*, uint64_t> timer_keys_;
+};
+
+}  // namespace
+
+std::unique_ptr<Isolation> make_subreaper(sd_event* event, const std::string& worker,
+                                          const std::string& state_directory) {
+    return std::make_unique<Subreaper>(event, worker, state_directory);
+}
+
+}  // namespace by::worker

@@ -1,0 +1,566 @@
+// A transient scope per build, over systemd's private socket (the manager
+// itself: no broker in between, and its signals come without Subscribe()).
+//
+// A scope rather than a service: the worker stays the parent of each step's
+// shell, so the output pipe, the exit status and the step boundaries work
+// exactly as without systemd, and starting one costs a cgroup move instead
+// of a fork by PID 1. A scope disappears once empty, so a holder process
+// (sleep infinity, its own process group) keeps it for the whole build;
+// each step's shell waits on a gate until it has been moved in, so nothing
+// it forks stays behind in the worker's own cgroup.
+#include <cerrno>
+#include <cinttypes>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <utility>
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-login.h>
+#include <unistd.h>
+
+#include "common/bus.hpp"
+#include "common/log.hpp"
+#include "common/process.hpp"
+#include "common/raii.hpp"
+#include "worker/isolation.hpp"
+
+namespace by::worker {
+
+namespace {
+
+constexpr const char* systemd_name = "org.freedesktop.systemd1";
+constexpr const char* systemd_path = "/org/freedesktop/systemd1";
+constexpr const char* manager_iface = "org.freedesktop.systemd1.Manager";
+constexpr const char* unit_prefix = "/org/freedesktop/systemd1/unit";
+
+// The peak of a cgroup's memory: memory.peak (cgroup v2, Linux 5.19), else
+// the v1 controller's memory.max_usage_in_bytes (hybrid hierarchies).
+uint64_t read_memory_peak(const std::string& cgroup) {
+    for (const std::string& file : {"/sys/fs/cgroup" + cgroup + "/memory.peak",
+                                    "/sys/fs/cgroup/unified" + cgroup + "/memory.peak",
+                                    "/sys/fs/cgroup/memory" + cgroup + "/memory.max_usage_in_bytes"}) {
+        std::ifstream in(file);
+        uint64_t v = 0;
+        if (in >> v) {
+            return v;
+        }
+    }
+    return BuildUsage::unknown;
+}
+
+// cgroup v2 alone ("unified"), or v1 controllers beside it ("hybrid") or
+// without it ("legacy"): under v1, limits go to v1 controllers, which a
+// container may have read-only, and IO is not counted.
+std::string cgroup_hierarchy() {
+    struct statfs fs {};
+    if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) {
+        return "unified";
+    }
+    if (statfs("/sys/fs/cgroup/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) {
+        return "hybrid";
+    }
+    return "legacy";
+}
+
+class SystemdScopes : public Isolation {
+public:
+    SystemdScopes(sd_event* event, std::string worker, BusPtr bus, std::string own_unit)
+        : event_(event), worker_(std::move(worker)), bus_(std::move(bus)), own_unit_(std::move(own_unit)) {}
+
+    int watch() {
+        sd_bus_slot* s = nullptr;
+        int r = sd_bus_match_signal(bus_.get(), &s, nullptr, systemd_path, manager_iface, "JobRemoved",
+                                    on_job_removed, this);
+        if (r < 0) {
+            return r;
+        }
+        job_match_.reset(s);
+        return sd_bus_attach_event(bus_.get(), event_, SD_EVENT_PRIORITY_NORMAL);
+    }
+
+    const char* kind() const override { return "systemd"; }
+    bool gates_steps() const override { return true; }
+
+    int clean_leftovers(std::function<void()> done) override;
+    int adopt(uint64_t id, pid_t pid, const config::BuildLimits& limits, unsigned kill_timeout, Done done) override;
+    void release(uint64_t id, Released released) override;
+    void abandon(uint64_t id) override;
+
+private:
+    struct Unit {
+        std::string name;
+        bool started = false;
+        SourcePtr holder;  // owns the holder process: freeing it kills and reaps it
+        SlotPtr call;
+        Done adopted;
+        Released released;
+        BuildUsage usage;
+    };
+
+    static int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*);
+    static int on_start_reply(sd_bus_message* m, void* userdata, sd_bus_error*);
+    static int on_attach_reply(sd_bus_message* m, void* userdata, sd_bus_error*);
+    static int on_usage_reply(sd_bus_message* m, void* userdata, sd_bus_error*);
+    static int on_stop_reply(sd_bus_message* m, void* userdata, sd_bus_error*);
+    static int on_holder_exit(sd_event_source*, const siginfo_t*, void*) { return 0; }
+
+    // The reply handlers get a heap cookie naming the build, so that a reply
+    // for a build abandoned meanwhile finds nothing.
+    struct Cookie {
+        SystemdScopes* self;
+        uint64_t id;
+    };
+    int call_async(uint64_t id, MessagePtr& m, sd_bus_message_handler_t handler, Unit& u);
+    int start_unit(uint64_t id, Unit& u, pid_t pid, const config::BuildLimits& limits, unsigned kill_timeout);
+    int new_stop(const std::string& unit, MessagePtr& m);
+    void stop_unit(uint64_t id, Unit& u);
+    void finish(uint64_t id);
+    void adopted(uint64_t id, int r);
+
+    sd_event* event_;
+    std::string worker_;
+    BusPtr bus_;
+    std::string own_unit_;
+    SlotPtr job_match_;
+    std::map<uint64_t, Unit> units_;
+    std::map<std::string, uint64_t> jobs_;  // job path -> build id (0: a leftover's stop)
+    std::set<std::string> leftover_jobs_;
+    std::function<void()> leftovers_done_;
+};
+
+int SystemdScopes::call_async(uint64_t id, MessagePtr& m, sd_bus_message_handler_t handler, Unit& u) {
+    auto* cookie = new Cookie{this, id};
+    sd_bus_slot* s = nullptr;
+    int r = sd_bus_call_async(bus_.get(), &s, m.get(), handler, cookie, 0);
+    if (r < 0) {
+        delete cookie;
+        return r;
+    }
+    sd_bus_slot_set_destroy_callback(s, [](void* p) { delete static_cast<Cookie*>(p); });
+    u.call.reset(s);
+    return 0;
+}
+
+int SystemdScopes::adopt(uint64_t id, pid_t pid, const config::BuildLimits& limits, unsigned kill_timeout,
+                         Done done) {
+    auto [it, fresh] = units_.try_emplace(id);
+    Unit& u = it->second;
+    u.adopted = std::move(done);
+    if (fresh) {
+        u.name = build_unit_name(worker_, id);
+        int r = start_unit(id, u, pid, limits, kill_timeout);
+        if (r < 0) {
+            units_.erase(id);
+        }
+        return r;
+    }
+    MessagePtr m;
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface,
+                                           "AttachProcessesToUnit");
+    m.reset(raw);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "ssau", u.name.c_str(), "", 1, static_cast<uint32_t>(pid));
+    if (r >= 0) r = call_async(id, m, on_attach_reply, u);
+    return r < 0 ? r : 0;
+}
+
+int SystemdScopes::start_unit(uint64_t id, Unit& u, pid_t pid, const config::BuildLimits& limits,
+                              unsigned kill_timeout) {
+    // The holder: in its own process group, so that ending a step's group
+    // leaves it; it keeps the scope (and with it the build's cgroup) alive
+    // between steps.
+    Fd devnull(open("/dev/null", O_WRONLY | O_CLOEXEC));
+    if (!devnull) {
+        return -errno;
+    }
+    std::string sleep = "/bin/sleep", infinity = "infinity";
+    char* argv[] = {sleep.data(), infinity.data(), nullptr};
+    process::SpawnOptions options;
+    options.new_group = true;
+    pid_t holder = -1;
+    int r = process::spawn(argv, devnull.get(), options, holder);
+    if (r < 0) {
+        return r;
+    }
+    sd_event_source* src = nullptr;
+    r = sd_event_add_child(event_, &src, holder, WEXITED, on_holder_exit, nullptr);
+    if (r < 0) {
+        ::kill(holder, SIGKILL);
+        waitpid(holder, nullptr, 0);
+        return r;
+    }
+    sd_event_source_set_child_process_own(src, 1);
+    u.holder.reset(src);
+
+    MessagePtr m;
+    sd_bus_message* raw = nullptr;
+    r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface,
+                                       "StartTransientUnit");
+    m.reset(raw);
+    const std::string description = "Buildyard build " + std::to_string(id) + " on " + worker_;
+    if (r >= 0) r = sd_bus_message_append(m.get(), "ss", u.name.c_str(), "fail");
+    if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "Description", "s", description.c_str());
+    if (r >= 0)
+        r = sd_bus_message_append(m.get(), "(sv)", "PIDs", "au", 2, static_cast<uint32_t>(holder),
+                                  static_cast<uint32_t>(pid));
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "KillMode", "s", "control-group");
+    if (r >= 0)
+        r = sd_bus_message_append(m.get(), "(sv)", "TimeoutStopUSec", "t",
+                                  static_cast<uint64_t>(kill_timeout) * 1000000u);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "CollectMode", "s", "inactive-or-failed");
+    for (const char* accounting : {"CPUAccounting", "MemoryAccounting", "IOAccounting", "TasksAccounting"}) {
+        if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", accounting, "b", 1);
+    }
+    if (r >= 0 && !own_unit_.empty()) {
+        // Stops with the worker's unit; ordered after it, so it stops first.
+        r = sd_bus_message_append(m.get(), "(sv)", "BindsTo", "as", 1, own_unit_.c_str());
+        if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "After", "as", 1, own_unit_.c_str());
+    }
+    if (r >= 0 && limits.memory_max) r = sd_bus_message_append(m.get(), "(sv)", "MemoryMax", "t", limits.memory_max);
+    if (r >= 0 && limits.tasks_max) r = sd_bus_message_append(m.get(), "(sv)", "TasksMax", "t", limits.tasks_max);
+    if (r >= 0 && limits.cpu_quota)
+        r = sd_bus_message_append(m.get(), "(sv)", "CPUQuotaPerSecUSec", "t", limits.cpu_quota * 10000u);
+    if (r >= 0) r = sd_bus_message_close_container(m.get());
+    if (r >= 0) r = sd_bus_message_append(m.get(), "a(sa(sv))", 0);
+    if (r >= 0) r = call_async(id, m, on_start_reply, u);
+    return r < 0 ? r : 0;
+}
+
+void SystemdScopes::adopted(uint64_t id, int r) {
+    auto it = units_.find(id);
+    if (it == units_.end() || !it->second.adopted) {
+        return;
+    }
+    it->second.started = it->second.started || r >= 0;
+    auto done = std::move(it->second.adopted);
+    it->second.adopted = nullptr;
+    done(r);
+}
+
+int SystemdScopes::on_start_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto [self, id] = *static_cast<Cookie*>(userdata);
+    const sd_bus_error* e = sd_bus_message_get_error(m);
+    if (e) {
+        log::write(log::Level::err, fmt::format("cannot start the unit of build {}: {}", id, e->message),
+                   {{"BUILDYARD_BUILD", std::to_string(id)}});
+        self->adopted(id, -sd_bus_message_get_errno(m));
+        return 0;
+    }
+    const char* job = nullptr;
+    if (sd_bus_message_read(m, "o", &job) < 0) {
+        self->adopted(id, -EBADMSG);
+        return 0;
+    }
+    // The processes move when the job runs: JobRemoved says when.
+    self->jobs_[job] = id;
+    return 0;
+}
+
+int SystemdScopes::on_attach_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto [self, id] = *static_cast<Cookie*>(userdata);
+    const sd_bus_error* e = sd_bus_message_get_error(m);
+    if (e) {
+        log::write(log::Level::err, fmt::format("cannot move a step of build {} into its unit: {}", id, e->message),
+                   {{"BUILDYARD_BUILD", std::to_string(id)}});
+    }
+    self->adopted(id, e ? -sd_bus_message_get_errno(m) : 0);
+    return 0;
+}
+
+int SystemdScopes::on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<SystemdScopes*>(userdata);
+    uint32_t job_id = 0;
+    const char *job = nullptr, *unit = nullptr, *result = nullptr;
+    if (sd_bus_message_read(m, "uoss", &job_id, &job, &unit, &result) < 0) {
+        return 0;
+    }
+    if (self->leftover_jobs_.erase(job) && self->leftover_jobs_.empty() && self->leftovers_done_) {
+        auto done = std::move(self->leftovers_done_);
+        self->leftovers_done_ = nullptr;
+        done();
+        return 0;
+    }
+    auto it = self->jobs_.find(job);
+    if (it == self->jobs_.end()) {
+        return 0;
+    }
+    const uint64_t id = it->second;
+    self->jobs_.erase(it);
+    auto u = self->units_.find(id);
+    if (u == self->units_.end()) {
+        return 0;
+    }
+    if (u->second.released) {
+        self->finish(id);  // the stop job: every process is gone
+    } else if (std::strcmp(result, "done") != 0) {
+        log::write(log::Level::err, fmt::format("the unit {} of build {} did not start: {}", unit, id, result),
+                   {{"BUILDYARD_BUILD", std::to_string(id)}});
+        self->adopted(id, -EIO);
+    } else {
+        self->adopted(id, 0);
+    }
+    return 0;
+}
+
+void SystemdScopes::release(uint64_t id, Released released) {
+    auto it = units_.find(id);
+    if (it == units_.end()) {
+        released(BuildUsage{});
+        return;
+    }
+    Unit& u = it->second;
+    u.adopted = nullptr;
+    u.released = std::move(released);
+    // Usage first: the cgroup goes with the unit.
+    MessagePtr m;
+    sd_bus_message* raw = nullptr;
+    const std::string path = bus::path_encode(unit_prefix, u.name);
+    int r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, path.c_str(),
+                                           "org.freedesktop.DBus.Properties", "GetAll");
+    m.reset(raw);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "s", "org.freedesktop.systemd1.Scope");
+    if (r >= 0) r = call_async(id, m, on_usage_reply, u);
+    if (r < 0) {
+        stop_unit(id, u);
+    }
+}
+
+int SystemdScopes::on_usage_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto [self, id] = *static_cast<Cookie*>(userdata);
+    auto it = self->units_.find(id);
+    if (it == self->units_.end()) {
+        return 0;
+    }
+    Unit& u = it->second;
+    if (!sd_bus_message_is_method_error(m, nullptr) && sd_bus_message_enter_container(m, 'a', "{sv}") > 0) {
+        std::string cgroup;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+            const char* name = nullptr;
+            sd_bus_message_read(m, "s", &name);
+            const std::string key = name ? name : "";
+            uint64_t* target = key == "CPUUsageNSec"   ? &u.usage.cpu_nsec
+                               : key == "IOReadBytes"  ? &u.usage.io_read_bytes
+                               : key == "IOWriteBytes" ? &u.usage.io_write_bytes
+                                                       : nullptr;
+            if (target) {
+                sd_bus_message_read(m, "v", "t", target);
+            } else if (key == "ControlGroup") {
+                const char* cg = nullptr;
+                sd_bus_message_read(m, "v", "s", &cg);
+                cgroup = cg ? cg : "";
+            } else {
+                sd_bus_message_skip(m, "v");
+            }
+            sd_bus_message_exit_container(m);
+        }
+        if (!cgroup.empty()) {
+            u.usage.memory_peak = read_memory_peak(cgroup);
+        }
+    }
+    self->stop_unit(id, u);
+    return 0;
+}
+
+int SystemdScopes::new_stop(const std::string& unit, MessagePtr& m) {
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface, "StopUnit");
+    m.reset(raw);
+    return r < 0 ? r : sd_bus_message_append(m.get(), "ss", unit.c_str(), "replace");
+}
+
+void SystemdScopes::stop_unit(uint64_t id, Unit& u) {
+    MessagePtr m;
+    int r = new_stop(u.name, m);
+    if (r >= 0) r = call_async(id, m, on_stop_reply, u);
+    if (r < 0) {
+        log::warning("cannot stop {}: {}", u.name, std::strerror(-r));
+        finish(id);
+    }
+}
+
+int SystemdScopes::on_stop_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto [self, id] = *static_cast<Cookie*>(userdata);
+    const char* job = nullptr;
+    if (sd_bus_message_is_method_error(m, nullptr) || sd_bus_message_read(m, "o", &job) < 0) {
+        // NoSuchUnit: it is gone already (empty scopes stop by themselves).
+        self->finish(id);
+        return 0;
+    }
+    self->jobs_[job] = id;
+    return 0;
+}
+
+void SystemdScopes::finish(uint64_t id) {
+    auto it = units_.find(id);
+    if (it == units_.end()) {
+        return;
+    }
+    auto released = std::move(it->second.released);
+    BuildUsage usage = it->second.usage;
+    units_.erase(it);  // reaps the holder
+    if (released) {
+        released(usage);
+    }
+}
+
+void SystemdScopes::abandon(uint64_t id) {
+    auto it = units_.find(id);
+    if (it == units_.end()) {
+        return;
+    }
+    // Fire and forget: nobody waits, but the unit must still go.
+    MessagePtr m;
+    if (new_stop(it->second.name, m) >= 0) {
+        sd_bus_message_set_expect_reply(m.get(), 0);
+        sd_bus_send(bus_.get(), m.get(), nullptr);
+    }
+    std::erase_if(jobs_, [id](const auto& kv) { return kv.second == id; });
+    units_.erase(it);
+}
+
+int SystemdScopes::clean_leftovers(std::function<void()> done) {
+    BusError error;
+    sd_bus_message* raw = nullptr;
+    const std::string pattern = "buildyard-build-" + worker_ + "-*.scope";
+    MessagePtr reply;
+    MessagePtr m;
+    int r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface,
+                                           "ListUnitsByPatterns");
+    m.reset(raw);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "as", 0);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "as", 1, pattern.c_str());
+    raw = nullptr;
+    if (r >= 0) r = sd_bus_call(bus_.get(), m.get(), 0, error.get(), &raw);
+    reply.reset(raw);
+    if (r < 0) {
+        log::warning("cannot list the units left by an earlier run: {}", error.is_set() ? error.message() : std::strerror(-r));
+        return 1;
+    }
+    std::vector<std::string> left;
+    if (sd_bus_message_enter_container(reply.get(), 'a', "(ssssssouso)") > 0) {
+        const char *name = nullptr, *active = nullptr;
+        while (sd_bus_message_read(reply.get(), "(ssssssouso)", &name, nullptr, nullptr, &active, nullptr, nullptr,
+                                   nullptr, nullptr, nullptr, nullptr) > 0) {
+            if (build_unit_id(worker_, name) != 0 && std::strcmp(active, "inactive") != 0) {
+                left.emplace_back(name);
+            }
+        }
+    }
+    for (const std::string& unit : left) {
+        MessagePtr stop;
+        raw = nullptr;
+        BusError stop_error;
+        r = sd_bus_call_method(bus_.get(), systemd_name, systemd_path, manager_iface, "StopUnit", stop_error.get(),
+                               &raw, "ss", unit.c_str(), "replace");
+        stop.reset(raw);
+        const char* job = nullptr;
+        if (r >= 0 && sd_bus_message_read(stop.get(), "o", &job) >= 0) {
+            leftover_jobs_.insert(job);
+            log::notice("stopping {}, left by an earlier run of this worker", unit);
+        } else {
+            log::warning("cannot stop {}: {}", unit, stop_error.is_set() ? stop_error.message() : std::strerror(-r));
+        }
+    }
+    if (leftover_jobs_.empty()) {
+        return 1;
+    }
+    leftovers_done_ = std::move(done);
+    return 0;
+}
+
+// The manager to ask: the system's as root, else the user's own.
+BusPtr connect_manager(std::string& own_unit, std::string& why_not) {
+    if (sd_booted() <= 0) {
+        why_not = "systemd is not the init system";
+        return nullptr;
+    }
+    std::string address;
+    char* unit = nullptr;
+    if (geteuid() == 0) {
+        address = "unix:path=/run/systemd/private";
+        if (sd_pid_get_unit(0, &unit) >= 0 && unit) own_unit = unit;
+    } else {
+        const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+        if (!runtime) {
+            why_not = "not root, and no XDG_RUNTIME_DIR for a user manager";
+            return nullptr;
+        }
+        address = std::string("unix:path=") + runtime + "/systemd/private";
+        if (sd_pid_get_user_unit(0, &unit) >= 0 && unit) own_unit = unit;
+    }
+    std::free(unit);
+    sd_bus* raw = nullptr;
+    int r = sd_bus_new(&raw);
+    BusPtr bus(raw);
+    if (r >= 0) r = sd_bus_set_address(bus.get(), address.c_str());
+    if (r >= 0) r = sd_bus_start(bus.get());
+    if (r < 0) {
+        why_not = "cannot connect to " + address + ": " + std::strerror(-r);
+        return nullptr;
+    }
+    return bus;
+}
+
+}  // namespace
+
+std::string build_unit_name(const std::string& worker, uint64_t id) {
+    return "buildyard-build-" + worker + "-" + std::to_string(id) + ".scope";
+}
+
+uint64_t build_unit_id(const std::string& worker, const std::string& unit) {
+    const std::string prefix = "buildyard-build-" + worker + "-", suffix = ".scope";
+    if (unit.size() <= prefix.size() + suffix.size() || unit.compare(0, prefix.size(), prefix) != 0 ||
+        unit.compare(unit.size() - suffix.size(), suffix.size(), suffix) != 0) {
+        return 0;
+    }
+    const std::string digits = unit.substr(prefix.size(), unit.size() - prefix.size() - suffix.size());
+    if (digits.empty() || digits.size() > 19 || digits.find_first_not_of("0123456789") != std::string::npos) {
+        return 0;
+    }
+    return std::stoull(digits);
+}
+
+std::unique_ptr<Isolation> make_isolation(sd_event* event, const std::string& worker,
+                                          const std::string& state_directory) {
+    std::string own_unit, why_not;
+    BusPtr bus;
+    // BUILDYARD_ISOLATION=subreaper: no units even under systemd (to compare
+    // the two, as bench/dispatch does, or where units are not wanted).
+    if (const char* forced = std::getenv("BUILDYARD_ISOLATION"); forced && std::string(forced) == "subreaper") {
+        why_not = "BUILDYARD_ISOLATION=subreaper";
+    } else {
+        bus = connect_manager(own_unit, why_not);
+    }
+    if (bus) {
+        auto scopes = std::make_unique<SystemdScopes>(event, worker, std::move(bus), own_unit);
+        if (int r = scopes->watch(); r < 0) {
+            why_not = std::string("cannot watch systemd's jobs: ") + std::strerror(-r);
+        } else {
+            log::info("each build runs in its own transient scope, buildyard-build-{}-ID.scope{}", worker,
+                      own_unit.empty() ? " (this process is in no unit: the scopes are not bound to one)"
+                                       : ", bound to " + own_unit);
+            if (const std::string h = cgroup_hierarchy(); h != "unified") {
+                log::notice("cgroup hierarchy {}: memory_max, cpu_quota and tasks_max go to cgroup v1 controllers, "
+                            "which may not enforce them (read-only in a container), and IO is not counted",
+                            h);
+            }
+            return scopes;
+        }
+    }
+    log::notice("no systemd manager for the builds ({}): each step runs in its own process group, and the worker, "
+                "a child subreaper, finds a build's processes by their environment",
+                why_not);
+    return make_subreaper(event, worker, state_directory);
+}
+
+}  // namespace by::worker
