@@ -57,7 +57,7 @@ CONF
     pid=$!
     echo "$pid" >"$dir/service.pid"
     for ((i = 0; i < 300; i++)); do
-        if curl -sf --max-time 2 --unix-socket "$dir/docker.sock" http://d/v1.41/version >/dev/null 2>&1; then
+        if curl -sf --max-time 2 --unix-socket "$dir/docker.sock" http://d/_ping >/dev/null 2>&1; then
             return 0
         fi
         if ! kill -0 "$pid" 2>/dev/null; then
