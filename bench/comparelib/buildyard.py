@@ -37,9 +37,11 @@ class Buildyard:
     def client(self, *argv, timeout=3600):
         return run_client([os.path.join(self.bin, 'dispatch-client')] + list(argv), timeout, self.log, self.env)
 
-    def setup(self, d, workers, remote):
+    def setup(self, d, workers, remote, tls=True):
         """Bus and master with `workers` workers configured; returns when the
-        master is READY (nothing attached yet)."""
+        master is READY (nothing attached yet). Remote workers speak TLS, or
+        plain TCP (`tls = no` on both sides) with tls=False."""
+        self.tls = tls
         os.makedirs(d)
         os.chmod(d, 0o755)
         self.dir = d
@@ -61,6 +63,8 @@ class Buildyard:
         with open(os.path.join(d, 'master.ini'), 'w') as f:
             listen = f'127.0.0.1:{self.port}' if remote else ''
             f.write(f'[master]\nname = bench\nlisten = {listen}\n')
+            if not tls:
+                f.write('tls = no\n')
             for n in self.names:
                 f.write(f'[worker {n}]\nmax_builds = 2\n')
                 f.write('password = pw\n' if remote else 'type = local\n')
@@ -101,8 +105,8 @@ class Buildyard:
             conf = os.path.join(self.dir, 'workers', name + '.ini')
             os.makedirs(os.path.dirname(conf), exist_ok=True)
             with open(conf, 'w') as f:
-                f.write(f'master = 127.0.0.1:{self.port}\npassword = pw\n'
-                        f'master_fingerprint = {self.fingerprint()}\n')
+                f.write(f'master = 127.0.0.1:{self.port}\npassword = pw\n')
+                f.write(f'master_fingerprint = {self.fingerprint()}\n' if self.tls else 'tls = no\n')
             argv += ['--config', conf]
         return argv
 
@@ -146,8 +150,9 @@ class Buildyard:
         r.add(f'log_{kind}', a.log_mb / float(m.group(2)))
 
     def run(self, r, tmp, i):
-        for kind in ('local', 'remote'):
-            self.setup(os.path.join(tmp, f'buildyard-{kind}-{i}'), 8, kind == 'remote')
+        # 'plain': the remote workers again, over plain TCP, to show what TLS costs.
+        for kind in ('local', 'remote', 'plain'):
+            self.setup(os.path.join(tmp, f'buildyard-{kind}-{i}'), 8, kind != 'local', tls=kind != 'plain')
             self.start_workers()
             self.workloads(r, kind)
             self.teardown()

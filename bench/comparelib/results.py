@@ -16,7 +16,7 @@ class Results:
         return ', '.join(f'{k} {fmt(v[-1])}' for k, v in self.values.items() if kind in k)
 
     def stat(self, key):
-        v = self.values.get(key)
+        v = self.values.get(key) if key else None
         if not v:
             return None
         return statistics.median(v), min(v), max(v)
@@ -37,7 +37,8 @@ def cell(s, unit):
     return f'{fmt(med)} {unit} ({fmt(lo)}-{fmt(hi)})'
 
 
-# Rows: label, Buildyard key, Buildbot key, unit, higher is better, target (issue 7).
+# Rows: label, Buildyard key, Buildbot key (None: no counterpart), unit, higher
+# is better, target.
 # Buildbot's workers are always remote, so its remote figures fill the local rows.
 ROWS = [
     ('latency median, 8 local workers', 'latency_median_local', 'latency_median_remote', 'ms', False,
@@ -60,6 +61,14 @@ ROWS = [
     ('log throughput, local worker', 'log_local', 'log_remote', 'MB/s', True, '>= 200 MB/s'),
     ('log throughput, remote worker', 'log_remote', 'log_remote', 'MB/s', True, '>= 50 MB/s'),
     ('attach storm, {storm} remote workers', 'storm', 'storm', 's', False, ''),
+    # The remote rows above run over TLS; these run the same over plain TCP
+    # (`tls = no`), which Buildbot's PB has no counterpart for.
+    ('latency median, 8 remote workers, plain TCP', 'latency_median_plain', None, 'ms', False,
+     'TLS within 0.3 ms'),
+    ('latency p99, 8 remote workers, plain TCP', 'latency_p99_plain', None, 'ms', False, ''),
+    ('throughput, 8 remote workers, plain TCP', 'throughput_plain', None, 'builds/s', True, ''),
+    ('worker idle RSS, remote, plain TCP', 'worker_rss_plain', None, 'MiB', False, ''),
+    ('log throughput, remote worker, plain TCP', 'log_plain', None, 'MB/s', True, 'TLS >= 200 MB/s'),
 ]
 
 
@@ -79,7 +88,7 @@ def table(by, bb):
     storm = str(int(n_by[0])) if n_by else str(int(n_bb[0])) if n_bb else '?'
     if n_by and n_bb and n_by[0] != n_bb[0]:
         storm += f' (Buildbot: {int(n_bb[0])})'
-    head = ['figure', 'Buildyard', 'Buildbot', 'Buildyard/Buildbot', 'target (issue 7)']
+    head = ['figure', 'Buildyard', 'Buildbot', 'Buildyard/Buildbot', 'target']
     rows = []
     for label, kby, kbb, unit, higher, target in ROWS:
         sby, sbb = by.stat(kby), bb.stat(kbb)
