@@ -1,12 +1,13 @@
 // TLS 1.3 under the remote workers' D-Bus connections, shared by the master
-// and the worker (OpenSSL's libssl). sd-bus cannot speak through an SSL
-// object, so a Tunnel stands between them: sd-bus gets one end of a
-// socketpair, and the tunnel moves bytes between the other end and the TCP
-// socket, encrypting and decrypting on the way. Each tunnel is driven by its
-// own two IO sources in the caller's sd-event loop; nothing it does depends on
-// how many other tunnels exist. With no TLS context (`tls = no`) the same
-// tunnel copies bytes unchanged, so that the limits below hold either way.
-// See buildyard-protocol(7).
+// and the worker (OpenSSL's libssl, loaded when TLS is first needed: see
+// tls_api.hpp; if it cannot be, the functions below fail and say so).
+// sd-bus cannot speak through an SSL object, so a Tunnel stands between
+// them: sd-bus gets one end of a socketpair, and the tunnel moves bytes
+// between the other end and the TCP socket, encrypting and decrypting on
+// the way. Each tunnel is driven by its own two IO sources in the caller's
+// sd-event loop; nothing it does depends on how many other tunnels exist.
+// With no TLS context (`tls = no`) the same tunnel copies bytes unchanged,
+// so that the limits below hold either way. See buildyard-protocol(7).
 #pragma once
 
 #include <cstddef>

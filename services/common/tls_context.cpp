@@ -21,22 +21,28 @@
 #include <fmt/format.h>
 
 #include "common/tls.hpp"
+#include "common/tls_api.hpp"
 
 namespace by::tls {
 
 namespace {
 
-template <auto Free>
-struct Freer {
-    template <class T>
-    void operator()(T* p) const noexcept { Free(p); }
+// The free functions are entries of tls_api(), not constants, so one
+// deleter picks them by type.
+struct Free {
+    void operator()(X509* p) const noexcept { X509_free(p); }
+    void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
+    void operator()(BIO* p) const noexcept { BIO_free_all(p); }
+    void operator()(X509_STORE* p) const noexcept { X509_STORE_free(p); }
+    void operator()(X509_STORE_CTX* p) const noexcept { X509_STORE_CTX_free(p); }
+    void operator()(BIGNUM* p) const noexcept { BN_free(p); }
 };
-using X509Ptr = std::unique_ptr<X509, Freer<X509_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Freer<EVP_PKEY_free>>;
-using BioPtr = std::unique_ptr<BIO, Freer<BIO_free_all>>;
-using StorePtr = std::unique_ptr<X509_STORE, Freer<X509_STORE_free>>;
-using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Freer<X509_STORE_CTX_free>>;
-using BnPtr = std::unique_ptr<BIGNUM, Freer<BN_free>>;
+using X509Ptr = std::unique_ptr<X509, Free>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, Free>;
+using BioPtr = std::unique_ptr<BIO, Free>;
+using StorePtr = std::unique_ptr<X509_STORE, Free>;
+using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Free>;
+using BnPtr = std::unique_ptr<BIGNUM, Free>;
 
 // OpenSSL's queued errors as one line, and the queue emptied.
 std::string openssl_errors() {
@@ -93,12 +99,18 @@ bool write_private(const std::string& path, const std::function<bool(BIO*)>& wri
 
 }  // namespace
 
-void CtxFree::operator()(SSL_CTX* p) const noexcept { SSL_CTX_free(p); }
+// A shared_ptr calls its deleter for null too, and only a loaded libssl
+// makes a context.
+void CtxFree::operator()(SSL_CTX* p) const noexcept {
+    if (p) {
+        SSL_CTX_free(p);
+    }
+}
 
 std::string fingerprint(X509* cert) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    if (!cert || X509_digest(cert, EVP_sha256(), md, &len) != 1) {
+    if (!cert || !tls_api().error.empty() || X509_digest(cert, EVP_sha256(), md, &len) != 1) {
         return {};
     }
     std::string out = "sha256:";
@@ -110,6 +122,9 @@ std::string fingerprint(X509* cert) {
 
 bool load_server_identity(const std::string& cert_file, const std::string& key_file, ServerIdentity& out,
                           std::string& error) {
+    if (!tls_loaded(error)) {
+        return false;
+    }
     ERR_clear_error();
     SharedCtx ctx = share(SSL_CTX_new(TLS_server_method()));
     if (!ctx) {
@@ -154,6 +169,9 @@ bool ensure_self_signed(const std::string& dir, const std::string& common_name, 
                             have_cert ? key_file : cert_file);
         return false;
     }
+    if (!tls_loaded(error)) {
+        return false;
+    }
     ERR_clear_error();
     PkeyPtr key(EVP_EC_gen("P-256"));
     X509Ptr cert(X509_new());
@@ -190,6 +208,9 @@ bool ensure_self_signed(const std::string& dir, const std::string& common_name, 
 }
 
 bool make_client_context(const ClientTrust& trust, SharedCtx& out, std::string& error) {
+    if (!tls_loaded(error)) {
+        return false;
+    }
     ERR_clear_error();
     SharedCtx ctx = share(SSL_CTX_new(TLS_client_method()));
     if (!ctx) {

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "common/tls.hpp"
+#include "common/tls_api.hpp"
 
 namespace by::tls {
 
@@ -42,6 +43,9 @@ std::unique_ptr<Tunnel> Tunnel::create(sd_event* event, Fd tcp, const SharedCtx&
     t->bus_.reset(pair[0]);
     Fd theirs(pair[1]);
     if (ctx) {
+        if (!tls_loaded(error)) {
+            return nullptr;
+        }
         t->ctx_ = ctx;
         t->ssl_ = SSL_new(ctx.get());
         if (!t->ssl_ || SSL_set_fd(t->ssl_, t->net_.get()) != 1) {

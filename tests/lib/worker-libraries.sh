@@ -1,15 +1,19 @@
 # worker_libraries WORKERD: prints, one per line, every shared library that
 # buildyard-workerd needs in a root of its own (the test container image,
-# the test guest's initramfs): those ldd names, the loader, and libcrypto,
-# which the worker dlopen()s at its first handshake (services/common/crypto.cpp)
-# and ldd therefore cannot see, with what libcrypto needs in turn.
+# the test guest's initramfs): those ldd names, the loader, and libssl and
+# libcrypto, which the worker dlopen()s at its first TLS connection or
+# handshake (services/common/tls_api.cpp, crypto.cpp) and ldd therefore
+# cannot see, with what they need in turn.
 worker_libraries() {
-    local crypto
-    crypto=$(/sbin/ldconfig -p | awk '$1 == "libcrypto.so.3" && /x86-64|64bit/ { print $NF; exit }')
-    [ -n "$crypto" ] || crypto=$(/sbin/ldconfig -p | awk '$1 == "libcrypto.so.3" { print $NF; exit }')
-    [ -n "$crypto" ] || { echo "worker_libraries: libcrypto.so.3 not found by ldconfig" >&2; return 1; }
+    local lib path dlopened=()
+    for lib in libssl.so.3 libcrypto.so.3; do
+        path=$(/sbin/ldconfig -p | awk -v lib="$lib" '$1 == lib && /x86-64|64bit/ { print $NF; exit }')
+        [ -n "$path" ] || path=$(/sbin/ldconfig -p | awk -v lib="$lib" '$1 == lib { print $NF; exit }')
+        [ -n "$path" ] || { echo "worker_libraries: $lib not found by ldconfig" >&2; return 1; }
+        dlopened+=("$path")
+    done
     {
-        echo "$crypto"
-        ldd "$1" "$crypto" | awk '/=> \// { print $3 } /^\t\// { print $1 }'
+        printf '%s\n' "${dlopened[@]}"
+        ldd "$1" "${dlopened[@]}" | awk '/=> \// { print $3 } /^\t\// { print $1 }'
     } | sort -u
 }
