@@ -152,6 +152,25 @@ class CheckConfig(DaemonTest):
         self.assertIn(dropin, r.stdout)
         self.assertEqual(r.stderr, "")
 
+    def test_a_default_master_address_is_a_warning(self):
+        self.sys.write_config("""\
+            [master]
+            listen = 127.0.0.1:9989
+            [worker vm1]
+            type = latent
+            backend = libvirt
+            libvirt.uri = test:///default
+            libvirt.xml = /etc/buildyard/vm1.xml
+            [builder b]
+            workers = vm1
+            step.1 = true
+            """)
+        r = self.check_config()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 workers, 1 builders", r.stdout)
+        self.assertRegex(r.stderr, rf"^warning: {re.escape(self.sys.config_path)}:3: \[worker vm1\] master_address: "
+                                   r"not set, so the libvirt machine dials \S+:9989 .*10\.0\.2\.2:9989\)\n$")
+
     def write_bad_config(self):
         self.sys.write_config("""\
             [master]
