@@ -125,6 +125,23 @@ class Notify(DaemonTest):
         worker.wait_notify("READY=1")
         wait_for(lambda: self.count(worker, "WATCHDOG=1") >= 3, 2, "3 WATCHDOG=1 from the worker in 2 s")
 
+        # They come from the event loop, so a loop that hangs stops them.
+        # Hang it: with the master frozen, SIGTERM makes the worker call
+        # Detach and wait for the answer (up to 2 s) inside the loop.
+        self.sys.wait_attached("w1")
+        self.sys.master.signal(signal.SIGSTOP)
+        try:
+            worker.signal(signal.SIGTERM)
+            wait_for(lambda: "stopping (" in worker.log(), 5, "the worker to begin stopping")
+            time.sleep(0.2)
+            hung = self.count(worker, "WATCHDOG=1")
+            time.sleep(1.2)  # 6 watchdog periods, within the 2 s the Detach call waits
+            self.assertEqual(self.count(worker, "WATCHDOG=1"), hung, "WATCHDOG=1 while the loop was stuck")
+            self.assertEqual(worker.wait(timeout=10), 0, worker.log())
+        finally:
+            self.sys.master.signal(signal.SIGCONT)
+        self.assertIn("Detach from org.buildyard.Master1 failed", worker.log())
+
 
 class CheckConfig(DaemonTest):
     def test_good_config(self):
