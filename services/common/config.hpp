@@ -111,6 +111,9 @@ struct Config {
     std::map<std::string, Worker> workers;
     std::map<std::string, Builder> builders;
     std::vector<std::string> files;          // every file read, in order
+    // Settings that load but probably do not do what the admin wants, e.g. a
+    // latent worker's default master_address; the daemons log them.
+    std::vector<Error> warnings;
 };
 
 struct LoadResult {

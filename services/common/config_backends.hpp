@@ -29,6 +29,15 @@ std::vector<std::pair<std::string, std::string>> check_backend_section(
 // container per build, so its build_wait_timeout defaults to 0.
 int64_t default_build_wait_timeout(const std::string& backend);
 
+// Why the default master_address (`address`: this host's name and the port
+// of [master] listen = `listen`) probably does not reach the master from the
+// backend's machine, or nothing when it does (a container on the host's
+// network). The loader turns this into a warning, not an error: a guest's
+// DNS may know this host.
+std::optional<std::string> default_master_address_problem(const std::string& backend,
+                                                          const std::map<std::string, std::string>& options,
+                                                          const std::string& listen, const std::string& address);
+
 namespace detail {
 std::optional<std::string> check_libvirt_key(const std::string& key, const std::string& value);
 std::vector<std::pair<std::string, std::string>> check_libvirt_section(const std::map<std::string, std::string>& options);

@@ -52,6 +52,11 @@ private:
         errors_.push_back({s.origin.file, s.origin.line, s.label, "", std::move(message)});
     }
 
+    // Not an error: the setting loads, but probably does not work.
+    void warn_section(const Section& s, const std::string& key, std::string message) {
+        config_.warnings.push_back({s.origin.file, s.origin.line, s.label, key, std::move(message)});
+    }
+
     void unknown(const Section& s, const std::string& key) {
         bad(s, key, "unknown key");
     }
@@ -488,6 +493,11 @@ private:
                 const bool ipv6 = env_.hostname.find(':') != std::string::npos;
                 w.master_address = (ipv6 ? "[" + env_.hostname + "]" : env_.hostname) + ":" +
                                    std::to_string(listen->port);
+                if (auto problem = backend_ok ? default_master_address_problem(w.backend, backend_keys,
+                                                                               config_.master.listen, w.master_address)
+                                              : std::nullopt) {
+                    warn_section(s, "master_address", *problem);
+                }
             }
         }
         worker_password(s, w, password_keys);

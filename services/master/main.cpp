@@ -28,6 +28,9 @@ int check_config(const std::string& path) {
         std::cerr << "buildyard-masterd: configuration test failed\n";
         return 1;
     }
+    for (const auto& w : loaded.config->warnings) {
+        std::cerr << "warning: " << w.str() << "\n";
+    }
     std::cout << "buildyard-masterd: configuration is valid: " << loaded.config->workers.size() << " workers, "
               << loaded.config->builders.size() << " builders, from";
     for (const auto& f : loaded.config->files) {

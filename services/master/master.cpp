@@ -192,6 +192,9 @@ Worker& Master::add_worker(const config::Worker& cfg) {
 }
 
 void Master::apply_config(config::Config&& c) {
+    for (const auto& w : c.warnings) {
+        log::warning("{}", w.str());  // on start and on each reload, like the errors
+    }
     // Workers that are gone from the config get no new builds and leave once
     // their running builds end; new ones appear; changed ones take their new
     // settings for the next build.

@@ -125,6 +125,23 @@ class Notify(DaemonTest):
         worker.wait_notify("READY=1")
         wait_for(lambda: self.count(worker, "WATCHDOG=1") >= 3, 2, "3 WATCHDOG=1 from the worker in 2 s")
 
+        # They come from the event loop, so a loop that hangs stops them.
+        # Hang it: with the master frozen, SIGTERM makes the worker call
+        # Detach and wait for the answer (up to 2 s) inside the loop.
+        self.sys.wait_attached("w1")
+        self.sys.master.signal(signal.SIGSTOP)
+        try:
+            worker.signal(signal.SIGTERM)
+            wait_for(lambda: "stopping (" in worker.log(), 5, "the worker to begin stopping")
+            time.sleep(0.2)
+            hung = self.count(worker, "WATCHDOG=1")
+            time.sleep(1.2)  # 6 watchdog periods, within the 2 s the Detach call waits
+            self.assertEqual(self.count(worker, "WATCHDOG=1"), hung, "WATCHDOG=1 while the loop was stuck")
+            self.assertEqual(worker.wait(timeout=10), 0, worker.log())
+        finally:
+            self.sys.master.signal(signal.SIGCONT)
+        self.assertIn("Detach from org.buildyard.Master1 failed", worker.log())
+
 
 class CheckConfig(DaemonTest):
     def test_good_config(self):
@@ -151,6 +168,25 @@ class CheckConfig(DaemonTest):
         self.assertIn(self.sys.config_path, r.stdout)
         self.assertIn(dropin, r.stdout)
         self.assertEqual(r.stderr, "")
+
+    def test_a_default_master_address_is_a_warning(self):
+        self.sys.write_config("""\
+            [master]
+            listen = 127.0.0.1:9989
+            [worker vm1]
+            type = latent
+            backend = libvirt
+            libvirt.uri = test:///default
+            libvirt.xml = /etc/buildyard/vm1.xml
+            [builder b]
+            workers = vm1
+            step.1 = true
+            """)
+        r = self.check_config()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 workers, 1 builders", r.stdout)
+        self.assertRegex(r.stderr, rf"^warning: {re.escape(self.sys.config_path)}:3: \[worker vm1\] master_address: "
+                                   r"not set, so the libvirt machine dials \S+:9989 .*10\.0\.2\.2:9989\)\n$")
 
     def write_bad_config(self):
         self.sys.write_config("""\

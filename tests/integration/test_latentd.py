@@ -410,6 +410,24 @@ class Daemon(LatentTest):
         wait_for(lambda: self.count(latentd, "WATCHDOG=1") >= 3, 5, "3 WATCHDOG=1 from latentd")
         first = self.count(latentd, "WATCHDOG=1")
         wait_for(lambda: self.count(latentd, "WATCHDOG=1") >= first + 3, 5, "more WATCHDOG=1")
+        # They come from the event loop, so a loop that hangs stops them (and
+        # systemd would restart latentd). Hang it: hold the state database
+        # locked and ask for a start, whose row is written inside the loop
+        # (waiting up to SQLite's busy timeout of 5 s for the lock).
+        db = sqlite3.connect(os.path.join(self.path("latent-state"), "latent.db"), isolation_level=None, timeout=10)
+        try:
+            db.execute("BEGIN EXCLUSIVE")
+            start = self.call_in_background("Start", *self.start_args("vm2", START_B))
+            self.addCleanup(start.stop)
+            time.sleep(0.5)  # the call reaches latentd, whose loop then waits on the lock
+            hung = self.count(latentd, "WATCHDOG=1")
+            time.sleep(1.5)  # 7 watchdog periods
+            self.assertEqual(self.count(latentd, "WATCHDOG=1"), hung, "WATCHDOG=1 while the loop was stuck")
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        self.assertEqual(start.wait(timeout=30), 0, start.log())
+        wait_for(lambda: self.count(latentd, "WATCHDOG=1") >= hung + 3, 3, "WATCHDOG=1 again once the loop runs")
         latentd.signal(signal.SIGHUP)
         latentd.wait_notify("RELOADING=1")
         latentd.wait_notify("READY=1")

@@ -200,6 +200,10 @@ story=$(ct journalctl --no-pager -o cat BUILDYARD_WORKER=bot1)
 for line in "worker bot1 attached" "worker bot1 detached" "ends retry" "finished: success"; do
     [[ "$story" == *"$line"* ]] || { echo "$story" >&2; fail "journalctl BUILDYARD_WORKER=bot1 lacks '$line'"; }
 done
+# The lines above name bot1, which the filter matched on; that the field
+# selects is shown by what it leaves out: bot2 had the same story.
+[[ "$story" != *bot2* ]] || { echo "$story" >&2; fail "journalctl BUILDYARD_WORKER=bot1 shows lines about bot2"; }
+[ -n "$(ct journalctl --no-pager -o cat BUILDYARD_WORKER=bot2)" ] || fail "no lines with BUILDYARD_WORKER=bot2"
 ids=$(ct journalctl --no-pager -o json BUILDYARD_WORKER=bot1 | grep -o '"MESSAGE_ID":"[0-9a-f]*"' | sort -u)
 for id in 6f0b3c1e5a7d4e2b9c8a1d2e3f405161 6f0b3c1e5a7d4e2b9c8a1d2e3f405162 6f0b3c1e5a7d4e2b9c8a1d2e3f405165; do
     [[ "$ids" == *"$id"* ]] || fail "no MESSAGE_ID=$id for bot1"

@@ -64,3 +64,40 @@ TEST_F(ConfigTest, DefaultProperties) {
 }
 
 }  // namespace
+
+// A latent worker without master_address dials this host's name, which a
+// guest resolves only if its DNS knows it: a warning at the worker's header,
+// not an error (it may work), and none where it does (host network).
+TEST_F(ConfigTest, ADefaultMasterAddressAGuestCannotReachIsWarned) {
+    auto warnings_of = [&](const std::string& text) {
+        auto r = load_text(text);
+        EXPECT_TRUE(r.errors.empty()) << joined(r.errors);
+        return r.config ? r.config->warnings : std::vector<Error>{};
+    };
+    const std::string listen = "[master]\nlisten = 0.0.0.0:9000\n";
+    const std::string vm = "[worker vm1]\ntype = latent\nbackend = libvirt\nlibvirt.uri = test:///default\n"
+                           "libvirt.xml = /etc/buildyard/vm1.xml\n";
+    auto w = warnings_of(listen + vm);
+    ASSERT_EQ(w.size(), 1u) << joined(w);
+    EXPECT_EQ(w[0].str(), main + ":3: [worker vm1] master_address: not set, so the libvirt machine dials "
+                                 "testhost:9000 (this host's name), which works only if the machine resolves that "
+                                 "name to this host: set master_address = HOST:PORT (a guest on libvirt's user "
+                                 "networking reaches this host at 10.0.2.2:9000)");
+    EXPECT_TRUE(warnings_of(listen + vm + "master_address = 10.0.2.2:9000\n").empty());
+
+    const std::string docker = "[worker c1]\ntype = latent\nbackend = docker\ndocker.image = localhost/w:1\n";
+    EXPECT_TRUE(warnings_of(listen + docker).empty()) << "the host's network shares the host's names";
+    w = warnings_of("[master]\nlisten = 127.0.0.1:9000\n" + docker);
+    ASSERT_EQ(w.size(), 1u) << joined(w);
+    EXPECT_TRUE(has_error(w, main + ":3: [worker c1] master_address: not set, so the docker machine dials "
+                                    "testhost:9000"));
+    EXPECT_TRUE(has_error(w, "a container on the host's network reaches it at 127.0.0.1:9000)"));
+    w = warnings_of(listen + docker + "docker.network = bridge\n");
+    ASSERT_EQ(w.size(), 1u) << joined(w);
+    EXPECT_TRUE(has_error(w, "(an address that the container's network reaches)"));
+
+    w = warnings_of(listen + "[worker e1]\ntype = latent\nbackend = ec2\nec2.region = eu-west-1\n"
+                             "ec2.ami = ami-0123456789abcdef0\nec2.instance_type = t3.micro\n");
+    ASSERT_EQ(w.size(), 1u) << joined(w);
+    EXPECT_TRUE(has_error(w, main + ":3: [worker e1] master_address: not set, so the ec2 machine dials"));
+}
