@@ -1,11 +1,14 @@
 #!/bin/bash
 # buildyard-worker-latent.service under real systemd: boots systemd as PID 1
 # in a container (as test-units.sh does) whose system credentials
-# buildyard.worker, buildyard.master and buildyard.token are set the way a
-# latent guest's are (there from SMBIOS OEM strings, here from nspawn's
-# --set-credential). The unit's LoadCredential= must hand them to
-# `buildyard-workerd --latent`, which attaches over TCP to a master in the
-# same container that knows the token as vm1's password, and runs a build.
+# buildyard.worker, buildyard.master, buildyard.token and
+# buildyard.master_fingerprint are set the way a latent guest's are (there
+# from SMBIOS OEM strings, here from nspawn's --set-credential). The unit's
+# LoadCredential= must hand them to `buildyard-workerd --latent`, which
+# attaches over TLS to a master in the same container that knows the token
+# as vm1's password, pinning the master's certificate, and runs a build. The
+# master gets that certificate as the credentials tls-certificate and
+# tls-key, through the drop-in buildyard.ini(5) documents.
 #   test-latent-unit.sh BUILD_DIR PREFIX
 # Exit 77 (skipped) without root or systemd-nspawn.
 set -euo pipefail
@@ -64,12 +67,24 @@ workers = vm1
 step.1 = echo "basedir=\$PWD"
 INI
 
+# The master's certificate, made here so that its fingerprint can be set as
+# a credential at boot, as latentd does for a guest.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=latent-unit-test \
+    -keyout "$etc/tls.key" -out "$etc/tls.pem" 2>/dev/null || fail "openssl req failed"
+fingerprint=sha256:$(openssl x509 -in "$etc/tls.pem" -outform DER | sha256sum | cut -d' ' -f1)
+
 # The unit waits for network-online.target, as a guest's should. The host's
 # /usr here enables systemd-networkd, which has no configuration in the
 # container, so its wait-online would hold that target for two minutes.
 units=$work/etc-systemd-system
 mkdir -p "$units"
 ln -s /dev/null "$units/systemd-networkd-wait-online.service"
+mkdir -p "$units/buildyard-masterd.service.d"
+cat >"$units/buildyard-masterd.service.d/tls.conf" <<UNIT
+[Service]
+LoadCredential=tls-certificate:/etc/buildyard/tls.pem
+LoadCredential=tls-key:/etc/buildyard/tls.key
+UNIT
 
 # boot NAME [NSPAWN-OPTION...]: boots the container.
 boot() {
@@ -102,12 +117,16 @@ step "boot systemd in a container with the latent worker's credentials"
 boot by-latent-unit \
     --set-credential=buildyard.worker:vm1 \
     --set-credential="buildyard.master:127.0.0.1:$port" \
-    --set-credential="buildyard.token:$token"
+    --set-credential="buildyard.token:$token" \
+    --set-credential="buildyard.master_fingerprint:$fingerprint"
 [ "$(ct systemctl show -P ConditionResult buildyard-worker-latent.service)" = yes ] \
     || fail "buildyard-worker-latent.service did not see the credentials"
 
 step "the master, then the latent worker unit"
 ct systemctl start buildyard-masterd.service || fail "cannot start the master"
+shown=$(ct busctl --system get-property org.buildyard.Master1 /org/buildyard/Master1 org.buildyard.Master1 \
+    TlsFingerprint | cut -d' ' -f2 | tr -d '"')
+[ "$shown" = "$fingerprint" ] || fail "the master shows $shown, not the credential's certificate $fingerprint"
 ct systemctl start buildyard-worker-latent.service || fail "cannot start buildyard-worker-latent.service"
 wait_for "vm1 attached" 30 vm1_connected
 journal=$(ct journalctl -u buildyard-worker-latent.service --no-pager)
