@@ -333,6 +333,7 @@ void Agent::master_lost() {
 
 void Agent::begin_stopping() {
     stopping_ = true;
+    isolation_->stopping();
     link_->close();
     for (auto& [id, runner] : builds_) {
         runner->cancel();

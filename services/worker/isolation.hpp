@@ -56,6 +56,10 @@ public:
     // The build's runner is going away without waiting: kill what is left,
     // no callbacks.
     virtual void abandon(uint64_t id) = 0;
+
+    // The worker is exiting: a release() no longer waits for what only its
+    // exit lets happen (a build scope is stopped after the worker's unit).
+    virtual void stopping() {}
 };
 
 // A transient scope per build if a systemd manager is reachable (the system

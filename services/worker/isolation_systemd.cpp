@@ -16,6 +16,7 @@
 #include <map>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -94,6 +95,7 @@ public:
     int adopt(uint64_t id, pid_t pid, const config::BuildLimits& limits, unsigned kill_timeout, Done done) override;
     void release(uint64_t id, Released released) override;
     void abandon(uint64_t id) override;
+    void stopping() override;
 
 private:
     struct Unit {
@@ -135,6 +137,7 @@ private:
     std::map<std::string, uint64_t> jobs_;  // job path -> build id (0: a leftover's stop)
     std::set<std::string> leftover_jobs_;
     std::function<void()> leftovers_done_;
+    bool stopping_ = false;  // the worker is exiting: wait for no stop job
 };
 
 int SystemdScopes::call_async(uint64_t id, MessagePtr& m, sd_bus_message_handler_t handler, Unit& u) {
@@ -222,9 +225,12 @@ int SystemdScopes::start_unit(uint64_t id, Unit& u, pid_t pid, const config::Bui
         if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", accounting, "b", 1);
     }
     if (r >= 0 && !own_unit_.empty()) {
-        // Stops with the worker's unit; ordered after it, so it stops first.
+        // Stops with the worker's unit, and after it: `systemctl stop` of the
+        // worker must reach the worker first, so that it detaches and its
+        // builds end retry. Ordered the other way, systemd killed the steps
+        // first and the worker reported them failed before its own SIGTERM.
         r = sd_bus_message_append(m.get(), "(sv)", "BindsTo", "as", 1, own_unit_.c_str());
-        if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "After", "as", 1, own_unit_.c_str());
+        if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "Before", "as", 1, own_unit_.c_str());
     }
     if (r >= 0 && limits.memory_max) r = sd_bus_message_append(m.get(), "(sv)", "MemoryMax", "t", limits.memory_max);
     if (r >= 0 && limits.tasks_max) r = sd_bus_message_append(m.get(), "(sv)", "TasksMax", "t", limits.tasks_max);
@@ -396,8 +402,28 @@ int SystemdScopes::on_stop_reply(sd_bus_message* m, void* userdata, sd_bus_error
         self->finish(id);
         return 0;
     }
+    if (self->stopping_) {
+        // Queued behind the worker's own stop (Before=): it completes only
+        // once the worker has exited. systemd stops the scope right then.
+        self->finish(id);
+        return 0;
+    }
     self->jobs_[job] = id;
     return 0;
+}
+
+void SystemdScopes::stopping() {
+    stopping_ = true;
+    std::vector<uint64_t> waiting;
+    for (const auto& [job, id] : jobs_) {
+        if (units_.contains(id) && units_.at(id).released) {
+            waiting.push_back(id);
+        }
+    }
+    for (uint64_t id : waiting) {
+        std::erase_if(jobs_, [id](const auto& kv) { return kv.second == id; });
+        finish(id);
+    }
 }
 
 void SystemdScopes::finish(uint64_t id) {

@@ -134,6 +134,10 @@ wait_for "$scope to hold the step and its setsid daemon" 30 scope_holds
 [ "$(ct systemctl show -P KillMode "$scope")" = control-group ] || fail "$scope: KillMode $(ct systemctl show -P KillMode "$scope")"
 [[ " $(ct systemctl show -P BindsTo "$scope") " == *" buildyard-worker@w1.service "* ]] ||
     fail "$scope is not bound to the worker: $(ct systemctl show -P BindsTo "$scope")"
+# Stopped after the worker, so that the worker's SIGTERM comes first (its
+# builds end retry, not failure under a step systemd killed).
+[[ " $(ct systemctl show -P Before "$scope") " == *" buildyard-worker@w1.service "* ]] ||
+    fail "$scope is not ordered before the worker: $(ct systemctl show -P Before "$scope")"
 ct systemd-cgls --no-pager -u "$scope"
 
 step "cancel stops the unit: the setsid daemon dies too"
