@@ -571,6 +571,16 @@ private:
                     bad(s, key, "sandbox = " + v.text + " is not available yet: builds run in transient scopes, "
                                 "which cannot carry PrivateTmp= and the other sandboxing settings; use none");
                 }
+            } else if (key.starts_with("secret.")) {
+                const auto name = key.substr(7);
+                std::string error;
+                if (!valid_property_key(name)) {
+                    bad(s, key, "invalid secret name " + in_quotes(name) + ": use A-Z a-z 0-9 _ . -");
+                } else if (auto secret = resolve_secret(v.text, env_.credentials_directory, env_.read_secrets, error)) {
+                    b.secrets[name] = std::move(*secret);
+                } else {
+                    bad(s, key, error);
+                }
             } else {
                 unknown(s, key);
             }
