@@ -67,19 +67,30 @@ TEST(Utf8Test, ForLogIsOneBoundedLine) {
 }
 
 // A config with every kind of value a crash was seen with: a property, a
-// step, a password, a mail user, a pause-free worker and a latent one.
-const std::string fuzz_base = R"([master]
+// step, a password, a mail user, a pause-free worker and a latent one; and
+// the keys added since whose values reach D-Bus, JSON or mail (default
+// properties, the metrics address, keepalives, build limits, a secret).
+// [mail] needs builders for its recipients and a password for its user;
+// that file and the secret's are written into the test's directory.
+std::string fuzz_text(const std::string& password_file, const std::string& secret_file) {
+    return R"([master]
 name = m1
 listen = 127.0.0.1:9989
+metrics = 127.0.0.1:9990
 
 [mail]
+builders = hello
 recipients = ops@example.org
 username = mailer
+password_file = )" + password_file + R"(
 
 [worker bot1]
 password = secret
+keepalive_interval = 30
+lost_build_grace = 60
 property.os = linux
 property.note = free text here
+default_property.branch = main
 
 [worker loc]
 type = local
@@ -88,9 +99,18 @@ type = local
 workers = bot1, loc
 step.1 = echo hello world
 step.2 = make -j2 check
+timeout = 600
+memory_max = 1G
+secret.deploy = file:)" + secret_file + R"(
 )";
+}
+
+std::string fuzz_base_in(const TempDir& dir) {
+    return fuzz_text(dir.write("mail.secret", "s3cret\n"), dir.write("deploy", "d3ploy\n"));
+}
 
 TEST_F(ConfigTest, FuzzedBytesAreRefusedAtTheirLine) {
+    const std::string fuzz_base = fuzz_base_in(dir);
     ASSERT_TRUE(load_text(fuzz_base).config) << joined(load_text(fuzz_base).errors);
     std::mt19937 rng(20261206);
     for (int i = 0; i < 400; ++i) {
@@ -113,6 +133,7 @@ TEST_F(ConfigTest, FuzzedBytesAreRefusedAtTheirLine) {
 }
 
 TEST_F(ConfigTest, ADropInWhoseNameIsNotUtf8IsRefused) {
+    const std::string fuzz_base = fuzz_base_in(dir);
     load_ok(fuzz_base);
     dir.write("master.d/good.ini", "[worker extra]\ntype = local\n");
     dir.write("master.d/bad-\xff\xfe.ini", "[worker other]\ntype = local\n");
