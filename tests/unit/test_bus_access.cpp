@@ -28,6 +28,23 @@ TEST(MayAdminister, UnknownCredentialsDeny) {
     EXPECT_TRUE(may_administer({std::nullopt, std::vector<gid_t>{995}}, {}, 995));
 }
 
+TEST(AdmittedCallers, RemembersAdmissionsAndForgetsTheOldestPastCapacity) {
+    by::bus::AdmittedCallers admitted(2);
+    EXPECT_FALSE(admitted.contains("bus :1.5"));
+    admitted.add("bus :1.5");
+    admitted.add("bus :1.5");
+    EXPECT_TRUE(admitted.contains("bus :1.5"));
+    EXPECT_EQ(admitted.size(), 1u);
+    // Unique names are per bus: the same name on another bus is another caller.
+    EXPECT_FALSE(admitted.contains("other :1.5"));
+    admitted.add("bus :1.6");
+    admitted.add("bus :1.7");
+    EXPECT_EQ(admitted.size(), 2u);
+    EXPECT_FALSE(admitted.contains("bus :1.5"));
+    EXPECT_TRUE(admitted.contains("bus :1.6"));
+    EXPECT_TRUE(admitted.contains("bus :1.7"));
+}
+
 TEST(InputLimits, Check) {
     EXPECT_FALSE(by::limits::check("the worker name", std::string(64, 'a'), by::limits::name));
     auto e = by::limits::check("the worker name", std::string(65, 'a'), by::limits::name);
