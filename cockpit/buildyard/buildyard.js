@@ -79,7 +79,10 @@ function clearAlert(key) {
 function explain(what, err) {
     const name = (err && err.name) || "";
     const message = (err && err.message) || String(err);
-    if (name === "org.freedesktop.DBus.Error.AccessDenied" || (err && err.problem === "access-denied"))
+    // The bus policy refuses with the bus's error; the master, checking the
+    // caller itself, with its own.
+    if (name === "org.freedesktop.DBus.Error.AccessDenied" || name === "org.buildyard.Error.AccessDenied" ||
+        (err && err.problem === "access-denied"))
         return `Not allowed: ${what}. The system bus lets only root and members of the group “buildyard” ` +
                "do this; turn on administrative access in Cockpit, or ask an admin to add you to the group.";
     if (name === "org.freedesktop.DBus.Error.ServiceUnknown" || name === "org.freedesktop.DBus.Error.NameHasNoOwner")

@@ -3,7 +3,13 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "common/text.hpp"
+
 namespace by::bus {
+
+int set_error(sd_bus_error* e, const char* name, std::string_view message) {
+    return sd_bus_error_set(e, name, text::to_utf8(message).c_str());
+}
 
 int read_string_map(sd_bus_message* m, StringMap& out) {
     int r = sd_bus_message_enter_container(m, 'a', "{ss}");

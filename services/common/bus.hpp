@@ -50,6 +50,10 @@ inline constexpr const char* Timeout = "org.buildyard.Error.Timeout";
 inline constexpr const char* NoSuchInstance = "org.buildyard.Error.NoSuchInstance";
 }  // namespace error
 
+// sd_bus_error_set with `message` made UTF-8 first: an error reply whose
+// text is not UTF-8 cannot be sent, and sd-bus then closes the connection.
+int set_error(sd_bus_error* e, const char* name, std::string_view message);
+
 using StringMap = std::map<std::string, std::string>;
 
 // a{ss}

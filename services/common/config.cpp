@@ -12,6 +12,7 @@
 #include "common/config_ini.hpp"
 #include "common/config_sections.hpp"
 #include "common/config_values.hpp"
+#include "common/text.hpp"
 
 namespace by::config {
 
@@ -186,6 +187,12 @@ std::vector<std::string> dropin_files(const std::filesystem::path& dir, std::vec
     for (; it != fs::directory_iterator(); it.increment(ec)) {
         const std::string name = it->path().filename().string();
         if (name.size() > 4 && name[0] != '.' && name.ends_with(".ini") && it->is_regular_file(ec)) {
+            if (!text::valid_utf8(name)) {
+                // Its name would reach Describe and error replies, which must be UTF-8.
+                errors.push_back({(dir / text::for_log(name)).string(), 0, "", "",
+                                  "file name is not valid UTF-8; rename it"});
+                continue;
+            }
             names.push_back(name);
         }
     }

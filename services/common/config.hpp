@@ -73,6 +73,9 @@ struct Builder {
     std::vector<std::string> workers;
     std::vector<std::string> steps;          // in numeric order of step.N
     BuildLimits limits;                      // applied to each build's unit
+    // secret.KEY, resolved: KEY -> value. Steps get BUILDYARD_SECRET_KEY;
+    // the value is shown nowhere and masked in build logs.
+    std::map<std::string, std::string> secrets;
     Origin origin;
 };
 

@@ -6,6 +6,9 @@
 #include <ini.h>
 
 #include "common/config_values.hpp"
+#include "common/text.hpp"
+
+#include <fmt/format.h>
 
 // inih as Debian builds it has no line numbers in the handler, a fixed
 // 200-byte line buffer, multi-line values and inline ';' comments, and it
@@ -102,13 +105,22 @@ private:
         // The buffer must hold the text, '\n' and '\0'.
         const std::size_t max_text = size > 2 ? static_cast<std::size_t>(size) - 2 : 0;
         const bool too_long = text_.size() > max_text;
-        if (too_long || text_.find('\0') != std::string_view::npos) {
+        // Values reach D-Bus, JSON and mail, which all want UTF-8: a line
+        // that is not UTF-8 is an error here rather than a failure there.
+        const std::size_t bad_byte = text::first_invalid_utf8(text_);
+        if (too_long || text_.find('\0') != std::string_view::npos || bad_byte != std::string_view::npos) {
             const auto t = trim(text_);
             if (!t.empty() && t[0] == '[' && !(is_space(text_[0]) && !last_key_.empty())) {
                 current_ = -1;  // a lost header: drop its settings instead of misfiling them
             }
-            error("", too_long ? "line is longer than " + std::to_string(max_text) + " characters"
-                               : std::string("line contains a NUL byte"));
+            if (too_long) {
+                error("", "line is longer than " + std::to_string(max_text) + " characters");
+            } else if (text_.find('\0') != std::string_view::npos) {
+                error("", "line contains a NUL byte");
+            } else {
+                error("", fmt::format("line is not valid UTF-8 (byte 0x{:02x} at column {})",
+                                      static_cast<unsigned char>(text_[bad_byte]), bad_byte + 1));
+            }
             kind_ = LineKind::rejected;
             std::memcpy(buffer, "\n", 2);
             return buffer;

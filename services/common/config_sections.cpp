@@ -98,10 +98,16 @@ private:
 
     // Steps see property NAME as $BUILDYARD_PROP_NAME with every character
     // but A-Z a-z 0-9 _ made '_', so a.b and a_b would be one variable, and
-    // workername is the master's. Returns why `name` cannot be used.
+    // workername is the master's; secret.KEY would be a secret property,
+    // which is hidden from the bus while its value sat in the worker's
+    // Properties. Returns why `name` cannot be used.
     static std::optional<std::string> property_clash(const Section& s, const std::string& key,
                                                      const std::string& name,
                                                      std::map<std::string, std::string>& env_names) {
+        if (name.starts_with("secret.")) {
+            return "a property named secret.KEY is a secret, and a secret's value is never written in the config: "
+                   "use [builder NAME] secret.KEY = credential:NAME or file:PATH";
+        }
         std::string env = "BUILDYARD_PROP_";
         for (char c : name) {
             const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
@@ -580,6 +586,16 @@ private:
                     // Scopes carry no exec settings (see buildyard.ini(5)).
                     bad(s, key, "sandbox = " + v.text + " is not available yet: builds run in transient scopes, "
                                 "which cannot carry PrivateTmp= and the other sandboxing settings; use none");
+                }
+            } else if (key.starts_with("secret.")) {
+                const auto name = key.substr(7);
+                std::string error;
+                if (!valid_property_key(name)) {
+                    bad(s, key, "invalid secret name " + in_quotes(name) + ": use A-Z a-z 0-9 _ . -");
+                } else if (auto secret = resolve_secret(v.text, env_.credentials_directory, env_.read_secrets, error)) {
+                    b.secrets[name] = std::move(*secret);
+                } else {
+                    bad(s, key, error);
                 }
             } else {
                 unknown(s, key);

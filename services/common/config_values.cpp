@@ -11,6 +11,7 @@
 
 #include "common/config.hpp"
 #include "common/raii.hpp"
+#include "common/text.hpp"
 
 namespace by::config {
 
@@ -355,6 +356,36 @@ std::optional<bool> parse_yes_no(std::string_view s) {
         return false;
     }
     return std::nullopt;
+}
+
+std::optional<std::string> resolve_secret(const std::string& value, const std::string& credentials_directory,
+                                          bool read, std::string& error) {
+    std::optional<std::string> secret;
+    if (value.starts_with("credential:")) {
+        if (read && credentials_directory.empty()) {
+            error = "credential: needs $CREDENTIALS_DIRECTORY (set LoadCredential= in the unit)";
+            return std::nullopt;
+        }
+        secret = read ? read_credential(credentials_directory, value.substr(11), error) : std::string();
+    } else if (value.starts_with("file:")) {
+        if (value.size() < 6 || value[5] != '/') {
+            error = "'" + value.substr(5) + "' is not an absolute path";
+            return std::nullopt;
+        }
+        secret = read ? read_password_file(value.substr(5), error) : std::string();
+    } else {
+        error = "expected credential:NAME or file:PATH (a secret's value is never written in the config)";
+        return std::nullopt;
+    }
+    if (secret && !text::valid_utf8(*secret)) {
+        error = "the secret is not valid UTF-8 (steps get it in their environment, over D-Bus)";
+        return std::nullopt;
+    }
+    if (secret && secret->find('\0') != std::string::npos) {
+        error = "the secret contains a NUL byte, which no environment variable can hold";
+        return std::nullopt;
+    }
+    return secret;
 }
 
 std::optional<uid_t> resolve_uid(const std::string& text, std::string& error) {

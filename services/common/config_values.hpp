@@ -63,6 +63,14 @@ bool readable_path(const std::string& path, std::string& error);
 // yes/no (also true/false, on/off, 1/0).
 std::optional<bool> parse_yes_no(std::string_view s);
 
+// A [builder] secret.KEY value: "credential:NAME" (a file in
+// $CREDENTIALS_DIRECTORY) or "file:PATH" (absolute), read like a password
+// file. A secret reaches the steps' environment over D-Bus, so it must be
+// UTF-8 without NUL. With `read` false only the form is checked (and ""
+// returned). nullopt with `error` set on failure.
+std::optional<std::string> resolve_secret(const std::string& value, const std::string& credentials_directory,
+                                          bool read, std::string& error);
+
 // A user name or a numeric uid; nullopt with `error` set when unknown.
 std::optional<uid_t> resolve_uid(const std::string& text, std::string& error);
 

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "common/text.hpp"
+
 namespace by::ctl {
 
 std::string prop_string(const PropertyMap& props, const std::string& name,
@@ -110,7 +112,7 @@ nlohmann::json to_json(const PropertyMap& props) {
 }
 
 std::string dump_json(const nlohmann::json& document) {
-    return document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+    return text::json_dump(document, 2);
 }
 
 }  // namespace by::ctl

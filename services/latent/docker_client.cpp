@@ -11,6 +11,7 @@
 
 #include "common/raii.hpp"
 #include "latent/docker_decode.hpp"
+#include "common/text.hpp"
 
 namespace by::latent::docker {
 
@@ -121,7 +122,7 @@ Outcome<Response> Client::request(const std::string& method, const std::string& 
     transfer.cancelled = &cancelled;
     char error_buffer[CURL_ERROR_SIZE] = {};
     const std::string url = api_base + path;
-    const std::string payload = body ? body->dump() : std::string();
+    const std::string payload = body ? text::json_dump(*body) : std::string();
     SlistPtr headers(curl_slist_append(nullptr, "Expect:"));
     if (body) {
         headers.reset(curl_slist_append(headers.release(), "Content-Type: application/json"));
@@ -271,7 +272,7 @@ Outcome<std::vector<ContainerSummary>> Client::list(const std::vector<std::strin
         filters["label"] = labels;
     }
     const std::string path =
-        std::string("/containers/json?all=") + (all ? "1" : "0") + "&filters=" + url_escape(filters.dump());
+        std::string("/containers/json?all=") + (all ? "1" : "0") + "&filters=" + url_escape(text::json_dump(filters));
     auto r = request("GET", path, std::nullopt, cancelled, timeout);
     if (!r.ok()) {
         return failed<std::vector<ContainerSummary>>(r.error);

@@ -3,6 +3,9 @@
 #include <string>
 
 #include "common/bus.hpp"
+#include "common/bus_access.hpp"
+#include "common/input_limits.hpp"
+#include "common/text.hpp"
 #include "latent/latent_manager.hpp"
 #include "version.hpp"
 
@@ -12,33 +15,52 @@ namespace {
 
 LatentManager& of(void* userdata) { return *static_cast<LatentManager*>(userdata); }
 
-int fail(const Verdict& v, sd_bus_error* e) { return sd_bus_error_set(e, v.error, v.message.c_str()); }
+int fail(const Verdict& v, sd_bus_error* e) { return bus::set_error(e, v.error, v.message); }
+
+// Arguments over their limits (common/input_limits.hpp) are refused before
+// anything logs them.
+int too_long(const std::string& message, sd_bus_error* e) {
+    return bus::set_error(e, bus::error::InvalidArgument, message);
+}
 
 int method_start(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    int r = bus::require_admin(m, e, "starting machines");
+    if (r < 0) return r;
     const char *worker = nullptr, *start = nullptr, *address = nullptr, *token = nullptr, *fingerprint = nullptr;
     uint64_t lease = 0;
-    int r = sd_bus_message_read(m, "ssssst", &worker, &start, &address, &token, &fingerprint, &lease);
-    if (r < 0) return r;
+    if ((r = sd_bus_message_read(m, "ssssst", &worker, &start, &address, &token, &fingerprint, &lease)) < 0) return r;
+    if (auto bad = limits::check("the worker name", worker, limits::name)) return too_long(*bad, e);
+    for (const char* arg : {start, address, token, fingerprint}) {
+        if (auto bad = limits::check("an argument", arg, limits::token)) return too_long(*bad, e);
+    }
     return of(userdata).start_instance(m, worker, start, address, {token, fingerprint}, lease, e);
 }
 
 int method_stop(sd_bus_message* m, void* userdata, sd_bus_error* e) {
-    const char *worker = nullptr, *start = nullptr;
-    int r = sd_bus_message_read(m, "ss", &worker, &start);
+    int r = bus::require_admin(m, e, "stopping machines");
     if (r < 0) return r;
+    const char *worker = nullptr, *start = nullptr;
+    if ((r = sd_bus_message_read(m, "ss", &worker, &start)) < 0) return r;
+    if (auto bad = limits::check("the worker name", worker, limits::name)) return too_long(*bad, e);
+    if (auto bad = limits::check("the start id", start, limits::token)) return too_long(*bad, e);
     return of(userdata).stop_instance(m, worker, start, e);
 }
 
 int method_renew_lease(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    int r = bus::require_admin(m, e, "renewing leases");
+    if (r < 0) return r;
     const char* start = nullptr;
     uint64_t lease = 0;
-    int r = sd_bus_message_read(m, "st", &start, &lease);
-    if (r < 0) return r;
+    if ((r = sd_bus_message_read(m, "st", &start, &lease)) < 0) return r;
+    if (auto bad = limits::check("the start id", start, limits::token)) return too_long(*bad, e);
     Verdict v = of(userdata).renew_lease(start, lease);
     return v ? sd_bus_reply_method_return(m, "") : fail(v, e);
 }
 
-int method_stop_all(sd_bus_message* m, void* userdata, sd_bus_error*) { return of(userdata).stop_all(m); }
+int method_stop_all(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    if (int r = bus::require_admin(m, e, "stopping machines"); r < 0) return r;
+    return of(userdata).stop_all(m);
+}
 
 int method_list_instances(sd_bus_message* m, void* userdata, sd_bus_error*) {
     sd_bus_message* raw = nullptr;
@@ -56,9 +78,13 @@ int method_list_instances(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return sd_bus_send(nullptr, raw, nullptr);
 }
 
-int method_reap(sd_bus_message* m, void* userdata, sd_bus_error*) { return of(userdata).reap(m); }
+int method_reap(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    if (int r = bus::require_admin(m, e, "reaping machines"); r < 0) return r;
+    return of(userdata).reap(m);
+}
 
 int method_reload(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    if (int r = bus::require_admin(m, e, "reloading the configuration"); r < 0) return r;
     Verdict v = of(userdata).reload();
     return v ? sd_bus_reply_method_return(m, "") : fail(v, e);
 }
@@ -88,7 +114,8 @@ int prop_last_reaped_at(sd_bus*, const char*, const char*, const char*, sd_bus_m
 }
 
 // sd-bus lets every caller through; the bus policy
-// (dbus/org.buildyard.Latent1.conf) decides who may change things.
+// (dbus/org.buildyard.Latent1.conf) decides who may change things, and the
+// methods that change things check the caller again (bus::require_admin).
 constexpr uint64_t U = SD_BUS_VTABLE_UNPRIVILEGED;
 constexpr uint64_t EMITS = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
 
@@ -128,7 +155,7 @@ int register_latent_object(LatentManager& m, sd_bus* bus, SlotPtr& slot) {
 int emit_instance_gone(sd_bus* bus, const std::string& worker, const std::string& start, const std::string& reason,
                        const std::string& log_tail) {
     return sd_bus_emit_signal(bus, bus::latent_path, bus::latent_iface, "InstanceGone", "ssss", worker.c_str(),
-                              start.c_str(), reason.c_str(), log_tail.c_str());
+                              start.c_str(), text::to_utf8(reason).c_str(), text::to_utf8(log_tail).c_str());
 }
 
 }  // namespace by::latent

@@ -204,7 +204,7 @@ int LatentManager::start_instance(sd_bus_message* m, const std::string& worker, 
     }
     Verdict v = admit_start(config_, worker, start, token, lease_usec, live);
     if (!v) {
-        return sd_bus_error_set(e, v.error, v.message.c_str());
+        return bus::set_error(e, v.error, v.message);
     }
     const config::Worker& cfg = config_.workers.at(worker);
     auto backend = backend_for(cfg.backend);

@@ -19,6 +19,7 @@
 
 #include "common/config.hpp"
 #include "common/raii.hpp"
+#include "common/text.hpp"
 #include "latent/backend.hpp"
 #include "latent/backend_call.hpp"
 #include "latent/latent_rules.hpp"
@@ -169,7 +170,7 @@ config::LoadResult load_config(const std::string& path);
 // A method call kept for a later answer.
 inline MessagePtr keep(sd_bus_message* m) { return MessagePtr(sd_bus_message_ref(m)); }
 inline void reply_error(const MessagePtr& m, const char* name, const std::string& message) {
-    sd_bus_reply_method_errorf(m.get(), name, "%s", message.c_str());
+    sd_bus_reply_method_errorf(m.get(), name, "%s", text::to_utf8(message).c_str());
 }
 
 // Registers /org/buildyard/Latent1 (latent_bus.cpp).

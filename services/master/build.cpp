@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/duration.hpp"
+#include "master/secret_mask.hpp"
 
 namespace by::master {
 
@@ -130,18 +131,32 @@ std::string log_trailer(const Build& b) {
     return fmt::format("--- {}: {}after {}\n", to_string(b.result), exit, format_duration(took));
 }
 
-std::map<std::string, std::string> step_environment(const Build& b) {
+namespace {
+
+std::string variable(std::string name, std::string_view key) {
+    for (char c : key) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        name.push_back(ok ? c : '_');
+    }
+    return name;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> step_environment(const Build& b, const std::map<std::string, std::string>& secrets) {
     std::map<std::string, std::string> env;
     env["BUILDYARD_BUILD_ID"] = std::to_string(b.id);
     env["BUILDYARD_BUILDER"] = b.builder;
     env["BUILDYARD_WORKER"] = b.worker;
     for (const auto& [k, v] : b.properties) {
-        std::string key = "BUILDYARD_PROP_";
-        for (char c : k) {
-            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-            key.push_back(ok ? c : '_');
+        if (is_secret_property(k)) {
+            env[variable("BUILDYARD_SECRET_", std::string_view(k).substr(secret_prefix.size()))] = v;
+        } else {
+            env[variable("BUILDYARD_PROP_", k)] = v;
         }
-        env[key] = v;
+    }
+    for (const auto& [k, v] : secrets) {
+        env[variable("BUILDYARD_SECRET_", k)] = v;
     }
     return env;
 }

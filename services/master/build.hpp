@@ -70,7 +70,10 @@ std::optional<Build> retry_build(Build& b, uint64_t now);
 // never started.
 std::string log_trailer(const Build& b);
 
-// The environment of a build's steps (see buildyard-workerd(8)).
-std::map<std::string, std::string> step_environment(const Build& b);
+// The environment of a build's steps (see buildyard-workerd(8)): a
+// property KEY as BUILDYARD_PROP_KEY, a secret one (secret.KEY, or KEY of
+// the builder's `secrets`, which win) as BUILDYARD_SECRET_KEY.
+std::map<std::string, std::string> step_environment(const Build& b,
+                                                    const std::map<std::string, std::string>& secrets = {});
 
 }  // namespace by::master

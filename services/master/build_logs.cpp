@@ -28,6 +28,18 @@ void log_build(log::Level level, const Build& b, const std::string& msg, std::st
 std::string Master::log_path(uint64_t id) const { return state_directory_ + "/logs/" + std::to_string(id) + ".log"; }
 
 void Master::append_log(ActiveBuild& ab, const void* data, size_t size) {
+    // Secrets never reach the file, even cut across two Output calls.
+    const std::string masked = ab.mask.feed(std::string_view(static_cast<const char*>(data), size));
+    store_output(ab, masked.data(), masked.size());
+}
+
+void Master::close_log(ActiveBuild& ab) {
+    const std::string tail = ab.mask.finish();
+    store_output(ab, tail.data(), tail.size());
+    ab.log.reset();
+}
+
+void Master::store_output(ActiveBuild& ab, const void* data, size_t size) {
     if (ab.log_lost > 0) {
         // Output was lost (a full disk): say so in the log, where it was.
         ab.log_lost += size;

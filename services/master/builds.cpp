@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "master/master.hpp"
 #include "master/notifier.hpp"
 
@@ -32,6 +33,9 @@ Status Master::submit(const std::string& builder, const std::map<std::string, st
     for (const auto& [k, v] : properties) {
         if (k.empty()) {
             return Status::fail(bus::error::InvalidArgument, "a build property has an empty name");
+        }
+        if (k == secret_prefix) {
+            return Status::fail(bus::error::InvalidArgument, "a secret build property has an empty name");
         }
     }
     Build b;
@@ -192,6 +196,17 @@ bool Master::start_build(ActiveBuild& ab, Worker& w) {
     const config::Builder* builder = find_builder(ab.build.builder);
     ab.steps = builder ? builder->steps : std::vector<std::string>{};
     ab.limits = builder ? builder->limits : config::BuildLimits{};
+    ab.secrets = builder ? builder->secrets : std::map<std::string, std::string>{};
+    std::vector<std::string> secret_values;
+    for (const auto& [k, v] : ab.build.properties) {
+        if (is_secret_property(k)) {
+            secret_values.push_back(v);
+        }
+    }
+    for (const auto& [k, v] : ab.secrets) {
+        secret_values.push_back(v);
+    }
+    ab.mask = SecretMask(secret_values);
     ab.log.reset(::open(log_path(ab.build.id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
     if (!ab.log) {
         log::error("cannot open the log of build {}: {}", ab.build.id, std::strerror(errno));
@@ -227,7 +242,7 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
     sd_bus_message* raw = msg.get();
     if (r >= 0) r = sd_bus_message_append(raw, "ts", ab.build.id, ab.build.builder.c_str());
     if (r >= 0) r = bus::append_strv(raw, ab.steps);
-    if (r >= 0) r = bus::append_string_map(raw, step_environment(ab.build));
+    if (r >= 0) r = bus::append_string_map(raw, step_environment(ab.build, ab.secrets));
     if (r >= 0) r = bus::append_string_map(raw, config::limits_to_map(ab.limits));
     uint64_t cookie = 0;
     sd_bus_slot* slot = nullptr;
@@ -266,7 +281,7 @@ bool Master::finish_build(ActiveBuild& ab, Result result, int exit_status, uint6
     if (const std::string trailer = log_trailer(ab.build); !trailer.empty()) {
         append_log(ab, trailer.data(), trailer.size());
     }
-    ab.log.reset();
+    close_log(ab);
     count_running(ab.build.builder, -1);
     metrics_.build_finished(ab.build);
     log_build(result == Result::success ? log::Level::info : log::Level::notice, ab.build,
@@ -326,7 +341,7 @@ bool Master::requeue(ActiveBuild& ab, const std::string& why, uint64_t at) {
     store_ok();
     ab.build = std::move(ended);
     ab.ending.reset();
-    ab.log.reset();
+    close_log(ab);
     count_running(ab.build.builder, -1);
     metrics_.build_finished(ab.build);
     log_build(log::Level::notice, ab.build, fmt::format("build {} of {} ends retry ({}); rerun as build {}", id,
@@ -396,7 +411,8 @@ Status Master::build_done(const std::string& sender, uint64_t id, const std::str
     auto r = parse_result(result);
     if (!r || *r == Result::none || *r == Result::retry) {
         log_build(log::Level::warning, ab->build,
-                  fmt::format("worker {} reported an unknown result '{}' for build {}", w->cfg.name, result, id));
+                  fmt::format("worker {} reported an unknown result '{}' for build {}", w->cfg.name,
+                              text::for_log(result, 64), id));
         r = Result::exception;
     }
     if (ab->ending) {

@@ -54,8 +54,10 @@ int attach(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     const char* name = nullptr;
     int r = sd_bus_message_read(m, "s", &name);
     if (r < 0) return r;
+    if (auto bad = limits::check("the worker name", name, limits::name)) return too_long(*bad, e);
     bus::StringMap info;
     if ((r = bus::read_string_map(m, info)) < 0) return r;
+    if (auto bad = limits::check_map("worker info", info)) return too_long(*bad, e);
     std::string path;
     Status s = of(userdata).attach(caller_of(m), name, info, path);
     if (!s) return fail(s, e);
@@ -66,6 +68,7 @@ int detach(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     const char* reason = nullptr;
     int r = sd_bus_message_read(m, "s", &reason);
     if (r < 0) return r;
+    if (auto bad = limits::check("the reason", reason, limits::reason)) return too_long(*bad, e);
     return reply_ok(m, of(userdata).link_detach(sender_of(m), reason), e, "");
 }
 
@@ -93,6 +96,7 @@ int build_done(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     int32_t status = 0;
     int r = sd_bus_message_read(m, "tsi", &id, &result, &status);
     if (r < 0) return r;
+    if (auto bad = limits::check("the result", result, limits::reason)) return too_long(*bad, e);
     std::map<std::string, uint64_t> usage;
     r = sd_bus_message_enter_container(m, 'a', "{st}");
     if (r < 0) return r;

@@ -76,22 +76,26 @@ PROPERTY_GETTER(w_last_start_error) {
 }
 
 int w_pause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
-    const char* reason = nullptr;
-    int r = sd_bus_message_read(m, "s", &reason);
+    int r = bus::require_admin(m, e, "pausing a worker");
     if (r < 0) return r;
+    const char* reason = nullptr;
+    if ((r = sd_bus_message_read(m, "s", &reason)) < 0) return r;
+    if (auto bad = limits::check("the reason", reason, limits::reason)) return too_long(*bad, e);
     Worker& w = *static_cast<Worker*>(userdata);
     return reply_ok(m, w.master->pause(w, reason), e, "");
 }
 
 int w_unpause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    if (int r = bus::require_admin(m, e, "unpausing a worker"); r < 0) return r;
     Worker& w = *static_cast<Worker*>(userdata);
     return reply_ok(m, w.master->unpause(w), e, "");
 }
 
 int w_shutdown(sd_bus_message* m, void* userdata, sd_bus_error* e) {
-    int graceful = 0;
-    int r = sd_bus_message_read(m, "b", &graceful);
+    int r = bus::require_admin(m, e, "shutting down a worker");
     if (r < 0) return r;
+    int graceful = 0;
+    if ((r = sd_bus_message_read(m, "b", &graceful)) < 0) return r;
     Worker& w = *static_cast<Worker*>(userdata);
     return reply_ok(m, w.master->shutdown(w, graceful != 0), e, "");
 }
@@ -231,7 +235,8 @@ PROPERTY_GETTER(d_result) {
     return sd_bus_message_append(reply, "s", std::string(to_string(D(userdata).result)).c_str());
 }
 PROPERTY_GETTER(d_exit) { return sd_bus_message_append(reply, "i", static_cast<int32_t>(D(userdata).exit_status)); }
-PROPERTY_GETTER(d_properties) { return bus::append_string_map(reply, D(userdata).properties); }
+// Secret properties (secret.KEY) are never shown, to anyone.
+PROPERTY_GETTER(d_properties) { return bus::append_string_map(reply, public_properties(D(userdata).properties)); }
 PROPERTY_GETTER(d_submitted) { return sd_bus_message_append(reply, "t", D(userdata).submitted_at); }
 PROPERTY_GETTER(d_started) { return sd_bus_message_append(reply, "t", D(userdata).started_at); }
 PROPERTY_GETTER(d_finished) { return sd_bus_message_append(reply, "t", D(userdata).finished_at); }
@@ -244,13 +249,16 @@ PROPERTY_GETTER(d_io_read) { return sd_bus_message_append(reply, "t", D(userdata
 PROPERTY_GETTER(d_io_write) { return sd_bus_message_append(reply, "t", D(userdata).usage.io_write_bytes); }
 
 int d_cancel(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    if (int r = bus::require_admin(m, e, "cancelling a build"); r < 0) return r;
     return reply_ok(m, master_of(userdata).cancel(D(userdata).id), e, "");
 }
 
 int d_read_log(sd_bus_message* m, void* userdata, sd_bus_error* e) {
-    uint64_t offset = 0, max = 0;
-    int r = sd_bus_message_read(m, "tt", &offset, &max);
+    // Logs may hold what a build printed about its environment.
+    int r = bus::require_admin(m, e, "reading build logs");
     if (r < 0) return r;
+    uint64_t offset = 0, max = 0;
+    if ((r = sd_bus_message_read(m, "tt", &offset, &max)) < 0) return r;
     std::string data;
     Status s = master_of(userdata).read_log(D(userdata).id, offset, max, data);
     if (!s) return fail(s, e);

@@ -3,12 +3,20 @@
 
 #include <systemd/sd-bus.h>
 
+#include "common/bus.hpp"
+#include "common/bus_access.hpp"
+#include "common/input_limits.hpp"
 #include "master/master.hpp"
 
 namespace by::master {
 
 // Returns what a vtable method handler returns: the error is set on `e`.
-inline int fail(const Status& s, sd_bus_error* e) { return sd_bus_error_set(e, s.error, s.message.c_str()); }
+inline int fail(const Status& s, sd_bus_error* e) { return bus::set_error(e, s.error, s.message); }
+
+// An argument over its limit (common/input_limits.hpp): InvalidArgument.
+inline int too_long(const std::string& message, sd_bus_error* e) {
+    return bus::set_error(e, bus::error::InvalidArgument, message);
+}
 
 template <class... Args>
 int reply_ok(sd_bus_message* m, const Status& s, sd_bus_error* e, const char* types, Args... args) {

@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "master/notifier.hpp"
 #include "version.hpp"
 
@@ -446,7 +447,7 @@ std::string Master::describe() const {
                           {"submitted_at", b.submitted_at},
                           {"started_at", b.started_at}});
     }
-    return j.dump();
+    return text::json_dump(j);
 }
 
 void Master::counters_changed(const std::string& builder) {

@@ -22,6 +22,7 @@
 #include "master/dispatch.hpp"
 #include "master/latent.hpp"
 #include "master/metrics.hpp"
+#include "master/secret_mask.hpp"
 #include "master/shown.hpp"
 #include "master/store.hpp"
 
@@ -103,6 +104,8 @@ struct ActiveBuild {
     Build build;
     std::vector<std::string> steps;
     config::BuildLimits limits;   // its builder's, as it started
+    std::map<std::string, std::string> secrets;  // the builder's, taken at start
+    SecretMask mask;              // over everything written to the log
     Fd log;                       // open while running
     std::string path;
     Build shown;                  // what Build1 last told the bus
@@ -274,9 +277,12 @@ private:
     void count_running(const std::string& builder, int delta);
     // False (and w.unsaved set) when the store did not take it.
     bool save_worker(Worker& w);
-    // Appends to the build's log; output that cannot be written is counted,
-    // logged once, and noted in the log when writes work again.
+    // Appends to the build's log, secrets masked (SecretMask); close_log()
+    // writes what the mask held back. Output that cannot be written is
+    // counted, logged once, and noted in the log when writes work again.
     void append_log(ActiveBuild& ab, const void* data, size_t size);
+    void close_log(ActiveBuild& ab);
+    void store_output(ActiveBuild& ab, const void* data, size_t size);
     bool write_log(ActiveBuild& ab, const void* data, size_t size);
     std::string log_path(uint64_t id) const;
 

@@ -8,6 +8,7 @@
 #include "common/bus.hpp"
 #include "common/handshake_messages.hpp"
 #include "common/log.hpp"
+#include "common/text.hpp"
 
 namespace by::master {
 
@@ -385,7 +386,7 @@ void Remote::Connection::attach(sd_bus_message* call) {
                                     info_, path);
     if (!s) {
         master.metrics().remote_refused(RemoteRefusal::attach_refused);
-        sd_bus_reply_method_errorf(call, s.error, "%s", s.message.c_str());
+        sd_bus_reply_method_errorf(call, s.error, "%s", text::to_utf8(s.message).c_str());
         phase_ = Phase::fresh;
         logged_ = true;
         arm_timer(auth_timer_, remote_.timeouts_.auth_usec, on_auth_timeout);

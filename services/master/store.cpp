@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.hpp"
+
 namespace by::master {
 
 namespace {
@@ -42,7 +44,7 @@ constexpr const char* build_columns =
     "id, request_id, builder, worker, state, result, exit_status, requested, properties, "
     "submitted_at, started_at, finished_at, current_step, retried_as, usage";
 
-std::string to_json(const std::map<std::string, std::string>& m) { return nlohmann::json(m).dump(); }
+std::string to_json(const std::map<std::string, std::string>& m) { return text::json_dump(nlohmann::json(m)); }
 
 std::map<std::string, std::string> from_json(const std::string& s) {
     auto j = nlohmann::json::parse(s, nullptr, false);

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.hpp"
+
 namespace by::master {
 
 namespace {
@@ -12,7 +14,7 @@ namespace {
 constexpr const char* mail_columns =
     "id, worker, build, subject, sender, recipients, message, queued_at, attempts, next_attempt";
 
-std::string to_json(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+std::string to_json(const std::vector<std::string>& v) { return text::json_dump(nlohmann::json(v)); }
 
 std::vector<std::string> list_from_json(const std::string& s) {
     auto j = nlohmann::json::parse(s, nullptr, false);

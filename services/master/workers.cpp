@@ -6,7 +6,9 @@
 
 #include <unistd.h>
 
+#include "common/input_limits.hpp"
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "master/master.hpp"
 
 namespace by::master {
@@ -32,12 +34,14 @@ Status Master::attach(const Caller& caller, const std::string& name, const std::
     bool allowed = (!caller.unit.empty() && caller.unit == unit) ||
                    (caller.have_uid && (caller.uid == geteuid() ||
                                         std::find(trusted.begin(), trusted.end(), caller.uid) != trusted.end()));
+    // The name is the caller's: one escaped line in the log, whatever it holds.
+    const std::string shown = text::for_log(name, limits::name);
     if (!allowed) {
         log::write(log::Level::warning,
                    fmt::format("refused to attach worker '{}': caller is not trusted ({}); it must run as {} or "
                                "with a uid listed in trusted_uids",
-                               name, describe_caller(caller), unit),
-                   {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
+                               shown, describe_caller(caller), unit),
+                   {{"BUILDYARD_WORKER", shown}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
         return Status::fail(bus::error::AccessDenied,
                             "not allowed to attach as worker '" + name + "': run it as " + unit +
                                 " or from a uid in trusted_uids");
@@ -45,8 +49,8 @@ Status Master::attach(const Caller& caller, const std::string& name, const std::
     Worker* w = find_worker(name);
     if (!w || !w->configured) {
         log::write(log::Level::warning,
-                   fmt::format("refused to attach unknown worker '{}' ({})", name, describe_caller(caller)),
-                   {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
+                   fmt::format("refused to attach unknown worker '{}' ({})", shown, describe_caller(caller)),
+                   {{"BUILDYARD_WORKER", shown}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
         return Status::fail(bus::error::NoSuchWorker, "no worker named '" + name + "' is declared in the configuration");
     }
     if (w->cfg.type == config::WorkerType::latent) {
@@ -93,7 +97,7 @@ void Master::mark_attached(Worker& w, const std::string& sender, const std::map<
     save_worker(w);
     log::write(log::Level::info,
                fmt::format("worker {} attached ({}, host {})", w.cfg.name, how,
-                           info.count("host") ? info.at("host") : "unknown"),
+                           info.count("host") ? text::for_log(info.at("host"), limits::name) : "unknown"),
                {{"BUILDYARD_WORKER", w.cfg.name}, {"MESSAGE_ID", std::string(log::id::worker_attached)}});
     if (!w.cleanup.empty()) {
         // A worker kills what its previous run left before it attaches.
@@ -251,7 +255,7 @@ Status Master::link_detach(const std::string& sender, const std::string& reason)
     if (!w) {
         return Status::fail(bus::error::NotAttached, "this connection has not attached as a worker");
     }
-    detach(*w, DetachCause::worker_request, "the worker said: " + reason);
+    detach(*w, DetachCause::worker_request, "the worker said: " + text::for_log(reason));
     return Status::ok();
 }
 
@@ -302,7 +306,7 @@ Status Master::pause(Worker& w, const std::string& reason) {
         w.pause_reason = was_reason;
         return Status::fail(bus::error::Internal, "cannot record the pause: " + store_.error());
     }
-    log::write(log::Level::notice, fmt::format("worker {} paused: {}", w.cfg.name, reason.empty() ? "-" : reason),
+    log::write(log::Level::notice, fmt::format("worker {} paused: {}", w.cfg.name, reason.empty() ? "-" : text::for_log(reason)),
                {{"BUILDYARD_WORKER", w.cfg.name}});
     emit_worker(w);
     return Status::ok();

@@ -337,15 +337,21 @@ def start_master_env(system, extra_env, *args, wait_ready=True, name="master"):
     return p
 
 
-def bus_error(system, path, method, *args, dest=MASTER):
+def dbus_send(system, path, method, *args, dest=MASTER, user=None):
     """Calls iface.Method with dbus-send (which prints error names; busctl does
-    not). args are dbus-send arguments such as "uint64:5". Returns the error
-    name, or None when the call succeeded."""
-    r = system.run(["dbus-send", "--system", "--print-reply", f"--dest={dest}", path, method, *args], check=False)
+    not), as `user` if given. args are dbus-send arguments such as
+    "uint64:5". Returns (error name or None, the reply or error text)."""
+    r = system.run(["dbus-send", "--system", "--print-reply", f"--dest={dest}", path, method, *args], check=False,
+                   user=user)
     if r.returncode == 0:
-        return None
+        return None, r.stdout
     first = r.stderr.strip().split(":", 1)[0]
-    return first[len("Error "):] if first.startswith("Error ") else r.stderr.strip()
+    return (first[len("Error "):] if first.startswith("Error ") else r.stderr.strip()), r.stderr
+
+
+def bus_error(system, path, method, *args, dest=MASTER):
+    """dbus_send's error name only."""
+    return dbus_send(system, path, method, *args, dest=dest)[0]
 
 
 def all_properties(system, path, iface):

@@ -61,6 +61,11 @@ TEST_F(ConfigTest, DefaultProperties) {
                  "3: [worker w] default_property.workername: the master sets property workername");
     expect_error("[worker w]\ntype = local\ndefault_property.a/b = x\n" + builder,
                  "3: [worker w] default_property.a/b: invalid property name");
+    // Secrets come from credentials or files, never from the config itself.
+    expect_error("[worker w]\ntype = local\ndefault_property.secret.token = x\n" + builder,
+                 "3: [worker w] default_property.secret.token: a property named secret.KEY is a secret");
+    expect_error("[worker w]\ntype = local\nproperty.secret.token = x\n" + builder,
+                 "3: [worker w] property.secret.token: a property named secret.KEY is a secret");
 }
 
 }  // namespace
