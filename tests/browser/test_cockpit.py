@@ -182,7 +182,11 @@ class CockpitPageTest(DrainedSystemTest):
         page.wait_text("#log", lambda t: "hello from cockpit on w" in t)
         open_gate(s, build)
         page.wait_text("#log", lambda t: "line 3" in t, timeout=20)
-        page.wait_text(f"{row} td.status .badge", "success")
+        try:
+            page.wait_text(f"{row} td.status .badge", "success")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nbuild {build}: {s.build_prop(build, 'Result')}, "
+                                 f"log:\n{s.read_log(build)}") from None
         page.wait_text("#log-status", "success")
         self.assertEqual(s.build_prop(build, "Properties")["greeting"], "cockpit")
         self.assertEqual(s.build_prop(build, "Result"), "success")
