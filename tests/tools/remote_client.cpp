@@ -12,6 +12,7 @@
 // It speaks TLS 1.3 as the worker does (accepting any certificate: it tests
 // the master, not the master's identity), or plain TCP with BUILDYARD_TLS=no.
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <future>
@@ -82,6 +83,20 @@ int tcp_connect(const std::string& hostport, Fd& out) {
         if (inet_pton(AF_INET, bind_to, &local.sin_addr) != 1 ||
             ::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) < 0) {
             std::fprintf(stderr, "cannot bind to %s\n", bind_to);
+            std::exit(2);
+        }
+    }
+    // REMOTE_CLIENT_SOURCES=N: connect from 127.0.0.1 to 127.0.0.N in turn,
+    // so that a swarm looks like N hosts to the master's per-address limit
+    // on connections not yet authenticated (256).
+    if (const char* sources = std::getenv("REMOTE_CLIENT_SOURCES"); sources && fd && res->ai_family == AF_INET) {
+        static unsigned next = 0;
+        const unsigned n = std::clamp(std::atoi(sources), 1, 254);
+        sockaddr_in local{};
+        local.sin_family = AF_INET;
+        local.sin_addr.s_addr = htonl(0x7f000001u + next++ % n);
+        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) < 0) {
+            std::fprintf(stderr, "cannot bind to 127.0.0.%u: %s\n", 1 + (next - 1) % n, std::strerror(errno));
             std::exit(2);
         }
     }
