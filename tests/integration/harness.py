@@ -528,6 +528,30 @@ class DrainedSystemTest(unittest.TestCase):
         self.addCleanup(self.sys.close)
 
 
+def master_fingerprint(system):
+    """The running master's TLS certificate fingerprint (Master1.TlsFingerprint)."""
+    return system.get(MASTER_PATH, "org.buildyard.Master1", "TlsFingerprint")
+
+
+class RemoteLinkTest(DrainedSystemTest):
+    """A master listening for remote workers on a free loopback port
+    (test_remote, test_tls)."""
+
+    def setUp(self):
+        super().setUp()
+        self.port = free_port()
+
+    def start(self, text, env=None):
+        self.sys.write_config(text)
+        if env:
+            return start_master_env(self.sys, env)
+        return self.sys.start_master()
+
+    def master_lines(self, pattern):
+        import re
+        return [line for line in self.sys.master.log().splitlines() if re.search(pattern, line)]
+
+
 # --- buildyard-latentd (test_latentd) --------------------------------------
 
 LATENT = "org.buildyard.Latent1"

@@ -9,13 +9,7 @@ import socket
 import time
 import unittest
 
-from harness import BIN, MASTER_PATH, DrainedSystemTest, wait_for
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from harness import BIN, DrainedSystemTest, free_port, master_fingerprint, wait_for
 
 
 class Flood:
@@ -103,9 +97,8 @@ class Descriptors(DrainedSystemTest):
         path = os.path.join(self.sys.dir, "etc", "workers", f"{name}.ini")
         with open(path, "w") as f:
             # Over TLS, pinning the running master's certificate.
-            fp = self.sys.get(MASTER_PATH, "org.buildyard.Master1", "TlsFingerprint")
             f.write(f"master = 127.0.0.1:{self.port}\npassword = pw-{name}\nreconnect_max = 1\n"
-                    f"master_fingerprint = {fp}\n")
+                    f"master_fingerprint = {master_fingerprint(self.sys)}\n")
         return self.sys.start_worker(name, config=path)
 
     def test_flood_at_the_limit_loses_no_log_and_delays_no_local_build(self):

@@ -17,16 +17,11 @@ import threading
 import time
 import unittest
 
-from harness import BIN, MASTER_PATH, DrainedSystemTest, gate_step, open_gate, wait_for, wait_gate_reached
+from harness import (BIN, MASTER_PATH, RemoteLinkTest, free_port, gate_step, master_fingerprint, open_gate, wait_for,
+                     wait_gate_reached)
 from tlslib import tls_client_context, tls_connect
 
 CLIENT = os.path.join(BIN, "remote-client")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def master_config(port, workers=None, builders=None, listen=None):
@@ -113,23 +108,11 @@ class Proxy:
         self.listener.close()
 
 
-class RemoteTest(DrainedSystemTest):
-
-    def setUp(self):
-        super().setUp()
-        self.port = free_port()
-
-    def start(self, text, env=None):
-        self.sys.write_config(text)
-        if env:
-            from harness import start_master_env
-            return start_master_env(self.sys, env)
-        return self.sys.start_master()
+class RemoteTest(RemoteLinkTest):
 
     def pin(self):
         """The worker's line that pins the running master's certificate."""
-        fp = self.sys.get(MASTER_PATH, "org.buildyard.Master1", "TlsFingerprint")
-        return f"master_fingerprint = {fp}\n"
+        return f"master_fingerprint = {master_fingerprint(self.sys)}\n"
 
     def worker_file(self, name, password=None, port=None, extra="reconnect_max = 2\n"):
         path = os.path.join(self.sys.dir, "etc", "workers", f"{name}.ini")
@@ -147,9 +130,6 @@ class RemoteTest(DrainedSystemTest):
                            timeout=timeout)
         self.assertEqual(r.returncode, 0, r.stderr)
         return r.stdout.split("\n")
-
-    def master_lines(self, pattern):
-        return [line for line in self.sys.master.log().splitlines() if re.search(pattern, line)]
 
     # --- builds over TCP -------------------------------------------------
 

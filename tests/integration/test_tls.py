@@ -15,7 +15,7 @@ import subprocess
 import time
 import unittest
 
-from harness import BIN, MASTER_PATH, DrainedSystemTest, wait_for
+from harness import BIN, MASTER_PATH, RemoteLinkTest, master_fingerprint, wait_for
 from test_remote import CLIENT, free_port, master_config
 from tlslib import CA, Relay, fingerprint_of_pem, self_signed, tls_connect
 
@@ -30,21 +30,10 @@ def rss_kib(pid):
     return 0
 
 
-class TlsTest(DrainedSystemTest):
-
-    def setUp(self):
-        super().setUp()
-        self.port = free_port()
-
-    def start(self, text, env=None):
-        self.sys.write_config(text)
-        if env:
-            from harness import start_master_env
-            return start_master_env(self.sys, env)
-        return self.sys.start_master()
+class TlsTest(RemoteLinkTest):
 
     def fingerprint(self):
-        return self.sys.get(MASTER_PATH, MASTER1, "TlsFingerprint")
+        return master_fingerprint(self.sys)
 
     def worker_file(self, name, port=None, host="127.0.0.1", extra=None, password=None):
         """The worker's file; by default it pins the running master's certificate."""
@@ -55,9 +44,6 @@ class TlsTest(DrainedSystemTest):
             f.write(f"master = {host}:{port or self.port}\npassword = {password or 'pw-' + name}\n"
                     f"reconnect_max = 2\n{extra}")
         return path
-
-    def master_lines(self, pattern):
-        return [line for line in self.sys.master.log().splitlines() if re.search(pattern, line)]
 
     # --- what travels ------------------------------------------------------
 

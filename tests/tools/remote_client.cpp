@@ -75,28 +75,23 @@ int tcp_connect(const std::string& hostport, Fd& out) {
         return -EHOSTUNREACH;
     }
     Fd fd(socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    // REMOTE_CLIENT_BIND=ADDRESS: connect from that address (127.0.0.2 and
-    // up are all loopback), as many hosts would.
-    if (const char* bind_to = std::getenv("REMOTE_CLIENT_BIND"); bind_to && fd && res->ai_family == AF_INET) {
-        sockaddr_in local{};
-        local.sin_family = AF_INET;
-        if (inet_pton(AF_INET, bind_to, &local.sin_addr) != 1 ||
-            ::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) < 0) {
-            std::fprintf(stderr, "cannot bind to %s\n", bind_to);
-            std::exit(2);
-        }
-    }
-    // REMOTE_CLIENT_SOURCES=N: connect from 127.0.0.1 to 127.0.0.N in turn,
-    // so that a swarm looks like N hosts to the master's per-address limit
-    // on connections not yet authenticated (256).
-    if (const char* sources = std::getenv("REMOTE_CLIENT_SOURCES"); sources && fd && res->ai_family == AF_INET) {
+    // Where to connect from (127.0.0.2 and up are all loopback, as many
+    // hosts would be): REMOTE_CLIENT_BIND=ADDRESS, or REMOTE_CLIENT_SOURCES=N
+    // for 127.0.0.1 to 127.0.0.N in turn, so that a swarm passes the
+    // master's limit of 256 unauthenticated connections per address.
+    std::string from;
+    if (const char* bind_to = std::getenv("REMOTE_CLIENT_BIND")) {
+        from = bind_to;
+    } else if (const char* sources = std::getenv("REMOTE_CLIENT_SOURCES")) {
         static unsigned next = 0;
-        const unsigned n = std::clamp(std::atoi(sources), 1, 254);
+        from = "127.0.0." + std::to_string(1 + next++ % std::clamp(std::atoi(sources), 1, 254));
+    }
+    if (!from.empty() && fd && res->ai_family == AF_INET) {
         sockaddr_in local{};
         local.sin_family = AF_INET;
-        local.sin_addr.s_addr = htonl(0x7f000001u + next++ % n);
-        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) < 0) {
-            std::fprintf(stderr, "cannot bind to 127.0.0.%u: %s\n", 1 + (next - 1) % n, std::strerror(errno));
+        if (inet_pton(AF_INET, from.c_str(), &local.sin_addr) != 1 ||
+            ::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) < 0) {
+            std::fprintf(stderr, "cannot bind to %s\n", from.c_str());
             std::exit(2);
         }
     }
