@@ -8,4 +8,5 @@ for call in "ListBuilds 0" "ListBuilds 2^64-1" "ListBuildsBefore MIDDLE 1000" "R
     "Describe" "SubmitBuild with a 30 MB property"; do
     grep -qF "$call " <<<"$out"
 done
-grep -q '^longest ping behind any call: [0-9.]* ms' <<<"$out"
+grep -q "^longest loop time of any call (HTTP ping): [0-9.]* ms" <<<"$out"
+grep -q "^longest bus ping behind any call: [0-9.]* ms" <<<"$out"
