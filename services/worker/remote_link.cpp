@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "common/backoff.hpp"
 #include "common/bus.hpp"
 #include "common/config.hpp"
 #include "common/handshake_messages.hpp"
@@ -38,13 +39,6 @@ std::string error_text(const sd_bus_error* e) {
 }
 
 }  // namespace
-
-uint64_t reconnect_delay_usec(unsigned attempt, unsigned max_seconds, std::mt19937_64& random) {
-    const uint64_t cap = std::max(1u, max_seconds) * 1'000'000ull;
-    const uint64_t full = attempt >= 40 ? cap : std::min<uint64_t>(cap, (uint64_t{1} << attempt) * 1'000'000);
-    std::uniform_int_distribution<uint64_t> pick(full / 2, full);
-    return pick(random);
-}
 
 RemoteLink::RemoteLink(sd_event* event, const config::WorkerSelf& self, Events events)
     : event_(event),

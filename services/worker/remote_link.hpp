@@ -23,11 +23,6 @@
 
 namespace by::worker {
 
-// The delay before reconnect attempt `attempt` (0-based): 1 s doubling up
-// to `max_seconds`, then a random point in its upper half, so that workers
-// a restarting master dropped together do not return together.
-uint64_t reconnect_delay_usec(unsigned attempt, unsigned max_seconds, std::mt19937_64& random);
-
 class RemoteLink : public Link {
 public:
     // `self.master` is HOST:PORT.

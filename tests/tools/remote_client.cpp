@@ -31,6 +31,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "common/backoff.hpp"
 #include "common/bus.hpp"
 #include "common/config.hpp"
 #include "common/crypto.hpp"
@@ -264,10 +265,9 @@ void lose(Member& mb) {
         s.dead_tunnels.push_back(std::move(mb.tunnel));
         sd_event_source_set_enabled(s.reaper.get(), SD_EVENT_ONESHOT);
     }
-    // As buildyard-workerd: 1 s doubling, a random point in the upper half.
-    uint64_t full = std::min<uint64_t>(uint64_t{1} << std::min(mb.attempts, 6u), 60) * 1'000'000;
-    mb.attempts++;
-    uint64_t delay = std::uniform_int_distribution<uint64_t>(full / 2, full)(s.random);
+    // buildyard-workerd's policy, with its default reconnect_max.
+    const uint64_t delay = reconnect_delay_usec(mb.attempts, 60, s.random);
+    mb.attempts = std::min(mb.attempts + 1, 40u);
     sd_event_source* t = nullptr;
     sd_event_add_time_relative(s.event, &t, CLOCK_MONOTONIC, delay, 1000,
                                [](sd_event_source*, uint64_t, void* u) {

@@ -7,9 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include "common/backoff.hpp"
 #include "common/crypto.hpp"
 #include "master/handshake.hpp"
-#include "worker/remote_link.hpp"
 
 using namespace by;
 
@@ -178,16 +178,16 @@ TEST(RemoteLink, ReconnectBackoffDoublesWithJitterUpToTheCap) {
     for (int round = 0; round < 50; ++round) {
         for (unsigned attempt = 0; attempt < 10; ++attempt) {
             const uint64_t full = std::min<uint64_t>(uint64_t{1} << attempt, 20) * 1'000'000;
-            const uint64_t d = worker::reconnect_delay_usec(attempt, 20, random);
+            const uint64_t d = reconnect_delay_usec(attempt, 20, random);
             EXPECT_GE(d, full / 2) << attempt;
             EXPECT_LE(d, full) << attempt;
         }
     }
-    EXPECT_LE(worker::reconnect_delay_usec(200, 60, random), 60'000'000u);
+    EXPECT_LE(reconnect_delay_usec(200, 60, random), 60'000'000u);
     // Jitter: not every worker picks the same moment.
     std::set<uint64_t> seen;
     for (int i = 0; i < 20; ++i) {
-        seen.insert(worker::reconnect_delay_usec(5, 60, random));
+        seen.insert(reconnect_delay_usec(5, 60, random));
     }
     EXPECT_GT(seen.size(), 10u);
 }
