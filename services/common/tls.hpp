@@ -4,8 +4,9 @@
 // sd-bus cannot speak through an SSL object, so a Tunnel stands between
 // them: sd-bus gets one end of a socketpair, and the tunnel moves bytes
 // between the other end and the TCP socket, encrypting and decrypting on
-// the way. Each tunnel is driven by its own two IO sources in the caller's
-// sd-event loop; nothing it does depends on how many other tunnels exist.
+// the way. Each tunnel is driven by its two descriptors in the caller's
+// Reactor (reactor.hpp), edge-triggered; nothing it does depends on how
+// many other tunnels exist.
 // With no TLS context (`tls = no`) the same tunnel copies bytes unchanged,
 // so that the limits below hold either way. See buildyard-protocol(7).
 #pragma once
@@ -20,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "common/raii.hpp"
+#include "common/reactor.hpp"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
@@ -91,7 +93,7 @@ public:
     // SNI and, with a CA, the name check). Takes `tcp` (non-blocking,
     // possibly still connecting). On success `bus_fd` is the end for
     // sd_bus_set_fd, which the caller then owns.
-    static std::unique_ptr<Tunnel> create(sd_event* event, Fd tcp, const SharedCtx& ctx, bool server,
+    static std::unique_ptr<Tunnel> create(Reactor& reactor, Fd tcp, const SharedCtx& ctx, bool server,
                                           const std::string& host, Events events, Fd& bus_fd, std::string& error);
     ~Tunnel();
     Tunnel(const Tunnel&) = delete;
@@ -113,9 +115,6 @@ public:
 
 private:
     Tunnel() = default;
-    static int on_net(sd_event_source* s, int fd, uint32_t revents, void* userdata);
-    static int on_bus(sd_event_source* s, int fd, uint32_t revents, void* userdata);
-
     void pump();
     bool handshake();
     bool net_to_bus();
@@ -123,9 +122,9 @@ private:
     void fail(const std::string& why);
     // Ends the tunnel without an event: sd-bus sees its end close.
     void close_quietly();
-    void update_events();
     // Reads/writes on the TCP socket, through TLS or not. >0 bytes, 0 for
-    // "try later" (then want_* tell which direction), <0 for the end.
+    // "try later" (the socket said EAGAIN: its next edge calls pump()),
+    // <0 for the end.
     long net_read(char* buf, size_t n);
     long net_write(const char* buf, size_t n);
     std::string ssl_error(int ret);
@@ -134,15 +133,13 @@ private:
     Fd bus_;
     SharedCtx ctx_;
     SSL* ssl_ = nullptr;
-    SourcePtr net_source_;
-    SourcePtr bus_source_;
+    Reactor::Watch net_watch_;
+    Reactor::Watch bus_watch_;
     Events events_;
     bool server_ = false;
     bool established_ = false;
     bool done_ = false;
     bool net_eof_ = false;
-    bool want_net_write_ = false;  // the socket must become writable first
-    bool want_net_read_ = false;   // TLS needs input before it can write
     size_t inbound_limit_ = 0;
     uint64_t inbound_total_ = 0;
     std::string last_error_;

@@ -29,7 +29,7 @@ bool is_ip_literal(const std::string& host) {
 
 }  // namespace
 
-std::unique_ptr<Tunnel> Tunnel::create(sd_event* event, Fd tcp, const SharedCtx& ctx, bool server,
+std::unique_ptr<Tunnel> Tunnel::create(Reactor& reactor, Fd tcp, const SharedCtx& ctx, bool server,
                                        const std::string& host, Events events, Fd& bus_fd, std::string& error) {
     std::unique_ptr<Tunnel> t(new Tunnel());
     t->events_ = std::move(events);
@@ -65,41 +65,30 @@ std::unique_ptr<Tunnel> Tunnel::create(sd_event* event, Fd tcp, const SharedCtx&
             }
         }
     }
-    sd_event_source* s = nullptr;
-    // Writable at once (or when a connect completes): the first pump starts
-    // the handshake.
-    int r = sd_event_add_io(event, &s, t->net_.get(), EPOLLIN | EPOLLOUT, on_net, t.get());
+    // Both ends edge-triggered, both directions always: a pump moves all it
+    // can each time, so the next edge is the one that brings more.
+    int r = reactor.watch(t->net_.get(), EPOLLIN | EPOLLOUT, false, [p = t.get()](uint32_t) { p->pump(); },
+                          t->net_watch_);
     if (r < 0) {
         error = fmt::format("cannot watch the socket: {}", std::strerror(-r));
         return nullptr;
     }
-    t->net_source_.reset(s);
-    r = sd_event_add_io(event, &s, t->bus_.get(), 0, on_bus, t.get());
+    r = reactor.watch(t->bus_.get(), EPOLLIN | EPOLLOUT, false, [p = t.get()](uint32_t) { p->pump(); },
+                      t->bus_watch_);
     if (r < 0) {
         error = fmt::format("cannot watch the socket pair: {}", std::strerror(-r));
         return nullptr;
     }
-    t->bus_source_.reset(s);
     bus_fd = std::move(theirs);
     return t;
 }
 
 Tunnel::~Tunnel() {
-    net_source_.reset();
-    bus_source_.reset();
+    net_watch_.reset();
+    bus_watch_.reset();
     if (ssl_) {
         SSL_free(ssl_);
     }
-}
-
-int Tunnel::on_net(sd_event_source*, int, uint32_t, void* userdata) {
-    static_cast<Tunnel*>(userdata)->pump();
-    return 0;
-}
-
-int Tunnel::on_bus(sd_event_source*, int, uint32_t, void* userdata) {
-    static_cast<Tunnel*>(userdata)->pump();
-    return 0;
 }
 
 std::vector<uint8_t> Tunnel::channel_binding() const {
@@ -168,11 +157,7 @@ bool Tunnel::handshake() {
         return true;
     }
     const int e = SSL_get_error(ssl_, r);
-    if (e == SSL_ERROR_WANT_READ) {
-        want_net_read_ = true;
-    } else if (e == SSL_ERROR_WANT_WRITE) {
-        want_net_write_ = true;
-    } else {
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
         std::string why = "TLS handshake failed: " + ssl_error(r);
         if (!server_) {
             if (const std::string fp = fingerprint(peer_certificate()); !fp.empty()) {
@@ -189,7 +174,6 @@ long Tunnel::net_read(char* buf, size_t n) {
         const ssize_t got = ::recv(net_.get(), buf, n, 0);
         if (got > 0) return got;
         if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
-            want_net_read_ = true;
             return 0;
         }
         if (got < 0 && errno != ECONNRESET) {
@@ -203,8 +187,8 @@ long Tunnel::net_read(char* buf, size_t n) {
     const int got = SSL_read(ssl_, buf, static_cast<int>(n));
     if (got > 0) return got;
     switch (SSL_get_error(ssl_, got)) {
-    case SSL_ERROR_WANT_READ: want_net_read_ = true; return 0;
-    case SSL_ERROR_WANT_WRITE: want_net_write_ = true; return 0;
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: return 0;
     case SSL_ERROR_ZERO_RETURN: return -1;
     case SSL_ERROR_SYSCALL:
         ERR_clear_error();
@@ -218,7 +202,6 @@ long Tunnel::net_write(const char* buf, size_t n) {
         const ssize_t put = ::send(net_.get(), buf, n, MSG_NOSIGNAL);
         if (put >= 0) return put;
         if (errno == EAGAIN || errno == EINTR) {
-            want_net_write_ = true;
             return 0;
         }
         last_error_ = std::strerror(errno);
@@ -229,8 +212,8 @@ long Tunnel::net_write(const char* buf, size_t n) {
     const int put = SSL_write(ssl_, buf, static_cast<int>(n));
     if (put > 0) return put;
     switch (SSL_get_error(ssl_, put)) {
-    case SSL_ERROR_WANT_READ: want_net_read_ = true; return 0;
-    case SSL_ERROR_WANT_WRITE: want_net_write_ = true; return 0;
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: return 0;
     default: last_error_ = ssl_error(put); return -2;
     }
 }
@@ -310,11 +293,8 @@ void Tunnel::pump() {
     if (done_) {
         return;
     }
-    want_net_read_ = false;
-    want_net_write_ = false;
     if (!established_) {
         if (!handshake()) {
-            if (!done_) update_events();
             return;
         }
         if (events_.established) {
@@ -322,32 +302,15 @@ void Tunnel::pump() {
             if (done_) return;
         }
     }
-    if (!net_to_bus() || !bus_to_net()) {
-        return;
+    if (net_to_bus()) {
+        bus_to_net();
     }
-    update_events();
-}
-
-void Tunnel::update_events() {
-    uint32_t net = 0;
-    uint32_t bus = 0;
-    if (!established_) {
-        if (want_net_read_) net |= EPOLLIN;
-        if (want_net_write_) net |= EPOLLOUT;
-    } else {
-        if (to_bus_off_ >= to_bus_.size() || want_net_read_) net |= EPOLLIN;  // room for more from the peer
-        if (want_net_write_) net |= EPOLLOUT;
-        if (to_bus_off_ < to_bus_.size()) bus |= EPOLLOUT;
-        if (to_net_off_ >= to_net_.size()) bus |= EPOLLIN;
-    }
-    sd_event_source_set_io_events(net_source_.get(), net);
-    sd_event_source_set_io_events(bus_source_.get(), bus);
 }
 
 void Tunnel::close_quietly() {
     done_ = true;
-    net_source_.reset();
-    bus_source_.reset();
+    net_watch_.reset();
+    bus_watch_.reset();
     bus_.reset();
     net_.reset();
 }

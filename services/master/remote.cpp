@@ -23,6 +23,8 @@ namespace by::master {
 namespace {
 
 constexpr uint64_t accept_pause_usec = 1'000'000;
+// How late an sd-bus call timeout on a connection may be seen.
+constexpr uint64_t reactor_tick_usec = 250'000;
 
 // Raises the soft RLIMIT_NOFILE to the hard one (sd-event uses epoll, and
 // nothing here select()s) and returns it.
@@ -151,6 +153,11 @@ bool Remote::start(const std::string& listen, std::string& error) {
     }
     reaper_.reset(s);
     sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    // sd-bus call timeouts on the connections are seen within a tick.
+    reactor_ = Reactor::create(event_, reactor_tick_usec, error);
+    if (!reactor_) {
+        return false;
+    }
 
     // Past the limit new connections are closed at once: a flood must not
     // take the descriptors of the store, the build logs and local workers.

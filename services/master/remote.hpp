@@ -15,6 +15,7 @@
 #include <systemd/sd-id128.h>
 
 #include "common/raii.hpp"
+#include "common/reactor.hpp"
 #include "common/tls.hpp"
 #include "master/connection_limits.hpp"
 #include "master/handshake.hpp"
@@ -93,6 +94,8 @@ private:
     SourcePtr listen_source_;
     SourcePtr accept_resume_;
     SourcePtr reaper_;
+    // The connections' tunnels and buses (declared before them: outlives them).
+    std::unique_ptr<Reactor> reactor_;
     uint64_t next_id_ = 1;
     size_t connection_limit_ = 0;   // ConnectionLimits::for_descriptors(RLIMIT_NOFILE)
     uint64_t refused_logged_at_ = 0;

@@ -66,7 +66,7 @@ Remote::Connection::~Connection() = default;
 int Remote::Connection::start(const tls::SharedCtx& tls) {
     Fd bus_fd;
     std::string error;
-    tunnel_ = tls::Tunnel::create(remote_.event_, std::move(fd_), tls, true, {},
+    tunnel_ = tls::Tunnel::create(*remote_.reactor_, std::move(fd_), tls, true, {},
                                   {.established = nullptr, .failed = [this](const std::string& why) { close(why); }},
                                   bus_fd, error);
     if (!tunnel_) {
@@ -87,7 +87,11 @@ int Remote::Connection::start(const tls::SharedCtx& tls) {
     // TCP carries no credentials: ANONYMOUS, and Handshake1 does the rest.
     if ((r = sd_bus_set_anonymous(b, 1)) < 0) return r;
     if ((r = sd_bus_set_description(b, sender_.c_str())) < 0) return r;
-    if ((r = sd_bus_attach_event(b, remote_.event_, SD_EVENT_PRIORITY_NORMAL)) < 0) return r;
+    if ((r = driver_.attach(*remote_.reactor_, b, [this](int error) {
+             // Garbage or an oversized message: sd-bus gives up on it.
+             close(fmt::format("the peer broke the D-Bus protocol ({})", std::strerror(-error)));
+         })) < 0)
+        return r;
     sd_bus_slot* s = nullptr;
     if ((r = sd_bus_add_filter(b, &s, on_message, this)) < 0) return r;
     slots_.emplace_back(s);

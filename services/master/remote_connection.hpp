@@ -91,6 +91,7 @@ private:
     MessagePtr held_call_;  // Authenticate, answered later
     std::unique_ptr<tls::Tunnel> tunnel_;  // outlives bus_ (declared first, freed last)
     PeerBusPtr bus_;
+    ReactorBus driver_;  // after bus_: stops driving it before it is freed
     std::vector<SlotPtr> slots_;
     SourcePtr auth_timer_;
     SourcePtr reply_timer_;

@@ -25,6 +25,8 @@ namespace {
 constexpr const char* handshake_iface = handshake::interface;
 constexpr uint64_t handshake_timeout_usec = 30'000'000;  // Authenticate may wait 10 s for a duplicate's ping
 constexpr uint64_t detach_timeout_usec = 2'000'000;
+// The tunnel's Reactor drives no bus here: its ticks are unused.
+constexpr uint64_t reactor_tick_usec = 1'000'000;
 // How often an attempt checks that its connection still exists. sd-bus
 // drops a TCP connection whose connect() fails (nothing listens yet: a
 // guest that boots before its master) without failing the pending Hello,
@@ -135,7 +137,10 @@ bool RemoteLink::open_tunnel(Fd& bus_fd, std::string& why) {
                          : fmt::format("the connection to the master at {}: {}", master_, e));
             },
     };
-    tunnel_ = tls::Tunnel::create(event_, std::move(fd), tls_, false, host_, std::move(events), bus_fd, why);
+    if (!reactor_ && !(reactor_ = Reactor::create(event_, reactor_tick_usec, why))) {
+        return false;
+    }
+    tunnel_ = tls::Tunnel::create(*reactor_, std::move(fd), tls_, false, host_, std::move(events), bus_fd, why);
     return tunnel_ != nullptr;
 }
 

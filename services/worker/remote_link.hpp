@@ -92,6 +92,7 @@ private:
     uint64_t keepalive_interval_ = 0;  // seconds, from the master; 0: none
     uint64_t last_heard_ = 0;          // CLOCK_MONOTONIC usec
     uint64_t connect_started_ = 0;     // CLOCK_MONOTONIC usec of the current attempt
+    std::unique_ptr<Reactor> reactor_;  // the tunnel's (declared first: outlives it)
     std::unique_ptr<tls::Tunnel> tunnel_;
     std::unique_ptr<tls::Tunnel> dead_tunnel_;
     PeerBusPtr bus_;

@@ -105,8 +105,10 @@ int tcp_connect(const std::string& hostport, Fd& out) {
     return 0;
 }
 
-// sd-bus on the end of a tunnel; `established` runs once TLS is up.
-int open_bus(Fd bus_fd, sd_event* event, PeerBusPtr& out) {
+// sd-bus on the end of a tunnel, driven by `driver` from `reactor` when
+// given (else by whoever calls it synchronously).
+int open_bus(Fd bus_fd, PeerBusPtr& out, Reactor* reactor = nullptr, ReactorBus* driver = nullptr,
+             std::function<void(int)> failed = nullptr) {
     sd_bus* b = nullptr;
     int r = sd_bus_new(&b);
     out.reset(b);
@@ -114,8 +116,8 @@ int open_bus(Fd bus_fd, sd_event* event, PeerBusPtr& out) {
     if (r >= 0) bus_fd.release();
     if (r >= 0) r = sd_bus_negotiate_fds(b, 0);
     if (r >= 0) r = sd_bus_set_anonymous(b, 1);
-    if (r >= 0 && event) r = sd_bus_attach_event(b, event, 0);
     if (r >= 0) r = sd_bus_start(b);
+    if (r >= 0 && reactor) r = driver->attach(*reactor, b, std::move(failed));
     return r;
 }
 
@@ -142,18 +144,21 @@ int open_peer(const std::string& hostport, PeerBusPtr& out, crypto::Bytes& bindi
                 }
             },
     };
-    *tunnel = tls::Tunnel::create(*event, std::move(tcp), client_context(), false, "", std::move(events), bus_fd,
-                                  error);
+    std::shared_ptr<Reactor> reactor = Reactor::create(*event, 1'000'000, error);
+    if (reactor) {
+        *tunnel = tls::Tunnel::create(*reactor, std::move(tcp), client_context(), false, "", std::move(events), bus_fd,
+                                      error);
+    }
     if (!*tunnel) {
         std::fprintf(stderr, "%s\n", error.c_str());
         return -EIO;
     }
     // Never joined: the process ends with _exit, the thread with it.
-    std::thread([event, tunnel] { sd_event_loop(*event); }).detach();
+    std::thread([event, reactor, tunnel] { sd_event_loop(*event); }).detach();
     auto [ok, b] = ready->get_future().get();
     if (!ok) return -ECONNRESET;
     binding = std::move(b);
-    return open_bus(std::move(bus_fd), nullptr, out);
+    return open_bus(std::move(bus_fd), out);
 }
 
 std::string result_of(int r, const BusError& e) {
@@ -223,6 +228,7 @@ struct Member {
     std::string name;
     std::unique_ptr<tls::Tunnel> tunnel;
     PeerBusPtr bus;
+    ReactorBus driver;  // after bus: stops driving it first
     SlotPtr filter, agent, call;
     SourcePtr retry;
     crypto::Bytes wn, mn, cb;
@@ -232,6 +238,7 @@ struct Member {
 
 struct Swarm {
     sd_event* event = nullptr;
+    std::unique_ptr<Reactor> reactor;  // first: outlives every member's tunnel and bus
     std::string hostport, password;
     std::vector<std::unique_ptr<Member>> members;
     std::vector<PeerBusPtr> dead;
@@ -260,6 +267,7 @@ void lose(Member& mb) {
     mb.call.reset();
     mb.filter.reset();
     mb.agent.reset();
+    mb.driver.detach();
     if (mb.bus || mb.tunnel) {
         s.dead.push_back(std::move(mb.bus));
         s.dead_tunnels.push_back(std::move(mb.tunnel));
@@ -353,12 +361,12 @@ void connect_member(Member& mb) {
         lose(mb);
         return;
     }
-    mb.tunnel = tls::Tunnel::create(s.event, std::move(tcp), client_context(), false, "",
+    mb.tunnel = tls::Tunnel::create(*s.reactor, std::move(tcp), client_context(), false, "",
                                     {.established = [&mb] { say_hello(mb); }, .failed = [&mb](const std::string&) {
                                          lose(mb);
                                      }},
                                     bus_fd, error);
-    if (!mb.tunnel || open_bus(std::move(bus_fd), s.event, mb.bus) < 0) {
+    if (!mb.tunnel || open_bus(std::move(bus_fd), mb.bus, s.reactor.get(), &mb.driver, [&mb](int) { lose(mb); }) < 0) {
         lose(mb);
         return;
     }
@@ -375,6 +383,12 @@ int swarm(const std::string& hostport, int n, const std::string& prefix, const s
     EventPtr event(e);
     Swarm s;
     s.event = e;
+    std::string error;
+    s.reactor = Reactor::create(e, 250'000, error);
+    if (!s.reactor) {
+        std::fprintf(stderr, "remote-client: %s\n", error.c_str());
+        return 1;
+    }
     s.hostport = hostport;
     s.password = password;
     sd_event_source* src = nullptr;
