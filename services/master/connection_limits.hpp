@@ -10,7 +10,7 @@ namespace by::master {
 
 struct ConnectionLimits {
     // Never more connections than this, however many descriptors there are.
-    static constexpr size_t max_connections = 8192;
+    static constexpr size_t max_connections = 16384;
     // Descriptors kept for everything but remote connections: the bus, the
     // loop, the store (SQLite and its WAL), the journal, mail, ReadLog.
     static constexpr uint64_t reserve = 256;

@@ -314,12 +314,24 @@ int Remote::on_accept_resume(sd_event_source*, uint64_t, void* userdata) {
 }
 
 size_t Remote::unauthenticated_from(const std::string& address) const {
-    size_t n = 0;
-    for (const auto& [id, c] : connections_) {
-        const auto phase = c->phase();
-        n += (phase == Connection::Phase::fresh || phase == Connection::Phase::challenged) && c->address() == address;
+    auto it = unauthenticated_.find(address);
+    return it == unauthenticated_.end() ? 0 : it->second;
+}
+
+void Remote::phase_changed(const Connection& c, ConnectionPhase from, ConnectionPhase to) {
+    auto unauthenticated = [](ConnectionPhase p) {
+        return p == ConnectionPhase::fresh || p == ConnectionPhase::challenged;
+    };
+    if (unauthenticated(to) && !unauthenticated(from)) {
+        ++unauthenticated_[c.address()];
+    } else if (unauthenticated(from) && !unauthenticated(to)) {
+        auto it = unauthenticated_.find(c.address());
+        if (it != unauthenticated_.end() && --it->second == 0) {
+            unauthenticated_.erase(it);
+        }
     }
-    return n;
+    arbitrating_ += to == ConnectionPhase::arbitrating;
+    arbitrating_ -= from == ConnectionPhase::arbitrating;
 }
 
 void Remote::refused(const std::string& line) {
@@ -356,6 +368,9 @@ int Remote::on_reap(sd_event_source*, void* userdata) {
 }
 
 void Remote::link_gone(const std::string& name) {
+    if (arbitrating_ == 0) {
+        return;  // nobody waits (the usual case: no walk over every connection)
+    }
     // Collect first: waking one may bury others.
     std::vector<uint64_t> waiting;
     for (const auto& [id, c] : connections_) {

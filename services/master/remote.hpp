@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,15 @@
 #include "master/master.hpp"
 
 namespace by::master {
+
+// Where a remote connection is (Remote::Connection::Phase).
+enum class ConnectionPhase {
+    fresh,        // connected; Hello expected
+    challenged,   // Hello answered; Authenticate expected
+    arbitrating,  // proof good, waiting for the worker's old link to answer a ping
+    attached,
+    closed,
+};
 
 class Remote {
 public:
@@ -79,6 +89,10 @@ private:
     void bury(uint64_t id);
     // A connection authenticated for `name` is gone: wake whoever waits on it.
     void link_gone(const std::string& name);
+    // A connection went from phase `from` to `to` (closed also stands for
+    // not yet made and destroyed): keeps the counts below, so that an accept
+    // or a detach costs the same however many connections are open.
+    void phase_changed(const Connection& c, ConnectionPhase from, ConnectionPhase to);
 
     sd_event* event_;
     Master& master_;
@@ -101,6 +115,9 @@ private:
     uint64_t refused_logged_at_ = 0;
     uint64_t refused_since_log_ = 0;
     std::map<uint64_t, std::unique_ptr<Connection>> connections_;
+    // Per address, connections fresh or challenged (the per-address cap).
+    std::unordered_map<std::string, size_t> unauthenticated_;
+    size_t arbitrating_ = 0;      // connections in that phase, for link_gone
     std::vector<std::unique_ptr<Connection>> graveyard_;
 };
 

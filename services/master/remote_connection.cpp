@@ -59,9 +59,20 @@ Remote::Connection::Connection(Remote& remote, uint64_t id, Fd fd, std::string p
       sender_("tcp#" + std::to_string(id)),
       peer_(std::move(peer)),
       address_(std::move(address)),
-      fd_(std::move(fd)) {}
+      fd_(std::move(fd)) {
+    remote_.phase_changed(*this, Phase::closed, phase_);
+}
 
-Remote::Connection::~Connection() = default;
+Remote::Connection::~Connection() {
+    remote_.phase_changed(*this, phase_, Phase::closed);
+}
+
+void Remote::Connection::set_phase(Phase phase) {
+    if (phase != phase_) {
+        remote_.phase_changed(*this, phase_, phase);
+        phase_ = phase;
+    }
+}
 
 int Remote::Connection::start(const tls::SharedCtx& tls) {
     Fd bus_fd;
@@ -181,7 +192,7 @@ int Remote::Connection::method_hello(sd_bus_message* m, void* userdata, sd_bus_e
     c.name_ = std::move(hello.name);
     c.worker_nonce_ = std::move(hello.worker_nonce);
     c.master_nonce_ = std::move(master_nonce);
-    c.phase_ = Phase::challenged;
+    c.set_phase(Phase::challenged);
     sd_bus_message* raw = nullptr;
     r = sd_bus_message_new_method_return(m, &raw);
     MessagePtr reply(raw);
@@ -277,7 +288,7 @@ void Remote::Connection::check_proof(sd_bus_message* m) {
                            "pinging the attached one",
                            c.name_, c.sender_, c.peer_, w->bus_name),
                {{"BUILDYARD_WORKER", c.name_}});
-    c.phase_ = Phase::arbitrating;
+    c.set_phase(Phase::arbitrating);
     c.held_call_.reset(sd_bus_message_ref(m));
     if (master.ping_worker(*w, c.remote_.timeouts_.duplicate_ping_usec, on_old_ping, &c, c.old_ping_) < 0) {
         c.resolve_duplicate(false);
@@ -303,7 +314,7 @@ void Remote::Connection::auth_failed(sd_bus_message* call, AuthVerdict verdict, 
     log::write(log::Level::warning, line.empty() ? auth_failure_line(verdict, printable(name_), peer_) : line,
                {{"BUILDYARD_WORKER", printable(name_)}, {"MESSAGE_ID", std::string(log::id::auth_failed)}});
     logged_ = true;
-    phase_ = Phase::fresh;  // a new attempt needs a new Hello, and new nonces
+    set_phase(Phase::fresh);  // a new attempt needs a new Hello, and new nonces
     master_nonce_.clear();
     uint64_t now = 0;
     sd_event_now(remote_.event_, CLOCK_MONOTONIC, &now);
@@ -346,7 +357,7 @@ void Remote::Connection::resolve_duplicate(bool old_answered) {
     if (phase_ != Phase::arbitrating) {
         return;
     }
-    phase_ = Phase::challenged;  // no longer found by Remote::link_gone
+    set_phase(Phase::challenged);  // no longer found by Remote::link_gone
     old_ping_.reset();
     reply_timer_.reset();
     MessagePtr call = std::move(held_call_);
@@ -358,7 +369,7 @@ void Remote::Connection::resolve_duplicate(bool old_answered) {
                                name_, peer_, w->bus_name),
                    {{"BUILDYARD_WORKER", name_}});
         logged_ = true;
-        phase_ = Phase::fresh;
+        set_phase(Phase::fresh);
         master.metrics().remote_refused(RemoteRefusal::already_attached);
         sd_bus_reply_method_errorf(call.get(), bus::error::AlreadyAttached, "Worker '%s' is already attached.",
                                    name_.c_str());
@@ -391,12 +402,12 @@ void Remote::Connection::attach(sd_bus_message* call) {
     if (!s) {
         master.metrics().remote_refused(RemoteRefusal::attach_refused);
         sd_bus_reply_method_errorf(call, s.error, "%s", text::to_utf8(s.message).c_str());
-        phase_ = Phase::fresh;
+        set_phase(Phase::fresh);
         logged_ = true;
         arm_timer(auth_timer_, remote_.timeouts_.auth_usec, on_auth_timeout);
         return;
     }
-    phase_ = Phase::attached;
+    set_phase(Phase::attached);
     tunnel_->limit_inbound(0);
     if (!tunnel_->encrypted()) {
         log::write(log::Level::warning,
@@ -521,7 +532,7 @@ void Remote::Connection::close(const std::string& why) {
         return;
     }
     const bool was_attached = phase_ == Phase::attached;
-    phase_ = Phase::closed;
+    set_phase(Phase::closed);
     auth_timer_.reset();
     reply_timer_.reset();
     keepalive_timer_.reset();
@@ -541,7 +552,7 @@ void Remote::Connection::dropped() {
         return;
     }
     const bool was_attached = phase_ == Phase::attached;
-    phase_ = Phase::closed;
+    set_phase(Phase::closed);
     auth_timer_.reset();
     reply_timer_.reset();
     keepalive_timer_.reset();

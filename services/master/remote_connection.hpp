@@ -17,13 +17,7 @@ namespace by::master {
 
 class Remote::Connection {
 public:
-    enum class Phase {
-        fresh,        // connected; Hello expected
-        challenged,   // Hello answered; Authenticate expected
-        arbitrating,  // proof good, waiting for the worker's old link to answer a ping
-        attached,
-        closed,
-    };
+    using Phase = ConnectionPhase;
 
     Connection(Remote& remote, uint64_t id, Fd fd, std::string peer, std::string address);
     Connection(const Connection&) = delete;
@@ -71,6 +65,9 @@ private:
     void attach(sd_bus_message* call);
     void arm_keepalive();
     int arm_timer(SourcePtr& timer, uint64_t usec, sd_event_time_handler_t handler);
+    // Every change of phase_ goes through here: Remote counts connections
+    // per phase and address (Remote::phase_changed).
+    void set_phase(Phase phase);
     // Closes the connection. `why` is logged unless empty; an attached
     // worker is detached by the master with `why` as the reason.
     void close(const std::string& why);

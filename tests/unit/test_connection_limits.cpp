@@ -12,9 +12,10 @@ TEST(ConnectionLimits, LeavesTheReserveAndRoomForBuildLogs) {
     EXPECT_EQ(ConnectionLimits::for_descriptors(1024), (1024u - ConnectionLimits::reserve) / ConnectionLimits::descriptors_per_connection);
     EXPECT_EQ(ConnectionLimits::for_descriptors(ConnectionLimits::reserve), 0u);
     EXPECT_EQ(ConnectionLimits::for_descriptors(10), 0u);
-    // The unit's LimitNOFILE=33024 fits max_connections.
-    EXPECT_EQ(ConnectionLimits::for_descriptors(33024), ConnectionLimits::max_connections);
-    EXPECT_GE((33024u - ConnectionLimits::reserve) / ConnectionLimits::descriptors_per_connection,
+    // The unit's LimitNOFILE=65792 fits max_connections, and 10,000 workers.
+    EXPECT_EQ(ConnectionLimits::for_descriptors(65792), ConnectionLimits::max_connections);
+    EXPECT_GE(ConnectionLimits::max_connections, 10000u);
+    EXPECT_GE((65792u - ConnectionLimits::reserve) / ConnectionLimits::descriptors_per_connection,
               ConnectionLimits::max_connections);
     EXPECT_EQ(ConnectionLimits::for_descriptors(UINT64_MAX), ConnectionLimits::max_connections);
 }
