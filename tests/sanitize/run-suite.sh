@@ -10,7 +10,10 @@ reports=$(mktemp -d "${TMPDIR:-/tmp}/buildyard-sanitize.XXXXXX")
 chmod 1777 "$reports"  # tests run some daemons as another user
 trap 'rm -rf "$reports"' EXIT
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export ASAN_OPTIONS="log_path=$reports/asan:halt_on_error=1:abort_on_error=0:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
+# Not strict_string_checks: it makes strncasecmp(s, "LONGER", 5) on a shorter
+# NUL-terminated s a report, which C allows (libesmtp does it on every
+# server reply, and the master aborted on its first mail).
+export ASAN_OPTIONS="log_path=$reports/asan:halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:halt_on_error=1:print_stacktrace=1"
 export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0"
 status=0

@@ -5,6 +5,7 @@
 //   remote-client HOST:PORT call IFACE METHOD   call before authenticating; prints "ok" or the error name
 //   remote-client HOST:PORT login NAME PASSWORD authenticate, then call WorkerLink1.StepStarted; prints both
 //   remote-client HOST:PORT hello NAME          Hello only, then wait; prints how long until the master closed
+//                                               the connection, counted from before connecting
 //   remote-client HOST:PORT swarm N PREFIX PASSWORD
 //                                               hold N workers PREFIX1..PREFIXN attached, answering Ping,
 //                                               reconnecting when dropped; prints "attached K at T" on changes
@@ -432,6 +433,7 @@ int main(int argc, char** argv) {
     }
     PeerBusPtr b;
     crypto::Bytes cb;
+    const double connecting = now_s();  // the master's deadlines count from its accept
     int r = open_peer(hostport, b, cb);
     if (r < 0) {
         std::printf("connect-failed %s\n", std::strerror(-r));
@@ -477,14 +479,13 @@ int main(int argc, char** argv) {
         MessagePtr rp(reply);
         std::printf("hello %s\n", result_of(r, e).c_str());
         std::fflush(stdout);
-        const double t0 = now_s();
         for (;;) {
             r = sd_bus_process(b.get(), nullptr);
             if (r < 0) break;
             if (r > 0) continue;
             if (sd_bus_wait(b.get(), UINT64_MAX) < 0) break;
         }
-        std::printf("closed after %.1f s\n", now_s() - t0);
+        std::printf("closed after %.1f s\n", now_s() - connecting);
         std::fflush(stdout);
         _exit(0);
     }
