@@ -106,6 +106,12 @@ bool Notifier::start(std::string& error) {
         r = sd_event_add_io(event_, &s, sender_.fd(), EPOLLIN, &Notifier::on_results, this);
         results_.reset(s);
     }
+    if (r >= 0) {
+        sd_event_source* s = nullptr;
+        r = sd_event_add_defer(event_, &s, &Notifier::on_rearm, this);
+        rearm_.reset(s);
+        if (r >= 0) r = sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    }
     if (r < 0) {
         error = std::string("cannot add the mail event sources: ") + std::strerror(-r);
         return false;
@@ -191,9 +197,17 @@ void Notifier::follow(const Worker& w) {
 }
 
 void Notifier::rearm_missing() {
-    if (missing_timer_) {
-        arm(missing_timer_.get(), tracker_.next_deadline());
+    // Once per loop iteration, however many workers changed in it: finding
+    // the next deadline looks at every worker.
+    if (rearm_) {
+        sd_event_source_set_enabled(rearm_.get(), SD_EVENT_ONESHOT);
     }
+}
+
+int Notifier::on_rearm(sd_event_source*, void* userdata) {
+    auto* n = static_cast<Notifier*>(userdata);
+    arm(n->missing_timer_.get(), n->tracker_.next_deadline());
+    return 0;
 }
 
 int Notifier::on_missing_timer(sd_event_source*, uint64_t, void* userdata) {

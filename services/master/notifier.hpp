@@ -63,6 +63,7 @@ private:
     std::string read_log_tail(uint64_t build) const;
 
     static int on_missing_timer(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_rearm(sd_event_source* s, void* userdata);
     static int on_retry_timer(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_results(sd_event_source* s, int fd, uint32_t revents, void* userdata);
 
@@ -82,6 +83,7 @@ private:
     // Declared after the sender, so they are gone before it is.
     MailSender sender_;
     SourcePtr missing_timer_;
+    SourcePtr rearm_;  // defer: re-arms missing_timer_ once per iteration
     SourcePtr retry_timer_;
     SourcePtr results_;
 };
