@@ -76,6 +76,7 @@ private:
     static int on_accept(sd_event_source* s, int fd, uint32_t revents, void* userdata);
     static int on_accept_resume(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_reap(sd_event_source* s, void* userdata);
+    static int on_trim(sd_event_source* s, uint64_t usec, void* userdata);
 
     void accept_one(int fd);
     // Connections from `address` that have not authenticated yet.
@@ -118,6 +119,9 @@ private:
     // Per address, connections fresh or challenged (the per-address cap).
     std::unordered_map<std::string, size_t> unauthenticated_;
     size_t arbitrating_ = 0;      // connections in that phase, for link_gone
+    // Handshakes ended since the heap was last trimmed (see on_trim).
+    size_t handshakes_since_trim_ = 0;
+    SourcePtr trim_timer_;
     std::vector<std::unique_ptr<Connection>> graveyard_;
 };
 
