@@ -239,11 +239,17 @@ int on_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return 0;
 }
 
-TEST(ReactorBus, CallsAndRepliesFlowBothWays) {
-    auto e = new_event();
-    auto reactor = new_reactor(e.get());
+// A server and a client bus on a socket pair, both driven by one Reactor
+// (ticking every 50 ms) on a fresh loop `e`.
+class ReactorBusTest : public ::testing::Test {
+protected:
+    void SetUp() override { ASSERT_TRUE(b.start(*reactor)); }
+    EventPtr e = new_event();
+    std::unique_ptr<Reactor> reactor = new_reactor(e.get(), 50'000);
     BusPair b;
-    ASSERT_TRUE(b.start(*reactor));
+};
+
+TEST_F(ReactorBusTest, CallsAndRepliesFlowBothWays) {
     Replies replies;
     std::vector<SlotPtr> slots;
     // More than one batch of sd_bus_process per dispatch, and more than a
@@ -264,11 +270,7 @@ TEST(ReactorBus, CallsAndRepliesFlowBothWays) {
     EXPECT_EQ(b.server_failed, 0);
 }
 
-TEST(ReactorBus, ACallTimesOutWithinATick) {
-    auto e = new_event();
-    auto reactor = new_reactor(e.get(), 50'000);
-    BusPair b;
-    ASSERT_TRUE(b.start(*reactor));
+TEST_F(ReactorBusTest, ACallTimesOutWithinATick) {  // ticks every 50 ms
     Replies replies;
     sd_bus_slot* slot = nullptr;
     sd_bus_message* m = nullptr;
@@ -291,11 +293,7 @@ int on_disconnected(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return 0;
 }
 
-TEST(ReactorBus, APeerThatGoesAwayIsDisconnected) {
-    auto e = new_event();
-    auto reactor = new_reactor(e.get());
-    BusPair b;
-    ASSERT_TRUE(b.start(*reactor));
+TEST_F(ReactorBusTest, APeerThatGoesAwayIsDisconnected) {
     int disconnected = 0;
     sd_bus_slot* slot = nullptr;
     ASSERT_GE(sd_bus_add_filter(b.server.get(), &slot, on_disconnected, &disconnected), 0);
