@@ -1,5 +1,6 @@
 #include "common/reactor.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -138,18 +139,30 @@ void Reactor::call(uint64_t id, uint32_t events) {
     it->second->handler(events);
 }
 
+void Reactor::dispatch(const ::epoll_event* events, int n) {
+    ++dispatching_;
+    for (int i = 0; i < n; ++i) {
+        call(events[i].data.u64, events[i].events);
+    }
+    if (--dispatching_ == 0) {
+        dead_.clear();
+    }
+}
+
 int Reactor::on_ready(sd_event_source*, int, uint32_t, void* userdata) {
     auto* self = static_cast<Reactor*>(userdata);
     epoll_event events[batch];
-    const int n = epoll_wait(self->epoll_.get(), events, batch, 0);
-    ++self->dispatching_;
-    for (int i = 0; i < n; ++i) {
-        self->call(events[i].data.u64, events[i].events);
-    }
-    if (--self->dispatching_ == 0) {
-        self->dead_.clear();
-    }
+    self->dispatch(events, epoll_wait(self->epoll_.get(), events, batch, 0));
     return 0;
+}
+
+void Reactor::poll(uint64_t timeout_usec) {
+    epoll_event events[batch];
+    const int ms = static_cast<int>(std::min<uint64_t>((timeout_usec + 999) / 1000, 60'000));
+    dispatch(events, epoll_wait(epoll_.get(), events, batch, ms));
+    if (!again_.empty()) {
+        on_again(nullptr, this);
+    }
 }
 
 int Reactor::on_again(sd_event_source*, void* userdata) {

@@ -21,6 +21,8 @@
 
 #include "common/raii.hpp"
 
+struct epoll_event;
+
 namespace by {
 
 class Reactor {
@@ -64,6 +66,11 @@ public:
     // negative errno on failure.
     int watch(int fd, uint32_t events, bool ticks, Handler handler, Watch& out);
 
+    // Waits up to `timeout_usec` for a watched descriptor and handles what
+    // is ready, outside sd-event: for code that must wait inside a handler
+    // of the loop (the worker's Detach on its way out).
+    void poll(uint64_t timeout_usec);
+
     size_t watched() const { return entries_.size(); }
     sd_event* event() const { return event_; }
 
@@ -80,6 +87,7 @@ private:
     void forget(uint64_t id);
     void schedule(uint64_t id);
     void call(uint64_t id, uint32_t events);
+    void dispatch(const ::epoll_event* events, int n);
     void arm_tick();
 
     sd_event* event_ = nullptr;

@@ -108,6 +108,13 @@ public:
     // The certificate the peer presented, or nullptr.
     X509* peer_certificate() const;
     SSL* ssl() const { return ssl_; }
+    // No more events: from now on a failure only closes the tunnel (sd-bus
+    // sees its end close). For a caller that is about to drop it.
+    void quiet() { events_ = {}; }
+    // Moves what sd-bus has written so far on to the peer, as far as the
+    // socket takes it without waiting: for an owner about to free the
+    // tunnel right after its last reply (the master's answer to Detach).
+    void flush();
     // Caps the plaintext received and not yet authenticated; 0: no cap.
     // Past the cap the tunnel fails.
     void limit_inbound(size_t bytes) { inbound_limit_ = bytes; }

@@ -289,6 +289,12 @@ bool Tunnel::bus_to_net() {
     }
 }
 
+void Tunnel::flush() {
+    if (!done_ && established_) {
+        bus_to_net();
+    }
+}
+
 void Tunnel::pump() {
     if (done_) {
         return;

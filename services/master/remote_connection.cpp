@@ -64,6 +64,11 @@ Remote::Connection::Connection(Remote& remote, uint64_t id, Fd fd, std::string p
 }
 
 Remote::Connection::~Connection() {
+    // The reply to the worker's Detach was written just before the master
+    // let the connection go; it must still reach the worker.
+    if (tunnel_) {
+        tunnel_->flush();
+    }
     remote_.phase_changed(*this, phase_, Phase::closed);
 }
 

@@ -1,6 +1,8 @@
 #include "worker/remote_link.hpp"
 
 #include <algorithm>
+#include <thread>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -470,9 +472,25 @@ int RemoteLink::detach(const std::string& reason) {
     int r = sd_bus_message_new_method_call(bus_.get(), &raw, nullptr, bus::master_path, bus::link_iface, "Detach");
     MessagePtr m(raw);
     if (r >= 0) r = sd_bus_message_append(raw, "s", reason.c_str());
+    // Detach waits here, inside a handler of the loop, and sd_bus_call
+    // blocks where the loop cannot move the call's bytes through the
+    // tunnel: for the length of the call a thread drives the tunnel's
+    // Reactor (the tunnel and its descriptors, nothing else), and a failing
+    // tunnel only closes, which ends the call.
     BusError error;
     sd_bus_message* reply_raw = nullptr;
-    if (r >= 0) r = sd_bus_call(bus_.get(), raw, detach_timeout_usec, error.get(), &reply_raw);
+    if (r >= 0) {
+        tunnel_->quiet();
+        std::atomic<bool> called{false};
+        std::thread pump([this, &called] {
+            while (!called.load()) {
+                reactor_->poll(20'000);
+            }
+        });
+        r = sd_bus_call(bus_.get(), raw, detach_timeout_usec, error.get(), &reply_raw);
+        called = true;
+        pump.join();
+    }
     MessagePtr reply(reply_raw);
     if (r < 0) {
         log::write(log::Level::warning,

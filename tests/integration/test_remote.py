@@ -204,6 +204,20 @@ class RemoteTest(RemoteLinkTest):
         open_gate(s, rerun)
         self.assertEqual(s.wait_build(rerun), (rerun, "success"))
 
+    def test_a_stopped_worker_detaches_with_its_reason_at_once(self):
+        # SIGTERM: the worker says Detach over its link (through TLS) and
+        # exits; the master logs the worker's reason, not a lost connection.
+        s = self.sys
+        self.start(master_config(self.port))
+        w = self.remote_worker("r1")
+        start = time.monotonic()
+        w.signal(signal.SIGTERM)
+        w.wait()
+        took = time.monotonic() - start
+        self.assertNotIn("Detach from the master", w.log())
+        self.assertTrue(self.master_lines(r"worker r1 detached: the worker said: worker stopping \(SIGTERM\)"), s.master.log())
+        self.assertLess(took, 1.5)
+
     def test_connection_cut_mid_build_is_rerun_after_reconnect(self):
         s = self.sys
         self.start(master_config(self.port, builders={"slow": (["r1"], [gate_step(s)])}))
