@@ -153,6 +153,23 @@ TEST(Reactor, AgainCallsTheHandlerWithNoEvents) {
     EXPECT_EQ(seen[2], 0u);
 }
 
+TEST(Reactor, PollHandlesReadyDescriptorsWithoutTheLoop) {
+    auto e = new_event();
+    auto reactor = new_reactor(e.get());
+    Pair p;
+    Reactor::Watch w;
+    std::string got;
+    ASSERT_GE(reactor->watch(p.b.get(), EPOLLIN, false, [&](uint32_t) { got += drain(p.b.get()); }, w), 0);
+    // Nothing ready: poll waits about its timeout and calls nothing.
+    const auto start = std::chrono::steady_clock::now();
+    reactor->poll(30'000);
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(25));
+    EXPECT_EQ(got, "");
+    ASSERT_EQ(write(p.a.get(), "ping", 4), 4);
+    reactor->poll(1'000'000);  // sd-event never runs in this test
+    EXPECT_EQ(got, "ping");
+}
+
 TEST(Reactor, TicksOnlyWhileSomeWatchAsksForThem) {
     auto e = new_event();
     auto reactor = new_reactor(e.get(), 20'000);
