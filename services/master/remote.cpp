@@ -2,12 +2,12 @@
 #include "master/remote.hpp"
 
 #include <cerrno>
-#include <malloc.h>
 #include <cstdlib>
 #include <cstring>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,8 +24,7 @@ namespace by::master {
 namespace {
 
 constexpr uint64_t accept_pause_usec = 1'000'000;
-// Heap trimming after handshake storms (on_trim).
-constexpr size_t trim_after_handshakes = 64;
+// Heap trimming a second after a storm of handshakes ended (on_trim).
 constexpr uint64_t trim_delay_usec = 1'000'000;
 // How late an sd-bus call timeout on a connection may be seen.
 constexpr uint64_t reactor_tick_usec = 250'000;
@@ -278,7 +277,7 @@ int Remote::on_accept(sd_event_source*, int fd, uint32_t, void* userdata) {
         std::string peer, address;
         describe_peer(sa, peer, address);
         switch (ConnectionLimits::admit(self->connections_.size(), self->connection_limit_,
-                                        self->unauthenticated_from(address))) {
+                                        self->census_.unauthenticated_from(address))) {
         case ConnectionLimits::Verdict::accept:
             break;
         case ConnectionLimits::Verdict::full:
@@ -317,33 +316,13 @@ int Remote::on_accept_resume(sd_event_source*, uint64_t, void* userdata) {
     return 0;
 }
 
-size_t Remote::unauthenticated_from(const std::string& address) const {
-    auto it = unauthenticated_.find(address);
-    return it == unauthenticated_.end() ? 0 : it->second;
-}
-
 void Remote::phase_changed(const Connection& c, ConnectionPhase from, ConnectionPhase to) {
-    auto unauthenticated = [](ConnectionPhase p) {
-        return p == ConnectionPhase::fresh || p == ConnectionPhase::challenged;
-    };
-    if (unauthenticated(to) && !unauthenticated(from)) {
-        ++unauthenticated_[c.address()];
-    } else if (unauthenticated(from) && !unauthenticated(to)) {
-        auto it = unauthenticated_.find(c.address());
-        if (it != unauthenticated_.end() && --it->second == 0) {
-            unauthenticated_.erase(it);
-        }
-        if (++handshakes_since_trim_ >= trim_after_handshakes && unauthenticated_.empty() && !trim_timer_ &&
-            event_) {
-            sd_event_source* s = nullptr;
-            if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, trim_delay_usec, 100'000, on_trim, this) >=
-                0) {
-                trim_timer_.reset(s);
-            }
+    if (census_.changed(c.address(), from, to) && !trim_timer_ && event_) {
+        sd_event_source* s = nullptr;
+        if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, trim_delay_usec, 100'000, on_trim, this) >= 0) {
+            trim_timer_.reset(s);
         }
     }
-    arbitrating_ += to == ConnectionPhase::arbitrating;
-    arbitrating_ -= from == ConnectionPhase::arbitrating;
 }
 
 void Remote::refused(const std::string& line) {
@@ -386,15 +365,15 @@ int Remote::on_reap(sd_event_source*, void* userdata) {
 int Remote::on_trim(sd_event_source*, uint64_t, void* userdata) {
     auto* self = static_cast<Remote*>(userdata);
     self->trim_timer_.reset();
-    if (self->unauthenticated_.empty()) {
-        self->handshakes_since_trim_ = 0;
+    if (!self->census_.any_unauthenticated()) {
+        self->census_.storm_handled();
         malloc_trim(0);
     }
     return 0;
 }
 
 void Remote::link_gone(const std::string& name) {
-    if (arbitrating_ == 0) {
+    if (census_.arbitrating() == 0) {
         return;  // nobody waits (the usual case: no walk over every connection)
     }
     // Collect first: waking one may bury others.

@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <map>
-#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,20 +17,12 @@
 #include "common/raii.hpp"
 #include "common/reactor.hpp"
 #include "common/tls.hpp"
+#include "master/connection_census.hpp"
 #include "master/connection_limits.hpp"
 #include "master/handshake.hpp"
 #include "master/master.hpp"
 
 namespace by::master {
-
-// Where a remote connection is (Remote::Connection::Phase).
-enum class ConnectionPhase {
-    fresh,        // connected; Hello expected
-    challenged,   // Hello answered; Authenticate expected
-    arbitrating,  // proof good, waiting for the worker's old link to answer a ping
-    attached,
-    closed,
-};
 
 class Remote {
 public:
@@ -79,8 +70,6 @@ private:
     static int on_trim(sd_event_source* s, uint64_t usec, void* userdata);
 
     void accept_one(int fd);
-    // Connections from `address` that have not authenticated yet.
-    size_t unauthenticated_from(const std::string& address) const;
     // Logs a refused connection, at most one line per 10 s.
     void refused(const std::string& line);
     // Watches listen_fd_ for connections. Negative errno.
@@ -91,8 +80,8 @@ private:
     // A connection authenticated for `name` is gone: wake whoever waits on it.
     void link_gone(const std::string& name);
     // A connection went from phase `from` to `to` (closed also stands for
-    // not yet made and destroyed): keeps the counts below, so that an accept
-    // or a detach costs the same however many connections are open.
+    // not yet made and destroyed): tells census_, and trims the heap after
+    // a storm of handshakes (on_trim).
     void phase_changed(const Connection& c, ConnectionPhase from, ConnectionPhase to);
 
     sd_event* event_;
@@ -116,11 +105,7 @@ private:
     uint64_t refused_logged_at_ = 0;
     uint64_t refused_since_log_ = 0;
     std::map<uint64_t, std::unique_ptr<Connection>> connections_;
-    // Per address, connections fresh or challenged (the per-address cap).
-    std::unordered_map<std::string, size_t> unauthenticated_;
-    size_t arbitrating_ = 0;      // connections in that phase, for link_gone
-    // Handshakes ended since the heap was last trimmed (see on_trim).
-    size_t handshakes_since_trim_ = 0;
+    ConnectionCensus census_;       // who is in which phase (the per-address cap, link_gone)
     SourcePtr trim_timer_;
     std::vector<std::unique_ptr<Connection>> graveyard_;
 };
