@@ -582,10 +582,6 @@ private:
                 std::string error;
                 if (!parse_limit(key, v.text, b.limits, error)) {
                     bad(s, key, "invalid value " + in_quotes(v.text) + ": " + error);
-                } else if (b.limits.sandbox != Sandbox::none) {
-                    // Scopes carry no exec settings (see buildyard.ini(5)).
-                    bad(s, key, "sandbox = " + v.text + " is not available yet: builds run in transient scopes, "
-                                "which cannot carry PrivateTmp= and the other sandboxing settings; use none");
                 }
             } else if (key.starts_with("secret.")) {
                 const auto name = key.substr(7);

@@ -110,6 +110,21 @@ static int spawn(char* const argv[], int output_fd, int gate_fd, const SpawnOpti
     return -r;
 }
 
+std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra_env) {
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+        const char* eq = std::strchr(*e, '=');
+        std::string key = eq ? std::string(*e, static_cast<size_t>(eq - *e)) : std::string(*e);
+        if (!extra_env.count(key)) {
+            env.emplace_back(*e);
+        }
+    }
+    for (const auto& [k, v] : extra_env) {
+        env.push_back(k + "=" + v);
+    }
+    return env;
+}
+
 int spawn_shell(const std::string& command, const std::string& cwd,
                 const std::map<std::string, std::string>& extra_env, Spawned& out, bool gated) {
     int fds[2];
@@ -127,19 +142,7 @@ int spawn_shell(const std::string& command, const std::string& cwd,
         gate_wr = Fd(fds[1]);
     }
 
-    // Build the environment: ours, with extra_env replacing same-named entries.
-    std::vector<std::string> env_store;
-    for (char** e = environ; e && *e; ++e) {
-        const char* eq = std::strchr(*e, '=');
-        std::string key = eq ? std::string(*e, static_cast<size_t>(eq - *e)) : std::string(*e);
-        if (extra_env.count(key)) {
-            continue;
-        }
-        env_store.emplace_back(*e);
-    }
-    for (const auto& [k, v] : extra_env) {
-        env_store.push_back(k + "=" + v);
-    }
+    std::vector<std::string> env_store = environment_with(extra_env);
     std::vector<char*> envp;
     envp.reserve(env_store.size() + 1);
     for (auto& s : env_store) {

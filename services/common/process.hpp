@@ -31,6 +31,10 @@ struct SpawnOptions {
 // inherit that. Sets `pid`; returns 0 or a negative errno.
 int spawn(char* const argv[], int output_fd, const SpawnOptions& options, pid_t& pid);
 
+// The caller's environment as KEY=VALUE, with `extra_env` replacing
+// same-named entries: what a step gets.
+std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra_env);
+
 // Runs `/bin/sh -c command` in `cwd` as the leader of a new process group,
 // with stdin from /dev/null, stdout and stderr into one pipe, the caller's
 // environment plus `extra_env`, and a clean signal mask and dispositions

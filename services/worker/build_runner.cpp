@@ -175,6 +175,9 @@ bool BuildRunner::run_step() {
     }
 
     std::string cwd = (std::filesystem::path(spec_.basedir) / spec_.builder).string();
+    if (spec_.limits.sandbox != config::Sandbox::none) {
+        return run_hosted_step(number, command, cwd);
+    }
     process::Spawned spawned;
     const bool gated = spec_.isolation && spec_.isolation->gates_steps();
     int r = process::spawn_shell(command, cwd, spec_.environment, spawned, gated);
@@ -230,6 +233,75 @@ bool BuildRunner::run_step() {
         }
     }
     return false;
+}
+
+bool BuildRunner::watch_output(unsigned number) {
+    sd_event_source* io = nullptr;
+    int r = sd_event_add_io(event_, &io, output_.get(), EPOLLIN, on_output, this);
+    if (r < 0) {
+        kill_group(SIGKILL);
+        stop_step();
+        exception(fmt::format("buildyard-workerd: cannot read the output of step {}: {}\n", number, errno_text(r)));
+        return false;
+    }
+    output_source_.reset(io);
+    if (output_paused_) {
+        sd_event_source_set_enabled(io, SD_EVENT_OFF);
+    }
+    return true;
+}
+
+bool BuildRunner::run_hosted_step(unsigned number, const std::string& command, const std::string& cwd) {
+    const auto sandbox = config::to_string(spec_.limits.sandbox);
+    if (!spec_.isolation || !spec_.isolation->hosts_steps(spec_.limits)) {
+        // Never run a build outside the sandbox it asked for.
+        exception(fmt::format("buildyard-workerd: sandbox = {} needs a systemd manager to run the build in a "
+                              "transient service, and this worker runs its builds {}\n",
+                              sandbox,
+                              spec_.isolation ? fmt::format("as plain processes ({})", spec_.isolation->kind())
+                                              : std::string("without a unit")));
+        return true;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        exception(fmt::format("buildyard-workerd: cannot start step {}: {}\n", number, errno_text(-errno)));
+        return true;
+    }
+    output_ = Fd(fds[0]);
+    Isolation::HostedStep step{cwd, command, process::environment_with(spec_.environment), Fd(fds[1])};
+    fcntl(output_.get(), F_SETFL, fcntl(output_.get(), F_GETFL) | O_NONBLOCK);
+    fcntl(output_.get(), F_SETPIPE_SZ, static_cast<int>(chunk_size));
+    output_eof_ = false;
+    state_ = State::running;
+    if (!watch_output(number)) {
+        return true;
+    }
+    isolated_ = true;
+    hosted_ = true;
+    const uint64_t serial = ++hosted_serial_;
+    int r = spec_.isolation->run_hosted(spec_.id, std::move(step), spec_.limits, spec_.kill_timeout,
+                                        [this, serial](int status) {
+                                            if (hosted_ && hosted_serial_ == serial) hosted_exited(status);
+                                        });
+    if (r < 0) {
+        stop_step();
+        exception(fmt::format("buildyard-workerd: cannot start step {} in the build's unit (sandbox = {}): {}\n",
+                              number, sandbox, errno_text(r)));
+        return true;
+    }
+    return false;
+}
+
+void BuildRunner::hosted_exited(int status) {
+    hosted_ = false;  // its host has killed the step's group already
+    if (status < 0) {
+        drain();
+        stop_step();
+        exception(fmt::format("buildyard-workerd: step {} did not run in the build's unit: {}\n", next_step_,
+                              errno_text(status)));
+        return;
+    }
+    step_exited(status);
 }
 
 void BuildRunner::open_gate(int r) {
@@ -324,7 +396,9 @@ bool BuildRunner::step_exited(int status) {
 }
 
 void BuildRunner::kill_group(int sig) {
-    if (pid_ > 0) {
+    if (hosted_) {
+        spec_.isolation->signal_hosted(spec_.id, sig);
+    } else if (pid_ > 0) {
         ::kill(-pid_, sig);
     }
 }
@@ -342,6 +416,7 @@ void BuildRunner::stop_step() {
     output_.reset();
     child_source_.reset();
     pid_ = -1;
+    hosted_ = false;
     state_ = State::scheduled;
 }
 

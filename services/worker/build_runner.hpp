@@ -104,6 +104,12 @@ private:
     void finish(const std::string& result, int exit_status);
     void released(const std::string& result, int exit_status, const BuildUsage& usage);
     void open_gate(int r);
+    // Each returns false when the build ended (exception).
+    bool watch_output(unsigned number);
+    // sandbox != none: the step runs in the build's unit, started by its
+    // host (Isolation::run_hosted). Returns true when the build ended.
+    bool run_hosted_step(unsigned number, const std::string& command, const std::string& cwd);
+    void hosted_exited(int status);
     void exception(const std::string& line);
     enum class Read { data, again, end };  // end: EOF or error, nothing more will come
     Read read_chunk();
@@ -125,6 +131,8 @@ private:
     size_t next_step_ = 0;  // index of the step to run next
     pid_t pid_ = -1;
     bool isolated_ = false;  // the isolation has adopted a step of this build
+    bool hosted_ = false;    // the running step is the isolation's (sandbox)
+    uint64_t hosted_serial_ = 0;
     bool failed_to_isolate_ = false;
     BuildUsage usage_;
     Fd output_;

@@ -1,5 +1,5 @@
-// A transient scope per build, over systemd's private socket (the manager
-// itself: no broker in between, and its signals come without Subscribe()).
+// A build's transient unit: the scope of a build without a sandbox, and
+// what every unit goes through (see isolation_systemd.hpp).
 //
 // A scope rather than a service: the worker stays the parent of each step's
 // shell, so the output pipe, the exit status and the step boundaries work
@@ -12,135 +12,33 @@
 #include <cinttypes>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <map>
-#include <set>
 #include <utility>
 #include <vector>
 
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <signal.h>
-#include <sys/statfs.h>
 #include <sys/wait.h>
-#include <systemd/sd-bus.h>
-#include <systemd/sd-daemon.h>
-#include <systemd/sd-login.h>
 #include <unistd.h>
 
 #include "common/bus.hpp"
 #include "common/log.hpp"
 #include "common/process.hpp"
-#include "common/raii.hpp"
-#include "worker/isolation.hpp"
+#include "worker/isolation_systemd.hpp"
 
 namespace by::worker {
 
-namespace {
-
-constexpr const char* systemd_name = "org.freedesktop.systemd1";
-constexpr const char* systemd_path = "/org/freedesktop/systemd1";
-constexpr const char* manager_iface = "org.freedesktop.systemd1.Manager";
-constexpr const char* unit_prefix = "/org/freedesktop/systemd1/unit";
-
-// The peak of a cgroup's memory: memory.peak (cgroup v2, Linux 5.19), else
-// the v1 controller's memory.max_usage_in_bytes (hybrid hierarchies).
-uint64_t read_memory_peak(const std::string& cgroup) {
-    for (const std::string& file : {"/sys/fs/cgroup" + cgroup + "/memory.peak",
-                                    "/sys/fs/cgroup/unified" + cgroup + "/memory.peak",
-                                    "/sys/fs/cgroup/memory" + cgroup + "/memory.max_usage_in_bytes"}) {
-        std::ifstream in(file);
-        uint64_t v = 0;
-        if (in >> v) {
-            return v;
-        }
+int SystemdUnits::watch() {
+    sd_bus_slot* s = nullptr;
+    int r = sd_bus_match_signal(bus_.get(), &s, nullptr, systemd_path, manager_iface, "JobRemoved", on_job_removed,
+                                this);
+    if (r < 0) {
+        return r;
     }
-    return BuildUsage::unknown;
+    job_match_.reset(s);
+    return sd_bus_attach_event(bus_.get(), event_, SD_EVENT_PRIORITY_NORMAL);
 }
 
-// cgroup v2 alone ("unified"), or v1 controllers beside it ("hybrid") or
-// without it ("legacy"): under v1, limits go to v1 controllers, which a
-// container may have read-only, and IO is not counted.
-std::string cgroup_hierarchy() {
-    struct statfs fs {};
-    if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) {
-        return "unified";
-    }
-    if (statfs("/sys/fs/cgroup/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) {
-        return "hybrid";
-    }
-    return "legacy";
-}
-
-class SystemdScopes : public Isolation {
-public:
-    SystemdScopes(sd_event* event, std::string worker, BusPtr bus, std::string own_unit)
-        : event_(event), worker_(std::move(worker)), bus_(std::move(bus)), own_unit_(std::move(own_unit)) {}
-
-    int watch() {
-        sd_bus_slot* s = nullptr;
-        int r = sd_bus_match_signal(bus_.get(), &s, nullptr, systemd_path, manager_iface, "JobRemoved",
-                                    on_job_removed, this);
-        if (r < 0) {
-            return r;
-        }
-        job_match_.reset(s);
-        return sd_bus_attach_event(bus_.get(), event_, SD_EVENT_PRIORITY_NORMAL);
-    }
-
-    const char* kind() const override { return "systemd"; }
-    bool gates_steps() const override { return true; }
-
-    int clean_leftovers(std::function<void()> done) override;
-    int adopt(uint64_t id, pid_t pid, const config::BuildLimits& limits, unsigned kill_timeout, Done done) override;
-    void release(uint64_t id, Released released) override;
-    void abandon(uint64_t id) override;
-    void stopping() override;
-
-private:
-    struct Unit {
-        std::string name;
-        bool started = false;
-        SourcePtr holder;  // owns the holder process: freeing it kills and reaps it
-        SlotPtr call;
-        Done adopted;
-        Released released;
-        BuildUsage usage;
-    };
-
-    static int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*);
-    static int on_start_reply(sd_bus_message* m, void* userdata, sd_bus_error*);
-    static int on_attach_reply(sd_bus_message* m, void* userdata, sd_bus_error*);
-    static int on_usage_reply(sd_bus_message* m, void* userdata, sd_bus_error*);
-    static int on_stop_reply(sd_bus_message* m, void* userdata, sd_bus_error*);
-    static int on_holder_exit(sd_event_source*, const siginfo_t*, void*) { return 0; }
-
-    // The reply handlers get a heap cookie naming the build, so that a reply
-    // for a build abandoned meanwhile finds nothing.
-    struct Cookie {
-        SystemdScopes* self;
-        uint64_t id;
-    };
-    int call_async(uint64_t id, MessagePtr& m, sd_bus_message_handler_t handler, Unit& u);
-    int start_unit(uint64_t id, Unit& u, pid_t pid, const config::BuildLimits& limits, unsigned kill_timeout);
-    int new_stop(const std::string& unit, MessagePtr& m);
-    void stop_unit(uint64_t id, Unit& u);
-    void finish(uint64_t id);
-    void adopted(uint64_t id, int r);
-
-    sd_event* event_;
-    std::string worker_;
-    BusPtr bus_;
-    std::string own_unit_;
-    SlotPtr job_match_;
-    std::map<uint64_t, Unit> units_;
-    std::map<std::string, uint64_t> jobs_;  // job path -> build id (0: a leftover's stop)
-    std::set<std::string> leftover_jobs_;
-    std::function<void()> leftovers_done_;
-    bool stopping_ = false;  // the worker is exiting: wait for no stop job
-};
-
-int SystemdScopes::call_async(uint64_t id, MessagePtr& m, sd_bus_message_handler_t handler, Unit& u) {
+int SystemdUnits::call_async(uint64_t id, MessagePtr& m, sd_bus_message_handler_t handler, Unit& u) {
     auto* cookie = new Cookie{this, id};
     sd_bus_slot* s = nullptr;
     int r = sd_bus_call_async(bus_.get(), &s, m.get(), handler, cookie, 0);
@@ -153,7 +51,7 @@ int SystemdScopes::call_async(uint64_t id, MessagePtr& m, sd_bus_message_handler
     return 0;
 }
 
-int SystemdScopes::adopt(uint64_t id, pid_t pid, const config::BuildLimits& limits, unsigned kill_timeout,
+int SystemdUnits::adopt(uint64_t id, pid_t pid, const config::BuildLimits& limits, unsigned kill_timeout,
                          Done done) {
     auto [it, fresh] = units_.try_emplace(id);
     Unit& u = it->second;
@@ -176,7 +74,7 @@ int SystemdScopes::adopt(uint64_t id, pid_t pid, const config::BuildLimits& limi
     return r < 0 ? r : 0;
 }
 
-int SystemdScopes::start_unit(uint64_t id, Unit& u, pid_t pid, const config::BuildLimits& limits,
+int SystemdUnits::start_unit(uint64_t id, Unit& u, pid_t pid, const config::BuildLimits& limits,
                               unsigned kill_timeout) {
     // The holder: in its own process group, so that ending a step's group
     // leaves it; it keeps the scope (and with it the build's cgroup) alive
@@ -209,13 +107,22 @@ int SystemdScopes::start_unit(uint64_t id, Unit& u, pid_t pid, const config::Bui
     r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface,
                                        "StartTransientUnit");
     m.reset(raw);
-    const std::string description = "Buildyard build " + std::to_string(id) + " on " + worker_;
     if (r >= 0) r = sd_bus_message_append(m.get(), "ss", u.name.c_str(), "fail");
     if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
-    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "Description", "s", description.c_str());
     if (r >= 0)
         r = sd_bus_message_append(m.get(), "(sv)", "PIDs", "au", 2, static_cast<uint32_t>(holder),
                                   static_cast<uint32_t>(pid));
+    if (r >= 0) r = append_common(m, id, limits, kill_timeout);
+    if (r >= 0) r = sd_bus_message_close_container(m.get());
+    if (r >= 0) r = sd_bus_message_append(m.get(), "a(sa(sv))", 0);
+    if (r >= 0) r = call_async(id, m, on_start_reply, u);
+    return r < 0 ? r : 0;
+}
+
+int SystemdUnits::append_common(MessagePtr& m, uint64_t id, const config::BuildLimits& limits,
+                                unsigned kill_timeout) {
+    const std::string description = "Buildyard build " + std::to_string(id) + " on " + worker_;
+    int r = sd_bus_message_append(m.get(), "(sv)", "Description", "s", description.c_str());
     if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "KillMode", "s", "control-group");
     if (r >= 0)
         r = sd_bus_message_append(m.get(), "(sv)", "TimeoutStopUSec", "t",
@@ -236,14 +143,16 @@ int SystemdScopes::start_unit(uint64_t id, Unit& u, pid_t pid, const config::Bui
     if (r >= 0 && limits.tasks_max) r = sd_bus_message_append(m.get(), "(sv)", "TasksMax", "t", limits.tasks_max);
     if (r >= 0 && limits.cpu_quota)
         r = sd_bus_message_append(m.get(), "(sv)", "CPUQuotaPerSecUSec", "t", limits.cpu_quota * 10000u);
-    if (r >= 0) r = sd_bus_message_close_container(m.get());
-    if (r >= 0) r = sd_bus_message_append(m.get(), "a(sa(sv))", 0);
-    if (r >= 0) r = call_async(id, m, on_start_reply, u);
-    return r < 0 ? r : 0;
+    return r;
 }
 
-void SystemdScopes::adopted(uint64_t id, int r) {
+void SystemdUnits::adopted(uint64_t id, int r) {
     auto it = units_.find(id);
+    if (it != units_.end() && it->second.service) {
+        // A service is ready when its host says hello; it only fails here.
+        if (r < 0) step_done(id, r);
+        return;
+    }
     if (it == units_.end() || !it->second.adopted) {
         return;
     }
@@ -253,7 +162,7 @@ void SystemdScopes::adopted(uint64_t id, int r) {
     done(r);
 }
 
-int SystemdScopes::on_start_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+int SystemdUnits::on_start_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     auto [self, id] = *static_cast<Cookie*>(userdata);
     const sd_bus_error* e = sd_bus_message_get_error(m);
     if (e) {
@@ -272,7 +181,7 @@ int SystemdScopes::on_start_reply(sd_bus_message* m, void* userdata, sd_bus_erro
     return 0;
 }
 
-int SystemdScopes::on_attach_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+int SystemdUnits::on_attach_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     auto [self, id] = *static_cast<Cookie*>(userdata);
     const sd_bus_error* e = sd_bus_message_get_error(m);
     if (e) {
@@ -283,8 +192,8 @@ int SystemdScopes::on_attach_reply(sd_bus_message* m, void* userdata, sd_bus_err
     return 0;
 }
 
-int SystemdScopes::on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* self = static_cast<SystemdScopes*>(userdata);
+int SystemdUnits::on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<SystemdUnits*>(userdata);
     uint32_t job_id = 0;
     const char *job = nullptr, *unit = nullptr, *result = nullptr;
     if (sd_bus_message_read(m, "uoss", &job_id, &job, &unit, &result) < 0) {
@@ -318,7 +227,7 @@ int SystemdScopes::on_job_removed(sd_bus_message* m, void* userdata, sd_bus_erro
     return 0;
 }
 
-void SystemdScopes::release(uint64_t id, Released released) {
+void SystemdUnits::release(uint64_t id, Released released) {
     auto it = units_.find(id);
     if (it == units_.end()) {
         released(BuildUsage{});
@@ -326,6 +235,8 @@ void SystemdScopes::release(uint64_t id, Released released) {
     }
     Unit& u = it->second;
     u.adopted = nullptr;
+    u.exited = nullptr;
+    u.pending.reset();
     u.released = std::move(released);
     // Usage first: the cgroup goes with the unit.
     MessagePtr m;
@@ -334,14 +245,16 @@ void SystemdScopes::release(uint64_t id, Released released) {
     int r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, path.c_str(),
                                            "org.freedesktop.DBus.Properties", "GetAll");
     m.reset(raw);
-    if (r >= 0) r = sd_bus_message_append(m.get(), "s", "org.freedesktop.systemd1.Scope");
+    if (r >= 0)
+        r = sd_bus_message_append(m.get(), "s",
+                                  u.service ? "org.freedesktop.systemd1.Service" : "org.freedesktop.systemd1.Scope");
     if (r >= 0) r = call_async(id, m, on_usage_reply, u);
     if (r < 0) {
         stop_unit(id, u);
     }
 }
 
-int SystemdScopes::on_usage_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+int SystemdUnits::on_usage_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     auto [self, id] = *static_cast<Cookie*>(userdata);
     auto it = self->units_.find(id);
     if (it == self->units_.end()) {
@@ -377,14 +290,14 @@ int SystemdScopes::on_usage_reply(sd_bus_message* m, void* userdata, sd_bus_erro
     return 0;
 }
 
-int SystemdScopes::new_stop(const std::string& unit, MessagePtr& m) {
+int SystemdUnits::new_stop(const std::string& unit, MessagePtr& m) {
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface, "StopUnit");
     m.reset(raw);
     return r < 0 ? r : sd_bus_message_append(m.get(), "ss", unit.c_str(), "replace");
 }
 
-void SystemdScopes::stop_unit(uint64_t id, Unit& u) {
+void SystemdUnits::stop_unit(uint64_t id, Unit& u) {
     MessagePtr m;
     int r = new_stop(u.name, m);
     if (r >= 0) r = call_async(id, m, on_stop_reply, u);
@@ -394,7 +307,7 @@ void SystemdScopes::stop_unit(uint64_t id, Unit& u) {
     }
 }
 
-int SystemdScopes::on_stop_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+int SystemdUnits::on_stop_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     auto [self, id] = *static_cast<Cookie*>(userdata);
     const char* job = nullptr;
     if (sd_bus_message_is_method_error(m, nullptr) || sd_bus_message_read(m, "o", &job) < 0) {
@@ -412,7 +325,7 @@ int SystemdScopes::on_stop_reply(sd_bus_message* m, void* userdata, sd_bus_error
     return 0;
 }
 
-void SystemdScopes::stopping() {
+void SystemdUnits::stopping() {
     stopping_ = true;
     std::vector<uint64_t> waiting;
     for (const auto& [job, id] : jobs_) {
@@ -426,7 +339,7 @@ void SystemdScopes::stopping() {
     }
 }
 
-void SystemdScopes::finish(uint64_t id) {
+void SystemdUnits::finish(uint64_t id) {
     auto it = units_.find(id);
     if (it == units_.end()) {
         return;
@@ -439,7 +352,7 @@ void SystemdScopes::finish(uint64_t id) {
     }
 }
 
-void SystemdScopes::abandon(uint64_t id) {
+void SystemdUnits::abandon(uint64_t id) {
     auto it = units_.find(id);
     if (it == units_.end()) {
         return;
@@ -454,17 +367,18 @@ void SystemdScopes::abandon(uint64_t id) {
     units_.erase(it);
 }
 
-int SystemdScopes::clean_leftovers(std::function<void()> done) {
+int SystemdUnits::clean_leftovers(std::function<void()> done) {
     BusError error;
     sd_bus_message* raw = nullptr;
-    const std::string pattern = "buildyard-build-" + worker_ + "-*.scope";
+    const std::string scopes = "buildyard-build-" + worker_ + "-*.scope";
+    const std::string services = "buildyard-build-" + worker_ + "-*.service";
     MessagePtr reply;
     MessagePtr m;
     int r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface,
                                            "ListUnitsByPatterns");
     m.reset(raw);
     if (r >= 0) r = sd_bus_message_append(m.get(), "as", 0);
-    if (r >= 0) r = sd_bus_message_append(m.get(), "as", 1, pattern.c_str());
+    if (r >= 0) r = sd_bus_message_append(m.get(), "as", 2, scopes.c_str(), services.c_str());
     raw = nullptr;
     if (r >= 0) r = sd_bus_call(bus_.get(), m.get(), 0, error.get(), &raw);
     reply.reset(raw);
@@ -502,91 +416,6 @@ int SystemdScopes::clean_leftovers(std::function<void()> done) {
     }
     leftovers_done_ = std::move(done);
     return 0;
-}
-
-// The manager to ask: the system's as root, else the user's own.
-BusPtr connect_manager(std::string& own_unit, std::string& why_not) {
-    if (sd_booted() <= 0) {
-        why_not = "systemd is not the init system";
-        return nullptr;
-    }
-    std::string address;
-    char* unit = nullptr;
-    if (geteuid() == 0) {
-        address = "unix:path=/run/systemd/private";
-        if (sd_pid_get_unit(0, &unit) >= 0 && unit) own_unit = unit;
-    } else {
-        const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-        if (!runtime) {
-            why_not = "not root, and no XDG_RUNTIME_DIR for a user manager";
-            return nullptr;
-        }
-        address = std::string("unix:path=") + runtime + "/systemd/private";
-        if (sd_pid_get_user_unit(0, &unit) >= 0 && unit) own_unit = unit;
-    }
-    std::free(unit);
-    sd_bus* raw = nullptr;
-    int r = sd_bus_new(&raw);
-    BusPtr bus(raw);
-    if (r >= 0) r = sd_bus_set_address(bus.get(), address.c_str());
-    if (r >= 0) r = sd_bus_start(bus.get());
-    if (r < 0) {
-        why_not = "cannot connect to " + address + ": " + std::strerror(-r);
-        return nullptr;
-    }
-    return bus;
-}
-
-}  // namespace
-
-std::string build_unit_name(const std::string& worker, uint64_t id) {
-    return "buildyard-build-" + worker + "-" + std::to_string(id) + ".scope";
-}
-
-uint64_t build_unit_id(const std::string& worker, const std::string& unit) {
-    const std::string prefix = "buildyard-build-" + worker + "-", suffix = ".scope";
-    if (unit.size() <= prefix.size() + suffix.size() || unit.compare(0, prefix.size(), prefix) != 0 ||
-        unit.compare(unit.size() - suffix.size(), suffix.size(), suffix) != 0) {
-        return 0;
-    }
-    const std::string digits = unit.substr(prefix.size(), unit.size() - prefix.size() - suffix.size());
-    if (digits.empty() || digits.size() > 19 || digits.find_first_not_of("0123456789") != std::string::npos) {
-        return 0;
-    }
-    return std::stoull(digits);
-}
-
-std::unique_ptr<Isolation> make_isolation(sd_event* event, const std::string& worker,
-                                          const std::string& state_directory) {
-    std::string own_unit, why_not;
-    BusPtr bus;
-    // BUILDYARD_ISOLATION=subreaper: no units even under systemd (to compare
-    // the two, as bench/dispatch does, or where units are not wanted).
-    if (const char* forced = std::getenv("BUILDYARD_ISOLATION"); forced && std::string(forced) == "subreaper") {
-        why_not = "BUILDYARD_ISOLATION=subreaper";
-    } else {
-        bus = connect_manager(own_unit, why_not);
-    }
-    if (bus) {
-        auto scopes = std::make_unique<SystemdScopes>(event, worker, std::move(bus), own_unit);
-        if (int r = scopes->watch(); r < 0) {
-            why_not = std::string("cannot watch systemd's jobs: ") + std::strerror(-r);
-        } else {
-            log::info("each build runs in its own transient scope, buildyard-build-{}-ID.scope{}", worker,
-                      own_unit.empty() ? " (this process is in no unit: the scopes are not bound to one)"
-                                       : ", bound to " + own_unit);
-            if (const std::string h = cgroup_hierarchy(); h != "unified") {
-                log::notice("cgroup hierarchy {}: memory_max, cpu_quota and tasks_max go to cgroup v1 controllers, "
-                            "which may not enforce them (read-only in a container), and IO is not counted",
-                            h);
-            }
-            return scopes;
-        }
-    }
-    log::notice("no systemd manager for the builds ({}): each step runs in its own process group, and the worker, "
-                "a child subreaper, finds a build's processes by their environment",
-                why_not);
-    return make_subreaper(event, worker, state_directory);
 }
 
 }  // namespace by::worker

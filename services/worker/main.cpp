@@ -10,9 +10,11 @@
 #include <iterator>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <systemd/sd-event.h>
 
 #include "common/config.hpp"
@@ -23,6 +25,7 @@
 #include "worker/agent.hpp"
 #include "worker/cloud_metadata.hpp"
 #include "worker/latent_identity.hpp"
+#include "worker/step_host.hpp"
 
 namespace {
 
@@ -99,6 +102,11 @@ std::optional<by::config::WorkerSelf> configured_self(const std::string& name, c
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 2 && std::string_view(argv[1]) == "--step-host") {
+        // Started by systemd as a sandboxed build's service, its stdin a
+        // socket to the worker; never by hand (worker/step_host.hpp).
+        return by::worker::step_host::run_host(STDIN_FILENO);
+    }
     by::log::init("buildyard-workerd");
 
     by::po::options_description options("Options");

@@ -5,6 +5,8 @@
 #    worker's unit, KillMode=control-group;
 #  - cancel kills a daemon that left its step's process group with setsid;
 #  - tasks_max and timeout are enforced; accounting is plausible;
+#  - sandbox = standard and strict: the build is a service whose steps get
+#    its settings (tests/lib/sandbox-probe.sh), and cancel still kills all;
 #  - 20 red-team trials: a build (sleep 3, or a step that ignores SIGTERM
 #    and forks a setsid daemon) whose worker is killed with kill -9 while the
 #    queue is empty is rerun only after every process of its first run has
@@ -67,7 +69,7 @@ DESTDIR=$stage cmake --install "$build" >/dev/null
 srv=$work/srv
 mkdir -p "$srv"
 chmod 777 "$srv"
-cp "$source_dir/tests/lib/orphan-step.sh" "$srv/"
+cp "$source_dir/tests/lib/orphan-step.sh" "$source_dir/tests/lib/sandbox-probe.sh" "$srv/"
 
 etc=$work/etc-buildyard
 mkdir -p "$etc/master.d" "$etc/workers"
@@ -97,6 +99,23 @@ step.1 = echo started; sleep 60
 [builder memory]
 workers = w3
 step.1 = /usr/bin/python3 -c 'b = b"x" * (100 << 20); print(len(b))'
+
+[builder sandbox-standard]
+workers = w4
+sandbox = standard
+step.1 = sh /srv/test/sandbox-probe.sh
+step.2 = test -f probe-step1 && echo "step 2 in $(grep -o 'buildyard-build-[^/]*' /proc/self/cgroup | head -1)"
+
+[builder sandbox-strict]
+workers = w4
+sandbox = strict
+step.1 = sh /srv/test/sandbox-probe.sh
+step.2 = test -f probe-step1 && echo "step 2 in $(grep -o 'buildyard-build-[^/]*' /proc/self/cgroup | head -1)"
+
+[builder sandbox-long]
+workers = w4
+sandbox = standard
+step.1 = setsid sleep 301 </dev/null >/dev/null 2>&1 & exec sleep 301
 INI
 } >"$etc/master.ini"
 
@@ -183,6 +202,62 @@ if [ "$peak" = 18446744073709551615 ]; then
 else
     [ "$peak" -ge $((100 << 20)) ] || fail "MemoryPeak $peak < 100 MiB"
 fi
+
+# probe ID KEY: what sandbox-probe.sh said for KEY in build ID's log.
+probe() { ct buildyardctl log "$1" | awk -v k="$2" '$1 == k {print $2; exit}'; }
+expect_probe() {
+    local id=$1 key=$2 want=$3 got
+    got=$(probe "$id" "$key")
+    [ "$got" = "$want" ] || fail "sandbox build $id: $key is '$got', expected '$want': $(ct buildyardctl log "$id")"
+}
+for level in standard strict; do
+    step "sandbox = $level: the build is a service whose steps get its settings"
+    id=$(final "$(submit "sandbox-$level")")
+    [ "$(build_prop "$id" Result)" = success ] || fail "build $id: $(build_prop "$id" Result): $(ct buildyardctl log "$id")"
+    ct buildyardctl log "$id"
+    expect_probe "$id" unit "buildyard-build-w4-$id.service"
+    ct buildyardctl log "$id" | grep -qx "step 2 in buildyard-build-w4-$id.service" ||
+        fail "step 2 of $id did not run in the same service, beside step 1's file"
+    expect_probe "$id" nonewprivs 1
+    expect_probe "$id" write-build-dir yes
+    expect_probe "$id" write-tmp yes
+    expect_probe "$id" write-etc no
+    expect_probe "$id" write-usr no
+    expect_probe "$id" write-root-home no
+    # PrivateTmp=: /tmp and /var/tmp of its own, gone with the build.
+    expect_probe "$id" write-var-tmp yes
+    for t in /tmp /var/tmp; do
+        if ct test -e $t/by-sandbox-probe; then fail "build $id wrote the container's $t: no PrivateTmp"; fi
+    done
+    if [ $level = standard ]; then
+        expect_probe "$id" uid 0
+        expect_probe "$id" write-var-lib yes
+        expect_probe "$id" write-srv yes
+    else
+        # DynamicUser=: a user of its own, and the build directory the only
+        # writable place besides its private /tmp and /var/tmp.
+        uid=$(probe "$id" uid)
+        [ -n "$uid" ] && [ "$uid" != 0 ] || fail "strict build $id ran as uid '$uid'"
+        expect_probe "$id" write-var-lib no
+        expect_probe "$id" write-srv no
+    fi
+    rm -f "$srv/by-sandbox-probe"
+    ct rm -f /var/lib/by-sandbox-probe
+done
+
+step "cancel stops a sandboxed build's service: the setsid daemon dies too"
+id=$(submit sandbox-long)
+service=buildyard-build-w4-$id.service
+service_holds() { ct systemd-cgls --no-pager -u "$service" | grep -c "sleep 301" | grep -qx 2; }
+wait_for "$service to hold the step and its setsid daemon" 30 service_holds
+[ "$(ct systemctl show -P KillMode "$service")" = control-group ] || fail "$service: KillMode"
+[[ " $(ct systemctl show -P BindsTo "$service") " == *" buildyard-worker@w4.service "* ]] ||
+    fail "$service is not bound to the worker"
+ct busctl --system call org.buildyard.Master1 "$(build_path "$id")" org.buildyard.Build1 Cancel
+wait_for "build $id finished" 30 build_state_is "$id" finished
+[ "$(build_prop "$id" Result)" = cancelled ] || fail "build $id: $(build_prop "$id" Result)"
+if ct pgrep -f "sleep 301" >/dev/null; then fail "cancelled build $id left: $(ct pgrep -af 'sleep 301')"; fi
+[ "$(ct systemctl show -P ActiveState "$service")" != active ] || fail "$service still active"
 
 step "20 trials: kill -9 of the worker, the rerun starts after the first run is gone"
 n=0

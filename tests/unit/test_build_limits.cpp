@@ -56,6 +56,21 @@ TEST(BuildLimits, EveryKeyParses) {
     EXPECT_EQ(*back, l);
 }
 
+TEST(BuildLimits, SandboxLevelsParseAndTravelToTheWorker) {
+    for (auto [text, level] : {std::pair{"standard", config::Sandbox::standard},
+                               std::pair{"strict", config::Sandbox::strict}}) {
+        auto r = load_text(std::string(head) + "sandbox = " + text + "\n");
+        ASSERT_TRUE(r.config) << errors_of(r);
+        const auto& l = r.config->builders.at("b").limits;
+        EXPECT_EQ(l.sandbox, level);
+        EXPECT_EQ(config::limits_to_map(l), (std::map<std::string, std::string>{{"sandbox", text}}));
+        std::string error;
+        auto back = config::limits_from_map(config::limits_to_map(l), error);
+        ASSERT_TRUE(back) << error;
+        EXPECT_EQ(back->sandbox, level);
+    }
+}
+
 TEST(BuildLimits, BadValuesNameFileLineSectionAndKey) {
     struct Case {
         const char* line;
@@ -68,7 +83,7 @@ TEST(BuildLimits, BadValuesNameFileLineSectionAndKey) {
         {"tasks_max = -1", ":6: [builder b] tasks_max: invalid value '-1'"},
         {"timeout = 0", ":6: [builder b] timeout: invalid value '0': expected a positive number of seconds"},
         {"sandbox = tight", ":6: [builder b] sandbox: invalid value 'tight': expected none, standard or strict"},
-        {"sandbox = strict", ":6: [builder b] sandbox: sandbox = strict is not available yet"},
+        {"sandbox = Strict", ":6: [builder b] sandbox: invalid value 'Strict': expected none, standard or strict"},
     };
     for (const auto& c : cases) {
         auto r = load_text(std::string(head) + c.line + "\n");
@@ -155,5 +170,9 @@ TEST(BuildUnitName, OnlyThisWorkersBuildsMatch) {
     EXPECT_EQ(worker::build_unit_id("bot1", "buildyard-build-bot1-x-5.scope"), 0u);  // worker bot1-x
     EXPECT_EQ(worker::build_unit_id("bot1-x", "buildyard-build-bot1-x-5.scope"), 5u);
     EXPECT_EQ(worker::build_unit_id("bot1", "buildyard-build-bot1-.scope"), 0u);
-    EXPECT_EQ(worker::build_unit_id("bot1", "buildyard-build-bot1-17.service"), 0u);
+    // A sandboxed build's unit is a service.
+    EXPECT_EQ(worker::build_unit_name("bot1", 17, true), "buildyard-build-bot1-17.service");
+    EXPECT_EQ(worker::build_unit_id("bot1", "buildyard-build-bot1-17.service"), 17u);
+    EXPECT_EQ(worker::build_unit_id("bot1", "buildyard-build-bot1-17.slice"), 0u);
+    EXPECT_EQ(worker::build_unit_id("bot1", "buildyard-build-bot1-17.service.scope"), 0u);
 }

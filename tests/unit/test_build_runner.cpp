@@ -328,6 +328,20 @@ TEST_F(BuildRunnerTest, UnsafeBuilderNamesEndInException) {
     EXPECT_FALSE(fs::exists(basedir_));
 }
 
+TEST_F(BuildRunnerTest, ASandboxedBuildNeverRunsWithoutItsSandbox) {
+    // No unit to carry the sandbox (no isolation, as without systemd): the
+    // build ends exception before its step runs.
+    for (auto level : {by::config::Sandbox::standard, by::config::Sandbox::strict}) {
+        auto s = spec({"touch " + (tmp_ / "ran").string()});
+        s.limits.sandbox = level;
+        auto out = run(std::move(s));
+        ASSERT_EQ(out.loop, 0);
+        EXPECT_EQ(out.result, "exception");
+        EXPECT_NE(out.output.find("needs a systemd manager"), std::string::npos) << out.output;
+        EXPECT_FALSE(fs::exists(tmp_ / "ran"));
+    }
+}
+
 TEST_F(BuildRunnerTest, UncreatableDirectoryEndsInException) {
     // A file where the base directory should be.
     std::ofstream(tmp_ / "file") << "x";

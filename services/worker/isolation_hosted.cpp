@@ -1,0 +1,231 @@
+// A sandboxed build's unit: a transient service, since a scope's processes
+// are the worker's and carry none of systemd's exec settings. Its main
+// process is this program as the step host (step_host.hpp), its stdin a
+// socket to the worker; the host runs each step the worker sends it, so the
+// steps get everything the service has: PrivateTmp=, ProtectSystem=,
+// ProtectHome=, NoNewPrivileges= and, under strict, DynamicUser= with the
+// build directory as the one writable place. Usage, stop and leftovers are
+// a scope's (isolation_systemd.cpp).
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.hpp"
+#include "worker/isolation_systemd.hpp"
+
+namespace by::worker {
+
+namespace {
+
+// A DynamicUser= build gets a new uid each time: its directory must be its.
+uid_t tree_uid;
+gid_t tree_gid;
+int chown_entry(const char* path, const struct stat*, int, FTW*) {
+    ::lchown(path, tree_uid, tree_gid);
+    return 0;
+}
+int chown_tree(const std::string& dir, uid_t uid, gid_t gid) {
+    tree_uid = uid;
+    tree_gid = gid;
+    return nftw(dir.c_str(), chown_entry, 16, FTW_PHYS | FTW_MOUNT) == 0 ? 0 : -errno;
+}
+
+}  // namespace
+
+int SystemdUnits::run_hosted(uint64_t id, HostedStep step, const config::BuildLimits& limits, unsigned kill_timeout,
+                             Exited exited) {
+    auto [it, fresh] = units_.try_emplace(id);
+    Unit& u = it->second;
+    if (!fresh && (!u.service || u.exited || u.released)) {
+        return -EBUSY;  // one step at a time, in a service of its own
+    }
+    u.exited = std::move(exited);
+    u.pending = std::move(step);
+    if (!fresh) {
+        int r = u.host_ready ? send_step(id, u) : 0;
+        if (r < 0) {
+            u.exited = nullptr;
+            u.pending.reset();
+        }
+        return r;
+    }
+    u.service = true;
+    u.sandbox = limits.sandbox;
+    u.cwd = u.pending->cwd;
+    u.name = build_unit_name(worker_, id, true);
+    int r = start_service(id, u, limits, kill_timeout);
+    if (r < 0) {
+        units_.erase(id);
+    }
+    return r;
+}
+
+int SystemdUnits::start_service(uint64_t id, Unit& u, const config::BuildLimits& limits, unsigned kill_timeout) {
+    if (exe_.empty()) {
+        return -ENOENT;  // /proc/self/exe was unreadable: no host to start
+    }
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+        return -errno;
+    }
+    Fd ours(pair[0]), theirs(pair[1]);
+    // A step's request is written at once; a host stopped (by a step under
+    // strict, which shares its user) must not hold the worker for long.
+    const timeval send_timeout{10, 0};
+    setsockopt(ours.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+    sd_event_source* io = nullptr;
+    int r = sd_event_add_io(event_, &io, ours.get(), EPOLLIN, on_host_io, this);
+    if (r < 0) {
+        return r;
+    }
+    u.host_io.reset(io);
+    u.host = std::move(ours);
+
+    const bool strict = limits.sandbox == config::Sandbox::strict;
+    MessagePtr m;
+    sd_bus_message* raw = nullptr;
+    r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface,
+                                       "StartTransientUnit");
+    m.reset(raw);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "ss", u.name.c_str(), "fail");
+    if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "Type", "s", "exec");
+    if (r >= 0)
+        r = sd_bus_message_append(m.get(), "(sv)", "ExecStart", "a(sasb)", 1, exe_.c_str(), 2, exe_.c_str(),
+                                  "--step-host", 0);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "StandardInputFileDescriptor", "h", theirs.get());
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "StandardOutput", "s", "journal");
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "StandardError", "s", "journal");
+    // standard: PrivateTmp=, ProtectSystem=full, ProtectHome=read-only,
+    // NoNewPrivileges=; strict: also DynamicUser=, and all of the file
+    // system read-only but the build directory (ProtectSystem=strict).
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "PrivateTmp", "b", 1);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "ProtectSystem", "s", strict ? "strict" : "full");
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "ProtectHome", "s", "read-only");
+    if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "NoNewPrivileges", "b", 1);
+    if (r >= 0 && strict) r = sd_bus_message_append(m.get(), "(sv)", "DynamicUser", "b", 1);
+    if (r >= 0 && strict) r = sd_bus_message_append(m.get(), "(sv)", "ReadWritePaths", "as", 1, u.cwd.c_str());
+    if (r >= 0) r = append_common(m, id, limits, kill_timeout);
+    if (r >= 0) r = sd_bus_message_close_container(m.get());
+    if (r >= 0) r = sd_bus_message_append(m.get(), "a(sa(sv))", 0);
+    if (r >= 0) r = call_async(id, m, on_start_reply, u);
+    return r < 0 ? r : 0;
+}
+
+int SystemdUnits::on_host_io(sd_event_source*, int fd, uint32_t, void* userdata) {
+    auto* self = static_cast<SystemdUnits*>(userdata);
+    auto find = [self, fd]() -> Unit* {
+        for (auto& [id, u] : self->units_) {
+            if (u.host.get() == fd) return &u;
+        }
+        return nullptr;
+    };
+    Unit* u = find();
+    if (!u) {
+        return 0;
+    }
+    uint64_t id = 0;
+    for (auto& [k, v] : self->units_) {
+        if (&v == u) id = k;
+    }
+    for (;;) {
+        char buf[256];
+        ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return 0;
+        if (n <= 0) {
+            // The host is gone (the service stopped, or a step killed it).
+            u->host_io.reset();
+            u->host.reset();
+            u->host_ready = false;
+            self->step_done(id, -ECONNRESET);
+            return 0;
+        }
+        u->inbox.append(buf, static_cast<size_t>(n));
+        while (u->inbox.size() >= sizeof(step_host::Header)) {
+            step_host::Header h;
+            std::memcpy(&h, u->inbox.data(), sizeof h);
+            u->inbox.erase(0, sizeof h);
+            self->host_message(id, h);
+            u = find();  // the step's end may have ended the build
+            if (!u) return 0;
+        }
+    }
+}
+
+void SystemdUnits::host_message(uint64_t id, const step_host::Header& h) {
+    Unit& u = units_.at(id);
+    switch (static_cast<step_host::Kind>(h.kind)) {
+    case step_host::Kind::hello:
+        host_ready(id, u, static_cast<uid_t>(h.a), static_cast<gid_t>(h.b));
+        return;
+    case step_host::Kind::exited:
+        step_done(id, h.a);
+        return;
+    case step_host::Kind::failed:
+        step_done(id, -h.a);
+        return;
+    default:
+        log::warning("the step host of build {} sent an unknown message ({})", id, h.kind);
+        step_done(id, -EPROTO);
+    }
+}
+
+void SystemdUnits::host_ready(uint64_t id, Unit& u, uid_t uid, gid_t gid) {
+    u.host_ready = true;
+    if (u.sandbox == config::Sandbox::strict) {
+        if (int r = chown_tree(u.cwd, uid, gid); r < 0) {
+            log::warning("cannot give {} to build {}'s user {}: {}", u.cwd, id, uid, std::strerror(-r));
+        }
+    }
+    if (u.pending) {
+        if (int r = send_step(id, u); r < 0) {
+            step_done(id, r);
+        }
+    }
+}
+
+int SystemdUnits::send_step(uint64_t id, Unit& u) {
+    (void)id;
+    step_host::Run run{u.pending->cwd, u.pending->command, std::move(u.pending->environment)};
+    Fd output = std::move(u.pending->output);
+    u.pending.reset();
+    int r = step_host::send_message(u.host.get(), step_host::Kind::run, 0, 0, step_host::encode_run(run),
+                                    output.get());
+    if (r >= 0 && u.pending_signal) {
+        r = step_host::send_message(u.host.get(), step_host::Kind::signal, u.pending_signal, 0);
+        u.pending_signal = 0;
+    }
+    return r;
+}
+
+void SystemdUnits::signal_hosted(uint64_t id, int sig) {
+    auto it = units_.find(id);
+    if (it == units_.end() || !it->second.host) {
+        return;
+    }
+    Unit& u = it->second;
+    if (u.pending) {
+        u.pending_signal = sig;  // sent right after the step, once the host is up
+        return;
+    }
+    step_host::send_message(u.host.get(), step_host::Kind::signal, sig, 0);
+}
+
+void SystemdUnits::step_done(uint64_t id, int status) {
+    auto it = units_.find(id);
+    if (it == units_.end() || !it->second.exited) {
+        return;
+    }
+    auto exited = std::move(it->second.exited);
+    it->second.exited = nullptr;
+    it->second.pending.reset();
+    exited(status);
+}
+
+}  // namespace by::worker
