@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,14 +26,21 @@ namespace {
 // A DynamicUser= build gets a new uid each time: its directory must be its.
 uid_t tree_uid;
 gid_t tree_gid;
+int tree_error;  // the first entry that could not be given
 int chown_entry(const char* path, const struct stat*, int, FTW*) {
-    ::lchown(path, tree_uid, tree_gid);
+    if (::lchown(path, tree_uid, tree_gid) < 0 && tree_error == 0) {
+        tree_error = errno;
+    }
     return 0;
 }
 int chown_tree(const std::string& dir, uid_t uid, gid_t gid) {
     tree_uid = uid;
     tree_gid = gid;
-    return nftw(dir.c_str(), chown_entry, 16, FTW_PHYS | FTW_MOUNT) == 0 ? 0 : -errno;
+    tree_error = 0;
+    if (nftw(dir.c_str(), chown_entry, 16, FTW_PHYS | FTW_MOUNT) < 0) {
+        return -errno;
+    }
+    return -tree_error;
 }
 
 }  // namespace
@@ -88,12 +96,7 @@ int SystemdUnits::start_service(uint64_t id, Unit& u, const config::BuildLimits&
 
     const bool strict = limits.sandbox == config::Sandbox::strict;
     MessagePtr m;
-    sd_bus_message* raw = nullptr;
-    r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface,
-                                       "StartTransientUnit");
-    m.reset(raw);
-    if (r >= 0) r = sd_bus_message_append(m.get(), "ss", u.name.c_str(), "fail");
-    if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
+    r = open_start(u, m);
     if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "Type", "s", "exec");
     if (r >= 0)
         r = sd_bus_message_append(m.get(), "(sv)", "ExecStart", "a(sasb)", 1, exe_.c_str(), 2, exe_.c_str(),
@@ -110,11 +113,12 @@ int SystemdUnits::start_service(uint64_t id, Unit& u, const config::BuildLimits&
     if (r >= 0) r = sd_bus_message_append(m.get(), "(sv)", "NoNewPrivileges", "b", 1);
     if (r >= 0 && strict) r = sd_bus_message_append(m.get(), "(sv)", "DynamicUser", "b", 1);
     if (r >= 0 && strict) r = sd_bus_message_append(m.get(), "(sv)", "ReadWritePaths", "as", 1, u.cwd.c_str());
-    if (r >= 0) r = append_common(m, id, limits, kill_timeout);
-    if (r >= 0) r = sd_bus_message_close_container(m.get());
-    if (r >= 0) r = sd_bus_message_append(m.get(), "a(sa(sv))", 0);
-    if (r >= 0) r = call_async(id, m, on_start_reply, u);
-    return r < 0 ? r : 0;
+    // The build directory as the worker sees it, even under the private
+    // /tmp (a worker whose base directory is in /tmp).
+    if (r >= 0)
+        r = sd_bus_message_append(m.get(), "(sv)", "BindPaths", "a(ssbt)", 1, u.cwd.c_str(), u.cwd.c_str(), 0,
+                                  static_cast<uint64_t>(MS_REC));
+    return r < 0 ? r : send_start(id, u, m, limits, kill_timeout);
 }
 
 int SystemdUnits::on_host_io(sd_event_source*, int fd, uint32_t, void* userdata) {

@@ -103,16 +103,26 @@ int SystemdUnits::start_unit(uint64_t id, Unit& u, pid_t pid, const config::Buil
     u.holder.reset(src);
 
     MessagePtr m;
-    sd_bus_message* raw = nullptr;
-    r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface,
-                                       "StartTransientUnit");
-    m.reset(raw);
-    if (r >= 0) r = sd_bus_message_append(m.get(), "ss", u.name.c_str(), "fail");
-    if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
+    r = open_start(u, m);
     if (r >= 0)
         r = sd_bus_message_append(m.get(), "(sv)", "PIDs", "au", 2, static_cast<uint32_t>(holder),
                                   static_cast<uint32_t>(pid));
-    if (r >= 0) r = append_common(m, id, limits, kill_timeout);
+    return r < 0 ? r : send_start(id, u, m, limits, kill_timeout);
+}
+
+int SystemdUnits::open_start(const Unit& u, MessagePtr& m) {
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_.get(), &raw, systemd_name, systemd_path, manager_iface,
+                                           "StartTransientUnit");
+    m.reset(raw);
+    if (r >= 0) r = sd_bus_message_append(m.get(), "ss", u.name.c_str(), "fail");
+    if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
+    return r;
+}
+
+int SystemdUnits::send_start(uint64_t id, Unit& u, MessagePtr& m, const config::BuildLimits& limits,
+                             unsigned kill_timeout) {
+    int r = append_common(m, id, limits, kill_timeout);
     if (r >= 0) r = sd_bus_message_close_container(m.get());
     if (r >= 0) r = sd_bus_message_append(m.get(), "a(sa(sv))", 0);
     if (r >= 0) r = call_async(id, m, on_start_reply, u);

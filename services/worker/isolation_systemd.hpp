@@ -113,6 +113,10 @@ private:
     void host_ready(uint64_t id, Unit& u, uid_t uid, gid_t gid);
     int send_step(uint64_t id, Unit& u);
     void step_done(uint64_t id, int status);  // calls the step's `exited` once
+    // StartTransientUnit for `u`, its property array open.
+    int open_start(const Unit& u, MessagePtr& m);
+    // Adds what every unit has (append_common), closes `m` and sends it.
+    int send_start(uint64_t id, Unit& u, MessagePtr& m, const config::BuildLimits& limits, unsigned kill_timeout);
     // A scope's or a service's properties (the same on both interfaces).
     int append_common(MessagePtr& m, uint64_t id, const config::BuildLimits& limits, unsigned kill_timeout);
 

@@ -159,12 +159,18 @@ wait_for "$scope to hold the step and its setsid daemon" 30 scope_holds
     fail "$scope is not ordered before the worker: $(ct systemctl show -P Before "$scope")"
 ct systemd-cgls --no-pager -u "$scope"
 
+# cancel_kills ID UNIT PATTERN: cancels build ID; it ends cancelled with
+# no process matching PATTERN left, and UNIT is no longer active.
+cancel_kills() {
+    local id=$1 unit=$2 pattern=$3
+    ct busctl --system call org.buildyard.Master1 "$(build_path "$id")" org.buildyard.Build1 Cancel
+    wait_for "build $id finished" 30 build_state_is "$id" finished
+    [ "$(build_prop "$id" Result)" = cancelled ] || fail "build $id: $(build_prop "$id" Result)"
+    if ct pgrep -f "$pattern" >/dev/null; then fail "cancelled build $id left: $(ct pgrep -af "$pattern")"; fi
+    [ "$(ct systemctl show -P ActiveState "$unit")" != active ] || fail "$unit still active"
+}
 step "cancel stops the unit: the setsid daemon dies too"
-ct busctl --system call org.buildyard.Master1 "$(build_path "$id")" org.buildyard.Build1 Cancel
-wait_for "build $id finished" 30 build_state_is "$id" finished
-[ "$(build_prop "$id" Result)" = cancelled ] || fail "build $id: $(build_prop "$id" Result)"
-if ct pgrep -f "sleep 300" >/dev/null; then fail "cancelled build $id left: $(ct pgrep -af 'sleep 300')"; fi
-[ "$(ct systemctl show -P ActiveState "$scope")" != active ] || fail "$scope still active"
+cancel_kills "$id" "$scope" "sleep 300"
 
 step "tasks_max = 8 stops the fork loop, where the pids controller takes it"
 id=$(submit tasks)
@@ -253,11 +259,7 @@ wait_for "$service to hold the step and its setsid daemon" 30 service_holds
 [ "$(ct systemctl show -P KillMode "$service")" = control-group ] || fail "$service: KillMode"
 [[ " $(ct systemctl show -P BindsTo "$service") " == *" buildyard-worker@w4.service "* ]] ||
     fail "$service is not bound to the worker"
-ct busctl --system call org.buildyard.Master1 "$(build_path "$id")" org.buildyard.Build1 Cancel
-wait_for "build $id finished" 30 build_state_is "$id" finished
-[ "$(build_prop "$id" Result)" = cancelled ] || fail "build $id: $(build_prop "$id" Result)"
-if ct pgrep -f "sleep 301" >/dev/null; then fail "cancelled build $id left: $(ct pgrep -af 'sleep 301')"; fi
-[ "$(ct systemctl show -P ActiveState "$service")" != active ] || fail "$service still active"
+cancel_kills "$id" "$service" "sleep 301"
 
 step "20 trials: kill -9 of the worker, the rerun starts after the first run is gone"
 n=0
