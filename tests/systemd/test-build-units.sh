@@ -116,6 +116,12 @@ step.2 = test -f probe-step1 && echo "step 2 in $(grep -o 'buildyard-build-[^/]*
 workers = w4
 sandbox = standard
 step.1 = setsid sleep 301 </dev/null >/dev/null 2>&1 & exec sleep 301
+
+[builder sandbox-slow]
+workers = w4
+sandbox = strict
+timeout = 2
+step.1 = echo started; sleep 60
 INI
 } >"$etc/master.ini"
 
@@ -261,6 +267,12 @@ wait_for "$service to hold the step and its setsid daemon" 30 service_holds
     fail "$service is not bound to the worker"
 cancel_kills "$id" "$service" "sleep 301"
 
+step "timeout = 2 ends a sandboxed build failure too"
+id=$(final "$(submit sandbox-slow)")
+[ "$(build_prop "$id" Result)" = failure ] || fail "build $id: $(build_prop "$id" Result)"
+ct buildyardctl log "$id" | grep -q "took longer than its timeout of 2 s" || fail "no timeout line in the log of $id"
+[ "$(ct systemctl show -P ActiveState "buildyard-build-w4-$id.service")" != active ] || fail "the service of $id is still active"
+
 step "20 trials: kill -9 of the worker, the rerun starts after the first run is gone"
 n=0
 for round in 1 2 3 4 5; do
@@ -302,15 +314,20 @@ done
 # (BindsTo=) before the worker is back, so whether the worker found one to
 # stop depends on timing. Here a scope is left for it on purpose: a build
 # scope of w1's name, holding a process, while w1 restarts.
-step "a restarted worker stops the build scopes an earlier run left"
+step "a restarted worker stops the build units (scopes and services) an earlier run left"
 leftover=buildyard-build-w1-999.scope
+left_service=buildyard-build-w1-998.service
 ct sh -c "systemd-run --scope --unit=$leftover sleep 300 </dev/null >/dev/null 2>&1 &"
+ct systemd-run --unit=$left_service sleep 302 >/dev/null 2>&1
 unit_active() { [ "$(ct systemctl show -P ActiveState "$1")" = active ]; }
 wait_for "$leftover active" 20 unit_active "$leftover"
+wait_for "$left_service active" 20 unit_active "$left_service"
 ct systemctl restart buildyard-worker@w1.service
 wait_for "w1 idle again" 30 worker_state_is w1 idle
-! unit_active "$leftover" || fail "$leftover is still active after w1 restarted"
-if ct pgrep -f "^sleep 300" >/dev/null; then fail "the leftover's process lives: $(ct pgrep -af '^sleep 300')"; fi
-ct journalctl --no-pager -o cat -u buildyard-worker@w1.service | grep -qF "stopping $leftover, left by an earlier run of this worker" ||
-    fail "w1 did not say it stopped $leftover"
+for unit in $leftover $left_service; do
+    ! unit_active "$unit" || fail "$unit is still active after w1 restarted"
+    ct journalctl --no-pager -o cat -u buildyard-worker@w1.service | grep -qF "stopping $unit, left by an earlier run of this worker" ||
+        fail "w1 did not say it stopped $unit"
+done
+if ct pgrep -f "^sleep 30[02]" >/dev/null; then fail "the leftovers' processes live: $(ct pgrep -af '^sleep 30[02]')"; fi
 echo "PASS"
