@@ -294,11 +294,20 @@ bool BuildRunner::run_hosted_step(unsigned number, const std::string& command, c
 
 void BuildRunner::hosted_exited(int status) {
     hosted_ = false;  // its host has killed the step's group already
+    if (status < 0 && cancelled_) {
+        // Killed with its whole unit (the SIGKILL of a cancel or timeout
+        // goes through systemd): the step ended as cancelled.
+        status = 128 + SIGKILL;
+    }
     if (status < 0) {
         drain();
         stop_step();
-        exception(fmt::format("buildyard-workerd: step {} did not run in the build's unit: {}\n", next_step_,
-                              errno_text(status)));
+        exception(status == -ECONNRESET
+                      ? fmt::format("buildyard-workerd: the build's step host went away during step {} (killed by "
+                                    "a step?); its unit is stopped\n",
+                                    next_step_)
+                      : fmt::format("buildyard-workerd: step {} did not run in the build's unit: {}\n", next_step_,
+                                    errno_text(status)));
         return;
     }
     step_exited(status);

@@ -10,7 +10,8 @@
 #include <cstring>
 
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -24,23 +25,43 @@ namespace by::worker {
 namespace {
 
 // A DynamicUser= build gets a new uid each time: its directory must be its.
-uid_t tree_uid;
-gid_t tree_gid;
-int tree_error;  // the first entry that could not be given
-int chown_entry(const char* path, const struct stat*, int, FTW*) {
-    if (::lchown(path, tree_uid, tree_gid) < 0 && tree_error == 0) {
-        tree_error = errno;
+// Walked by descriptor, each directory opened relative to its parent with
+// O_NOFOLLOW, so that what a step left behind (a directory swapped for a
+// symlink) cannot steer root's chown outside the tree; other file systems
+// mounted inside are left alone. `error` keeps the first failure.
+void chown_dir(int fd, dev_t dev, uid_t uid, gid_t gid, unsigned depth, int& error) {
+    if (::fchown(fd, uid, gid) < 0 && error == 0) error = errno;
+    if (depth >= 256) return;
+    int listing = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    DIR* dir = listing >= 0 ? fdopendir(listing) : nullptr;
+    if (!dir) {
+        if (listing >= 0) ::close(listing);
+        if (error == 0) error = errno;
+        return;
     }
-    return 0;
+    while (dirent* e = readdir(dir)) {
+        if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+        struct stat st {};
+        if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;  // gone meanwhile
+        if (!S_ISDIR(st.st_mode)) {
+            if (fchownat(fd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 && error == 0) error = errno;
+            continue;
+        }
+        Fd sub(openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (sub && fstat(sub.get(), &st) == 0 && st.st_dev == dev) {
+            chown_dir(sub.get(), dev, uid, gid, depth + 1, error);
+        }
+    }
+    closedir(dir);
 }
-int chown_tree(const std::string& dir, uid_t uid, gid_t gid) {
-    tree_uid = uid;
-    tree_gid = gid;
-    tree_error = 0;
-    if (nftw(dir.c_str(), chown_entry, 16, FTW_PHYS | FTW_MOUNT) < 0) {
-        return -errno;
-    }
-    return -tree_error;
+
+int chown_tree(const std::string& path, uid_t uid, gid_t gid) {
+    Fd root(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st {};
+    if (!root || fstat(root.get(), &st) < 0) return -errno;
+    int error = 0;
+    chown_dir(root.get(), st.st_dev, uid, gid, 0, error);
+    return -error;
 }
 
 }  // namespace
@@ -52,6 +73,9 @@ int SystemdUnits::run_hosted(uint64_t id, HostedStep step, const config::BuildLi
     if (!fresh && (!u.service || u.exited || u.released)) {
         return -EBUSY;  // one step at a time, in a service of its own
     }
+    if (!fresh && !u.host) {
+        return -ECONNRESET;  // its host died after the last step
+    }
     u.exited = std::move(exited);
     u.pending = std::move(step);
     if (!fresh) {
@@ -59,6 +83,7 @@ int SystemdUnits::run_hosted(uint64_t id, HostedStep step, const config::BuildLi
         if (r < 0) {
             u.exited = nullptr;
             u.pending.reset();
+            kill_unit(u);  // the stream may be cut mid-message: no more steps
         }
         return r;
     }
@@ -137,17 +162,16 @@ int SystemdUnits::on_host_io(sd_event_source*, int fd, uint32_t, void* userdata)
     for (auto& [k, v] : self->units_) {
         if (&v == u) id = k;
     }
-    for (;;) {
+    // At most 64 messages per dispatch: a host (under strict, a step may
+    // have taken it over) cannot keep the loop to itself.
+    for (int messages = 0; messages < 64;) {
         char buf[256];
         ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return 0;
         if (n <= 0) {
             // The host is gone (the service stopped, or a step killed it).
-            u->host_io.reset();
-            u->host.reset();
-            u->host_ready = false;
-            self->step_done(id, -ECONNRESET);
+            self->host_lost(id, -ECONNRESET);
             return 0;
         }
         u->inbox.append(buf, static_cast<size_t>(n));
@@ -155,17 +179,39 @@ int SystemdUnits::on_host_io(sd_event_source*, int fd, uint32_t, void* userdata)
             step_host::Header h;
             std::memcpy(&h, u->inbox.data(), sizeof h);
             u->inbox.erase(0, sizeof h);
+            ++messages;
             self->host_message(id, h);
             u = find();  // the step's end may have ended the build
-            if (!u) return 0;
+            if (!u || !u->host) return 0;
         }
     }
+    return 0;
+}
+
+void SystemdUnits::kill_unit(const Unit& u) {
+    // Through systemd, not the host: it works whatever state the host is in.
+    sd_bus_call_method_async(bus_.get(), nullptr, systemd_name, systemd_path, manager_iface, "KillUnit", nullptr,
+                             nullptr, "ssi", u.name.c_str(), "all", SIGKILL);
+}
+
+void SystemdUnits::host_lost(uint64_t id, int error) {
+    auto it = units_.find(id);
+    if (it == units_.end()) {
+        return;
+    }
+    Unit& u = it->second;
+    u.host_io.reset();
+    u.host.reset();
+    u.host_ready = false;
+    kill_unit(u);
+    step_done(id, error);
 }
 
 void SystemdUnits::host_message(uint64_t id, const step_host::Header& h) {
     Unit& u = units_.at(id);
     switch (static_cast<step_host::Kind>(h.kind)) {
     case step_host::Kind::hello:
+        if (u.host_ready) break;  // once only: a second one is not the host speaking
         host_ready(id, u, static_cast<uid_t>(h.a), static_cast<gid_t>(h.b));
         return;
     case step_host::Kind::exited:
@@ -175,9 +221,10 @@ void SystemdUnits::host_message(uint64_t id, const step_host::Header& h) {
         step_done(id, -h.a);
         return;
     default:
-        log::warning("the step host of build {} sent an unknown message ({})", id, h.kind);
-        step_done(id, -EPROTO);
+        break;
     }
+    log::warning("the step host of build {} broke the protocol (message {}); stopping its unit", id, h.kind);
+    host_lost(id, -EPROTO);
 }
 
 void SystemdUnits::host_ready(uint64_t id, Unit& u, uid_t uid, gid_t gid) {
@@ -189,7 +236,7 @@ void SystemdUnits::host_ready(uint64_t id, Unit& u, uid_t uid, gid_t gid) {
     }
     if (u.pending) {
         if (int r = send_step(id, u); r < 0) {
-            step_done(id, r);
+            host_lost(id, r);
         }
     }
 }
@@ -214,11 +261,20 @@ void SystemdUnits::signal_hosted(uint64_t id, int sig) {
         return;
     }
     Unit& u = it->second;
+    if (sig == SIGKILL) {
+        // The last word goes through systemd: a host that a step stopped or
+        // took over cannot hold it back. The host dies too, and its end of
+        // file ends the step.
+        kill_unit(u);
+        return;
+    }
     if (u.pending) {
         u.pending_signal = sig;  // sent right after the step, once the host is up
         return;
     }
-    step_host::send_message(u.host.get(), step_host::Kind::signal, sig, 0);
+    if (step_host::send_message(u.host.get(), step_host::Kind::signal, sig, 0) < 0) {
+        kill_unit(u);  // the stream may be cut mid-message; SIGKILL it is
+    }
 }
 
 void SystemdUnits::step_done(uint64_t id, int status) {

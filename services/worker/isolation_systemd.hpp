@@ -113,6 +113,10 @@ private:
     void host_ready(uint64_t id, Unit& u, uid_t uid, gid_t gid);
     int send_step(uint64_t id, Unit& u);
     void step_done(uint64_t id, int status);  // calls the step's `exited` once
+    // The host is gone or broke the protocol: drop it, kill the unit, and
+    // end the step with `error`.
+    void host_lost(uint64_t id, int error);
+    void kill_unit(const Unit& u);  // SIGKILL to all of it, through systemd
     // StartTransientUnit for `u`, its property array open.
     int open_start(const Unit& u, MessagePtr& m);
     // Adds what every unit has (append_common), closes `m` and sends it.

@@ -117,6 +117,11 @@ workers = w4
 sandbox = standard
 step.1 = setsid sleep 301 </dev/null >/dev/null 2>&1 & exec sleep 301
 
+[builder sandbox-killhost]
+workers = w4
+sandbox = standard
+step.1 = setsid sleep 303 </dev/null >/dev/null 2>&1 & kill -KILL $PPID; exec sleep 303
+
 [builder sandbox-slow]
 workers = w4
 sandbox = strict
@@ -266,6 +271,13 @@ wait_for "$service to hold the step and its setsid daemon" 30 service_holds
 [[ " $(ct systemctl show -P BindsTo "$service") " == *" buildyard-worker@w4.service "* ]] ||
     fail "$service is not bound to the worker"
 cancel_kills "$id" "$service" "sleep 301"
+
+step "a step that kills its step host ends the build exception, and nothing of it is left"
+id=$(final "$(submit sandbox-killhost)")
+[ "$(build_prop "$id" Result)" = exception ] || fail "build $id: $(build_prop "$id" Result)"
+ct buildyardctl log "$id" | grep -q "step host went away during step 1" || fail "no line on the lost host in the log of $id"
+wait_for "the processes of build $id gone" 20 sh -c "! nsenter -t $leader -a pgrep -f 'sleep 303'"
+[ "$(ct systemctl show -P ActiveState "buildyard-build-w4-$id.service")" != active ] || fail "the service of $id is still active"
 
 step "timeout = 2 ends a sandboxed build failure too"
 id=$(final "$(submit sandbox-slow)")
