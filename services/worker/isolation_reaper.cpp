@@ -37,6 +37,8 @@ constexpr uint64_t poll_usec = 10'000;
 // Processes sent SIGKILL are gone in milliseconds unless stuck in the kernel;
 // give up waiting (with a warning) after this long.
 constexpr unsigned max_polls = 1000;
+// Rounds to wait for an environment that read empty to show (see sweep()).
+constexpr unsigned max_unsure_polls = 5;
 
 // Whether NUL-separated `environ` holds `entry` as a whole item.
 bool has_entry(const std::string& environ, const std::string& entry) {
@@ -93,7 +95,8 @@ public:
             return 1;
         }
         log::notice("killing what the builds {} of an earlier run of this worker left", fmt::join(ids, ", "));
-        if (kill_marked(ids, true) == 0) {
+        unsigned unsure = 0;
+        if (kill_marked(ids, true, unsure) == 0) {
             save_record();
             return 1;
         }
@@ -122,7 +125,8 @@ public:
 
     void abandon(uint64_t id) override {
         std::erase_if(shells_, [id](const auto& kv) { return kv.second == id; });
-        kill_marked({id}, false);
+        unsigned unsure = 0;
+        kill_marked({id}, false, unsure);
         sweeps_.erase(id);
         forget(id);
     }
@@ -134,6 +138,7 @@ private:
         std::function<void()> leftovers;
         SourcePtr timer;
         unsigned polls = 0;
+        unsigned unsure_polls = 0;
     };
 
     // Every process to look at: all of them for an earlier run's leftovers
@@ -164,9 +169,12 @@ private:
         return out;
     }
 
-    // SIGKILL to every process of `ids`; the number found alive.
-    unsigned kill_marked(const std::set<uint64_t>& ids, bool everywhere) {
+    // SIGKILL to every process of `ids`; the number found alive. `unsure`
+    // counts those whose environment read empty: a process in the middle
+    // of execve() shows none for a moment (a step's `setsid sleep` did).
+    unsigned kill_marked(const std::set<uint64_t>& ids, bool everywhere, unsigned& unsure) {
         unsigned found = 0;
+        unsure = 0;
         const std::string worker_entry = "BUILDYARD_WORKER=" + worker_;
         const pid_t self = getpid();
         for (pid_t pid : candidates(everywhere)) {
@@ -180,7 +188,11 @@ private:
             }
             std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
             std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-            if (env.empty() || !has_entry(env, worker_entry)) continue;
+            if (env.empty()) {
+                if (!everywhere) ++unsure;  // everywhere: kernel threads have none
+                continue;
+            }
+            if (!has_entry(env, worker_entry)) continue;
             for (uint64_t id : ids) {
                 if (has_entry(env, "BUILDYARD_BUILD_ID=" + std::to_string(id))) {
                     ::kill(pid, SIGKILL);
@@ -216,8 +228,13 @@ private:
     // the sweep ends and its callback runs.
     void sweep(uint64_t key) {
         Sweep& s = sweeps_[key];
-        const unsigned alive = kill_marked(s.ids, key == 0);
-        if (alive > 0 && s.polls < max_polls) {
+        unsigned unsure = 0;
+        const unsigned alive = kill_marked(s.ids, key == 0, unsure);
+        // A few more rounds while some environment read empty: it may be one
+        // of ours, caught in execve(). A process that cleared its own
+        // environment costs only these rounds.
+        const bool look_again = unsure > 0 && s.unsure_polls++ < max_unsure_polls;
+        if ((alive > 0 || look_again) && s.polls < max_polls) {
             arm(key);
             return;
         }
