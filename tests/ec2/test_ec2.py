@@ -25,9 +25,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from ec2_standin import Ec2StandIn  # noqa: E402
-from harness import (BIN, LATENT, LATENT_PATH, DrainedSystemTest, gate_dir, gate_step, open_gate,  # noqa: E402
-                     start_latentd, start_master_env, wait_for, wait_gate_reached)
-from test_mail import PYTHON, Maildir, free_port, port_open  # noqa: E402
+from harness import (BIN, LATENT, LATENT_PATH, DrainedSystemTest, free_port, gate_dir, gate_step,  # noqa: E402
+                     open_gate, start_latentd, start_master_env, wait_for, wait_gate_reached)
+from test_mail import PYTHON, Maildir, port_open  # noqa: E402
 
 KEY_ID = "AKIDBUILDYARDTEST01"
 AMI = "ami-0123456789abcdef0"

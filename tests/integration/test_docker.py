@@ -20,7 +20,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (BIN, LATENT, LATENT_PATH, SOURCE, DrainedSystemTest, process_gone, start_latentd,
+from harness import (BIN, LATENT, LATENT_PATH, SOURCE, DrainedSystemTest, free_port, process_gone, start_latentd,
                      start_master_env, wait_for)
 
 PODMAN_SH = os.path.join(SOURCE, "tests", "lib", "podman.sh")
@@ -135,11 +135,6 @@ def tearDownModule():
     if PODMAN:
         PODMAN.stop()
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class DockerTest(DrainedSystemTest):

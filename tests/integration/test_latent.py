@@ -20,10 +20,10 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 
-from harness import (BIN, LATENT, LATENT_PATH, MASTER_PATH, DrainedSystemTest, start_latentd, start_master_env,
-                     wait_for)
+from harness import (BIN, LATENT, LATENT_PATH, MASTER_PATH, DrainedSystemTest, free_port, start_latentd,
+                     start_master_env, wait_for)
 from test_latentd import TEMPLATE
-from test_mail import Maildir, PYTHON, free_port, port_open
+from test_mail import Maildir, PYTHON, port_open
 
 
 def identity_of(xml_path):

@@ -9,9 +9,8 @@ exactly where a password goes in the Handshake1 exchange."""
 import os
 import secrets
 
-from harness import BIN, DrainedSystemTest, wait_for
+from harness import BIN, DrainedSystemTest, free_port, wait_for
 from tlslib import fingerprint_of_pem, self_signed
-from vm_guest import free_port
 
 TOKEN = secrets.token_hex(32)
 

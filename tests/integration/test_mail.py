@@ -16,18 +16,13 @@ import sqlite3
 import subprocess
 import unittest
 
-from harness import (BIN, MASTER_PATH, DrainedSystemTest, gate_step, open_gate, start_master_env, wait_for,
+from harness import (BIN, MASTER_PATH, DrainedSystemTest, free_port, gate_step, open_gate, start_master_env, wait_for,
                      wait_gate_reached)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"  # Debian's, which has aiosmtpd
 FAST_RETRY = {"BUILDYARD_MAIL_RETRY_USEC": "200000"}
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port):

@@ -15,8 +15,8 @@ import subprocess
 import time
 import unittest
 
-from harness import BIN, MASTER_PATH, RemoteLinkTest, master_fingerprint, wait_for
-from test_remote import CLIENT, free_port, master_config
+from harness import BIN, MASTER_PATH, RemoteLinkTest, free_port, master_fingerprint, wait_for
+from test_remote import CLIENT, master_config
 from tlslib import CA, Relay, fingerprint_of_pem, self_signed, tls_connect
 
 MASTER1 = "org.buildyard.Master1"

@@ -18,8 +18,8 @@ import tempfile
 import unittest
 
 import harness
-from harness import BIN, DrainedSystem, wait_for
-from vm_guest import (URI, XMLNS, Libvirtd, can_run_libvirtd, destroy, domains, free_port, guest_template,
+from harness import BIN, DrainedSystem, free_port, wait_for
+from vm_guest import (URI, XMLNS, Libvirtd, can_run_libvirtd, destroy, domains, guest_template,
                       make_base, make_guest, run, virsh)
 
 BUILD_DIR = os.path.dirname(os.path.abspath(BIN))

@@ -7,7 +7,6 @@ hand (tests/lib/libvirtd.sh) and serves qemu:///system.
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 
@@ -116,8 +115,3 @@ def make_base(path, marker, size_mib=16):
     os.chmod(path, 0o644)
     return path
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
