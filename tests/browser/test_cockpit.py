@@ -13,7 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from harness import (NOBODY_UID, SOURCE, DrainedSystemTest, free_port, gate_step, open_gate,  # noqa: E402
+from harness import (NOBODY_UID, SOURCE, SystemTest, free_port, gate_step, open_gate,  # noqa: E402
                      wait_for, wait_gate_reached)
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
@@ -102,7 +102,7 @@ class Page:
         return [e["message"] for e in self.driver.get_log("browser")]
 
 
-class CockpitPageTest(DrainedSystemTest):
+class CockpitPageTest(SystemTest):
 
     def start_cockpit(self, user=None):
         """cockpit-ws with a local session (the bridge runs as `user`), serving

@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from ec2_standin import Ec2StandIn  # noqa: E402
-from harness import (BIN, LATENT, LATENT_PATH, DrainedSystemTest, free_port, gate_dir, gate_step,  # noqa: E402
+from harness import (BIN, LATENT, LATENT_PATH, SystemTest, free_port, gate_dir, gate_step,  # noqa: E402
                      open_gate, start_latentd, start_master_env, wait_for, wait_gate_reached)
 from test_mail import PYTHON, Maildir, port_open  # noqa: E402
 
@@ -33,7 +33,7 @@ KEY_ID = "AKIDBUILDYARDTEST01"
 AMI = "ami-0123456789abcdef0"
 
 
-class Ec2Test(DrainedSystemTest):
+class Ec2Test(SystemTest):
     counter = 0
 
     def setUp(self):

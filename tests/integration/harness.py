@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 import unittest
 
@@ -51,10 +52,34 @@ def wait_for(predicate, timeout=10.0, what="condition"):
 
 
 class Process:
+    """A process a System started. Its NOTIFY_SOCKET, if it has one, is read
+    all the time, as systemd does: undrained, the socket's queue
+    (net.unix.max_dgram_qlen, often 10) fills and the daemon blocks in
+    sd_notify() for good. wait_notify() works on the datagrams read so far;
+    `messages` keeps them all."""
+
     def __init__(self, popen, log_path, notify=None):
         self.popen = popen
         self.log_path = log_path
         self.notify = notify
+        self.messages = []
+        self._cursor = 0
+        self._cond = threading.Condition()
+        if notify is not None:
+            threading.Thread(target=self._read, args=(notify,), daemon=True).start()
+
+    def _read(self, sock):
+        while True:
+            try:
+                sock.settimeout(0.2)
+                msg = sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return  # closed by stop()
+            with self._cond:
+                self.messages.append(msg.decode(errors="replace"))
+                self._cond.notify_all()
 
     @property
     def pid(self):
@@ -87,21 +112,25 @@ class Process:
             self.notify = None
 
     def wait_notify(self, text, timeout=10):
-        """Waits for a datagram on this process's NOTIFY_SOCKET containing text."""
+        """Waits for a datagram on this process's NOTIFY_SOCKET containing
+        text, after those an earlier wait_notify() returned."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.notify.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                msg = self.notify.recv(4096).decode(errors="replace")
-            except socket.timeout:
-                break
-            if text in msg:
-                return msg
-        raise AssertionError(f"no '{text}' from pid {self.pid} in {timeout}s; log:\n{self.log()}")
+        with self._cond:
+            while True:
+                while self._cursor < len(self.messages):
+                    msg = self.messages[self._cursor]
+                    self._cursor += 1
+                    if text in msg:
+                        return msg
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no '{text}' from pid {self.pid} in {timeout}s; log:\n{self.log()}")
+                self._cond.wait(remaining)
 
 
 class System:
-    """A private dbus-daemon plus the daemons a test starts on it."""
+    """A private dbus-daemon plus the daemons a test starts on it. Their
+    notify sockets are drained (see Process)."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="buildyard-it-")
@@ -145,13 +174,35 @@ class System:
         self.procs.append(p)
         return p
 
-    def start_bus(self):
+    def start_bus(self, extra_policy=None):
+        """Starts the bus and returns when it accepts connections: its socket
+        file appears at bind(), a moment before listen(), so a daemon started
+        in that moment would fail with "Connection refused". extra_policy:
+        <policy> elements (XML text) that one test needs, or None."""
         conf = os.path.join(self.dir, "bus.conf")
+        text = BUS_CONFIG.format(dir=self.dir, policydir=POLICY_DIR)
+        if extra_policy is not None:
+            extra = os.path.join(self.dir, "extra-policy.conf")
+            with open(extra, "w") as f:
+                f.write('<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"\n'
+                        ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+                        f"<busconfig>{extra_policy}</busconfig>\n")
+            text = text.replace("</busconfig>", f"  <include>{extra}</include>\n</busconfig>")
         with open(conf, "w") as f:
-            f.write(BUS_CONFIG.format(dir=self.dir, policydir=POLICY_DIR))
+            f.write(text)
         self.bus = self._spawn("dbus-daemon", ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"])
-        wait_for(lambda: os.path.exists(os.path.join(self.dir, "bus")), what="the bus socket")
-        os.chmod(os.path.join(self.dir, "bus"), 0o777)
+        socket_path = os.path.join(self.dir, "bus")
+        wait_for(lambda: os.path.exists(socket_path), what="the bus socket")
+        os.chmod(socket_path, 0o777)
+
+        def accepts():
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                try:
+                    s.connect(socket_path)
+                    return True
+                except OSError:
+                    return False
+        wait_for(accepts, 10, "the bus to accept connections")
         return self
 
     def write_config(self, text, name=None):
@@ -282,46 +333,19 @@ class System:
 
 
 class SystemTest(unittest.TestCase):
-    """A test case with a fresh System (bus started) per test."""
+    """A test case with a fresh System (bus started) per test. bus_policy:
+    extra <policy> elements for the bus (see System.start_bus)."""
+
+    bus_policy = None
 
     def setUp(self):
-        self.sys = System().start_bus()
+        self.sys = System()
         self.addCleanup(self.sys.close)
+        self.sys.start_bus(self.bus_policy)
 
 
 # ===========================================================================
 # Helpers for test_builds, test_crash, test_introspection and test_daemon.
-# Functions taking the System, so nothing above changes behaviour.
-
-def start_bus_with_policy(system, extra_policy):
-    """System.start_bus, plus extra <policy> elements (XML text) that one test needs."""
-    extra = os.path.join(system.dir, "extra-policy.conf")
-    with open(extra, "w") as f:
-        f.write('<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"\n'
-                ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
-                f"<busconfig>{extra_policy}</busconfig>\n")
-    conf = os.path.join(system.dir, "bus.conf")
-    text = BUS_CONFIG.format(dir=system.dir, policydir=POLICY_DIR)
-    with open(conf, "w") as f:
-        f.write(text.replace("</busconfig>", f"  <include>{extra}</include>\n</busconfig>"))
-    system.bus = system._spawn("dbus-daemon", ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"])
-    wait_for(lambda: os.path.exists(os.path.join(system.dir, "bus")), what="the bus socket")
-    os.chmod(os.path.join(system.dir, "bus"), 0o777)
-    wait_for_bus(system)
-    return system
-
-
-def wait_for_bus(system):
-    """Waits until the bus accepts connections (not just until its socket exists)."""
-    def accepts():
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            try:
-                s.connect(os.path.join(system.dir, "bus"))
-                return True
-            except OSError:
-                return False
-    wait_for(accepts, 10, "the bus to accept connections")
-
 
 def start_master_env(system, extra_env, *args, wait_ready=True, name="master"):
     """System.start_master with extra environment variables (e.g. WATCHDOG_USEC)."""
@@ -458,82 +482,12 @@ def open_gate(system, build_id):
     open(os.path.join(gate_dir(system), f"go-{build_id}"), "w").close()
 
 
-class DrainedProcess(Process):
-    """A Process whose NOTIFY_SOCKET is read all the time, as systemd does.
-    Undrained, the socket's queue (net.unix.max_dgram_qlen, often 10) fills
-    and the daemon blocks in sd_notify() for good. wait_notify() works as
-    before, on the datagrams read so far; `messages` keeps them all."""
-
-    def start_reader(self):
-        import threading
-        self.messages = []
-        self._cursor = 0
-        self._cond = threading.Condition()
-        threading.Thread(target=self._read, args=(self.notify,), daemon=True).start()
-        return self
-
-    def _read(self, sock):
-        while True:
-            try:
-                sock.settimeout(0.2)
-                msg = sock.recv(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return  # closed by stop()
-            with self._cond:
-                self.messages.append(msg.decode(errors="replace"))
-                self._cond.notify_all()
-
-    def wait_notify(self, text, timeout=10):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                while self._cursor < len(self.messages):
-                    msg = self.messages[self._cursor]
-                    self._cursor += 1
-                    if text in msg:
-                        return msg
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"no '{text}' from pid {self.pid} in {timeout}s; log:\n{self.log()}")
-                self._cond.wait(remaining)
-
-
-class DrainedSystem(System):
-    """System whose daemons' notify sockets are drained (see DrainedProcess),
-    and whose bus accepts connections when start_bus returns: its socket file
-    appears at bind(), a moment before listen(), so a daemon started in that
-    moment fails with "Connection refused"."""
-
-    def start_bus(self):
-        super().start_bus()
-        wait_for_bus(self)
-        return self
-
-    def _spawn(self, name, argv, env=None, notify=False, user=None):
-        p = super()._spawn(name, argv, env=env, notify=notify, user=user)
-        if not notify:
-            return p
-        d = DrainedProcess(p.popen, p.log_path, p.notify)
-        self.procs[self.procs.index(p)] = d
-        return d.start_reader()
-
-
-class DrainedSystemTest(unittest.TestCase):
-    """SystemTest with a DrainedSystem."""
-
-    def setUp(self):
-        self.sys = DrainedSystem().start_bus()
-        self.addCleanup(self.sys.close)
-
-
 def master_fingerprint(system):
     """The running master's TLS certificate fingerprint (Master1.TlsFingerprint)."""
     return system.get(MASTER_PATH, "org.buildyard.Master1", "TlsFingerprint")
 
 
-class RemoteLinkTest(DrainedSystemTest):
+class RemoteLinkTest(SystemTest):
     """A master listening for remote workers on a free loopback port
     (test_remote, test_tls)."""
 
@@ -560,8 +514,8 @@ LATENT_PATH = "/org/buildyard/Latent1"
 
 def start_latentd(system, extra_env=None, *args, wait_ready=True, name="latentd", state_dir=None):
     """buildyard-latentd on the system's bus, reading the master's config
-    file, with its own state directory (default DIR/latent-state). Its
-    notify socket is drained on a DrainedSystem. Returns the Process."""
+    file, with its own state directory (default DIR/latent-state).
+    Returns the Process."""
     state_dir = state_dir or os.path.join(system.dir, "latent-state")
     argv = [os.path.join(BIN, "buildyard-latentd"), "--config", system.config_path,
             "--state-directory", state_dir, *args]

@@ -6,8 +6,8 @@ org.buildyard.Error.AccessDenied from every method that changes something
 import os
 import pwd
 
-from harness import (BIN, LATENT, LATENT_PATH, MASTER, MASTER_PATH, NOBODY_UID, DrainedSystem, DrainedSystemTest,
-                     dbus_send, gate_step, open_gate, start_bus_with_policy, wait_gate_reached)
+from harness import (BIN, LATENT, LATENT_PATH, MASTER, MASTER_PATH, NOBODY_UID, SystemTest, dbus_send, gate_step,
+                     open_gate, wait_gate_reached)
 from test_latentd import START_A, LatentTest
 
 MASTER1 = "org.buildyard.Master1"
@@ -27,11 +27,8 @@ def send(system, dest, path, method, *args, user=None):
     return dbus_send(system, path, method, *args, dest=dest, user=user)
 
 
-class PermissiveBusTest(DrainedSystemTest):
-    def setUp(self):
-        self.sys = DrainedSystem()
-        self.addCleanup(self.sys.close)
-        start_bus_with_policy(self.sys, PERMISSIVE)
+class PermissiveBusTest(SystemTest):
+    bus_policy = PERMISSIVE
 
 
 class MasterChecksCallers(PermissiveBusTest):
@@ -113,14 +110,7 @@ class MasterChecksCallers(PermissiveBusTest):
 
 
 class LatentdChecksCallers(LatentTest):
-    def setUp(self):
-        super().setUp()
-        # Replace the bus LatentTest started with a permissive one.
-        self.sys.bus.stop()
-        self.sys.procs.remove(self.sys.bus)
-        if os.path.exists(os.path.join(self.sys.dir, "bus")):
-            os.unlink(os.path.join(self.sys.dir, "bus"))
-        start_bus_with_policy(self.sys, PERMISSIVE)
+    bus_policy = PERMISSIVE
 
     def test_unprivileged_callers_are_refused_by_latentd_itself(self):
         s = self.sys

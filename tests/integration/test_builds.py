@@ -7,14 +7,14 @@ import threading
 import time
 import unittest
 
-from harness import (MASTER_PATH, DrainedSystemTest, SignalMonitor, all_properties, bus_error, process_gone,
+from harness import (MASTER_PATH, SystemTest, SignalMonitor, all_properties, bus_error, process_gone,
                      read_log_slice, wait_for)
 
 BUILD1 = "org.buildyard.Build1"
 MASTER1 = "org.buildyard.Master1"
 
 
-class BuildTest(DrainedSystemTest):
+class BuildTest(SystemTest):
     def path(self, name):
         return os.path.join(self.sys.dir, name)
 

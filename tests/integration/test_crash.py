@@ -8,14 +8,14 @@ import signal
 import threading
 import unittest
 
-from harness import (MASTER, MASTER_PATH, DrainedSystemTest, all_properties, process_gone,
+from harness import (MASTER, MASTER_PATH, SystemTest, all_properties, process_gone,
                      wait_for)
 
 BUILD1 = "org.buildyard.Build1"
 MASTER1 = "org.buildyard.Master1"
 
 
-class CrashTest(DrainedSystemTest):
+class CrashTest(SystemTest):
     def path(self, name):
         return os.path.join(self.sys.dir, name)
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (BIN, MASTER_PATH, NOBODY_UID, DrainedSystemTest, all_properties, gate_dir, open_gate,
+from harness import (BIN, MASTER_PATH, NOBODY_UID, SystemTest, all_properties, gate_dir, open_gate,
                      read_log_slice, wait_for, wait_gate_reached)
 
 MASTER1 = "org.buildyard.Master1"
@@ -80,7 +80,7 @@ def table(text, header):
     return rows[1:]
 
 
-class CtlTest(DrainedSystemTest):
+class CtlTest(SystemTest):
 
     def setUp(self):
         super().setUp()

@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (BIN, MASTER, MASTER_PATH, SOURCE, DrainedSystemTest, start_master_env, wait_for)
+from harness import (BIN, MASTER, MASTER_PATH, SOURCE, SystemTest, start_master_env, wait_for)
 
 PROGRAMS = ("buildyard-masterd", "buildyard-workerd", "buildyardctl")
 
@@ -19,7 +19,7 @@ def project_version():
         return re.search(r"project\(\s*buildyard\s+VERSION\s+([0-9.]+)", f.read()).group(1)
 
 
-class DaemonTest(DrainedSystemTest):
+class DaemonTest(SystemTest):
     def path(self, name):
         return os.path.join(self.sys.dir, name)
 

@@ -9,7 +9,7 @@ import socket
 import time
 import unittest
 
-from harness import BIN, DrainedSystemTest, free_port, master_fingerprint, wait_for
+from harness import BIN, SystemTest, free_port, master_fingerprint, wait_for
 
 
 class Flood:
@@ -48,7 +48,7 @@ class Flood:
         self.socks = []
 
 
-class Descriptors(DrainedSystemTest):
+class Descriptors(SystemTest):
     LINES = 20000
 
     def setUp(self):

@@ -10,14 +10,14 @@ import signal
 import subprocess
 import unittest
 
-from harness import (MASTER_PATH, DrainedSystemTest, bus_error, gate_step, open_gate, wait_for,
+from harness import (MASTER_PATH, SystemTest, bus_error, gate_step, open_gate, wait_for,
                      wait_gate_reached)
 
 MASTER1 = "org.buildyard.Master1"
 FULL = "database or disk is full"
 
 
-class DiskFull(DrainedSystemTest):
+class DiskFull(SystemTest):
     def setUp(self):
         super().setUp()
         s = self.sys

@@ -20,7 +20,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (BIN, LATENT, LATENT_PATH, SOURCE, DrainedSystemTest, free_port, process_gone, start_latentd,
+from harness import (BIN, LATENT, LATENT_PATH, SOURCE, SystemTest, free_port, process_gone, start_latentd,
                      start_master_env, wait_for)
 
 PODMAN_SH = os.path.join(SOURCE, "tests", "lib", "podman.sh")
@@ -137,7 +137,7 @@ def tearDownModule():
 
 
 
-class DockerTest(DrainedSystemTest):
+class DockerTest(SystemTest):
     counter = 0
 
     def setUp(self):

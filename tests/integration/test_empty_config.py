@@ -6,7 +6,7 @@ import os
 import signal
 import unittest
 
-from harness import BIN, MASTER_PATH, DrainedSystemTest, bus_error, wait_for
+from harness import BIN, MASTER_PATH, SystemTest, bus_error, wait_for
 
 MASTER1 = "org.buildyard.Master1"
 
@@ -30,7 +30,7 @@ HALF_WRITTEN = [
 ]
 
 
-class EmptyConfig(DrainedSystemTest):
+class EmptyConfig(SystemTest):
     def check_config(self):
         return self.sys.run([os.path.join(BIN, "buildyard-masterd"), "--check-config", "--config",
                              self.sys.config_path], check=False)

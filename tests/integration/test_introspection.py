@@ -7,7 +7,7 @@ import os
 import unittest
 import xml.etree.ElementTree as ET
 
-from harness import (MASTER, MASTER_PATH, SOURCE, DrainedSystem, start_bus_with_policy, unique_names_of)
+from harness import MASTER, MASTER_PATH, SOURCE, System, unique_names_of
 
 EMITS = "org.freedesktop.DBus.Property.EmitsChangedSignal"
 STANDARD_PREFIX = "org.freedesktop.DBus."
@@ -54,9 +54,9 @@ def documented(interface):
 class Introspection(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.sys = DrainedSystem()
+        cls.sys = System()
         try:
-            start_bus_with_policy(cls.sys, INTROSPECT_AGENT)
+            cls.sys.start_bus(INTROSPECT_AGENT)
             cls.sys.write_config("""
                 [master]
                 listen =

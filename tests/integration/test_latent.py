@@ -20,7 +20,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 
-from harness import (BIN, LATENT, LATENT_PATH, MASTER_PATH, DrainedSystemTest, free_port, start_latentd,
+from harness import (BIN, LATENT, LATENT_PATH, MASTER_PATH, SystemTest, free_port, start_latentd,
                      start_master_env, wait_for)
 from test_latentd import TEMPLATE
 from test_mail import Maildir, PYTHON, port_open
@@ -111,7 +111,7 @@ class FakeGuests:
             self.guests.clear()
 
 
-class LatentFixture(DrainedSystemTest):
+class LatentFixture(SystemTest):
     """A master and latentd with latent worker vm1 on libvirt's test driver, its
     guests faked by FakeGuests; the tests are in subclasses."""
 

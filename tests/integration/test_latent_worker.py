@@ -9,13 +9,13 @@ exactly where a password goes in the Handshake1 exchange."""
 import os
 import secrets
 
-from harness import BIN, DrainedSystemTest, free_port, wait_for
+from harness import BIN, SystemTest, free_port, wait_for
 from tlslib import fingerprint_of_pem, self_signed
 
 TOKEN = secrets.token_hex(32)
 
 
-class LatentWorkerTest(DrainedSystemTest):
+class LatentWorkerTest(SystemTest):
 
     def setUp(self):
         super().setUp()

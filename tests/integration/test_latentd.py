@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import time
 
-from harness import (BIN, LATENT, LATENT_PATH, NOBODY_UID, DrainedSystemTest, SignalMonitor, process_gone,
+from harness import (BIN, LATENT, LATENT_PATH, NOBODY_UID, SystemTest, SignalMonitor, process_gone,
                      start_latentd, wait_for)
 from test_introspection import describe, documented
 
@@ -34,7 +34,7 @@ TEMPLATE = """<domain type='test'>
 """
 
 
-class LatentTest(DrainedSystemTest):
+class LatentTest(SystemTest):
     """A bus, a config with latent workers on test:///default, and helpers."""
 
     def setUp(self):

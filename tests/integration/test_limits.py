@@ -5,7 +5,7 @@ path of each build object."""
 import json
 import unittest
 
-from harness import MASTER_PATH, DrainedSystemTest, bus_error, read_log_slice
+from harness import MASTER_PATH, SystemTest, bus_error, read_log_slice
 
 BUILD1 = "org.buildyard.Build1"
 MASTER1 = "org.buildyard.Master1"
@@ -21,7 +21,7 @@ def vm_hwm_kib(pid):
     raise AssertionError("no VmHWM")
 
 
-class Limits(DrainedSystemTest):
+class Limits(SystemTest):
     def setUp(self):
         super().setUp()
         self.sys.write_config("""

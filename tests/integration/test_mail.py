@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import unittest
 
-from harness import (BIN, MASTER_PATH, DrainedSystemTest, free_port, gate_step, open_gate, start_master_env, wait_for,
+from harness import (BIN, MASTER_PATH, SystemTest, free_port, gate_step, open_gate, start_master_env, wait_for,
                      wait_gate_reached)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -67,7 +67,7 @@ def body(message):
     return message.get_body(preferencelist=("plain",)).get_content()
 
 
-class MailTest(DrainedSystemTest):
+class MailTest(SystemTest):
 
     def setUp(self):
         super().setUp()

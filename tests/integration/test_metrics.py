@@ -14,7 +14,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import (BIN, MASTER_PATH, SOURCE, DrainedSystemTest, free_port, gate_step, open_gate, wait_for,
+from harness import (BIN, MASTER_PATH, SOURCE, SystemTest, free_port, gate_step, open_gate, wait_for,
                      wait_gate_reached)
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -88,7 +88,7 @@ class Prometheus:
                                  f"the master's metrics now:\n{scrape(self.target_port)[1]}") from None
 
 
-class MetricsTest(DrainedSystemTest):
+class MetricsTest(SystemTest):
 
     def config(self, port, extra=""):
         return f"""

@@ -13,7 +13,7 @@ import os
 import signal
 import unittest
 
-from harness import SOURCE, DrainedSystemTest, process_gone, wait_for
+from harness import SOURCE, SystemTest, process_gone, wait_for
 
 STEP = os.path.join(SOURCE, "tests", "lib", "orphan-step.sh")
 WORKERS = ["w1", "w2", "w3", "w4"]
@@ -60,7 +60,7 @@ class Trial:
         return [line for line in self.lines() if line[0] == "start"]
 
 
-class OrphanTest(DrainedSystemTest):
+class OrphanTest(SystemTest):
     def setUp(self):
         super().setUp()
         self.addCleanup(self.kill_registered)

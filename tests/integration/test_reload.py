@@ -6,7 +6,7 @@ import os
 import signal
 import unittest
 
-from harness import (MASTER_PATH, DrainedSystemTest, bus_error, gate_step, open_gate, wait_for,
+from harness import (MASTER_PATH, SystemTest, bus_error, gate_step, open_gate, wait_for,
                      wait_gate_reached)
 
 MASTER1 = "org.buildyard.Master1"
@@ -26,7 +26,7 @@ def builder_section(name, workers, steps):
 MASTER_SECTION = "[master]\nname = it\nlisten =\n\n"
 
 
-class ReloadTest(DrainedSystemTest):
+class ReloadTest(SystemTest):
 
     def start(self, text):
         self.sys.write_config(text)

@@ -7,7 +7,7 @@ output chunks cut a secret in two."""
 import json
 import os
 
-from harness import MASTER_PATH, DrainedSystemTest
+from harness import MASTER_PATH, SystemTest
 
 MASTER1 = "org.buildyard.Master1"
 BUILD1 = "org.buildyard.Build1"
@@ -17,7 +17,7 @@ CRED_SECRET = "cred-s3cret-9a8b7c"
 SUBMITTED = "submitted-t0ken-5566"
 
 
-class Secrets(DrainedSystemTest):
+class Secrets(SystemTest):
     def setUp(self):
         super().setUp()
         s = self.sys

@@ -6,7 +6,7 @@ import os
 import re
 import unittest
 
-from harness import BIN, MASTER_PATH, DrainedSystemTest, dbus_send
+from harness import BIN, MASTER_PATH, SystemTest, dbus_send
 
 MASTER1 = "org.buildyard.Master1"
 WORKER1 = "org.buildyard.Worker1"
@@ -32,7 +32,7 @@ def write_bytes(path, data):
         f.write(data)
 
 
-class NotUtf8(DrainedSystemTest):
+class NotUtf8(SystemTest):
     def test_master_refuses_a_config_that_is_not_utf8(self):
         s = self.sys
         # Line 6: a property value in Latin-1.
@@ -71,7 +71,7 @@ class NotUtf8(DrainedSystemTest):
         self.assertTrue(s.master.alive())
 
 
-class CallerInputIsBounded(DrainedSystemTest):
+class CallerInputIsBounded(SystemTest):
     def setUp(self):
         super().setUp()
         self.sys.write_config(GOOD)

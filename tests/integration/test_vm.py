@@ -18,7 +18,7 @@ import tempfile
 import unittest
 
 import harness
-from harness import BIN, DrainedSystem, free_port, wait_for
+from harness import BIN, System, free_port, wait_for
 from vm_guest import (URI, XMLNS, Libvirtd, can_run_libvirtd, destroy, domains, guest_template,
                       make_base, make_guest, run, virsh)
 
@@ -63,7 +63,7 @@ def first_bytes(image, n):
 class LatentVmTest(unittest.TestCase):
 
     def setUp(self):
-        self.sys = DrainedSystem().start_bus()
+        self.sys = System().start_bus()
         self.addCleanup(self.sys.close)
         self.addCleanup(self.keep_logs)
         self.owned_domains = {DOMAIN}

@@ -7,7 +7,7 @@ import signal
 import socket
 import unittest
 
-from harness import (BIN, MASTER, MASTER_PATH, NOBODY_UID, DrainedSystemTest, SignalMonitor, bus_error,
+from harness import (BIN, MASTER, MASTER_PATH, NOBODY_UID, SystemTest, SignalMonitor, bus_error,
                      gate_step, open_gate, wait_for, wait_gate_reached)
 
 WORKER1 = "org.buildyard.Worker1"
@@ -38,7 +38,7 @@ def attach_error_as(system, name, uid):
     return (first[len("Error "):] if first.startswith("Error ") else r.stderr.strip()), r.stderr
 
 
-class WorkersTest(DrainedSystemTest):
+class WorkersTest(SystemTest):
 
     def start(self, text):
         self.sys.write_config(text)
