@@ -1,10 +1,7 @@
 // buildyardctl's pure output code: tables, times, cells, JSON, exit codes
 // and error messages.
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
-#include <ctime>
-#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -12,31 +9,16 @@
 #include "ctl/format.hpp"
 #include "ctl/outcome.hpp"
 #include "ctl/value.hpp"
+#include "time_zone.hpp"
 
 using namespace by::ctl;
 
 namespace {
 
 // Times are shown in local time; pin the zone so the expectations hold anywhere.
-class CtlUtcZone : public ::testing::Test {
+class CtlUtcZone : public TimeZoneTest {
 protected:
-    void SetUp() override {
-        const char* tz = std::getenv("TZ");
-        saved_ = tz ? std::optional<std::string>(tz) : std::nullopt;
-        setenv("TZ", "UTC", 1);
-        tzset();
-    }
-    void TearDown() override {
-        if (saved_) {
-            setenv("TZ", saved_->c_str(), 1);
-        } else {
-            unsetenv("TZ");
-        }
-        tzset();
-    }
-
-private:
-    std::optional<std::string> saved_;
+    CtlUtcZone() : TimeZoneTest("UTC") {}
 };
 
 }  // namespace
@@ -103,8 +85,7 @@ TEST_F(CtlUtcZone, FormatsTimesAsLocalTime) {
 }
 
 TEST_F(CtlUtcZone, FollowsTheTimeZone) {
-    setenv("TZ", "EST5", 1);  // fixed UTC-5, no daylight saving; TearDown restores TZ
-    tzset();
+    set_time_zone("EST5");  // fixed UTC-5, no daylight saving
     EXPECT_EQ(format_time(1709618828'000000ull), "2024-03-05 01:07:08");
 }
 
@@ -326,7 +307,7 @@ TEST(CtlOutcome, ExpectedHoldsValueOrFailure) {
     EXPECT_TRUE(ok_status().ok());
 }
 
-TEST(CtlFormat, LatentNote) {
+TEST_F(CtlUtcZone, LatentNote) {  // quarantined until: a local time
     const uint64_t t = 1709618828'000000ull;
     EXPECT_EQ(latent_note(0, 0, "", t), "");
     EXPECT_EQ(latent_note(t + 10'000000, 1, "its machine did not start: no such file", t),

@@ -1,12 +1,10 @@
 // The master's mails: headers, bodies, encodings and the retry schedule.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <ctime>
-#include <optional>
 #include <string>
 
 #include "master/mail_message.hpp"
+#include "time_zone.hpp"
 
 using namespace by::master;
 
@@ -16,24 +14,10 @@ constexpr uint64_t S = 1000000;
 // Tue, 05 Mar 2024 06:07:08 UTC
 constexpr uint64_t t0 = 1709618828ull * S;
 
-// Pins the local time zone to a fixed CET (UTC+1, no DST); restores TZ after.
-class MailTest : public ::testing::Test {
+// Pins the local time zone to a fixed CET (UTC+1, no DST).
+class MailTest : public TimeZoneTest {
 protected:
-    void SetUp() override {
-        const char* tz = std::getenv("TZ");
-        saved_ = tz ? std::optional<std::string>(tz) : std::nullopt;
-        setenv("TZ", "CET-1", 1);
-        tzset();
-    }
-    void TearDown() override {
-        if (saved_) {
-            setenv("TZ", saved_->c_str(), 1);
-        } else {
-            unsetenv("TZ");
-        }
-        tzset();
-    }
-    std::optional<std::string> saved_;
+    MailTest() : TimeZoneTest("CET-1") {}
 
     MessageStamp stamp{t0, "master.example.org", "00112233aabbccdd"};
 };
@@ -123,8 +107,7 @@ TEST_F(MailTest, Dates) {
     EXPECT_EQ(rfc5322_date(t0), "Tue, 05 Mar 2024 07:07:08 +0100");
     EXPECT_EQ(local_time(t0), "2024-03-05 07:07:08 CET (+0100)");
     EXPECT_EQ(utc_time(t0), "2024-03-05 06:07:08 UTC");
-    setenv("TZ", "<-0330>3:30", 1);  // a zone without a name, west of UTC
-    tzset();
+    set_time_zone("<-0330>3:30");  // a zone without a name, west of UTC
     EXPECT_EQ(rfc5322_date(t0), "Tue, 05 Mar 2024 02:37:08 -0330");
     EXPECT_EQ(local_time(t0), "2024-03-05 02:37:08 -0330");
 }
