@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/raii.hpp"
+#include "temp_dir.hpp"
 #include "worker/build_runner.hpp"
 
 namespace fs = std::filesystem;
@@ -53,19 +54,11 @@ protected:
         // them and see them gone (kill(pid, 0) == ESRCH).
         ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 
-        char tmpl[] = "/tmp/buildyard-runner-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        tmp_ = tmpl;
         basedir_ = tmp_ / "base";
 
         sd_event* e = nullptr;
         ASSERT_GE(sd_event_new(&e), 0);
         event_.reset(e);
-    }
-
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(tmp_, ec);
     }
 
     BuildRunner::Spec spec(std::vector<std::string> steps, std::string builder = "hello") {
@@ -125,7 +118,8 @@ protected:
         return pid;
     }
 
-    fs::path tmp_;
+    TempDir dir_{"buildyard-runner"};
+    const fs::path tmp_{dir_.path()};
     fs::path basedir_;
     by::EventPtr event_;
 };

@@ -1,23 +1,17 @@
 // Step commands and inih's inline comments.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 
 #include "common/config.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
 by::config::LoadResult load_text(const std::string& text) {
-    char tmpl[] = "/tmp/buildyard-steps-XXXXXX";
-    std::string dir = mkdtemp(tmpl);
-    std::ofstream(dir + "/master.ini") << text;
+    TempDir dir("buildyard-steps");
     by::config::Environment env;
     env.hostname = "host";
-    auto r = by::config::load(dir + "/master.ini", env);
-    std::filesystem::remove_all(dir);
-    return r;
+    return by::config::load(dir.write("master.ini", text), env);
 }
 
 const char* head = "[worker w]\ntype = local\n[builder b]\nworkers = w\n";

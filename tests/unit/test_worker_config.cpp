@@ -1,13 +1,12 @@
 // A worker's own file (/etc/buildyard/workers/NAME.ini), with real files in
 // a fresh temporary directory per test.
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
 
 #include "common/worker_config.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace by::config;
@@ -17,24 +16,11 @@ namespace {
 class WorkerConfigTest : public ::testing::Test {
 protected:
     WorkerConfigTest() {
-        std::string pattern = (fs::temp_directory_path() / "by-worker-config-XXXXXX").string();
-        if (!mkdtemp(pattern.data())) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        dir = pattern;
         file = (dir / "w1.ini").string();
         env.hostname = "testhost";
     }
-    ~WorkerConfigTest() override {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
 
-    std::string write(const std::string& name, const std::string& content) {
-        const auto p = dir / name;
-        std::ofstream(p, std::ios::binary) << content;
-        return p.string();
-    }
+    std::string write(const std::string& name, const std::string& content) { return tmp.write(name, content); }
 
     WorkerSelfResult load_text(const std::string& text) {
         write("w1.ini", text);
@@ -68,7 +54,8 @@ protected:
         return out.empty() ? "  (no errors)\n" : out;
     }
 
-    fs::path dir;
+    TempDir tmp{"by-worker-config"};
+    const fs::path dir{tmp.path()};
     std::string file;
     Environment env;
 };

@@ -1,14 +1,13 @@
 // The worker's Attach info, and the os-release parsing behind its "os".
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <string>
 
 #include <climits>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "temp_dir.hpp"
 #include "version.hpp"
 #include "worker/info.hpp"
 
@@ -19,21 +18,9 @@ namespace {
 
 class OsReleaseTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/buildyard-info-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    fs::path write(const std::string& text) {
-        fs::path p = dir_ / "os-release";
-        std::ofstream(p, std::ios::trunc) << text;
-        return p;
-    }
-    fs::path dir_;
+    fs::path write(const std::string& text) { return tmp_.write("os-release", text); }
+    TempDir tmp_{"buildyard-info"};
+    const fs::path dir_{tmp_.path()};
 };
 
 TEST_F(OsReleaseTest, DoubleQuoted) {
