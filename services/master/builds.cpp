@@ -120,7 +120,7 @@ void Master::dispatch() {
             if (ab == active_.end() || !w) {
                 continue;
             }
-            if (stalled || !start_build(*ab->second, *w)) {
+            if (stalled || !begin_build(*ab->second, *w)) {
                 stalled = true;
                 dispatcher_.enqueue(a.builder, a.build);
                 continue;
@@ -150,6 +150,32 @@ void Master::dispatch() {
     }
 }
 
+namespace {
+
+// Whether a StartBuild error says that the worker will not run the build,
+// as opposed to trouble on the way (no reply, a connection closing), after
+// which it reruns. A worker refuses with org.buildyard.Error.*; one that
+// does not know the call as sent (an older or a foreign peer) answers with
+// the bus's own errors, and sending it again would only loop.
+bool start_refused(const sd_bus_error* e) {
+    if (!e->name) {
+        return false;
+    }
+    if (std::strncmp(e->name, "org.buildyard.Error.", 20) == 0) {
+        return true;
+    }
+    for (const char* name : {SD_BUS_ERROR_UNKNOWN_METHOD, SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE,
+                             SD_BUS_ERROR_INVALID_ARGS, SD_BUS_ERROR_INVALID_SIGNATURE, SD_BUS_ERROR_NOT_SUPPORTED,
+                             SD_BUS_ERROR_ACCESS_DENIED}) {
+        if (std::strcmp(e->name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
 int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*) {
     auto* m = static_cast<Master*>(userdata);
     uint64_t cookie = 0;
@@ -172,19 +198,18 @@ int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*)
     std::string why = fmt::format("worker {} did not take build {}: {}: {}", ab->second->build.worker, id,
                                   e->name ? e->name : "?", e->message ? e->message : "");
     m->append_log(*ab->second, (why + "\n").data(), why.size() + 1);
-    if (e->name && std::strncmp(e->name, "org.buildyard.Error.", 20) == 0) {
-        // The worker understood and refused: running it again would not help.
+    if (start_refused(e)) {
+        // Running it again on this worker would not help.
         log_build(log::Level::err, ab->second->build, why);
-        m->finish_build(*ab->second, Result::exception, -1);
+        m->end_build(*ab->second, Ending{Result::exception, -1, 0, {}});
     } else {
         // Transport trouble: the build never ran, so run it again.
-        m->requeue(*ab->second, why);
-        m->dispatch();
+        m->end_build(*ab->second, Ending{Result::retry, -1, 0, why});
     }
     return 0;
 }
 
-bool Master::start_build(ActiveBuild& ab, Worker& w) {
+bool Master::begin_build(ActiveBuild& ab, Worker& w) {
     Build started = ab.build;
     master::start_build(started, w.cfg.name, w.cfg.properties, bus::now_realtime_usec(), w.cfg.default_properties);
     if (!store_.update_build(started)) {
@@ -252,7 +277,7 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
     if (r < 0) {
         log_build(log::Level::err, ab.build, fmt::format("cannot send build {} to worker {}: {}", ab.build.id,
                                                            w.cfg.name, std::strerror(-r)));
-        requeue(ab, "cannot send it to the worker");
+        end_build(ab, Ending{Result::retry, -1, 0, "cannot send it to the worker"});
         return;
     }
     start_calls_[{link_bus(w), cookie}] = StartCall{ab.build.id, std::move(call_slot)};
@@ -260,52 +285,6 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
     emit_build(ab);
     emit_worker(w);
     counters_changed(ab.build.builder);
-}
-
-// Ends a build that ran, and moves it from the active set to history.
-bool Master::finish_build(ActiveBuild& ab, Result result, int exit_status, uint64_t at) {
-    const uint64_t id = ab.build.id;
-    Build ended = ab.build;
-    at = at ? at : bus::now_realtime_usec();
-    master::finish_build(ended, result, exit_status, at);
-    if (!store_.update_build(ended)) {
-        // Still running, as the store says, until the end is stored.
-        ab.ending = Ending{result, exit_status, at, {}};
-        store_failed(fmt::format("cannot record the end of build {}", id));
-        return false;
-    }
-    store_ok();
-    ab.build = std::move(ended);
-    ab.ending.reset();
-    // A failure says how it ended where one reads it: at the end of its log.
-    if (const std::string trailer = log_trailer(ab.build); !trailer.empty()) {
-        append_log(ab, trailer.data(), trailer.size());
-    }
-    close_log(ab);
-    count_running(ab.build.builder, -1);
-    metrics_.build_finished(ab.build);
-    log_build(result == Result::success ? log::Level::info : log::Level::notice, ab.build,
-              fmt::format("build {} of {} on {} finished: {} (exit status {})", id, ab.build.builder, ab.build.worker,
-                          to_string(result), exit_status),
-              log::id::build_finished);
-    emit_build(ab);
-    sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(),
-                       std::string(to_string(result)).c_str());
-    const std::string worker = ab.build.worker;
-    counters_changed(ab.build.builder);
-    notifier_->build_finished(ab.build);
-    finished_cache_[id] = ab.build;
-    active_.erase(id);  // ab is gone from here on
-    if (Worker* w = find_worker(worker)) {
-        w->running.erase(id);
-        emit_worker(*w);
-        if (latent_) {
-            latent_->builds_changed(*w);
-        }
-        settle_worker(*w);  // may stop and forget w
-    }
-    dispatch();
-    return true;
 }
 
 void Master::fail_waiting_builds(Worker& w, const std::string& why, const std::string& log_text) {
@@ -317,50 +296,10 @@ void Master::fail_waiting_builds(Worker& w, const std::string& why, const std::s
             continue;
         }
         append_log(*it->second, log_text.data(), log_text.size());
-        requeue(*it->second, "latent worker " + w.cfg.name + ": " + why);
+        end_build(*it->second, Ending{Result::retry, -1, 0, "latent worker " + w.cfg.name + ": " + why});
     }
     emit_worker(w);
     request_dispatch();
-}
-
-// Ends a running build "retry" and queues the build that reruns its request.
-bool Master::requeue(ActiveBuild& ab, const std::string& why, uint64_t at) {
-    const uint64_t id = ab.build.id;
-    Build ended = ab.build;
-    at = at ? at : bus::now_realtime_usec();
-    auto next = retry_build(ended, at);
-    if (!next) {
-        return true;  // not running: nothing to end
-    }
-    if (!store_.insert_retry(ended, *next)) {
-        // Still running, as the store says, and no rerun id exists yet.
-        ab.ending = Ending{Result::retry, -1, at, why};
-        store_failed(fmt::format("cannot requeue build {}", id));
-        return false;
-    }
-    store_ok();
-    ab.build = std::move(ended);
-    ab.ending.reset();
-    close_log(ab);
-    count_running(ab.build.builder, -1);
-    metrics_.build_finished(ab.build);
-    log_build(log::Level::notice, ab.build, fmt::format("build {} of {} ends retry ({}); rerun as build {}", id,
-                                                        ab.build.builder, why, next->id),
-              log::id::build_finished);
-    emit_build(ab);
-    sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(), "retry");
-    if (Worker* w = find_worker(ab.build.worker)) {
-        w->running.erase(id);
-        w->held.erase(id);
-    }
-    auto rerun = std::make_unique<ActiveBuild>(std::move(*next));
-    rerun->path = bus::path_encode(bus::build_prefix, std::to_string(rerun->build.id));
-    dispatcher_.enqueue(rerun->build.builder, rerun->build.id);
-    counters_changed(ab.build.builder);
-    finished_cache_[id] = ab.build;
-    active_.erase(id);  // ab is gone from here on
-    active_[rerun->build.id] = std::move(rerun);
-    return true;
 }
 
 ActiveBuild* Master::running_on(const std::string& sender, uint64_t id, Worker** w) {
@@ -419,7 +358,7 @@ Status Master::build_done(const std::string& sender, uint64_t id, const std::str
         return Status::fail(bus::error::AlreadyFinished, "build " + std::to_string(id) + " has ended already");
     }
     ab->build.usage = usage;
-    if (!finish_build(*ab, *r, exit_status)) {
+    if (!end_build(*ab, Ending{*r, exit_status, 0, {}})) {
         return Status::fail(bus::error::Internal,
                             fmt::format("cannot record the end of build {}: {}; the master keeps the result and "
                                         "records it when the state directory takes writes again",
@@ -442,24 +381,9 @@ Status Master::cancel(uint64_t id) {
                             "build " + std::to_string(id) + " has ended; its end waits to be recorded");
     }
     if (ab.build.state == BuildState::pending) {
-        Build cancelled = ab.build;
-        cancel_pending(cancelled, bus::now_realtime_usec());
-        if (!store_.update_build(cancelled)) {
-            store_failed(fmt::format("cannot record the cancellation of build {}", id));
+        if (!end_build(ab, Ending{Result::cancelled, -1, 0, {}})) {
             return Status::fail(bus::error::Internal, "cannot record the cancellation: " + store_.error());
         }
-        store_ok();
-        ab.build = std::move(cancelled);
-        dispatcher_.remove(ab.build.builder, id);
-        metrics_.build_finished(ab.build);
-        log_build(log::Level::notice, ab.build, fmt::format("pending build {} of {} cancelled", id, ab.build.builder),
-                  log::id::build_finished);
-        emit_build(ab);
-        sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(),
-                           "cancelled");
-        counters_changed(ab.build.builder);
-        finished_cache_[id] = ab.build;
-        active_.erase(it);
         return Status::ok();
     }
     if (ab.build.state == BuildState::cleanup) {
@@ -476,7 +400,7 @@ Status Master::cancel(uint64_t id) {
         log_build(log::Level::notice, ab.build,
                   fmt::format("build {} of {} cancelled while latent worker {} was starting", id, ab.build.builder,
                               w->cfg.name));
-        if (!finish_build(ab, Result::cancelled, -1)) {
+        if (!end_build(ab, Ending{Result::cancelled, -1, 0, {}})) {
             return Status::fail(bus::error::Internal,
                                 "cannot record the cancellation: " + store_.error() + "; it is recorded later");
         }

@@ -13,7 +13,7 @@
 
 namespace by::master {
 
-void Master::await_cleanup(Worker& w, const std::string& reason) {
+void Master::hold_for_cleanup(Worker& w, const std::string& reason) {
     const uint64_t grace = config::lost_build_grace(w.cfg);
     if (grace == 0 || w.running.empty()) {
         return;  // the caller requeues what is left in w.running
@@ -74,9 +74,9 @@ void Master::end_cleanup(Worker& w, const std::string& why) {
         }
         ActiveBuild& ab = *it->second;
         if (ab.build.cancel_requested) {
-            finish_build(ab, Result::cancelled, ab.build.exit_status);
+            end_build(ab, Ending{Result::cancelled, ab.build.exit_status, 0, {}});
         } else {
-            requeue(ab, why);
+            end_build(ab, Ending{Result::retry, -1, 0, why});
         }
     }
     emit_worker(w);

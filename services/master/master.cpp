@@ -466,7 +466,9 @@ void Master::request_dispatch() {
 }
 
 int Master::on_dispatch_deferred(sd_event_source*, void* userdata) {
-    static_cast<Master*>(userdata)->dispatch();
+    auto* m = static_cast<Master*>(userdata);
+    m->settle_workers();
+    m->dispatch();
     return 0;
 }
 

@@ -94,7 +94,7 @@ struct Worker {
 // failed, e.g. on a full disk). Until it is stored the build stays running,
 // as the store says, and the master retries the write every second.
 struct Ending {
-    Result result = Result::none;  // retry: requeue with `why`
+    Result result = Result::none;  // retry: rerun, for `why`
     int exit_status = -1;
     uint64_t at = 0;               // when it ended
     std::string why;
@@ -249,16 +249,27 @@ private:
     // Dispatches later in this loop iteration, after the current message's reply.
     void request_dispatch();
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
-    // False when the store did not take the start: the build stays pending.
-    bool start_build(ActiveBuild& ab, Worker& w);
+    // Starts a pending build on `w` (master::start_build is the
+    // transition). False when the store did not take the start: the build
+    // stays pending.
+    bool begin_build(ActiveBuild& ab, Worker& w);
     // Sends a started build to its (attached) worker.
     void send_build(ActiveBuild& ab, Worker& w);
     // Gives a build to a latent worker that is not attached yet.
     void hold_build(ActiveBuild& ab, Worker& w);
-    // Both end a running build once the store has taken the end; if it does
-    // not, the build keeps running with `ending` set and false is returned.
-    bool finish_build(ActiveBuild& ab, Result result, int exit_status, uint64_t at = 0);
-    bool requeue(ActiveBuild& ab, const std::string& why, uint64_t at = 0);
+    // The one way a build ends (build_end.cpp), whatever ends it: its
+    // worker's result, a refused or failed StartBuild, a lost or stopped
+    // worker, a cancel while pending, held, running or in cleanup, a store
+    // that takes the end late. Retry (result) also queues the rerun. It
+    // checks the transition, writes the store, then emits the build's and
+    // its worker's changes, updates the counters, mails, and has the worker
+    // settled (latent state, a shutdown that waited for it) and the queue
+    // dispatched later in this loop iteration, so that no caller sees a
+    // worker vanish under it. If the store does not take it, nothing
+    // changes and false is returned; a build that ran keeps running with
+    // `ending` set, and the write is retried every second.
+    bool end_build(ActiveBuild& ab, Ending e);
+    void settle_workers();
     // A write to the store failed: log it once per episode, say so in
     // STATUS=, and retry what waits every second. store_ok() ends the episode.
     void store_failed(const std::string& what);
@@ -269,7 +280,7 @@ private:
     // until the worker is back (it kills what its previous run left before
     // it attaches) or its lost_build_grace passes; then they end retry (or
     // cancelled, if that was asked meanwhile).
-    void await_cleanup(Worker& w, const std::string& reason);
+    void hold_for_cleanup(Worker& w, const std::string& reason);
     void end_cleanup(Worker& w, const std::string& why);
     static int on_cleanup_timer(sd_event_source* s, uint64_t usec, void* userdata);
     void settle_worker(Worker& w);
@@ -327,6 +338,7 @@ private:
     SourcePtr changes_source_;
     SourcePtr dispatch_source_;
     std::set<std::string> dirty_workers_;
+    std::set<std::string> unsettled_;  // workers whose builds changed: settle_workers()
     std::set<std::string> dirty_builders_;
     // What the Master1 and Builder1 counters and STATUS= last said.
     struct Counters {

@@ -60,10 +60,7 @@ void Master::retry_store() {
         if (it == active_.end() || !it->second->ending) {
             continue;
         }
-        const Ending e = *it->second->ending;
-        const bool stored = e.result == Result::retry ? requeue(*it->second, e.why, e.at)
-                                                      : finish_build(*it->second, e.result, e.exit_status, e.at);
-        if (!stored) {
+        if (!end_build(*it->second, *it->second->ending)) {
             return;  // still failing; store_failed() armed the next try
         }
     }

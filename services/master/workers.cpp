@@ -218,13 +218,13 @@ void Master::detach(Worker& w, DetachCause cause, const std::string& reason, boo
         drop_link(reason);
     }
     if (lost && w.configured && !w.latent) {
-        await_cleanup(w, reason);
+        hold_for_cleanup(w, reason);
     }
     auto running = w.running;
     for (uint64_t id : running) {
         // A build whose end waits for the store keeps that end.
         if (auto it = active_.find(id); it != active_.end() && !it->second->ending) {
-            requeue(*it->second, "worker " + name + " detached: " + reason);
+            end_build(*it->second, Ending{Result::retry, -1, 0, "worker " + name + " detached: " + reason});
         }
     }
     w.running.clear();

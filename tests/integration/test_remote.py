@@ -17,8 +17,8 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, MASTER_PATH, RemoteLinkTest, free_port, gate_step, master_fingerprint, open_gate, wait_for,
-                     wait_gate_reached)
+from harness import (BIN, MASTER_PATH, RemoteLinkTest, SignalMonitor, free_port, gate_step, master_fingerprint,
+                     open_gate, wait_for, wait_gate_reached)
 from tlslib import tls_client_context, tls_connect
 
 CLIENT = os.path.join(BIN, "remote-client")
@@ -130,6 +130,97 @@ class RemoteTest(RemoteLinkTest):
                            timeout=timeout)
         self.assertEqual(r.returncode, 0, r.stderr)
         return r.stdout.split("\n")
+
+    # --- a StartBuild lost on the way ------------------------------------
+
+    def worker_changes(self, monitor, name):
+        """[(property, value), ...] in the PropertiesChanged signals of
+        worker `name`'s Worker1 object, in order (values as text)."""
+        path = self.sys.worker_path(name)
+        out = []
+        for p, args in monitor.signals("PropertiesChanged"):
+            if p != path or not args or args[0] != "org.buildyard.Worker1":
+                continue
+            for i, a in enumerate(args[:-1]):
+                if a in ("State", "RunningBuilds"):
+                    out.append((a, args[i + 1].split()[-1]))
+        return out
+
+    def swarm(self, n, first_start_error):
+        """remote-client holding workers s1..sN attached (password pw),
+        answering each one's first StartBuild with `first_start_error` and
+        refusing later ones. Returns a function that lists the StartBuild
+        calls it answered, as (worker, build id, error)."""
+        out_path = os.path.join(self.sys.dir, "swarm.out")
+        with open(out_path, "w") as out:
+            env = dict(os.environ, REMOTE_CLIENT_FIRST_START_ERROR=first_start_error)
+            swarm = subprocess.Popen([CLIENT, f"127.0.0.1:{self.port}", "swarm", str(n), "s", "pw"], env=env,
+                                     stdout=out, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: (swarm.kill(), swarm.wait()))
+        for i in range(1, n + 1):
+            self.sys.wait_attached(f"s{i}")
+
+        def given():
+            with open(out_path) as f:
+                return [tuple(line.split()[1:4]) for line in f if line.startswith("StartBuild ")]
+        return given
+
+    def test_a_start_failed_on_the_way_ends_retry_and_its_worker_says_idle(self):
+        # Two remote peers whose first StartBuild fails with an error that is
+        # not Buildyard's (the master sees transport trouble: the build never
+        # ran, so it ends retry and reruns) and which refuse later ones
+        # (Busy: an exception). Build 1 fails on one, its rerun on the other,
+        # the third run is refused. Each worker must then say, in its signals
+        # as well as when read, that it runs nothing.
+        s = self.sys
+        self.start(f"[master]\nname = it\nlisten = 127.0.0.1:{self.port}\n\n"
+                   "[worker s1]\npassword = pw\n\n[worker s2]\npassword = pw\n\n"
+                   "[builder b]\nworkers = s1, s2\nstep.1 = true\n")
+        monitor = SignalMonitor(s, "type=signal,member=PropertiesChanged")
+        given = self.swarm(2, "org.freedesktop.DBus.Error.NoReply")
+
+        first = s.submit("b")
+        final, result = s.wait_build(first, follow_retry=True)
+        self.assertEqual(result, "exception")
+        self.assertEqual(s.build_prop(first, "Result"), "retry")
+        second = int(s.build_prop(first, "RetriedAs"))
+        self.assertEqual(s.build_prop(second, "Result"), "retry")
+        self.assertEqual(int(s.build_prop(second, "RetriedAs")), final)
+        # The failed starts went to both workers, one each.
+        self.assertEqual({s.build_prop(first, "Worker"), s.build_prop(second, "Worker")}, {"s1", "s2"})
+        self.assertIn("did not take build", s.read_log(first))
+
+        for name in ("s1", "s2"):
+            self.assertEqual(s.worker_prop(name, "RunningBuilds"), 0, name)
+            self.assertEqual(s.worker_prop(name, "State"), "idle", name)
+
+        # What each worker's signals said last, property by property.
+        def last_said():
+            return {n: dict(self.worker_changes(monitor, n)) for n in ("s1", "s2")}
+        want = {n: {"State": "idle", "RunningBuilds": "0"} for n in ("s1", "s2")}
+        try:
+            wait_for(lambda: last_said() == want, 10, "both workers to signal State idle and RunningBuilds 0")
+        except AssertionError:
+            self.fail(f"the workers' signals last said {last_said()}")
+        # Each worker signalled the build it was given, then its end.
+        for name in ("s1", "s2"):
+            self.assertIn(("RunningBuilds", "1"), self.worker_changes(monitor, name), name)
+        self.assertEqual([error for _, _, error in given()], ["org.freedesktop.DBus.Error.NoReply"] * 2 +
+                         ["org.buildyard.Error.Busy"])
+
+    def test_a_peer_that_does_not_know_StartBuild_ends_the_build_once(self):
+        # A worker that answers with the bus's own "unknown method" (too old,
+        # or not a Buildyard worker) will never take the build: it ends
+        # exception at once instead of rerunning on that worker forever.
+        self.start(f"[master]\nname = it\nlisten = 127.0.0.1:{self.port}\n\n[worker s1]\npassword = pw\n\n"
+                   "[builder b]\nworkers = s1\nstep.1 = true\n")
+        given = self.swarm(1, "org.freedesktop.DBus.Error.UnknownMethod")
+        build = self.sys.submit("b")
+        self.assertEqual(self.sys.wait_build(build), (build, "exception"))
+        self.assertEqual(int(self.sys.build_prop(build, "RetriedAs")), 0)
+        self.assertIn("UnknownMethod", self.sys.read_log(build))
+        self.assertEqual(given(), [("s1", str(build), "org.freedesktop.DBus.Error.UnknownMethod")])
+        self.assertEqual(self.sys.worker_prop("s1", "State"), "idle")
 
     # --- builds over TCP -------------------------------------------------
 

@@ -9,6 +9,11 @@
 //   remote-client HOST:PORT swarm N PREFIX PASSWORD
 //                                               hold N workers PREFIX1..PREFIXN attached, answering Ping,
 //                                               reconnecting when dropped; prints "attached K at T" on changes
+//                                               and "StartBuild NAME ID ERROR" for each build it is given.
+//                                               Members refuse builds with org.buildyard.Error.Busy; with
+//                                               REMOTE_CLIENT_FIRST_START_ERROR=ERROR each member's first
+//                                               StartBuild gets that error instead (a transport failure,
+//                                               as the master sees it, when ERROR is not org.buildyard.*)
 //
 // It speaks TLS 1.3 as the worker does (accepting any certificate: it tests
 // the master, not the master's identity), or plain TCP with BUILDYARD_TLS=no.
@@ -206,10 +211,11 @@ int method_ping(sd_bus_message* m, void*, sd_bus_error*) { return sd_bus_reply_m
 int method_refuse(sd_bus_message*, void*, sd_bus_error* e) {
     return sd_bus_error_set(e, bus::error::Busy, "remote-client runs no builds");
 }
+int method_start_build(sd_bus_message* m, void* userdata, sd_bus_error* e);
 
 const sd_bus_vtable agent_vtable[] = {
     SD_BUS_VTABLE_START(0),
-    SD_BUS_METHOD("StartBuild", "tsasa{ss}", "", method_refuse, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("StartBuild", "tsasa{ss}a{ss}", "", method_start_build, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("CancelBuild", "t", "", method_refuse, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("Ping", "", "", method_ping, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("Stop", "s", "", method_refuse, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -235,6 +241,7 @@ struct Member {
     crypto::Bytes wn, mn, cb;
     bool attached = false;
     unsigned attempts = 0;
+    unsigned builds_given = 0;
 };
 
 struct Swarm {
@@ -251,6 +258,18 @@ struct Swarm {
 };
 
 void connect_member(Member& mb);
+
+int method_start_build(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    auto& mb = *static_cast<Member*>(userdata);
+    uint64_t id = 0;
+    sd_bus_message_read(m, "t", &id);
+    const char* first = std::getenv("REMOTE_CLIENT_FIRST_START_ERROR");
+    const bool transport = first && *first && mb.builds_given++ == 0;
+    const char* error = transport ? first : bus::error::Busy;
+    std::printf("StartBuild %s %llu %s\n", mb.name.c_str(), static_cast<unsigned long long>(id), error);
+    std::fflush(stdout);
+    return sd_bus_error_set(e, error, transport ? "remote-client: a failure on the way" : "remote-client runs no builds");
+}
 
 int on_reap(sd_event_source*, void* u) {
     static_cast<Swarm*>(u)->dead.clear();

@@ -1,0 +1,134 @@
+// The one way a build ends. Whatever ends it (its worker's result, a
+// StartBuild the worker refused or that failed on the way, a lost worker,
+// a cancel while it was pending, held for a latent machine, running or
+// waiting for cleanup, a graceful or forced shutdown, a store that takes
+// the end late), it goes through Master::end_build, so the transition is
+// checked, the store written, and the build's and worker's changes, the
+// counters, the mail, the latent state and the next dispatch follow in
+// one order.
+#include "common/log.hpp"
+#include "master/master.hpp"
+#include "master/notifier.hpp"
+
+namespace by::master {
+
+namespace {
+
+// The transition `e` asks of `ended` (a copy of the build), and the rerun
+// if it ends retry. Pure: the store has not been touched.
+TransitionError transition(Build& ended, const Ending& e, std::optional<Build>& rerun) {
+    if (e.result == Result::retry) {
+        rerun = retry_build(ended, e.at);
+        if (rerun) {
+            return TransitionError::none;
+        }
+        return ended.state == BuildState::finished ? TransitionError::already_finished : TransitionError::not_running;
+    }
+    if (ended.state == BuildState::pending) {
+        // A build that never started can only be cancelled.
+        return e.result == Result::cancelled ? cancel_pending(ended, e.at) : TransitionError::not_running;
+    }
+    return finish_build(ended, e.result, e.exit_status, e.at);
+}
+
+std::string ended_message(const Build& b, BuildState was, const Ending& e, uint64_t rerun) {
+    if (rerun) {
+        return fmt::format("build {} of {} ends retry ({}); rerun as build {}", b.id, b.builder, e.why, rerun);
+    }
+    if (was == BuildState::pending) {
+        return fmt::format("pending build {} of {} cancelled", b.id, b.builder);
+    }
+    return fmt::format("build {} of {} on {} finished: {} (exit status {})", b.id, b.builder, b.worker,
+                       to_string(b.result), b.exit_status);
+}
+
+}  // namespace
+
+bool Master::end_build(ActiveBuild& ab, Ending e) {
+    const uint64_t id = ab.build.id;
+    const BuildState was = ab.build.state;
+    e.at = e.at ? e.at : bus::now_realtime_usec();
+    Build ended = ab.build;
+    std::optional<Build> rerun;
+    if (TransitionError t = transition(ended, e, rerun); t != TransitionError::none) {
+        log_build(log::Level::warning, ab.build,
+                  fmt::format("build {} is {}: it cannot end {}", id, to_string(ab.build.state), to_string(e.result)));
+        return true;  // nothing to end
+    }
+    if (!(rerun ? store_.insert_retry(ended, *rerun) : store_.update_build(ended))) {
+        // Nothing changes in memory. A build that ran stays running, as the
+        // store says, until its end is stored (retry_store); a pending one
+        // stays pending and the caller says why.
+        if (was != BuildState::pending) {
+            ab.ending = e;
+        }
+        store_failed(rerun ? fmt::format("cannot requeue build {}", id)
+                           : fmt::format("cannot record the end of build {}", id));
+        return false;
+    }
+    store_ok();
+    ab.build = std::move(ended);
+    ab.ending.reset();
+    const Build& b = ab.build;
+    // A failure says how it ended where one reads it: at the end of its
+    // log. A retry's log ends where its worker was lost; the rerun's log
+    // says the rest.
+    if (const std::string trailer = log_trailer(b); !trailer.empty() && !rerun) {
+        append_log(ab, trailer.data(), trailer.size());
+    }
+    close_log(ab);
+    if (was == BuildState::pending) {
+        dispatcher_.remove(b.builder, id);
+    } else {
+        count_running(b.builder, -1);
+    }
+    metrics_.build_finished(b);
+    const bool quiet = b.result == Result::success;
+    log_build(quiet ? log::Level::info : log::Level::notice, b, ended_message(b, was, e, rerun ? rerun->id : 0),
+              log::id::build_finished);
+    emit_build(ab);
+    sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(),
+                       std::string(to_string(b.result)).c_str());
+    counters_changed(b.builder);
+    if (b.started_at != 0) {
+        notifier_->build_finished(b);  // it mails no retry
+    }
+    finished_cache_[id] = b;
+    const std::string worker = b.worker;
+    if (rerun) {
+        auto next = std::make_unique<ActiveBuild>(std::move(*rerun));
+        next->path = bus::path_encode(bus::build_prefix, std::to_string(next->build.id));
+        dispatcher_.enqueue(next->build.builder, next->build.id);
+        active_[next->build.id] = std::move(next);
+    }
+    active_.erase(id);  // ab and b are gone from here on
+    if (Worker* w = find_worker(worker)) {
+        const size_t had = w->running.erase(id) + w->held.erase(id) + w->cleanup.erase(id);
+        if (had) {
+            emit_worker(*w);
+            unsettled_.insert(worker);
+        }
+    }
+    request_dispatch();
+    return true;
+}
+
+void Master::settle_workers() {
+    // A name at a time: settling may stop and forget a worker.
+    auto names = std::move(unsettled_);
+    unsettled_.clear();
+    for (const std::string& name : names) {
+        Worker* w = find_worker(name);
+        if (!w) {
+            continue;
+        }
+        if (latent_) {
+            latent_->builds_changed(*w);
+        }
+        if (Worker* still = find_worker(name)) {
+            settle_worker(*still);
+        }
+    }
+}
+
+}  // namespace by::master
