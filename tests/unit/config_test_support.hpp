@@ -67,4 +67,14 @@ protected:
 
 const std::string local_worker = "[worker w]\ntype = local\n";
 
+// A latent worker's backend options as `parse` (docker_options, ec2_options)
+// reads them; a parse error fails the test.
+template <typename Parse>
+auto backend_options_of(Parse parse, const Config& c, const std::string& worker) {
+    std::string error;
+    auto o = parse(c.workers.at(worker).backend_options, error);
+    EXPECT_TRUE(o.has_value()) << error;
+    return o.value_or(typename decltype(o)::value_type{});
+}
+
 }  // namespace

@@ -10,10 +10,7 @@ const std::string docker = "[master]\nlisten = 127.0.0.1:9000\n[worker c1]\ntype
                            "docker.image = localhost/buildyard-worker:test\n";
 
 DockerOptions options_of(const Config& c, const std::string& worker) {
-    std::string error;
-    auto o = docker_options(c.workers.at(worker).backend_options, error);
-    EXPECT_TRUE(o.has_value()) << error;
-    return o.value_or(DockerOptions{});
+    return backend_options_of(docker_options, c, worker);
 }
 
 }  // namespace

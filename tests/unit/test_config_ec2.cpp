@@ -11,10 +11,7 @@ const std::string ec2 = "[master]\nlisten = 127.0.0.1:9000\n[worker e1]\ntype = 
                         "ec2.region = eu-west-1\nec2.ami = ami-0123456789abcdef0\nec2.instance_type = t3.micro\n";
 
 Ec2Options options_of(const Config& c) {
-    std::string error;
-    auto o = ec2_options(c.workers.at("e1").backend_options, error);
-    EXPECT_TRUE(o.has_value()) << error;
-    return o.value_or(Ec2Options{});
+    return backend_options_of(ec2_options, c, "e1");
 }
 
 }  // namespace

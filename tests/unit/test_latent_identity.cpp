@@ -9,6 +9,7 @@
 #include "worker/latent_identity.hpp"
 
 using by::worker::KernelParameter;
+using by::worker::LatentIdentity;
 using by::worker::LatentSources;
 using by::worker::parse_user_data;
 using by::worker::resolve_latent_identity;
@@ -41,6 +42,22 @@ std::string cmdline(const std::string& worker, const std::string& master, const 
 
 void set_environment(LatentSources& s, std::string worker, std::string master, std::string token) {
     s.environment = {{"BUILDYARD_WORKER_NAME", worker}, {"BUILDYARD_MASTER", master}, {"BUILDYARD_TOKEN", token}};
+}
+
+// Whether s resolves to this worker name, master and token (and, if given,
+// exactly this source).
+::testing::AssertionResult resolves_to(const LatentSources& s, const std::string& name, const std::string& master,
+                                       const std::string& token, const std::string& source = "") {
+    const auto r = resolve_latent_identity(s);
+    if (!r.identity) {
+        return ::testing::AssertionFailure() << "no identity: " << r.error;
+    }
+    const auto& i = *r.identity;
+    if (i.name != name || i.master != master || i.token != token || (!source.empty() && i.source != source)) {
+        return ::testing::AssertionFailure() << "resolved to name '" << i.name << "', master '" << i.master
+                                             << "', token '" << i.token << "' from " << i.source;
+    }
+    return ::testing::AssertionSuccess();
 }
 
 void expect_error_contains(const LatentSources& s, const std::vector<std::string>& parts) {
@@ -87,65 +104,43 @@ TEST(KernelCmdline, InitArgumentsAfterDoubleDashAreKept) {
 
 TEST(LatentIdentity, FromCredentialsTrimmingTheNewline) {
     auto s = credentials("vm1\n", "10.0.2.2:9989\n", token_a + "\n");
-    auto r = resolve_latent_identity(s);
-    ASSERT_TRUE(r.identity) << r.error;
-    EXPECT_EQ(r.identity->name, "vm1");
-    EXPECT_EQ(r.identity->master, "10.0.2.2:9989");
-    EXPECT_EQ(r.identity->token, token_a);
-    EXPECT_NE(r.identity->source.find("/run/credentials/buildyard-worker-latent.service"), std::string::npos);
+    EXPECT_TRUE(resolves_to(s, "vm1", "10.0.2.2:9989", token_a));
+    EXPECT_NE(resolve_latent_identity(s).identity.value_or(LatentIdentity{}).source.find(
+                  "/run/credentials/buildyard-worker-latent.service"),
+              std::string::npos);
 }
 
 TEST(LatentIdentity, FromTheKernelCommandLine) {
     LatentSources s;
     s.cmdline = cmdline("vm2", "host.example.org:1234", token_b);
-    auto r = resolve_latent_identity(s);
-    ASSERT_TRUE(r.identity) << r.error;
-    EXPECT_EQ(r.identity->name, "vm2");
-    EXPECT_EQ(r.identity->master, "host.example.org:1234");
-    EXPECT_EQ(r.identity->token, token_b);
-    EXPECT_EQ(r.identity->source, "the kernel command line");
+    EXPECT_TRUE(resolves_to(s, "vm2", "host.example.org:1234", token_b, "the kernel command line"));
 }
 
 TEST(LatentIdentity, FromTheKernelCommandLineQuotedAndAfterDoubleDash) {
     LatentSources s;
     s.cmdline = "console=ttyS0 \"buildyard.worker=vm3\" buildyard.master=\"[::1]:9989\" -- buildyard.token=" +
                 token_c;
-    auto r = resolve_latent_identity(s);
-    ASSERT_TRUE(r.identity) << r.error;
-    EXPECT_EQ(r.identity->name, "vm3");
-    EXPECT_EQ(r.identity->master, "[::1]:9989");
-    EXPECT_EQ(r.identity->token, token_c);
+    EXPECT_TRUE(resolves_to(s, "vm3", "[::1]:9989", token_c));
 }
 
 TEST(LatentIdentity, TheLastOfARepeatedParameterWins) {
     LatentSources s;
     s.cmdline = cmdline("old", "10.0.2.2:1", token_a) + " buildyard.worker=new buildyard.token=" + token_b;
-    auto r = resolve_latent_identity(s);
-    ASSERT_TRUE(r.identity) << r.error;
-    EXPECT_EQ(r.identity->name, "new");
-    EXPECT_EQ(r.identity->token, token_b);
+    EXPECT_TRUE(resolves_to(s, "new", "10.0.2.2:1", token_b));
 }
 
 TEST(LatentIdentity, FromTheEnvironment) {
     LatentSources s;
     s.cmdline = "BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro\n";  // a host's command line, as in a container
     set_environment(s, "box1", "127.0.0.1:9989", token_c);
-    auto r = resolve_latent_identity(s);
-    ASSERT_TRUE(r.identity) << r.error;
-    EXPECT_EQ(r.identity->name, "box1");
-    EXPECT_EQ(r.identity->master, "127.0.0.1:9989");
-    EXPECT_EQ(r.identity->token, token_c);
-    EXPECT_EQ(r.identity->source, "the environment");
+    EXPECT_TRUE(resolves_to(s, "box1", "127.0.0.1:9989", token_c, "the environment"));
 }
 
 TEST(LatentIdentity, CredentialsWinOverCommandLineAndEnvironment) {
     auto s = credentials("cred", "10.0.0.1:1", token_a);
     s.cmdline = cmdline("line", "10.0.0.2:2", token_b);
     set_environment(s, "envw", "10.0.0.3:3", token_c);
-    auto r = resolve_latent_identity(s);
-    ASSERT_TRUE(r.identity) << r.error;
-    EXPECT_EQ(r.identity->name, "cred");
-    EXPECT_EQ(r.identity->token, token_a);
+    EXPECT_TRUE(resolves_to(s, "cred", "10.0.0.1:1", token_a));
 }
 
 // In a container /proc/cmdline is the host's: a host booted with
@@ -155,20 +150,14 @@ TEST(LatentIdentity, EnvironmentWinsOverCommandLine) {
     LatentSources s;
     s.cmdline = cmdline("line", "10.0.0.2:2", token_b);
     set_environment(s, "envw", "10.0.0.3:3", token_c);
-    auto r = resolve_latent_identity(s);
-    ASSERT_TRUE(r.identity) << r.error;
-    EXPECT_EQ(r.identity->name, "envw");
-    EXPECT_EQ(r.identity->master, "10.0.0.3:3");
-    EXPECT_EQ(r.identity->token, token_c);
+    EXPECT_TRUE(resolves_to(s, "envw", "10.0.0.3:3", token_c));
 }
 
 TEST(LatentIdentity, EmptyCredentialsDirectoryFallsThrough) {
     LatentSources s;
     s.credentials_directory = "/run/credentials/x.service";  // set, but no buildyard.* in it
     s.cmdline = cmdline("line", "10.0.0.2:2", token_b);
-    auto r = resolve_latent_identity(s);
-    ASSERT_TRUE(r.identity) << r.error;
-    EXPECT_EQ(r.identity->name, "line");
+    EXPECT_TRUE(resolves_to(s, "line", "10.0.0.2:2", token_b));
 }
 
 TEST(LatentIdentity, PartialCredentialsAreAnErrorNotToppedUpFromLaterSources) {
@@ -239,12 +228,8 @@ TEST(LatentIdentity, FromCloudUserDataLast) {
     s.user_data_source = "the EC2 metadata service at http://169.254.169.254";
     s.user_data = "#!/bin/sh\nbuildyard.worker=e1\r\nbuildyard.master=10.0.0.1:9989\nbuildyard.token=" +
                   std::string(token_a) + "\nother=x\n";
-    auto r = resolve_latent_identity(s);
-    ASSERT_TRUE(r.identity) << r.error;
-    EXPECT_EQ(r.identity->name, "e1");
-    EXPECT_EQ(r.identity->master, "10.0.0.1:9989");
-    EXPECT_EQ(r.identity->token, token_a);
-    EXPECT_EQ(r.identity->source, "the user data from the EC2 metadata service at http://169.254.169.254");
+    EXPECT_TRUE(resolves_to(s, "e1", "10.0.0.1:9989", token_a,
+                            "the user data from the EC2 metadata service at http://169.254.169.254"));
     // Any earlier source wins.
     set_environment(s, "envw", "10.0.0.3:3", token_c);
     EXPECT_EQ(resolve_latent_identity(s).identity->name, "envw");

@@ -1,6 +1,7 @@
 // The worker's Attach info, and the os-release parsing behind its "os".
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <climits>
@@ -18,50 +19,48 @@ namespace {
 
 class OsReleaseTest : public ::testing::Test {
 protected:
-    fs::path write(const std::string& text) { return tmp_.write("os-release", text); }
+    // PRETTY_NAME as read from an os-release file holding `text`.
+    std::optional<std::string> pretty_name_of(const std::string& text) {
+        return read_pretty_name(tmp_.write("os-release", text));
+    }
     TempDir tmp_{"buildyard-info"};
     const fs::path dir_{tmp_.path()};
 };
 
 TEST_F(OsReleaseTest, DoubleQuoted) {
-    auto p = write("NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n");
-    EXPECT_EQ(read_pretty_name(p), "Debian GNU/Linux 12 (bookworm)");
+    EXPECT_EQ(pretty_name_of("NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n"),
+              "Debian GNU/Linux 12 (bookworm)");
 }
 
 TEST_F(OsReleaseTest, SingleQuotedKeepsBackslashes) {
-    auto p = write("PRETTY_NAME='Fedora Linux 40 \\o/'\n");
-    EXPECT_EQ(read_pretty_name(p), "Fedora Linux 40 \\o/");
+    EXPECT_EQ(pretty_name_of("PRETTY_NAME='Fedora Linux 40 \\o/'\n"), "Fedora Linux 40 \\o/");
 }
 
 TEST_F(OsReleaseTest, Unquoted) {
-    auto p = write("PRETTY_NAME=Alpine\n");
-    EXPECT_EQ(read_pretty_name(p), "Alpine");
+    EXPECT_EQ(pretty_name_of("PRETTY_NAME=Alpine\n"), "Alpine");
 }
 
 TEST_F(OsReleaseTest, EscapesInDoubleQuotes) {
-    auto p = write("PRETTY_NAME=\"My \\\"Distro\\\" costs \\$0 \\\\ \\`x\\`\"\n");
-    EXPECT_EQ(read_pretty_name(p), "My \"Distro\" costs $0 \\ `x`");
+    EXPECT_EQ(pretty_name_of("PRETTY_NAME=\"My \\\"Distro\\\" costs \\$0 \\\\ \\`x\\`\"\n"),
+              "My \"Distro\" costs $0 \\ `x`");
 }
 
 TEST_F(OsReleaseTest, CommentsBlankLinesAndSimilarKeysAreSkipped) {
-    auto p = write("# PRETTY_NAME=\"commented out\"\n\nPRETTY_NAME_EXTRA=\"no\"\nXPRETTY_NAME=no\n"
-                   "  PRETTY_NAME=\"Indented\"  \r\n");
-    EXPECT_EQ(read_pretty_name(p), "Indented");
+    EXPECT_EQ(pretty_name_of("# PRETTY_NAME=\"commented out\"\n\nPRETTY_NAME_EXTRA=\"no\"\nXPRETTY_NAME=no\n"
+                             "  PRETTY_NAME=\"Indented\"  \r\n"),
+              "Indented");
 }
 
 TEST_F(OsReleaseTest, LaterAssignmentWins) {
-    auto p = write("PRETTY_NAME=\"first\"\nPRETTY_NAME=\"second\"\n");
-    EXPECT_EQ(read_pretty_name(p), "second");
+    EXPECT_EQ(pretty_name_of("PRETTY_NAME=\"first\"\nPRETTY_NAME=\"second\"\n"), "second");
 }
 
 TEST_F(OsReleaseTest, EmptyValue) {
-    auto p = write("PRETTY_NAME=\"\"\n");
-    EXPECT_EQ(read_pretty_name(p), "");
+    EXPECT_EQ(pretty_name_of("PRETTY_NAME=\"\"\n"), "");
 }
 
 TEST_F(OsReleaseTest, MissingKeyOrFile) {
-    auto p = write("NAME=\"Something\"\nID=something\n");
-    EXPECT_EQ(read_pretty_name(p), std::nullopt);
+    EXPECT_EQ(pretty_name_of("NAME=\"Something\"\nID=something\n"), std::nullopt);
     EXPECT_EQ(read_pretty_name(dir_ / "absent"), std::nullopt);
 }
 
