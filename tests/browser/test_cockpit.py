@@ -13,7 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from harness import (NOBODY_UID, SOURCE, SystemTest, free_port, gate_step, open_gate,  # noqa: E402
+from harness import (NOBODY_UID, SOURCE, SystemTest, free_port, gate_step, master_ini, open_gate,  # noqa: E402
                      wait_for, wait_gate_reached)
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
@@ -135,24 +135,12 @@ class CockpitPageTest(SystemTest):
 
     def test_workers_builds_log_and_actions(self):
         s = self.sys
-        s.write_config(f"""
-            [master]
-            name = cockpit-demo
-            listen =
-            [worker w1]
-            type = local
-            max_builds = 2
-            [worker w2]
-            type = local
-            [builder hello]
-            workers = w1, w2
-            step.1 = echo "hello from $BUILDYARD_PROP_greeting on $BUILDYARD_WORKER"
-            step.2 = {gate_step(s)}
-            step.3 = for i in 1 2 3; do echo "line $i"; sleep 0.3; done
-            [builder slow]
-            workers = w1, w2
-            step.1 = {gate_step(s)}
-            """)
+        s.write_config(master_ini(
+            {"w1": "max_builds = 2", "w2": ""},
+            {"hello": (["w1", "w2"], ['echo "hello from $BUILDYARD_PROP_greeting on $BUILDYARD_WORKER"', gate_step(s),
+                                     'for i in 1 2 3; do echo "line $i"; sleep 0.3; done']),
+             "slow": (["w1", "w2"], [gate_step(s)])},
+            name="cockpit-demo"))
         s.start_master()
         s.start_worker("w1")
         s.start_worker("w2")
@@ -240,15 +228,7 @@ class CockpitPageTest(SystemTest):
 
     def test_what_the_bus_policy_refuses_is_said_clearly(self):
         s = self.sys
-        s.write_config("""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [builder hello]
-            workers = w1
-            step.1 = echo hi
-            """)
+        s.write_config(master_ini(["w1"], {"hello": (["w1"], ["echo hi"])}))
         s.start_master()
         s.start_worker("w1")
         build = s.submit("hello")

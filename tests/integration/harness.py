@@ -51,6 +51,26 @@ def wait_for(predicate, timeout=10.0, what="condition"):
         delay = min(delay * 2, 0.1)
 
 
+def master_ini(workers, builders=None, *, name=None, listen="", worker_type="local"):
+    """The text of a master.ini: [master] (name = `name` if given; listen =
+    `listen`, nothing by default), then workers as {name: "more lines"} or
+    a list of names, each `type = worker_type` unless its lines name a type
+    (None: no type line, a remote worker), then builders as
+    {name: ([workers], [steps])}. One line a setting, no blank lines."""
+    if not isinstance(workers, dict):
+        workers = dict.fromkeys(workers, "")
+    text = "[master]\n" + (f"name = {name}\n" if name else "") + "listen =" + (f" {listen}\n" if listen else "\n")
+    for worker, lines in workers.items():
+        text += f"[worker {worker}]\n"
+        if worker_type and "type =" not in lines:
+            text += f"type = {worker_type}\n"
+        text += lines if not lines or lines.endswith("\n") else lines + "\n"
+    for builder, (names, steps) in (builders or {}).items():
+        text += f"[builder {builder}]\nworkers = {', '.join(names)}\n"
+        text += "".join(f"step.{i} = {step}\n" for i, step in enumerate(steps, 1))
+    return text
+
+
 class Process:
     """A process a System started. Its NOTIFY_SOCKET, if it has one, is read
     all the time, as systemd does: undrained, the socket's queue

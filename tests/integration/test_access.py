@@ -7,7 +7,7 @@ import os
 import pwd
 
 from harness import (BIN, LATENT, LATENT_PATH, MASTER, MASTER_PATH, NOBODY_UID, SystemTest, dbus_send, gate_step,
-                     open_gate, wait_gate_reached)
+                     master_ini, open_gate, wait_gate_reached)
 from test_latentd import START_A, LatentTest
 
 MASTER1 = "org.buildyard.Master1"
@@ -34,15 +34,7 @@ class PermissiveBusTest(SystemTest):
 class MasterChecksCallers(PermissiveBusTest):
     def test_unprivileged_callers_are_refused_by_the_master_itself(self):
         s = self.sys
-        s.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [builder gated]
-            workers = w1
-            step.1 = {gate_step(s)}
-        """)
+        s.write_config(master_ini(["w1"], {"gated": (["w1"], [gate_step(s)])}))
         s.start_master()
         s.start_worker("w1")
         running = s.submit("gated")
@@ -83,15 +75,7 @@ class MasterChecksCallers(PermissiveBusTest):
 
     def test_the_masters_own_uid_is_let_in(self):
         s = self.sys
-        s.write_config("""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [builder b]
-            workers = w1
-            step.1 = true
-        """)
+        s.write_config(master_ini(["w1"], {"b": (["w1"], ["true"])}))
         os.chmod(os.path.join(s.dir, "etc"), 0o755)
         os.makedirs(s.state_dir)
         os.chown(s.state_dir, NOBODY_UID, NOBODY_UID)

@@ -7,7 +7,7 @@ import threading
 import time
 import unittest
 
-from harness import (MASTER_PATH, SystemTest, SignalMonitor, all_properties, bus_error, process_gone,
+from harness import (MASTER_PATH, SignalMonitor, SystemTest, all_properties, bus_error, master_ini, process_gone,
                      read_log_slice, wait_for)
 
 BUILD1 = "org.buildyard.Build1"
@@ -109,19 +109,9 @@ class StepsAndResults(BuildTest):
         self.assertTrue(self.sys.read_log(build).endswith("\n0027\n640\n"), self.sys.read_log(build))
 
     def test_success_runs_steps_in_order_with_environment_and_properties(self):
-        self.sys.write_config("""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            property.color = blue
-            property.shared = from-worker
-            [builder hello]
-            workers = w1
-            step.1 = pwd
-            step.2 = env | grep ^BUILDYARD_ | sort
-            step.3 = echo third step
-            """)
+        self.sys.write_config(master_ini(
+            {"w1": "property.color = blue\nproperty.shared = from-worker"},
+            {"hello": (["w1"], ["pwd", "env | grep ^BUILDYARD_ | sort", "echo third step"])}))
         self.sys.start_master()
         self.sys.start_worker("w1")
         monitor = SignalMonitor(self.sys, "type=signal,interface=org.buildyard.Master1,member=BuildFinished")
@@ -164,17 +154,9 @@ class StepsAndResults(BuildTest):
 
     def test_first_failing_step_ends_the_build(self):
         marker = self.path("marker")
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [builder b]
-            workers = w1
-            step.1 = echo step one
-            step.2 = echo step two && exit 3
-            step.3 = touch {marker}
-            """)
+        self.sys.write_config(master_ini(
+            ["w1"],
+            {"b": (["w1"], ["echo step one", "echo step two && exit 3", f"touch {marker}"])}))
         self.sys.start_master()
         self.sys.start_worker("w1")
         build = self.sys.submit("b")
@@ -189,15 +171,9 @@ class StepsAndResults(BuildTest):
 
 class Logs(BuildTest):
     def test_read_log_while_running_and_slices(self):
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [builder b]
-            workers = w1
-            step.1 = echo early-line && {self.wait_go()} && echo late-line
-            """)
+        self.sys.write_config(master_ini(
+            ["w1"],
+            {"b": (["w1"], [f"echo early-line && {self.wait_go()} && echo late-line"])}))
         self.sys.start_master()
         self.sys.start_worker("w1")
         build = self.sys.submit("b")
@@ -219,15 +195,7 @@ class Logs(BuildTest):
                              f"ReadLog({offset}, {size})")
 
     def test_read_log_of_pending_build_is_empty(self):
-        self.sys.write_config("""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [builder b]
-            workers = w1
-            step.1 = true
-            """)
+        self.sys.write_config(master_ini(["w1"], {"b": (["w1"], ["true"])}))
         self.sys.start_master()
         build = self.sys.submit("b")  # no worker: stays pending
         self.assertEqual(self.sys.build_prop(build, "State"), "pending")
@@ -236,21 +204,9 @@ class Logs(BuildTest):
 
 class Cancel(BuildTest):
     def config(self, step, kill_timeout=None):
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [worker w2]
-            type = local
-            [builder b]
-            workers = w1
-            step.1 = {step}
-            step.2 = touch {self.path("after-cancel")}
-            [builder offline]
-            workers = w2
-            step.1 = true
-            """)
+        self.sys.write_config(master_ini(
+            ["w1", "w2"],
+            {"b": (["w1"], [step, f'touch {self.path("after-cancel")}']), "offline": (["w2"], ["true"])}))
         if kill_timeout is not None:
             with open(os.path.join(self.sys.dir, "etc", "workers", "w1.ini"), "w") as f:
                 f.write(f"master = bus\nkill_timeout = {kill_timeout}\n")
@@ -336,21 +292,9 @@ class Dispatch(BuildTest):
 
     def test_least_busy_and_max_builds(self):
         start, end = self.trace_steps()
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            max_builds = 2
-            [worker w2]
-            type = local
-            max_builds = 2
-            [builder b]
-            workers = w1, w2
-            step.1 = {start}
-            step.2 = {self.wait_go()}
-            step.3 = {end}
-            """)
+        self.sys.write_config(master_ini(
+            {"w1": "max_builds = 2", "w2": "max_builds = 2"},
+            {"b": (["w1", "w2"], [start, self.wait_go(), end])}))
         self.sys.start_master()
         self.sys.start_worker("w1")
         self.sys.start_worker("w2")
@@ -382,18 +326,9 @@ class Dispatch(BuildTest):
 
     def test_hundred_builds_each_run_once(self):
         ran = self.path("ran")
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            max_builds = 3
-            [worker w2]
-            type = local
-            [builder b]
-            workers = w1, w2
-            step.1 = echo $BUILDYARD_BUILD_ID >> {ran}
-            """)
+        self.sys.write_config(master_ini(
+            {"w1": "max_builds = 3", "w2": ""},
+            {"b": (["w1", "w2"], [f"echo $BUILDYARD_BUILD_ID >> {ran}"])}))
         self.sys.start_master()
         self.sys.start_worker("w1")
         self.sys.start_worker("w2")
@@ -426,25 +361,10 @@ class Dispatch(BuildTest):
 
     def test_builder_runs_only_on_its_workers(self):
         trace = self.path("trace")
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            max_builds = 1
-            [worker w2]
-            type = local
-            max_builds = 1
-            [worker w3]
-            type = local
-            [builder a]
-            workers = w1, w2
-            step.1 = echo $BUILDYARD_BUILDER $BUILDYARD_WORKER >> {trace}
-            step.2 = {self.wait_go()}
-            [builder other]
-            workers = w3
-            step.1 = echo $BUILDYARD_BUILDER $BUILDYARD_WORKER >> {trace}
-            """)
+        self.sys.write_config(master_ini(
+            {"w1": "max_builds = 1", "w2": "max_builds = 1", "w3": ""},
+            {"a": (["w1", "w2"], [f"echo $BUILDYARD_BUILDER $BUILDYARD_WORKER >> {trace}", self.wait_go()]),
+             "other": (["w3"], [f"echo $BUILDYARD_BUILDER $BUILDYARD_WORKER >> {trace}"])}))
         self.sys.start_master()
         for w in ("w1", "w2", "w3"):
             self.sys.start_worker(w)

@@ -8,8 +8,7 @@ import signal
 import threading
 import unittest
 
-from harness import (MASTER, MASTER_PATH, SystemTest, all_properties, process_gone,
-                     wait_for)
+from harness import MASTER, MASTER_PATH, SystemTest, all_properties, master_ini, process_gone, wait_for
 
 BUILD1 = "org.buildyard.Build1"
 MASTER1 = "org.buildyard.Master1"
@@ -64,18 +63,10 @@ class CrashTest(SystemTest):
 class WorkerKilled(CrashTest):
     def config(self, workers):
         self.addCleanup(self.kill_step_groups, "pids")
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            lost_build_grace = 2
-            [worker w2]
-            type = local
-            [builder b]
-            workers = {workers}
-            step.1 = echo $$ >> {self.path("pids")} && echo run >> {self.path("count")} && {self.wait_go()}
-            """)
+        self.sys.write_config(master_ini(
+            {"w1": "lost_build_grace = 2", "w2": ""},
+            {"b": (workers, [f'echo $$ >> {self.path("pids")} && echo run >> {self.path("count")} && '
+                             f'{self.wait_go()}'])}))
 
     def kill_worker_mid_build(self, name):
         build = self.sys.submit("b")
@@ -104,7 +95,7 @@ class WorkerKilled(CrashTest):
         return build, rerun
 
     def test_rerun_when_the_worker_comes_back(self):
-        self.config("w1")
+        self.config(["w1"])
         self.sys.start_master()
         self.sys.start_worker("w1")
         build, rerun = self.kill_worker_mid_build("w1")
@@ -120,7 +111,7 @@ class WorkerKilled(CrashTest):
         self.assertEqual(len(self.lines("count")), 2, "the step ran twice in all")
 
     def test_rerun_on_the_other_worker(self):
-        self.config("w1, w2")
+        self.config(["w1", "w2"])
         self.sys.start_master()
         self.sys.start_worker("w1")
         self.sys.start_worker("w2")
@@ -135,22 +126,12 @@ class WorkerKilled(CrashTest):
 class MasterKilled(CrashTest):
     def test_restart_keeps_queue_and_history_and_reruns_the_running_build(self):
         self.addCleanup(self.kill_step_groups, "pids")
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            max_builds = 1
-            [builder hist]
-            workers = w1
-            step.1 = echo history of $BUILDYARD_BUILD_ID
-            [builder bad]
-            workers = w1
-            step.1 = echo about to fail && exit 5
-            [builder slow]
-            workers = w1
-            step.1 = echo $$ >> {self.path("pids")} && echo $BUILDYARD_BUILD_ID >> {self.path("ran")} && {self.wait_go()}
-            """)
+        self.sys.write_config(master_ini(
+            {"w1": "max_builds = 1"},
+            {"hist": (["w1"], ["echo history of $BUILDYARD_BUILD_ID"]),
+             "bad": (["w1"], ["echo about to fail && exit 5"]),
+             "slow": (["w1"], [f'echo $$ >> {self.path("pids")} && echo $BUILDYARD_BUILD_ID >> {self.path("ran")} && '
+                               f'{self.wait_go()}'])}))
         self.sys.start_master()
         self.sys.start_worker("w1")
 
@@ -210,19 +191,9 @@ class MasterKilled(CrashTest):
         self.assertEqual(sorted(ran), sorted(slow + [rerun]), "each build ran once, the lost one again as its rerun")
 
     def test_kill_at_any_moment(self):
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            max_builds = 2
-            [worker w2]
-            type = local
-            max_builds = 2
-            [builder b]
-            workers = w1, w2
-            step.1 = echo $BUILDYARD_BUILD_ID >> {self.path("ran")}
-            """)
+        self.sys.write_config(master_ini(
+            {"w1": "max_builds = 2", "w2": "max_builds = 2"},
+            {"b": (["w1", "w2"], [f'echo $BUILDYARD_BUILD_ID >> {self.path("ran")}'])}))
         self.sys.start_master()
         self.sys.start_worker("w1")
         self.sys.start_worker("w2")

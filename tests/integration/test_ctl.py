@@ -10,7 +10,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (BIN, MASTER_PATH, NOBODY_UID, SystemTest, all_properties, gate_dir, open_gate,
+from harness import (BIN, MASTER_PATH, NOBODY_UID, SystemTest, all_properties, gate_dir, master_ini, open_gate,
                      read_log_slice, wait_for, wait_gate_reached)
 
 MASTER1 = "org.buildyard.Master1"
@@ -30,17 +30,6 @@ def gate(system):
         f.write(f'touch "{d}/started-$BUILDYARD_BUILD_ID"\n'
                 f'while [ ! -e "{d}/go-$BUILDYARD_BUILD_ID" ] && [ -d "{d}" ]; do sleep 0.02; done\n')
     return f"sh {script}"
-
-
-def config(workers, builders, master_name="it"):
-    """master.ini: workers as {name: "extra lines"}, builders as {name: ([workers], [steps])}."""
-    text = f"[master]\nname = {master_name}\nlisten =\n\n"
-    for name, extra in workers.items():
-        text += f"[worker {name}]\n" + ("" if "type =" in extra else "type = local\n") + extra + "\n\n"
-    for name, (ws, steps) in builders.items():
-        text += f"[builder {name}]\nworkers = {', '.join(ws)}\n"
-        text += "".join(f"step.{i} = {step}\n" for i, step in enumerate(steps, 1)) + "\n"
-    return text
 
 
 def snake_case(name):
@@ -98,8 +87,8 @@ class CtlTest(SystemTest):
                 p.kill()
             p.communicate()
 
-    def start(self, workers, builders, start_workers=(), **kw):
-        self.sys.write_config(config(workers, builders, **kw))
+    def start(self, workers, builders, start_workers=()):
+        self.sys.write_config(master_ini(workers, builders, name="it"))
         self.sys.start_master()
         for w in start_workers:
             self.sys.start_worker(w)

@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (BIN, MASTER, MASTER_PATH, SOURCE, SystemTest, start_master_env, wait_for)
+from harness import BIN, MASTER, MASTER_PATH, SOURCE, SystemTest, master_ini, start_master_env, wait_for
 
 PROGRAMS = ("buildyard-masterd", "buildyard-workerd", "buildyardctl")
 
@@ -41,18 +41,7 @@ class DaemonTest(SystemTest):
 
 class Notify(DaemonTest):
     def test_ready_and_a_true_status_line(self):
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            max_builds = 1
-            [worker w2]
-            type = local
-            [builder b]
-            workers = w1
-            step.1 = {self.wait_go()}
-            """)
+        self.sys.write_config(master_ini({"w1": "max_builds = 1", "w2": ""}, {"b": (["w1"], [self.wait_go()])}))
         master = self.sys.start_master()  # waits for READY=1
         self.assertIn("READY=1", "\n".join(master.messages))
         self.sys.start_worker("w1")
@@ -64,12 +53,7 @@ class Notify(DaemonTest):
         master.wait_notify("STATUS=1/2 workers attached, 0 builds running, 0 pending")
 
     def test_watchdog_pings(self):
-        self.sys.write_config("""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            """)
+        self.sys.write_config(master_ini(["w1"]))
         master = start_master_env(self.sys, {"WATCHDOG_USEC": "200000"})
         t0 = time.monotonic()
         wait_for(lambda: self.count(master, "WATCHDOG=1") >= 3, 2, "3 WATCHDOG=1 from the master in 2 s")
@@ -82,15 +66,7 @@ class Notify(DaemonTest):
         # systemd would restart the master). Hang it: hold the state database
         # locked, and submit a build, whose write waits for the lock (up to
         # SQLite's busy timeout of 5 s) inside the loop.
-        self.sys.write_config("""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [builder b]
-            workers = w1
-            step.1 = true
-            """)
+        self.sys.write_config(master_ini(["w1"], {"b": (["w1"], ["true"])}))
         master.signal(signal.SIGHUP)
         wait_for(lambda: "configuration reloaded" in master.log(), 10, "the reload")
         db = sqlite3.connect(os.path.join(self.sys.state_dir, "state.db"), isolation_level=None, timeout=10)
@@ -111,12 +87,7 @@ class Notify(DaemonTest):
         wait_for(lambda: self.count(master, "WATCHDOG=1") >= hung + 3, 3, "WATCHDOG=1 again once the loop runs")
 
     def test_worker_watchdog_pings(self):
-        self.sys.write_config("""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            """)
+        self.sys.write_config(master_ini(["w1"]))
         self.sys.start_master()
         env = dict(self.sys.env, WATCHDOG_USEC="200000")
         worker = self.sys._spawn("worker-w1-watchdog",
@@ -145,17 +116,7 @@ class Notify(DaemonTest):
 
 class CheckConfig(DaemonTest):
     def test_good_config(self):
-        self.sys.write_config("""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [worker w2]
-            type = local
-            [builder b]
-            workers = w1, w2
-            step.1 = true
-            """)
+        self.sys.write_config(master_ini(["w1", "w2"], {"b": (["w1", "w2"], ["true"])}))
         dropin = self.sys.write_config("""
             [builder extra]
             workers = w2
@@ -293,15 +254,9 @@ class CommandLine(unittest.TestCase):
 
 class Lifecycle(DaemonTest):
     def config(self):
-        self.sys.write_config(f"""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [builder b]
-            workers = w1
-            step.1 = echo $BUILDYARD_BUILD_ID >> {self.path("ran")} && {self.wait_go()}
-            """)
+        self.sys.write_config(master_ini(
+            ["w1"],
+            {"b": (["w1"], [f'echo $BUILDYARD_BUILD_ID >> {self.path("ran")} && {self.wait_go()}'])}))
 
     def test_version_property(self):
         self.config()

@@ -6,21 +6,11 @@ import os
 import signal
 import unittest
 
-from harness import BIN, MASTER_PATH, SystemTest, bus_error, wait_for
+from harness import BIN, MASTER_PATH, SystemTest, bus_error, master_ini, wait_for
 
 MASTER1 = "org.buildyard.Master1"
 
-GOOD = """
-[master]
-listen =
-[worker w1]
-type = local
-[worker w2]
-type = local
-[builder b]
-workers = w1, w2
-step.1 = true
-"""
+GOOD = master_ini(["w1", "w2"], {"b": (["w1", "w2"], ["true"])})
 
 HALF_WRITTEN = [
     ("", "no [master] section"),

@@ -5,7 +5,7 @@ path of each build object."""
 import json
 import unittest
 
-from harness import MASTER_PATH, SystemTest, bus_error, read_log_slice
+from harness import MASTER_PATH, SystemTest, bus_error, master_ini, read_log_slice
 
 BUILD1 = "org.buildyard.Build1"
 MASTER1 = "org.buildyard.Master1"
@@ -24,15 +24,7 @@ def vm_hwm_kib(pid):
 class Limits(SystemTest):
     def setUp(self):
         super().setUp()
-        self.sys.write_config("""
-            [master]
-            listen =
-            [worker w1]
-            type = local
-            [builder b]
-            workers = w1
-            step.1 = echo small log
-        """)
+        self.sys.write_config(master_ini(["w1"], {"b": (["w1"], ["echo small log"])}))
         self.sys.start_master()
         self.sys.start_worker("w1")
 

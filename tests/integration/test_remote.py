@@ -18,7 +18,7 @@ import time
 import unittest
 
 from harness import (BIN, MASTER_PATH, RemoteLinkTest, SignalMonitor, free_port, gate_step, master_fingerprint,
-                     open_gate, wait_for, wait_gate_reached)
+                     master_ini, open_gate, wait_for, wait_gate_reached)
 from tlslib import tls_client_context, tls_connect
 
 CLIENT = os.path.join(BIN, "remote-client")
@@ -27,15 +27,8 @@ CLIENT = os.path.join(BIN, "remote-client")
 def master_config(port, workers=None, builders=None, listen=None):
     """master.ini: workers as {name: extra lines}, builders as {name: (workers, [steps])}."""
     listen = f"127.0.0.1:{port}" if listen is None else listen
-    text = f"[master]\nname = it\nlisten = {listen}\n\n"
-    for name, extra in (workers or {"r1": ""}).items():
-        text += f"[worker {name}]\npassword = pw-{name}\n{extra}\n"
-    for name, (ws, steps) in (builders or {}).items():
-        text += f"[builder {name}]\nworkers = {', '.join(ws)}\n"
-        for i, step in enumerate(steps, 1):
-            text += f"step.{i} = {step}\n"
-        text += "\n"
-    return text
+    workers = {name: f"password = pw-{name}\n{extra}" for name, extra in (workers or {"r1": ""}).items()}
+    return master_ini(workers, builders, name="it", listen=listen, worker_type=None)
 
 
 def fd_count(pid):
