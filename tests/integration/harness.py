@@ -363,6 +363,26 @@ class SystemTest(unittest.TestCase):
         self.addCleanup(self.sys.close)
         self.sys.start_bus(self.bus_policy)
 
+    def path(self, name):
+        """`name` in this test's directory."""
+        return os.path.join(self.sys.dir, name)
+
+    def wait_go(self, name="go"):
+        """A shell loop that waits until the test creates the file `name` (go).
+        It also ends when the test's directory is gone, so no loop outlives a test."""
+        return f"while [ ! -e {self.path(name)} ] && [ -d {self.sys.dir} ]; do sleep 0.05; done"
+
+    def go(self, name="go"):
+        open(self.path(name), "w").close()
+
+    def lines(self, name):
+        """The lines of the file `name` in this test's directory; none if it is not there."""
+        try:
+            with open(self.path(name)) as f:
+                return f.read().split("\n")[:-1]
+        except FileNotFoundError:
+            return []
+
 
 # ===========================================================================
 # Helpers for test_builds, test_crash, test_introspection and test_daemon.

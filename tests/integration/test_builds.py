@@ -15,29 +15,11 @@ MASTER1 = "org.buildyard.Master1"
 
 
 class BuildTest(SystemTest):
-    def path(self, name):
-        return os.path.join(self.sys.dir, name)
-
-    def wait_go(self, name="go"):
-        """A shell loop that waits until the test creates the file `name`."""
-        # Also ends when the test's directory is gone, so no loop outlives a test.
-        return f"while [ ! -e {self.path(name)} ] && [ -d {self.sys.dir} ]; do sleep 0.05; done"
-
-    def go(self, name="go"):
-        open(self.path(name), "w").close()
-
     def master_prop(self, prop):
         return self.sys.get(MASTER_PATH, MASTER1, prop)
 
     def cancel(self, build_id):
         self.sys.call(self.sys.build_path(build_id), BUILD1, "Cancel")
-
-    def lines(self, name):
-        try:
-            with open(self.path(name)) as f:
-                return f.read().split("\n")[:-1]
-        except FileNotFoundError:
-            return []
 
     def list_builds(self):
         """{id: (builder, worker, state, result)} from ListBuilds(0)."""

@@ -15,27 +15,14 @@ MASTER1 = "org.buildyard.Master1"
 
 
 class CrashTest(SystemTest):
-    def path(self, name):
-        return os.path.join(self.sys.dir, name)
-
     def wait_go(self, name="go"):
         """A command that waits until the test creates the file `name`. It is
         a script because inih cuts config lines at 200 characters. It also
         ends when the test's directory is gone, so no loop outlives a test."""
         script = self.path(f"wait-{name}")
         with open(script, "w") as f:
-            f.write(f"while [ ! -e {self.path(name)} ] && [ -d {self.sys.dir} ]; do sleep 0.05; done\n")
+            f.write(super().wait_go(name) + "\n")
         return f"sh {script}"
-
-    def go(self, name="go"):
-        open(self.path(name), "w").close()
-
-    def lines(self, name):
-        try:
-            with open(self.path(name)) as f:
-                return f.read().split("\n")[:-1]
-        except FileNotFoundError:
-            return []
 
     def kill_step_groups(self, pidfile):
         """Ends the process groups of steps whose shells wrote `echo $$` to

@@ -20,16 +20,6 @@ def project_version():
 
 
 class DaemonTest(SystemTest):
-    def path(self, name):
-        return os.path.join(self.sys.dir, name)
-
-    def wait_go(self):
-        # Also ends when the test's directory is gone, so no loop outlives a test.
-        return f"while [ ! -e {self.path('go')} ] && [ -d {self.sys.dir} ]; do sleep 0.05; done"
-
-    def go(self):
-        open(self.path("go"), "w").close()
-
     def check_config(self, config=None):
         return subprocess.run([os.path.join(BIN, "buildyard-masterd"), "--check-config", "--config",
                                config or self.sys.config_path],

@@ -131,9 +131,6 @@ class LatentFixture(SystemTest):
                     "BUILDYARD_LATENT_HEALTH_INTERVAL": "0.5",
                     "BUILDYARD_LATENT_REAP_INTERVAL": "2"}
 
-    def path(self, name):
-        return os.path.join(self.sys.dir, name)
-
     def config(self, build_wait=0, missing=30, extra="", base=None, mail=""):
         return (f"[master]\nname = itm\nlisten = 127.0.0.1:{self.port}\n{mail}"
                 f"[worker vm1]\ntype = latent\nbackend = libvirt\nmaster_address = 127.0.0.1:{self.port}\n"

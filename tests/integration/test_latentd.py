@@ -47,9 +47,6 @@ class LatentTest(SystemTest):
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", self.base, "16M"], check=True, timeout=60)
         self.write_config()
 
-    def path(self, name):
-        return os.path.join(self.sys.dir, name)
-
     def write_config(self, master=MASTER_NAME, workers=("vm1", "vm2"), extra=""):
         text = f"[master]\nname = {master}\nlisten =\n"
         for w in workers:
