@@ -51,20 +51,24 @@ def wait_for(predicate, timeout=10.0, what="condition"):
         delay = min(delay * 2, 0.1)
 
 
-def master_ini(workers, builders=None, *, name=None, listen="", worker_type="local"):
+def master_ini(workers, builders=None, *, name=None, listen="", master_lines="", worker_type="local"):
     """The text of a master.ini: [master] (name = `name` if given; listen =
-    `listen`, nothing by default), then workers as {name: "more lines"} or
-    a list of names, each `type = worker_type` unless its lines name a type
-    (None: no type line, a remote worker), then builders as
-    {name: ([workers], [steps])}. One line a setting, no blank lines."""
+    `listen`, nothing by default; then `master_lines`), then workers as
+    {name: "more lines"} or a list of names, each `type = worker_type`
+    unless its lines name a type (None: no type line, a remote worker), then
+    builders as {name: ([workers], [steps])}. One line a setting, no blank
+    lines."""
+    def ended(lines):
+        return lines if not lines or lines.endswith("\n") else lines + "\n"
     if not isinstance(workers, dict):
         workers = dict.fromkeys(workers, "")
     text = "[master]\n" + (f"name = {name}\n" if name else "") + "listen =" + (f" {listen}\n" if listen else "\n")
+    text += ended(master_lines)
     for worker, lines in workers.items():
         text += f"[worker {worker}]\n"
         if worker_type and "type =" not in lines:
             text += f"type = {worker_type}\n"
-        text += lines if not lines or lines.endswith("\n") else lines + "\n"
+        text += ended(lines)
     for builder, (names, steps) in (builders or {}).items():
         text += f"[builder {builder}]\nworkers = {', '.join(names)}\n"
         text += "".join(f"step.{i} = {step}\n" for i, step in enumerate(steps, 1))

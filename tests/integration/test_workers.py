@@ -7,24 +7,16 @@ import signal
 import socket
 import unittest
 
-from harness import (BIN, MASTER, MASTER_PATH, NOBODY_UID, SystemTest, SignalMonitor, bus_error,
-                     gate_step, open_gate, wait_for, wait_gate_reached)
+from harness import (BIN, MASTER, MASTER_PATH, NOBODY_UID, SignalMonitor, SystemTest, bus_error, gate_step,
+                     master_ini, open_gate, wait_for, wait_gate_reached)
 
 WORKER1 = "org.buildyard.Worker1"
 MASTER1 = "org.buildyard.Master1"
 
 
-def config(extra_master="", workers=("w1",), builders=None, worker_extra=""):
+def config(workers=("w1",), builders=None, master_lines=""):
     """master.ini text: local workers, and builders as {name: (workers, [steps])}."""
-    text = f"[master]\nname = it\nlisten =\n{extra_master}\n"
-    for w in workers:
-        text += f"[worker {w}]\ntype = local\n{worker_extra}\n"
-    for name, (ws, steps) in (builders or {}).items():
-        text += f"[builder {name}]\nworkers = {', '.join(ws)}\n"
-        for i, step in enumerate(steps, 1):
-            text += f"step.{i} = {step}\n"
-        text += "\n"
-    return text
+    return master_ini(workers, builders, name="it", master_lines=master_lines)
 
 
 def attach_error_as(system, name, uid):
@@ -66,7 +58,7 @@ class WorkersTest(SystemTest):
         self.assertEqual(self.wprop("w1", "LastConnected"), 0)
 
         # trusted_uids admits that uid (picked up by a reload).
-        s.write_config(config(extra_master=f"trusted_uids = {NOBODY_UID}", builders={"b": (["w1"], ["id -u"])}))
+        s.write_config(config(master_lines=f"trusted_uids = {NOBODY_UID}", builders={"b": (["w1"], ["id -u"])}))
         s.call(MASTER_PATH, MASTER1, "Reload")
         w2 = s.start_worker("w1", user=NOBODY_UID)
         self.assertTrue(w2.alive())
@@ -214,36 +206,20 @@ class WorkersTest(SystemTest):
 
     # --- Shutdown ----------------------------------------------------------
 
-    def test_graceful_shutdown_lets_the_build_finish(self):
+    def running_gated_build(self):
+        """Worker w1 running a build of "b" that waits at its gate: (worker, build id)."""
         s = self.sys
         self.start(config(builders={"b": (["w1"], [gate_step(s)])}))
         w = s.start_worker("w1")
         a = s.submit("b")
         wait_gate_reached(s, a)
-        s.call(s.worker_path("w1"), WORKER1, "Shutdown", "b", "true")
-        # Still attached and building, but it takes nothing new.
-        b = s.submit("b")
-        self.assertTrue(w.alive())
-        self.assertIs(self.wprop("w1", "Connected"), True)
-        self.assertEqual(s.build_prop(a, "State"), "running")
-        self.assertEqual(s.build_prop(b, "State"), "pending")
+        return w, a
 
-        open_gate(s, a)
-        self.assertEqual(s.wait_build(a), (a, "success"))
-        self.assertEqual(w.wait(timeout=10), 0, w.log())
-        s.wait_attached("w1", attached=False)
-        self.assertEqual(s.build_prop(b, "State"), "pending")
-
-    def test_worker_asks_for_its_own_graceful_shutdown_with_sigusr1(self):
+    def check_graceful_shutdown(self, w, a):
+        """Worker w1 (w), shutting down gracefully while running build a:
+        still attached and building, but it takes nothing new; it exits
+        when a has finished and been reported."""
         s = self.sys
-        self.start(config(builders={"b": (["w1"], [gate_step(s)])}))
-        w = s.start_worker("w1")
-        a = s.submit("b")
-        wait_gate_reached(s, a)
-        w.signal(signal.SIGUSR1)
-        wait_for(lambda: "worker w1 asks for a graceful shutdown" in s.master.log(), 10,
-                 "the master to hear the worker's request")
-        # Still attached and building, but the master gives it nothing new.
         b = s.submit("b")
         self.assertTrue(w.alive())
         self.assertIs(self.wprop("w1", "Connected"), True)
@@ -256,12 +232,23 @@ class WorkersTest(SystemTest):
         s.wait_attached("w1", attached=False)
         self.assertEqual(s.build_prop(b, "State"), "pending")
 
+    def test_graceful_shutdown_lets_the_build_finish(self):
+        s = self.sys
+        w, a = self.running_gated_build()
+        s.call(s.worker_path("w1"), WORKER1, "Shutdown", "b", "true")
+        self.check_graceful_shutdown(w, a)
+
+    def test_worker_asks_for_its_own_graceful_shutdown_with_sigusr1(self):
+        s = self.sys
+        w, a = self.running_gated_build()
+        w.signal(signal.SIGUSR1)
+        wait_for(lambda: "worker w1 asks for a graceful shutdown" in s.master.log(), 10,
+                 "the master to hear the worker's request")
+        self.check_graceful_shutdown(w, a)
+
     def test_hard_shutdown_retries_the_build(self):
         s = self.sys
-        self.start(config(builders={"b": (["w1"], [gate_step(s)])}))
-        w = s.start_worker("w1")
-        a = s.submit("b")
-        wait_gate_reached(s, a)
+        w, a = self.running_gated_build()
         s.call(s.worker_path("w1"), WORKER1, "Shutdown", "b", "false")
         self.assertEqual(w.wait(timeout=5), 0, w.log())  # promptly: raises if it does not exit
         s.wait_attached("w1", attached=False)
