@@ -55,7 +55,7 @@ bool Master::end_build(ActiveBuild& ab, Ending e) {
                   fmt::format("build {} is {}: it cannot end {}", id, to_string(ab.build.state), to_string(e.result)));
         return true;  // nothing to end
     }
-    if (!(rerun ? store_.insert_retry(ended, *rerun) : store_.update_build(ended))) {
+    if (!(rerun ? store_->record_retry(ended, *rerun) : store_->record_ended(ended))) {
         // Nothing changes in memory. A build that ran stays running, as the
         // store says, until its end is stored (retry_store); a pending one
         // stays pending and the caller says why.

@@ -43,10 +43,10 @@ Status Master::submit(const std::string& builder, const std::map<std::string, st
     b.requested = properties;
     b.properties = properties;
     b.submitted_at = bus::now_realtime_usec();
-    if (!store_.insert_build(b)) {
+    if (!store_->record_submitted(b)) {
         // No id was committed, so none is handed out.
         store_failed("cannot record a build of " + builder);
-        return Status::fail(bus::error::Internal, "cannot record the build: " + store_.error());
+        return Status::fail(bus::error::Internal, "cannot record the build: " + store_->error());
     }
     store_ok();
     id = b.id;
@@ -212,7 +212,7 @@ int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*)
 bool Master::begin_build(ActiveBuild& ab, Worker& w) {
     Build started = ab.build;
     master::start_build(started, w.cfg.name, w.cfg.properties, bus::now_realtime_usec(), w.cfg.default_properties);
-    if (!store_.update_build(started)) {
+    if (!store_->record_started(started)) {
         store_failed(fmt::format("cannot record the start of build {}", started.id));
         return false;
     }
@@ -362,7 +362,7 @@ Status Master::build_done(const std::string& sender, uint64_t id, const std::str
         return Status::fail(bus::error::Internal,
                             fmt::format("cannot record the end of build {}: {}; the master keeps the result and "
                                         "records it when the state directory takes writes again",
-                                        id, store_.error()));
+                                        id, store_->error()));
     }
     return Status::ok();
 }
@@ -382,7 +382,7 @@ Status Master::cancel(uint64_t id) {
     }
     if (ab.build.state == BuildState::pending) {
         if (!end_build(ab, Ending{Result::cancelled, -1, 0, {}})) {
-            return Status::fail(bus::error::Internal, "cannot record the cancellation: " + store_.error());
+            return Status::fail(bus::error::Internal, "cannot record the cancellation: " + store_->error());
         }
         return Status::ok();
     }
@@ -402,7 +402,7 @@ Status Master::cancel(uint64_t id) {
                               w->cfg.name));
         if (!end_build(ab, Ending{Result::cancelled, -1, 0, {}})) {
             return Status::fail(bus::error::Internal,
-                                "cannot record the cancellation: " + store_.error() + "; it is recorded later");
+                                "cannot record the cancellation: " + store_->error() + "; it is recorded later");
         }
         return Status::ok();
     }

@@ -29,8 +29,8 @@ void Master::hold_for_cleanup(Worker& w, const std::string& reason) {
         if (master::await_cleanup(ab.build) != TransitionError::none) {
             continue;
         }
-        if (!store_.update_build(ab.build)) {
-            log::error("cannot record that build {} waits for cleanup: {}", id, store_.error());
+        if (!store_->record_cleanup(ab.build)) {
+            log::error("cannot record that build {} waits for cleanup: {}", id, store_->error());
         }
         log::write(log::Level::notice,
                    fmt::format("build {} of {} waits until worker {} is back or {} s have passed ({}), then reruns",

@@ -159,7 +159,7 @@ void LatentControl::reconfigure() {
             w.latent->machine = LatentMachine(settings);
             // A failure streak from before a restart goes on: its quarantine
             // holds and its trouble is not mailed a second time.
-            w.latent->machine.restore(master_.store_.load_latent(name));
+            w.latent->machine.restore(master_.store_->load_latent(name));
             w.latent->saved = w.latent->machine.record();
             rearm(w);
         } else {
@@ -321,10 +321,10 @@ void LatentControl::persist(Worker& w) {
     if (now == side.saved) {
         return;
     }
-    if (!master_.store_.save_latent(w.cfg.name, now)) {
+    if (!master_.store_->save_latent(w.cfg.name, now)) {
         log_worker(log::Level::err, w.cfg.name,
                    fmt::format("cannot record the start failures of latent worker {}: {}", w.cfg.name,
-                               master_.store_.error()));
+                               master_.store_->error()));
         return;
     }
     side.saved = std::move(now);

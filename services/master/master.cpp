@@ -89,14 +89,14 @@ bool Master::start(std::string& error) {
                             r == -EEXIST ? " (is another buildyard-masterd running?)" : "");
         return false;
     }
-    if (!store_.open(state_directory_)) {
-        error = store_.error();
+    store_ = open_sqlite_store(state_directory_, error);
+    if (!store_) {
         return false;
     }
     if (!metrics_.listen(loaded.config->master.metrics, error)) {
         return false;
     }
-    notifier_ = std::make_unique<Notifier>(*this, event_, bus_, store_, state_directory_);
+    notifier_ = std::make_unique<Notifier>(*this, event_, bus_, *store_, state_directory_);
     if (!notifier_->start(error)) {
         return false;
     }
@@ -110,11 +110,11 @@ bool Master::start(std::string& error) {
     // Builds that were running (or waiting for cleanup) when the master last
     // stopped never reported back: end them "retry" and queue their reruns.
     // Pending ones just wait.
-    for (Build& b : store_.load_unfinished()) {
+    for (Build& b : store_->load_unfinished()) {
         if (b.state == BuildState::running || b.state == BuildState::cleanup) {
             Build ended = b;
             auto next = retry_build(ended, bus::now_realtime_usec());
-            if (!next || !store_.insert_retry(ended, *next)) {
+            if (!next || !store_->record_retry(ended, *next)) {
                 // The store takes no writes (a full disk): the build stays
                 // running, as stored, until its requeue is.
                 auto ab = std::make_unique<ActiveBuild>(std::move(b));
@@ -171,7 +171,7 @@ Worker& Master::add_worker(const config::Worker& cfg) {
     w->cfg = cfg;
     w->path = bus::path_encode(bus::worker_prefix, cfg.name);
     w->master = this;
-    if (auto rec = store_.load_worker(cfg.name)) {
+    if (auto rec = store_->load_worker(cfg.name)) {
         w->paused = rec->paused;
         w->pause_reason = rec->pause_reason;
         w->last_connected = rec->last_connected;
@@ -335,7 +335,7 @@ const Build* Master::find_build(uint64_t id) {
     if (auto it = finished_cache_.find(id); it != finished_cache_.end()) {
         return &it->second;
     }
-    auto b = store_.load_build(id);
+    auto b = store_->load_build(id);
     if (!b) {
         return nullptr;
     }
@@ -383,7 +383,7 @@ std::vector<uint64_t> Master::recent_build_ids(size_t n) const {
 
 std::vector<Build> Master::list_builds(uint64_t before, uint64_t limit) {
     // One reply never holds the whole history: at most list_builds_max.
-    auto builds = store_.list_builds(before, limit == 0 ? list_builds_max : std::min(limit, list_builds_max));
+    auto builds = store_->list_builds(before, limit == 0 ? list_builds_max : std::min(limit, list_builds_max));
     // The database is written through, but the log position of a running
     // build is only in memory.
     for (auto& b : builds) {

@@ -320,7 +320,7 @@ private:
     std::string tls_fingerprint_;
     config::Config config_;
     Fd state_lock_;               // flock()ed for as long as we run
-    Store store_;
+    std::unique_ptr<Store> store_;  // open once start() has begun
     Dispatcher dispatcher_;
     std::map<std::string, std::unique_ptr<Worker>> workers_;
     std::map<std::string, std::string> sender_to_worker_;

@@ -1,16 +1,14 @@
-// The master's state in SQLite (WAL) under the state directory: builds with
-// their requests and results, and each worker's admin state. Every change
-// is committed before the master acts on it or replies, so a kill -9 at any
-// moment loses nothing that a client was told about.
+// The master's state behind one interface (Store), and the records it
+// holds.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "common/sqlite.hpp"
 #include "master/build.hpp"
 #include "master/latent_state.hpp"
 
@@ -25,13 +23,13 @@ struct WorkerRecord {
     std::map<std::string, std::string> info;
 };
 
-// Per-worker facts for missing-worker mail (store_mail.cpp).
+// Per-worker facts for missing-worker mail.
 struct MissingRecord {
     uint64_t first_seen = 0;      // when the master first had it in its config
     uint64_t notified_loss = 0;   // the absence (its start time) that was mailed
 };
 
-// A mail in the queue (store_mail.cpp). `to` holds the recipients still
+// A mail in the queue. `to` holds the recipients still
 // to deliver to; the message text names all of them.
 struct QueuedMail {
     uint64_t id = 0;
@@ -46,76 +44,74 @@ struct QueuedMail {
     uint64_t next_attempt = 0;
 };
 
+// What the master keeps across restarts, in the words of what it needs,
+// not in SQL: builds (submitted, started, waiting for cleanup, ended,
+// requeued), each worker's admin state, the missing-worker facts, a latent
+// worker's failure streak and the mail queue. Every method that changes
+// something has committed it when it returns true, so a kill -9 at any
+// moment loses nothing that a client was told about; on false nothing
+// changed, and error() says why. SQLite (sqlite_store.hpp) is the one
+// implementation today.
 class Store {
 public:
-    // Opens or creates state.db in `directory`. Returns false with
-    // error() set on failure.
-    bool open(const std::string& directory);
-    const std::string& error() const { return error_; }
-    // SQLite's words for the last failure alone, e.g. "database or disk is full".
-    const std::string& cause() const { return cause_; }
+    virtual ~Store() = default;
 
-    // Inserts a new pending build and sets b.id (only once committed).
-    bool insert_build(Build& b);
-    // Writes the mutable columns of b (state, worker, result, times...).
-    bool update_build(const Build& b);
-    // In one transaction: writes `old` (finished retry) and inserts `next`,
-    // setting next.id and old.retried_as. On failure neither changes, in the
-    // database or in memory.
-    bool insert_retry(Build& old, Build& next);
+    virtual const std::string& error() const = 0;
+    // The engine's words for the last failure alone, e.g. "database or disk is full".
+    virtual const std::string& cause() const = 0;
 
-    std::optional<Build> load_build(uint64_t id);
-    // Builds that are not finished, in id order.
-    std::vector<Build> load_unfinished();
+    // A new pending build: sets b.id (only once committed).
+    virtual bool record_submitted(Build& b) = 0;
+    // The build's state, worker, properties and times as it starts, as it
+    // waits for cleanup, and as it ends (finished or cancelled).
+    virtual bool record_started(const Build& b) = 0;
+    virtual bool record_cleanup(const Build& b) = 0;
+    virtual bool record_ended(const Build& b) = 0;
+    // In one commit: `old` ended retry and `next`, the pending build that
+    // reruns its request, setting next.id and old.retried_as. On failure
+    // neither changes, in the store or in memory.
+    virtual bool record_retry(Build& old, Build& next) = 0;
+
+    virtual std::optional<Build> load_build(uint64_t id) = 0;
+    // Builds that are not finished, in id order (at start-up).
+    virtual std::vector<Build> load_unfinished() = 0;
     // Up to `limit` builds with ids below `before` (0: any), newest first,
     // with only id, builder, worker, state and result filled in.
-    std::vector<Build> list_builds(uint64_t before, uint64_t limit);
+    virtual std::vector<Build> list_builds(uint64_t before, uint64_t limit) = 0;
 
-    std::optional<WorkerRecord> load_worker(const std::string& name);
-    bool save_worker(const WorkerRecord& w);
+    virtual std::optional<WorkerRecord> load_worker(const std::string& name) = 0;
+    virtual bool save_worker(const WorkerRecord& w) = 0;
 
     // Missing-worker facts; zeros for a worker never recorded.
-    MissingRecord load_missing(const std::string& name);
+    virtual MissingRecord load_missing(const std::string& name) = 0;
     // Records when the master first saw the worker, unless it already has.
-    bool set_first_seen(const std::string& name, uint64_t at);
-    // A latent worker's failure streak (store_mail.cpp); zeros if none.
-    LatentMachine::Record load_latent(const std::string& name);
-    bool save_latent(const std::string& name, const LatentMachine::Record& r);
-    // Queues `mail` (setting its id) and, in the same transaction, records
-    // that `worker`'s absence starting at `loss` has had its mail.
-    bool queue_missing_mail(QueuedMail& mail, const std::string& worker, uint64_t loss);
-    bool queue_mail(QueuedMail& mail);
+    virtual bool set_first_seen(const std::string& name, uint64_t at) = 0;
+    // A latent worker's failure streak; zeros if none.
+    virtual LatentMachine::Record load_latent(const std::string& name) = 0;
+    virtual bool save_latent(const std::string& name, const LatentMachine::Record& r) = 0;
+
+    // The mail queue. queue_missing_mail queues `mail` (setting its id)
+    // and, in the same commit, records that `worker`'s absence starting at
+    // `loss` has had its mail.
+    virtual bool queue_missing_mail(QueuedMail& mail, const std::string& worker, uint64_t loss) = 0;
+    virtual bool queue_mail(QueuedMail& mail) = 0;
     // The queued mail due first, if one is due at `now`.
-    std::optional<QueuedMail> next_due_mail(uint64_t now);
+    virtual std::optional<QueuedMail> next_due_mail(uint64_t now) = 0;
     // When the next queued mail is due, if any is queued.
-    std::optional<uint64_t> next_mail_time();
+    virtual std::optional<uint64_t> next_mail_time() = 0;
     // How many mails wait in the queue (for delivery or their next attempt).
-    std::optional<uint64_t> queued_mail_count();
-    bool mail_sent(uint64_t id, uint64_t at);
+    virtual std::optional<uint64_t> queued_mail_count() = 0;
+    virtual bool mail_sent(uint64_t id, uint64_t at) = 0;
     // A failed attempt: `to` keeps the recipients still to deliver to.
-    bool mail_retry(uint64_t id, const std::vector<std::string>& to, unsigned attempts, uint64_t next_attempt,
-                    const std::string& error);
-    bool mail_given_up(uint64_t id, uint64_t at, const std::string& error);
+    virtual bool mail_retry(uint64_t id, const std::vector<std::string>& to, unsigned attempts,
+                            uint64_t next_attempt, const std::string& error) = 0;
+    virtual bool mail_given_up(uint64_t id, uint64_t at, const std::string& error) = 0;
     // Forgets mails sent or given up before `before`.
-    bool prune_mail(uint64_t before);
-
-private:
-    bool check(int rc, const char* what);
-    // Ends a transaction that a failure left open.
-    void rollback();
-    // Brings an older database up to the current schema (schema_version in meta).
-    bool migrate();
-    bool insert_mail(QueuedMail& mail);
-    Build row_to_build(sqlite::Statement& s);
-
-    sqlite::Database db_;
-    sqlite::Statement insert_build_;
-    sqlite::Statement update_build_;
-    sqlite::Statement load_build_;
-    sqlite::Statement save_worker_;
-    sqlite::Statement load_worker_;
-    std::string error_;
-    std::string cause_;
+    virtual bool prune_mail(uint64_t before) = 0;
 };
+
+// The master's store in SQLite: state.db in `directory`, created if need
+// be. nullptr with `error` set when it cannot be opened.
+std::unique_ptr<Store> open_sqlite_store(const std::string& directory, std::string& error);
 
 }  // namespace by::master

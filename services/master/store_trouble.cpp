@@ -12,10 +12,10 @@ constexpr uint64_t store_retry_usec = 1'000'000;
 
 void Master::store_failed(const std::string& what) {
     if (!store_trouble_) {
-        store_trouble_ = store_.cause();
+        store_trouble_ = store_->cause();
         log::error("{}: {}; the master keeps what it was told and retries every second until the state directory "
                    "takes writes again",
-                   what, store_.error());
+                   what, store_->error());
         counters_changed();  // STATUS=
     }
     if (store_retry_) {
@@ -74,7 +74,7 @@ void Master::retry_store() {
 
 bool Master::save_worker(Worker& w) {
     WorkerRecord rec{w.cfg.name, w.paused, w.pause_reason, w.last_connected, w.last_disconnected, w.info};
-    if (!store_.save_worker(rec)) {
+    if (!store_->save_worker(rec)) {
         w.unsaved = true;
         store_failed("cannot save the state of worker " + w.cfg.name);
         return false;

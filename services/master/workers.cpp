@@ -304,7 +304,7 @@ Status Master::pause(Worker& w, const std::string& reason) {
     if (!save_worker(w)) {
         w.paused = was;
         w.pause_reason = was_reason;
-        return Status::fail(bus::error::Internal, "cannot record the pause: " + store_.error());
+        return Status::fail(bus::error::Internal, "cannot record the pause: " + store_->error());
     }
     log::write(log::Level::notice, fmt::format("worker {} paused: {}", w.cfg.name, reason.empty() ? "-" : text::for_log(reason)),
                {{"BUILDYARD_WORKER", w.cfg.name}});
@@ -320,7 +320,7 @@ Status Master::unpause(Worker& w) {
     if (!save_worker(w)) {
         w.paused = was;
         w.pause_reason = was_reason;
-        return Status::fail(bus::error::Internal, "cannot record the unpause: " + store_.error());
+        return Status::fail(bus::error::Internal, "cannot record the unpause: " + store_->error());
     }
     log::write(log::Level::notice, fmt::format("worker {} unpaused", w.cfg.name), {{"BUILDYARD_WORKER", w.cfg.name}});
     emit_worker(w);

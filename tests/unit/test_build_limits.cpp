@@ -9,7 +9,7 @@
 
 #include "common/config.hpp"
 #include "master/build.hpp"
-#include "master/store.hpp"
+#include "store_test_support.hpp"
 #include "temp_dir.hpp"
 #include "worker/isolation.hpp"
 
@@ -141,27 +141,27 @@ TEST(CleanupState, UsageAndTheCleanupStateSurviveTheStore) {
     TempDir dir("buildyard-limits-store");
     uint64_t id = 0;
     {
-        master::Store s;
-        ASSERT_TRUE(s.open(dir.path())) << s.error();
+        auto s = open_test_store(dir.path());
+        ASSERT_TRUE(s);
         master::Build b;
         b.builder = "b";
-        ASSERT_TRUE(s.insert_build(b));
+        ASSERT_TRUE(s->record_submitted(b));
         id = b.id;
         master::start_build(b, "w", {}, 1);
         master::await_cleanup(b);
         b.usage.cpu_nsec = 42;
         b.usage.io_write_bytes = 4096;
-        ASSERT_TRUE(s.update_build(b));
+        ASSERT_TRUE(s->record_cleanup(b));
     }
-    master::Store s;
-    ASSERT_TRUE(s.open(dir.path())) << s.error();
-    auto b = s.load_build(id);
+    auto s = open_test_store(dir.path());
+    ASSERT_TRUE(s);
+    auto b = s->load_build(id);
     ASSERT_TRUE(b);
     EXPECT_EQ(b->state, master::BuildState::cleanup);
     EXPECT_EQ(b->usage.cpu_nsec, 42u);
     EXPECT_EQ(b->usage.io_write_bytes, 4096u);
     EXPECT_EQ(b->usage.memory_peak, BuildUsage::unknown);
-    EXPECT_EQ(s.load_unfinished().size(), 1u);
+    EXPECT_EQ(s->load_unfinished().size(), 1u);
 }
 
 TEST(BuildUnitName, OnlyThisWorkersBuildsMatch) {

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "master/store.hpp"
+#include "store_test_support.hpp"
 #include "temp_dir.hpp"
 
 using namespace by::master;
@@ -22,31 +22,31 @@ protected:
 TEST_F(StoreTest, BuildsSurviveReopen) {
     uint64_t pending_id = 0, running_id = 0, done_id = 0;
     {
-        Store s;
-        ASSERT_TRUE(s.open(dir_)) << s.error();
+        auto s = open_test_store(dir_);
+        ASSERT_TRUE(s);
         Build a;
         a.builder = "hello";
         a.requested = {{"k", "v"}};
         a.submitted_at = 11;
-        ASSERT_TRUE(s.insert_build(a));
+        ASSERT_TRUE(s->record_submitted(a));
         pending_id = a.id;
         Build b;
         b.builder = "hello";
-        ASSERT_TRUE(s.insert_build(b));
+        ASSERT_TRUE(s->record_submitted(b));
         running_id = b.id;
         start_build(b, "bot1", {}, 20);
-        ASSERT_TRUE(s.update_build(b));
+        ASSERT_TRUE(s->record_started(b));
         Build c;
         c.builder = "other";
-        ASSERT_TRUE(s.insert_build(c));
+        ASSERT_TRUE(s->record_submitted(c));
         done_id = c.id;
         start_build(c, "bot2", {}, 30);
         finish_build(c, Result::success, 0, 40);
-        ASSERT_TRUE(s.update_build(c));
+        ASSERT_TRUE(s->record_ended(c));
     }
-    Store s;
-    ASSERT_TRUE(s.open(dir_)) << s.error();
-    auto unfinished = s.load_unfinished();
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    auto unfinished = s->load_unfinished();
     ASSERT_EQ(unfinished.size(), 2u);
     EXPECT_EQ(unfinished[0].id, pending_id);
     EXPECT_EQ(unfinished[0].state, BuildState::pending);
@@ -55,63 +55,63 @@ TEST_F(StoreTest, BuildsSurviveReopen) {
     EXPECT_EQ(unfinished[0].request_id, pending_id);
     EXPECT_EQ(unfinished[1].id, running_id);
     EXPECT_EQ(unfinished[1].worker, "bot1");
-    auto done = s.load_build(done_id);
+    auto done = s->load_build(done_id);
     ASSERT_TRUE(done);
     EXPECT_EQ(done->result, Result::success);
     EXPECT_EQ(done->finished_at, 40u);
     EXPECT_EQ(done->properties.at("workername"), "bot2");
-    EXPECT_FALSE(s.load_build(9999));
-    auto newest = s.list_builds(0, 2);
+    EXPECT_FALSE(s->load_build(9999));
+    auto newest = s->list_builds(0, 2);
     ASSERT_EQ(newest.size(), 2u);
     EXPECT_EQ(newest[0].id, done_id);
     EXPECT_EQ(newest[0].result, Result::success);
     EXPECT_EQ(newest[0].worker, "bot2");
-    EXPECT_EQ(s.list_builds(0, 10).size(), 3u);
+    EXPECT_EQ(s->list_builds(0, 10).size(), 3u);
 }
 
 // Paging with "before", and limits that do not fit SQLite's signed 64 bits
 // (2^63 and up once returned nothing at all).
 TEST_F(StoreTest, ListBuildsPagesAndTakesAnyLimit) {
-    Store s;
-    ASSERT_TRUE(s.open(dir_)) << s.error();
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
     for (int i = 0; i < 5; ++i) {
         Build b;
         b.builder = "b" + std::to_string(i);
-        ASSERT_TRUE(s.insert_build(b));
+        ASSERT_TRUE(s->record_submitted(b));
     }
     auto ids = [](const std::vector<Build>& v) {
         std::vector<uint64_t> out;
         for (const auto& b : v) out.push_back(b.id);
         return out;
     };
-    EXPECT_EQ(ids(s.list_builds(0, 2)), (std::vector<uint64_t>{5, 4}));
-    EXPECT_EQ(ids(s.list_builds(4, 2)), (std::vector<uint64_t>{3, 2}));
-    EXPECT_EQ(ids(s.list_builds(2, 2)), (std::vector<uint64_t>{1}));
-    EXPECT_TRUE(s.list_builds(1, 2).empty());
-    EXPECT_EQ(s.list_builds(0, uint64_t{1} << 63).size(), 5u);
-    EXPECT_EQ(s.list_builds(0, UINT64_MAX).size(), 5u);
-    EXPECT_EQ(s.list_builds(UINT64_MAX, UINT64_MAX).size(), 5u);
-    EXPECT_EQ(s.list_builds(uint64_t{1} << 63, 3).size(), 3u);
-    EXPECT_EQ(s.list_builds(0, 1)[0].builder, "b4");
+    EXPECT_EQ(ids(s->list_builds(0, 2)), (std::vector<uint64_t>{5, 4}));
+    EXPECT_EQ(ids(s->list_builds(4, 2)), (std::vector<uint64_t>{3, 2}));
+    EXPECT_EQ(ids(s->list_builds(2, 2)), (std::vector<uint64_t>{1}));
+    EXPECT_TRUE(s->list_builds(1, 2).empty());
+    EXPECT_EQ(s->list_builds(0, uint64_t{1} << 63).size(), 5u);
+    EXPECT_EQ(s->list_builds(0, UINT64_MAX).size(), 5u);
+    EXPECT_EQ(s->list_builds(UINT64_MAX, UINT64_MAX).size(), 5u);
+    EXPECT_EQ(s->list_builds(uint64_t{1} << 63, 3).size(), 3u);
+    EXPECT_EQ(s->list_builds(0, 1)[0].builder, "b4");
 }
 
 TEST_F(StoreTest, RetryIsOneTransaction) {
-    Store s;
-    ASSERT_TRUE(s.open(dir_)) << s.error();
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
     Build b;
     b.builder = "hello";
-    ASSERT_TRUE(s.insert_build(b));
+    ASSERT_TRUE(s->record_submitted(b));
     start_build(b, "bot1", {}, 1);
-    ASSERT_TRUE(s.update_build(b));
+    ASSERT_TRUE(s->record_started(b));
     auto next = retry_build(b, 2);
     ASSERT_TRUE(next);
-    ASSERT_TRUE(s.insert_retry(b, *next));
+    ASSERT_TRUE(s->record_retry(b, *next));
     EXPECT_EQ(b.retried_as, next->id);
-    auto old = s.load_build(b.id);
+    auto old = s->load_build(b.id);
     ASSERT_TRUE(old);
     EXPECT_EQ(old->result, Result::retry);
     EXPECT_EQ(old->retried_as, next->id);
-    auto unfinished = s.load_unfinished();
+    auto unfinished = s->load_unfinished();
     ASSERT_EQ(unfinished.size(), 1u);
     EXPECT_EQ(unfinished[0].id, next->id);
     EXPECT_EQ(unfinished[0].request_id, b.id);
@@ -119,17 +119,17 @@ TEST_F(StoreTest, RetryIsOneTransaction) {
 
 TEST_F(StoreTest, WorkerStatePersists) {
     {
-        Store s;
-        ASSERT_TRUE(s.open(dir_));
-        EXPECT_FALSE(s.load_worker("bot1"));
+        auto s = open_test_store(dir_);
+        ASSERT_TRUE(s);
+        EXPECT_FALSE(s->load_worker("bot1"));
         WorkerRecord w{"bot1", true, "disk full", 5, 6, {{"host", "h1"}}};
-        ASSERT_TRUE(s.save_worker(w));
+        ASSERT_TRUE(s->save_worker(w));
         w.last_disconnected = 7;
-        ASSERT_TRUE(s.save_worker(w));
+        ASSERT_TRUE(s->save_worker(w));
     }
-    Store s;
-    ASSERT_TRUE(s.open(dir_));
-    auto w = s.load_worker("bot1");
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    auto w = s->load_worker("bot1");
     ASSERT_TRUE(w);
     EXPECT_TRUE(w->paused);
     EXPECT_EQ(w->pause_reason, "disk full");
@@ -139,7 +139,7 @@ TEST_F(StoreTest, WorkerStatePersists) {
 }
 
 TEST_F(StoreTest, OpenFailsClearlyOnAMissingDirectory) {
-    Store s;
-    EXPECT_FALSE(s.open(dir_ + "/does/not/exist"));
-    EXPECT_NE(s.error().find("cannot open"), std::string::npos);
+    std::string error;
+    EXPECT_FALSE(open_sqlite_store(dir_ + "/does/not/exist", error));
+    EXPECT_NE(error.find("cannot open"), std::string::npos);
 }

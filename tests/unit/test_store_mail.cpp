@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#include "master/store.hpp"
+#include "store_test_support.hpp"
 #include "temp_dir.hpp"
 
 using namespace by::master;
@@ -65,56 +65,56 @@ TEST_F(StoreMailTest, UpgradesAVersionOneDatabase) {
         "0, info TEXT NOT NULL DEFAULT '{}');"
         "INSERT INTO workers (name, paused, last_disconnected) VALUES ('old', 1, 77);");
     {
-        Store s;
-        ASSERT_TRUE(s.open(dir_)) << s.error();
-        auto w = s.load_worker("old");
+        auto s = open_test_store(dir_);
+        ASSERT_TRUE(s);
+        auto w = s->load_worker("old");
         ASSERT_TRUE(w);
         EXPECT_TRUE(w->paused);
         EXPECT_EQ(w->last_disconnected, 77u);
-        EXPECT_EQ(s.load_missing("old").first_seen, 0u);
-        EXPECT_EQ(s.load_latent("old"), LatentMachine::Record{});
-        ASSERT_TRUE(s.set_first_seen("old", 5));
+        EXPECT_EQ(s->load_missing("old").first_seen, 0u);
+        EXPECT_EQ(s->load_latent("old"), LatentMachine::Record{});
+        ASSERT_TRUE(s->set_first_seen("old", 5));
     }
     EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
     // Opening again changes nothing.
-    Store s;
-    ASSERT_TRUE(s.open(dir_)) << s.error();
-    EXPECT_EQ(s.load_missing("old").first_seen, 5u);
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->load_missing("old").first_seen, 5u);
     EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
 }
 
 TEST_F(StoreMailTest, FirstSeenIsSetOnce) {
-    Store s;
-    ASSERT_TRUE(s.open(dir_)) << s.error();
-    EXPECT_EQ(s.load_missing("w1").first_seen, 0u);
-    ASSERT_TRUE(s.set_first_seen("w1", 100));
-    ASSERT_TRUE(s.set_first_seen("w1", 200));
-    EXPECT_EQ(s.load_missing("w1").first_seen, 100u);
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->load_missing("w1").first_seen, 0u);
+    ASSERT_TRUE(s->set_first_seen("w1", 100));
+    ASSERT_TRUE(s->set_first_seen("w1", 200));
+    EXPECT_EQ(s->load_missing("w1").first_seen, 100u);
     // Saving the worker's admin state keeps the missing facts.
     WorkerRecord rec;
     rec.name = "w1";
     rec.last_disconnected = 300;
-    ASSERT_TRUE(s.save_worker(rec));
-    EXPECT_EQ(s.load_missing("w1").first_seen, 100u);
-    EXPECT_EQ(s.load_worker("w1")->last_disconnected, 300u);
+    ASSERT_TRUE(s->save_worker(rec));
+    EXPECT_EQ(s->load_missing("w1").first_seen, 100u);
+    EXPECT_EQ(s->load_worker("w1")->last_disconnected, 300u);
 }
 
 TEST_F(StoreMailTest, MissingMailAndItsLossCommitTogether) {
     {
-        Store s;
-        ASSERT_TRUE(s.open(dir_)) << s.error();
+        auto s = open_test_store(dir_);
+        ASSERT_TRUE(s);
         QueuedMail m = mail("Buildyard worker w1 missing", 1000);
-        ASSERT_TRUE(s.queue_missing_mail(m, "w1", 900)) << s.error();
+        ASSERT_TRUE(s->queue_missing_mail(m, "w1", 900)) << s->error();
         EXPECT_GT(m.id, 0u);
         WorkerRecord rec;
         rec.name = "w1";
         rec.last_disconnected = 900;
-        ASSERT_TRUE(s.save_worker(rec));
+        ASSERT_TRUE(s->save_worker(rec));
     }
-    Store s;
-    ASSERT_TRUE(s.open(dir_)) << s.error();
-    EXPECT_EQ(s.load_missing("w1").notified_loss, 900u);
-    auto m = s.next_due_mail(1000);
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->load_missing("w1").notified_loss, 900u);
+    auto m = s->next_due_mail(1000);
     ASSERT_TRUE(m);
     EXPECT_EQ(m->subject, "Buildyard worker w1 missing");
     EXPECT_EQ(m->to, (std::vector<std::string>{"a@x.org", "b@x.org"}));
@@ -123,61 +123,61 @@ TEST_F(StoreMailTest, MissingMailAndItsLossCommitTogether) {
 }
 
 TEST_F(StoreMailTest, AFailedQueueRecordsNoLoss) {
-    Store s;
-    ASSERT_TRUE(s.open(dir_)) << s.error();
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
     sql("DROP TABLE mail_queue");
     QueuedMail m = mail("x", 1);
-    EXPECT_FALSE(s.queue_missing_mail(m, "w1", 900));
+    EXPECT_FALSE(s->queue_missing_mail(m, "w1", 900));
     EXPECT_EQ(m.id, 0u);
-    EXPECT_EQ(s.load_missing("w1").notified_loss, 0u);
+    EXPECT_EQ(s->load_missing("w1").notified_loss, 0u);
 }
 
 TEST_F(StoreMailTest, QueueOrderRetriesAndEnds) {
-    Store s;
-    ASSERT_TRUE(s.open(dir_)) << s.error();
-    EXPECT_FALSE(s.next_due_mail(1000));
-    EXPECT_FALSE(s.next_mail_time());
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    EXPECT_FALSE(s->next_due_mail(1000));
+    EXPECT_FALSE(s->next_mail_time());
     QueuedMail late = mail("late", 500);
     QueuedMail early = mail("early", 100);
-    ASSERT_TRUE(s.queue_mail(late));
-    ASSERT_TRUE(s.queue_mail(early));
-    EXPECT_EQ(s.next_mail_time(), 100u);
-    EXPECT_FALSE(s.next_due_mail(99));
-    EXPECT_EQ(s.next_due_mail(100)->subject, "early");
+    ASSERT_TRUE(s->queue_mail(late));
+    ASSERT_TRUE(s->queue_mail(early));
+    EXPECT_EQ(s->next_mail_time(), 100u);
+    EXPECT_FALSE(s->next_due_mail(99));
+    EXPECT_EQ(s->next_due_mail(100)->subject, "early");
 
     // "early" failed for b@x.org only: it waits until 700 with one recipient.
-    ASSERT_TRUE(s.mail_retry(early.id, {"b@x.org"}, 1, 700, "refused"));
-    EXPECT_EQ(s.next_due_mail(600)->subject, "late");
-    ASSERT_TRUE(s.mail_sent(late.id, 600));
-    EXPECT_FALSE(s.next_due_mail(600));
-    EXPECT_EQ(s.next_mail_time(), 700u);
-    auto m = s.next_due_mail(700);
+    ASSERT_TRUE(s->mail_retry(early.id, {"b@x.org"}, 1, 700, "refused"));
+    EXPECT_EQ(s->next_due_mail(600)->subject, "late");
+    ASSERT_TRUE(s->mail_sent(late.id, 600));
+    EXPECT_FALSE(s->next_due_mail(600));
+    EXPECT_EQ(s->next_mail_time(), 700u);
+    auto m = s->next_due_mail(700);
     ASSERT_TRUE(m);
     EXPECT_EQ(m->to, std::vector<std::string>{"b@x.org"});
     EXPECT_EQ(m->attempts, 1u);
-    ASSERT_TRUE(s.mail_given_up(early.id, 800, "still refused"));
-    EXPECT_FALSE(s.next_mail_time());
+    ASSERT_TRUE(s->mail_given_up(early.id, 800, "still refused"));
+    EXPECT_FALSE(s->next_mail_time());
     EXPECT_EQ(sql("SELECT state || ' ' || last_error FROM mail_queue WHERE id = " + std::to_string(early.id)),
               "failed still refused");
 
-    ASSERT_TRUE(s.prune_mail(700));  // sent at 600: gone; given up at 800: kept
+    ASSERT_TRUE(s->prune_mail(700));  // sent at 600: gone; given up at 800: kept
     EXPECT_EQ(sql("SELECT COUNT(*) FROM mail_queue"), "1");
 }
 
 TEST_F(StoreMailTest, ALatentWorkersStreakSurvivesReopen) {
     LatentMachine::Record r{3, 1'000'000'123, "its machine did not start: no base", 999};
     {
-        Store s;
-        ASSERT_TRUE(s.open(dir_)) << s.error();
-        EXPECT_EQ(s.load_latent("vm1"), LatentMachine::Record{});
-        ASSERT_TRUE(s.save_latent("vm1", r)) << s.error();
+        auto s = open_test_store(dir_);
+        ASSERT_TRUE(s);
+        EXPECT_EQ(s->load_latent("vm1"), LatentMachine::Record{});
+        ASSERT_TRUE(s->save_latent("vm1", r)) << s->error();
         // Other facts of the same worker stay as they were.
-        ASSERT_TRUE(s.set_first_seen("vm1", 42));
+        ASSERT_TRUE(s->set_first_seen("vm1", 42));
     }
-    Store s;
-    ASSERT_TRUE(s.open(dir_)) << s.error();
-    EXPECT_EQ(s.load_latent("vm1"), r);
-    EXPECT_EQ(s.load_missing("vm1").first_seen, 42u);
-    ASSERT_TRUE(s.save_latent("vm1", {}));
-    EXPECT_EQ(s.load_latent("vm1"), LatentMachine::Record{});
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->load_latent("vm1"), r);
+    EXPECT_EQ(s->load_missing("vm1").first_seen, 42u);
+    ASSERT_TRUE(s->save_latent("vm1", {}));
+    EXPECT_EQ(s->load_latent("vm1"), LatentMachine::Record{});
 }

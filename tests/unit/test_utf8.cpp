@@ -5,7 +5,7 @@
 
 #include "common/text.hpp"
 #include "config_test_support.hpp"
-#include "master/store.hpp"
+#include "store_test_support.hpp"
 
 namespace {
 
@@ -162,18 +162,18 @@ TEST(JsonProducers, DumpNeverThrows) {
 // ill-formed bytes there threw out of the master's event loop.
 TEST(JsonProducers, StoreWritesIllFormedBytes) {
     TempDir tmp{"buildyard-utf8"};
-    by::master::Store store;
-    ASSERT_TRUE(store.open(tmp.path())) << store.error();
+    auto store = open_test_store(tmp.path());
+    ASSERT_TRUE(store);
     std::mt19937 rng(99);
     for (int i = 0; i < 200; ++i) {
         by::master::Build b;
         b.builder = "hello";
         b.requested = {{"k", random_bytes(rng, 30)}, {random_bytes(rng, 8) + "\xff", "v"}};
         b.properties = b.requested;
-        ASSERT_NO_THROW(ASSERT_TRUE(store.insert_build(b)) << store.error());
+        ASSERT_NO_THROW(ASSERT_TRUE(store->record_submitted(b)) << store->error());
         by::master::start_build(b, "bot1", {{"os", random_bytes(rng, 16) + "\xc3"}}, 10);
-        ASSERT_NO_THROW(ASSERT_TRUE(store.update_build(b)) << store.error());
+        ASSERT_NO_THROW(ASSERT_TRUE(store->record_started(b)) << store->error());
         by::master::WorkerRecord w{"bot1", true, "r", 1, 2, {{"host", random_bytes(rng, 20) + "\xed\xa0\x80"}}};
-        ASSERT_NO_THROW(ASSERT_TRUE(store.save_worker(w)) << store.error());
+        ASSERT_NO_THROW(ASSERT_TRUE(store->save_worker(w)) << store->error());
     }
 }

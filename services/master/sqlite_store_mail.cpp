@@ -1,7 +1,7 @@
 // The store's part in mail: when each worker was first seen and which of
 // its absences was mailed, and the queue of mails to deliver. Mail is rare,
 // so statements are prepared when used.
-#include "master/store.hpp"
+#include "master/sqlite_store.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -46,7 +46,7 @@ QueuedMail row_to_mail(sqlite::Statement& s) {
 
 }  // namespace
 
-MissingRecord Store::load_missing(const std::string& name) {
+MissingRecord SqliteStore::load_missing(const std::string& name) {
     MissingRecord r;
     auto s = db_.prepare("SELECT first_seen, notified_loss FROM workers WHERE name = ?1");
     if (s && s.bind(1, name).step() == SQLITE_ROW) {
@@ -56,14 +56,14 @@ MissingRecord Store::load_missing(const std::string& name) {
     return r;
 }
 
-bool Store::set_first_seen(const std::string& name, uint64_t at) {
+bool SqliteStore::set_first_seen(const std::string& name, uint64_t at) {
     auto s = db_.prepare(
         "INSERT INTO workers (name, first_seen) VALUES (?1, ?2) "
         "ON CONFLICT(name) DO UPDATE SET first_seen = ?2 WHERE first_seen = 0");
     return s && check(s.bind(1, name).bind(2, static_cast<int64_t>(at)).step(), "cannot record a worker");
 }
 
-LatentMachine::Record Store::load_latent(const std::string& name) {
+LatentMachine::Record SqliteStore::load_latent(const std::string& name) {
     LatentMachine::Record r;
     auto s = db_.prepare(
         "SELECT latent_failures, latent_quarantine_until, latent_last_error, latent_trouble_since "
@@ -77,7 +77,7 @@ LatentMachine::Record Store::load_latent(const std::string& name) {
     return r;
 }
 
-bool Store::save_latent(const std::string& name, const LatentMachine::Record& r) {
+bool SqliteStore::save_latent(const std::string& name, const LatentMachine::Record& r) {
     auto s = db_.prepare(
         "INSERT INTO workers (name, latent_failures, latent_quarantine_until, latent_last_error, "
         "latent_trouble_since) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO UPDATE SET "
@@ -91,7 +91,7 @@ bool Store::save_latent(const std::string& name, const LatentMachine::Record& r)
                       "cannot record a latent worker's failures");
 }
 
-bool Store::insert_mail(QueuedMail& m) {
+bool SqliteStore::insert_mail(QueuedMail& m) {
     auto s = db_.prepare(
         "INSERT INTO mail_queue (worker, build, subject, sender, recipients, message, queued_at, attempts, "
         "next_attempt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
@@ -114,9 +114,9 @@ bool Store::insert_mail(QueuedMail& m) {
     return true;
 }
 
-bool Store::queue_mail(QueuedMail& mail) { return insert_mail(mail); }
+bool SqliteStore::queue_mail(QueuedMail& mail) { return insert_mail(mail); }
 
-bool Store::queue_missing_mail(QueuedMail& mail, const std::string& worker, uint64_t loss) {
+bool SqliteStore::queue_missing_mail(QueuedMail& mail, const std::string& worker, uint64_t loss) {
     if (!check(db_.exec("BEGIN IMMEDIATE"), "cannot begin a transaction")) {
         return false;
     }
@@ -132,7 +132,7 @@ bool Store::queue_missing_mail(QueuedMail& mail, const std::string& worker, uint
     return check(db_.exec("COMMIT"), "cannot commit a missing notice");
 }
 
-std::optional<QueuedMail> Store::next_due_mail(uint64_t now) {
+std::optional<QueuedMail> SqliteStore::next_due_mail(uint64_t now) {
     auto s = db_.prepare(std::string("SELECT ") + mail_columns +
                          " FROM mail_queue WHERE state = 'queued' AND next_attempt <= ?1 "
                          "ORDER BY next_attempt, id LIMIT 1");
@@ -142,7 +142,7 @@ std::optional<QueuedMail> Store::next_due_mail(uint64_t now) {
     return row_to_mail(s);
 }
 
-std::optional<uint64_t> Store::next_mail_time() {
+std::optional<uint64_t> SqliteStore::next_mail_time() {
     auto s = db_.prepare("SELECT MIN(next_attempt) FROM mail_queue WHERE state = 'queued'");
     if (!s || s.step() != SQLITE_ROW || s.is_null(0)) {
         return std::nullopt;
@@ -150,7 +150,7 @@ std::optional<uint64_t> Store::next_mail_time() {
     return static_cast<uint64_t>(s.int64(0));
 }
 
-std::optional<uint64_t> Store::queued_mail_count() {
+std::optional<uint64_t> SqliteStore::queued_mail_count() {
     auto s = db_.prepare("SELECT COUNT(*) FROM mail_queue WHERE state = 'queued'");
     if (!s || s.step() != SQLITE_ROW) {
         return std::nullopt;
@@ -158,13 +158,13 @@ std::optional<uint64_t> Store::queued_mail_count() {
     return static_cast<uint64_t>(s.int64(0));
 }
 
-bool Store::mail_sent(uint64_t id, uint64_t at) {
+bool SqliteStore::mail_sent(uint64_t id, uint64_t at) {
     auto s = db_.prepare("UPDATE mail_queue SET state = 'sent', done_at = ?2, last_error = '' WHERE id = ?1");
     return s && check(s.bind(1, static_cast<int64_t>(id)).bind(2, static_cast<int64_t>(at)).step(),
                       "cannot record a sent mail");
 }
 
-bool Store::mail_retry(uint64_t id, const std::vector<std::string>& to, unsigned attempts, uint64_t next_attempt,
+bool SqliteStore::mail_retry(uint64_t id, const std::vector<std::string>& to, unsigned attempts, uint64_t next_attempt,
                        const std::string& error) {
     auto s = db_.prepare(
         "UPDATE mail_queue SET recipients = ?2, attempts = ?3, next_attempt = ?4, last_error = ?5 WHERE id = ?1");
@@ -179,13 +179,13 @@ bool Store::mail_retry(uint64_t id, const std::vector<std::string>& to, unsigned
     return check(s.step(), "cannot reschedule a mail");
 }
 
-bool Store::mail_given_up(uint64_t id, uint64_t at, const std::string& error) {
+bool SqliteStore::mail_given_up(uint64_t id, uint64_t at, const std::string& error) {
     auto s = db_.prepare("UPDATE mail_queue SET state = 'failed', done_at = ?2, last_error = ?3 WHERE id = ?1");
     return s && check(s.bind(1, static_cast<int64_t>(id)).bind(2, static_cast<int64_t>(at)).bind(3, error).step(),
                       "cannot record a mail given up");
 }
 
-bool Store::prune_mail(uint64_t before) {
+bool SqliteStore::prune_mail(uint64_t before) {
     auto s = db_.prepare("DELETE FROM mail_queue WHERE state != 'queued' AND done_at < ?1");
     return s && check(s.bind(1, static_cast<int64_t>(before)).step(), "cannot prune the mail queue");
 }

@@ -1,4 +1,4 @@
-#include "master/store.hpp"
+#include "master/sqlite_store.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -90,7 +90,7 @@ void bind_build(sqlite::Statement& s, const Build& b) {
 
 }  // namespace
 
-bool Store::check(int rc, const char* what) {
+bool SqliteStore::check(int rc, const char* what) {
     if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) {
         return true;
     }
@@ -99,7 +99,7 @@ bool Store::check(int rc, const char* what) {
     return false;
 }
 
-bool Store::open(const std::string& directory) {
+bool SqliteStore::open(const std::string& directory) {
     std::string path = directory + "/state.db";
     if (!check(db_.open(path), ("cannot open " + path).c_str())) {
         return false;
@@ -172,7 +172,7 @@ ALTER TABLE builds ADD COLUMN usage TEXT NOT NULL DEFAULT '{}';
 };
 }  // namespace
 
-bool Store::migrate() {
+bool SqliteStore::migrate() {
     if (!check(db_.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"),
                "cannot create the meta table") ||
         !check(db_.exec("BEGIN IMMEDIATE"), "cannot begin a transaction")) {
@@ -206,7 +206,7 @@ bool Store::migrate() {
     return check(db_.exec("COMMIT"), "cannot commit the schema");
 }
 
-bool Store::insert_build(Build& b) {
+bool SqliteStore::record_submitted(Build& b) {
     insert_build_.reset();
     bind_build(insert_build_, b);
     if (!check(insert_build_.step(), "cannot insert a build")) {
@@ -216,19 +216,19 @@ bool Store::insert_build(Build& b) {
     return true;
 }
 
-bool Store::update_build(const Build& b) {
+bool SqliteStore::update_build(const Build& b) {
     update_build_.reset();
     bind_build(update_build_, b);
     update_build_.bind(15, static_cast<int64_t>(b.id));
     return check(update_build_.step(), "cannot update a build");
 }
 
-bool Store::insert_retry(Build& old, Build& next) {
+bool SqliteStore::record_retry(Build& old, Build& next) {
     if (!check(db_.exec("BEGIN IMMEDIATE"), "cannot begin a transaction")) {
         return false;
     }
     const uint64_t was = old.retried_as;
-    if (insert_build(next)) {
+    if (record_submitted(next)) {
         old.retried_as = next.id;
         if (update_build(old) && check(db_.exec("COMMIT"), "cannot commit a retry")) {
             return true;
@@ -243,13 +243,13 @@ bool Store::insert_retry(Build& old, Build& next) {
     return false;
 }
 
-void Store::rollback() {
+void SqliteStore::rollback() {
     if (!sqlite3_get_autocommit(db_.get())) {
         db_.exec("ROLLBACK");
     }
 }
 
-Build Store::row_to_build(sqlite::Statement& s) {
+Build SqliteStore::row_to_build(sqlite::Statement& s) {
     Build b;
     b.id = static_cast<uint64_t>(s.int64(0));
     b.request_id = static_cast<uint64_t>(s.int64(1));
@@ -272,7 +272,7 @@ Build Store::row_to_build(sqlite::Statement& s) {
     return b;
 }
 
-std::optional<Build> Store::load_build(uint64_t id) {
+std::optional<Build> SqliteStore::load_build(uint64_t id) {
     load_build_.reset();
     load_build_.bind(1, static_cast<int64_t>(id));
     if (load_build_.step() != SQLITE_ROW) {
@@ -284,7 +284,7 @@ std::optional<Build> Store::load_build(uint64_t id) {
     return b;
 }
 
-std::vector<Build> Store::load_unfinished() {
+std::vector<Build> SqliteStore::load_unfinished() {
     auto s = db_.prepare(std::string("SELECT ") + build_columns +
                          " FROM builds WHERE state != 'finished' ORDER BY id");
     std::vector<Build> out;
@@ -294,7 +294,7 @@ std::vector<Build> Store::load_unfinished() {
     return out;
 }
 
-std::vector<Build> Store::list_builds(uint64_t before, uint64_t limit) {
+std::vector<Build> SqliteStore::list_builds(uint64_t before, uint64_t limit) {
     // Only the columns a listing shows: no JSON to parse per row. Bound, not
     // pasted: a limit past INT64_MAX would not even parse as SQL.
     constexpr auto most = static_cast<uint64_t>(INT64_MAX);
@@ -318,7 +318,7 @@ std::vector<Build> Store::list_builds(uint64_t before, uint64_t limit) {
     return out;
 }
 
-std::optional<WorkerRecord> Store::load_worker(const std::string& name) {
+std::optional<WorkerRecord> SqliteStore::load_worker(const std::string& name) {
     load_worker_.reset();
     load_worker_.bind(1, name);
     if (load_worker_.step() != SQLITE_ROW) {
@@ -336,7 +336,7 @@ std::optional<WorkerRecord> Store::load_worker(const std::string& name) {
     return w;
 }
 
-bool Store::save_worker(const WorkerRecord& w) {
+bool SqliteStore::save_worker(const WorkerRecord& w) {
     save_worker_.reset();
     save_worker_.bind(1, w.name)
         .bind(2, static_cast<int64_t>(w.paused ? 1 : 0))
@@ -345,6 +345,15 @@ bool Store::save_worker(const WorkerRecord& w) {
         .bind(5, static_cast<int64_t>(w.last_disconnected))
         .bind(6, to_json(w.info));
     return check(save_worker_.step(), "cannot save a worker");
+}
+
+std::unique_ptr<Store> open_sqlite_store(const std::string& directory, std::string& error) {
+    auto store = std::make_unique<SqliteStore>();
+    if (!store->open(directory)) {
+        error = store->error();
+        return nullptr;
+    }
+    return store;
 }
 
 }  // namespace by::master
