@@ -132,31 +132,10 @@ std::map<std::string, std::vector<const config::Worker*>> latent_workers_by_back
     return out;
 }
 
-std::optional<uint64_t> parse_seconds(std::string_view text) {
-    if (text.empty()) {
-        return std::nullopt;
-    }
-    double v = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v) || v < 0 || v > 1e9) {
-        return std::nullopt;
-    }
-    return static_cast<uint64_t>(std::llround(v * 1e6));
-}
-
 Timing Timing::from_environment(const std::function<const char*(const char*)>& getenv, std::vector<std::string>& bad) {
     Timing t;
     auto knob = [&](const char* name, uint64_t& field, bool zero_ok) {
-        const char* v = getenv(name);
-        if (!v || !*v) {
-            return;
-        }
-        auto usec = parse_seconds(v);
-        if (!usec || (!zero_ok && *usec == 0)) {
-            bad.push_back(fmt::format("{}={}", name, v));
-            return;
-        }
-        field = *usec;
+        field = usec_from_env(name, field, {.zero_ok = zero_ok}, &bad, getenv);
     };
     knob("BUILDYARD_LATENT_CREATE_TIMEOUT", t.create, false);
     knob("BUILDYARD_LATENT_DESTROY_TIMEOUT", t.destroy, false);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/config.hpp"
+#include "common/env_knob.hpp"
 #include "latent/backend.hpp"
 
 namespace by::latent {
@@ -105,6 +106,6 @@ struct Timing {
 };
 
 // "1.5" -> 1500000. nullopt if not a non-negative number of seconds.
-std::optional<uint64_t> parse_seconds(std::string_view text);
+inline std::optional<uint64_t> parse_seconds(std::string_view text) { return parse_usec(text, {.zero_ok = true}); }
 
 }  // namespace by::latent

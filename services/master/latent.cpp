@@ -9,6 +9,7 @@
 
 #include "common/bus.hpp"
 #include "common/crypto.hpp"
+#include "common/env_knob.hpp"
 #include "common/log.hpp"
 #include "master/master.hpp"
 
@@ -27,16 +28,6 @@ std::string hex(const crypto::Bytes& bytes) {
         out += digits[b & 15];
     }
     return out;
-}
-
-uint64_t env_seconds(const char* name, uint64_t fallback) {
-    const char* v = std::getenv(name);
-    if (!v || !*v) {
-        return fallback;
-    }
-    char* end = nullptr;
-    double s = std::strtod(v, &end);
-    return (end && *end == '\0' && s > 0) ? static_cast<uint64_t>(s * 1e6) : fallback;
 }
 
 bool is_latent(const Worker& w) { return w.cfg.type == config::WorkerType::latent && w.latent; }
@@ -73,7 +64,7 @@ struct LatentControl::Call {
 
 LatentControl::Timeouts LatentControl::timeouts_from_environment() {
     Timeouts t;
-    t.lease_usec = env_seconds("BUILDYARD_LATENT_LEASE", t.lease_usec);
+    t.lease_usec = usec_from_env("BUILDYARD_LATENT_LEASE", t.lease_usec);
     return t;
 }
 

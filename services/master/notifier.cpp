@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/env_knob.hpp"
 #include "common/log.hpp"
 #include "master/master.hpp"
 
@@ -28,21 +29,8 @@ constexpr uint64_t keep_done = 30 * 24 * 3600 * usec_per_sec;
 constexpr size_t tail_lines = 50;
 constexpr off_t tail_bytes = 64 * 1024;
 
-// A positive number of microseconds from the environment (a knob for
-// tests), or `fallback`.
-uint64_t usec_from_env(const char* name, uint64_t fallback) {
-    const char* text = std::getenv(name);
-    if (!text || !*text) {
-        return fallback;
-    }
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(text, &end, 10);
-    if (*end != '\0' || v == 0) {
-        log::warning("ignoring {}={}: expected a positive number of microseconds", name, text);
-        return fallback;
-    }
-    return v;
-}
+// The test suite's knobs, in whole microseconds.
+constexpr UsecKnob usec_knob{.unit = UsecKnob::Unit::microseconds};
 
 std::string join(const std::vector<std::string>& v) {
     std::string out;
@@ -89,8 +77,8 @@ Notifier::Notifier(Master& master, sd_event* event, sd_bus* bus, Store& store, s
       store_(store),
       state_directory_(std::move(state_directory)),
       hostname_(this_host()),
-      retry_first_(usec_from_env("BUILDYARD_MAIL_RETRY_USEC", default_retry_first)),
-      give_up_after_(usec_from_env("BUILDYARD_MAIL_GIVE_UP_USEC", default_give_up_after)),
+      retry_first_(usec_from_env("BUILDYARD_MAIL_RETRY_USEC", default_retry_first, usec_knob)),
+      give_up_after_(usec_from_env("BUILDYARD_MAIL_GIVE_UP_USEC", default_give_up_after, usec_knob)),
       tracker_([] { return bus::now_realtime_usec(); }) {}
 
 Notifier::~Notifier() = default;

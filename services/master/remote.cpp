@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
+#include "common/env_knob.hpp"
 #include "common/log.hpp"
 #include "master/remote_connection.hpp"
 
@@ -46,19 +47,8 @@ uint64_t raise_nofile() {
     return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
 }
 
-uint64_t seconds_from_env(const char* name, uint64_t fallback) {
-    const char* v = std::getenv(name);
-    if (!v || !*v) {
-        return fallback;
-    }
-    char* end = nullptr;
-    double s = std::strtod(v, &end);
-    if (*end != '\0' || s <= 0 || s > 3600) {
-        log::warning("ignoring {}={}: expected seconds from 0 to 3600", name, v);
-        return fallback;
-    }
-    return static_cast<uint64_t>(s * 1e6);
-}
+// The test suite's knobs for the handshake's timeouts.
+constexpr UsecKnob up_to_an_hour{.max_usec = 3600'000'000};
 
 // "ADDRESS:PORT" ("[ADDRESS]:PORT" for IPv6) and the address alone.
 void describe_peer(const sockaddr_storage& sa, std::string& peer, std::string& address) {
@@ -124,8 +114,8 @@ int bind_listener(const std::string& listen, Fd& out, std::string& error) {
 
 Remote::Timeouts Remote::timeouts_from_environment() {
     Timeouts t;
-    t.auth_usec = seconds_from_env("BUILDYARD_AUTH_TIMEOUT", t.auth_usec);
-    t.duplicate_ping_usec = seconds_from_env("BUILDYARD_DUPLICATE_PING_TIMEOUT", t.duplicate_ping_usec);
+    t.auth_usec = usec_from_env("BUILDYARD_AUTH_TIMEOUT", t.auth_usec, up_to_an_hour);
+    t.duplicate_ping_usec = usec_from_env("BUILDYARD_DUPLICATE_PING_TIMEOUT", t.duplicate_ping_usec, up_to_an_hour);
     return t;
 }
 
