@@ -5,6 +5,10 @@
 #include <cstring>
 #include <filesystem>
 
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+
 #include "common/bus.hpp"
 #include "common/log.hpp"
 
@@ -51,6 +55,16 @@ std::string state_directory(const std::string& chosen, const char* fallback) {
         return {};
     }
     return dir;
+}
+
+Fd lock_state_directory(const std::string& dir, const char* program, std::string& error) {
+    Fd lock(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+    if (!lock || flock(lock.get(), LOCK_EX | LOCK_NB) < 0) {
+        error = fmt::format("cannot lock {}/lock: {}{}", dir, std::strerror(errno),
+                            errno == EWOULDBLOCK ? fmt::format(" (another {} uses this state directory)", program) : "");
+        return Fd();
+    }
+    return lock;
 }
 
 }  // namespace by

@@ -17,4 +17,9 @@ bool open_daemon_loop(EventPtr& event, BusPtr& bus);
 // Logs what failed and returns "" on failure.
 std::string state_directory(const std::string& chosen, const char* fallback);
 
+// One `program` per state directory: DIR/lock, flock()ed for as long as the
+// returned descriptor is open. On failure returns no descriptor and says in
+// `error` why, naming the other `program` when one holds the lock.
+Fd lock_state_directory(const std::string& dir, const char* program, std::string& error);
+
 }  // namespace by

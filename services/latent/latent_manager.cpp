@@ -7,10 +7,10 @@
 #include <thread>
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <systemd/sd-daemon.h>
 
 #include "common/bus.hpp"
+#include "common/daemon.hpp"
 #include "common/log.hpp"
 
 namespace by::latent {
@@ -45,10 +45,8 @@ bool LatentManager::start(std::string& error, std::function<void()> ready) {
     config_ = std::move(*loaded.config);
     // One latentd per state directory, and the bus name before the reaper
     // runs: a second latentd would take the first one's instances for leaks.
-    state_lock_.reset(::open((state_directory_ + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
-    if (!state_lock_ || flock(state_lock_.get(), LOCK_EX | LOCK_NB) < 0) {
-        error = fmt::format("cannot lock {}/lock: {}{}", state_directory_, std::strerror(errno),
-                            errno == EWOULDBLOCK ? " (another buildyard-latentd uses this state directory)" : "");
+    state_lock_ = lock_state_directory(state_directory_, "buildyard-latentd", error);
+    if (!state_lock_) {
         return false;
     }
     if (int r = register_latent_object(*this, bus_, slot_); r < 0) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "common/daemon.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "master/notifier.hpp"
@@ -70,12 +71,7 @@ bool Master::start(std::string& error) {
     }
     // One master per state directory, and the bus name before any state is
     // touched: a second master must not "recover" the first one's builds.
-    state_lock_.reset(::open((state_directory_ + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
-    if (!state_lock_ || flock(state_lock_.get(), LOCK_EX | LOCK_NB) < 0) {
-        error = fmt::format("cannot lock {}/lock: {}{}", state_directory_, std::strerror(errno),
-                            errno == EWOULDBLOCK ? " (another buildyard-masterd uses this state directory)" : "");
-        return false;
-    }
+    if (!(state_lock_ = lock_state_directory(state_directory_, "buildyard-masterd", error))) return false;
     int r = register_master_objects(*this, bus_, slots_);
     if (r >= 0) r = register_worker_objects(*this, bus_, slots_);
     if (r >= 0) r = register_link_object(*this, bus_, slots_);
