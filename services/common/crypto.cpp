@@ -98,6 +98,16 @@ Bytes random_bytes(size_t n) {
     return b;
 }
 
+std::string random_hex(size_t n) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (uint8_t b : random_bytes(n)) {
+        out += digits[b >> 4];
+        out += digits[b & 15];
+    }
+    return out;
+}
+
 Bytes hmac_sha256(std::string_view key, std::span<const uint8_t> data) {
     const Libcrypto& lib = libcrypto();
     if (!lib.mac_fetch) {

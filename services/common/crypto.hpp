@@ -25,6 +25,10 @@ const std::string& unavailable();
 // `n` random bytes from the kernel's CSPRNG through OpenSSL; empty on failure.
 Bytes random_bytes(size_t n);
 
+// `n` random bytes as 2n lowercase hex digits (tokens, Message-IDs); empty
+// on failure.
+std::string random_hex(size_t n);
+
 // HMAC-SHA256(key, data); empty on failure.
 Bytes hmac_sha256(std::string_view key, std::span<const uint8_t> data);
 

@@ -20,16 +20,6 @@ namespace {
 constexpr uint64_t usec_per_sec = 1'000'000;
 constexpr size_t earlier_tokens_kept = 4;
 
-std::string hex(const crypto::Bytes& bytes) {
-    static const char digits[] = "0123456789abcdef";
-    std::string out;
-    for (uint8_t b : bytes) {
-        out += digits[b >> 4];
-        out += digits[b & 15];
-    }
-    return out;
-}
-
 bool is_latent(const Worker& w) { return w.cfg.type == config::WorkerType::latent && w.latent; }
 
 void log_worker(log::Level level, const std::string& worker, const std::string& message) {
@@ -377,7 +367,7 @@ int LatentControl::call(const char* member, uint64_t timeout, const std::string&
 void LatentControl::send_start(Worker& w) {
     LatentSide& side = *w.latent;
     sd_id128_t id;
-    auto token = crypto::random_bytes(32);
+    auto token = crypto::random_hex(32);
     if (sd_id128_randomize(&id) < 0 || token.empty()) {
         const LatentState before = side.machine.state();
         apply(w, before, side.machine.start_failed(now(), "cannot make a start id and token"));
@@ -389,7 +379,7 @@ void LatentControl::send_start(Worker& w) {
         side.earlier_tokens.push_front(side.token);
         if (side.earlier_tokens.size() > earlier_tokens_kept) side.earlier_tokens.pop_back();
     }
-    side.token = hex(token);
+    side.token = token;
     side.instance.clear();
     side.log_tail.clear();
     const uint64_t timeout = side.machine.settings().substantiation_timeout * usec_per_sec;

@@ -6,11 +6,11 @@
 #include <cstring>
 
 #include <fcntl.h>
-#include <openssl/rand.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/crypto.hpp"
 #include "common/env_knob.hpp"
 #include "common/log.hpp"
 #include "master/master.hpp"
@@ -316,11 +316,9 @@ std::string Notifier::read_log_tail(uint64_t build) const {
 }
 
 MessageStamp Notifier::stamp(uint64_t now) const {
-    unsigned char bytes[8] = {};
-    RAND_bytes(bytes, sizeof bytes);
-    std::string token;
-    for (unsigned char b : bytes) {
-        token += fmt::format("{:02x}", b);
+    std::string token = crypto::random_hex(8);
+    if (token.empty()) {
+        token.assign(16, '0');  // still a unique Message-ID, by its time
     }
     return MessageStamp{now, hostname_, token};
 }

@@ -50,6 +50,14 @@ TEST(Crypto, RandomBytes) {
     EXPECT_NE(a, b);
 }
 
+TEST(Crypto, RandomHex) {
+    const std::string a = crypto::random_hex(8), b = crypto::random_hex(8);
+    ASSERT_EQ(a.size(), 16u);
+    EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+    EXPECT_NE(a, b);
+    EXPECT_EQ(crypto::random_hex(32).size(), 64u);
+}
+
 TEST(Crypto, Equal) {
     EXPECT_TRUE(crypto::equal(bytes("abc"), bytes("abc")));
     EXPECT_FALSE(crypto::equal(bytes("abc"), bytes("abd")));
