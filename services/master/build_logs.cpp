@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.hpp"
+#include "master/build_log_path.hpp"
 #include "master/master.hpp"
 
 namespace by::master {
@@ -25,7 +26,7 @@ void log_build(log::Level level, const Build& b, const std::string& msg, std::st
     }
 }
 
-std::string Master::log_path(uint64_t id) const { return state_directory_ + "/logs/" + std::to_string(id) + ".log"; }
+std::string Master::log_path(uint64_t id) const { return build_log_path(state_directory_, id); }
 
 void Master::append_log(ActiveBuild& ab, const void* data, size_t size) {
     // Secrets never reach the file, even cut across two Output calls.

@@ -13,6 +13,7 @@
 #include "common/crypto.hpp"
 #include "common/env_knob.hpp"
 #include "common/log.hpp"
+#include "master/build_log_path.hpp"
 #include "master/master.hpp"
 
 namespace by::master {
@@ -303,7 +304,7 @@ void Notifier::build_finished(const Build& b) {
 }
 
 std::string Notifier::read_log_tail(uint64_t build) const {
-    Fd fd(::open((state_directory_ + "/logs/" + std::to_string(build) + ".log").c_str(), O_RDONLY | O_CLOEXEC));
+    Fd fd(::open(build_log_path(state_directory_, build).c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st {};
     if (!fd || fstat(fd.get(), &st) < 0) {
         return {};
