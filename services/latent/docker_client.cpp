@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "common/raii.hpp"
+#include "latent/curl_transfer.hpp"
 #include "latent/docker_decode.hpp"
 #include "common/text.hpp"
 
@@ -17,44 +18,13 @@ namespace by::latent::docker {
 
 namespace {
 
-using CurlPtr = std::unique_ptr<CURL, FreeWith<curl_easy_cleanup>>;
-using SlistPtr = std::unique_ptr<curl_slist, FreeWith<curl_slist_free_all>>;
+using libcurl::CurlPtr;
+using libcurl::SlistPtr;
 
 constexpr const char* api_base = "http://docker/v1.41";
 // Longer answers keep their end (a pull's progress stream ends with its
 // error); a JSON answer cut this way fails to parse and says so.
 constexpr std::size_t max_body = 8 * 1024 * 1024;
-constexpr Milliseconds max_connect_timeout{10000};
-
-void init_curl_once() {
-    // curl_global_init is not thread-safe; backend calls run on many threads.
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-struct Transfer {
-    std::string body;
-    bool truncated = false;
-    const Cancelled* cancelled = nullptr;
-};
-
-size_t on_data(char* data, size_t size, size_t count, void* user) {
-    auto* t = static_cast<Transfer*>(user);
-    const size_t n = size * count;
-    t->body.append(data, n);
-    if (t->body.size() > max_body) {
-        t->body.erase(0, t->body.size() - max_body / 2);
-        t->truncated = true;
-    }
-    return n;
-}
-
-// libcurl calls this about once a second even while nothing moves, so a
-// cancelled call ends within a second.
-int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-    const auto* t = static_cast<Transfer*>(user);
-    return t->cancelled && t->cancelled->load() ? 1 : 0;
-}
 
 bool unreserved(char c, std::string_view extra) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
@@ -81,7 +51,7 @@ std::string escape(std::string_view text, std::string_view keep) {
 
 std::string url_escape(std::string_view text) { return escape(text, ""); }
 
-Client::Client(std::string socket_path) : socket_path_(std::move(socket_path)) { init_curl_once(); }
+Client::Client(std::string socket_path) : socket_path_(std::move(socket_path)) { libcurl::init_once(); }
 
 std::string Client::engine_error(const std::string& what, const Response& r) const {
     return what + ": " + error_message(r.body) + " (HTTP " + std::to_string(r.status) + " from the Docker engine at unix://" +
@@ -118,8 +88,8 @@ Outcome<Response> Client::request(const std::string& method, const std::string& 
     if (!curl) {
         return failed<Response>(what + ": cannot set up a libcurl handle");
     }
-    Transfer transfer;
-    transfer.cancelled = &cancelled;
+    libcurl::Transfer transfer{
+        .max_body = max_body, .overflow = libcurl::Transfer::Overflow::keep_end, .cancelled = &cancelled};
     char error_buffer[CURL_ERROR_SIZE] = {};
     const std::string url = api_base + path;
     const std::string payload = body ? text::json_dump(*body) : std::string();
@@ -130,16 +100,7 @@ Outcome<Response> Client::request(const std::string& method, const std::string& 
     CURL* h = curl.get();
     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, socket_path_.c_str());
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for timeouts
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(timeout, max_connect_timeout).count()));
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &transfer);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &transfer);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+    libcurl::prepare(h, transfer, timeout, error_buffer, headers.get());
     if (method == "POST") {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));

@@ -9,54 +9,29 @@
 #include <openssl/evp.h>
 
 #include "common/raii.hpp"
+#include "latent/curl_transfer.hpp"
 
 namespace by::latent::ec2 {
 
 namespace {
 
-using CurlPtr = std::unique_ptr<CURL, FreeWith<curl_easy_cleanup>>;
-using SlistPtr = std::unique_ptr<curl_slist, FreeWith<curl_slist_free_all>>;
+using libcurl::CurlPtr;
+using libcurl::SlistPtr;
 
 constexpr std::size_t max_body = 16 * 1024 * 1024;
-constexpr std::chrono::milliseconds max_connect_timeout{10000};
-
-struct Transfer {
-    std::string body;
-    const Cancelled* cancelled = nullptr;
-};
-
-size_t on_data(char* data, size_t size, size_t count, void* user) {
-    auto* t = static_cast<Transfer*>(user);
-    const size_t n = size * count;
-    if (t->body.size() + n > max_body) {
-        return 0;  // ends the transfer with CURLE_WRITE_ERROR
-    }
-    t->body.append(data, n);
-    return n;
-}
-
-int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-    const auto* t = static_cast<Transfer*>(user);
-    return t->cancelled && t->cancelled->load() ? 1 : 0;
-}
-
-void init_curl_once() {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 }  // namespace
 
 HttpAnswer http(const HttpRequest& request, const Cancelled& cancelled) {
-    init_curl_once();
+    libcurl::init_once();
     HttpAnswer answer;
     CurlPtr curl(curl_easy_init());
     if (!curl) {
         answer.error = "cannot set up a libcurl handle";
         return answer;
     }
-    Transfer transfer;
-    transfer.cancelled = &cancelled;
+    libcurl::Transfer transfer{
+        .max_body = max_body, .overflow = libcurl::Transfer::Overflow::fail, .cancelled = &cancelled};
     char error_buffer[CURL_ERROR_SIZE] = {};
     // No "Expect:" to turn 100-continue off: libcurl's SigV4 would sign it
     // as a header, which it then does not send. Bodies here are far below
@@ -68,17 +43,7 @@ HttpAnswer http(const HttpRequest& request, const Cancelled& cancelled) {
     CURL* h = curl.get();
     curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(std::min(request.timeout, max_connect_timeout).count()));
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &transfer);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &transfer);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+    libcurl::prepare(h, transfer, request.timeout, error_buffer, headers.get());
     // The metadata service must not be reached through a proxy.
     curl_easy_setopt(h, CURLOPT_NOPROXY, "169.254.169.254,[fd00:ec2::254]");
     if (request.method == "POST" || request.method == "PUT") {
