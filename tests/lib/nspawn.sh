@@ -1,6 +1,6 @@
 # systemd as PID 1 in a container, for the unit and packaging tests.
-# Source this after defining fail MESSAGE, which must not
-# return. Sets ns (nspawn's PID) and leader (the container's PID 1).
+# Source this, then define fail MESSAGE, which must not return, or call
+# nspawn_test. Sets ns (nspawn's PID) and leader (the container's PID 1).
 ns=
 leader=
 ct_timeout=30
@@ -61,4 +61,21 @@ nspawn_remove_cgroups() {
             if [ -d "$root/$top" ]; then find "$root/$top" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
         done
     done
+}
+
+# nspawn_test JOURNALCTL-ARGUMENT...: what a test script in tests/systemd
+# needs around its container: fail MESSAGE, which also shows the
+# container's journal (journalctl -b with the arguments) once it has
+# booted, and, when the script exits, the container, its cgroups and the
+# script's directory $work removed.
+nspawn_test() {
+    nspawn_journal_args=("$@")
+    fail() {
+        echo "FAIL: $*" >&2
+        if [ -n "$leader" ]; then
+            ct journalctl -b --no-pager -o short-monotonic "${nspawn_journal_args[@]}" >&2 || true
+        fi
+        exit 1
+    }
+    trap 'nspawn_stop; nspawn_remove_cgroups; rm -rf "$work"' EXIT
 }

@@ -21,22 +21,10 @@ source_dir=$(realpath "$(dirname "${BASH_SOURCE[0]}")/../..")
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
 command -v systemd-nspawn >/dev/null || { echo "needs systemd-nspawn (systemd-container)"; exit 77; }
 
+. "$source_dir/tests/lib/nspawn.sh"
 work=$(mktemp -d /tmp/by-build-units-XXXXXX)
 chmod 755 "$work"
-fail() {
-    echo "FAIL: $*" >&2
-    if [ -n "$leader" ]; then
-        ct journalctl -b --no-pager -o short-monotonic -n 200 >&2 || true
-    fi
-    exit 1
-}
-. "$source_dir/tests/lib/nspawn.sh"
-cleanup() {
-    nspawn_stop
-    nspawn_remove_cgroups
-    rm -rf "$work"
-}
-trap cleanup EXIT
+nspawn_test -n 200
 
 . "$source_dir/tests/lib/master-calls.sh"
 # submit BUILDER [KEY VALUE]...: prints the new build's id.

@@ -18,21 +18,9 @@ prefix=$2
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
 command -v systemd-nspawn >/dev/null || { echo "needs systemd-nspawn (systemd-container)"; exit 77; }
 
-work=$(mktemp -d /tmp/by-latent-unit-XXXXXX)
-fail() {
-    echo "FAIL: $*" >&2
-    if [ -n "$leader" ]; then
-        ct journalctl -b --no-pager -o short-monotonic -u "buildyard*" >&2 || true
-    fi
-    exit 1
-}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/nspawn.sh"
-cleanup() {
-    nspawn_stop
-    nspawn_remove_cgroups
-    rm -rf "$work"
-}
-trap cleanup EXIT
+work=$(mktemp -d /tmp/by-latent-unit-XXXXXX)
+nspawn_test -u "buildyard*"
 
 vm1_connected() {
     local path

@@ -12,21 +12,9 @@ prefix=$2
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
 command -v systemd-nspawn >/dev/null || { echo "needs systemd-nspawn (systemd-container)"; exit 77; }
 
-work=$(mktemp -d /tmp/by-systemd-XXXXXX)
-fail() {
-    echo "FAIL: $*" >&2
-    if [ -n "$leader" ]; then
-        ct journalctl -b --no-pager -o short-monotonic -n 300 >&2 || true
-    fi
-    exit 1
-}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/nspawn.sh"
-cleanup() {
-    nspawn_stop
-    nspawn_remove_cgroups
-    rm -rf "$work"
-}
-trap cleanup EXIT
+work=$(mktemp -d /tmp/by-systemd-XXXXXX)
+nspawn_test -n 300
 
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/master-calls.sh"
 submit() { prop "$(master_call SubmitBuild 'sa{ss}' "$1" 0 | cut -d' ' -f2 | tr -d '"')" org.buildyard.Build1 Id; }
