@@ -135,6 +135,11 @@ class Process:
             self.notify.close()
             self.notify = None
 
+    def notified(self, line):
+        """How many of its datagrams so far have `line` as one of their lines."""
+        with self._cond:
+            return sum(1 for m in self.messages if line in m.split("\n"))
+
     def wait_notify(self, text, timeout=10):
         """Waits for a datagram on this process's NOTIFY_SOCKET containing
         text, after those an earlier wait_notify() returned."""

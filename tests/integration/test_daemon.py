@@ -25,9 +25,6 @@ class DaemonTest(SystemTest):
                                config or self.sys.config_path],
                               capture_output=True, text=True, timeout=30, env=self.sys.env)
 
-    def count(self, proc, text):
-        return sum(1 for m in proc.messages if text in m.split("\n"))
-
 
 class Notify(DaemonTest):
     def test_ready_and_a_true_status_line(self):
@@ -46,10 +43,10 @@ class Notify(DaemonTest):
         self.sys.write_config(master_ini(["w1"]))
         master = start_master_env(self.sys, {"WATCHDOG_USEC": "200000"})
         t0 = time.monotonic()
-        wait_for(lambda: self.count(master, "WATCHDOG=1") >= 3, 2, "3 WATCHDOG=1 from the master in 2 s")
-        first = self.count(master, "WATCHDOG=1")
+        wait_for(lambda: master.notified("WATCHDOG=1") >= 3, 2, "3 WATCHDOG=1 from the master in 2 s")
+        first = master.notified("WATCHDOG=1")
         # And they keep coming.
-        wait_for(lambda: self.count(master, "WATCHDOG=1") >= first + 3, 2, "more WATCHDOG=1 from the master")
+        wait_for(lambda: master.notified("WATCHDOG=1") >= first + 3, 2, "more WATCHDOG=1 from the master")
         self.assertLess(time.monotonic() - t0, 4)
 
         # They come from the event loop, so a loop that hangs stops them (and
@@ -67,14 +64,14 @@ class Notify(DaemonTest):
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             self.addCleanup(submit.kill)
             time.sleep(0.5)  # the call reaches the master, whose loop then waits on the lock
-            hung = self.count(master, "WATCHDOG=1")
+            hung = master.notified("WATCHDOG=1")
             time.sleep(1.5)  # 7 watchdog periods
-            self.assertEqual(self.count(master, "WATCHDOG=1"), hung, "WATCHDOG=1 while the loop was stuck")
+            self.assertEqual(master.notified("WATCHDOG=1"), hung, "WATCHDOG=1 while the loop was stuck")
         finally:
             db.execute("ROLLBACK")
             db.close()
         self.assertEqual(submit.wait(timeout=10), 0, submit.stderr.read())
-        wait_for(lambda: self.count(master, "WATCHDOG=1") >= hung + 3, 3, "WATCHDOG=1 again once the loop runs")
+        wait_for(lambda: master.notified("WATCHDOG=1") >= hung + 3, 3, "WATCHDOG=1 again once the loop runs")
 
     def test_worker_watchdog_pings(self):
         self.sys.write_config(master_ini(["w1"]))
@@ -84,7 +81,7 @@ class Notify(DaemonTest):
                                  [os.path.join(BIN, "buildyard-workerd"), "--name", "w1", "--basedir",
                                   self.path("w1")], env=env, notify=True)
         worker.wait_notify("READY=1")
-        wait_for(lambda: self.count(worker, "WATCHDOG=1") >= 3, 2, "3 WATCHDOG=1 from the worker in 2 s")
+        wait_for(lambda: worker.notified("WATCHDOG=1") >= 3, 2, "3 WATCHDOG=1 from the worker in 2 s")
 
         # They come from the event loop, so a loop that hangs stops them.
         # Hang it: with the master frozen, SIGTERM makes the worker call
@@ -95,9 +92,9 @@ class Notify(DaemonTest):
             worker.signal(signal.SIGTERM)
             wait_for(lambda: "stopping (" in worker.log(), 5, "the worker to begin stopping")
             time.sleep(0.2)
-            hung = self.count(worker, "WATCHDOG=1")
+            hung = worker.notified("WATCHDOG=1")
             time.sleep(1.2)  # 6 watchdog periods, within the 2 s the Detach call waits
-            self.assertEqual(self.count(worker, "WATCHDOG=1"), hung, "WATCHDOG=1 while the loop was stuck")
+            self.assertEqual(worker.notified("WATCHDOG=1"), hung, "WATCHDOG=1 while the loop was stuck")
             self.assertEqual(worker.wait(timeout=10), 0, worker.log())
         finally:
             self.sys.master.signal(signal.SIGCONT)

@@ -395,18 +395,15 @@ class Interface(LatentTest):
 
 
 class Daemon(LatentTest):
-    def count(self, proc, text):
-        return sum(1 for m in proc.messages if text in m.split("\n"))
-
     def test_ready_status_and_watchdog(self):
         latentd = self.latentd({"WATCHDOG_USEC": "200000"})
         ready = next(m for m in latentd.messages if "READY=1" in m)
         self.assertIn("STATUS=0 instances, 0 leaks reaped", ready)
         self.start("vm1", START_A)
         latentd.wait_notify("STATUS=1 instances, 0 leaks reaped")
-        wait_for(lambda: self.count(latentd, "WATCHDOG=1") >= 3, 5, "3 WATCHDOG=1 from latentd")
-        first = self.count(latentd, "WATCHDOG=1")
-        wait_for(lambda: self.count(latentd, "WATCHDOG=1") >= first + 3, 5, "more WATCHDOG=1")
+        wait_for(lambda: latentd.notified("WATCHDOG=1") >= 3, 5, "3 WATCHDOG=1 from latentd")
+        first = latentd.notified("WATCHDOG=1")
+        wait_for(lambda: latentd.notified("WATCHDOG=1") >= first + 3, 5, "more WATCHDOG=1")
         # They come from the event loop, so a loop that hangs stops them (and
         # systemd would restart latentd). Hang it: hold the state database
         # locked and ask for a start, whose row is written inside the loop
@@ -417,14 +414,14 @@ class Daemon(LatentTest):
             start = self.call_in_background("Start", *self.start_args("vm2", START_B))
             self.addCleanup(start.stop)
             time.sleep(0.5)  # the call reaches latentd, whose loop then waits on the lock
-            hung = self.count(latentd, "WATCHDOG=1")
+            hung = latentd.notified("WATCHDOG=1")
             time.sleep(1.5)  # 7 watchdog periods
-            self.assertEqual(self.count(latentd, "WATCHDOG=1"), hung, "WATCHDOG=1 while the loop was stuck")
+            self.assertEqual(latentd.notified("WATCHDOG=1"), hung, "WATCHDOG=1 while the loop was stuck")
         finally:
             db.execute("ROLLBACK")
             db.close()
         self.assertEqual(start.wait(timeout=30), 0, start.log())
-        wait_for(lambda: self.count(latentd, "WATCHDOG=1") >= hung + 3, 3, "WATCHDOG=1 again once the loop runs")
+        wait_for(lambda: latentd.notified("WATCHDOG=1") >= hung + 3, 3, "WATCHDOG=1 again once the loop runs")
         latentd.signal(signal.SIGHUP)
         latentd.wait_notify("RELOADING=1")
         latentd.wait_notify("READY=1")
