@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from ec2_standin import Ec2StandIn  # noqa: E402
 from harness import (BIN, LATENT, LATENT_PATH, SystemTest, free_port, gate_dir, gate_step,  # noqa: E402
-                     open_gate, start_latentd, start_master_env, wait_for, wait_gate_reached)
+                     master_ini, open_gate, start_latentd, start_master_env, wait_for, wait_gate_reached)
 from test_mail import PYTHON, Maildir, port_open  # noqa: E402
 
 KEY_ID = "AKIDBUILDYARDTEST01"
@@ -50,17 +50,13 @@ class Ec2Test(SystemTest):
         self.latentd = None
 
     def write_config(self, worker_extra="", extra_sections=""):
-        lines = [
-            "[master]", f"name = {self.master_name}", f"listen = 127.0.0.1:{self.port}", extra_sections,
-            "[worker e1]", "type = latent", "backend = ec2", f"master_address = 127.0.0.1:{self.port}",
-            "missing_timeout = 120", "ec2.region = us-east-1", f"ec2.endpoint = {self.standin.url}",
-            f"ec2.ami = {AMI}", "ec2.instance_type = t3.micro", "ec2.tags = team=ci",
-            *worker_extra.splitlines(),
-            "[builder where]", "workers = e1", "step.1 = pwd",
-            "[builder gated]", "workers = e1", f"step.1 = {gate_step(self.sys)}",
-        ]
-        with open(self.sys.config_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        e1 = "\n".join([
+            "type = latent", "backend = ec2", f"master_address = 127.0.0.1:{self.port}", "missing_timeout = 120",
+            "ec2.region = us-east-1", f"ec2.endpoint = {self.standin.url}", f"ec2.ami = {AMI}",
+            "ec2.instance_type = t3.micro", "ec2.tags = team=ci", *worker_extra.splitlines()])
+        builders = {"where": (["e1"], ["pwd"]), "gated": (["e1"], [gate_step(self.sys)])}
+        self.sys.write_config(master_ini({"e1": e1}, builders, name=self.master_name, listen=f"127.0.0.1:{self.port}",
+                                         master_lines=extra_sections))
 
     def start_daemons(self, latentd_env=None):
         env = {"BUILDYARD_LATENT_HEALTH_INTERVAL": "0.5", "BUILDYARD_LATENT_LEASE_CHECK_INTERVAL": "0.5",

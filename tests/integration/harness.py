@@ -53,7 +53,8 @@ def wait_for(predicate, timeout=10.0, what="condition"):
 
 def master_ini(workers, builders=None, *, name=None, listen="", master_lines="", worker_type="local"):
     """The text of a master.ini: [master] (name = `name` if given; listen =
-    `listen`, nothing by default; then `master_lines`), then workers as
+    `listen`, nothing by default; then `master_lines`: more keys, or more
+    sections such as [mail]), then workers as
     {name: "more lines"} or a list of names, each `type = worker_type`
     unless its lines name a type (None: no type line, a remote worker), then
     builders as {name: ([workers], [steps])}. One line a setting, no blank

@@ -20,8 +20,8 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (BIN, LATENT, LATENT_PATH, SOURCE, SystemTest, free_port, process_gone, start_latentd,
-                     start_master_env, wait_for)
+from harness import (BIN, LATENT, LATENT_PATH, SOURCE, SystemTest, free_port, master_ini, process_gone,
+                     start_latentd, start_master_env, wait_for)
 
 PODMAN_SH = os.path.join(SOURCE, "tests", "lib", "podman.sh")
 MAKE_IMAGE = os.path.join(SOURCE, "tests", "docker", "make-image.sh")
@@ -165,16 +165,12 @@ class DockerTest(SystemTest):
 
     def write_config(self, worker_extra="", host=None, image=IMAGE, missing_timeout=120):
         host = host or PODMAN.sock
-        lines = [
-            "[master]", f"name = {self.master_name}", f"listen = 127.0.0.1:{self.port}",
-            "[worker c1]", "type = latent", "backend = docker", f"master_address = 127.0.0.1:{self.port}",
+        c1 = "\n".join([
+            "type = latent", "backend = docker", f"master_address = 127.0.0.1:{self.port}",
             f"missing_timeout = {missing_timeout}", f"docker.host = unix://{host}", f"docker.image = {image}",
-            "docker.pull = never", f"docker.volumes = {self.gates}:/gates", *worker_extra.splitlines(),
-            "[builder fresh]", "workers = c1", f"step.1 = {FRESH_STEP}",
-            "[builder gated]", "workers = c1", f"step.1 = {GATED_STEP}",
-        ]
-        with open(self.sys.config_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            "docker.pull = never", f"docker.volumes = {self.gates}:/gates", *worker_extra.splitlines()])
+        builders = {"fresh": (["c1"], [FRESH_STEP]), "gated": (["c1"], [GATED_STEP])}
+        self.sys.write_config(master_ini({"c1": c1}, builders, name=self.master_name, listen=f"127.0.0.1:{self.port}"))
 
     def start_daemons(self, latentd_env=None):
         env = {"BUILDYARD_LATENT_HEALTH_INTERVAL": "0.5", "BUILDYARD_LATENT_LEASE_CHECK_INTERVAL": "0.5"}

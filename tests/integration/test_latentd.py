@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import time
 
-from harness import (BIN, LATENT, LATENT_PATH, NOBODY_UID, SystemTest, SignalMonitor, process_gone,
+from harness import (BIN, LATENT, LATENT_PATH, NOBODY_UID, SignalMonitor, SystemTest, master_ini, process_gone,
                      start_latentd, wait_for)
 from test_introspection import describe, documented
 
@@ -47,15 +47,12 @@ class LatentTest(SystemTest):
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", self.base, "16M"], check=True, timeout=60)
         self.write_config()
 
-    def write_config(self, master=MASTER_NAME, workers=("vm1", "vm2"), extra=""):
-        text = f"[master]\nname = {master}\nlisten =\n"
-        for w in workers:
-            text += (f"[worker {w}]\ntype = latent\nbackend = libvirt\nmaster_address = 127.0.0.1:9989\n"
-                     f"libvirt.uri = test:///default\nlibvirt.xml = {self.template}\n"
-                     f"libvirt.base_image = {self.base}\nlibvirt.overlay_dir = {self.overlays}\n"
-                     "libvirt.shutdown_timeout = 0\n")
-        with open(self.sys.config_path, "w") as f:
-            f.write(text + extra)
+    def write_config(self, master=MASTER_NAME, workers=("vm1", "vm2")):
+        latent = ("type = latent\nbackend = libvirt\nmaster_address = 127.0.0.1:9989\n"
+                  f"libvirt.uri = test:///default\nlibvirt.xml = {self.template}\n"
+                  f"libvirt.base_image = {self.base}\nlibvirt.overlay_dir = {self.overlays}\n"
+                  "libvirt.shutdown_timeout = 0\n")
+        self.sys.write_config(master_ini(dict.fromkeys(workers, latent), name=master))
 
     def latentd(self, env=None, **kwargs):
         base = {"BUILDYARD_LATENT_LEASE_CHECK_INTERVAL": "0.1"}
