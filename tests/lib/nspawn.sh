@@ -64,11 +64,14 @@ nspawn_remove_cgroups() {
 }
 
 # nspawn_test JOURNALCTL-ARGUMENT...: what a test script in tests/systemd
-# needs around its container: fail MESSAGE, which also shows the
-# container's journal (journalctl -b with the arguments) once it has
-# booted, and, when the script exits, the container, its cgroups and the
-# script's directory $work removed.
+# needs around its container: exit 77 (skipped) without root or
+# systemd-nspawn; fail MESSAGE, which also shows the container's journal
+# (journalctl -b with the arguments) once it has booted; and, when the
+# script exits, the container, its cgroups and its directory $work (if set)
+# removed.
 nspawn_test() {
+    [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
+    command -v systemd-nspawn >/dev/null || { echo "needs systemd-nspawn (systemd-container)"; exit 77; }
     nspawn_journal_args=("$@")
     fail() {
         echo "FAIL: $*" >&2
@@ -77,5 +80,5 @@ nspawn_test() {
         fi
         exit 1
     }
-    trap 'nspawn_stop; nspawn_remove_cgroups; rm -rf "$work"' EXIT
+    trap 'nspawn_stop; nspawn_remove_cgroups; rm -rf "${work:-}"' EXIT
 }

@@ -15,12 +15,9 @@ set -euo pipefail
 build=$(realpath "$1")
 prefix=$2
 
-[ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
-command -v systemd-nspawn >/dev/null || { echo "needs systemd-nspawn (systemd-container)"; exit 77; }
-
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/nspawn.sh"
-work=$(mktemp -d /tmp/by-latent-unit-XXXXXX)
 nspawn_test -u "buildyard*"
+work=$(mktemp -d /tmp/by-latent-unit-XXXXXX)
 
 vm1_connected() {
     local path

@@ -9,12 +9,9 @@ set -euo pipefail
 build=$(realpath "$1")
 prefix=$2
 
-[ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
-command -v systemd-nspawn >/dev/null || { echo "needs systemd-nspawn (systemd-container)"; exit 77; }
-
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/nspawn.sh"
-work=$(mktemp -d /tmp/by-systemd-XXXXXX)
 nspawn_test -n 300
+work=$(mktemp -d /tmp/by-systemd-XXXXXX)
 
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/master-calls.sh"
 submit() { prop "$(master_call SubmitBuild 'sa{ss}' "$1" 0 | cut -d' ' -f2 | tr -d '"')" org.buildyard.Build1 Id; }
