@@ -1,8 +1,8 @@
 #include "latent/backend.hpp"
 
-#include "latent/docker_backend.hpp"
-#include "latent/ec2_backend.hpp"
-#include "latent/libvirt_backend.hpp"
+#include "latent/docker/docker_backend.hpp"
+#include "latent/ec2/ec2_backend.hpp"
+#include "latent/libvirt/libvirt_backend.hpp"
 
 namespace by::latent {
 

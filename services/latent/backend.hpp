@@ -116,6 +116,23 @@ public:
                                         const Cancelled& cancelled) = 0;
 };
 
+// A backend class declares its overrides of the five calls above with
+// this, so that their signatures are written once, in Backend; beside it,
+// each backend says what the calls do in its world.
+#define BY_LATENT_BACKEND_OVERRIDES                                                                               \
+    Outcome<std::string> create(const StartSpec& spec, const Cancelled& cancelled) override;                      \
+    Outcome<bool> destroy(const Tag& tag, const config::Worker* worker, uint64_t grace_usec,                      \
+                          const Cancelled& cancelled) override;                                                   \
+    Outcome<std::vector<Found>> list(const std::string& master, const std::vector<const config::Worker*>& workers, \
+                                     const Cancelled& cancelled) override;                                        \
+    Outcome<bool> remove(const Found& found, const config::Worker* worker, const Cancelled& cancelled) override;  \
+    Outcome<HealthReport> check(const Tag& tag, const config::Worker* worker, const Cancelled& cancelled) override
+
+// "buildyard-MASTER-WORKER": the name of a worker's domain or container,
+// unique per master and worker, as latentd never runs two starts of one
+// worker.
+inline std::string instance_name(const Tag& tag) { return "buildyard-" + tag.master + "-" + tag.worker; }
+
 // The backend for `name` ("libvirt", "docker", "ec2"), or nullptr if unknown.
 std::unique_ptr<Backend> make_backend(const std::string& name, const std::string& state_directory);
 

@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "latent/docker_client.hpp"
+#include "latent/docker/docker_client.hpp"
 
 namespace by::latent::test {
 

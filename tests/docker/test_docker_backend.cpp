@@ -7,7 +7,7 @@
 
 #include "common/config.hpp"
 #include "docker_test_support.hpp"
-#include "latent/docker_backend.hpp"
+#include "latent/docker/docker_backend.hpp"
 
 using namespace by::latent;
 using namespace by::latent::docker;

@@ -1,5 +1,5 @@
 // libFuzzer harness: every decoder of the Docker engine's answers
-// (latent/docker_decode.hpp) and its log stream (demultiplex_logs,
+// (latent/docker/docker_decode.hpp) and its log stream (demultiplex_logs,
 // last_lines) on the same arbitrary body, as a hostile or broken engine
 // could send it. None may throw or crash, and what they return must hold
 // together.
@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "fuzz_check.hpp"
-#include "latent/docker_decode.hpp"
+#include "latent/docker/docker_decode.hpp"
 
 using namespace by::latent::docker;
 

@@ -10,8 +10,8 @@
 #include <string_view>
 
 #include "fuzz_check.hpp"
-#include "latent/ec2_credentials.hpp"
-#include "latent/ec2_response.hpp"
+#include "latent/ec2/ec2_credentials.hpp"
+#include "latent/ec2/ec2_response.hpp"
 
 using namespace by::latent::ec2;
 

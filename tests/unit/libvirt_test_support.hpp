@@ -12,8 +12,8 @@
 #include <libxml/parser.h>
 #include <libxml/xpathInternals.h>
 
-#include "latent/libvirt_domain_xml.hpp"
-#include "latent/libvirt_handles.hpp"
+#include "latent/libvirt/libvirt_domain_xml.hpp"
+#include "latent/libvirt/libvirt_handles.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

@@ -4,9 +4,9 @@
 // (ctest -L docker).
 #include <gtest/gtest.h>
 
-#include "latent/docker_backend.hpp"
-#include "latent/docker_client.hpp"
-#include "latent/docker_decode.hpp"
+#include "latent/docker/docker_backend.hpp"
+#include "latent/docker/docker_client.hpp"
+#include "latent/docker/docker_decode.hpp"
 
 using namespace by::latent;
 using namespace by::latent::docker;

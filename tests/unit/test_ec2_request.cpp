@@ -5,10 +5,10 @@
 
 #include <map>
 
-#include "latent/ec2_credentials.hpp"
-#include "latent/ec2_http.hpp"
-#include "latent/ec2_request.hpp"
-#include "latent/ec2_response.hpp"
+#include "latent/ec2/ec2_credentials.hpp"
+#include "latent/ec2/ec2_http.hpp"
+#include "latent/ec2/ec2_request.hpp"
+#include "latent/ec2/ec2_response.hpp"
 
 using namespace by::latent;
 using namespace by::latent::ec2;

@@ -8,8 +8,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "latent/libvirt_backend.hpp"
-#include "latent/libvirt_overlay.hpp"
+#include "latent/libvirt/libvirt_backend.hpp"
+#include "latent/libvirt/libvirt_overlay.hpp"
 #include "libvirt_test_support.hpp"
 
 namespace {

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/config.hpp"
-#include "latent/libvirt_overlay.hpp"
+#include "latent/libvirt/libvirt_overlay.hpp"
 #include "libvirt_test_support.hpp"
 
 TEST(LibvirtDomainXml, EditsTheTemplate) {

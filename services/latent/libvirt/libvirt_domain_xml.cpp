@@ -1,10 +1,10 @@
-#include "latent/libvirt_domain_xml.hpp"
+#include "latent/libvirt/libvirt_domain_xml.hpp"
 
 #include <algorithm>
 
 #include <libxml/parser.h>
 
-#include "latent/libvirt_handles.hpp"
+#include "latent/libvirt/libvirt_handles.hpp"
 
 namespace by::latent::libvirt {
 

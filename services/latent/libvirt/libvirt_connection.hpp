@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "latent/backend.hpp"
-#include "latent/libvirt_handles.hpp"
+#include "latent/libvirt/libvirt_handles.hpp"
 
 namespace by::latent::libvirt {
 

@@ -1,4 +1,4 @@
-#include "latent/ec2_response.hpp"
+#include "latent/ec2/ec2_response.hpp"
 
 #include <climits>
 #include <memory>

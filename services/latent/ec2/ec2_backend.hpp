@@ -21,9 +21,9 @@
 
 #include "common/config_ec2.hpp"
 #include "latent/backend.hpp"
-#include "latent/ec2_credentials.hpp"
-#include "latent/ec2_request.hpp"
-#include "latent/ec2_response.hpp"
+#include "latent/ec2/ec2_credentials.hpp"
+#include "latent/ec2/ec2_request.hpp"
+#include "latent/ec2/ec2_response.hpp"
 
 namespace by::latent {
 
@@ -39,23 +39,20 @@ public:
     Ec2Backend() : Ec2Backend(Options{}) {}
     explicit Ec2Backend(Options options);
 
-    // RunInstances (spot first under ec2.spot = yes or fallback; on-demand
-    // after a refused spot launch under fallback), then DescribeInstances
-    // until it runs. Returns "ID (MARKET)", e.g. "i-0123456789abcdef0
-    // (on-demand, spot refused: InsufficientInstanceCapacity)".
-    Outcome<std::string> create(const StartSpec& spec, const Cancelled& cancelled) override;
-    // TerminateInstances of the instances tagged with `tag`, then waits for
-    // shutting-down or terminated. EC2 gives no grace: the worker gets none.
-    Outcome<bool> destroy(const Tag& tag, const config::Worker* worker, uint64_t grace_usec,
-                          const Cancelled& cancelled) override;
-    // The instances tagged buildyard:owner = `master` and neither shutting
-    // down nor terminated, on every endpoint the ec2 workers name.
-    Outcome<std::vector<Found>> list(const std::string& master, const std::vector<const config::Worker*>& workers,
-                                     const Cancelled& cancelled) override;
-    // Terminates found.id if it still carries found.tag.
-    Outcome<bool> remove(const Found& found, const config::Worker* worker, const Cancelled& cancelled) override;
-    // Gone: no instance of the start, or one shutting down, terminated or stopped.
-    Outcome<HealthReport> check(const Tag& tag, const config::Worker* worker, const Cancelled& cancelled) override;
+    // create: RunInstances (spot first under ec2.spot = yes or fallback;
+    //   on-demand after a refused spot launch under fallback), then
+    //   DescribeInstances until it runs. Returns "ID (MARKET)", e.g.
+    //   "i-0123456789abcdef0 (on-demand, spot refused:
+    //   InsufficientInstanceCapacity)".
+    // destroy: TerminateInstances of the instances tagged with `tag`, then
+    //   waits for shutting-down or terminated. EC2 gives no grace: the
+    //   worker gets none.
+    // list: the instances tagged buildyard:owner = `master` and neither
+    //   shutting down nor terminated, on every endpoint the ec2 workers name.
+    // remove: terminates found.id if it still carries found.tag.
+    // check: gone: no instance of the start, or one shutting down,
+    //   terminated or stopped.
+    BY_LATENT_BACKEND_OVERRIDES;
 
 private:
     // Where an instance lives: what a call needs besides the parameters.

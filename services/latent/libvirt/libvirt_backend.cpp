@@ -1,4 +1,4 @@
-#include "latent/libvirt_backend.hpp"
+#include "latent/libvirt/libvirt_backend.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -14,7 +14,7 @@
 #include <libvirt/virterror.h>
 #include <unistd.h>
 
-#include "latent/libvirt_domain_xml.hpp"
+#include "latent/libvirt/libvirt_domain_xml.hpp"
 
 namespace by::latent {
 

@@ -1,4 +1,4 @@
-#include "latent/ec2_backend.hpp"
+#include "latent/ec2/ec2_backend.hpp"
 
 #include <random>
 #include <set>

@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <optional>
 
-#include "latent/docker_client.hpp"
+#include "latent/docker/docker_client.hpp"
 
 namespace by::latent::docker {
 

@@ -1,4 +1,4 @@
-#include "latent/ec2_credentials.hpp"
+#include "latent/ec2/ec2_credentials.hpp"
 
 #include <cctype>
 #include <cstdlib>
@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/config_values.hpp"
-#include "latent/ec2_http.hpp"
+#include "latent/ec2/ec2_http.hpp"
 
 namespace by::latent::ec2 {
 

@@ -8,8 +8,8 @@
 #include <string>
 
 #include "latent/backend.hpp"
-#include "latent/libvirt_connection.hpp"
-#include "latent/libvirt_overlay.hpp"
+#include "latent/libvirt/libvirt_connection.hpp"
+#include "latent/libvirt/libvirt_overlay.hpp"
 
 namespace by::latent {
 
@@ -28,26 +28,22 @@ public:
 
     explicit LibvirtBackend(Options options);
 
-    Outcome<std::string> create(const StartSpec& spec, const Cancelled& cancelled) override;
-    Outcome<bool> destroy(const Tag& tag, const config::Worker* worker, uint64_t grace_usec,
-                          const Cancelled& cancelled) override;
-    // On failure (a URI that cannot be reached, a directory that cannot be
-    // read), `value` still holds what the other URIs and directories showed.
-    Outcome<std::vector<Found>> list(const std::string& master, const std::vector<const config::Worker*>& workers,
-                                     const Cancelled& cancelled) override;
-    // A domain is removed only if it still carries found.tag, an overlay
-    // only if its path is found.tag's. Without `worker`, a domain is looked
-    // for on every URI this backend has connected to.
-    Outcome<bool> remove(const Found& found, const config::Worker* worker, const Cancelled& cancelled) override;
-    // Gone: no domain, a domain of another start, or one not running; the
-    // log tail is the end of its serial or console log file, if it has one.
-    Outcome<HealthReport> check(const Tag& tag, const config::Worker* worker, const Cancelled& cancelled) override;
+    // list: on failure (a URI that cannot be reached, a directory that
+    //   cannot be read), `value` still holds what the other URIs and
+    //   directories showed.
+    // remove: a domain is removed only if it still carries found.tag, an
+    //   overlay only if its path is found.tag's. Without `worker`, a domain
+    //   is looked for on every URI this backend has connected to.
+    // check: gone: no domain, a domain of another start, or one not
+    //   running; the log tail is the end of its serial or console log file,
+    //   if it has one.
+    BY_LATENT_BACKEND_OVERRIDES;
 
     // The connection used for `uri`, opened on first use and kept. Tests
     // use it to look into (and change) the same test:///default world.
     Outcome<ConnectPtr> connection(const std::string& uri) { return connections_.get(uri); }
 
-    static std::string domain_name(const Tag& tag) { return "buildyard-" + tag.master + "-" + tag.worker; }
+    static std::string domain_name(const Tag& tag) { return instance_name(tag); }
     // libvirt.overlay_dir, or <state_directory>/overlays.
     std::string overlay_dir(const config::Worker* worker) const;
 

@@ -4,8 +4,8 @@
 #include <thread>
 
 #include "common/log.hpp"
-#include "latent/ec2_backend.hpp"
-#include "latent/ec2_http.hpp"
+#include "latent/ec2/ec2_backend.hpp"
+#include "latent/ec2/ec2_http.hpp"
 
 namespace by::latent {
 

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "latent/docker_client.hpp"
+#include "latent/docker/docker_client.hpp"
 
 namespace by::latent::docker {
 

@@ -1,4 +1,4 @@
-#include "latent/ec2_http.hpp"
+#include "latent/ec2/ec2_http.hpp"
 
 #include <algorithm>
 #include <memory>

@@ -1,4 +1,4 @@
-#include "latent/docker_decode.hpp"
+#include "latent/docker/docker_decode.hpp"
 
 namespace by::latent::docker {
 

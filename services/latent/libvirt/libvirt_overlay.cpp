@@ -1,4 +1,4 @@
-#include "latent/libvirt_overlay.hpp"
+#include "latent/libvirt/libvirt_overlay.hpp"
 
 #include <cerrno>
 #include <cstring>

@@ -1,9 +1,9 @@
-#include "latent/libvirt_connection.hpp"
+#include "latent/libvirt/libvirt_connection.hpp"
 
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 
-#include "latent/libvirt_domain_xml.hpp"
+#include "latent/libvirt/libvirt_domain_xml.hpp"
 
 namespace by::latent::libvirt {
 

@@ -1,4 +1,4 @@
-#include "latent/docker_backend.hpp"
+#include "latent/docker/docker_backend.hpp"
 
 #include <set>
 

@@ -1,4 +1,4 @@
-#include "latent/ec2_request.hpp"
+#include "latent/ec2/ec2_request.hpp"
 
 #include <algorithm>
 #include <memory>

@@ -18,7 +18,7 @@
 
 #include "common/config_docker.hpp"
 #include "latent/backend.hpp"
-#include "latent/docker_client.hpp"
+#include "latent/docker/docker_client.hpp"
 
 namespace by::latent {
 
@@ -36,28 +36,24 @@ public:
     DockerBackend() : DockerBackend(Options{}) {}
     explicit DockerBackend(Options options);
 
-    // A container with this worker's name that carries this master's and
-    // this worker's labels is a leftover of an earlier start (latentd never
-    // runs two starts of one worker): it is removed first. One without those
-    // labels is not ours: create() fails and leaves it alone.
-    Outcome<std::string> create(const StartSpec& spec, const Cancelled& cancelled) override;
-    // Stops the container (SIGTERM, SIGKILL after the grace) and removes it.
-    // A container of another start, or not labelled as ours, is left alone.
-    Outcome<bool> destroy(const Tag& tag, const config::Worker* worker, uint64_t grace_usec,
-                          const Cancelled& cancelled) override;
-    // The containers labelled with `master` on every engine the docker
-    // workers name. On failure `value` still holds what the engines that
-    // answered showed.
-    Outcome<std::vector<Found>> list(const std::string& master, const std::vector<const config::Worker*>& workers,
-                                     const Cancelled& cancelled) override;
-    // Removes found.id if it still carries found.tag; on the engine list()
-    // found it on, else the worker's.
-    Outcome<bool> remove(const Found& found, const config::Worker* worker, const Cancelled& cancelled) override;
-    // Gone: no container, one of another start, or one that exited ("container
-    // exited with status N"), with the end of its log.
-    Outcome<HealthReport> check(const Tag& tag, const config::Worker* worker, const Cancelled& cancelled) override;
+    // create: a container with this worker's name that carries this
+    //   master's and this worker's labels is a leftover of an earlier start
+    //   (latentd never runs two starts of one worker): it is removed first.
+    //   One without those labels is not ours: create() fails and leaves it
+    //   alone.
+    // destroy: stops the container (SIGTERM, SIGKILL after the grace) and
+    //   removes it. A container of another start, or not labelled as ours,
+    //   is left alone.
+    // list: the containers labelled with `master` on every engine the
+    //   docker workers name. On failure `value` still holds what the engines
+    //   that answered showed.
+    // remove: removes found.id if it still carries found.tag; on the engine
+    //   list() found it on, else the worker's.
+    // check: gone: no container, one of another start, or one that exited
+    //   ("container exited with status N"), with the end of its log.
+    BY_LATENT_BACKEND_OVERRIDES;
 
-    static std::string container_name(const Tag& tag) { return "buildyard-" + tag.master + "-" + tag.worker; }
+    static std::string container_name(const Tag& tag) { return instance_name(tag); }
     // The body of POST /containers/create for `spec`. Pure, for the tests.
     static docker::Json container_body(const StartSpec& spec, const config::DockerOptions& options,
                                        bool image_has_entrypoint);

@@ -1,4 +1,4 @@
-#include "latent/docker_client.hpp"
+#include "latent/docker/docker_client.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -11,7 +11,7 @@
 
 #include "common/raii.hpp"
 #include "latent/curl_transfer.hpp"
-#include "latent/docker_decode.hpp"
+#include "latent/docker/docker_decode.hpp"
 #include "common/text.hpp"
 
 namespace by::latent::docker {
