@@ -23,41 +23,34 @@ namespace {
 // libcrypto is loaded on first use rather than linked: a local worker never
 // proves anything, and mapping libcrypto at start cost it 1.4 MiB of its
 // 7.4 MiB RSS. The headers still give every pointer its exact type.
+#define BY_LIBCRYPTO(X)                               \
+    X(mac_fetch, EVP_MAC_fetch)                       \
+    X(mac_free, EVP_MAC_free)                         \
+    X(ctx_new, EVP_MAC_CTX_new)                       \
+    X(ctx_free, EVP_MAC_CTX_free)                     \
+    X(mac_init, EVP_MAC_init)                         \
+    X(mac_update, EVP_MAC_update)                     \
+    X(mac_final, EVP_MAC_final)                       \
+    X(param_string, OSSL_PARAM_construct_utf8_string) \
+    X(param_end, OSSL_PARAM_construct_end)            \
+    X(rand_bytes, RAND_bytes)                         \
+    X(memcmp, CRYPTO_memcmp)
+
 struct Libcrypto {
-    decltype(&EVP_MAC_fetch) mac_fetch = nullptr;
-    decltype(&EVP_MAC_free) mac_free = nullptr;
-    decltype(&EVP_MAC_CTX_new) ctx_new = nullptr;
-    decltype(&EVP_MAC_CTX_free) ctx_free = nullptr;
-    decltype(&EVP_MAC_init) mac_init = nullptr;
-    decltype(&EVP_MAC_update) mac_update = nullptr;
-    decltype(&EVP_MAC_final) mac_final = nullptr;
-    decltype(&OSSL_PARAM_construct_utf8_string) param_string = nullptr;
-    decltype(&OSSL_PARAM_construct_end) param_end = nullptr;
-    decltype(&RAND_bytes) rand_bytes = nullptr;
-    decltype(&CRYPTO_memcmp) memcmp = nullptr;
+    BY_LIBCRYPTO(BY_LIBRARY_MEMBER)
     std::string error;  // why it is not loaded
 };
 
 const Libcrypto& libcrypto() {
     static const Libcrypto lib = [] {
-        Libcrypto l;
+        Libcrypto table;
         // The soname of the major version we were compiled against.
         SharedLibrary so("libcrypto.so." BY_STRINGIFY(OPENSSL_VERSION_MAJOR));
-        so.get(l.mac_fetch, "EVP_MAC_fetch");
-        so.get(l.mac_free, "EVP_MAC_free");
-        so.get(l.ctx_new, "EVP_MAC_CTX_new");
-        so.get(l.ctx_free, "EVP_MAC_CTX_free");
-        so.get(l.mac_init, "EVP_MAC_init");
-        so.get(l.mac_update, "EVP_MAC_update");
-        so.get(l.mac_final, "EVP_MAC_final");
-        so.get(l.param_string, "OSSL_PARAM_construct_utf8_string");
-        so.get(l.param_end, "OSSL_PARAM_construct_end");
-        so.get(l.rand_bytes, "RAND_bytes");
-        so.get(l.memcmp, "CRYPTO_memcmp");
+        BY_LIBCRYPTO(BY_LIBRARY_GET)
         if (!so.error().empty()) {
-            l = Libcrypto{.error = so.error()};
+            table = Libcrypto{.error = so.error()};
         }
-        return l;
+        return table;
     }();
     return lib;
 }

@@ -40,3 +40,11 @@ private:
 };
 
 }  // namespace by
+
+// A table of a library's functions is listed once, as a macro LIST(X) of
+// X(member, function) entries. In the table's struct, LIST(BY_LIBRARY_MEMBER)
+// declares each member with the function's exact type from the headers;
+// where it is filled, LIST(BY_LIBRARY_GET) loads each one from the
+// SharedLibrary `so` into `table`.
+#define BY_LIBRARY_MEMBER(member, function) decltype(&function) member = nullptr;
+#define BY_LIBRARY_GET(member, function) so.get(table.member, #function);

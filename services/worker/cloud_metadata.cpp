@@ -19,37 +19,32 @@ namespace {
 
 // The few libcurl functions the metadata source calls, from libcurl.so.4
 // (the soname of libcurl 7 and 8), loaded at the first fetch.
+#define BY_LIBCURL(X)                    \
+    X(global_init, curl_global_init)     \
+    X(easy_init, curl_easy_init)         \
+    X(setopt, curl_easy_setopt)          \
+    X(perform, curl_easy_perform)        \
+    X(getinfo, curl_easy_getinfo)        \
+    X(cleanup, curl_easy_cleanup)        \
+    X(strerror, curl_easy_strerror)      \
+    X(slist_append, curl_slist_append)   \
+    X(slist_free_all, curl_slist_free_all)
+
 struct Libcurl {
-    decltype(&curl_global_init) global_init = nullptr;
-    decltype(&curl_easy_init) easy_init = nullptr;
-    decltype(&curl_easy_setopt) setopt = nullptr;
-    decltype(&curl_easy_perform) perform = nullptr;
-    decltype(&curl_easy_getinfo) getinfo = nullptr;
-    decltype(&curl_easy_cleanup) cleanup = nullptr;
-    decltype(&curl_easy_strerror) strerror = nullptr;
-    decltype(&curl_slist_append) slist_append = nullptr;
-    decltype(&curl_slist_free_all) slist_free_all = nullptr;
+    BY_LIBCURL(BY_LIBRARY_MEMBER)
     std::string error;
 };
 
 const Libcurl& libcurl() {
     static const Libcurl lib = [] {
-        Libcurl l;
+        Libcurl table;
         SharedLibrary so("libcurl.so.4");
-        so.get(l.global_init, "curl_global_init");
-        so.get(l.easy_init, "curl_easy_init");
-        so.get(l.setopt, "curl_easy_setopt");
-        so.get(l.perform, "curl_easy_perform");
-        so.get(l.getinfo, "curl_easy_getinfo");
-        so.get(l.cleanup, "curl_easy_cleanup");
-        so.get(l.strerror, "curl_easy_strerror");
-        so.get(l.slist_append, "curl_slist_append");
-        so.get(l.slist_free_all, "curl_slist_free_all");
+        BY_LIBCURL(BY_LIBRARY_GET)
         if (!so.error().empty()) {
             return Libcurl{.error = so.error()};
         }
-        l.global_init(CURL_GLOBAL_DEFAULT);
-        return l;
+        table.global_init(CURL_GLOBAL_DEFAULT);
+        return table;
     }();
     return lib;
 }
