@@ -106,7 +106,11 @@ bool Master::end_build(ActiveBuild& ab, Ending e) {
         const size_t had = w->running.erase(id) + w->held.erase(id) + w->cleanup.erase(id);
         if (had) {
             emit_worker(*w);
-            unsettled_.insert(worker);
+            // Only these have something to settle (settle_worker and the
+            // latent state): the common case costs nothing more.
+            if (w->latent || !w->configured || w->shutting_down) {
+                unsettled_.insert(worker);
+            }
         }
     }
     request_dispatch();

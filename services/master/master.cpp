@@ -157,6 +157,9 @@ bool Master::start(std::string& error) {
     }
     dispatch_source_.reset(s);
     sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    // Ahead of the change flush: a build that ends and the next one that
+    // starts on the same worker in one iteration show as no change at all.
+    sd_event_source_set_priority(s, SD_EVENT_PRIORITY_NORMAL - 1);
     log::info("master '{}' started with {} workers and {} builders; {} builds pending",
               config_.master.name, config_.workers.size(), config_.builders.size(), dispatcher_.pending());
     return true;
@@ -462,10 +465,16 @@ void Master::request_dispatch() {
 }
 
 int Master::on_dispatch_deferred(sd_event_source*, void* userdata) {
-    auto* m = static_cast<Master*>(userdata);
-    m->settle_workers();
-    m->dispatch();
+    static_cast<Master*>(userdata)->settle_and_dispatch();
     return 0;
+}
+
+void Master::settle_and_dispatch() {
+    if (dispatch_source_) {
+        sd_event_source_set_enabled(dispatch_source_.get(), SD_EVENT_OFF);
+    }
+    settle_workers();
+    dispatch();
 }
 
 int Master::on_changes_deferred(sd_event_source*, void* userdata) {

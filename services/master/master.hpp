@@ -249,6 +249,9 @@ private:
     // Dispatches later in this loop iteration, after the current message's reply.
     void request_dispatch();
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
+    // What request_dispatch() asked for, now: from a handler that is not
+    // inside a loop over workers or builds (BuildDone, the hot path).
+    void settle_and_dispatch();
     // Starts a pending build on `w` (master::start_build is the
     // transition). False when the store did not take the start: the build
     // stays pending.
