@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <iostream>
 
 #include <systemd/sd-daemon.h>
 
@@ -53,6 +54,14 @@ std::optional<int> open_daemon(int argc, char** argv, const DaemonProgram& progr
         return 1;
     }
     return std::nullopt;
+}
+
+int configuration_test_failed(const char* program, const std::vector<config::Error>& errors) {
+    for (const auto& e : errors) {
+        std::cerr << e.str() << "\n";
+    }
+    std::cerr << program << ": configuration test failed\n";
+    return 1;
 }
 
 int failed_to_start(const std::string& error) {

@@ -7,7 +7,9 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "common/config.hpp"
 #include "common/raii.hpp"
 
 namespace by {
@@ -34,6 +36,10 @@ struct Daemon {
 // Returns an exit code when main() should return now (--help, a usage error,
 // --check-config, a failure, which is logged), nullopt to go on.
 std::optional<int> open_daemon(int argc, char** argv, const DaemonProgram& program, Daemon& daemon);
+
+// --check-config's answer to an invalid configuration: each error on
+// stderr, then "PROGRAM: configuration test failed"; returns 1.
+int configuration_test_failed(const char* program, const std::vector<config::Error>& errors);
 
 // Logs why the daemon cannot start and says it to systemd; returns 1.
 int failed_to_start(const std::string& error);

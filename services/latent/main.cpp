@@ -18,11 +18,7 @@ namespace {
 int check_config(const std::string& path) {
     auto loaded = by::latent::load_config(path);
     if (!loaded.config) {
-        for (const auto& e : loaded.errors) {
-            std::cerr << e.str() << "\n";
-        }
-        std::cerr << "buildyard-latentd: configuration test failed\n";
-        return 1;
+        return by::configuration_test_failed("buildyard-latentd", loaded.errors);
     }
     std::cout << "buildyard-latentd: configuration is valid: master '" << loaded.config->master.name << "', "
               << by::latent::count_latent_workers(*loaded.config) << " latent workers\n";

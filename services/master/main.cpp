@@ -14,11 +14,7 @@ namespace {
 int check_config(const std::string& path) {
     auto loaded = by::config::load_for_master(path);
     if (!loaded.config) {
-        for (const auto& e : loaded.errors) {
-            std::cerr << e.str() << "\n";
-        }
-        std::cerr << "buildyard-masterd: configuration test failed\n";
-        return 1;
+        return by::configuration_test_failed("buildyard-masterd", loaded.errors);
     }
     for (const auto& w : loaded.config->warnings) {
         std::cerr << "warning: " << w.str() << "\n";
