@@ -62,8 +62,9 @@ bool Master::end_build(ActiveBuild& ab, Ending e) {
         if (was != BuildState::pending) {
             ab.ending = e;
         }
-        store_failed(rerun ? fmt::format("cannot requeue build {}", id)
-                           : fmt::format("cannot record the end of build {}", id));
+        store_failed(rerun                          ? fmt::format("cannot requeue build {}", id)
+                     : was == BuildState::pending ? fmt::format("cannot record the cancellation of build {}", id)
+                                                  : fmt::format("cannot record the end of build {}", id));
         return false;
     }
     store_ok();
@@ -107,7 +108,9 @@ bool Master::end_build(ActiveBuild& ab, Ending e) {
         if (had) {
             emit_worker(*w);
             // Only these have something to settle (settle_worker and the
-            // latent state): the common case costs nothing more.
+            // latent state): the common case costs nothing more. Decided
+            // now, which holds because detach clears shutting_down itself
+            // and shutdown() and a reload settle their workers directly.
             if (w->latent || !w->configured || w->shutting_down) {
                 unsettled_.insert(worker);
             }

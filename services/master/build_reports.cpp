@@ -70,7 +70,7 @@ Status Master::build_done(const std::string& sender, uint64_t id, const std::str
                                         "records it when the state directory takes writes again",
                                         id, store_->error()));
     }
-    settle_and_dispatch();  // the worker's next build, in this iteration
+    dispatch_now();  // the worker's next build, in this iteration
     return Status::ok();
 }
 

@@ -82,7 +82,7 @@ void Master::dispatch() {
         WorkerSlot s;
         s.attached = true;
         s.paused = w.paused;
-        s.accepting = w.configured && !w.shutting_down;
+        s.accepting = w.configured && !w.shutting_down && !w.unreachable;
         s.running = static_cast<unsigned>(w.running.size());
         s.max_builds = w.cfg.max_builds;
         s.last_assigned = w.last_assigned;
@@ -277,6 +277,9 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
     if (r < 0) {
         log_build(log::Level::err, ab.build, fmt::format("cannot send build {} to worker {}: {}", ab.build.id,
                                                            w.cfg.name, std::strerror(-r)));
+        // Its rerun must not come straight back here, or dispatch would
+        // loop on a link whose loss the loop has not read yet.
+        w.unreachable = true;
         end_build(ab, Ending{Result::retry, -1, 0, "cannot send it to the worker"});
         return;
     }

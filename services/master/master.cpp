@@ -157,9 +157,6 @@ bool Master::start(std::string& error) {
     }
     dispatch_source_.reset(s);
     sd_event_source_set_enabled(s, SD_EVENT_OFF);
-    // Ahead of the change flush: a build that ends and the next one that
-    // starts on the same worker in one iteration show as no change at all.
-    sd_event_source_set_priority(s, SD_EVENT_PRIORITY_NORMAL - 1);
     log::info("master '{}' started with {} workers and {} builders; {} builds pending",
               config_.master.name, config_.workers.size(), config_.builders.size(), dispatcher_.pending());
     return true;
@@ -474,6 +471,15 @@ void Master::settle_and_dispatch() {
         sd_event_source_set_enabled(dispatch_source_.get(), SD_EVENT_OFF);
     }
     settle_workers();
+    dispatch();
+}
+
+void Master::dispatch_now() {
+    // Settling may stop a worker and close its link: that waits for the
+    // deferred source, out of the caller's handler.
+    if (dispatch_source_ && unsettled_.empty()) {
+        sd_event_source_set_enabled(dispatch_source_.get(), SD_EVENT_OFF);
+    }
     dispatch();
 }
 

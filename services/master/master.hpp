@@ -74,6 +74,9 @@ struct Worker {
     bool unsaved = false;         // the store missed a change of the above; retried
     // Builds.
     bool shutting_down = false;   // graceful Shutdown(): no new builds, stop when idle
+    // A StartBuild could not even be sent on its link (closed under us): no
+    // new builds until it attaches again, which the link's loss will show.
+    bool unreachable = false;
     std::set<uint64_t> running;
     // Builds handed to a latent worker whose machine is still coming up:
     // running on it, but not sent until it attaches.
@@ -249,9 +252,12 @@ private:
     // Dispatches later in this loop iteration, after the current message's reply.
     void request_dispatch();
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
-    // What request_dispatch() asked for, now: from a handler that is not
-    // inside a loop over workers or builds (BuildDone, the hot path).
     void settle_and_dispatch();
+    // The dispatch request_dispatch() asked for, now, from a handler that is
+    // not inside a loop over workers or builds (BuildDone, the hot path): a
+    // worker that ends a build and starts its next in one iteration then
+    // shows no change at all. Settling still waits for the deferred source.
+    void dispatch_now();
     // Starts a pending build on `w` (master::start_build is the
     // transition). False when the store did not take the start: the build
     // stays pending.

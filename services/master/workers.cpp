@@ -89,6 +89,7 @@ Status Master::attach(const Caller& caller, const std::string& name, const std::
 void Master::mark_attached(Worker& w, const std::string& sender, const std::map<std::string, std::string>& info,
                            const std::string& how) {
     w.attached = true;
+    w.unreachable = false;
     w.bus_name = sender;
     w.info = info;
     w.shutting_down = false;
