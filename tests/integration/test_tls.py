@@ -261,6 +261,11 @@ class TlsTest(RemoteLinkTest):
         self.worker_file("g1")
         s.start_worker("g1")
         pid = s.master.pid
+        # Under AddressSanitizer (tests/sanitize) the bound is on the growth:
+        # its shadow and its quarantine of freed blocks (a 32 MiB start, and
+        # a peak that moved between 56 and 73 MiB with timing) are not the
+        # master's. The plain build keeps the whole bound (it peaks near 15 MiB).
+        budget = 64 * 1024 + (rss_kib(pid) if os.environ.get("BUILDYARD_SANITIZED") else 0)
         # A method call declaring a 127 MiB body, then as much of it as the
         # master takes, on 16 connections at once.
         header = struct.pack("<cBBBII", b"l", 1, 0, 1, 127 * 1024 * 1024, 1) + struct.pack("<I", 0)
@@ -288,7 +293,7 @@ class TlsTest(RemoteLinkTest):
         for c in socks:
             c.close()
         self.assertEqual(socks, [], "the master closed every flooding connection")
-        self.assertLess(peak, 64 * 1024, f"master RSS peaked at {peak} KiB")
+        self.assertLess(peak, budget, f"master RSS peaked at {peak} KiB")
         wait_for(lambda: len(self.master_lines(r"closed: it sent more than 64 KiB before authenticating")) == 16,
                  10, "one line per flooding connection")
         bid = s.submit("b")
