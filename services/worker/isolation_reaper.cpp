@@ -139,6 +139,8 @@ private:
         SourcePtr timer;
         unsigned polls = 0;
         unsigned unsure_polls = 0;
+        bool killed = false;        // a round found some alive
+        unsigned quiet_rounds = 0;  // in a row, since
     };
 
     // Every process to look at: all of them for an earlier run's leftovers
@@ -234,7 +236,13 @@ private:
         // of ours, caught in execve(). A process that cleared its own
         // environment costs only these rounds.
         const bool look_again = unsure > 0 && s.unsure_polls++ < max_unsure_polls;
-        if ((alive > 0 || look_again) && s.polls < max_polls) {
+        // After a kill, a second quiet round: a daemon whose parent was
+        // just killed shows in no /proc/PID/task/*/children list while the
+        // kernel moves it to us, its subreaper, and one round missed one so.
+        s.killed = s.killed || alive > 0;
+        s.quiet_rounds = alive > 0 || unsure > 0 ? 0 : s.quiet_rounds + 1;
+        const bool confirm = s.killed && s.quiet_rounds < 2;
+        if ((alive > 0 || look_again || confirm) && s.polls < max_polls) {
             arm(key);
             return;
         }
