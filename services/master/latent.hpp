@@ -1,7 +1,9 @@
 // Latent workers, the master's side: each latent worker's LatentMachine
-// (latent_state.*) wrapped in a timer, and the calls to buildyard-latentd
-// (org.buildyard.Latent1) that carry out its effects, each with a deadline,
-// so a latentd that hangs or is gone never wedges the master.
+// (latent_state.*) wrapped in a timer, its effects carried out (latent.cpp),
+// and the calls to buildyard-latentd (org.buildyard.Latent1) that start,
+// stop and renew its machine (latent_calls.cpp), each with a deadline, so a
+// latentd that hangs or is gone never wedges the master. What it needs of
+// the master is LatentHost (latent_host.hpp).
 #pragma once
 
 #include <cstdint>
@@ -14,12 +16,15 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "common/log.hpp"
 #include "common/raii.hpp"
+#include "master/latent_host.hpp"
 #include "master/latent_state.hpp"
 
 namespace by::master {
 
-class Master;
+class LatentControl;
+class Store;
 struct Worker;
 
 // What the master keeps per latent worker, beside the machine.
@@ -31,6 +36,7 @@ struct LatentSide {
     std::string instance;                  // latentd's name for the machine
     std::string log_tail;                  // from InstanceGone, for the failed builds' logs
     SourcePtr timer;                       // at machine.next_deadline()
+    LatentControl* control = nullptr;      // its owner, for the timer
     LatentMachine::Record saved;           // what state.db holds of it
 };
 
@@ -46,7 +52,8 @@ public:
     };
     static Timeouts timeouts_from_environment();
 
-    LatentControl(Master& master, sd_event* event, sd_bus* bus, Timeouts timeouts);
+    LatentControl(LatentHost& host, Store& store, Metrics& metrics, sd_event* event, sd_bus* bus,
+                  Timeouts timeouts);
     LatentControl(const LatentControl&) = delete;
     LatentControl& operator=(const LatentControl&) = delete;
     ~LatentControl();
@@ -77,8 +84,19 @@ public:
     bool shutdown(Worker& w, bool graceful);
 
 private:
-    struct Call;
+    // One call to latentd awaiting its reply; the slot cancels it if we go first.
+    struct Call {
+        LatentControl* control = nullptr;
+        uint64_t id = 0;
+        std::string worker;
+        std::string start;
+        SlotPtr slot;
+    };
 
+    static constexpr uint64_t usec_per_sec = 1'000'000;
+
+    static bool is_latent(const Worker& w);
+    static void log_worker(log::Level level, const std::string& worker, const std::string& message);
     void apply(Worker& w, LatentState before, const LatentEffects& fx);
     void send_start(Worker& w);
     void send_stop(Worker& w, const std::string& start);
@@ -101,7 +119,9 @@ private:
     static int on_stop_all_reply(sd_bus_message* m, void* userdata, sd_bus_error* e);
     static int on_instance_gone(sd_bus_message* m, void* userdata, sd_bus_error* e);
 
-    Master& master_;
+    LatentHost& host_;
+    Store& store_;
+    Metrics& metrics_;
     sd_event* event_;
     sd_bus* bus_;
     Timeouts timeouts_;

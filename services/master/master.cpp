@@ -96,7 +96,8 @@ bool Master::start(std::string& error) {
     if (!notifier_->start(error)) {
         return false;
     }
-    latent_ = std::make_unique<LatentControl>(*this, event_, bus_, LatentControl::timeouts_from_environment());
+    latent_ = std::make_unique<LatentControl>(*this, *store_, metrics_, event_, bus_,
+                                              LatentControl::timeouts_from_environment());
     apply_config(std::move(*loaded.config));
     if (int lr = latent_->start(); lr < 0) {
         error = std::string("cannot set up latent workers: ") + std::strerror(-lr);

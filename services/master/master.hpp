@@ -119,7 +119,7 @@ struct ActiveBuild {
     explicit ActiveBuild(Build b);
 };
 
-class Master {
+class Master final : public LatentHost {
 public:
     Master(sd_event* event, sd_bus* bus, std::string config_path, std::string state_directory);
     Master(const Master&) = delete;
@@ -146,7 +146,7 @@ public:
     const std::string& state_directory() const { return state_directory_; }
     // Master1.TlsFingerprint: the certificate remote workers see (remote.cpp
     // sets it at start and on reload); empty with tls = no.
-    const std::string& tls_fingerprint() const { return tls_fingerprint_; }
+    const std::string& tls_fingerprint() const override { return tls_fingerprint_; }
     void set_tls_fingerprint(const std::string& fingerprint);
 
     // WorkerLink1, called by workers.
@@ -170,7 +170,7 @@ public:
     void link_lost(const std::string& sender, const std::string& reason);
     // Detaches worker `name` and closes its remote connection, if any
     // (a failed keepalive, or a duplicate connection won).
-    void drop_worker(const std::string& name, DetachCause cause, const std::string& reason);
+    void drop_worker(const std::string& name, DetachCause cause, const std::string& reason) override;
     // Agent1.Ping to an attached worker over its link; the reply (or the
     // timeout's error) goes to `callback`. Negative errno.
     // Agent1.SetKeepalive(interval) to an attached worker, answered through
@@ -193,12 +193,12 @@ public:
 
     // Lookups for the bus objects. Returned pointers live until the next
     // call that changes the master (a bus dispatch is one such unit).
-    Worker* find_worker(const std::string& name);
+    Worker* find_worker(const std::string& name) override;
     const config::Builder* find_builder(const std::string& name) const;
     // "no builder named 'x'; the builders are: a, b", for NoSuchBuilder.
     std::string no_such_builder(const std::string& name) const;
     const Build* find_build(uint64_t id);
-    const std::map<std::string, std::unique_ptr<Worker>>& workers() const { return workers_; }
+    const std::map<std::string, std::unique_ptr<Worker>>& workers() const override { return workers_; }
     const config::Config& config() const { return config_; }
     unsigned connected_workers() const;
     unsigned running_builds() const { return running_; }
@@ -215,8 +215,7 @@ public:
 
     // Latent workers (latent.*): the builds held for `w` end retry with
     // `why`; `log_text` goes into each one's log first.
-    void fail_waiting_builds(Worker& w, const std::string& why, const std::string& log_text);
-    LatentControl* latent() const { return latent_.get(); }
+    void fail_waiting_builds(Worker& w, const std::string& why, const std::string& log_text) override;
     // The master is about to exit: stop what must not outlive it.
     void stopping();
     // The secret a remote worker proves at the handshake: its password, or
@@ -231,7 +230,6 @@ public:
 
 private:
     friend struct MasterBus;
-    friend class LatentControl;
 
     void apply_config(config::Config&& c);
     Worker& add_worker(const config::Worker& cfg);
@@ -250,7 +248,7 @@ private:
 
     void dispatch();
     // Dispatches later in this loop iteration, after the current message's reply.
-    void request_dispatch();
+    void request_dispatch() override;
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
     void settle_and_dispatch();
     // The dispatch request_dispatch() asked for, now, from a handler that is
@@ -312,7 +310,7 @@ private:
     // worker that finishes a build and starts the next in one iteration
     // emits nothing. Build1 changes go out at once, as each is a transition
     // a client may wait for.
-    void emit_worker(const Worker& w);
+    void emit_worker(const Worker& w) override;
     void emit_build(ActiveBuild& ab);
     // `builder`, if given, also had its PendingBuilds/RunningBuilds change.
     void counters_changed(const std::string& builder = {});
