@@ -110,22 +110,19 @@ void Master::dispatch() {
         return;
     }
     size_t budget = max_starts_in_flight - start_calls_.size();
-    // A start the store does not take leaves its build pending, and the
-    // rest of the plan with it: the store's retry dispatches again.
+    // The plan's starts are claimed in one commit. A claim the store does
+    // not take leaves all of them pending, and the rest of the dispatch
+    // with them: the store's retry dispatches again.
     bool stalled = false;
     auto carry_out = [&](const std::vector<Assignment>& plan) {
+        if (!begin_builds(plan)) {
+            stalled = true;
+            return;
+        }
         for (const Assignment& a : plan) {
-            auto ab = active_.find(a.build);
-            Worker* w = find_worker(a.worker);
-            if (ab == active_.end() || !w) {
-                continue;
+            if (Worker* w = find_worker(a.worker)) {
+                w->last_assigned = slots[a.worker].last_assigned;
             }
-            if (stalled || !begin_build(*ab->second, *w)) {
-                stalled = true;
-                dispatcher_.enqueue(a.builder, a.build);
-                continue;
-            }
-            w->last_assigned = slots[a.worker].last_assigned;
         }
     };
     if (!slots.empty()) {
@@ -209,14 +206,48 @@ int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*)
     return 0;
 }
 
-bool Master::begin_build(ActiveBuild& ab, Worker& w) {
-    Build started = ab.build;
-    master::start_build(started, w.cfg.name, w.cfg.properties, bus::now_realtime_usec(), w.cfg.default_properties);
-    if (!store_->record_started(started)) {
-        store_failed(fmt::format("cannot record the start of build {}", started.id));
+bool Master::begin_builds(const std::vector<Assignment>& plan) {
+    struct Start {
+        ActiveBuild& ab;
+        Worker& w;
+    };
+    std::vector<Start> starts;
+    std::vector<Build> started;
+    starts.reserve(plan.size());
+    started.reserve(plan.size());
+    const uint64_t now = bus::now_realtime_usec();
+    for (const Assignment& a : plan) {
+        auto ab = active_.find(a.build);
+        Worker* w = find_worker(a.worker);
+        if (ab == active_.end() || !w) {
+            continue;
+        }
+        starts.push_back({*ab->second, *w});
+        Build& b = started.emplace_back(ab->second->build);
+        master::start_build(b, w->cfg.name, w->cfg.properties, now, w->cfg.default_properties);
+    }
+    if (started.empty()) {
+        return true;
+    }
+    if (!store_->claim_builds(started)) {
+        for (const Start& s : starts) {
+            dispatcher_.enqueue(s.ab.build.builder, s.ab.build.id);
+        }
+        store_failed(started.size() == 1 ? fmt::format("cannot record the start of build {}", started.front().id)
+                                         : fmt::format("cannot record the start of build {} and {} more",
+                                                       started.front().id, started.size() - 1));
         return false;
     }
     store_ok();
+    // Sending one may end it (a link that cannot take the call), which
+    // touches no other build of the plan.
+    for (size_t i = 0; i < starts.size(); ++i) {
+        begin_build(starts[i].ab, std::move(started[i]), starts[i].w);
+    }
+    return true;
+}
+
+void Master::begin_build(ActiveBuild& ab, Build&& started, Worker& w) {
     ab.build = std::move(started);
     const config::Builder* builder = find_builder(ab.build.builder);
     ab.steps = builder ? builder->steps : std::vector<std::string>{};
@@ -241,13 +272,12 @@ bool Master::begin_build(ActiveBuild& ab, Worker& w) {
     metrics_.build_started(ab.build);
     if (!w.attached) {
         hold_build(ab, w);
-        return true;
+        return;
     }
     if (latent_) {
         latent_->build_assigned(w);
     }
     send_build(ab, w);
-    return true;
 }
 
 void Master::hold_build(ActiveBuild& ab, Worker& w) {

@@ -105,31 +105,43 @@ bool Master::start(std::string& error) {
     }
 
     // Builds that were running (or waiting for cleanup) when the master last
-    // stopped never reported back: end them "retry" and queue their reruns.
-    // Pending ones just wait.
-    for (Build& b : store_->load_unfinished()) {
+    // stopped never reported back: end them "retry" and queue their reruns,
+    // in one commit. Pending ones just wait.
+    std::vector<Build> builds = store_->load_unfinished();
+    std::vector<Build> interrupted;
+    std::vector<Retry> retries;
+    const uint64_t now = bus::now_realtime_usec();
+    for (Build& b : builds) {
         if (b.state == BuildState::running || b.state == BuildState::cleanup) {
-            Build ended = b;
-            auto next = retry_build(ended, bus::now_realtime_usec());
-            if (!next || !store_->record_retry(ended, *next)) {
-                // The store takes no writes (a full disk): the build stays
-                // running, as stored, until its requeue is.
-                auto ab = std::make_unique<ActiveBuild>(std::move(b));
-                ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
-                ab->ending = Ending{Result::retry, -1, bus::now_realtime_usec(), "the master stopped while it ran"};
-                count_running(ab->build.builder, +1);
-                store_failed("cannot requeue build " + std::to_string(ab->build.id));
-                active_[ab->build.id] = std::move(ab);
-                continue;
-            }
-            b = std::move(ended);
+            Retry r{b, {}};
+            r.next = *retry_build(r.old, now);  // a running build always has one
+            retries.push_back(std::move(r));
+            interrupted.push_back(std::move(b));
+        }
+    }
+    std::erase_if(builds, [](const Build& b) { return b.state != BuildState::pending; });
+    if (!retries.empty() && store_->record_retries(retries)) {
+        for (Retry& r : retries) {
             log::write(log::Level::notice,
                        fmt::format("build {} of {} was running on {} when the master stopped; rerunning it as build {}",
-                                   b.id, b.builder, b.worker, next->id),
-                       {{"BUILDYARD_BUILD", std::to_string(b.id)}, {"BUILDYARD_BUILDER", b.builder},
-                        {"BUILDYARD_WORKER", b.worker}});
-            b = std::move(*next);
+                                   r.old.id, r.old.builder, r.old.worker, r.next.id),
+                       {{"BUILDYARD_BUILD", std::to_string(r.old.id)}, {"BUILDYARD_BUILDER", r.old.builder},
+                        {"BUILDYARD_WORKER", r.old.worker}});
+            builds.push_back(std::move(r.next));
         }
+    } else if (!retries.empty()) {
+        // The store takes no writes (a full disk): the builds stay running,
+        // as stored, until their requeue is.
+        for (Build& b : interrupted) {
+            auto ab = std::make_unique<ActiveBuild>(std::move(b));
+            ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
+            ab->ending = Ending{Result::retry, -1, now, "the master stopped while it ran"};
+            count_running(ab->build.builder, +1);
+            active_[ab->build.id] = std::move(ab);
+        }
+        store_failed(fmt::format("cannot requeue build {}", retries.front().old.id));
+    }
+    for (Build& b : builds) {
         auto ab = std::make_unique<ActiveBuild>(std::move(b));
         ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
         dispatcher_.enqueue(ab->build.builder, ab->build.id);

@@ -256,10 +256,13 @@ private:
     // worker that ends a build and starts its next in one iteration then
     // shows no change at all. Settling still waits for the deferred source.
     void dispatch_now();
-    // Starts a pending build on `w` (master::start_build is the
-    // transition). False when the store did not take the start: the build
-    // stays pending.
-    bool begin_build(ActiveBuild& ab, Worker& w);
+    // Starts the pending builds of `plan` on their workers
+    // (master::start_build is the transition), claimed in one commit.
+    // False when the store did not take the claim: all stay pending,
+    // queued again.
+    bool begin_builds(const std::vector<Assignment>& plan);
+    // Sets up and sends (or holds) one build whose start is stored.
+    void begin_build(ActiveBuild& ab, Build&& started, Worker& w);
     // Sends a started build to its (attached) worker.
     void send_build(ActiveBuild& ab, Worker& w);
     // Gives a build to a latent worker that is not attached yet.

@@ -118,6 +118,10 @@ bool SqliteStore::open(const std::string& directory) {
         "UPDATE builds SET request_id=?1, builder=?2, worker=?3, state=?4, result=?5, exit_status=?6, "
         "requested=?7, properties=?8, submitted_at=?9, started_at=?10, finished_at=?11, current_step=?12, "
         "retried_as=?13, usage=?14 WHERE id=?15");
+    // Only a pending build can be claimed; start_build() changes no other column.
+    claim_build_ = db_.prepare(
+        "UPDATE builds SET state=?2, worker=?3, properties=?4, started_at=?5, current_step=?6 "
+        "WHERE id=?1 AND state='pending'");
     load_build_ = db_.prepare(std::string("SELECT ") + build_columns + " FROM builds WHERE id=?1");
     save_worker_ = db_.prepare(
         "INSERT INTO workers (name, paused, pause_reason, last_connected, last_disconnected, info) "
@@ -125,7 +129,7 @@ bool SqliteStore::open(const std::string& directory) {
         "last_connected=?4, last_disconnected=?5, info=?6");
     load_worker_ = db_.prepare(
         "SELECT paused, pause_reason, last_connected, last_disconnected, info FROM workers WHERE name=?1");
-    if (!insert_build_ || !update_build_ || !load_build_ || !save_worker_ || !load_worker_) {
+    if (!insert_build_ || !update_build_ || !claim_build_ || !load_build_ || !save_worker_ || !load_worker_) {
         error_ = "cannot prepare statements: " + db_.error_message();
         return false;
     }
@@ -221,26 +225,6 @@ bool SqliteStore::update_build(const Build& b) {
     bind_build(update_build_, b);
     update_build_.bind(15, static_cast<int64_t>(b.id));
     return check(update_build_.step(), "cannot update a build");
-}
-
-bool SqliteStore::record_retry(Build& old, Build& next) {
-    if (!check(db_.exec("BEGIN IMMEDIATE"), "cannot begin a transaction")) {
-        return false;
-    }
-    const uint64_t was = old.retried_as;
-    if (record_submitted(next)) {
-        old.retried_as = next.id;
-        if (update_build(old) && check(db_.exec("COMMIT"), "cannot commit a retry")) {
-            return true;
-        }
-    }
-    // Nothing of it happened: no id handed out, no RetriedAs, and no
-    // transaction left open for the next write to join (a failed COMMIT,
-    // e.g. on a full disk, may leave it open).
-    rollback();
-    old.retried_as = was;
-    next.id = 0;
-    return false;
 }
 
 void SqliteStore::rollback() {

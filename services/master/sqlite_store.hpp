@@ -1,5 +1,6 @@
 // The master's Store in SQLite (WAL): state.db under the state directory
-// (sqlite_store.cpp for builds and workers, sqlite_store_mail.cpp for the
+// (sqlite_store.cpp for builds and workers, sqlite_store_batches.cpp for
+// the writes of several builds in one commit, sqlite_store_mail.cpp for the
 // missing-worker facts, the latent streak and the mail queue).
 #pragma once
 
@@ -18,10 +19,11 @@ public:
     const std::string& cause() const override { return cause_; }
 
     bool record_submitted(Build& b) override;
-    bool record_started(const Build& b) override { return update_build(b); }
+    bool claim_builds(const std::vector<Build>& started) override;
     bool record_cleanup(const Build& b) override { return update_build(b); }
     bool record_ended(const Build& b) override { return update_build(b); }
     bool record_retry(Build& old, Build& next) override;
+    bool record_retries(std::vector<Retry>& retries) override;
 
     std::optional<Build> load_build(uint64_t id) override;
     std::vector<Build> load_unfinished() override;
@@ -48,6 +50,15 @@ public:
 private:
     // Writes the mutable columns of b (state, worker, result, times...).
     bool update_build(const Build& b);
+    // Records the start of b if it is still pending.
+    bool claim_build(const Build& b);
+    // Inserts `next` and marks `old` retried as it, in a transaction the
+    // caller holds.
+    bool insert_retry(Build& old, Build& next);
+    // Runs `writes` (a callable returning bool) in one transaction: true
+    // once committed; on false nothing of it was stored.
+    template <class Writes>
+    bool in_transaction(Writes writes, const char* what);
     bool check(int rc, const char* what);
     // Ends a transaction that a failure left open.
     void rollback();
@@ -59,6 +70,7 @@ private:
     sqlite::Database db_;
     sqlite::Statement insert_build_;
     sqlite::Statement update_build_;
+    sqlite::Statement claim_build_;
     sqlite::Statement load_build_;
     sqlite::Statement save_worker_;
     sqlite::Statement load_worker_;

@@ -44,6 +44,13 @@ struct QueuedMail {
     uint64_t next_attempt = 0;
 };
 
+// A build that ends retry (`old`) and the pending build that reruns its
+// request (`next`, from retry_build()).
+struct Retry {
+    Build old;
+    Build next;
+};
+
 // What the master keeps across restarts, in the words of what it needs,
 // not in SQL: builds (submitted, started, waiting for cleanup, ended,
 // requeued), each worker's admin state, the missing-worker facts, a latent
@@ -62,15 +69,25 @@ public:
 
     // A new pending build: sets b.id (only once committed).
     virtual bool record_submitted(Build& b) = 0;
-    // The build's state, worker, properties and times as it starts, as it
-    // waits for cleanup, and as it ends (finished or cancelled).
-    virtual bool record_started(const Build& b) = 0;
+    // This master takes the pending builds `started` onto the workers they
+    // name: in one commit, each is recorded as start_build() left it
+    // (state, worker, properties, start time), all or none. A build the
+    // store no longer holds as pending (cancelled, or taken by another
+    // master sharing the store) fails the whole claim, so no build starts
+    // twice. On false none of them changed.
+    virtual bool claim_builds(const std::vector<Build>& started) = 0;
+    // The build's state, worker, result and times as it waits for cleanup,
+    // and as it ends (finished or cancelled).
     virtual bool record_cleanup(const Build& b) = 0;
     virtual bool record_ended(const Build& b) = 0;
     // In one commit: `old` ended retry and `next`, the pending build that
     // reruns its request, setting next.id and old.retried_as. On failure
     // neither changes, in the store or in memory.
     virtual bool record_retry(Build& old, Build& next) = 0;
+    // What record_retry does, for each of `retries` (at start-up, the
+    // builds that were running when the master stopped), in one commit:
+    // all or none.
+    virtual bool record_retries(std::vector<Retry>& retries) = 0;
 
     virtual std::optional<Build> load_build(uint64_t id) = 0;
     // Builds that are not finished, in id order (at start-up).

@@ -35,7 +35,7 @@ TEST_F(StoreTest, BuildsSurviveReopen) {
         ASSERT_TRUE(s->record_submitted(b));
         running_id = b.id;
         start_build(b, "bot1", {}, 20);
-        ASSERT_TRUE(s->record_started(b));
+        ASSERT_TRUE(s->claim_builds({b}));
         Build c;
         c.builder = "other";
         ASSERT_TRUE(s->record_submitted(c));
@@ -102,7 +102,7 @@ TEST_F(StoreTest, RetryIsOneTransaction) {
     b.builder = "hello";
     ASSERT_TRUE(s->record_submitted(b));
     start_build(b, "bot1", {}, 1);
-    ASSERT_TRUE(s->record_started(b));
+    ASSERT_TRUE(s->claim_builds({b}));
     auto next = retry_build(b, 2);
     ASSERT_TRUE(next);
     ASSERT_TRUE(s->record_retry(b, *next));

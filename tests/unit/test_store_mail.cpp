@@ -4,8 +4,6 @@
 
 #include <filesystem>
 
-#include <sqlite3.h>
-
 #include "store_test_support.hpp"
 #include "temp_dir.hpp"
 
@@ -16,23 +14,7 @@ namespace {
 class StoreMailTest : public ::testing::Test {
 protected:
 
-    // Runs SQL on state.db behind the store's back; returns the first
-    // column of the first row, if any.
-    std::string sql(const std::string& text) {
-        sqlite3* db = nullptr;
-        EXPECT_EQ(sqlite3_open((dir_ + "/state.db").c_str(), &db), SQLITE_OK);
-        std::string out;
-        sqlite3_exec(
-            db, text.c_str(),
-            [](void* arg, int, char** values, char**) {
-                auto* s = static_cast<std::string*>(arg);
-                if (s->empty() && values[0]) *s = values[0];
-                return 0;
-            },
-            &out, nullptr);
-        sqlite3_close(db);
-        return out;
-    }
+    std::string sql(const std::string& text) { return sql_behind_store(dir_, text); }
 
     QueuedMail mail(const std::string& subject, uint64_t next) {
         QueuedMail m;

@@ -1,0 +1,168 @@
+// The store's writes of several builds in one commit, through the Store
+// interface: claiming pending builds for their workers, and the retries of
+// start-up. Each is all or none.
+#include <gtest/gtest.h>
+
+#include "store_test_support.hpp"
+#include "temp_dir.hpp"
+
+using namespace by::master;
+
+namespace {
+
+class StoreBatchTest : public ::testing::Test {
+protected:
+    TempDir tmp_{"buildyard-store-batch"};
+    const std::string dir_ = tmp_.path();
+
+    Build submit(Store& s, const std::string& builder) {
+        Build b;
+        b.builder = builder;
+        b.requested = {{"k", builder}};
+        b.properties = b.requested;
+        EXPECT_TRUE(s.record_submitted(b)) << s.error();
+        return b;
+    }
+
+    // `b` as started on `worker` at `at`, not yet stored.
+    static Build started(Build b, const std::string& worker, uint64_t at) {
+        EXPECT_EQ(start_build(b, worker, {{"os", "debian"}}, at), TransitionError::none);
+        return b;
+    }
+
+    // A failing disk, as the store sees it: SQLite refuses to write build `id`.
+    void refuse_writes_to(uint64_t id) {
+        sql_behind_store(dir_, "CREATE TRIGGER refuse_update BEFORE UPDATE ON builds WHEN OLD.id = " +
+                                   std::to_string(id) +
+                                   " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END;"
+                                   "CREATE TRIGGER refuse_insert BEFORE INSERT ON builds WHEN "
+                                   "(SELECT MAX(id) FROM builds) >= " +
+                                   std::to_string(id) + " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END;");
+    }
+    void accept_writes() { sql_behind_store(dir_, "DROP TRIGGER refuse_update; DROP TRIGGER refuse_insert"); }
+};
+
+}  // namespace
+
+TEST_F(StoreBatchTest, ClaimStartsSeveralBuildsInOneCommit) {
+    uint64_t a = 0, b = 0, c = 0;
+    {
+        auto s = open_test_store(dir_);
+        ASSERT_TRUE(s);
+        Build ba = submit(*s, "one"), bb = submit(*s, "two"), bc = submit(*s, "three");
+        a = ba.id, b = bb.id, c = bc.id;
+        ASSERT_TRUE(s->claim_builds({started(ba, "w1", 50), started(bb, "w2", 50)})) << s->error();
+        ASSERT_TRUE(s->claim_builds({})) << "nothing to claim is no failure";
+    }
+    // Committed: a new connection (a restarted master) sees both started.
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    auto unfinished = s->load_unfinished();
+    ASSERT_EQ(unfinished.size(), 3u);
+    EXPECT_EQ(unfinished[0].id, a);
+    EXPECT_EQ(unfinished[0].state, BuildState::running);
+    EXPECT_EQ(unfinished[0].worker, "w1");
+    EXPECT_EQ(unfinished[0].started_at, 50u);
+    EXPECT_EQ(unfinished[0].properties,
+              (std::map<std::string, std::string>{{"k", "one"}, {"os", "debian"}, {"workername", "w1"}}));
+    EXPECT_EQ(unfinished[0].requested, (std::map<std::string, std::string>{{"k", "one"}}));
+    EXPECT_EQ(unfinished[1].id, b);
+    EXPECT_EQ(unfinished[1].state, BuildState::running);
+    EXPECT_EQ(unfinished[1].worker, "w2");
+    EXPECT_EQ(unfinished[2].id, c);
+    EXPECT_EQ(unfinished[2].state, BuildState::pending);
+    EXPECT_EQ(unfinished[2].worker, "");
+}
+
+// A build that is no longer pending (another master took it, or it was
+// cancelled) fails the whole claim: no build starts twice, and the others
+// of the claim stay pending.
+TEST_F(StoreBatchTest, AClaimOfABuildNoLongerPendingTakesNone) {
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    Build a = submit(*s, "one"), b = submit(*s, "two"), c = submit(*s, "three");
+    ASSERT_TRUE(s->claim_builds({started(b, "w9", 10)}));
+    EXPECT_FALSE(s->claim_builds({started(a, "w1", 20), started(b, "w2", 20)}));
+    EXPECT_NE(s->error().find("build " + std::to_string(b.id) + " is not pending"), std::string::npos) << s->error();
+    EXPECT_FALSE(s->claim_builds({started(b, "w2", 20)})) << "one build alone is claimed once, too";
+    EXPECT_EQ(s->load_build(a.id)->state, BuildState::pending);
+    EXPECT_EQ(s->load_build(a.id)->worker, "");
+    EXPECT_EQ(s->load_build(b.id)->worker, "w9");
+    EXPECT_EQ(s->load_build(b.id)->started_at, 10u);
+    Build ended = started(c, "w3", 30);
+    ASSERT_EQ(finish_build(ended, Result::success, 0, 40), TransitionError::none);
+    ASSERT_TRUE(s->record_ended(ended));
+    EXPECT_FALSE(s->claim_builds({started(c, "w3", 50)})) << "a finished build cannot be claimed";
+    EXPECT_EQ(s->load_build(c.id)->state, BuildState::finished);
+    // The store still takes writes: the failed claims left no transaction open.
+    ASSERT_TRUE(s->claim_builds({started(a, "w1", 60)})) << s->error();
+    EXPECT_EQ(s->load_build(a.id)->worker, "w1");
+}
+
+// The database refuses a write in the middle of a claim: the claim's
+// earlier writes are not committed either, and once the database takes
+// writes again the same claim goes through.
+TEST_F(StoreBatchTest, AClaimTheDatabaseRefusesChangesNothing) {
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    Build a = submit(*s, "one"), b = submit(*s, "two");
+    const std::vector<Build> claim{started(a, "w1", 20), started(b, "w2", 20)};
+    refuse_writes_to(b.id);
+    EXPECT_FALSE(s->claim_builds(claim));
+    EXPECT_NE(s->error().find("disk trouble"), std::string::npos) << s->error();
+    EXPECT_EQ(s->cause(), "disk trouble");
+    for (const Build& was : {a, b}) {
+        auto now = s->load_build(was.id);
+        ASSERT_TRUE(now);
+        EXPECT_EQ(now->state, BuildState::pending) << was.id;
+        EXPECT_EQ(now->worker, "") << was.id;
+        EXPECT_EQ(now->started_at, 0u) << was.id;
+    }
+    accept_writes();
+    ASSERT_TRUE(s->claim_builds(claim)) << s->error();
+    EXPECT_EQ(s->load_build(b.id)->worker, "w2");
+}
+
+TEST_F(StoreBatchTest, RetriesAreOneCommit) {
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    Build a = started(submit(*s, "one"), "w1", 10), b = started(submit(*s, "two"), "w2", 10);
+    ASSERT_TRUE(s->claim_builds({a, b}));
+    std::vector<Retry> retries;
+    for (const Build& was : {a, b}) {
+        Retry r{was, {}};
+        r.next = *retry_build(r.old, 20);
+        retries.push_back(std::move(r));
+    }
+
+    // Refused at the second rerun's insert: nothing of either retry happened.
+    refuse_writes_to(b.id + 1);
+    EXPECT_FALSE(s->record_retries(retries));
+    for (const Retry& r : retries) {
+        EXPECT_EQ(r.next.id, 0u) << "no id handed out";
+        EXPECT_EQ(r.old.retried_as, 0u);
+    }
+    auto unfinished = s->load_unfinished();
+    ASSERT_EQ(unfinished.size(), 2u);
+    EXPECT_EQ(unfinished[0].state, BuildState::running);
+    EXPECT_EQ(unfinished[1].state, BuildState::running);
+    EXPECT_EQ(s->list_builds(0, 10).size(), 2u);
+
+    accept_writes();
+    ASSERT_TRUE(s->record_retries(retries)) << s->error();
+    for (const Retry& r : retries) {
+        ASSERT_NE(r.next.id, 0u);
+        EXPECT_EQ(r.old.retried_as, r.next.id);
+        auto old = s->load_build(r.old.id);
+        ASSERT_TRUE(old);
+        EXPECT_EQ(old->result, Result::retry);
+        EXPECT_EQ(old->retried_as, r.next.id);
+        auto next = s->load_build(r.next.id);
+        ASSERT_TRUE(next);
+        EXPECT_EQ(next->state, BuildState::pending);
+        EXPECT_EQ(next->request_id, r.old.id);
+    }
+    EXPECT_EQ(s->load_unfinished().size(), 2u);
+    std::vector<Retry> none;
+    EXPECT_TRUE(s->record_retries(none));
+}
