@@ -156,6 +156,33 @@ class DiskFull(SystemTest):
         self.assertEqual(self.master_prop("RunningBuilds"), 0)
         self.assert_logged_once()
 
+    def test_starts_that_cannot_be_stored_leave_the_builds_pending(self):
+        s = self.sys
+        self.w1.signal(signal.SIGKILL)
+        s.wait_attached("w1", False)
+        builds = [s.submit("quick") for _ in range(3)]
+        self.fill()
+        # The worker attaches to a master whose store takes no writes: the
+        # one dispatch round that would start all three claims them in one
+        # commit, which fails, so none starts, on the bus as in the store.
+        self.w1 = s.start_worker("w1")
+        self.status_with(FULL)
+        self.assertEqual([s.build_prop(b, "State") for b in builds], ["pending"] * 3)
+        self.assertEqual(self.master_prop("PendingBuilds"), 3)
+        self.assertEqual(self.master_prop("RunningBuilds"), 0)
+        self.assertEqual(s.get(s.worker_path("w1"), "org.buildyard.Worker1", "RunningBuilds"), 0)
+        self.assert_logged_once()
+
+        self.free()
+        for b in builds:
+            self.assertEqual(s.wait_build(b, timeout=10), (b, "success"))
+        self.assertEqual([s.build_prop(b, "RetriedAs") for b in builds], [0] * 3)
+        self.assertEqual(self.master_prop("PendingBuilds"), 0)
+        # In the database too: a restart runs none of them again.
+        self.restart_master()
+        self.assertEqual([s.build_prop(b, "State") for b in builds], ["finished"] * 3)
+        self.assertEqual(self.newest_id(), builds[-1])
+
 
 if __name__ == "__main__":
     unittest.main()
