@@ -92,7 +92,7 @@ bool Master::start(std::string& error) {
     if (!metrics_.listen(loaded.config->master.metrics, error)) {
         return false;
     }
-    notifier_ = std::make_unique<Notifier>(*this, event_, bus_, *store_, state_directory_);
+    notifier_ = std::make_unique<Notifier>(event_, *store_, metrics_, config_, *this, state_directory_);
     if (!notifier_->start(error)) {
         return false;
     }
@@ -603,7 +603,7 @@ WorkerShown Master::shown_now(const Worker& w) const {
 
 void Master::emit_worker(const Worker& w) {
     if (notifier_) {
-        notifier_->worker_changed(w);  // before the flush reads MissingSince
+        notifier_->worker_changed(w.cfg.name);  // before the flush reads MissingSince
     }
     dirty_workers_.insert(w.cfg.name);
     counters_changed();

@@ -25,6 +25,7 @@
 #include "master/secret_mask.hpp"
 #include "master/shown.hpp"
 #include "master/store.hpp"
+#include "master/worker_facts.hpp"
 
 namespace by::master {
 
@@ -119,7 +120,7 @@ struct ActiveBuild {
     explicit ActiveBuild(Build b);
 };
 
-class Master final : public LatentHost {
+class Master final : public LatentHost, public WorkerFacts {
 public:
     Master(sd_event* event, sd_bus* bus, std::string config_path, std::string state_directory);
     Master(const Master&) = delete;
@@ -227,6 +228,10 @@ public:
     // Worker1.MissingSince and MissingNotified (notifier.*).
     uint64_t missing_since(const std::string& worker) const;
     bool missing_notified(const std::string& worker) const;
+    // What the notifier asks of the workers (worker_facts.cpp).
+    std::optional<WorkerPresence> worker_presence(const std::string& worker) const override;
+    std::string worker_info(const std::string& worker, const std::string& key) const override;
+    void missing_changed(const std::string& worker) override;
 
 private:
     friend struct MasterBus;

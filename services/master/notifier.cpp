@@ -1,45 +1,27 @@
 #include "master/notifier.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
 #include <fcntl.h>
-#include <sys/epoll.h>
+#include <fmt/ranges.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/bus.hpp"
 #include "common/crypto.hpp"
-#include "common/env_knob.hpp"
 #include "common/log.hpp"
 #include "master/build_log_path.hpp"
-#include "master/master.hpp"
 
 namespace by::master {
 
 namespace {
 
 constexpr uint64_t usec_per_sec = 1000000;
-constexpr uint64_t default_retry_first = 30 * usec_per_sec;
-constexpr uint64_t default_give_up_after = 24 * 3600 * usec_per_sec;
 // After a mail could not be queued (the database failed), try again then.
 constexpr uint64_t queue_retry = 60 * usec_per_sec;
-// Sent and given-up mails stay in the queue table this long, for admins.
-constexpr uint64_t keep_done = 30 * 24 * 3600 * usec_per_sec;
 constexpr size_t tail_lines = 50;
 constexpr off_t tail_bytes = 64 * 1024;
-
-// The test suite's knobs, in whole microseconds.
-constexpr UsecKnob usec_knob{.unit = UsecKnob::Unit::microseconds};
-
-std::string join(const std::vector<std::string>& v) {
-    std::string out;
-    for (const auto& s : v) {
-        out += (out.empty() ? "" : ", ") + s;
-    }
-    return out;
-}
 
 std::string this_host() {
     char host[256] = "";
@@ -49,70 +31,46 @@ std::string this_host() {
     return host;
 }
 
-// Adds a realtime timer, disabled until armed.
-int add_timer(sd_event* event, SourcePtr& out, sd_event_time_handler_t handler, void* userdata) {
-    sd_event_source* s = nullptr;
-    int r = sd_event_add_time(event, &s, CLOCK_REALTIME, 0, 10000, handler, userdata);
-    if (r < 0) {
-        return r;
-    }
-    out.reset(s);
-    return sd_event_source_set_enabled(s, SD_EVENT_OFF);
-}
-
-void arm(sd_event_source* s, std::optional<uint64_t> at) {
-    if (!at) {
-        sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        return;
-    }
-    sd_event_source_set_time(s, std::max<uint64_t>(*at, 1));
-    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+// `m` as a row of the mail queue, queued and due at `now`.
+QueuedMail due_now(OutgoingMail m, uint64_t now) {
+    QueuedMail q;
+    q.subject = std::move(m.subject);
+    q.from = std::move(m.from);
+    q.to = std::move(m.to);
+    q.text = std::move(m.text);
+    q.queued_at = now;
+    q.next_attempt = now;
+    return q;
 }
 
 }  // namespace
 
-Notifier::Notifier(Master& master, sd_event* event, sd_bus* bus, Store& store, std::string state_directory)
-    : master_(master),
-      event_(event),
-      bus_(bus),
+Notifier::Notifier(sd_event* event, Store& store, Metrics& metrics, const config::Config& config,
+                   WorkerFacts& workers, std::string state_directory)
+    : event_(event),
       store_(store),
+      config_(config),
+      workers_(workers),
       state_directory_(std::move(state_directory)),
       hostname_(this_host()),
-      retry_first_(usec_from_env("BUILDYARD_MAIL_RETRY_USEC", default_retry_first, usec_knob)),
-      give_up_after_(usec_from_env("BUILDYARD_MAIL_GIVE_UP_USEC", default_give_up_after, usec_knob)),
-      tracker_([] { return bus::now_realtime_usec(); }) {}
+      tracker_([] { return bus::now_realtime_usec(); }),
+      delivery_(event, store, metrics, config) {}
 
 Notifier::~Notifier() = default;
 
 bool Notifier::start(std::string& error) {
-    if (!sender_.start(error)) {
+    if (!delivery_.start(error)) {
         return false;
     }
-    int r = add_timer(event_, missing_timer_, &Notifier::on_missing_timer, this);
-    if (r >= 0) r = add_timer(event_, retry_timer_, &Notifier::on_retry_timer, this);
-    if (r >= 0) {
-        sd_event_source* s = nullptr;
-        r = sd_event_add_io(event_, &s, sender_.fd(), EPOLLIN, &Notifier::on_results, this);
-        results_.reset(s);
-    }
-    if (r >= 0) {
-        sd_event_source* s = nullptr;
-        r = sd_event_add_defer(event_, &s, &Notifier::on_rearm, this);
-        rearm_.reset(s);
-        if (r >= 0) r = sd_event_source_set_enabled(s, SD_EVENT_OFF);
-    }
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_defer(event_, &s, &Notifier::on_rearm, this);
+    rearm_.reset(s);
+    if (r >= 0) r = sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    if (r >= 0) r = missing_timer_.add(event_, &Notifier::on_missing_timer, this);
     if (r < 0) {
         error = std::string("cannot add the mail event sources: ") + std::strerror(-r);
         return false;
     }
-    const uint64_t now = bus::now_realtime_usec();
-    if (!store_.prune_mail(now > keep_done ? now - keep_done : 0)) {
-        log::warning("cannot prune the mail queue: {}", store_.error());
-    }
-    // Resume delivery once the loop runs, that is once the master has
-    // started: a master that fails to start (another one owns the bus
-    // name) must not send what the running one is sending.
-    arm(retry_timer_.get(), now);
     return true;
 }
 
@@ -121,9 +79,10 @@ bool Notifier::start(std::string& error) {
 void Notifier::reconfigure() {
     const uint64_t now = bus::now_realtime_usec();
     std::map<std::string, uint64_t> seen;
-    for (const auto& [name, w] : master_.workers()) {
-        if (!w->configured) {
-            continue;  // removed: no more notices
+    // The configured workers; removed ones get no more notices.
+    for (const auto& [name, cfg] : config_.workers) {
+        if (!workers_.worker_presence(name)) {
+            continue;
         }
         if (auto it = first_seen_.find(name); it != first_seen_.end()) {
             seen.insert(*it);
@@ -142,7 +101,7 @@ void Notifier::reconfigure() {
             tracker_.configure(name, 0, false);
             tracker_.set_notified_loss(name, rec.notified_loss);
         }
-        tracker_.configure(name, w->cfg.missing_timeout * usec_per_sec, !w->cfg.notify_on_missing.empty());
+        tracker_.configure(name, cfg.missing_timeout * usec_per_sec, !cfg.notify_on_missing.empty());
     }
     for (const auto& [name, first] : first_seen_) {
         if (!seen.count(name)) {
@@ -151,37 +110,40 @@ void Notifier::reconfigure() {
     }
     first_seen_ = std::move(seen);
     for (const auto& [name, first] : first_seen_) {
-        follow(*master_.workers().at(name));
+        if (auto p = workers_.worker_presence(name)) {
+            follow(name, *p);
+        }
     }
     rearm_missing();
 }
 
-void Notifier::worker_changed(const Worker& w) {
-    if (!first_seen_.count(w.cfg.name)) {
+void Notifier::worker_changed(const std::string& worker) {
+    if (!first_seen_.count(worker)) {
         return;
     }
-    follow(w);
+    if (auto p = workers_.worker_presence(worker)) {
+        follow(worker, *p);
+    }
     rearm_missing();
 }
 
-void Notifier::follow(const Worker& w) {
-    if (w.latent) {
+void Notifier::follow(const std::string& worker, const WorkerPresence& p) {
+    if (p.latent) {
         // A latent worker is missed only while its machine is wanted and has
         // not come up; a failed start is reported at once, not after the
         // timeout. Stopped on purpose, it is not missing.
-        const LatentMachine& m = w.latent->machine;
-        if (w.attached || m.trouble_since() == 0) {
-            tracker_.attached(w.cfg.name);
+        if (p.attached || p.trouble_since == 0) {
+            tracker_.attached(worker);
         } else {
-            tracker_.absent(w.cfg.name, m.trouble_since(), m.start_failed());
+            tracker_.absent(worker, p.trouble_since, p.start_failed);
         }
         return;
     }
-    if (w.attached) {
-        tracker_.attached(w.cfg.name);
+    if (p.attached) {
+        tracker_.attached(worker);
     } else {
         // Never attached: away since the master first saw it.
-        tracker_.absent(w.cfg.name, w.last_disconnected ? w.last_disconnected : first_seen_.at(w.cfg.name));
+        tracker_.absent(worker, p.last_disconnected ? p.last_disconnected : first_seen_.at(worker));
     }
 }
 
@@ -195,7 +157,7 @@ void Notifier::rearm_missing() {
 
 int Notifier::on_rearm(sd_event_source*, void* userdata) {
     auto* n = static_cast<Notifier*>(userdata);
-    arm(n->missing_timer_.get(), n->tracker_.next_deadline());
+    n->missing_timer_.arm(n->tracker_.next_deadline());
     return 0;
 }
 
@@ -209,36 +171,29 @@ int Notifier::on_missing_timer(sd_event_source*, uint64_t, void* userdata) {
 }
 
 void Notifier::queue_missing(const std::string& name) {
-    Worker* w = master_.find_worker(name);
-    if (!w || w->attached) {
+    const auto p = workers_.worker_presence(name);
+    const auto cfg = config_.workers.find(name);
+    if (!p || p->attached || cfg == config_.workers.end()) {
         return;
     }
     const uint64_t now = bus::now_realtime_usec();
     const uint64_t loss = tracker_.missing_since(name);
     MissingFacts f;
     f.worker = name;
-    f.master_name = master_.config().master.name;
-    f.local = w->cfg.type == config::WorkerType::local;
-    f.ever_attached = w->last_connected != 0;
+    f.master_name = config_.master.name;
+    f.local = cfg->second.type == config::WorkerType::local;
+    f.ever_attached = p->last_connected != 0;
     f.since = loss;
-    f.timeout = w->cfg.missing_timeout;
-    if (auto it = w->info.find("host"); it != w->info.end()) f.host = it->second;
-    if (auto it = w->info.find("admin"); it != w->info.end()) f.admin = it->second;
-    if (w->latent) {
+    f.timeout = cfg->second.missing_timeout;
+    f.host = workers_.worker_info(name, "host");
+    f.admin = workers_.worker_info(name, "admin");
+    if (p->latent) {
         f.latent = true;
-        f.start_failures = w->latent->machine.failures();
-        if (f.start_failures > 0) f.start_error = w->latent->machine.last_error();
+        f.start_failures = p->start_failures;
+        if (f.start_failures > 0) f.start_error = p->last_start_error;
     }
-    const OutgoingMail m = missing_mail(f, master_.config().mail.fromaddr, w->cfg.notify_on_missing, stamp(now));
-
-    QueuedMail q;
+    QueuedMail q = due_now(missing_mail(f, config_.mail.fromaddr, cfg->second.notify_on_missing, stamp(now)), now);
     q.worker = name;
-    q.subject = m.subject;
-    q.from = m.from;
-    q.to = m.to;
-    q.text = m.text;
-    q.queued_at = now;
-    q.next_attempt = now;
     if (!store_.queue_missing_mail(q, name, loss)) {
         log::write(log::Level::err,
                    fmt::format("worker {} is missing, but its mail cannot be queued: {}; trying again in {} s", name,
@@ -248,20 +203,18 @@ void Notifier::queue_missing(const std::string& name) {
         return;
     }
     tracker_.mark_notified(name);
-    master_.metrics().mail_queued();
     log::write(log::Level::warning,
                fmt::format("worker {} has been missing since {} (missing_timeout {} s); mail {} to {} queued", name,
-                           utc_time(loss), w->cfg.missing_timeout, q.id, join(q.to)),
+                           utc_time(loss), cfg->second.missing_timeout, q.id, fmt::join(q.to, ", ")),
                {{"BUILDYARD_WORKER", name}, {"MESSAGE_ID", std::string(log::id::worker_missing)}});
-    sd_bus_emit_properties_changed(bus_, w->path.c_str(), bus::worker_iface, "MissingNotified", nullptr);
-    w->shown.missing_notified = true;  // told now: the master's next flush need not repeat it
-    deliver();
+    workers_.missing_changed(name);  // MissingNotified
+    delivery_.queued();
 }
 
 // --- build results ------------------------------------------------------------
 
 void Notifier::build_finished(const Build& b) {
-    const config::Mail& mail = master_.config().mail;
+    const config::Mail& mail = config_.mail;
     if (b.result == Result::retry || mail.recipients.empty() ||
         std::find(mail.builders.begin(), mail.builders.end(), b.builder) == mail.builders.end()) {
         return;
@@ -274,22 +227,14 @@ void Notifier::build_finished(const Build& b) {
     f.result = std::string(to_string(b.result));
     f.exit_status = b.exit_status;
     f.usage = b.usage;
-    f.master_name = master_.config().master.name;
+    f.master_name = config_.master.name;
     f.submitted_at = b.submitted_at;
     f.started_at = b.started_at;
     f.finished_at = b.finished_at;
     f.log_tail = read_log_tail(b.id);
-    const OutgoingMail m = build_mail(f, mail.fromaddr, mail.recipients, stamp(now));
-
-    QueuedMail q;
+    QueuedMail q = due_now(build_mail(f, mail.fromaddr, mail.recipients, stamp(now)), now);
     q.worker = b.worker;
     q.build = b.id;
-    q.subject = m.subject;
-    q.from = m.from;
-    q.to = m.to;
-    q.text = m.text;
-    q.queued_at = now;
-    q.next_attempt = now;
     const log::Field fields[] = {{"BUILDYARD_BUILD", std::to_string(b.id)}, {"BUILDYARD_BUILDER", b.builder}};
     if (!store_.queue_mail(q)) {
         log::write(log::Level::err,
@@ -297,10 +242,10 @@ void Notifier::build_finished(const Build& b) {
                    {fields[0], fields[1], {"BUILDYARD_WORKER", b.worker}});
         return;
     }
-    master_.metrics().mail_queued();
-    log::write(log::Level::info, fmt::format("result of build {} queued as mail {} to {}", b.id, q.id, join(q.to)),
+    log::write(log::Level::info,
+               fmt::format("result of build {} queued as mail {} to {}", b.id, q.id, fmt::join(q.to, ", ")),
                {fields[0], fields[1], {"BUILDYARD_WORKER", b.worker}});
-    deliver();
+    delivery_.queued();
 }
 
 std::string Notifier::read_log_tail(uint64_t build) const {
@@ -322,135 +267,6 @@ MessageStamp Notifier::stamp(uint64_t now) const {
         token.assign(16, '0');  // still a unique Message-ID, by its time
     }
     return MessageStamp{now, hostname_, token};
-}
-
-// --- delivery -----------------------------------------------------------------
-
-SmtpSettings Notifier::smtp_settings() const {
-    const config::Mail& m = master_.config().mail;
-    SmtpSettings s;
-    s.relayhost = m.relayhost;
-    s.port = m.port;
-    s.starttls = m.starttls;
-    s.username = m.username;
-    s.password = m.password;
-    s.tls_ca_file = m.tls_ca_file;
-    return s;
-}
-
-void Notifier::deliver() {
-    if (auto n = store_.queued_mail_count()) {
-        master_.metrics().mail_queue_length(*n);
-    }
-    if (in_flight_ || !retry_timer_) {
-        return;
-    }
-    const uint64_t now = bus::now_realtime_usec();
-    if (now < paused_until_) {
-        arm(retry_timer_.get(), paused_until_);
-        return;
-    }
-    auto m = store_.next_due_mail(now);
-    // A mail sent whose "sent" could not be written is never sent again
-    // by this process: try the write again instead, or wait.
-    while (m && sent_unrecorded_.count(m->id)) {
-        if (!store_.mail_sent(m->id, now)) {
-            database_trouble(now);
-            return;
-        }
-        sent_unrecorded_.erase(m->id);
-        m = store_.next_due_mail(now);
-    }
-    if (!m) {
-        arm(retry_timer_.get(), store_.next_mail_time());
-        return;
-    }
-    sd_event_source_set_enabled(retry_timer_.get(), SD_EVENT_OFF);
-    sender_.submit(DeliveryJob{m->id, smtp_settings(), m->from, m->to, m->text});
-    in_flight_ = std::move(m);
-}
-
-void Notifier::database_trouble(uint64_t now) {
-    log::error("cannot update the mail queue: {}; mail delivery pauses for {} s", store_.error(),
-               queue_retry / usec_per_sec);
-    paused_until_ = now + queue_retry;
-    arm(retry_timer_.get(), paused_until_);
-}
-
-int Notifier::on_retry_timer(sd_event_source*, uint64_t, void* userdata) {
-    static_cast<Notifier*>(userdata)->deliver();
-    return 0;
-}
-
-int Notifier::on_results(sd_event_source*, int, uint32_t, void* userdata) {
-    auto* n = static_cast<Notifier*>(userdata);
-    for (const auto& r : n->sender_.take_results()) {
-        n->handle(r);
-    }
-    n->deliver();
-    return 0;
-}
-
-void Notifier::handle(const DeliveryResult& r) {
-    if (!in_flight_ || in_flight_->id != r.id) {
-        return;
-    }
-    QueuedMail m = std::move(*in_flight_);
-    in_flight_.reset();
-    const uint64_t now = bus::now_realtime_usec();
-    const SmtpOutcome& o = r.outcome;
-    const std::string server = fmt::format("{}:{}", master_.config().mail.relayhost, master_.config().mail.port);
-    const std::string build = m.build ? std::to_string(m.build) : "";
-    const std::string reply = o.reply.empty() ? "no reply" : o.reply;
-    auto say = [&](log::Level level, const std::string& text) {
-        if (m.build) {
-            log::write(level, text, {{"BUILDYARD_WORKER", m.worker}, {"BUILDYARD_BUILD", build}});
-        } else {
-            log::write(level, text, {{"BUILDYARD_WORKER", m.worker}});
-        }
-    };
-
-    if (!o.accepted.empty()) {
-        std::vector<std::string> left;
-        for (const auto& a : m.to) {
-            if (std::find(o.accepted.begin(), o.accepted.end(), a) == o.accepted.end()) {
-                left.push_back(a);
-            }
-        }
-        // Recorded first thing: a crash after this must not send it again.
-        // (Some recipients left: the retry below records that.)
-        if (left.empty() && !store_.mail_sent(m.id, now)) {
-            sent_unrecorded_.insert(m.id);
-            database_trouble(now);
-        }
-        say(log::Level::info, fmt::format("mail {} \"{}\" sent to {} through {}: {}", m.id, m.subject,
-                                          join(o.accepted), server, reply));
-        if (left.empty()) {
-            master_.metrics().mail_sent();
-            return;
-        }
-        m.to = left;
-    }
-
-    const unsigned attempts = m.attempts + 1;
-    master_.metrics().mail_failed(now - m.queued_at >= give_up_after_);
-    if (now - m.queued_at >= give_up_after_) {
-        if (!store_.mail_given_up(m.id, now, o.error)) {
-            database_trouble(now);
-        }
-        say(log::Level::err,
-            fmt::format("gave up on mail {} \"{}\" to {} after {} attempts since {}: {} (server reply: {})", m.id,
-                        m.subject, join(m.to), attempts, utc_time(m.queued_at), o.error, reply));
-        return;
-    }
-    const uint64_t delay = retry_delay(attempts, retry_first_);
-    if (!store_.mail_retry(m.id, m.to, attempts, now + delay, o.error)) {
-        database_trouble(now);
-    }
-    say(log::Level::warning,
-        fmt::format("cannot send mail {} \"{}\" to {}: {} (server reply: {}); trying again in {}", m.id, m.subject,
-                    join(m.to), o.error, reply,
-                    delay >= usec_per_sec ? format_duration(delay) : fmt::format("{} ms", delay / 1000)));
 }
 
 }  // namespace by::master

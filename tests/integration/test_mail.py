@@ -16,8 +16,8 @@ import sqlite3
 import subprocess
 import unittest
 
-from harness import (BIN, MASTER_PATH, SystemTest, free_port, gate_step, open_gate, start_master_env, wait_for,
-                     wait_gate_reached)
+from harness import (BIN, MASTER_PATH, SignalMonitor, SystemTest, free_port, gate_step, open_gate, start_master_env,
+                     wait_for, wait_gate_reached)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"  # Debian's, which has aiosmtpd
@@ -152,6 +152,8 @@ class MailTest(SystemTest):
         s.start_worker("w1")
         self.assertEqual(self.wprop("w1", "MissingSince"), 0)
         self.assertIs(self.wprop("w1", "MissingNotified"), False)
+        path = s.worker_path("w1")
+        monitor = SignalMonitor(s, f"type=signal,path={path},member=PropertiesChanged")
 
         self.kill_worker("w1")
         since = self.wprop("w1", "MissingSince")
@@ -172,6 +174,10 @@ class MailTest(SystemTest):
         self.assertIn("systemctl status buildyard-worker@w1.service", text)
         wait_for(lambda: self.wprop("w1", "MissingNotified") is True, 10, "MissingNotified")
         self.assertEqual(self.wprop("w1", "MissingSince"), since)
+        # The bus was told, with the value, and MissingSince was not named again.
+        [(_, told)] = monitor.wait("PropertiesChanged", lambda p, args: "MissingNotified" in args)
+        self.assertEqual(told[told.index("MissingNotified") + 1].split()[-1], "true")
+        self.assertNotIn("MissingSince", told)
 
         # buildyardctl shows it, in the table and in --json.
         row = [line for line in s.ctl("workers").stdout.splitlines() if line.startswith("w1 ")]

@@ -1,0 +1,42 @@
+// The master's answers to the notifier (worker_facts.hpp).
+#include "master/master.hpp"
+
+namespace by::master {
+
+std::optional<WorkerPresence> Master::worker_presence(const std::string& worker) const {
+    auto it = workers_.find(worker);
+    if (it == workers_.end()) {
+        return std::nullopt;
+    }
+    const Worker& w = *it->second;
+    WorkerPresence p;
+    p.attached = w.attached;
+    p.last_connected = w.last_connected;
+    p.last_disconnected = w.last_disconnected;
+    if (w.latent) {
+        const LatentMachine& m = w.latent->machine;
+        p.latent = true;
+        p.trouble_since = m.trouble_since();
+        p.start_failed = m.start_failed();
+        p.start_failures = m.failures();
+        p.last_start_error = m.last_error();
+    }
+    return p;
+}
+
+std::string Master::worker_info(const std::string& worker, const std::string& key) const {
+    auto it = workers_.find(worker);
+    if (it == workers_.end()) {
+        return {};
+    }
+    auto value = it->second->info.find(key);
+    return value == it->second->info.end() ? std::string() : value->second;
+}
+
+void Master::missing_changed(const std::string& worker) {
+    if (Worker* w = find_worker(worker)) {
+        emit_worker(*w);  // the next flush shows what changed
+    }
+}
+
+}  // namespace by::master
