@@ -1,5 +1,6 @@
 // Which files make up the master's config and how they merge. What the keys
-// mean is in config_sections.cpp, single values in config_values.cpp.
+// mean is in config_sections.cpp and config_worker_sections.cpp, single
+// values in config_values.cpp.
 #include "common/config.hpp"
 
 #include <algorithm>
@@ -119,6 +120,8 @@ private:
             single = &sections_.master;
         } else if (kind == "mail" && name.empty()) {
             single = &sections_.mail;
+        } else if (kind == "latentd" && name.empty()) {
+            single = &sections_.latentd;
         } else if (kind == "worker") {
             named = &sections_.workers;
         } else if (kind == "builder") {

@@ -93,6 +93,8 @@ struct Mail {
     std::vector<std::string> builders;
     std::vector<std::string> recipients;
     std::string tls_ca_file;                 // empty: the system's trusted certificates
+    uint64_t retry_interval_usec = 30'000'000;          // before a failed mail is first tried again
+    uint64_t give_up_after_usec = 24ULL * 3600'000'000;  // after queueing, a mail not sent is given up
 };
 
 struct Master {
@@ -106,11 +108,24 @@ struct Master {
     // credentials tls-certificate and tls-key; empty: a generated one.
     std::string tls_certificate;
     std::string tls_key;
+    uint64_t auth_timeout_usec = 10'000'000;            // for a remote connection to authenticate
+    uint64_t duplicate_ping_timeout_usec = 10'000'000;  // for an attached link to answer a second login
+    uint64_t latent_lease_usec = 300'000'000;           // a latent machine's lease beyond its start timeout
+};
+
+// [latentd]: buildyard-latentd's deadlines and intervals.
+struct Latentd {
+    uint64_t create_timeout_usec = 300'000'000;
+    uint64_t destroy_timeout_usec = 120'000'000;        // on top of the shutdown grace
+    uint64_t health_interval_usec = 10'000'000;
+    uint64_t reap_interval_usec = 60'000'000;
+    uint64_t lease_check_interval_usec = 1'000'000;
 };
 
 struct Config {
     Master master;
     Mail mail;
+    Latentd latentd;
     std::map<std::string, Worker> workers;
     std::map<std::string, Builder> builders;
     std::vector<std::string> files;          // every file read, in order

@@ -20,7 +20,7 @@ struct Value {
 // One section after merging: a later file's value wins for each key.
 struct Section {
     std::string label;   // "worker bot1", "mail": the section in error messages
-    std::string name;    // worker or builder name; empty for [master] and [mail]
+    std::string name;    // worker or builder name; empty for [master], [mail] and [latentd]
     Origin origin;       // the first header
     std::map<std::string, Value> values;
 
@@ -33,6 +33,7 @@ struct Section {
 struct Sections {
     std::optional<Section> master;
     std::optional<Section> mail;
+    std::optional<Section> latentd;
     std::map<std::string, Section> workers;
     std::map<std::string, Section> builders;
 };

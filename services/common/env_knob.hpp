@@ -1,5 +1,6 @@
-// Durations read from the environment (knobs such as BUILDYARD_AUTH_TIMEOUT),
-// in microseconds: one parser and one warning for every daemon.
+// Durations in microseconds: one parser for the config's SECONDS values
+// ("0.5") and for what is still read from the environment (the testing aid
+// BUILDYARD_LATENT_TEST_CREATE_DELAY), and one warning for the latter.
 #pragma once
 
 #include <cstdint>

@@ -22,12 +22,12 @@ config::LoadResult load_config(const std::string& path) {
 }
 
 LatentManager::LatentManager(sd_event* event, sd_bus* bus, std::string config_path, std::string state_directory,
-                             Timing timing)
+                             uint64_t test_create_delay)
     : event_(event),
       bus_(bus),
       config_path_(std::move(config_path)),
       state_directory_(std::move(state_directory)),
-      timing_(timing),
+      timing_({}, test_create_delay),
       calls_(event) {}
 
 LatentManager::~LatentManager() = default;
@@ -43,6 +43,7 @@ bool LatentManager::start(std::string& error, std::function<void()> ready) {
         return false;
     }
     config_ = std::move(*loaded.config);
+    timing_ = Timing(config_.latentd, timing_.test_create_delay);
     // One latentd per state directory, and the bus name before the reaper
     // runs: a second latentd would take the first one's instances for leaks.
     state_lock_ = lock_state_directory(state_directory_, "buildyard-latentd", error);
@@ -234,7 +235,7 @@ int LatentManager::start_instance(sd_bus_message* m, const std::string& worker, 
         [backend, spec, wcfg, delay](const Cancelled& cancelled) mutable {
             spec.worker = wcfg.get();
             auto out = backend->create(spec, cancelled);
-            // BUILDYARD_LATENT_TEST_CREATE_DELAY: a creation slow to report back.
+            // For tests: a creation slow to report back.
             for (auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(delay);
                  !cancelled && std::chrono::steady_clock::now() < until;) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -338,8 +339,11 @@ Verdict LatentManager::reload() {
         log::error("{}", msg);
         return {bus::error::ConfigInvalid, msg};
     }
-    // Live instances keep the worker config they started with.
+    // Live instances keep the worker config they started with; calls under
+    // way keep their deadlines, and each timer takes its new interval when
+    // it next fires.
     config_ = std::move(*loaded.config);
+    timing_ = Timing(config_.latentd, timing_.test_create_delay);
     log::info("configuration reloaded: master '{}', {} latent workers", config_.master.name,
               count_latent_workers(config_));
     sd_bus_emit_properties_changed(bus_, bus::latent_path, bus::latent_iface, "MasterName", nullptr);

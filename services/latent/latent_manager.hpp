@@ -54,7 +54,9 @@ struct Instance {
 
 class LatentManager {
 public:
-    LatentManager(sd_event* event, sd_bus* bus, std::string config_path, std::string state_directory, Timing timing);
+    // `test_create_delay`: see Timing; the rest of the timing is [latentd].
+    LatentManager(sd_event* event, sd_bus* bus, std::string config_path, std::string state_directory,
+                  uint64_t test_create_delay);
     LatentManager(const LatentManager&) = delete;
     LatentManager& operator=(const LatentManager&) = delete;
     ~LatentManager();
@@ -141,7 +143,7 @@ private:
     sd_bus* bus_;
     std::string config_path_;
     std::string state_directory_;
-    Timing timing_;
+    Timing timing_;                   // config_'s [latentd]
     config::Config config_;
     Fd state_lock_;
     LatentStore store_;

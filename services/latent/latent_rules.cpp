@@ -132,18 +132,12 @@ std::map<std::string, std::vector<const config::Worker*>> latent_workers_by_back
     return out;
 }
 
-Timing Timing::from_environment(const std::function<const char*(const char*)>& getenv, std::vector<std::string>& bad) {
-    Timing t;
-    auto knob = [&](const char* name, uint64_t& field, bool zero_ok) {
-        field = usec_from_env(name, field, {.zero_ok = zero_ok}, &bad, getenv);
-    };
-    knob("BUILDYARD_LATENT_CREATE_TIMEOUT", t.create, false);
-    knob("BUILDYARD_LATENT_DESTROY_TIMEOUT", t.destroy, false);
-    knob("BUILDYARD_LATENT_HEALTH_INTERVAL", t.health_interval, false);
-    knob("BUILDYARD_LATENT_REAP_INTERVAL", t.reap_interval, false);
-    knob("BUILDYARD_LATENT_LEASE_CHECK_INTERVAL", t.lease_check_interval, false);
-    knob("BUILDYARD_LATENT_TEST_CREATE_DELAY", t.test_create_delay, true);
-    return t;
-}
+Timing::Timing(const config::Latentd& l, uint64_t test_create_delay)
+    : create(l.create_timeout_usec),
+      destroy(l.destroy_timeout_usec),
+      health_interval(l.health_interval_usec),
+      reap_interval(l.reap_interval_usec),
+      lease_check_interval(l.lease_check_interval_usec),
+      test_create_delay(test_create_delay) {}
 
 }  // namespace by::latent

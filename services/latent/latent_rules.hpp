@@ -84,25 +84,25 @@ size_t count_latent_workers(const config::Config& cfg);
 // The latent workers of `cfg`, by backend name.
 std::map<std::string, std::vector<const config::Worker*>> latent_workers_by_backend(const config::Config& cfg);
 
-// Deadlines and intervals, in microseconds; the environment may shorten
-// them for tests (seconds, fractions allowed).
+// Deadlines and intervals, in microseconds: those of [latentd] in the
+// config, and fixed ones.
 struct Timing {
-    uint64_t create = 300'000'000;        // BUILDYARD_LATENT_CREATE_TIMEOUT
-    uint64_t destroy = 120'000'000;       // BUILDYARD_LATENT_DESTROY_TIMEOUT, on top of the shutdown grace
+    explicit Timing(const config::Latentd& l = {}, uint64_t test_create_delay = 0);
+
+    uint64_t create;                      // [latentd] create_timeout
+    uint64_t destroy;                     // [latentd] destroy_timeout, on top of the shutdown grace
     uint64_t call = 60'000'000;           // list and check
-    uint64_t health_interval = 10'000'000;     // BUILDYARD_LATENT_HEALTH_INTERVAL
+    uint64_t health_interval;             // [latentd] health_interval
     // A young instance (running for less than young_age) is checked every
     // young_interval: a machine that dies before its worker attaches must
     // fail the start at once, not after the master's timeout.
     uint64_t young_interval = 1'000'000;
     uint64_t young_age = 120'000'000;
-    uint64_t reap_interval = 60'000'000;       // BUILDYARD_LATENT_REAP_INTERVAL
-    uint64_t lease_check_interval = 1'000'000; // BUILDYARD_LATENT_LEASE_CHECK_INTERVAL
-    uint64_t test_create_delay = 0;            // BUILDYARD_LATENT_TEST_CREATE_DELAY
-
-    // `getenv` is injectable for tests. Returns the names of bad values in `bad`.
-    static Timing from_environment(const std::function<const char*(const char*)>& getenv,
-                                   std::vector<std::string>& bad);
+    uint64_t reap_interval;               // [latentd] reap_interval
+    uint64_t lease_check_interval;        // [latentd] lease_check_interval
+    // For tests only (BUILDYARD_LATENT_TEST_CREATE_DELAY): how long a
+    // creation waits, once the backend made it, before it reports back.
+    uint64_t test_create_delay;
 };
 
 // "1.5" -> 1500000. nullopt if not a non-negative number of seconds.

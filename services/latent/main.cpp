@@ -1,16 +1,14 @@
 // buildyard-latentd: arguments, the event loop and signals. Everything else
 // is in LatentManager.
-#include <cstdlib>
 #include <iostream>
 #include <string>
-#include <vector>
 
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "common/config.hpp"
 #include "common/daemon_main.hpp"
-#include "common/log.hpp"
+#include "common/env_knob.hpp"
 #include "latent/latent_manager.hpp"
 
 namespace {
@@ -25,10 +23,12 @@ int check_config(const std::string& path) {
     return 0;
 }
 
-int run(by::Daemon& daemon, const by::latent::Timing& timing) {
+int run(by::Daemon& daemon) {
     sd_event* raw_event = daemon.event.get();
+    // A testing aid, documented as one: see Timing::test_create_delay.
+    const uint64_t test_create_delay = by::usec_from_env("BUILDYARD_LATENT_TEST_CREATE_DELAY", 0, {.zero_ok = true});
     by::latent::LatentManager manager(raw_event, daemon.bus.get(), daemon.config_path, daemon.state_directory,
-                                      timing);
+                                      test_create_delay);
     std::string error;
     // READY=1 only once the first reconciliation is over: whoever is ordered
     // after latentd finds no leaks of a previous life.
@@ -60,12 +60,7 @@ int main(int argc, char** argv) {
     if (auto rc = by::open_daemon(argc, argv, program, daemon)) {
         return *rc;
     }
-    std::vector<std::string> bad;
-    auto timing = by::latent::Timing::from_environment([](const char* n) { return std::getenv(n); }, bad);
-    for (const auto& b : bad) {
-        by::log::warning("ignoring {}: expected a number of seconds", b);
-    }
-    int rc = run(daemon, timing);
+    int rc = run(daemon);
     // The bus flushed and closed, and the loop gone, before any _exit below.
     daemon.bus.reset();
     daemon.event.reset();

@@ -5,7 +5,6 @@
 // buildyard-latentd are in latent_calls.cpp.
 #include "master/latent.hpp"
 
-#include "common/env_knob.hpp"
 #include "master/master.hpp"  // struct Worker; nothing of Master itself
 #include "master/store.hpp"
 
@@ -15,12 +14,6 @@ bool LatentControl::is_latent(const Worker& w) { return w.cfg.type == config::Wo
 
 void LatentControl::log_worker(log::Level level, const std::string& worker, const std::string& message) {
     log::write(level, message, {{"BUILDYARD_WORKER", worker}});
-}
-
-LatentControl::Timeouts LatentControl::timeouts_from_environment() {
-    Timeouts t;
-    t.lease_usec = usec_from_env("BUILDYARD_LATENT_LEASE", t.lease_usec);
-    return t;
 }
 
 LatentControl::LatentControl(LatentHost& host, Store& store, Metrics& metrics, sd_event* event, sd_bus* bus,

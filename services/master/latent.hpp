@@ -42,15 +42,12 @@ struct LatentSide {
 
 class LatentControl {
 public:
-    // Timeouts that tests shorten through the environment
-    // (BUILDYARD_LATENT_LEASE, seconds).
     struct Timeouts {
-        uint64_t lease_usec = 300'000'000;        // renewed every third of it
+        uint64_t lease_usec = 300'000'000;        // [master] latent_lease, renewed every third of it
         uint64_t stop_call_usec = 600'000'000;    // latentd's own shutdown grace and destroy fit in it
         uint64_t renew_call_usec = 30'000'000;
         uint64_t stop_all_usec = 600'000'000;
     };
-    static Timeouts timeouts_from_environment();
 
     LatentControl(LatentHost& host, Store& store, Metrics& metrics, sd_event* event, sd_bus* bus,
                   Timeouts timeouts);
@@ -64,6 +61,8 @@ public:
     int start();
     // The config was loaded or reloaded: each latent worker's settings.
     void reconfigure();
+    // [master] latent_lease: for the starts and renewals from now on.
+    void set_lease(uint64_t lease_usec) { timeouts_.lease_usec = lease_usec; }
     // The master stops: every machine of ours goes (fire and forget; the
     // leases cover a latentd that is not there to hear it).
     void master_stopping();

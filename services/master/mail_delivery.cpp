@@ -7,7 +7,6 @@
 #include <sys/epoll.h>
 
 #include "common/bus.hpp"
-#include "common/env_knob.hpp"
 #include "common/log.hpp"
 #include "master/mail_message.hpp"
 
@@ -16,15 +15,10 @@ namespace by::master {
 namespace {
 
 constexpr uint64_t usec_per_sec = 1000000;
-constexpr uint64_t default_retry_first = 30 * usec_per_sec;
-constexpr uint64_t default_give_up_after = 24 * 3600 * usec_per_sec;
 // After the mail queue could not be written, try again then.
 constexpr uint64_t database_pause = 60 * usec_per_sec;
 // Sent and given-up mails stay in the queue table this long, for admins.
 constexpr uint64_t keep_done = 30 * 24 * 3600 * usec_per_sec;
-
-// The test suite's knobs, in whole microseconds.
-constexpr UsecKnob usec_knob{.unit = UsecKnob::Unit::microseconds};
 
 }  // namespace
 
@@ -32,9 +26,7 @@ MailDelivery::MailDelivery(sd_event* event, Store& store, Metrics& metrics, cons
     : event_(event),
       store_(store),
       metrics_(metrics),
-      config_(config),
-      retry_first_(usec_from_env("BUILDYARD_MAIL_RETRY_USEC", default_retry_first, usec_knob)),
-      give_up_after_(usec_from_env("BUILDYARD_MAIL_GIVE_UP_USEC", default_give_up_after, usec_knob)) {}
+      config_(config) {}
 
 MailDelivery::~MailDelivery() = default;
 
@@ -175,8 +167,9 @@ void MailDelivery::handle(const DeliveryResult& r) {
     }
 
     const unsigned attempts = m.attempts + 1;
-    metrics_.mail_failed(now - m.queued_at >= give_up_after_);
-    if (now - m.queued_at >= give_up_after_) {
+    const config::Mail& mail = config_.mail;
+    metrics_.mail_failed(now - m.queued_at >= mail.give_up_after_usec);
+    if (now - m.queued_at >= mail.give_up_after_usec) {
         if (!store_.mail_given_up(m.id, now, o.error)) {
             database_trouble(now);
         }
@@ -185,7 +178,7 @@ void MailDelivery::handle(const DeliveryResult& r) {
                         m.subject, fmt::join(m.to, ", "), attempts, utc_time(m.queued_at), o.error, reply));
         return;
     }
-    const uint64_t delay = retry_delay(attempts, retry_first_);
+    const uint64_t delay = retry_delay(attempts, mail.retry_interval_usec);
     if (!store_.mail_retry(m.id, m.to, attempts, now + delay, o.error)) {
         database_trouble(now);
     }

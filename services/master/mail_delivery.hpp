@@ -51,8 +51,6 @@ private:
     Store& store_;
     Metrics& metrics_;
     const config::Config& config_;
-    uint64_t retry_first_;   // usec before the first retry
-    uint64_t give_up_after_; // usec after queueing
     std::optional<QueuedMail> in_flight_;
     std::set<uint64_t> sent_unrecorded_;  // sent, but marking them sent failed
     uint64_t paused_until_ = 0;

@@ -50,11 +50,15 @@ int main(int argc, char** argv) {
     if (!master.start(error)) {
         return by::failed_to_start(error);
     }
-    by::master::Remote remote(raw_event, master, by::master::Remote::timeouts_from_environment());
+    auto timeouts = [](const by::config::Master& m) {
+        return by::master::Remote::Timeouts{m.auth_timeout_usec, m.duplicate_ping_timeout_usec};
+    };
+    by::master::Remote remote(raw_event, master, timeouts(master.config().master));
     if (!remote.load_identity(master.config().master, error) || !remote.start(master.config().master.listen, error)) {
         return by::failed_to_start(error);
     }
-    master.on_reloaded([&remote](const by::config::Config& c) {
+    master.on_reloaded([&remote, &timeouts](const by::config::Config& c) {
+        remote.set_timeouts(timeouts(c.master));
         remote.reload_identity(c.master);
         remote.relisten(c.master.listen);
         remote.keepalives_changed();

@@ -96,8 +96,7 @@ bool Master::start(std::string& error) {
     if (!notifier_->start(error)) {
         return false;
     }
-    latent_ = std::make_unique<LatentControl>(*this, *store_, metrics_, event_, bus_,
-                                              LatentControl::timeouts_from_environment());
+    latent_ = std::make_unique<LatentControl>(*this, *store_, metrics_, event_, bus_, LatentControl::Timeouts{});
     apply_config(std::move(*loaded.config));
     if (int lr = latent_->start(); lr < 0) {
         error = std::string("cannot set up latent workers: ") + std::strerror(-lr);
@@ -247,6 +246,7 @@ void Master::apply_config(config::Config&& c) {
         }
     }
     if (latent_) {
+        latent_->set_lease(config_.master.latent_lease_usec);
         latent_->reconfigure();
     }
     if (notifier_) {

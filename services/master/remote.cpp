@@ -16,7 +16,6 @@
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
-#include "common/env_knob.hpp"
 #include "common/log.hpp"
 #include "master/remote_connection.hpp"
 
@@ -48,7 +47,6 @@ uint64_t raise_nofile() {
 }
 
 // The test suite's knobs for the handshake's timeouts.
-constexpr UsecKnob up_to_an_hour{.max_usec = 3600'000'000};
 
 // "ADDRESS:PORT" ("[ADDRESS]:PORT" for IPv6) and the address alone.
 void describe_peer(const sockaddr_storage& sa, std::string& peer, std::string& address) {
@@ -111,13 +109,6 @@ int bind_listener(const std::string& listen, Fd& out, std::string& error) {
 }
 
 }  // namespace
-
-Remote::Timeouts Remote::timeouts_from_environment() {
-    Timeouts t;
-    t.auth_usec = usec_from_env("BUILDYARD_AUTH_TIMEOUT", t.auth_usec, up_to_an_hour);
-    t.duplicate_ping_usec = usec_from_env("BUILDYARD_DUPLICATE_PING_TIMEOUT", t.duplicate_ping_usec, up_to_an_hour);
-    return t;
-}
 
 Remote::Remote(sd_event* event, Master& master, Timeouts timeouts)
     : event_(event), master_(master), timeouts_(timeouts) {}

@@ -26,13 +26,13 @@ namespace by::master {
 
 class Remote {
 public:
-    // Timeouts that tests shorten through the environment
-    // (BUILDYARD_AUTH_TIMEOUT, BUILDYARD_DUPLICATE_PING_TIMEOUT; seconds).
+    // [master] auth_timeout and duplicate_ping_timeout.
     struct Timeouts {
         uint64_t auth_usec = 10'000'000;            // to authenticate after connecting
         uint64_t duplicate_ping_usec = 10'000'000;  // for the old link to answer
     };
-    static Timeouts timeouts_from_environment();
+    // A reload's: for the logins that begin after it.
+    void set_timeouts(Timeouts timeouts) { timeouts_ = timeouts; }
 
     Remote(sd_event* event, Master& master, Timeouts timeouts);
     Remote(const Remote&) = delete;

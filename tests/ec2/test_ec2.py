@@ -59,11 +59,11 @@ class Ec2Test(SystemTest):
                                          master_lines=extra_sections))
 
     def start_daemons(self, latentd_env=None):
-        env = {"BUILDYARD_LATENT_HEALTH_INTERVAL": "0.5", "BUILDYARD_LATENT_LEASE_CHECK_INTERVAL": "0.5",
-               "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": self.secret,
+        env = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": self.secret,
                "AWS_EC2_METADATA_DISABLED": "true"}
         env.update(latentd_env or {})
-        self.latentd = start_latentd(self.sys, env)
+        self.latentd = start_latentd(self.sys, env,
+                                     settings={"health_interval": "0.5", "lease_check_interval": "0.5"})
         self.master = start_master_env(self.sys, {})
 
     def latent_call(self, method, *args):

@@ -562,10 +562,17 @@ LATENT = "org.buildyard.Latent1"
 LATENT_PATH = "/org/buildyard/Latent1"
 
 
-def start_latentd(system, extra_env=None, *args, wait_ready=True, name="latentd", state_dir=None):
+def start_latentd(system, extra_env=None, *args, wait_ready=True, name="latentd", state_dir=None, settings=None):
     """buildyard-latentd on the system's bus, reading the master's config
     file, with its own state directory (default DIR/latent-state).
+    `settings` are its [latentd] keys, e.g. {"health_interval": "0.5"}: this
+    start gets exactly those, from the drop-in master.d/latentd.ini.
     Returns the Process."""
+    dropin = os.path.join(system.dir, "etc", "master.d", "latentd.ini")
+    if settings:
+        system.write_config("[latentd]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()), name="latentd.ini")
+    elif os.path.exists(dropin):
+        os.remove(dropin)
     state_dir = state_dir or os.path.join(system.dir, "latent-state")
     argv = [os.path.join(BIN, "buildyard-latentd"), "--config", system.config_path,
             "--state-directory", state_dir, *args]

@@ -57,6 +57,7 @@ class Descriptors(SystemTest):
         self.sys.write_config(f"""
             [master]
             listen = 127.0.0.1:{self.port}
+            auth_timeout = 120
             [worker w1]
             type = local
             [worker r1]
@@ -73,9 +74,7 @@ class Descriptors(SystemTest):
         argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--",
                 os.path.join(BIN, "buildyard-masterd"), "--config", self.sys.config_path,
                 "--state-directory", self.sys.state_dir]
-        env = dict(self.sys.env)
-        env["BUILDYARD_AUTH_TIMEOUT"] = "120"
-        self.sys.master = self.sys._spawn("master", argv, env=env, notify=True)
+        self.sys.master = self.sys._spawn("master", argv, notify=True)
         self.sys.master.wait_notify("READY=1")
         return self.sys.master
 

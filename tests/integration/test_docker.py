@@ -173,9 +173,8 @@ class DockerTest(SystemTest):
         self.sys.write_config(master_ini({"c1": c1}, builders, name=self.master_name, listen=f"127.0.0.1:{self.port}"))
 
     def start_daemons(self, latentd_env=None):
-        env = {"BUILDYARD_LATENT_HEALTH_INTERVAL": "0.5", "BUILDYARD_LATENT_LEASE_CHECK_INTERVAL": "0.5"}
-        env.update(latentd_env or {})
-        self.latentd = start_latentd(self.sys, env)
+        self.latentd = start_latentd(self.sys, latentd_env,
+                                     settings={"health_interval": "0.5", "lease_check_interval": "0.5"})
         self.master = start_master_env(self.sys, {})
 
     def state(self):

@@ -127,9 +127,8 @@ class LatentFixture(SystemTest):
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", self.base, "16M"], check=True, timeout=60)
         self.guests = FakeGuests(self.sys, self.domains)
         self.addCleanup(self.guests.close)
-        self.env = {"BUILDYARD_LATENT_TEST_DOMAIN_DIR": self.domains,
-                    "BUILDYARD_LATENT_HEALTH_INTERVAL": "0.5",
-                    "BUILDYARD_LATENT_REAP_INTERVAL": "2"}
+        self.env = {"BUILDYARD_LATENT_TEST_DOMAIN_DIR": self.domains}
+        self.latentd_settings = {"health_interval": "0.5", "reap_interval": "2"}
 
     def config(self, build_wait=0, missing=30, extra="", base=None, mail=""):
         return (f"[master]\nname = itm\nlisten = 127.0.0.1:{self.port}\n{mail}"
@@ -142,7 +141,7 @@ class LatentFixture(SystemTest):
 
     def start(self, text, master_env=None):
         self.sys.write_config(text)
-        self.latentd = start_latentd(self.sys, self.env)
+        self.latentd = start_latentd(self.sys, self.env, settings=self.latentd_settings)
         env = dict(self.env)
         env.update(master_env or {})
         self.master = start_master_env(self.sys, env)
@@ -387,7 +386,7 @@ class LatentWorkerTest(LatentFixture):
         self.assertIn("buildyard-latentd is not running", self.sys.read_log(build))
         self.assertEqual(self.sys.worker_prop("vm1", "StartFailures"), 1)
         # Once latentd is there, the rerun goes through after the quarantine.
-        self.latentd = start_latentd(self.sys, self.env)
+        self.latentd = start_latentd(self.sys, self.env, settings=self.latentd_settings)
         rerun = self.sys.build_prop(build, "RetriedAs")
         self.sys.wait_build(rerun, timeout=40)
         self.assertEqual(self.sys.build_prop(rerun, "Result"), "success")

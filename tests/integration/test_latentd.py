@@ -54,10 +54,10 @@ class LatentTest(SystemTest):
                   "libvirt.shutdown_timeout = 0\n")
         self.sys.write_config(master_ini(dict.fromkeys(workers, latent), name=master))
 
-    def latentd(self, env=None, **kwargs):
-        base = {"BUILDYARD_LATENT_LEASE_CHECK_INTERVAL": "0.1"}
-        base.update(env or {})
-        return start_latentd(self.sys, base, **kwargs)
+    def latentd(self, settings=None, env=None, **kwargs):
+        """latentd with [latentd] `settings` (lease_check_interval = 0.1
+        unless they say otherwise) and `env` on top of the system's."""
+        return start_latentd(self.sys, env, settings={"lease_check_interval": "0.1", **(settings or {})}, **kwargs)
 
     def overlay(self, worker, start, master=MASTER_NAME):
         return os.path.join(self.overlays, master, f"{worker}.{start}.qcow2")
@@ -177,7 +177,7 @@ class StartStop(LatentTest):
 
     def test_stop_while_creating(self):
         # The creation takes 2 s more to report back; Stop waits for it.
-        self.latentd({"BUILDYARD_LATENT_TEST_CREATE_DELAY": "2"})
+        self.latentd(env={"BUILDYARD_LATENT_TEST_CREATE_DELAY": "2"})
         start = self.call_in_background("Start", *self.start_args("vm1", START_A))
         self.wait_state(START_A, "creating")
         stop = self.call_in_background("Stop", "string:vm1", f"string:{START_A}")
@@ -241,7 +241,7 @@ class Reaper(LatentTest):
 
     def test_kill_9_during_a_start_leaves_a_leak_that_is_reaped(self):
         foreign = self.foreign_files()
-        latentd = self.latentd({"BUILDYARD_LATENT_TEST_CREATE_DELAY": "60"})
+        latentd = self.latentd(env={"BUILDYARD_LATENT_TEST_CREATE_DELAY": "60"})
         start = self.call_in_background("Start", *self.start_args("vm1", START_A))
         self.wait_state(START_A, "creating")
         wait_for(lambda: os.path.exists(self.overlay("vm1", START_A)), 20, "the overlay")
@@ -267,7 +267,7 @@ class Reaper(LatentTest):
 
     def test_reap_now_and_every_interval(self):
         foreign = self.foreign_files()
-        self.latentd({"BUILDYARD_LATENT_REAP_INTERVAL": "0.3"})
+        self.latentd({"reap_interval": "0.3"})
         self.start("vm1", START_A)
         leak = self.overlay("vm2", START_B)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", leak, "1M"], check=True, timeout=60)
@@ -293,7 +293,7 @@ class Reaper(LatentTest):
 
 class Deadlines(LatentTest):
     def test_a_create_past_its_deadline_times_out_and_is_reaped(self):
-        latentd = self.latentd({"BUILDYARD_LATENT_TEST_CREATE_DELAY": "60", "BUILDYARD_LATENT_CREATE_TIMEOUT": "2"})
+        latentd = self.latentd({"create_timeout": "2"}, env={"BUILDYARD_LATENT_TEST_CREATE_DELAY": "60"})
         start = self.call_in_background("Start", *self.start_args("vm1", START_A))
         # The loop answers while the creation hangs.
         self.wait_state(START_A, "creating")
@@ -315,15 +315,15 @@ class Health(LatentTest):
         # test:///default keeps domains only while latentd's connection
         # lives: after a restart, the adopted running start's domain is
         # gone, which the first health check finds.
-        env = {"BUILDYARD_LATENT_HEALTH_INTERVAL": "0.2"}
-        latentd = self.latentd(env)
+        fast = {"health_interval": "0.2"}
+        latentd = self.latentd(fast)
         self.start("vm1", START_A)
         latentd.stop()
         self.assertEqual(latentd.wait(), 0)
         self.assertEqual(self.db_rows(), {START_A: ("vm1", "running", "buildyard-itm-vm1")},
                          "a running instance outlives latentd")
         monitor = SignalMonitor(self.sys, f"type=signal,interface={IFACE}")
-        self.latentd(env, name="latentd-2")
+        self.latentd(fast, name="latentd-2")
         gone = monitor.wait("InstanceGone")
         worker, start, reason, log_tail = gone[0][1]
         self.assertEqual((worker, start), ("vm1", START_A))
@@ -393,7 +393,7 @@ class Interface(LatentTest):
 
 class Daemon(LatentTest):
     def test_ready_status_and_watchdog(self):
-        latentd = self.latentd({"WATCHDOG_USEC": "200000"})
+        latentd = self.latentd(env={"WATCHDOG_USEC": "200000"})
         ready = next(m for m in latentd.messages if "READY=1" in m)
         self.assertIn("STATUS=0 instances, 0 leaks reaped", ready)
         self.start("vm1", START_A)

@@ -21,7 +21,7 @@ from harness import (BIN, MASTER_PATH, SignalMonitor, SystemTest, free_port, gat
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"  # Debian's, which has aiosmtpd
-FAST_RETRY = {"BUILDYARD_MAIL_RETRY_USEC": "200000"}
+FAST_RETRY = "retry_interval = 0.2"  # a [mail] line: 0.2 s before the first retry
 
 
 
@@ -113,10 +113,10 @@ class MailTest(SystemTest):
         return f"[mail]\nfromaddr = buildyard@ci.example.org\nrelayhost = 127.0.0.1\nport = {self.port}\n" \
                f"starttls = no\n{extra}\n"
 
-    def start_master(self, text=None, env=None):
+    def start_master(self, text=None):
         if text is not None:
             self.sys.write_config("[master]\nname = it\nlisten =\n\n" + text)
-        return start_master_env(self.sys, dict(env or {}))
+        return start_master_env(self.sys, {})
 
     def kill_master(self, sig=signal.SIGKILL):
         self.sys.master.signal(sig)
@@ -395,9 +395,9 @@ class MailTest(SystemTest):
 
     def test_server_down_then_up_delivers_exactly_once(self):
         s = self.sys
-        config = (self.mail_section() +
+        config = (self.mail_section(FAST_RETRY) +
                   "[worker w1]\ntype = local\nmissing_timeout = 1\nnotify_on_missing = a@example.com\n")
-        self.start_master(config, FAST_RETRY)
+        self.start_master(config)
         s.start_worker("w1")
         self.kill_worker("w1")
         self.master_log_has("cannot send mail 1 \"Buildyard worker w1 missing\" to a@example.com")
@@ -409,7 +409,7 @@ class MailTest(SystemTest):
         # restarted master delivers it, once.
         self.kill_master()
         self.start_sink()
-        self.start_master(None, FAST_RETRY)
+        self.start_master(None)
         [m] = self.mail.wait(1)
         self.assertEqual(str(m["Subject"]), "Buildyard worker w1 missing")
         wait_for(lambda: self.queue_rows()[0][1] == "sent", 10, "the mail marked sent")
@@ -419,9 +419,8 @@ class MailTest(SystemTest):
 
     def test_a_mail_that_cannot_be_sent_for_long_is_given_up(self):
         s = self.sys
-        self.start_master(self.mail_section() +
-                          "[worker w1]\ntype = local\nmissing_timeout = 1\nnotify_on_missing = a@example.com\n",
-                          dict(FAST_RETRY, BUILDYARD_MAIL_GIVE_UP_USEC="1500000"))
+        self.start_master(self.mail_section(FAST_RETRY + "\ngive_up_after = 1.5") +
+                          "[worker w1]\ntype = local\nmissing_timeout = 1\nnotify_on_missing = a@example.com\n")
         s.start_worker("w1")
         self.kill_worker("w1")
         self.master_log_has("gave up on mail 1 \"Buildyard worker w1 missing\" to a@example.com")
@@ -449,7 +448,7 @@ class MailTest(SystemTest):
     def test_starttls_required_but_not_offered(self):
         s = self.sys
         sink = self.start_sink()  # plain: no STARTTLS
-        self.start_master(self.tls_section("required"), FAST_RETRY)
+        self.start_master(self.tls_section("required", FAST_RETRY))
         s.start_worker("w1")
         self.kill_worker("w1")
         self.master_log_has("does not offer STARTTLS, and [mail] starttls = required")
@@ -481,8 +480,8 @@ class MailTest(SystemTest):
         with open(secret, "w") as f:
             f.write("wrong\n")
         self.start_tls_server(user="buildyard", password="s3cret")
-        self.start_master(self.tls_section("required", f"username = buildyard\npassword_file = {secret}"),
-                          FAST_RETRY)
+        self.start_master(self.tls_section("required",
+                                           f"username = buildyard\npassword_file = {secret}\n{FAST_RETRY}"))
         s.start_worker("w1")
         self.kill_worker("w1")
         self.master_log_has("cannot send mail 1")
@@ -494,7 +493,7 @@ class MailTest(SystemTest):
     def test_starttls_no_never_uses_tls(self):
         s = self.sys
         self.start_tls_server()  # it wants STARTTLS before MAIL FROM
-        self.start_master(self.tls_section("no"), FAST_RETRY)
+        self.start_master(self.tls_section("no", FAST_RETRY))
         s.start_worker("w1")
         self.kill_worker("w1")
         self.master_log_has("cannot send mail 1")
@@ -504,9 +503,8 @@ class MailTest(SystemTest):
     def test_a_refused_recipient_does_not_resend_to_the_others(self):
         s = self.sys
         self.start_tls_server()
-        self.start_master(self.tls_section("required").replace(
-            "notify_on_missing = a@example.com", "notify_on_missing = ok@example.com, refuse@example.com"),
-            FAST_RETRY)
+        self.start_master(self.tls_section("required", FAST_RETRY).replace(
+            "notify_on_missing = a@example.com", "notify_on_missing = ok@example.com, refuse@example.com"))
         s.start_worker("w1")
         self.kill_worker("w1")
         [m] = self.mail.wait(1)
@@ -537,7 +535,7 @@ class MailTest(SystemTest):
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                         os.path.join(s.dir, "other-key.pem"), "-out", other, "-days", "2", "-subj", "/CN=other"],
                        check=True, capture_output=True)
-        self.start_master(self.tls_section("required").replace(self.make_cert()[0], other), FAST_RETRY)
+        self.start_master(self.tls_section("required", FAST_RETRY).replace(self.make_cert()[0], other))
         s.start_worker("w1")
         self.kill_worker("w1")
         self.master_log_has("the server's certificate is not trusted")

@@ -24,11 +24,12 @@ from tlslib import tls_client_context, tls_connect
 CLIENT = os.path.join(BIN, "remote-client")
 
 
-def master_config(port, workers=None, builders=None, listen=None):
-    """master.ini: workers as {name: extra lines}, builders as {name: (workers, [steps])}."""
+def master_config(port, workers=None, builders=None, listen=None, master_lines=""):
+    """master.ini: workers as {name: extra lines}, builders as {name: (workers, [steps])},
+    `master_lines` more lines of [master]."""
     listen = f"127.0.0.1:{port}" if listen is None else listen
     workers = {name: f"password = pw-{name}\n{extra}" for name, extra in (workers or {"r1": ""}).items()}
-    return master_ini(workers, builders, name="it", listen=listen, worker_type=None)
+    return master_ini(workers, builders, name="it", listen=listen, worker_type=None, master_lines=master_lines)
 
 
 def fd_count(pid):
@@ -368,7 +369,7 @@ class RemoteTest(RemoteLinkTest):
         self.assertEqual(out[2], "Attach org.buildyard.Error.AccessDenied")
 
     def test_unauthenticated_connection_is_closed_after_the_timeout(self):
-        self.start(master_config(self.port), env={"BUILDYARD_AUTH_TIMEOUT": "1"})
+        self.start(master_config(self.port, master_lines="auth_timeout = 1"))
         out = self.client("hello", "r1", timeout=20)
         self.assertEqual(out[0], "hello ok")
         took = float(out[1].split()[2])  # since the client began to connect
@@ -616,8 +617,7 @@ class RemoteTest(RemoteLinkTest):
     def test_second_connection_wins_when_the_first_is_silent(self):
         s = self.sys
         self.start(master_config(self.port, workers={"r1": "keepalive_interval = none\n"},
-                                 builders={"slow": (["r1"], [gate_step(s)])}),
-                   env={"BUILDYARD_DUPLICATE_PING_TIMEOUT": "1"})
+                                 builders={"slow": (["r1"], [gate_step(s)])}, master_lines="duplicate_ping_timeout = 1"))
         first = self.remote_worker("r1")
         bid = s.submit("slow")
         wait_gate_reached(s, bid)
@@ -649,8 +649,8 @@ class RemoteTest(RemoteLinkTest):
     def test_bad_connections_cost_nothing_lasting(self):
         s = self.sys
         self.start(master_config(self.port, workers={"g1": "max_builds = 2\n", "g2": "max_builds = 2\n"},
-                                 builders={"b": (["g1", "g2"], ["echo built $BUILDYARD_BUILD_ID"])}),
-                   env={"BUILDYARD_AUTH_TIMEOUT": "2"})
+                                 builders={"b": (["g1", "g2"], ["echo built $BUILDYARD_BUILD_ID"])},
+                                 master_lines="auth_timeout = 2"))
         self.remote_worker("g1")
         self.remote_worker("g2")
         pid = s.master.pid

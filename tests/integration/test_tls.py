@@ -256,8 +256,8 @@ class TlsTest(RemoteLinkTest):
 
     def test_huge_messages_before_authentication_cost_little(self):
         s = self.sys
-        self.start(master_config(self.port, workers={"g1": ""}, builders={"b": (["g1"], ["echo fine"])}),
-                   env={"BUILDYARD_AUTH_TIMEOUT": "20"})
+        self.start(master_config(self.port, workers={"g1": ""}, builders={"b": (["g1"], ["echo fine"])},
+                                 master_lines="auth_timeout = 20"))
         self.worker_file("g1")
         s.start_worker("g1")
         pid = s.master.pid

@@ -8,7 +8,7 @@
    worker_config.cpp; a backend's file adds its prefix) is documented in
    buildyard.ini(5), and every key documented for the worker's own file is
    one of them.
-2. Every key documented for [master], [mail], [worker NAME] and
+2. Every key documented for [master], [mail], [latentd], [worker NAME] and
    [builder NAME] is accepted in that section by the real loader
    (`buildyard-masterd --check-config`): whatever else it says about a
    made-up value, it never says "unknown key".
@@ -23,6 +23,7 @@ import tempfile
 SECTIONS = {  # .Sh heading -> where the keys go
     "THE [master] SECTION": "master",
     "THE [mail] SECTION": "mail",
+    "THE [latentd] SECTION": "latentd",
     "THE [worker NAME] SECTIONS": "worker",
     "THE [builder NAME] SECTIONS": "builder",
     "THE WORKER'S OWN FILE": "worker-file",
@@ -74,7 +75,8 @@ def probe(masterd, section, key):
     """The loader's messages about `key` in a config that sets it."""
     value = "/nonexistent" if key.endswith(("file", "dir", "xml", "image")) else "1"
     name = key + "x" if key.endswith(".") else key
-    header = {"master": "[master]", "mail": "[mail]", "worker": "[worker w]", "builder": "[builder b]"}[section]
+    header = {"master": "[master]", "mail": "[mail]", "latentd": "[latentd]", "worker": "[worker w]",
+              "builder": "[builder b]"}[section]
     extra = ""
     if section == "worker":
         # Backend keys and latent-only keys are probed on a latent worker.
@@ -111,7 +113,7 @@ def main():
     for key in sorted(documented.get("worker-file", set()) - set(known)):
         problems.append(f"man/buildyard.ini.5: key '{key}' of the worker's own file is documented but "
                         f"services/common/worker_config.cpp does not know it")
-    for section in ("master", "mail", "worker", "builder"):
+    for section in ("master", "mail", "latentd", "worker", "builder"):
         if section not in documented:
             problems.append(f"man/buildyard.ini.5: no keys found for [{section}]; was a heading renamed?")
             continue

@@ -51,6 +51,64 @@ TEST_F(ConfigTest, MailSection) {
                  "7: [mail] builders: results are mailed to recipients, but no recipients are set");
 }
 
+// Timeouts and intervals: seconds, fractions allowed, kept in microseconds.
+TEST_F(ConfigTest, Durations) {
+    auto c = load_ok("");
+    EXPECT_EQ(c.master.auth_timeout_usec, 10'000'000u);
+    EXPECT_EQ(c.master.duplicate_ping_timeout_usec, 10'000'000u);
+    EXPECT_EQ(c.master.latent_lease_usec, 300'000'000u);
+    EXPECT_EQ(c.mail.retry_interval_usec, 30'000'000u);
+    EXPECT_EQ(c.mail.give_up_after_usec, 86400'000'000u);
+    EXPECT_EQ(c.latentd.create_timeout_usec, 300'000'000u);
+    EXPECT_EQ(c.latentd.destroy_timeout_usec, 120'000'000u);
+    EXPECT_EQ(c.latentd.health_interval_usec, 10'000'000u);
+    EXPECT_EQ(c.latentd.reap_interval_usec, 60'000'000u);
+    EXPECT_EQ(c.latentd.lease_check_interval_usec, 1'000'000u);
+
+    c = load_ok("[master]\nauth_timeout = 1.5\nduplicate_ping_timeout = 3600\nlatent_lease = 86400\n"
+                "[mail]\nretry_interval = 0.2\ngive_up_after = 1.5\n"
+                "[latentd]\ncreate_timeout = 2\ndestroy_timeout = 0.5\nhealth_interval = 0.25\n"
+                "reap_interval = 0.3\nlease_check_interval = 0.1\n");
+    EXPECT_EQ(c.master.auth_timeout_usec, 1'500'000u);
+    EXPECT_EQ(c.master.duplicate_ping_timeout_usec, 3600'000'000u);
+    EXPECT_EQ(c.master.latent_lease_usec, 86400'000'000u);
+    EXPECT_EQ(c.mail.retry_interval_usec, 200'000u);
+    EXPECT_EQ(c.mail.give_up_after_usec, 1'500'000u);
+    EXPECT_EQ(c.latentd.create_timeout_usec, 2'000'000u);
+    EXPECT_EQ(c.latentd.destroy_timeout_usec, 500'000u);
+    EXPECT_EQ(c.latentd.health_interval_usec, 250'000u);
+    EXPECT_EQ(c.latentd.reap_interval_usec, 300'000u);
+    EXPECT_EQ(c.latentd.lease_check_interval_usec, 100'000u);
+
+    expect_error("[master]\nauth_timeout = 3601\n",
+                 "2: [master] auth_timeout: invalid value '3601': expected a positive number of seconds up to 3600");
+    expect_error("[master]\nname = m\nduplicate_ping_timeout = 0\n",
+                 "3: [master] duplicate_ping_timeout: invalid value '0': expected a positive number of seconds up "
+                 "to 3600");
+    expect_error("[master]\nlatent_lease = 5m\n",
+                 "2: [master] latent_lease: invalid value '5m': expected a positive number of seconds");
+    expect_error("[mail]\nretry_interval = -1\n",
+                 "2: [mail] retry_interval: invalid value '-1': expected a positive number of seconds");
+    expect_error("[mail]\ngive_up_after =\n",
+                 "2: [mail] give_up_after: invalid value '': expected a positive number of seconds");
+    for (const char* key :
+         {"create_timeout", "destroy_timeout", "health_interval", "reap_interval", "lease_check_interval"}) {
+        expect_error(std::string("[latentd]\n") + key + " = x\n",
+                     std::string("2: [latentd] ") + key + ": invalid value 'x': expected a positive number of seconds");
+    }
+    expect_error("[latentd]\nreap_interval = 0\n",
+                 "2: [latentd] reap_interval: invalid value '0': expected a positive number of seconds");
+    expect_error("[latentd]\ncall_timeout = 1\n", "2: [latentd] call_timeout: unknown key");
+    expect_error("[latentd foo]\n", "1: [latentd foo]: unknown section");
+
+    // A drop-in's bad value is named with its own file and line.
+    dir.write("master.d/10-fast.ini", "[latentd]\n; a typo\nhealth_interval = 1e400\n");
+    auto r = load_text("[latentd]\nhealth_interval = 1\n");
+    EXPECT_FALSE(r.config);
+    EXPECT_TRUE(has_error(r.errors, dir.path("master.d/10-fast.ini") +
+                                        ":3: [latentd] health_interval: invalid value '1e400'"));
+}
+
 TEST_F(ConfigTest, MailTlsCaFile) {
     EXPECT_TRUE(load_ok("[mail]\n").mail.tls_ca_file.empty());
     const auto ca = dir.write("ca.pem", "-----BEGIN CERTIFICATE-----\n");

@@ -195,10 +195,8 @@ TEST(LatentRules, Seconds) {
     EXPECT_EQ(parse_seconds("inf"), std::nullopt);
 }
 
-TEST(LatentRules, TimingFromTheEnvironment) {
-    std::vector<std::string> bad;
-    Timing d = Timing::from_environment([](const char*) -> const char* { return nullptr; }, bad);
-    EXPECT_TRUE(bad.empty());
+TEST(LatentRules, TimingFromTheConfig) {
+    Timing d;
     EXPECT_EQ(d.create, 300'000'000u);
     EXPECT_EQ(d.destroy, 120'000'000u);
     EXPECT_EQ(d.call, 60'000'000u);
@@ -207,24 +205,17 @@ TEST(LatentRules, TimingFromTheEnvironment) {
     EXPECT_EQ(d.lease_check_interval, 1'000'000u);
     EXPECT_EQ(d.test_create_delay, 0u);
 
-    std::map<std::string, std::string> env = {
-        {"BUILDYARD_LATENT_CREATE_TIMEOUT", "2.5"},  {"BUILDYARD_LATENT_DESTROY_TIMEOUT", "3"},
-        {"BUILDYARD_LATENT_HEALTH_INTERVAL", "0.2"}, {"BUILDYARD_LATENT_REAP_INTERVAL", "0"},
-        {"BUILDYARD_LATENT_LEASE_CHECK_INTERVAL", "x"}, {"BUILDYARD_LATENT_TEST_CREATE_DELAY", "0"},
-    };
-    Timing t = Timing::from_environment(
-        [&](const char* n) -> const char* {
-            auto it = env.find(n);
-            return it == env.end() ? nullptr : it->second.c_str();
-        },
-        bad);
+    const by::config::Latentd l{.create_timeout_usec = 2'500'000,
+                                .destroy_timeout_usec = 3'000'000,
+                                .health_interval_usec = 200'000,
+                                .reap_interval_usec = 400'000,
+                                .lease_check_interval_usec = 500'000};
+    Timing t(l, 7'000'000);
     EXPECT_EQ(t.create, 2'500'000u);
     EXPECT_EQ(t.destroy, 3'000'000u);
     EXPECT_EQ(t.health_interval, 200'000u);
-    // An interval of 0 and a non-number are refused; the defaults stay.
-    EXPECT_EQ(t.reap_interval, 60'000'000u);
-    EXPECT_EQ(t.lease_check_interval, 1'000'000u);
-    EXPECT_EQ(t.test_create_delay, 0u);
-    EXPECT_EQ(bad, (std::vector<std::string>{"BUILDYARD_LATENT_REAP_INTERVAL=0",
-                                             "BUILDYARD_LATENT_LEASE_CHECK_INTERVAL=x"}));
+    EXPECT_EQ(t.reap_interval, 400'000u);
+    EXPECT_EQ(t.lease_check_interval, 500'000u);
+    EXPECT_EQ(t.test_create_delay, 7'000'000u);
+    EXPECT_EQ(t.call, 60'000'000u);
 }
