@@ -130,6 +130,12 @@ WorkerSelfResult load_worker(const std::string& name, const std::filesystem::pat
             } else {
                 bad(key, "invalid value '" + s.value + "': expected a number of seconds from 1 to 86400");
             }
+        } else if (key == "isolation") {
+            if (s.value == "auto" || s.value == "subreaper") {
+                self.units = s.value == "auto";
+            } else {
+                bad(key, "invalid value '" + s.value + "': expected auto or subreaper");
+            }
         } else if (key == "tls") {
             if (const auto yes = detail::parse_yes_no(s.value)) {
                 self.tls = *yes;

@@ -12,6 +12,7 @@
 //   tls_certificate = PATH       ; optional client certificate (mutual TLS), with
 //   tls_key = PATH               ; its key
 //   umask = 022                  ; octal, for the worker and its steps
+//   isolation = auto             ; or subreaper: no transient units even under systemd
 //
 // All keys sit outside any section or in a [worker] section. The file is
 // optional for a local worker; every key has a default.
@@ -42,6 +43,9 @@ struct WorkerSelf {
     std::string tls_certificate;
     std::string tls_key;
     mode_t umask = 022;            // the worker's, so its steps' and the files they make
+    // false (isolation = subreaper): builds run without transient units even
+    // where a systemd manager is reachable. Read at start only.
+    bool units = true;
 };
 
 // What a remote worker over TLS lacks to trust its master; empty when it has

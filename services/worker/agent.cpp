@@ -42,7 +42,7 @@ Agent::Agent(sd_event* event, config::WorkerSelf self, Options options)
     if (options_.basedir) {
         self_.basedir = *options_.basedir;
     }
-    isolation_ = make_isolation(event, self_.name, self_.basedir);
+    isolation_ = make_isolation(event, self_.name, self_.basedir, self_.units);
     Link::Events events{
         .info =
             [this] {
@@ -123,6 +123,7 @@ void Agent::reload() {
     keep(remote && next.password != self_.password, "password", next.password, self_.password);
     keep(remote && next.reconnect_max != self_.reconnect_max, "reconnect_max", next.reconnect_max,
          self_.reconnect_max);
+    keep(next.units != self_.units, "isolation", next.units, self_.units);
     if (!restart_keys.empty()) {
         log::warning("{} changed in {} but takes effect only when the worker restarts; the old value stays "
                      "until then",

@@ -95,11 +95,11 @@ public:
     virtual void stopping() {}
 };
 
-// A transient scope per build if a systemd manager is reachable (the system
-// manager as root, else the user's), else the subreaper. Logs its choice
-// once. `state_directory` holds the subreaper's record.
+// A transient scope per build if `units` and a systemd manager is reachable
+// (the system manager as root, else the user's), else the subreaper. Logs
+// its choice once. `state_directory` holds the subreaper's record.
 std::unique_ptr<Isolation> make_isolation(sd_event* event, const std::string& worker,
-                                          const std::string& state_directory);
+                                          const std::string& state_directory, bool units);
 
 std::unique_ptr<Isolation> make_subreaper(sd_event* event, const std::string& worker,
                                           const std::string& state_directory);

@@ -102,13 +102,13 @@ uint64_t build_unit_id(const std::string& worker, const std::string& unit) {
 }
 
 std::unique_ptr<Isolation> make_isolation(sd_event* event, const std::string& worker,
-                                          const std::string& state_directory) {
+                                          const std::string& state_directory, bool units) {
     std::string own_unit, why_not;
     BusPtr bus;
-    // BUILDYARD_ISOLATION=subreaper: no units even under systemd (to compare
-    // the two, as bench/dispatch does, or where units are not wanted).
-    if (const char* forced = std::getenv("BUILDYARD_ISOLATION"); forced && std::string(forced) == "subreaper") {
-        why_not = "BUILDYARD_ISOLATION=subreaper";
+    // isolation = subreaper: no units even under systemd (to compare the
+    // two, as bench/dispatch does, or where units are not wanted).
+    if (!units) {
+        why_not = "isolation = subreaper";
     } else {
         bus = connect_manager(own_unit, why_not);
     }
@@ -136,9 +136,9 @@ std::unique_ptr<Isolation> make_isolation(sd_event* event, const std::string& wo
             return scopes;
         }
     }
-    log::notice("no systemd manager for the builds ({}): each step runs in its own process group, and the worker, "
-                "a child subreaper, finds a build's processes by their environment",
-                why_not);
+    log::notice("{} ({}): each step runs in its own process group, and the worker, a child subreaper, finds a "
+                "build's processes by their environment",
+                units ? "no systemd manager for the builds" : "no transient units for the builds", why_not);
     return make_subreaper(event, worker, state_directory);
 }
 

@@ -7,6 +7,7 @@
 #  - tasks_max and timeout are enforced; accounting is plausible;
 #  - sandbox = standard and strict: the build is a service whose steps get
 #    its settings (tests/lib/sandbox-probe.sh), and cancel still kills all;
+#  - isolation = subreaper: that worker's builds run in its own unit;
 #  - 20 red-team trials: a build (sleep 3, or a step that ignores SIGTERM
 #    and forks a setsid daemon) whose worker is killed with kill -9 while the
 #    queue is empty is rerun only after every process of its first run has
@@ -65,7 +66,13 @@ mkdir -p "$etc/master.d" "$etc/workers"
         printf '\n[builder b-%s]\nworkers = %s\nstep.1 = sh /srv/test/orphan-step.sh "$BUILDYARD_PROP_log" "$BUILDYARD_PROP_mode"\n' "$w" "$w"
         printf 'kill_timeout = 1\n' >"$etc/workers/$w.ini"
     done
+    printf '\n[worker w5]\ntype = local\n'
+    printf 'isolation = subreaper\n' >"$etc/workers/w5.ini"
     cat <<'INI'
+
+[builder plain]
+workers = w5
+step.1 = cat /proc/self/cgroup
 
 [builder long]
 workers = w1
@@ -134,7 +141,7 @@ nspawn_boot "$work/nspawn.log" -D / --volatile=yes -M by-build-units -b --regist
     --bind-ro="$policy:/etc/dbus-1/system.d/org.buildyard.Master1.conf" \
     -- systemd.firstboot=off
 ct systemctl start --no-block buildyard-workers.target || fail "cannot start buildyard-workers.target"
-for w in w1 w2 w3 w4; do wait_for "$w idle" 20 worker_state_is "$w" idle; done
+for w in w1 w2 w3 w4 w5; do wait_for "$w idle" 20 worker_state_is "$w" idle; done
 ct journalctl --no-pager -o cat -u buildyard-worker@w1.service | grep -q "its own transient scope" ||
     fail "w1 does not say it runs builds in scopes"
 hierarchy=$(ct journalctl --no-pager -o cat -u buildyard-worker@w1.service | grep -o "cgroup hierarchy[^:]*" | head -1 || true)
@@ -187,6 +194,15 @@ id=$(submit slow)
 id=$(final "$id")
 [ "$(build_prop "$id" Result)" = failure ] || fail "build $id: $(build_prop "$id" Result)"
 ct buildyardctl log "$id" | grep -q "took longer than its timeout of 2 s" || fail "no timeout line in the log of $id"
+
+step "isolation = subreaper: w5 runs its builds in its own unit, with no build unit"
+ct journalctl --no-pager -o cat -u buildyard-worker@w5.service |
+    grep -qF "no transient units for the builds (isolation = subreaper)" || fail "w5 does not say it runs no units"
+id=$(final "$(submit plain)")
+[ "$(build_prop "$id" Result)" = success ] || fail "build $id: $(build_prop "$id" Result)"
+cgroups=$(ct buildyardctl log "$id")
+[[ $cgroups == *"/buildyard-worker@w5.service"* && $cgroups != *buildyard-build-* ]] ||
+    fail "build $id of w5 ran in another cgroup: $cgroups"
 
 step "accounting: a build that allocates 100 MiB"
 id=$(final "$(submit memory)")

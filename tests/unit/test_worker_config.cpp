@@ -71,6 +71,7 @@ TEST_F(WorkerConfigTest, MissingOptionalFileGivesDefaults) {
     EXPECT_EQ(r.config->admin, "");
     EXPECT_EQ(r.config->kill_timeout, 10u);
     EXPECT_EQ(r.config->reconnect_max, 60u);
+    EXPECT_TRUE(r.config->units);
 
     env.state_directory = "/var/lib/buildyard-worker/w1-state";
     r = load_worker("w1", dir / "absent.ini", false, env);
@@ -118,6 +119,15 @@ TEST_F(WorkerConfigTest, KeysOutsideAnySection) {
 TEST_F(WorkerConfigTest, ReconnectMax) {
     EXPECT_EQ(load_ok("master = 127.0.0.1:9989\npassword = pw\nreconnect_max = 5\ntls = no\n").reconnect_max, 5u);
     EXPECT_EQ(load_ok("reconnect_max = 86400\n").reconnect_max, 86400u);
+}
+
+TEST_F(WorkerConfigTest, Isolation) {
+    EXPECT_TRUE(load_ok("admin = someone\n").units);
+    EXPECT_TRUE(load_ok("isolation = auto\n").units);
+    EXPECT_FALSE(load_ok("admin = someone\n[worker]\nisolation = subreaper\n").units);
+    expect_error("isolation = none\n", "1: isolation: invalid value 'none': expected auto or subreaper");
+    expect_error("[worker]\nadmin = x\nisolation = Subreaper\n",
+                 "3: [worker] isolation: invalid value 'Subreaper': expected auto or subreaper");
 }
 
 TEST_F(WorkerConfigTest, KeysInWorkerSection) {
