@@ -24,6 +24,7 @@
 #include "master/metrics.hpp"
 #include "master/secret_mask.hpp"
 #include "master/shown.hpp"
+#include "master/status.hpp"
 #include "master/store.hpp"
 #include "master/worker_facts.hpp"
 
@@ -31,16 +32,6 @@ namespace by::master {
 
 class Master;
 class Notifier;
-
-// The outcome of a request from the bus: ok, or a named D-Bus error.
-struct Status {
-    const char* error = nullptr;  // org.buildyard.Error.*; nullptr: ok
-    std::string message;
-
-    static Status ok() { return {}; }
-    static Status fail(const char* name, std::string msg) { return Status{name, std::move(msg)}; }
-    explicit operator bool() const { return error == nullptr; }
-};
 
 // Who is calling, as the bus vouches for it.
 struct Caller {
