@@ -1,6 +1,6 @@
 // The decisions of the remote worker handshake, free of I/O: checking a
 // worker's proof, and how long to hold back the answer to an address that
-// keeps failing. remote.cpp wraps them in sockets, sd-bus and timers.
+// keeps failing. remote_handshake.cpp wraps them in sd-bus and timers.
 #pragma once
 
 #include <cstdint>

@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
     auto timeouts = [](const by::config::Master& m) {
         return by::master::Remote::Timeouts{m.auth_timeout_usec, m.duplicate_ping_timeout_usec};
     };
-    by::master::Remote remote(raw_event, master, timeouts(master.config().master));
+    by::master::Remote remote(raw_event, master, master.metrics(), master.state_directory(),
+                              timeouts(master.config().master));
     if (!remote.load_identity(master.config().master, error) || !remote.start(master.config().master.listen, error)) {
         return by::failed_to_start(error);
     }

@@ -267,11 +267,13 @@ const std::string* Master::worker_key(const Worker& w) const {
     return w.cfg.password.empty() ? nullptr : &w.cfg.password;
 }
 
-std::vector<std::string> Master::earlier_tokens(const Worker& w) const {
-    if (!w.latent) {
+std::vector<std::string> Master::earlier_tokens(const std::string& name) const {
+    auto it = workers_.find(name);
+    if (it == workers_.end() || !it->second->latent) {
         return {};
     }
-    return {w.latent->earlier_tokens.begin(), w.latent->earlier_tokens.end()};
+    const LatentSide& side = *it->second->latent;
+    return {side.earlier_tokens.begin(), side.earlier_tokens.end()};
 }
 
 Status Master::reload() {

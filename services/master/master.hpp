@@ -22,6 +22,7 @@
 #include "master/dispatch.hpp"
 #include "master/latent.hpp"
 #include "master/metrics.hpp"
+#include "master/remote_host.hpp"
 #include "master/secret_mask.hpp"
 #include "master/shown.hpp"
 #include "master/status.hpp"
@@ -111,7 +112,7 @@ struct ActiveBuild {
     explicit ActiveBuild(Build b);
 };
 
-class Master final : public LatentHost, public WorkerFacts {
+class Master final : public LatentHost, public WorkerFacts, public RemoteHost {
 public:
     Master(sd_event* event, sd_bus* bus, std::string config_path, std::string state_directory);
     Master(const Master&) = delete;
@@ -139,7 +140,6 @@ public:
     // Master1.TlsFingerprint: the certificate remote workers see (remote.cpp
     // sets it at start and on reload); empty with tls = no.
     const std::string& tls_fingerprint() const override { return tls_fingerprint_; }
-    void set_tls_fingerprint(const std::string& fingerprint);
 
     // WorkerLink1, called by workers.
     Status attach(const Caller& caller, const std::string& name, const std::map<std::string, std::string>& info,
@@ -153,24 +153,20 @@ public:
     Status build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status,
                       const BuildUsage& usage);
 
-    // Remote workers (remote.cpp). `sender` names the TCP connection
-    // ("tcp#N") where a bus name would be; `link` is that connection.
+    // Remote workers: what the listener asks of the master (remote_host.hpp).
+    std::optional<RemoteWorker> remote_worker(const std::string& name) override;
+    std::vector<std::string> earlier_tokens(const std::string& name) const override;
+    int serve_link_object(sd_bus* link, std::vector<SlotPtr>& slots) override;
     Status attach_remote(const std::string& name, const std::string& sender, const std::string& peer, sd_bus* link,
                          std::function<void(const std::string&)> drop_link,
-                         const std::map<std::string, std::string>& info, std::string& path);
-    // The connection `sender` closed on its own.
-    void link_lost(const std::string& sender, const std::string& reason);
-    // Detaches worker `name` and closes its remote connection, if any
-    // (a failed keepalive, or a duplicate connection won).
+                         const std::map<std::string, std::string>& info, std::string& path) override;
+    void link_lost(const std::string& sender, const std::string& reason) override;
     void drop_worker(const std::string& name, DetachCause cause, const std::string& reason) override;
-    // Agent1.Ping to an attached worker over its link; the reply (or the
-    // timeout's error) goes to `callback`. Negative errno.
-    // Agent1.SetKeepalive(interval) to an attached worker, answered through
-    // callback. Negative errno.
-    int tell_worker_keepalive(const Worker& w, uint64_t interval, sd_bus_message_handler_t callback, void* userdata,
-                              SlotPtr& slot);
-    int ping_worker(const Worker& w, uint64_t timeout_usec, sd_bus_message_handler_t callback, void* userdata,
-                    SlotPtr& slot);
+    int tell_worker_keepalive(const std::string& name, uint64_t interval, sd_bus_message_handler_t callback,
+                              void* userdata, SlotPtr& slot) override;
+    int ping_worker(const std::string& name, uint64_t timeout_usec, sd_bus_message_handler_t callback,
+                    void* userdata, SlotPtr& slot) override;
+    void set_tls_fingerprint(const std::string& fingerprint) override;
 
     // Worker1
     Status pause(Worker& w, const std::string& reason);
@@ -213,8 +209,6 @@ public:
     // The secret a remote worker proves at the handshake: its password, or
     // for a latent worker the token of its current start (nullptr: none now).
     const std::string* worker_key(const Worker& w) const;
-    // Tokens of a latent worker's earlier starts, to tell a stale one in the log.
-    std::vector<std::string> earlier_tokens(const Worker& w) const;
 
     // Worker1.MissingSince and MissingNotified (notifier.*).
     uint64_t missing_since(const std::string& worker) const;

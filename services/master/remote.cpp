@@ -110,8 +110,12 @@ int bind_listener(const std::string& listen, Fd& out, std::string& error) {
 
 }  // namespace
 
-Remote::Remote(sd_event* event, Master& master, Timeouts timeouts)
-    : event_(event), master_(master), timeouts_(timeouts) {}
+Remote::Remote(sd_event* event, RemoteHost& host, Metrics& metrics, std::string state_directory, Timeouts timeouts)
+    : event_(event),
+      host_(host),
+      metrics_(metrics),
+      state_directory_(std::move(state_directory)),
+      timeouts_(timeouts) {}
 
 Remote::~Remote() {
     // The master is going away too: nothing is detached, just closed.
@@ -264,13 +268,13 @@ int Remote::on_accept(sd_event_source*, int fd, uint32_t, void* userdata) {
         case ConnectionLimits::Verdict::full:
             self->refused(fmt::format("refused a connection from {}: {} connections are open already", peer,
                                       self->connection_limit_));
-            self->master_.metrics().remote_refused(RemoteRefusal::too_many_connections);
+            self->metrics_.remote_refused(RemoteRefusal::too_many_connections);
             continue;
         case ConnectionLimits::Verdict::address_full:
             self->refused(fmt::format("refused a connection from {}: {} connections from {} have not authenticated "
                                       "yet",
                                       peer, ConnectionLimits::max_unauthenticated_per_address, address));
-            self->master_.metrics().remote_refused(RemoteRefusal::too_many_unauthenticated);
+            self->metrics_.remote_refused(RemoteRefusal::too_many_unauthenticated);
             continue;
         }
         int one = 1;

@@ -14,13 +14,15 @@
 #include <systemd/sd-event.h>
 #include <systemd/sd-id128.h>
 
+#include "common/config.hpp"
 #include "common/raii.hpp"
 #include "common/reactor.hpp"
 #include "common/tls.hpp"
 #include "master/connection_census.hpp"
 #include "master/connection_limits.hpp"
 #include "master/handshake.hpp"
-#include "master/master.hpp"
+#include "master/metrics.hpp"
+#include "master/remote_host.hpp"
 
 namespace by::master {
 
@@ -34,7 +36,9 @@ public:
     // A reload's: for the logins that begin after it.
     void set_timeouts(Timeouts timeouts) { timeouts_ = timeouts; }
 
-    Remote(sd_event* event, Master& master, Timeouts timeouts);
+    // `host` is the master; `state_directory` holds the generated TLS
+    // certificate.
+    Remote(sd_event* event, RemoteHost& host, Metrics& metrics, std::string state_directory, Timeouts timeouts);
     Remote(const Remote&) = delete;
     Remote& operator=(const Remote&) = delete;
     ~Remote();
@@ -62,8 +66,6 @@ public:
     class Connection;
 
 private:
-    friend class Connection;
-
     static int on_accept(sd_event_source* s, int fd, uint32_t revents, void* userdata);
     static int on_accept_resume(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_reap(sd_event_source* s, void* userdata);
@@ -83,13 +85,18 @@ private:
     // not yet made and destroyed): tells census_, and trims the heap after
     // a storm of handshakes (on_trim).
     void phase_changed(const Connection& c, ConnectionPhase from, ConnectionPhase to);
+    // Keeps tls_fingerprint_ and tells the master (Master1.TlsFingerprint).
+    void set_fingerprint(const std::string& fingerprint);
 
     sd_event* event_;
-    Master& master_;
+    RemoteHost& host_;
+    Metrics& metrics_;
+    std::string state_directory_;
     Timeouts timeouts_;
     sd_id128_t server_id_{};
     tls::SharedCtx tls_;          // null: plain TCP (tls = no)
     std::string tls_source_;      // where the identity came from, for the log
+    std::string tls_fingerprint_; // its certificate's, as the master was told; empty: none
     std::string dummy_key_;
     AuthThrottle throttle_;
     Fd listen_fd_;

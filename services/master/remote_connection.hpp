@@ -1,16 +1,27 @@
 // One remote worker's TCP connection: the handshake, the attachment, the
 // keepalive and the arbitration between two connections for one worker.
-// Internal to remote.cpp and remote_connection.cpp.
+// Internal to remote*.cpp: its lifetime and the gate before authentication
+// (remote_connection.cpp), Handshake1 (remote_handshake.cpp), attaching and
+// arbitrating (remote_attach.cpp), keepalives (remote_keepalive.cpp).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "common/config.hpp"
 #include "common/crypto.hpp"
 #include "common/raii.hpp"
+#include "common/reactor.hpp"
 #include "common/tls.hpp"
+#include "master/connection_census.hpp"
+#include "master/handshake.hpp"
 #include "master/remote.hpp"
 
 namespace by::master {
@@ -42,28 +53,47 @@ public:
     // The old link of the worker we wait for has gone.
     void old_link_gone();
 
-    // sd-bus handlers (remote_connection.cpp).
+private:
+    // The connection whose handlers get `userdata`.
+    static Connection& of(void* userdata) { return *static_cast<Connection*>(userdata); }
+    // A name from the wire, safe to log.
+    static std::string printable(const std::string& s);
+    // "10" or "0.5": seconds, for a log line.
+    static std::string seconds(uint64_t usec);
+
+    // The gate and the end (remote_connection.cpp).
     static int on_message(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_auth_timeout(sd_event_source* s, uint64_t usec, void* userdata);
+
+    // Handshake1 (remote_handshake.cpp).
+    int serve_handshake();
+    // Hello and Authenticate come one at a time, in this order: the error
+    // for a call that expects the connection in `expected` and finds it
+    // elsewhere (a negative errno), or 0.
+    int out_of_turn(Phase expected, sd_bus_error* error) const;
     static int method_hello(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int method_authenticate(sd_bus_message* m, void* userdata, sd_bus_error* error);
-
-private:
-    static int on_auth_timeout(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_admitted(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_delayed_reply(sd_event_source* s, uint64_t usec, void* userdata);
-    static int on_old_ping(sd_bus_message* m, void* userdata, sd_bus_error* error);
-    static int on_keepalive(sd_event_source* s, uint64_t usec, void* userdata);
-    static int on_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
-    static int on_set_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
-
     // Checks the proof of the held Authenticate `m` and answers it.
     void check_proof(sd_bus_message* m);
     void auth_failed(sd_bus_message* call, AuthVerdict verdict, const std::string& line = {});
     // The client certificate that worker `cfg` requires, if any, is there.
     bool client_certificate_ok(const config::Worker& cfg, std::string& why) const;
+
+    // After a good proof (remote_attach.cpp): attach, or first ask the
+    // worker's attached `link` whether it still lives.
+    void arbitrate(sd_bus_message* call, std::string_view link);
+    static int on_old_ping(sd_bus_message* m, void* userdata, sd_bus_error* error);
     void resolve_duplicate(bool old_answered);
     void attach(sd_bus_message* call);
+
+    // Keepalives (remote_keepalive.cpp).
+    static int on_keepalive(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_set_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
     void arm_keepalive();
+
     int arm_timer(SourcePtr& timer, uint64_t usec, sd_event_time_handler_t handler);
     // Every change of phase_ goes through here: Remote counts connections
     // per phase and address (Remote::phase_changed).
@@ -98,5 +128,6 @@ private:
     SlotPtr set_keepalive_call_;
     uint64_t told_interval_ = 0;  // the keepalive_interval the worker was last told
 };
+
 
 }  // namespace by::master

@@ -10,7 +10,7 @@ bool Remote::load_identity(const config::Master& cfg, std::string& error) {
                      "their builds and inject commands");
         tls_.reset();
         tls_source_.clear();
-        master_.set_tls_fingerprint("");
+        set_fingerprint("");
         return true;
     }
     std::string cert = cfg.tls_certificate;
@@ -18,7 +18,7 @@ bool Remote::load_identity(const config::Master& cfg, std::string& error) {
     std::string source = cert;
     if (cert.empty()) {
         bool created = false;
-        if (!tls::ensure_self_signed(master_.state_directory(), cfg.name, cert, key, created, error)) {
+        if (!tls::ensure_self_signed(state_directory_, cfg.name, cert, key, created, error)) {
             return false;
         }
         source = created ? "generated " + cert : cert + " (generated earlier)";
@@ -27,15 +27,20 @@ bool Remote::load_identity(const config::Master& cfg, std::string& error) {
     if (!tls::load_server_identity(cert, key, id, error)) {
         return false;
     }
-    if (!tls_ || source != tls_source_ || id.fingerprint != master_.tls_fingerprint()) {
+    if (!tls_ || source != tls_source_ || id.fingerprint != tls_fingerprint_) {
         log::write(log::Level::notice,
                    fmt::format("TLS certificate for remote workers: {} from {}", id.fingerprint, source),
                    {{"BUILDYARD_TLS_FINGERPRINT", id.fingerprint}});
     }
     tls_ = std::move(id.ctx);
     tls_source_ = std::move(source);
-    master_.set_tls_fingerprint(id.fingerprint);
+    set_fingerprint(id.fingerprint);
     return true;
+}
+
+void Remote::set_fingerprint(const std::string& fingerprint) {
+    tls_fingerprint_ = fingerprint;
+    host_.set_tls_fingerprint(fingerprint);
 }
 
 void Remote::reload_identity(const config::Master& cfg) {
@@ -43,8 +48,7 @@ void Remote::reload_identity(const config::Master& cfg) {
     std::string error;
     if (!load_identity(cfg, error)) {
         log::error("{}; new connections keep the TLS identity {}", error,
-                   master_.tls_fingerprint().empty() ? std::string("they had (none: plain TCP)")
-                                                     : master_.tls_fingerprint());
+                   tls_fingerprint_.empty() ? std::string("they had (none: plain TCP)") : tls_fingerprint_);
         tls_ = std::move(old);
     }
 }

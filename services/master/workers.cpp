@@ -158,29 +158,47 @@ int Master::new_agent_call(const Worker& w, const char* member, MessagePtr& out)
     return r;
 }
 
-int Master::tell_worker_keepalive(const Worker& w, uint64_t interval, sd_bus_message_handler_t callback,
+std::optional<RemoteWorker> Master::remote_worker(const std::string& name) {
+    const Worker* w = find_worker(name);
+    if (!w) {
+        return std::nullopt;
+    }
+    return RemoteWorker{.cfg = &w->cfg,
+                       .configured = w->configured,
+                       .attached = w->attached,
+                       .link = w->bus_name,
+                       .key = worker_key(*w)};
+}
+
+int Master::serve_link_object(sd_bus* link, std::vector<SlotPtr>& slots) {
+    return register_link_object(*this, link, slots);
+}
+
+int Master::tell_worker_keepalive(const std::string& name, uint64_t interval, sd_bus_message_handler_t callback,
                                   void* userdata, SlotPtr& slot) {
-    if (!w.attached) {
+    const Worker* w = find_worker(name);
+    if (!w || !w->attached) {
         return -ENOTCONN;
     }
     MessagePtr m;
-    int r = new_agent_call(w, "SetKeepalive", m);
+    int r = new_agent_call(*w, "SetKeepalive", m);
     if (r >= 0) r = sd_bus_message_append(m.get(), "t", interval);
     sd_bus_slot* s = nullptr;
-    if (r >= 0) r = sd_bus_call_async(link_bus(w), &s, m.get(), callback, userdata, 0);
+    if (r >= 0) r = sd_bus_call_async(link_bus(*w), &s, m.get(), callback, userdata, 0);
     if (r >= 0) slot.reset(s);
     return r;
 }
 
-int Master::ping_worker(const Worker& w, uint64_t timeout_usec, sd_bus_message_handler_t callback, void* userdata,
-                        SlotPtr& slot) {
-    if (!w.attached) {
+int Master::ping_worker(const std::string& name, uint64_t timeout_usec, sd_bus_message_handler_t callback,
+                        void* userdata, SlotPtr& slot) {
+    const Worker* w = find_worker(name);
+    if (!w || !w->attached) {
         return -ENOTCONN;
     }
     MessagePtr m;
-    int r = new_agent_call(w, "Ping", m);
+    int r = new_agent_call(*w, "Ping", m);
     sd_bus_slot* s = nullptr;
-    if (r >= 0) r = sd_bus_call_async(link_bus(w), &s, m.get(), callback, userdata, timeout_usec);
+    if (r >= 0) r = sd_bus_call_async(link_bus(*w), &s, m.get(), callback, userdata, timeout_usec);
     if (r >= 0) slot.reset(s);
     return r;
 }
