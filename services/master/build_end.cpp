@@ -79,9 +79,9 @@ bool Master::end_build(ActiveBuild& ab, Ending e) {
     }
     close_log(ab);
     if (was == BuildState::pending) {
-        dispatcher_.remove(b.builder, id);
+        builds_.dispatcher().remove(b.builder, id);
     } else {
-        count_running(b.builder, -1);
+        builds_.count_running(b.builder, -1);
     }
     metrics_.build_finished(b);
     const bool quiet = b.result == Result::success;
@@ -94,18 +94,13 @@ bool Master::end_build(ActiveBuild& ab, Ending e) {
     if (b.started_at != 0) {
         notifier_->build_finished(b);  // it mails no retry
     }
-    finished_cache_[id] = b;
     const std::string worker = b.worker;
     if (rerun) {
-        auto next = std::make_unique<ActiveBuild>(std::move(*rerun));
-        next->path = bus::path_encode(bus::build_prefix, std::to_string(next->build.id));
-        dispatcher_.enqueue(next->build.builder, next->build.id);
-        active_[next->build.id] = std::move(next);
+        builds_.add_pending(std::move(*rerun));
     }
-    active_.erase(id);  // ab and b are gone from here on
+    builds_.retire(id, b);  // ab and b are gone from here on
     if (Worker* w = find_worker(worker)) {
-        const size_t had = w->running.erase(id) + w->held.erase(id) + w->cleanup.erase(id);
-        if (had) {
+        if (workers_.remove_build(*w, id)) {
             emit_worker(*w);
             // Only these have something to settle (settle_worker and the
             // latent state): the common case costs nothing more. Decided

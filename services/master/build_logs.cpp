@@ -10,6 +10,7 @@
 
 #include "common/log.hpp"
 #include "master/build_log_path.hpp"
+#include "master/build_logs.hpp"
 #include "master/master.hpp"
 
 namespace by::master {
@@ -26,21 +27,25 @@ void log_build(log::Level level, const Build& b, const std::string& msg, std::st
     }
 }
 
-std::string Master::log_path(uint64_t id) const { return build_log_path(state_directory_, id); }
+namespace {
 
-void Master::append_log(ActiveBuild& ab, const void* data, size_t size) {
-    // Secrets never reach the file, even cut across two Output calls.
-    const std::string masked = ab.mask.feed(std::string_view(static_cast<const char*>(data), size));
-    store_output(ab, masked.data(), masked.size());
+bool write_log(ActiveBuild& ab, const void* data, size_t size) {
+    auto* p = static_cast<const char*>(data);
+    while (ab.log && size > 0) {
+        ssize_t n = ::write(ab.log.get(), p, size);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        p += n;
+        size -= static_cast<size_t>(n);
+    }
+    return true;
 }
 
-void Master::close_log(ActiveBuild& ab) {
-    const std::string tail = ab.mask.finish();
-    store_output(ab, tail.data(), tail.size());
-    ab.log.reset();
-}
-
-void Master::store_output(ActiveBuild& ab, const void* data, size_t size) {
+void store_output(ActiveBuild& ab, const void* data, size_t size) {
     if (ab.log_lost > 0) {
         // Output was lost (a full disk): say so in the log, where it was.
         ab.log_lost += size;
@@ -65,27 +70,31 @@ void Master::store_output(ActiveBuild& ab, const void* data, size_t size) {
     }
 }
 
-bool Master::write_log(ActiveBuild& ab, const void* data, size_t size) {
-    auto* p = static_cast<const char*>(data);
-    while (ab.log && size > 0) {
-        ssize_t n = ::write(ab.log.get(), p, size);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return false;
-        }
-        p += n;
-        size -= static_cast<size_t>(n);
-    }
-    return true;
+}  // namespace
+
+bool open_log(ActiveBuild& ab, const std::string& state_directory) {
+    ab.log.reset(::open(build_log_path(state_directory, ab.build.id).c_str(),
+                        O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    return static_cast<bool>(ab.log);
+}
+
+void append_log(ActiveBuild& ab, const void* data, size_t size) {
+    // Secrets never reach the file, even cut across two Output calls.
+    const std::string masked = ab.mask.feed(std::string_view(static_cast<const char*>(data), size));
+    store_output(ab, masked.data(), masked.size());
+}
+
+void close_log(ActiveBuild& ab) {
+    const std::string tail = ab.mask.finish();
+    store_output(ab, tail.data(), tail.size());
+    ab.log.reset();
 }
 
 Status Master::read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data) {
     if (!find_build(id)) {
         return Status::fail(bus::error::NoSuchBuild, "no build " + std::to_string(id));
     }
-    Fd fd(::open(log_path(id).c_str(), O_RDONLY | O_CLOEXEC));
+    Fd fd(::open(build_log_path(state_directory_, id).c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st {};
     if (fd && fstat(fd.get(), &st) < 0) {
         return Status::fail(bus::error::Internal, std::string("cannot read the log: ") + std::strerror(errno));

@@ -13,12 +13,11 @@ ActiveBuild* Master::running_on(const std::string& sender, uint64_t id, Worker**
     if (!*w) {
         return nullptr;
     }
-    auto it = active_.find(id);
-    if (it == active_.end() || it->second->build.state != BuildState::running ||
-        it->second->build.worker != (*w)->cfg.name) {
+    ActiveBuild* ab = builds_.active(id);
+    if (!ab || ab->build.state != BuildState::running || ab->build.worker != (*w)->cfg.name) {
         return nullptr;
     }
-    return it->second.get();
+    return ab;
 }
 
 Status Master::step_started(const std::string& sender, uint64_t id, unsigned step) {
@@ -75,14 +74,14 @@ Status Master::build_done(const std::string& sender, uint64_t id, const std::str
 }
 
 Status Master::cancel(uint64_t id) {
-    auto it = active_.find(id);
-    if (it == active_.end()) {
+    ActiveBuild* found = builds_.active(id);
+    if (!found) {
         if (find_build(id)) {
             return Status::fail(bus::error::AlreadyFinished, "build " + std::to_string(id) + " has already finished");
         }
         return Status::fail(bus::error::NoSuchBuild, "no build " + std::to_string(id));
     }
-    ActiveBuild& ab = *it->second;
+    ActiveBuild& ab = *found;
     if (ab.ending) {
         return Status::fail(bus::error::AlreadyFinished,
                             "build " + std::to_string(id) + " has ended; its end waits to be recorded");
@@ -102,7 +101,7 @@ Status Master::cancel(uint64_t id) {
         return Status::ok();
     }
     Worker* w = find_worker(ab.build.worker);
-    if (w && w->held.erase(id)) {
+    if (w && w->held.count(id)) {  // end_build takes it off the worker
         // Waiting for a latent worker's machine: it never ran.
         log_build(log::Level::notice, ab.build,
                   fmt::format("build {} of {} cancelled while latent worker {} was starting", id, ab.build.builder,

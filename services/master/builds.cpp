@@ -51,10 +51,7 @@ Status Master::submit(const std::string& builder, const std::map<std::string, st
     store_ok();
     id = b.id;
     b.request_id = id;
-    auto ab = std::make_unique<ActiveBuild>(std::move(b));
-    ab->path = bus::path_encode(bus::build_prefix, std::to_string(id));
-    dispatcher_.enqueue(builder, id);
-    active_[id] = std::move(ab);
+    builds_.add_pending(std::move(b));
     counters_changed(builder);
     dispatch();
     return Status::ok();
@@ -62,19 +59,18 @@ Status Master::submit(const std::string& builder, const std::map<std::string, st
 
 void Master::dispatch() {
     // Builds held for a latent worker go out once it has attached.
-    for (const auto& [name, w] : workers_) {
+    for (const auto& [name, w] : workers_.all()) {
         if (!w->attached || w->held.empty()) {
             continue;
         }
-        auto held = std::move(w->held);
-        w->held.clear();
+        auto held = workers_.take_held(*w);
         for (uint64_t id : held) {
-            if (auto it = active_.find(id); it != active_.end() && it->second->build.state == BuildState::running) {
-                send_build(*it->second, *w);
+            if (ActiveBuild* ab = builds_.active(id); ab && ab->build.state == BuildState::running) {
+                send_build(*ab, *w);
             }
         }
     }
-    if (dispatcher_.pending() == 0) {
+    if (builds_.pending() == 0) {
         return;
     }
     std::map<std::string, WorkerSlot> slots;
@@ -88,7 +84,7 @@ void Master::dispatch() {
         s.last_assigned = w.last_assigned;
         return s;
     };
-    for (const auto& [name, w] : workers_) {
+    for (const auto& [name, w] : workers_.all()) {
         if (!w->attached) {
             continue;
         }
@@ -106,10 +102,10 @@ void Master::dispatch() {
     // (max_replies_per_connection, 128 by default); keep StartBuild calls
     // well below that and dispatch the rest as replies come in.
     constexpr size_t max_starts_in_flight = 64;
-    if (start_calls_.size() >= max_starts_in_flight) {
+    if (builds_.starts_in_flight() >= max_starts_in_flight) {
         return;
     }
-    size_t budget = max_starts_in_flight - start_calls_.size();
+    size_t budget = max_starts_in_flight - builds_.starts_in_flight();
     // The plan's starts are claimed in one commit. A claim the store does
     // not take leaves all of them pending, and the rest of the dispatch
     // with them: the store's retry dispatches again.
@@ -126,24 +122,24 @@ void Master::dispatch() {
         }
     };
     if (!slots.empty()) {
-        auto plan = dispatcher_.plan(builder_workers, slots, budget);
+        auto plan = builds_.dispatcher().plan(builder_workers, slots, budget);
         budget -= plan.size();
         carry_out(plan);
     }
     // Only what no running worker can take starts a latent worker's machine
     // (or waits for one on its way up).
-    if (stalled || dispatcher_.pending() == 0 || budget == 0) {
+    if (stalled || builds_.pending() == 0 || budget == 0) {
         return;
     }
     bool any_latent = false;
-    for (const auto& [name, w] : workers_) {
+    for (const auto& [name, w] : workers_.all()) {
         if (!w->attached && w->latent && latent_->accepts_builds(*w)) {
             slots.emplace(name, slot_of(*w));
             any_latent = true;
         }
     }
     if (any_latent) {
-        carry_out(dispatcher_.plan(builder_workers, slots, budget));
+        carry_out(builds_.dispatcher().plan(builder_workers, slots, budget));
     }
 }
 
@@ -175,33 +171,29 @@ bool start_refused(const sd_bus_error* e) {
 
 int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*) {
     auto* m = static_cast<Master*>(userdata);
-    uint64_t cookie = 0;
-    sd_bus_message_get_reply_cookie(reply, &cookie);
-    auto it = m->start_calls_.find({sd_bus_message_get_bus(reply), cookie});
-    if (it == m->start_calls_.end()) {
+    const auto id = m->builds_.start_answered(reply);
+    if (!id) {
         return 0;
     }
-    uint64_t id = it->second.build;
-    m->start_calls_.erase(it);  // sd-bus holds the slot until we return
     const sd_bus_error* e = sd_bus_message_get_error(reply);
     if (!e) {
         m->dispatch();  // a StartBuild slot came free
         return 0;
     }
-    auto ab = m->active_.find(id);
-    if (ab == m->active_.end() || ab->second->build.state != BuildState::running || ab->second->ending) {
+    ActiveBuild* ab = m->builds_.active(*id);
+    if (!ab || ab->build.state != BuildState::running || ab->ending) {
         return 0;
     }
-    std::string why = fmt::format("worker {} did not take build {}: {}: {}", ab->second->build.worker, id,
+    std::string why = fmt::format("worker {} did not take build {}: {}: {}", ab->build.worker, *id,
                                   e->name ? e->name : "?", e->message ? e->message : "");
-    m->append_log(*ab->second, (why + "\n").data(), why.size() + 1);
+    append_log(*ab, (why + "\n").data(), why.size() + 1);
     if (start_refused(e)) {
         // Running it again on this worker would not help.
-        log_build(log::Level::err, ab->second->build, why);
-        m->end_build(*ab->second, Ending{Result::exception, -1, 0, {}});
+        log_build(log::Level::err, ab->build, why);
+        m->end_build(*ab, Ending{Result::exception, -1, 0, {}});
     } else {
         // Transport trouble: the build never ran, so run it again.
-        m->end_build(*ab->second, Ending{Result::retry, -1, 0, why});
+        m->end_build(*ab, Ending{Result::retry, -1, 0, why});
     }
     return 0;
 }
@@ -217,13 +209,13 @@ bool Master::begin_builds(const std::vector<Assignment>& plan) {
     started.reserve(plan.size());
     const uint64_t now = bus::now_realtime_usec();
     for (const Assignment& a : plan) {
-        auto ab = active_.find(a.build);
+        ActiveBuild* ab = builds_.active(a.build);
         Worker* w = find_worker(a.worker);
-        if (ab == active_.end() || !w) {
+        if (!ab || !w) {
             continue;
         }
-        starts.push_back({*ab->second, *w});
-        Build& b = started.emplace_back(ab->second->build);
+        starts.push_back({*ab, *w});
+        Build& b = started.emplace_back(ab->build);
         master::start_build(b, w->cfg.name, w->cfg.properties, now, w->cfg.default_properties);
     }
     if (started.empty()) {
@@ -231,7 +223,7 @@ bool Master::begin_builds(const std::vector<Assignment>& plan) {
     }
     if (!store_->claim_builds(started)) {
         for (const Start& s : starts) {
-            dispatcher_.enqueue(s.ab.build.builder, s.ab.build.id);
+            builds_.dispatcher().enqueue(s.ab.build.builder, s.ab.build.id);
         }
         store_failed(started.size() == 1 ? fmt::format("cannot record the start of build {}", started.front().id)
                                          : fmt::format("cannot record the start of build {} and {} more",
@@ -263,12 +255,11 @@ void Master::begin_build(ActiveBuild& ab, Build&& started, Worker& w) {
         secret_values.push_back(v);
     }
     ab.mask = SecretMask(secret_values);
-    ab.log.reset(::open(log_path(ab.build.id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
-    if (!ab.log) {
+    if (!open_log(ab, state_directory_)) {
         log::error("cannot open the log of build {}: {}", ab.build.id, std::strerror(errno));
     }
-    w.running.insert(ab.build.id);
-    count_running(ab.build.builder, +1);
+    workers_.add_running(w, ab.build.id);
+    builds_.count_running(ab.build.builder, +1);
     metrics_.build_started(ab.build);
     if (!w.attached) {
         hold_build(ab, w);
@@ -281,7 +272,7 @@ void Master::begin_build(ActiveBuild& ab, Build&& started, Worker& w) {
 }
 
 void Master::hold_build(ActiveBuild& ab, Worker& w) {
-    w.held.insert(ab.build.id);
+    workers_.add_held(w, ab.build.id);
     log_build(log::Level::info, ab.build,
               fmt::format("build {} of {} waits for latent worker {} to start", ab.build.id, ab.build.builder,
                           w.cfg.name));
@@ -309,11 +300,11 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
                                                            w.cfg.name, std::strerror(-r)));
         // Its rerun must not come straight back here, or dispatch would
         // loop on a link whose loss the loop has not read yet.
-        w.unreachable = true;
+        workers_.set_unreachable(w);
         end_build(ab, Ending{Result::retry, -1, 0, "cannot send it to the worker"});
         return;
     }
-    start_calls_[{link_bus(w), cookie}] = StartCall{ab.build.id, std::move(call_slot)};
+    builds_.start_sent(link_bus(w), cookie, ab.build.id, std::move(call_slot));
     log_build(log::Level::info, ab.build, fmt::format("build {} of {} started on {}", ab.build.id, ab.build.builder, w.cfg.name));
     emit_build(ab);
     emit_worker(w);
@@ -321,15 +312,14 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
 }
 
 void Master::fail_waiting_builds(Worker& w, const std::string& why, const std::string& log_text) {
-    auto held = std::move(w.held);
-    w.held.clear();
+    auto held = workers_.take_held(w);
     for (uint64_t id : held) {
-        auto it = active_.find(id);
-        if (it == active_.end() || it->second->build.state != BuildState::running) {
+        ActiveBuild* ab = builds_.active(id);
+        if (!ab || ab->build.state != BuildState::running) {
             continue;
         }
-        append_log(*it->second, log_text.data(), log_text.size());
-        end_build(*it->second, Ending{Result::retry, -1, 0, "latent worker " + w.cfg.name + ": " + why});
+        append_log(*ab, log_text.data(), log_text.size());
+        end_build(*ab, Ending{Result::retry, -1, 0, "latent worker " + w.cfg.name + ": " + why});
     }
     emit_worker(w);
     request_dispatch();

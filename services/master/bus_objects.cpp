@@ -1,10 +1,12 @@
 // The per-object interfaces: Worker1, Builder1 and Build1. Each is a fallback
 // vtable whose find callback resolves the object path, so builds in the
 // history need no bus slot of their own.
+#include <array>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "common/bus.hpp"
 #include "master/bus_reply.hpp"
@@ -18,61 +20,20 @@ namespace {
 
 // --- Worker1 -------------------------------------------------------------
 
-const Worker& W(void* p) { return *static_cast<const Worker*>(p); }
+struct WorkerRef {
+    Master* master;
+    Worker* worker;
+};
+thread_local WorkerRef current_worker;
 
-PROPERTY_GETTER(w_name) { return sd_bus_message_append(reply, "s", W(userdata).cfg.name.c_str()); }
-PROPERTY_GETTER(w_type) { return sd_bus_message_append(reply, "s", std::string(config::to_string(W(userdata).cfg.type)).c_str()); }
-PROPERTY_GETTER(w_state) { return sd_bus_message_append(reply, "s", std::string(to_string(W(userdata).state())).c_str()); }
-PROPERTY_GETTER(w_connected) { return sd_bus_message_append(reply, "b", W(userdata).attached ? 1 : 0); }
-PROPERTY_GETTER(w_paused) { return sd_bus_message_append(reply, "b", W(userdata).paused ? 1 : 0); }
-PROPERTY_GETTER(w_pause_reason) { return sd_bus_message_append(reply, "s", W(userdata).pause_reason.c_str()); }
-PROPERTY_GETTER(w_max_builds) { return sd_bus_message_append(reply, "u", W(userdata).cfg.max_builds); }
-PROPERTY_GETTER(w_running) {
-    return sd_bus_message_append(reply, "u", static_cast<uint32_t>(W(userdata).running.size()));
-}
-PROPERTY_GETTER(w_properties) { return bus::append_string_map(reply, W(userdata).cfg.properties); }
-PROPERTY_GETTER(w_default_properties) {
-    return bus::append_string_map(reply, W(userdata).cfg.default_properties);
-}
-PROPERTY_GETTER(w_info) { return bus::append_string_map(reply, W(userdata).info); }
-PROPERTY_GETTER(w_keepalive) { return sd_bus_message_append(reply, "t", W(userdata).cfg.keepalive_interval); }
-PROPERTY_GETTER(w_missing_timeout) { return sd_bus_message_append(reply, "t", W(userdata).cfg.missing_timeout); }
-PROPERTY_GETTER(w_notify) { return bus::append_strv(reply, W(userdata).cfg.notify_on_missing); }
-PROPERTY_GETTER(w_last_connected) { return sd_bus_message_append(reply, "t", W(userdata).last_connected); }
-PROPERTY_GETTER(w_last_disconnected) { return sd_bus_message_append(reply, "t", W(userdata).last_disconnected); }
-PROPERTY_GETTER(w_configured) { return sd_bus_message_append(reply, "b", W(userdata).configured ? 1 : 0); }
-PROPERTY_GETTER(w_missing_since) {
-    return sd_bus_message_append(reply, "t", W(userdata).master->missing_since(W(userdata).cfg.name));
-}
-PROPERTY_GETTER(w_missing_notified) {
-    return sd_bus_message_append(reply, "b", W(userdata).master->missing_notified(W(userdata).cfg.name) ? 1 : 0);
-}
+const WorkerRef& W(void* p) { return *static_cast<const WorkerRef*>(p); }
 
-// Latent workers only; the others read 0 and empty strings.
-PROPERTY_GETTER(w_build_wait) {
-    const Worker& w = W(userdata);
-    return sd_bus_message_append(reply, "x", w.latent ? w.cfg.build_wait_timeout : int64_t{0});
-}
-PROPERTY_GETTER(w_backend) { return sd_bus_message_append(reply, "s", W(userdata).cfg.backend.c_str()); }
-PROPERTY_GETTER(w_instance_start) {
-    const Worker& w = W(userdata);
-    return sd_bus_message_append(reply, "s", w.latent ? w.latent->start.c_str() : "");
-}
-PROPERTY_GETTER(w_instance) {
-    const Worker& w = W(userdata);
-    return sd_bus_message_append(reply, "s", w.latent ? w.latent->instance.c_str() : "");
-}
-PROPERTY_GETTER(w_start_failures) {
-    const Worker& w = W(userdata);
-    return sd_bus_message_append(reply, "u", w.latent ? w.latent->machine.failures() : 0u);
-}
-PROPERTY_GETTER(w_quarantined_until) {
-    const Worker& w = W(userdata);
-    return sd_bus_message_append(reply, "t", w.latent ? w.latent->machine.quarantine_until() : uint64_t{0});
-}
-PROPERTY_GETTER(w_last_start_error) {
-    const Worker& w = W(userdata);
-    return sd_bus_message_append(reply, "s", w.latent ? w.latent->machine.last_error().c_str() : "");
+// The getter of worker_properties[I] (shown.hpp): every Worker1 property
+// reads the same values that change notification compares.
+template <size_t I>
+PROPERTY_GETTER(w_property) {
+    const WorkerRef& ref = W(userdata);
+    return worker_properties[I].append(reply, ref.master->registry().current(*ref.worker));
 }
 
 int w_pause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
@@ -81,14 +42,14 @@ int w_pause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     const char* reason = nullptr;
     if ((r = sd_bus_message_read(m, "s", &reason)) < 0) return r;
     if (auto bad = limits::check("the reason", reason, limits::reason)) return too_long(*bad, e);
-    Worker& w = *static_cast<Worker*>(userdata);
-    return reply_ok(m, w.master->pause(w, reason), e, "");
+    const WorkerRef ref = W(userdata);
+    return reply_ok(m, ref.master->pause(*ref.worker, reason), e, "");
 }
 
 int w_unpause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if (int r = bus::require_admin(m, e, "unpausing a worker"); r < 0) return r;
-    Worker& w = *static_cast<Worker*>(userdata);
-    return reply_ok(m, w.master->unpause(w), e, "");
+    const WorkerRef ref = W(userdata);
+    return reply_ok(m, ref.master->unpause(*ref.worker), e, "");
 }
 
 int w_shutdown(sd_bus_message* m, void* userdata, sd_bus_error* e) {
@@ -96,16 +57,19 @@ int w_shutdown(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if (r < 0) return r;
     int graceful = 0;
     if ((r = sd_bus_message_read(m, "b", &graceful)) < 0) return r;
-    Worker& w = *static_cast<Worker*>(userdata);
-    return reply_ok(m, w.master->shutdown(w, graceful != 0), e, "");
+    const WorkerRef ref = W(userdata);
+    return reply_ok(m, ref.master->shutdown(*ref.worker, graceful != 0), e, "");
 }
 
 int find_worker(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
     auto name = bus::path_decode(path, bus::worker_prefix);
     if (!name) return 0;
-    Worker* w = static_cast<Master*>(userdata)->find_worker(*name);
+    auto* m = static_cast<Master*>(userdata);
+    Worker* w = m->find_worker(*name);
     if (!w) return 0;
-    *found = w;
+    // Valid for this one dispatch: the loop is single-threaded.
+    current_worker = WorkerRef{m, w};
+    *found = &current_worker;
     return 1;
 }
 
@@ -131,39 +95,20 @@ int enumerate_workers(sd_bus*, const char*, void* userdata, char*** nodes, sd_bu
 constexpr uint64_t U = SD_BUS_VTABLE_UNPRIVILEGED;
 constexpr uint64_t CHANGE = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
 
-const sd_bus_vtable worker_vtable[] = {
-    SD_BUS_VTABLE_START(0),
-    SD_BUS_METHOD_WITH_ARGS("Pause", SD_BUS_ARGS("s", reason), SD_BUS_NO_RESULT, w_pause, U),
-    SD_BUS_METHOD_WITH_ARGS("Unpause", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, w_unpause, U),
-    SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("b", graceful), SD_BUS_NO_RESULT, w_shutdown, U),
-    SD_BUS_PROPERTY("Name", "s", w_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-    SD_BUS_PROPERTY("Type", "s", w_type, 0, CHANGE),
-    SD_BUS_PROPERTY("State", "s", w_state, 0, CHANGE),
-    SD_BUS_PROPERTY("Connected", "b", w_connected, 0, CHANGE),
-    SD_BUS_PROPERTY("Paused", "b", w_paused, 0, CHANGE),
-    SD_BUS_PROPERTY("PauseReason", "s", w_pause_reason, 0, CHANGE),
-    SD_BUS_PROPERTY("MaxBuilds", "u", w_max_builds, 0, CHANGE),
-    SD_BUS_PROPERTY("RunningBuilds", "u", w_running, 0, CHANGE),
-    SD_BUS_PROPERTY("Properties", "a{ss}", w_properties, 0, CHANGE),
-    SD_BUS_PROPERTY("DefaultProperties", "a{ss}", w_default_properties, 0, CHANGE),
-    SD_BUS_PROPERTY("Info", "a{ss}", w_info, 0, CHANGE),
-    SD_BUS_PROPERTY("KeepaliveInterval", "t", w_keepalive, 0, CHANGE),
-    SD_BUS_PROPERTY("MissingTimeout", "t", w_missing_timeout, 0, CHANGE),
-    SD_BUS_PROPERTY("NotifyOnMissing", "as", w_notify, 0, CHANGE),
-    SD_BUS_PROPERTY("LastConnected", "t", w_last_connected, 0, CHANGE),
-    SD_BUS_PROPERTY("LastDisconnected", "t", w_last_disconnected, 0, CHANGE),
-    SD_BUS_PROPERTY("Configured", "b", w_configured, 0, CHANGE),
-    SD_BUS_PROPERTY("MissingSince", "t", w_missing_since, 0, CHANGE),
-    SD_BUS_PROPERTY("MissingNotified", "b", w_missing_notified, 0, CHANGE),
-    SD_BUS_PROPERTY("BuildWaitTimeout", "x", w_build_wait, 0, CHANGE),
-    SD_BUS_PROPERTY("Backend", "s", w_backend, 0, CHANGE),
-    SD_BUS_PROPERTY("InstanceStart", "s", w_instance_start, 0, CHANGE),
-    SD_BUS_PROPERTY("Instance", "s", w_instance, 0, CHANGE),
-    SD_BUS_PROPERTY("StartFailures", "u", w_start_failures, 0, CHANGE),
-    SD_BUS_PROPERTY("QuarantinedUntil", "t", w_quarantined_until, 0, CHANGE),
-    SD_BUS_PROPERTY("LastStartError", "s", w_last_start_error, 0, CHANGE),
-    SD_BUS_VTABLE_END,
-};
+template <size_t... I>
+constexpr std::array<sd_bus_vtable, 5 + sizeof...(I)> make_worker_vtable(std::index_sequence<I...>) {
+    return {{
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("Pause", SD_BUS_ARGS("s", reason), SD_BUS_NO_RESULT, w_pause, U),
+        SD_BUS_METHOD_WITH_ARGS("Unpause", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, w_unpause, U),
+        SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("b", graceful), SD_BUS_NO_RESULT, w_shutdown, U),
+        SD_BUS_PROPERTY(worker_properties[I].name, worker_properties[I].signature, w_property<I>, 0,
+                        worker_properties[I].constant ? uint64_t{SD_BUS_VTABLE_PROPERTY_CONST} : CHANGE)...,
+        SD_BUS_VTABLE_END,
+    }};
+}
+
+const auto worker_vtable = make_worker_vtable(std::make_index_sequence<std::tuple_size_v<decltype(worker_properties)>>());
 
 // --- Builder1 ------------------------------------------------------------
 
@@ -331,7 +276,7 @@ int register_worker_objects(Master& m, sd_bus* bus, std::vector<SlotPtr>& slots)
         sd_bus_node_enumerator_t enumerate;
     };
     const Table tables[] = {
-        {bus::worker_prefix, bus::worker_iface, worker_vtable, find_worker, enumerate_workers},
+        {bus::worker_prefix, bus::worker_iface, worker_vtable.data(), find_worker, enumerate_workers},
         {bus::builder_prefix, bus::builder_iface, builder_vtable, find_builder, enumerate_builders},
         {bus::build_prefix, bus::build_iface, build_vtable, find_build, enumerate_builds},
     };

@@ -18,14 +18,13 @@ void Master::hold_for_cleanup(Worker& w, const std::string& reason) {
     if (grace == 0 || w.running.empty()) {
         return;  // the caller requeues what is left in w.running
     }
-    auto running = std::move(w.running);
-    w.running.clear();
+    auto running = workers_.take_running(w);
     for (uint64_t id : running) {
-        auto it = active_.find(id);
-        if (it == active_.end()) {
+        ActiveBuild* found = builds_.active(id);
+        if (!found) {
             continue;
         }
-        ActiveBuild& ab = *it->second;
+        ActiveBuild& ab = *found;
         if (master::await_cleanup(ab.build) != TransitionError::none) {
             continue;
         }
@@ -38,14 +37,16 @@ void Master::hold_for_cleanup(Worker& w, const std::string& reason) {
                    {{"BUILDYARD_BUILD", std::to_string(id)}, {"BUILDYARD_BUILDER", ab.build.builder},
                     {"BUILDYARD_WORKER", w.cfg.name}});
         emit_build(ab);
-        w.cleanup.insert(id);
+        workers_.add_cleanup(w, id);
     }
     if (w.cleanup.empty() || w.cleanup_timer) {
         return;  // an earlier loss's timer is still running: it covers these too
     }
     sd_event_source* s = nullptr;
-    int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, grace * 1'000'000, 100'000, on_cleanup_timer, &w);
+    int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, grace * 1'000'000, 100'000, on_cleanup_timer, this);
+    if (r >= 0) r = sd_event_source_set_description(s, w.cfg.name.c_str());  // whose timer it is
     if (r < 0) {
+        sd_event_source_unref(s);
         log::error("cannot time the cleanup of worker {}'s builds: {}; rerunning them now", w.cfg.name,
                    std::strerror(-r));
         end_cleanup(w, "no timer for lost_build_grace");
@@ -54,9 +55,14 @@ void Master::hold_for_cleanup(Worker& w, const std::string& reason) {
     w.cleanup_timer.reset(s);
 }
 
-int Master::on_cleanup_timer(sd_event_source*, uint64_t, void* userdata) {
-    auto& w = *static_cast<Worker*>(userdata);
-    Master& m = *w.master;
+int Master::on_cleanup_timer(sd_event_source* s, uint64_t, void* userdata) {
+    auto& m = *static_cast<Master*>(userdata);
+    const char* name = nullptr;
+    Worker* found = sd_event_source_get_description(s, &name) >= 0 ? m.find_worker(name) : nullptr;
+    if (!found) {
+        return 0;
+    }
+    Worker& w = *found;
     m.end_cleanup(w, fmt::format("worker {} did not come back within lost_build_grace ({} s)", w.cfg.name,
                                  config::lost_build_grace(w.cfg)));
     m.request_dispatch();
@@ -65,14 +71,13 @@ int Master::on_cleanup_timer(sd_event_source*, uint64_t, void* userdata) {
 
 void Master::end_cleanup(Worker& w, const std::string& why) {
     w.cleanup_timer.reset();
-    auto ids = std::move(w.cleanup);
-    w.cleanup.clear();
+    auto ids = workers_.take_cleanup(w);
     for (uint64_t id : ids) {
-        auto it = active_.find(id);
-        if (it == active_.end() || it->second->build.state != BuildState::cleanup) {
+        ActiveBuild* found = builds_.active(id);
+        if (!found || found->build.state != BuildState::cleanup) {
             continue;
         }
-        ActiveBuild& ab = *it->second;
+        ActiveBuild& ab = *found;
         if (ab.build.cancel_requested) {
             end_build(ab, Ending{Result::cancelled, ab.build.exit_status, 0, {}});
         } else {

@@ -5,7 +5,7 @@
 // buildyard-latentd are in latent_calls.cpp.
 #include "master/latent.hpp"
 
-#include "master/master.hpp"  // struct Worker; nothing of Master itself
+#include "master/worker.hpp"
 #include "master/store.hpp"
 
 namespace by::master {

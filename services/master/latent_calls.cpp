@@ -12,7 +12,7 @@
 
 #include "common/bus.hpp"
 #include "common/crypto.hpp"
-#include "master/master.hpp"  // struct Worker; nothing of Master itself
+#include "master/worker.hpp"
 
 namespace by::master {
 

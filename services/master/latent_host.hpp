@@ -22,7 +22,7 @@ public:
     virtual Worker* find_worker(const std::string& name) = 0;
     // Worker1 must announce what changed of `w` (its state, its start
     // failures, its instance) at the end of this loop iteration.
-    virtual void emit_worker(const Worker& w) = 0;
+    virtual void emit_worker(Worker& w) = 0;
     // Dispatch again later in this loop iteration: a worker may take builds
     // now, or may no longer.
     virtual void request_dispatch() = 0;

@@ -18,43 +18,10 @@
 
 namespace by::master {
 
-std::string_view to_string(WorkerStateName s) {
-    switch (s) {
-    case WorkerStateName::offline: return "offline";
-    case WorkerStateName::idle: return "idle";
-    case WorkerStateName::building: return "building";
-    case WorkerStateName::paused: return "paused";
-    case WorkerStateName::substantiating: return "substantiating";
-    case WorkerStateName::insubstantiating: return "insubstantiating";
-    }
-    return "offline";
-}
-
-WorkerStateName Worker::state() const {
-    if (latent && cfg.type == config::WorkerType::latent && !(attached && paused)) {
-        switch (latent->machine.state()) {
-        case LatentState::offline: return WorkerStateName::offline;
-        case LatentState::substantiating: return WorkerStateName::substantiating;
-        case LatentState::idle: return WorkerStateName::idle;
-        case LatentState::building: return WorkerStateName::building;
-        case LatentState::insubstantiating: return WorkerStateName::insubstantiating;
-        }
-    }
-    if (!attached) {
-        return WorkerStateName::offline;
-    }
-    if (paused) {
-        return WorkerStateName::paused;
-    }
-    return running.empty() ? WorkerStateName::idle : WorkerStateName::building;
-}
-
 Master::Master(sd_event* event, sd_bus* bus, std::string config_path, std::string state_directory)
     : event_(event), bus_(bus), config_path_(std::move(config_path)), state_directory_(std::move(state_directory)) {}
 
 Master::~Master() = default;
-
-ActiveBuild::ActiveBuild(Build b) : build(std::move(b)), shown(build) {}
 
 bool Master::start(std::string& error) {
     auto loaded = config::load_for_master(config_path_);
@@ -132,25 +99,18 @@ bool Master::start(std::string& error) {
         // The store takes no writes (a full disk): the builds stay running,
         // as stored, until their requeue is.
         for (Build& b : interrupted) {
-            auto ab = std::make_unique<ActiveBuild>(std::move(b));
-            ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
-            ab->ending = Ending{Result::retry, -1, now, "the master stopped while it ran"};
-            count_running(ab->build.builder, +1);
-            active_[ab->build.id] = std::move(ab);
+            builds_.add_unstored_end(std::move(b), Ending{Result::retry, -1, now, "the master stopped while it ran"});
         }
         store_failed(fmt::format("cannot requeue build {}", retries.front().old.id));
     }
     for (Build& b : builds) {
-        auto ab = std::make_unique<ActiveBuild>(std::move(b));
-        ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
-        dispatcher_.enqueue(ab->build.builder, ab->build.id);
-        active_[ab->build.id] = std::move(ab);
+        builds_.add_pending(std::move(b));
     }
     // The first flush counts every builder's queue, for the metrics.
     for (const auto& [name, b] : config_.builders) {
         dirty_builders_.insert(name);
     }
-    for (const auto& [id, ab] : active_) {
+    for (const auto& [id, ab] : builds_.all_active()) {
         dirty_builders_.insert(ab->build.builder);
     }
 
@@ -170,34 +130,21 @@ bool Master::start(std::string& error) {
     dispatch_source_.reset(s);
     sd_event_source_set_enabled(s, SD_EVENT_OFF);
     log::info("master '{}' started with {} workers and {} builders; {} builds pending",
-              config_.master.name, config_.workers.size(), config_.builders.size(), dispatcher_.pending());
+              config_.master.name, config_.workers.size(), config_.builders.size(), builds_.pending());
     return true;
 }
 
 Worker& Master::add_worker(const config::Worker& cfg) {
-    auto w = std::make_unique<Worker>();
-    w->cfg = cfg;
-    w->path = bus::path_encode(bus::worker_prefix, cfg.name);
-    w->master = this;
-    if (auto rec = store_->load_worker(cfg.name)) {
-        w->paused = rec->paused;
-        w->pause_reason = rec->pause_reason;
-        w->last_connected = rec->last_connected;
-        w->last_disconnected = rec->last_disconnected;
-        w->info = rec->info;
-        if (w->last_connected > w->last_disconnected) {
-            // It was attached when the master stopped, and that link is
-            // gone: record its end now, or every restart would restart the
-            // worker's missing clock.
-            w->last_disconnected = bus::now_realtime_usec();
-            save_worker(*w);
-        }
+    Worker& w = workers_.add(cfg, store_->load_worker(cfg.name));
+    if (w.last_connected > w.last_disconnected) {
+        // It was attached when the master stopped, and that link is gone:
+        // record its end now, or every restart would restart the worker's
+        // missing clock.
+        workers_.set_last_disconnected(w, bus::now_realtime_usec());
+        save_worker(w);
     }
-    w->shown = shown_now(*w);
-    metrics_.worker_shown(cfg.name, w->shown, bus::now_realtime_usec());
-    auto& ref = *w;
-    workers_[cfg.name] = std::move(w);
-    return ref;
+    metrics_.worker_shown(cfg.name, w.shown, bus::now_realtime_usec());
+    return w;
 }
 
 void Master::apply_config(config::Config&& c) {
@@ -207,33 +154,28 @@ void Master::apply_config(config::Config&& c) {
     // Workers that are gone from the config get no new builds and leave once
     // their running builds end; new ones appear; changed ones take their new
     // settings for the next build.
-    for (auto& [name, w] : workers_) {
+    for (auto& [name, w] : workers_.all()) {
         auto it = c.workers.find(name);
-        if (it == c.workers.end()) {
-            if (w->configured) {
-                log::notice("worker {} was removed from the configuration", name);
-            }
-            w->configured = false;
-        } else {
-            w->cfg = it->second;
-            w->configured = true;
+        if (it == c.workers.end() && w->configured) {
+            log::notice("worker {} was removed from the configuration", name);
         }
+        workers_.configure(*w, it == c.workers.end() ? nullptr : &it->second);
     }
     for (const auto& [name, cfg] : c.workers) {
-        if (!workers_.count(name)) {
+        if (!workers_.find(name)) {
             add_worker(cfg);
         }
     }
     for (const auto& [name, b] : config_.builders) {
-        if (!c.builders.count(name) && dispatcher_.pending(name) > 0) {
+        if (!c.builders.count(name) && builds_.pending(name) > 0) {
             log::warning("builder {} was removed from the configuration; its {} pending builds wait until it returns",
-                         name, dispatcher_.pending(name));
+                         name, builds_.pending(name));
         }
     }
     config_ = std::move(c);
     // Settling may stop and forget a worker, so walk names, not the map.
     std::vector<std::string> removed;
-    for (auto& [name, w] : workers_) {
+    for (auto& [name, w] : workers_.all()) {
         if (!w->configured) {
             removed.push_back(name);
         }
@@ -251,6 +193,9 @@ void Master::apply_config(config::Config&& c) {
     }
     if (notifier_) {
         notifier_->reconfigure();
+        for (auto& [name, w] : workers_.all()) {
+            refresh_missing(*w);
+        }
     }
 }
 
@@ -297,7 +242,7 @@ Status Master::reload() {
                    metrics_.address().empty() ? std::string("nothing") : metrics_.address());
     }
     apply_config(std::move(*loaded.config));
-    for (auto& [name, w] : workers_) {
+    for (auto& [name, w] : workers_.all()) {
         emit_worker(*w);
     }
     for (const auto& [name, b] : config_.builders) {
@@ -315,94 +260,29 @@ Status Master::reload() {
 }
 
 void Master::forget_worker(const std::string& name) {
-    auto it = workers_.find(name);
-    if (it == workers_.end()) {
+    Worker* w = workers_.find(name);
+    if (!w) {
         return;
     }
-    if (!it->second->bus_name.empty()) {
-        sender_to_worker_.erase(it->second->bus_name);
-    }
     if (latent_) {
-        latent_->forget(*it->second);
+        latent_->forget(*w);
     }
     metrics_.worker_forgotten(name);
-    workers_.erase(it);
+    workers_.forget(name);
 }
 
-Worker* Master::find_worker(const std::string& name) {
-    auto it = workers_.find(name);
-    return it == workers_.end() ? nullptr : it->second.get();
-}
+Worker* Master::find_worker(const std::string& name) { return workers_.find(name); }
 
 const config::Builder* Master::find_builder(const std::string& name) const {
     auto it = config_.builders.find(name);
     return it == config_.builders.end() ? nullptr : &it->second;
 }
 
-const Build* Master::find_build(uint64_t id) {
-    if (auto it = active_.find(id); it != active_.end()) {
-        return &it->second->build;
-    }
-    if (auto it = finished_cache_.find(id); it != finished_cache_.end()) {
-        return &it->second;
-    }
-    auto b = store_->load_build(id);
-    if (!b) {
-        return nullptr;
-    }
-    // A small cache of finished builds, so that a client reading all the
-    // properties of one build does not query the database each time.
-    constexpr size_t cache_size = 256;
-    if (finished_cache_.size() >= cache_size) {
-        finished_cache_.erase(finished_cache_.begin());
-    }
-    return &(finished_cache_[id] = std::move(*b));
-}
-
-unsigned Master::connected_workers() const {
-    unsigned n = 0;
-    for (const auto& [name, w] : workers_) {
-        n += w->attached ? 1 : 0;
-    }
-    return n;
-}
-
-unsigned Master::running_builds(const std::string& builder) const {
-    auto it = running_by_builder_.find(builder);
-    return it == running_by_builder_.end() ? 0 : it->second;
-}
-
-void Master::count_running(const std::string& builder, int delta) {
-    running_ += delta;
-    auto& n = running_by_builder_[builder];
-    n += delta;
-    if (n == 0) {
-        running_by_builder_.erase(builder);
-    }
-}
-
-std::vector<uint64_t> Master::recent_build_ids(size_t n) const {
-    std::vector<uint64_t> ids;
-    for (const auto& [id, ab] : active_) {
-        ids.push_back(id);
-    }
-    for (auto it = finished_cache_.rbegin(); it != finished_cache_.rend() && ids.size() < n + active_.size(); ++it) {
-        ids.push_back(it->first);
-    }
-    return ids;
-}
+const Build* Master::find_build(uint64_t id) { return builds_.find(id, *store_); }
 
 std::vector<Build> Master::list_builds(uint64_t before, uint64_t limit) {
     // One reply never holds the whole history: at most list_builds_max.
-    auto builds = store_->list_builds(before, limit == 0 ? list_builds_max : std::min(limit, list_builds_max));
-    // The database is written through, but the log position of a running
-    // build is only in memory.
-    for (auto& b : builds) {
-        if (auto it = active_.find(b.id); it != active_.end()) {
-            b = it->second->build;
-        }
-    }
-    return builds;
+    return builds_.list(*store_, before, limit == 0 ? list_builds_max : std::min(limit, list_builds_max));
 }
 
 std::string Master::describe() const {
@@ -410,46 +290,16 @@ std::string Master::describe() const {
     j["version"] = BUILDYARD_VERSION;
     j["name"] = config_.master.name;
     j["connected_workers"] = connected_workers();
-    j["running_builds"] = running_;
-    j["pending_builds"] = dispatcher_.pending();
+    j["running_builds"] = builds_.running();
+    j["pending_builds"] = builds_.pending();
     j["config_files"] = config_.files;
-    auto& ws = j["workers"] = nlohmann::json::object();
-    for (const auto& [name, w] : workers_) {
-        const char* type = w->cfg.type == config::WorkerType::local    ? "local"
-                           : w->cfg.type == config::WorkerType::latent ? "latent"
-                                                                       : "standard";
-        ws[name] = {{"state", to_string(w->state())},
-                    {"type", type},
-                    {"connected", w->attached},
-                    {"configured", w->configured},
-                    {"paused", w->paused},
-                    {"pause_reason", w->pause_reason},
-                    {"max_builds", w->cfg.max_builds},
-                    {"running_builds", w->running},
-                    {"properties", w->cfg.properties},
-                    {"default_properties", w->cfg.default_properties},
-                    {"info", w->info},
-                    {"last_connected", w->last_connected},
-                    {"last_disconnected", w->last_disconnected},
-                    {"missing_since", missing_since(name)},
-                    {"missing_notified", missing_notified(name)}};
-        if (w->latent) {
-            const LatentSide& l = *w->latent;
-            ws[name]["latent"] = {{"backend", w->cfg.backend},
-                                  {"build_wait_timeout", w->cfg.build_wait_timeout},
-                                  {"start", l.start},
-                                  {"instance", l.instance},
-                                  {"start_failures", l.machine.failures()},
-                                  {"quarantined_until", l.machine.quarantine_until()},
-                                  {"last_start_error", l.machine.last_error()}};
-        }
-    }
+    workers_.describe(j["workers"]);
     auto& bs = j["builders"] = nlohmann::json::object();
     for (const auto& [name, b] : config_.builders) {
-        bs[name] = {{"workers", b.workers}, {"steps", b.steps}, {"pending_builds", dispatcher_.pending(name)}};
+        bs[name] = {{"workers", b.workers}, {"steps", b.steps}, {"pending_builds", builds_.pending(name)}};
     }
     auto& active = j["active_builds"] = nlohmann::json::array();
-    for (const auto& [id, ab] : active_) {
+    for (const auto& [id, ab] : builds_.all_active()) {
         const Build& b = ab->build;
         active.push_back({{"id", b.id},
                           {"builder", b.builder},
@@ -518,18 +368,9 @@ void emit_changed(sd_bus* bus, const std::string& path, const char* iface, std::
 
 void Master::flush_changes() {
     const uint64_t realtime = bus::now_realtime_usec();
-    for (const auto& name : dirty_workers_) {
-        if (Worker* w = find_worker(name)) {
-            WorkerShown now = shown_now(*w);
-            auto names = changed_properties(w->shown, now);
-            emit_changed(bus_, w->path, bus::worker_iface, names);
-            w->shown = std::move(now);
-            metrics_.worker_shown(name, w->shown, realtime);
-        }
-    }
-    dirty_workers_.clear();
+    workers_.flush(bus_, [&](const Worker& w) { metrics_.worker_shown(w.cfg.name, w.shown, realtime); });
 
-    Counters now{connected_workers(), running_, static_cast<uint32_t>(dispatcher_.pending())};
+    Counters now{connected_workers(), builds_.running(), builds_.pending()};
     std::vector<const char*> names;
     if (now.connected != shown_counters_.connected) names.push_back("ConnectedWorkers");
     if (now.running != shown_counters_.running) names.push_back("RunningBuilds");
@@ -571,52 +412,18 @@ void Master::flush_changes() {
     }
 }
 
-WorkerShown Master::shown_now(const Worker& w) const {
-    WorkerShown s;
-    s.type = std::string(config::to_string(w.cfg.type));
-    s.state = std::string(to_string(w.state()));
-    s.connected = w.attached;
-    s.paused = w.paused;
-    s.pause_reason = w.pause_reason;
-    s.max_builds = w.cfg.max_builds;
-    s.running_builds = static_cast<uint32_t>(w.running.size());
-    s.properties = w.cfg.properties;
-    s.default_properties = w.cfg.default_properties;
-    s.info = w.info;
-    s.keepalive_interval = w.cfg.keepalive_interval;
-    s.missing_timeout = w.cfg.missing_timeout;
-    s.notify_on_missing = w.cfg.notify_on_missing;
-    s.last_connected = w.last_connected;
-    s.last_disconnected = w.last_disconnected;
-    s.configured = w.configured;
-    s.missing_since = missing_since(w.cfg.name);
-    s.missing_notified = missing_notified(w.cfg.name);
-    s.backend = w.cfg.backend;
-    if (w.latent) {
-        s.build_wait_timeout = w.cfg.build_wait_timeout;
-        s.instance_start = w.latent->start;
-        s.instance = w.latent->instance;
-        s.start_failures = w.latent->machine.failures();
-        s.quarantined_until = w.latent->machine.quarantine_until();
-        s.last_start_error = w.latent->machine.last_error();
-    }
-    return s;
-}
-
-void Master::emit_worker(const Worker& w) {
+void Master::emit_worker(Worker& w) {
     if (notifier_) {
-        notifier_->worker_changed(w.cfg.name);  // before the flush reads MissingSince
+        notifier_->worker_changed(w.cfg.name);  // it decides MissingSince
+        refresh_missing(w);
     }
-    dirty_workers_.insert(w.cfg.name);
-    counters_changed();
+    workers_.changed(w);
 }
 
-uint64_t Master::missing_since(const std::string& worker) const {
-    return notifier_ ? notifier_->missing_since(worker) : 0;
-}
-
-bool Master::missing_notified(const std::string& worker) const {
-    return notifier_ && notifier_->missing_notified(worker);
+void Master::refresh_missing(Worker& w) {
+    if (notifier_) {
+        workers_.set_missing(w, notifier_->missing_since(w.cfg.name), notifier_->missing_notified(w.cfg.name));
+    }
 }
 
 void Master::emit_build(ActiveBuild& ab) {

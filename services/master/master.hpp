@@ -19,6 +19,8 @@
 #include "common/log.hpp"
 #include "common/raii.hpp"
 #include "master/build.hpp"
+#include "master/build_logs.hpp"
+#include "master/build_queue.hpp"
 #include "master/dispatch.hpp"
 #include "master/latent.hpp"
 #include "master/metrics.hpp"
@@ -27,7 +29,9 @@
 #include "master/shown.hpp"
 #include "master/status.hpp"
 #include "master/store.hpp"
+#include "master/worker.hpp"
 #include "master/worker_facts.hpp"
+#include "master/worker_registry.hpp"
 
 namespace by::master {
 
@@ -41,75 +45,6 @@ struct Caller {
     uid_t uid = 0;
     pid_t pid = 0;
     std::string unit;         // systemd unit of the caller, if known
-};
-
-enum class WorkerStateName { offline, idle, building, paused, substantiating, insubstantiating };
-std::string_view to_string(WorkerStateName s);
-
-struct Worker {
-    config::Worker cfg;
-    std::string path;
-    bool configured = true;       // false: removed by a reload, waiting for its builds
-    // The link, while attached.
-    bool attached = false;
-    std::string bus_name;         // the worker's unique name on the system bus
-    TrackPtr track;               // tells us when that name goes away
-    // A remote worker's own TCP connection (nullptr: the system bus), and
-    // how to close it when the master detaches the worker (remote.cpp).
-    sd_bus* link_bus = nullptr;
-    std::function<void(const std::string& reason)> drop_link;
-    std::map<std::string, std::string> info;
-    // Admin state, persisted.
-    bool paused = false;
-    std::string pause_reason;
-    uint64_t last_connected = 0;
-    uint64_t last_disconnected = 0;
-    bool unsaved = false;         // the store missed a change of the above; retried
-    // Builds.
-    bool shutting_down = false;   // graceful Shutdown(): no new builds, stop when idle
-    // A StartBuild could not even be sent on its link (closed under us): no
-    // new builds until it attaches again, which the link's loss will show.
-    bool unreachable = false;
-    std::set<uint64_t> running;
-    // Builds handed to a latent worker whose machine is still coming up:
-    // running on it, but not sent until it attaches.
-    std::set<uint64_t> held;
-    // Builds that ran on it when it was lost, waiting in state cleanup
-    // (cleanup.cpp) until it attaches again or `cleanup_timer` fires.
-    std::set<uint64_t> cleanup;
-    SourcePtr cleanup_timer;
-    uint64_t last_assigned = 0;
-    Master* master = nullptr;
-    std::unique_ptr<LatentSide> latent;  // type = latent only
-    WorkerShown shown;            // what Worker1 last told the bus
-
-    WorkerStateName state() const;
-};
-
-// How a running build ends, decided but not yet in the store (its write
-// failed, e.g. on a full disk). Until it is stored the build stays running,
-// as the store says, and the master retries the write every second.
-struct Ending {
-    Result result = Result::none;  // retry: rerun, for `why`
-    int exit_status = -1;
-    uint64_t at = 0;               // when it ended
-    std::string why;
-};
-
-struct ActiveBuild {
-    Build build;
-    std::vector<std::string> steps;
-    config::BuildLimits limits;   // its builder's, as it started
-    std::map<std::string, std::string> secrets;  // the builder's, taken at start
-    SecretMask mask;              // over everything written to the log
-    Fd log;                       // open while running
-    std::string path;
-    Build shown;                  // what Build1 last told the bus
-    std::optional<Ending> ending;
-    uint64_t log_lost = 0;        // bytes of output not written (ENOSPC), since the last write that worked
-    std::string log_lost_error;
-
-    explicit ActiveBuild(Build b);
 };
 
 class Master final : public LatentHost, public WorkerFacts, public RemoteHost {
@@ -186,16 +121,15 @@ public:
     // "no builder named 'x'; the builders are: a, b", for NoSuchBuilder.
     std::string no_such_builder(const std::string& name) const;
     const Build* find_build(uint64_t id);
-    const std::map<std::string, std::unique_ptr<Worker>>& workers() const override { return workers_; }
+    const WorkerRegistry::Workers& workers() const override { return workers_.all(); }
+    WorkerRegistry& registry() { return workers_; }
     const config::Config& config() const { return config_; }
-    unsigned connected_workers() const;
-    unsigned running_builds() const { return running_; }
-    unsigned pending_builds() const { return static_cast<unsigned>(dispatcher_.pending()); }
-    unsigned pending_builds(const std::string& builder) const {
-        return static_cast<unsigned>(dispatcher_.pending(builder));
-    }
-    unsigned running_builds(const std::string& builder) const;
-    std::vector<uint64_t> recent_build_ids(size_t n) const;
+    unsigned connected_workers() const { return workers_.connected(); }
+    unsigned running_builds() const { return builds_.running(); }
+    unsigned pending_builds() const { return builds_.pending(); }
+    unsigned pending_builds(const std::string& builder) const { return builds_.pending(builder); }
+    unsigned running_builds(const std::string& builder) const { return builds_.running(builder); }
+    std::vector<uint64_t> recent_build_ids(size_t n) const { return builds_.recent_ids(n); }
 
     sd_bus* bus() const { return bus_; }
     // Prometheus metrics; touched from the loop thread only.
@@ -210,25 +144,25 @@ public:
     // for a latent worker the token of its current start (nullptr: none now).
     const std::string* worker_key(const Worker& w) const;
 
-    // Worker1.MissingSince and MissingNotified (notifier.*).
-    uint64_t missing_since(const std::string& worker) const;
-    bool missing_notified(const std::string& worker) const;
     // What the notifier asks of the workers (worker_facts.cpp).
     std::optional<WorkerPresence> worker_presence(const std::string& worker) const override;
     std::string worker_info(const std::string& worker, const std::string& key) const override;
     void missing_changed(const std::string& worker) override;
+    // Something Worker1 shows of `w` changed: it is re-read (with the
+    // notifier's missing-worker facts) and announced in this iteration's flush.
+    void emit_worker(Worker& w) override;
 
 private:
-    friend struct MasterBus;
-
     void apply_config(config::Config&& c);
     Worker& add_worker(const config::Worker& cfg);
     // `lost`: the link ended without the worker saying so (it crashed, was
     // killed, or the network failed), so its builds' processes may live on.
     void detach(Worker& w, DetachCause cause, const std::string& reason, bool lost = false);
+    // Takes the notifier's missing-worker facts of `w` into what Worker1 shows.
+    void refresh_missing(Worker& w);
     void forget_worker(const std::string& name);
     void stop_worker(Worker& w, DetachCause cause, const std::string& reason);
-    Worker* worker_by_sender(const std::string& sender);
+    Worker* worker_by_sender(const std::string& sender) { return workers_.by_sender(sender); }
     void mark_attached(Worker& w, const std::string& sender, const std::map<std::string, std::string>& info,
                        const std::string& how);
     // Every call to a worker's Agent1 goes through here, to its link.
@@ -284,18 +218,8 @@ private:
     void end_cleanup(Worker& w, const std::string& why);
     static int on_cleanup_timer(sd_event_source* s, uint64_t usec, void* userdata);
     void settle_worker(Worker& w);
-    // A build of `builder` started (+1) or ended (-1).
-    void count_running(const std::string& builder, int delta);
     // False (and w.unsaved set) when the store did not take it.
     bool save_worker(Worker& w);
-    // Appends to the build's log, secrets masked (SecretMask); close_log()
-    // writes what the mask held back. Output that cannot be written is
-    // counted, logged once, and noted in the log when writes work again.
-    void append_log(ActiveBuild& ab, const void* data, size_t size);
-    void close_log(ActiveBuild& ab);
-    void store_output(ActiveBuild& ab, const void* data, size_t size);
-    bool write_log(ActiveBuild& ab, const void* data, size_t size);
-    std::string log_path(uint64_t id) const;
 
     // Change notification names only the properties whose values changed.
     // Worker1, the Master1 and Builder1 counters and the STATUS= line are
@@ -303,11 +227,9 @@ private:
     // worker that finishes a build and starts the next in one iteration
     // emits nothing. Build1 changes go out at once, as each is a transition
     // a client may wait for.
-    void emit_worker(const Worker& w) override;
     void emit_build(ActiveBuild& ab);
     // `builder`, if given, also had its PendingBuilds/RunningBuilds change.
     void counters_changed(const std::string& builder = {});
-    WorkerShown shown_now(const Worker& w) const;
     void flush_changes();
     static int on_changes_deferred(sd_event_source* s, void* userdata);
     static int on_track_gone(sd_bus_track* track, void* userdata);
@@ -321,23 +243,10 @@ private:
     config::Config config_;
     Fd state_lock_;               // flock()ed for as long as we run
     std::unique_ptr<Store> store_;  // open once start() has begun
-    Dispatcher dispatcher_;
-    std::map<std::string, std::unique_ptr<Worker>> workers_;
-    std::map<std::string, std::string> sender_to_worker_;
-    std::map<uint64_t, std::unique_ptr<ActiveBuild>> active_;
-    std::map<uint64_t, Build> finished_cache_;
-    // StartBuild calls awaiting their reply, by (link bus, cookie): cookies
-    // are per connection. The slot keeps the bus alive until the entry goes.
-    struct StartCall {
-        uint64_t build = 0;
-        SlotPtr slot;
-    };
-    std::map<std::pair<sd_bus*, uint64_t>, StartCall> start_calls_;
-    unsigned running_ = 0;
-    std::map<std::string, unsigned> running_by_builder_;  // running_, by builder
+    WorkerRegistry workers_{[this] { counters_changed(); }};
+    BuildQueue builds_;
     SourcePtr changes_source_;
     SourcePtr dispatch_source_;
-    std::set<std::string> dirty_workers_;
     std::set<std::string> unsettled_;  // workers whose builds changed: settle_workers()
     std::set<std::string> dirty_builders_;
     // What the Master1 and Builder1 counters and STATUS= last said.

@@ -5,10 +5,14 @@
 // half of the master's instructions per build (bench/callgrind).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+#include <systemd/sd-bus.h>
 
 #include "master/build.hpp"
 
@@ -16,6 +20,7 @@ namespace by::master {
 
 // The values of Worker1's changeable properties, as its getters return them.
 struct WorkerShown {
+    std::string name;
     std::string type;
     std::string state;
     bool connected = false;
@@ -42,6 +47,21 @@ struct WorkerShown {
     uint64_t quarantined_until = 0;
     std::string last_start_error;
 };
+
+// One row per Worker1 property, in introspection order: the one list that
+// the bus getters (bus_objects.cpp), the change tracking
+// (changed_properties), Describe (worker_registry.cpp) and dbus/ read.
+struct WorkerProperty {
+    const char* name;
+    const char* signature;
+    bool constant;            // never changes: SD_BUS_VTABLE_PROPERTY_CONST
+    const char* describe_key; // its key in Master1.Describe's JSON; nullptr: not there
+    bool latent_only;         // Describe puts it under "latent", for latent workers only
+    int (*append)(sd_bus_message* reply, const WorkerShown& s);
+    bool (*differs)(const WorkerShown& a, const WorkerShown& b);
+    void (*to_json)(nlohmann::json& out, const WorkerShown& s);
+};
+extern const std::array<WorkerProperty, 26> worker_properties;
 
 // The Worker1 property names whose values differ, in introspection order.
 std::vector<const char*> changed_properties(const WorkerShown& before, const WorkerShown& now);

@@ -50,21 +50,21 @@ int Master::on_store_retry(sd_event_source* s, uint64_t, void* userdata) {
 void Master::retry_store() {
     // Builds whose end waits, oldest first; each call may end (erase) it.
     std::vector<uint64_t> waiting;
-    for (const auto& [id, ab] : active_) {
+    for (const auto& [id, ab] : builds_.all_active()) {
         if (ab->ending) {
             waiting.push_back(id);
         }
     }
     for (uint64_t id : waiting) {
-        auto it = active_.find(id);
-        if (it == active_.end() || !it->second->ending) {
+        ActiveBuild* ab = builds_.active(id);
+        if (!ab || !ab->ending) {
             continue;
         }
-        if (!end_build(*it->second, *it->second->ending)) {
+        if (!end_build(*ab, *ab->ending)) {
             return;  // still failing; store_failed() armed the next try
         }
     }
-    for (auto& [name, w] : workers_) {
+    for (auto& [name, w] : workers_.all()) {
         if (w->unsaved && !save_worker(*w)) {
             return;
         }

@@ -4,11 +4,11 @@
 namespace by::master {
 
 std::optional<WorkerPresence> Master::worker_presence(const std::string& worker) const {
-    auto it = workers_.find(worker);
-    if (it == workers_.end()) {
+    const Worker* found = workers_.find(worker);
+    if (!found) {
         return std::nullopt;
     }
-    const Worker& w = *it->second;
+    const Worker& w = *found;
     WorkerPresence p;
     p.attached = w.attached;
     p.last_connected = w.last_connected;
@@ -25,12 +25,12 @@ std::optional<WorkerPresence> Master::worker_presence(const std::string& worker)
 }
 
 std::string Master::worker_info(const std::string& worker, const std::string& key) const {
-    auto it = workers_.find(worker);
-    if (it == workers_.end()) {
+    const Worker* w = workers_.find(worker);
+    if (!w) {
         return {};
     }
-    auto value = it->second->info.find(key);
-    return value == it->second->info.end() ? std::string() : value->second;
+    auto value = w->info.find(key);
+    return value == w->info.end() ? std::string() : value->second;
 }
 
 void Master::missing_changed(const std::string& worker) {

@@ -71,7 +71,7 @@ Status Master::attach(const Caller& caller, const std::string& name, const std::
         return Status::fail(bus::error::AlreadyAttached, "worker '" + name + "' is already attached");
     }
     sd_bus_track* t = nullptr;
-    int r = sd_bus_track_new(bus_, &t, &Master::on_track_gone, w);
+    int r = sd_bus_track_new(bus_, &t, &Master::on_track_gone, this);
     if (r >= 0) {
         w->track.reset(t);
         r = sd_bus_track_add_name(t, caller.sender.c_str());
@@ -88,13 +88,7 @@ Status Master::attach(const Caller& caller, const std::string& name, const std::
 // The end of every attach, local or remote.
 void Master::mark_attached(Worker& w, const std::string& sender, const std::map<std::string, std::string>& info,
                            const std::string& how) {
-    w.attached = true;
-    w.unreachable = false;
-    w.bus_name = sender;
-    w.info = info;
-    w.shutting_down = false;
-    w.last_connected = bus::now_realtime_usec();
-    sender_to_worker_[sender] = w.cfg.name;
+    workers_.link(w, sender, info, bus::now_realtime_usec());
     save_worker(w);
     log::write(log::Level::info,
                fmt::format("worker {} attached ({}, host {})", w.cfg.name, how,
@@ -203,9 +197,14 @@ int Master::ping_worker(const std::string& name, uint64_t timeout_usec, sd_bus_m
     return r;
 }
 
-int Master::on_track_gone(sd_bus_track*, void* userdata) {
-    auto* w = static_cast<Worker*>(userdata);
-    w->master->detach(*w, DetachCause::connection_closed, "its connection to the bus closed", true);
+int Master::on_track_gone(sd_bus_track* track, void* userdata) {
+    auto* m = static_cast<Master*>(userdata);
+    for (const auto& [name, w] : m->workers_.all()) {
+        if (w->track.get() == track) {
+            m->detach(*w, DetachCause::connection_closed, "its connection to the bus closed", true);
+            break;
+        }
+    }
     return 0;
 }
 
@@ -215,19 +214,11 @@ void Master::detach(Worker& w, DetachCause cause, const std::string& reason, boo
     }
     metrics_.worker_detached(cause);
     const std::string name = w.cfg.name;
-    sender_to_worker_.erase(w.bus_name);
     if (w.link_bus) {
         // StartBuild calls still out on a closing connection get no reply.
-        std::erase_if(start_calls_, [&](const auto& kv) { return kv.first.first == w.link_bus; });
+        builds_.link_closed(w.link_bus);
     }
-    auto drop_link = std::move(w.drop_link);
-    w.drop_link = nullptr;
-    w.link_bus = nullptr;
-    w.attached = false;
-    w.bus_name.clear();
-    w.track.reset();
-    w.shutting_down = false;
-    w.last_disconnected = bus::now_realtime_usec();
+    auto drop_link = workers_.unlink(w, bus::now_realtime_usec());
     save_worker(w);
     log::write(log::Level::notice,
                fmt::format("worker {} detached: {}; {} running builds will be rerun once their processes are gone", name,
@@ -239,15 +230,15 @@ void Master::detach(Worker& w, DetachCause cause, const std::string& reason, boo
     if (lost && w.configured && !w.latent) {
         hold_for_cleanup(w, reason);
     }
-    auto running = w.running;
+    auto running = w.running;  // end_build takes each off w
     for (uint64_t id : running) {
         // A build whose end waits for the store keeps that end.
-        if (auto it = active_.find(id); it != active_.end() && !it->second->ending) {
-            end_build(*it->second, Ending{Result::retry, -1, 0, "worker " + name + " detached: " + reason});
+        if (ActiveBuild* ab = builds_.active(id); ab && !ab->ending) {
+            end_build(*ab, Ending{Result::retry, -1, 0, "worker " + name + " detached: " + reason});
         }
     }
-    w.running.clear();
-    w.held.clear();
+    workers_.take_running(w);
+    workers_.take_held(w);
     if (latent_) {
         latent_->detached(w);
     }
@@ -276,11 +267,6 @@ Status Master::link_detach(const std::string& sender, const std::string& reason)
     }
     detach(*w, DetachCause::worker_request, "the worker said: " + text::for_log(reason));
     return Status::ok();
-}
-
-Worker* Master::worker_by_sender(const std::string& sender) {
-    auto it = sender_to_worker_.find(sender);
-    return it == sender_to_worker_.end() ? nullptr : find_worker(it->second);
 }
 
 void Master::stop_worker(Worker& w, DetachCause cause, const std::string& reason) {
@@ -318,11 +304,9 @@ void Master::settle_worker(Worker& w) {
 Status Master::pause(Worker& w, const std::string& reason) {
     const bool was = w.paused;
     const std::string was_reason = w.pause_reason;
-    w.paused = true;
-    w.pause_reason = reason;
+    workers_.set_paused(w, true, reason);
     if (!save_worker(w)) {
-        w.paused = was;
-        w.pause_reason = was_reason;
+        workers_.set_paused(w, was, was_reason);
         return Status::fail(bus::error::Internal, "cannot record the pause: " + store_->error());
     }
     log::write(log::Level::notice, fmt::format("worker {} paused: {}", w.cfg.name, reason.empty() ? "-" : text::for_log(reason)),
@@ -334,11 +318,9 @@ Status Master::pause(Worker& w, const std::string& reason) {
 Status Master::unpause(Worker& w) {
     const bool was = w.paused;
     const std::string was_reason = w.pause_reason;
-    w.paused = false;
-    w.pause_reason.clear();
+    workers_.set_paused(w, false, {});
     if (!save_worker(w)) {
-        w.paused = was;
-        w.pause_reason = was_reason;
+        workers_.set_paused(w, was, was_reason);
         return Status::fail(bus::error::Internal, "cannot record the unpause: " + store_->error());
     }
     log::write(log::Level::notice, fmt::format("worker {} unpaused", w.cfg.name), {{"BUILDYARD_WORKER", w.cfg.name}});
@@ -362,7 +344,7 @@ Status Master::shutdown(Worker& w, bool graceful) {
         return Status::fail(bus::error::NotAttached, "worker '" + w.cfg.name + "' is not attached");
     }
     if (graceful) {
-        w.shutting_down = true;
+        workers_.set_shutting_down(w);
         log::write(log::Level::notice,
                    fmt::format("worker {} shuts down once its {} running builds end", w.cfg.name, w.running.size()),
                    {{"BUILDYARD_WORKER", w.cfg.name}});
