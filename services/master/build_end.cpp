@@ -68,6 +68,53 @@ bool Master::end_build(ActiveBuild& ab, Ending e) {
         return false;
     }
     store_ok();
+    ended_stored(ab, e, was, std::move(ended), std::move(rerun));
+    return true;
+}
+
+void Master::retry_builds(const std::vector<uint64_t>& ids, const Ending& e) {
+    // One commit for all of them (Store::record_retries). Each is decided
+    // as end_build decides; a build that cannot end retry is left to
+    // end_build, which says why.
+    struct Decided {
+        ActiveBuild* ab;
+        BuildState was;
+    };
+    std::vector<Decided> decided;
+    std::vector<Retry> retries;
+    Ending at = e;
+    at.at = at.at ? at.at : bus::now_realtime_usec();
+    for (uint64_t id : ids) {
+        ActiveBuild* ab = builds_.active(id);
+        if (!ab || ab->ending) {
+            continue;  // a build whose end waits for the store keeps that end
+        }
+        Build ended = ab->build;
+        std::optional<Build> rerun;
+        if (transition(ended, at, rerun) != TransitionError::none || !rerun) {
+            end_build(*ab, at);
+            continue;
+        }
+        decided.push_back({ab, ab->build.state});
+        retries.push_back(Retry{std::move(ended), std::move(*rerun)});
+    }
+    if (retries.size() == 1 || (!retries.empty() && !store_->record_retries(retries))) {
+        // One needs no batch; a batch the store did not take is tried one
+        // by one, so that each build keeps its own pending end.
+        for (const Decided& d : decided) {
+            end_build(*d.ab, at);
+        }
+        return;
+    }
+    store_ok();
+    for (size_t i = 0; i < decided.size(); ++i) {
+        ended_stored(*decided[i].ab, at, decided[i].was, std::move(retries[i].old), std::move(retries[i].next));
+    }
+}
+
+void Master::ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended,
+                          std::optional<Build> rerun) {
+    const uint64_t id = ab.build.id;
     ab.build = std::move(ended);
     ab.ending.reset();
     const Build& b = ab.build;
@@ -112,7 +159,6 @@ bool Master::end_build(ActiveBuild& ab, Ending e) {
         }
     }
     request_dispatch();
-    return true;
 }
 
 void Master::settle_workers() {

@@ -71,8 +71,8 @@ int Master::on_cleanup_timer(sd_event_source* s, uint64_t, void* userdata) {
 
 void Master::end_cleanup(Worker& w, const std::string& why) {
     w.cleanup_timer.reset();
-    auto ids = workers_.take_cleanup(w);
-    for (uint64_t id : ids) {
+    std::vector<uint64_t> reruns;
+    for (uint64_t id : workers_.take_cleanup(w)) {
         ActiveBuild* found = builds_.active(id);
         if (!found || found->build.state != BuildState::cleanup) {
             continue;
@@ -81,9 +81,10 @@ void Master::end_cleanup(Worker& w, const std::string& why) {
         if (ab.build.cancel_requested) {
             end_build(ab, Ending{Result::cancelled, ab.build.exit_status, 0, {}});
         } else {
-            end_build(ab, Ending{Result::retry, -1, 0, why});
+            reruns.push_back(id);
         }
     }
+    retry_builds(reruns, Ending{Result::retry, -1, 0, why});  // in one commit
     emit_worker(w);
 }
 

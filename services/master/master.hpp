@@ -203,6 +203,12 @@ private:
     // changes and false is returned; a build that ran keeps running with
     // `ending` set, and the write is retried every second.
     bool end_build(ActiveBuild& ab, Ending e);
+    // Builds `ids` (active, not yet ending) end retry with `e`, their
+    // reruns queued, in one commit to the store; what it does not take
+    // waits as end_build's would.
+    void retry_builds(const std::vector<uint64_t>& ids, const Ending& e);
+    // The part of ending a build that follows its store write.
+    void ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended, std::optional<Build> rerun);
     void settle_workers();
     // A write to the store failed: log it once per episode, say so in
     // STATUS=, and retry what waits every second. store_ok() ends the episode.

@@ -226,15 +226,14 @@ void WorkerRegistry::changed(const Worker& w) {
 }
 
 const WorkerShown& WorkerRegistry::current(const Worker& w) {
-    if (!dirty_.count(w.cfg.name)) {
-        return w.shown;
+    if (&w == emitting_) {
+        return w.shown;  // the values flush() just took, as it emits them
     }
     scratch_ = shown_of(w);
     return scratch_;
 }
 
 void WorkerRegistry::flush(sd_bus* bus, const std::function<void(const Worker&)>& seen) {
-    // Cleared first: the getters called while emitting read w.shown.
     auto names = std::move(dirty_);
     dirty_.clear();
     for (const auto& name : names) {
@@ -247,8 +246,10 @@ void WorkerRegistry::flush(sd_bus* bus, const std::function<void(const Worker&)>
         w->shown = std::move(now);
         if (!changed.empty()) {
             changed.push_back(nullptr);  // a NULL-terminated strv
+            emitting_ = w;
             sd_bus_emit_properties_changed_strv(bus, w->path.c_str(), bus::worker_iface,
                                                 const_cast<char**>(changed.data()));
+            emitting_ = nullptr;
         }
         seen(*w);
     }

@@ -65,8 +65,8 @@ public:
 
     // Something else Worker1 shows changed (a latent machine's state, a reload).
     void changed(const Worker& w);
-    // What the getters return: the values last emitted, or, for a worker
-    // whose change is not flushed yet, its values now.
+    // What the getters return: the worker's values now (while flush()
+    // emits a worker's changes, the values it just took, unrecomputed).
     const WorkerShown& current(const Worker& w);
     // Emits the changes; `seen` gets each flushed worker's values.
     void flush(sd_bus* bus, const std::function<void(const Worker&)>& seen);
@@ -80,6 +80,7 @@ private:
     std::set<std::string> dirty_;
     unsigned connected_ = 0;
     WorkerShown scratch_;
+    const Worker* emitting_ = nullptr;
     std::function<void()> on_change_;
 };
 

@@ -230,13 +230,9 @@ void Master::detach(Worker& w, DetachCause cause, const std::string& reason, boo
     if (lost && w.configured && !w.latent) {
         hold_for_cleanup(w, reason);
     }
-    auto running = w.running;  // end_build takes each off w
-    for (uint64_t id : running) {
-        // A build whose end waits for the store keeps that end.
-        if (ActiveBuild* ab = builds_.active(id); ab && !ab->ending) {
-            end_build(*ab, Ending{Result::retry, -1, 0, "worker " + name + " detached: " + reason});
-        }
-    }
+    // In one commit; ending them takes each off w.
+    retry_builds({w.running.begin(), w.running.end()},
+                 Ending{Result::retry, -1, 0, "worker " + name + " detached: " + reason});
     workers_.take_running(w);
     workers_.take_held(w);
     if (latent_) {
