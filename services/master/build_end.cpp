@@ -72,44 +72,54 @@ bool Master::end_build(ActiveBuild& ab, Ending e) {
     return true;
 }
 
-void Master::retry_builds(const std::vector<uint64_t>& ids, const Ending& e) {
-    // One commit for all of them (Store::record_retries). Each is decided
-    // as end_build decides; a build that cannot end retry is left to
-    // end_build, which says why.
+bool Master::end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings) {
+    // Each is decided as end_build decides; one that cannot end as asked
+    // is left to end_build, which says why. The rest go to the store in one
+    // commit (Store::record_ends).
     struct Decided {
         ActiveBuild* ab;
         BuildState was;
+        Ending e;
     };
     std::vector<Decided> decided;
-    std::vector<Retry> retries;
-    Ending at = e;
-    at.at = at.at ? at.at : bus::now_realtime_usec();
-    for (uint64_t id : ids) {
+    std::vector<BuildEnd> ends;
+    bool stored = true;
+    const uint64_t now = bus::now_realtime_usec();
+    for (const auto& [id, asked] : endings) {
         ActiveBuild* ab = builds_.active(id);
-        if (!ab || ab->ending) {
-            continue;  // a build whose end waits for the store keeps that end
-        }
-        Build ended = ab->build;
-        std::optional<Build> rerun;
-        if (transition(ended, at, rerun) != TransitionError::none || !rerun) {
-            end_build(*ab, at);
+        if (!ab) {
             continue;
         }
-        decided.push_back({ab, ab->build.state});
-        retries.push_back(Retry{std::move(ended), std::move(*rerun)});
-    }
-    if (retries.size() == 1 || (!retries.empty() && !store_->record_retries(retries))) {
-        // One needs no batch; a batch the store did not take is tried one
-        // by one, so that each build keeps its own pending end.
-        for (const Decided& d : decided) {
-            end_build(*d.ab, at);
+        Ending e = asked;
+        e.at = e.at ? e.at : now;
+        BuildEnd end{ab->build, std::nullopt};
+        if (ab->build.state == BuildState::pending || transition(end.ended, e, end.rerun) != TransitionError::none) {
+            stored = end_build(*ab, e) && stored;
+            continue;
         }
-        return;
+        decided.push_back({ab, ab->build.state, std::move(e)});
+        ends.push_back(std::move(end));
     }
-    store_ok();
+    if (ends.size() == 1) {
+        return end_build(*decided.front().ab, decided.front().e) && stored;
+    }
+    if (!ends.empty() && !store_->record_ends(ends)) {
+        // As end_build leaves each: running, as the store says, until its
+        // end is stored (retry_store).
+        for (Decided& d : decided) {
+            d.ab->ending = d.e;
+        }
+        store_failed(fmt::format("cannot record the end of builds {} to {}", ends.front().ended.id,
+                                 ends.back().ended.id));
+        return false;
+    }
+    if (!ends.empty()) {
+        store_ok();
+    }
     for (size_t i = 0; i < decided.size(); ++i) {
-        ended_stored(*decided[i].ab, at, decided[i].was, std::move(retries[i].old), std::move(retries[i].next));
+        ended_stored(*decided[i].ab, decided[i].e, decided[i].was, std::move(ends[i].ended), std::move(ends[i].rerun));
     }
+    return stored;
 }
 
 void Master::ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended,

@@ -18,19 +18,24 @@ void Master::hold_for_cleanup(Worker& w, const std::string& reason) {
     if (grace == 0 || w.running.empty()) {
         return;  // the caller requeues what is left in w.running
     }
-    auto running = workers_.take_running(w);
-    for (uint64_t id : running) {
-        ActiveBuild* found = builds_.active(id);
-        if (!found) {
-            continue;
+    std::vector<ActiveBuild*> waiting;
+    for (uint64_t id : workers_.take_running(w)) {
+        ActiveBuild* ab = builds_.active(id);
+        if (ab && master::await_cleanup(ab->build) == TransitionError::none) {
+            waiting.push_back(ab);
         }
+    }
+    std::vector<Build> records;
+    for (const ActiveBuild* ab : waiting) {
+        records.push_back(ab->build);
+    }
+    if (!records.empty() && !store_->record_cleanups(records)) {  // in one commit
+        log::error("cannot record that {} builds of worker {} wait for cleanup: {}", records.size(), w.cfg.name,
+                   store_->error());
+    }
+    for (ActiveBuild* found : waiting) {
         ActiveBuild& ab = *found;
-        if (master::await_cleanup(ab.build) != TransitionError::none) {
-            continue;
-        }
-        if (!store_->record_cleanup(ab.build)) {
-            log::error("cannot record that build {} waits for cleanup: {}", id, store_->error());
-        }
+        const uint64_t id = ab.build.id;
         log::write(log::Level::notice,
                    fmt::format("build {} of {} waits until worker {} is back or {} s have passed ({}), then reruns",
                                id, ab.build.builder, w.cfg.name, grace, reason),
@@ -71,20 +76,16 @@ int Master::on_cleanup_timer(sd_event_source* s, uint64_t, void* userdata) {
 
 void Master::end_cleanup(Worker& w, const std::string& why) {
     w.cleanup_timer.reset();
-    std::vector<uint64_t> reruns;
+    std::vector<std::pair<uint64_t, Ending>> endings;  // in one commit
     for (uint64_t id : workers_.take_cleanup(w)) {
-        ActiveBuild* found = builds_.active(id);
-        if (!found || found->build.state != BuildState::cleanup) {
+        ActiveBuild* ab = builds_.active(id);
+        if (!ab || ab->build.state != BuildState::cleanup) {
             continue;
         }
-        ActiveBuild& ab = *found;
-        if (ab.build.cancel_requested) {
-            end_build(ab, Ending{Result::cancelled, ab.build.exit_status, 0, {}});
-        } else {
-            reruns.push_back(id);
-        }
+        endings.emplace_back(id, ab->build.cancel_requested ? Ending{Result::cancelled, ab->build.exit_status, 0, {}}
+                                                            : Ending{Result::retry, -1, 0, why});
     }
-    retry_builds(reruns, Ending{Result::retry, -1, 0, why});  // in one commit
+    end_builds(endings);
     emit_worker(w);
 }
 

@@ -203,10 +203,11 @@ private:
     // changes and false is returned; a build that ran keeps running with
     // `ending` set, and the write is retried every second.
     bool end_build(ActiveBuild& ab, Ending e);
-    // Builds `ids` (active, not yet ending) end retry with `e`, their
-    // reruns queued, in one commit to the store; what it does not take
-    // waits as end_build's would.
-    void retry_builds(const std::vector<uint64_t>& ids, const Ending& e);
+    // Several builds (running or waiting for cleanup) end as end_build
+    // would end each, in one commit to the store; if it does not take
+    // them, each waits with its end, as end_build leaves it, and false is
+    // returned.
+    bool end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings);
     // The part of ending a build that follows its store write.
     void ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended, std::optional<Build> rerun);
     void settle_workers();

@@ -20,10 +20,11 @@ public:
 
     bool record_submitted(Build& b) override;
     bool claim_builds(const std::vector<Build>& started) override;
-    bool record_cleanup(const Build& b) override { return update_build(b); }
+    bool record_cleanups(const std::vector<Build>& builds) override;
     bool record_ended(const Build& b) override { return update_build(b); }
     bool record_retry(Build& old, Build& next) override;
     bool record_retries(std::vector<Retry>& retries) override;
+    bool record_ends(std::vector<BuildEnd>& ends) override;
 
     std::optional<Build> load_build(uint64_t id) override;
     std::vector<Build> load_unfinished() override;

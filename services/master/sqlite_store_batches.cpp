@@ -1,5 +1,6 @@
 // The SQLite store's writes of several builds in one commit: claiming
-// pending builds for their workers, and retries.
+// pending builds for their workers, retries, a lost worker's builds
+// waiting for cleanup, and ends.
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -74,6 +75,49 @@ bool SqliteStore::record_retry(Build& old, Build& next) {
     // Nothing of it happened: no id handed out, no RetriedAs.
     old.retried_as = was;
     next.id = 0;
+    return false;
+}
+
+bool SqliteStore::record_cleanups(const std::vector<Build>& builds) {
+    if (builds.size() == 1) {
+        return update_build(builds.front());  // one statement is one commit
+    }
+    return builds.empty() || in_transaction(
+                                 [&] {
+                                     for (const Build& b : builds) {
+                                         if (!update_build(b)) {
+                                             return false;
+                                         }
+                                     }
+                                     return true;
+                                 },
+                                 "cannot commit the builds waiting for cleanup");
+}
+
+bool SqliteStore::record_ends(std::vector<BuildEnd>& ends) {
+    std::vector<uint64_t> was;
+    was.reserve(ends.size());
+    for (const BuildEnd& e : ends) {
+        was.push_back(e.ended.retried_as);
+    }
+    if (ends.empty() || in_transaction(
+                            [&] {
+                                for (BuildEnd& e : ends) {
+                                    if (!(e.rerun ? insert_retry(e.ended, *e.rerun) : update_build(e.ended))) {
+                                        return false;
+                                    }
+                                }
+                                return true;
+                            },
+                            "cannot commit the ends of builds")) {
+        return true;
+    }
+    for (size_t i = 0; i < ends.size(); ++i) {
+        ends[i].ended.retried_as = was[i];
+        if (ends[i].rerun) {
+            ends[i].rerun->id = 0;
+        }
+    }
     return false;
 }
 

@@ -51,6 +51,13 @@ struct Retry {
     Build next;
 };
 
+// A build's end: `ended` as it ended; for a retry, the rerun that queues
+// its request again.
+struct BuildEnd {
+    Build ended;
+    std::optional<Build> rerun;
+};
+
 // What the master keeps across restarts, in the words of what it needs,
 // not in SQL: builds (submitted, started, waiting for cleanup, ended,
 // requeued), each worker's admin state, the missing-worker facts, a latent
@@ -76,9 +83,10 @@ public:
     // master sharing the store) fails the whole claim, so no build starts
     // twice. On false none of them changed.
     virtual bool claim_builds(const std::vector<Build>& started) = 0;
-    // The build's state, worker, result and times as it waits for cleanup,
-    // and as it ends (finished or cancelled).
-    virtual bool record_cleanup(const Build& b) = 0;
+    // The builds' state, worker, result and times as they wait for
+    // cleanup (a lost worker's, in one commit, all or none), and as one
+    // ends (finished or cancelled).
+    virtual bool record_cleanups(const std::vector<Build>& builds) = 0;
     virtual bool record_ended(const Build& b) = 0;
     // In one commit: `old` ended retry and `next`, the pending build that
     // reruns its request, setting next.id and old.retried_as. On failure
@@ -88,6 +96,10 @@ public:
     // builds that were running when the master stopped), in one commit:
     // all or none.
     virtual bool record_retries(std::vector<Retry>& retries) = 0;
+    // Several builds' ends in one commit, all or none: each as
+    // record_ended, or with a rerun as record_retry. On false none of them
+    // changed, in the store or in memory.
+    virtual bool record_ends(std::vector<BuildEnd>& ends) = 0;
 
     virtual std::optional<Build> load_build(uint64_t id) = 0;
     // Builds that are not finished, in id order (at start-up).

@@ -48,21 +48,15 @@ int Master::on_store_retry(sd_event_source* s, uint64_t, void* userdata) {
 }
 
 void Master::retry_store() {
-    // Builds whose end waits, oldest first; each call may end (erase) it.
-    std::vector<uint64_t> waiting;
+    // Builds whose end waits, oldest first, in one commit.
+    std::vector<std::pair<uint64_t, Ending>> waiting;
     for (const auto& [id, ab] : builds_.all_active()) {
         if (ab->ending) {
-            waiting.push_back(id);
+            waiting.emplace_back(id, *ab->ending);
         }
     }
-    for (uint64_t id : waiting) {
-        ActiveBuild* ab = builds_.active(id);
-        if (!ab || !ab->ending) {
-            continue;
-        }
-        if (!end_build(*ab, *ab->ending)) {
-            return;  // still failing; store_failed() armed the next try
-        }
+    if (!end_builds(waiting)) {
+        return;  // still failing; store_failed() armed the next try
     }
     for (auto& [name, w] : workers_.all()) {
         if (w->unsaved && !save_worker(*w)) {

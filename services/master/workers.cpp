@@ -230,9 +230,15 @@ void Master::detach(Worker& w, DetachCause cause, const std::string& reason, boo
     if (lost && w.configured && !w.latent) {
         hold_for_cleanup(w, reason);
     }
-    // In one commit; ending them takes each off w.
-    retry_builds({w.running.begin(), w.running.end()},
-                 Ending{Result::retry, -1, 0, "worker " + name + " detached: " + reason});
+    // In one commit; ending them takes each off w. A build whose end
+    // waits for the store keeps that end.
+    std::vector<std::pair<uint64_t, Ending>> endings;
+    for (uint64_t id : w.running) {
+        if (ActiveBuild* ab = builds_.active(id); ab && !ab->ending) {
+            endings.emplace_back(id, Ending{Result::retry, -1, 0, "worker " + name + " detached: " + reason});
+        }
+    }
+    end_builds(endings);
     workers_.take_running(w);
     workers_.take_held(w);
     if (latent_) {

@@ -136,6 +136,33 @@ class OrphanTest(SystemTest):
                 self.assertEqual(t.alive(final), [], f"{t.log}: the rerun left processes")
                 self.assertEqual(t.alive(t.build), [])
 
+    def test_a_lost_workers_builds_wait_and_rerun_together(self):
+        # Two builds on one worker: their wait for cleanup is one store
+        # commit, and so are their ends when the worker is back.
+        trials = [Trial(self.sys, "w3", mode, 300 + i) for i, mode in enumerate(("sleep", "stubborn"))]
+        self.trials += trials
+        for t in trials:
+            wait_for(lambda t=t: t.ready(t.build), 10, f"trial {t.log} to start")
+        self.assertEqual(self.sys.worker_prop("w3", "RunningBuilds"), 2)
+        self.sys.workers["w3"].signal(signal.SIGKILL)
+        self.sys.workers["w3"].wait()
+        for t in trials:
+            wait_for(lambda t=t: self.sys.build_prop(t.build, "State") == "cleanup", 5,
+                     f"build {t.build} to wait for cleanup")
+        self.assertEqual(self.sys.worker_prop("w3", "RunningBuilds"), 0)
+        self.sys.start_worker("w3", wait_attached=False)
+        reruns = set()
+        for t in trials:
+            final, result = self.sys.wait_build(t.build, 30, follow_retry=True)
+            self.assertEqual(result, "success", self.sys.read_log(final))
+            self.assertEqual(self.sys.build_prop(t.build, "Result"), "retry")
+            self.assertEqual(self.sys.build_prop(t.build, "RetriedAs"), final)
+            starts = t.starts()
+            self.assertEqual(starts[1], ["start", str(final), "alive:"],
+                             f"{t.log}: the rerun started beside the first run")
+            reruns.add(final)
+        self.assertEqual(len(reruns), 2)
+
     def test_cancel_kills_a_setsid_daemon(self):
         t = Trial(self.sys, "w2", "stubborn", 100)
         self.trials.append(t)

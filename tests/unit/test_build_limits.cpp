@@ -151,7 +151,7 @@ TEST(CleanupState, UsageAndTheCleanupStateSurviveTheStore) {
         master::await_cleanup(b);
         b.usage.cpu_nsec = 42;
         b.usage.io_write_bytes = 4096;
-        ASSERT_TRUE(s->record_cleanup(b));
+        ASSERT_TRUE(s->record_cleanups({b}));
     }
     auto s = open_test_store(dir.path());
     ASSERT_TRUE(s);

@@ -1,6 +1,7 @@
 // The store's writes of several builds in one commit, through the Store
-// interface: claiming pending builds for their workers, and the retries of
-// start-up. Each is all or none.
+// interface: claiming pending builds for their workers, the retries of
+// start-up, a lost worker's builds waiting for cleanup, and several ends.
+// Each is all or none.
 #include <gtest/gtest.h>
 
 #include "store_test_support.hpp"
@@ -165,4 +166,60 @@ TEST_F(StoreBatchTest, RetriesAreOneCommit) {
     EXPECT_EQ(s->load_unfinished().size(), 2u);
     std::vector<Retry> none;
     EXPECT_TRUE(s->record_retries(none));
+}
+
+TEST_F(StoreBatchTest, ALostWorkersBuildsWaitForCleanupInOneCommit) {
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    Build a = started(submit(*s, "one"), "w1", 10), b = started(submit(*s, "two"), "w1", 10);
+    ASSERT_TRUE(s->claim_builds({a, b}));
+    ASSERT_EQ(await_cleanup(a), TransitionError::none);
+    ASSERT_EQ(await_cleanup(b), TransitionError::none);
+
+    // Refused at the second: the first is not recorded either.
+    refuse_writes_to(b.id);
+    EXPECT_FALSE(s->record_cleanups({a, b}));
+    for (const Build& stored : s->load_unfinished()) {
+        EXPECT_EQ(stored.state, BuildState::running) << stored.id;
+    }
+
+    accept_writes();
+    ASSERT_TRUE(s->record_cleanups({a, b})) << s->error();
+    ASSERT_TRUE(s->record_cleanups({})) << "nothing to record is no failure";
+    auto unfinished = s->load_unfinished();
+    ASSERT_EQ(unfinished.size(), 2u);
+    EXPECT_EQ(unfinished[0].state, BuildState::cleanup);
+    EXPECT_EQ(unfinished[1].state, BuildState::cleanup);
+}
+
+TEST_F(StoreBatchTest, EndsAndRetriesOfSeveralBuildsAreOneCommit) {
+    auto s = open_test_store(dir_);
+    ASSERT_TRUE(s);
+    Build a = started(submit(*s, "one"), "w1", 10), b = started(submit(*s, "two"), "w1", 10);
+    ASSERT_TRUE(s->claim_builds({a, b}));
+    std::vector<BuildEnd> ends{{a, std::nullopt}, {b, std::nullopt}};
+    ASSERT_EQ(finish_build(ends[0].ended, Result::success, 0, 20), TransitionError::none);
+    ends[1].rerun = retry_build(ends[1].ended, 20);
+    ASSERT_TRUE(ends[1].rerun);
+
+    // Refused at the retry: the first build's end is not recorded either.
+    refuse_writes_to(b.id);
+    EXPECT_FALSE(s->record_ends(ends));
+    EXPECT_EQ(ends[1].rerun->id, 0u) << "no id handed out";
+    EXPECT_EQ(ends[1].ended.retried_as, 0u);
+    auto unfinished = s->load_unfinished();
+    ASSERT_EQ(unfinished.size(), 2u);
+    EXPECT_EQ(unfinished[0].state, BuildState::running);
+    EXPECT_EQ(unfinished[1].state, BuildState::running);
+
+    accept_writes();
+    ASSERT_TRUE(s->record_ends(ends)) << s->error();
+    ASSERT_NE(ends[1].rerun->id, 0u);
+    EXPECT_EQ(s->load_build(a.id)->result, Result::success);
+    EXPECT_EQ(s->load_build(b.id)->result, Result::retry);
+    EXPECT_EQ(s->load_build(b.id)->retried_as, ends[1].rerun->id);
+    unfinished = s->load_unfinished();
+    ASSERT_EQ(unfinished.size(), 1u);
+    EXPECT_EQ(unfinished[0].id, ends[1].rerun->id);
+    EXPECT_EQ(unfinished[0].state, BuildState::pending);
 }
