@@ -74,6 +74,26 @@ bool read_stat(pid_t pid, Proc& p) {
     return true;
 }
 
+// Whether a process of another live worker's tree is `pid`: one of its
+// ancestors is a buildyard-workerd other than us. An earlier run's
+// leftovers hang from init (or a subreaper above us), never from a live
+// worker; a worker of the same name under another master on this machine
+// has builds with the same ids, and they are not ours to kill.
+bool under_another_worker(pid_t pid, pid_t self) {
+    Proc p{};
+    for (unsigned depth = 0; depth < 64 && read_stat(pid, p) && p.ppid > 1; ++depth) {
+        pid = p.ppid;
+        std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+        std::string comm;
+        std::getline(in, comm);
+        // The kernel cuts comm at 15 characters.
+        if (pid != self && comm.rfind("buildyard-worke", 0) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 class Subreaper : public Isolation {
 public:
     Subreaper(sd_event* event, std::string worker, std::string state_directory)
@@ -195,6 +215,7 @@ private:
                 continue;
             }
             if (!has_entry(env, worker_entry)) continue;
+            if (everywhere && under_another_worker(pid, self)) continue;
             for (uint64_t id : ids) {
                 if (has_entry(env, "BUILDYARD_BUILD_ID=" + std::to_string(id))) {
                     ::kill(pid, SIGKILL);
