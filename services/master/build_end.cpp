@@ -2,12 +2,13 @@
 // StartBuild the worker refused or that failed on the way, a lost worker,
 // a cancel while it was pending, held for a latent machine, running or
 // waiting for cleanup, a graceful or forced shutdown, a store that takes
-// the end late), it goes through Master::end_build, so the transition is
+// the end late), it goes through BuildLifecycle::end_build, so the transition is
 // checked, the store written, and the build's and worker's changes, the
 // counters, the mail, the latent state and the next dispatch follow in
 // one order.
 #include "common/log.hpp"
-#include "master/master.hpp"
+#include "master/build_lifecycle.hpp"
+#include "master/build_logs.hpp"
 #include "master/notifier.hpp"
 
 namespace by::master {
@@ -44,7 +45,7 @@ std::string ended_message(const Build& b, BuildState was, const Ending& e, uint6
 
 }  // namespace
 
-bool Master::end_build(ActiveBuild& ab, Ending e) {
+bool BuildLifecycle::end_build(ActiveBuild& ab, Ending e) {
     const uint64_t id = ab.build.id;
     const BuildState was = ab.build.state;
     e.at = e.at ? e.at : bus::now_realtime_usec();
@@ -62,17 +63,17 @@ bool Master::end_build(ActiveBuild& ab, Ending e) {
         if (was != BuildState::pending) {
             ab.ending = e;
         }
-        store_failed(rerun                          ? fmt::format("cannot requeue build {}", id)
+        trouble_.failed(rerun                          ? fmt::format("cannot requeue build {}", id)
                      : was == BuildState::pending ? fmt::format("cannot record the cancellation of build {}", id)
                                                   : fmt::format("cannot record the end of build {}", id));
         return false;
     }
-    store_ok();
+    trouble_.ok();
     ended_stored(ab, e, was, std::move(ended), std::move(rerun));
     return true;
 }
 
-bool Master::end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings) {
+bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings) {
     // Each is decided as end_build decides; one that cannot end as asked
     // is left to end_build, which says why. The rest go to the store in one
     // commit (Store::record_ends).
@@ -109,12 +110,12 @@ bool Master::end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings)
         for (Decided& d : decided) {
             d.ab->ending = d.e;
         }
-        store_failed(fmt::format("cannot record the end of builds {} to {}", ends.front().ended.id,
+        trouble_.failed(fmt::format("cannot record the end of builds {} to {}", ends.front().ended.id,
                                  ends.back().ended.id));
         return false;
     }
     if (!ends.empty()) {
-        store_ok();
+        trouble_.ok();
     }
     for (size_t i = 0; i < decided.size(); ++i) {
         ended_stored(*decided[i].ab, decided[i].e, decided[i].was, std::move(ends[i].ended), std::move(ends[i].rerun));
@@ -122,8 +123,8 @@ bool Master::end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings)
     return stored;
 }
 
-void Master::ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended,
-                          std::optional<Build> rerun) {
+void BuildLifecycle::ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended,
+                                  std::optional<Build> rerun) {
     const uint64_t id = ab.build.id;
     ab.build = std::move(ended);
     ab.ending.reset();
@@ -144,10 +145,10 @@ void Master::ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Buil
     const bool quiet = b.result == Result::success;
     log_build(quiet ? log::Level::info : log::Level::notice, b, ended_message(b, was, e, rerun ? rerun->id : 0),
               log::id::build_finished);
-    emit_build(ab);
+    changes_.build(ab);
     sd_bus_emit_signal(bus_, bus::master_path, bus::master_iface, "BuildFinished", "os", ab.path.c_str(),
                        std::string(to_string(b.result)).c_str());
-    counters_changed(b.builder);
+    changes_.counters(b.builder);
     if (b.started_at != 0) {
         notifier_->build_finished(b);  // it mails no retry
     }
@@ -156,10 +157,10 @@ void Master::ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Buil
         builds_.add_pending(std::move(*rerun));
     }
     builds_.retire(id, b);  // ab and b are gone from here on
-    if (Worker* w = find_worker(worker)) {
+    if (Worker* w = workers_.find(worker)) {
         if (workers_.remove_build(*w, id)) {
-            emit_worker(*w);
-            // Only these have something to settle (settle_worker and the
+            changes_.worker(*w);
+            // Only these have something to settle (WorkerLifecycle::settle and the
             // latent state): the common case costs nothing more. Decided
             // now, which holds because detach clears shutting_down itself
             // and shutdown() and a reload settle their workers directly.
@@ -171,22 +172,14 @@ void Master::ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Buil
     request_dispatch();
 }
 
-void Master::settle_workers() {
-    // A name at a time: settling may stop and forget a worker.
-    auto names = std::move(unsettled_);
-    unsettled_.clear();
-    for (const std::string& name : names) {
-        Worker* w = find_worker(name);
-        if (!w) {
-            continue;
-        }
-        if (latent_) {
-            latent_->builds_changed(*w);
-        }
-        if (Worker* still = find_worker(name)) {
-            settle_worker(*still);
+bool BuildLifecycle::retry_ends() {
+    std::vector<std::pair<uint64_t, Ending>> waiting;
+    for (const auto& [id, ab] : builds_.all_active()) {
+        if (ab->ending) {
+            waiting.emplace_back(id, *ab->ending);
         }
     }
+    return end_builds(waiting);
 }
 
 }  // namespace by::master

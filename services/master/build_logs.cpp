@@ -11,7 +11,7 @@
 #include "common/log.hpp"
 #include "master/build_log_path.hpp"
 #include "master/build_logs.hpp"
-#include "master/master.hpp"
+#include "master/build_lifecycle.hpp"
 
 namespace by::master {
 
@@ -90,8 +90,8 @@ void close_log(ActiveBuild& ab) {
     ab.log.reset();
 }
 
-Status Master::read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data) {
-    if (!find_build(id)) {
+Status BuildLifecycle::read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data) {
+    if (!find(id)) {
         return Status::fail(bus::error::NoSuchBuild, "no build " + std::to_string(id));
     }
     Fd fd(::open(build_log_path(state_directory_, id).c_str(), O_RDONLY | O_CLOEXEC));

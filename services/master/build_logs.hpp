@@ -6,10 +6,15 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
+#include "common/log.hpp"
 #include "master/build_queue.hpp"
 
 namespace by::master {
+
+// Logs `msg` with the build's journal fields (BUILDYARD_BUILD, _BUILDER, _WORKER).
+void log_build(log::Level level, const Build& b, const std::string& msg, std::string_view message_id = {});
 
 // Opens the log of a build that starts; false (errno set) if it cannot.
 bool open_log(ActiveBuild& ab, const std::string& state_directory);

@@ -1,26 +1,14 @@
-// What the bus is told: Worker1 and Build1 changes, the Master1 and
-// Builder1 counters, the STATUS= line, once per loop iteration (Build1's at
-// once), naming only what changed.
+#include "master/bus_changes.hpp"
+
+#include <vector>
+
 #include <systemd/sd-daemon.h>
 
-#include "master/master.hpp"
+#include "common/bus.hpp"
+#include "common/log.hpp"
 #include "master/notifier.hpp"
 
 namespace by::master {
-
-void Master::counters_changed(const std::string& builder) {
-    if (!builder.empty()) {
-        dirty_builders_.insert(builder);
-    }
-    if (changes_source_) {
-        sd_event_source_set_enabled(changes_source_.get(), SD_EVENT_ONESHOT);
-    }
-}
-
-int Master::on_changes_deferred(sd_event_source*, void* userdata) {
-    static_cast<Master*>(userdata)->flush_changes();
-    return 0;
-}
 
 namespace {
 
@@ -35,11 +23,46 @@ void emit_changed(sd_bus* bus, const std::string& path, const char* iface, std::
 
 }  // namespace
 
-void Master::flush_changes() {
+BusChanges::BusChanges(sd_bus* bus, const config::Config& config, WorkerRegistry& workers, const BuildQueue& builds,
+                       Metrics& metrics, const StoreTrouble& trouble)
+    : bus_(bus), config_(config), workers_(workers), builds_(builds), metrics_(metrics), trouble_(trouble) {}
+
+int BusChanges::start(sd_event* event) {
+    // The first flush counts every builder's queue, for the metrics.
+    for (const auto& [name, b] : config_.builders) {
+        dirty_builders_.insert(name);
+    }
+    for (const auto& [id, ab] : builds_.all_active()) {
+        dirty_builders_.insert(ab->build.builder);
+    }
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_defer(event, &s, &BusChanges::on_deferred, this);
+    if (r < 0) {
+        return r;
+    }
+    source_.reset(s);
+    return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+void BusChanges::counters(const std::string& builder) {
+    if (!builder.empty()) {
+        dirty_builders_.insert(builder);
+    }
+    if (source_) {
+        sd_event_source_set_enabled(source_.get(), SD_EVENT_ONESHOT);
+    }
+}
+
+int BusChanges::on_deferred(sd_event_source*, void* userdata) {
+    static_cast<BusChanges*>(userdata)->flush();
+    return 0;
+}
+
+void BusChanges::flush() {
     const uint64_t realtime = bus::now_realtime_usec();
     workers_.flush(bus_, [&](const Worker& w) { metrics_.worker_shown(w.cfg.name, w.shown, realtime); });
 
-    Counters now{connected_workers(), builds_.running(), builds_.pending()};
+    Counters now{workers_.connected(), builds_.running(), builds_.pending()};
     std::vector<const char*> names;
     if (now.connected != shown_counters_.connected) names.push_back("ConnectedWorkers");
     if (now.running != shown_counters_.running) names.push_back("RunningBuilds");
@@ -48,14 +71,15 @@ void Master::flush_changes() {
     shown_counters_ = now;
 
     for (const auto& name : dirty_builders_) {
-        std::pair<uint32_t, uint32_t> counts{pending_builds(name), running_builds(name)};
+        std::pair<uint32_t, uint32_t> counts{builds_.pending(name), builds_.running(name)};
+        const bool configured = config_.builders.count(name) > 0;
         // A removed builder's builds still count while they wait or run.
-        if (find_builder(name) || counts.first || counts.second) {
+        if (configured || counts.first || counts.second) {
             metrics_.builder_counts(name, counts.first, counts.second);
         } else {
             metrics_.builder_forgotten(name);
         }
-        if (!find_builder(name)) {
+        if (!configured) {
             shown_builder_counters_.erase(name);
             continue;
         }
@@ -71,9 +95,9 @@ void Master::flush_changes() {
 
     std::string status = fmt::format("{}/{} workers attached, {} builds running, {} pending", now.connected,
                                      workers_.size(), now.running, now.pending);
-    if (store_trouble_) {
+    if (trouble_.trouble()) {
         status += fmt::format("; cannot write the state database ({}): changes wait, retried every second",
-                              *store_trouble_);
+                              *trouble_.trouble());
     }
     if (status != shown_status_) {
         sd_notify(0, ("STATUS=" + status).c_str());
@@ -81,7 +105,7 @@ void Master::flush_changes() {
     }
 }
 
-void Master::emit_worker(Worker& w) {
+void BusChanges::worker(Worker& w) {
     if (notifier_) {
         notifier_->worker_changed(w.cfg.name);  // it decides MissingSince
         refresh_missing(w);
@@ -89,23 +113,19 @@ void Master::emit_worker(Worker& w) {
     workers_.changed(w);
 }
 
-void Master::refresh_missing(Worker& w) {
+void BusChanges::refresh_missing(Worker& w) {
     if (notifier_) {
         workers_.set_missing(w, notifier_->missing_since(w.cfg.name), notifier_->missing_notified(w.cfg.name));
     }
 }
 
-void Master::emit_build(ActiveBuild& ab) {
+void BusChanges::build(ActiveBuild& ab) {
     auto names = changed_properties(ab.shown, ab.build);
     emit_changed(bus_, ab.path, bus::build_iface, names);
     ab.shown = ab.build;
 }
 
-void Master::set_tls_fingerprint(const std::string& fingerprint) {
-    if (fingerprint == tls_fingerprint_) {
-        return;
-    }
-    tls_fingerprint_ = fingerprint;
+void BusChanges::tls_fingerprint() {
     sd_bus_emit_properties_changed(bus_, bus::master_path, bus::master_iface, "TlsFingerprint", nullptr);
 }
 

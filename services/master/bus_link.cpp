@@ -59,7 +59,7 @@ int attach(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if ((r = bus::read_string_map(m, info)) < 0) return r;
     if (auto bad = limits::check_map("worker info", info)) return too_long(*bad, e);
     std::string path;
-    Status s = of(userdata).attach(caller_of(m), name, info, path);
+    Status s = of(userdata).workers().attach(caller_of(m), name, info, path);
     if (!s) return fail(s, e);
     return sd_bus_reply_method_return(m, "o", path.c_str());
 }
@@ -69,7 +69,7 @@ int detach(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     int r = sd_bus_message_read(m, "s", &reason);
     if (r < 0) return r;
     if (auto bad = limits::check("the reason", reason, limits::reason)) return too_long(*bad, e);
-    return reply_ok(m, of(userdata).link_detach(sender_of(m), reason), e, "");
+    return reply_ok(m, of(userdata).workers().link_detach(sender_of(m), reason), e, "");
 }
 
 int step_started(sd_bus_message* m, void* userdata, sd_bus_error* e) {
@@ -77,7 +77,7 @@ int step_started(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     uint32_t step = 0;
     int r = sd_bus_message_read(m, "tu", &id, &step);
     if (r < 0) return r;
-    return reply_ok(m, of(userdata).step_started(sender_of(m), id, step), e, "");
+    return reply_ok(m, of(userdata).builds().step_started(sender_of(m), id, step), e, "");
 }
 
 int output(sd_bus_message* m, void* userdata, sd_bus_error* e) {
@@ -87,7 +87,7 @@ int output(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     const void* data = nullptr;
     size_t size = 0;
     if ((r = sd_bus_message_read_array(m, 'y', &data, &size)) < 0) return r;
-    return reply_ok(m, of(userdata).output(sender_of(m), id, data, size), e, "");
+    return reply_ok(m, of(userdata).builds().output(sender_of(m), id, data, size), e, "");
 }
 
 int build_done(sd_bus_message* m, void* userdata, sd_bus_error* e) {
@@ -108,11 +108,11 @@ int build_done(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if (r < 0) return r;
     r = sd_bus_message_exit_container(m);
     if (r < 0) return r;
-    return reply_ok(m, of(userdata).build_done(sender_of(m), id, result, status, usage_from_map(usage)), e, "");
+    return reply_ok(m, of(userdata).builds().build_done(sender_of(m), id, result, status, usage_from_map(usage)), e, "");
 }
 
 int shutdown_gracefully(sd_bus_message* m, void* userdata, sd_bus_error* e) {
-    return reply_ok(m, of(userdata).link_shutdown(sender_of(m)), e, "");
+    return reply_ok(m, of(userdata).workers().link_shutdown(sender_of(m)), e, "");
 }
 
 constexpr uint64_t U = SD_BUS_VTABLE_UNPRIVILEGED;

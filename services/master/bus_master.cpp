@@ -21,7 +21,7 @@ int submit_build(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if ((r = bus::read_string_map(m, props)) < 0) return r;
     if (auto bad = limits::check_map("build properties", props)) return too_long(*bad, e);
     uint64_t id = 0;
-    Status s = of(userdata).submit(builder, props, id);
+    Status s = of(userdata).builds().submit(builder, props, id);
     if (!s) return fail(s, e);
     std::string path = bus::path_encode(bus::build_prefix, std::to_string(id));
     return sd_bus_reply_method_return(m, "o", path.c_str());
@@ -45,7 +45,7 @@ int get_builder(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if (r < 0) return r;
     if (auto bad = limits::check("the builder name", name, limits::name)) return too_long(*bad, e);
     if (!of(userdata).find_builder(name)) {
-        return sd_bus_error_set(e, bus::error::NoSuchBuilder, of(userdata).no_such_builder(name).c_str());
+        return sd_bus_error_set(e, bus::error::NoSuchBuilder, no_such_builder(of(userdata).config(), name).c_str());
     }
     return sd_bus_reply_method_return(m, "o", bus::path_encode(bus::builder_prefix, name).c_str());
 }
@@ -54,7 +54,7 @@ int get_build(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     uint64_t id = 0;
     int r = sd_bus_message_read(m, "t", &id);
     if (r < 0) return r;
-    if (!of(userdata).find_build(id)) {
+    if (!of(userdata).builds().find(id)) {
         return sd_bus_error_setf(e, bus::error::NoSuchBuild, "no build %llu", static_cast<unsigned long long>(id));
     }
     return sd_bus_reply_method_return(m, "o", bus::path_encode(bus::build_prefix, std::to_string(id)).c_str());
@@ -66,7 +66,7 @@ int list_workers(sd_bus_message* m, void* userdata, sd_bus_error*) {
     if (r < 0) return r;
     MessagePtr reply(raw);
     if ((r = sd_bus_message_open_container(raw, 'a', "(sso)")) < 0) return r;
-    for (const auto& [name, w] : of(userdata).workers()) {
+    for (const auto& [name, w] : of(userdata).registry().all()) {
         r = sd_bus_message_append(raw, "(sso)", name.c_str(), std::string(to_string(w->state())).c_str(),
                                   w->path.c_str());
         if (r < 0) return r;
@@ -96,14 +96,14 @@ int list_builds(sd_bus_message* m, void* userdata, sd_bus_error*) {
     uint64_t limit = 0;
     int r = sd_bus_message_read(m, "t", &limit);
     if (r < 0) return r;
-    return reply_builds(m, of(userdata).list_builds(0, limit));
+    return reply_builds(m, of(userdata).builds().list(0, limit));
 }
 
 int list_builds_before(sd_bus_message* m, void* userdata, sd_bus_error*) {
     uint64_t before = 0, limit = 0;
     int r = sd_bus_message_read(m, "tt", &before, &limit);
     if (r < 0) return r;
-    return reply_builds(m, of(userdata).list_builds(before, limit));
+    return reply_builds(m, of(userdata).builds().list(before, limit));
 }
 
 int reload(sd_bus_message* m, void* userdata, sd_bus_error* e) {
@@ -130,17 +130,17 @@ int prop_tls_fingerprint(sd_bus*, const char*, const char*, const char*, sd_bus_
 
 int prop_connected(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
                    sd_bus_error*) {
-    return sd_bus_message_append(reply, "u", of(userdata).connected_workers());
+    return sd_bus_message_append(reply, "u", of(userdata).registry().connected());
 }
 
 int prop_running(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
                  sd_bus_error*) {
-    return sd_bus_message_append(reply, "u", of(userdata).running_builds());
+    return sd_bus_message_append(reply, "u", of(userdata).queue().running());
 }
 
 int prop_pending(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
                  sd_bus_error*) {
-    return sd_bus_message_append(reply, "u", of(userdata).pending_builds());
+    return sd_bus_message_append(reply, "u", of(userdata).queue().pending());
 }
 
 // Every method is reachable by anyone as far as sd-bus is concerned; the bus

@@ -43,13 +43,13 @@ int w_pause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if ((r = sd_bus_message_read(m, "s", &reason)) < 0) return r;
     if (auto bad = limits::check("the reason", reason, limits::reason)) return too_long(*bad, e);
     const WorkerRef ref = W(userdata);
-    return reply_ok(m, ref.master->pause(*ref.worker, reason), e, "");
+    return reply_ok(m, ref.master->workers().pause(*ref.worker, reason), e, "");
 }
 
 int w_unpause(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if (int r = bus::require_admin(m, e, "unpausing a worker"); r < 0) return r;
     const WorkerRef ref = W(userdata);
-    return reply_ok(m, ref.master->unpause(*ref.worker), e, "");
+    return reply_ok(m, ref.master->workers().unpause(*ref.worker), e, "");
 }
 
 int w_shutdown(sd_bus_message* m, void* userdata, sd_bus_error* e) {
@@ -58,7 +58,7 @@ int w_shutdown(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     int graceful = 0;
     if ((r = sd_bus_message_read(m, "b", &graceful)) < 0) return r;
     const WorkerRef ref = W(userdata);
-    return reply_ok(m, ref.master->shutdown(*ref.worker, graceful != 0), e, "");
+    return reply_ok(m, ref.master->workers().shutdown(*ref.worker, graceful != 0), e, "");
 }
 
 int find_worker(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
@@ -85,7 +85,7 @@ char** to_strv(const std::vector<std::string>& v) {
 
 int enumerate_workers(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*) {
     std::vector<std::string> paths;
-    for (const auto& [name, w] : static_cast<Master*>(userdata)->workers()) {
+    for (const auto& [name, w] : static_cast<Master*>(userdata)->registry().all()) {
         paths.push_back(w->path);
     }
     *nodes = to_strv(paths);
@@ -124,10 +124,10 @@ PROPERTY_GETTER(b_name) { return sd_bus_message_append(reply, "s", B(userdata).b
 PROPERTY_GETTER(b_workers) { return bus::append_strv(reply, B(userdata).builder->workers); }
 PROPERTY_GETTER(b_steps) { return bus::append_strv(reply, B(userdata).builder->steps); }
 PROPERTY_GETTER(b_pending) {
-    return sd_bus_message_append(reply, "u", B(userdata).master->pending_builds(B(userdata).builder->name));
+    return sd_bus_message_append(reply, "u", B(userdata).master->queue().pending(B(userdata).builder->name));
 }
 PROPERTY_GETTER(b_running) {
-    return sd_bus_message_append(reply, "u", B(userdata).master->running_builds(B(userdata).builder->name));
+    return sd_bus_message_append(reply, "u", B(userdata).master->queue().running(B(userdata).builder->name));
 }
 
 int find_builder(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
@@ -195,7 +195,7 @@ PROPERTY_GETTER(d_io_write) { return sd_bus_message_append(reply, "t", D(userdat
 
 int d_cancel(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if (int r = bus::require_admin(m, e, "cancelling a build"); r < 0) return r;
-    return reply_ok(m, master_of(userdata).cancel(D(userdata).id), e, "");
+    return reply_ok(m, master_of(userdata).builds().cancel(D(userdata).id), e, "");
 }
 
 int d_read_log(sd_bus_message* m, void* userdata, sd_bus_error* e) {
@@ -205,7 +205,7 @@ int d_read_log(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     uint64_t offset = 0, max = 0;
     if ((r = sd_bus_message_read(m, "tt", &offset, &max)) < 0) return r;
     std::string data;
-    Status s = master_of(userdata).read_log(D(userdata).id, offset, max, data);
+    Status s = master_of(userdata).builds().read_log(D(userdata).id, offset, max, data);
     if (!s) return fail(s, e);
     sd_bus_message* raw = nullptr;
     if ((r = sd_bus_message_new_method_return(m, &raw)) < 0) return r;
@@ -222,7 +222,7 @@ int find_build(sd_bus*, const char* path, const char*, void* userdata, void** fo
     auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), id);
     if (ec != std::errc() || end != text->data() + text->size() || std::to_string(id) != *text) return 0;
     auto* m = static_cast<Master*>(userdata);
-    const Build* b = m->find_build(id);
+    const Build* b = m->builds().find(id);
     if (!b) return 0;
     // Valid for this one dispatch: the loop is single-threaded.
     current_build = BuildRef{m, b};
@@ -234,7 +234,7 @@ int enumerate_builds(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus
     // Active builds and the most recent finished ones; older builds are
     // still reachable by path (GetBuild), just not listed.
     std::vector<std::string> paths;
-    for (uint64_t id : static_cast<Master*>(userdata)->recent_build_ids(50)) {
+    for (uint64_t id : static_cast<Master*>(userdata)->queue().recent_ids(50)) {
         paths.push_back(bus::path_encode(bus::build_prefix, std::to_string(id)));
     }
     *nodes = to_strv(paths);

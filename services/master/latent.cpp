@@ -29,7 +29,7 @@ uint64_t LatentControl::now() const {
 }
 
 void LatentControl::reconfigure() {
-    for (const auto& [name, wp] : host_.workers()) {
+    for (const auto& [name, wp] : host_.all_workers()) {
         Worker& w = *wp;
         if (w.cfg.type != config::WorkerType::latent) {
             if (w.latent) {

@@ -52,7 +52,7 @@ int LatentControl::start() {
     reconfigure();
 
     bool any = false;
-    for (const auto& [name, w] : host_.workers()) {
+    for (const auto& [name, w] : host_.all_workers()) {
         any = any || is_latent(*w);
     }
     if (!any) {
@@ -86,7 +86,7 @@ int LatentControl::on_stop_all_reply(sd_bus_message* m, void* userdata, sd_bus_e
 
 void LatentControl::master_stopping() {
     bool any = false;
-    for (const auto& [name, w] : host_.workers()) {
+    for (const auto& [name, w] : host_.all_workers()) {
         any = any || (is_latent(*w) && w->latent->machine.state() != LatentState::offline);
     }
     if (!any) {
@@ -254,7 +254,7 @@ int LatentControl::on_renew_timer(sd_event_source* s, uint64_t usec, void* userd
 // While the master lives and wants a machine, its lease is renewed; a
 // master that dies lets every lease run out.
 void LatentControl::send_renewals() {
-    for (const auto& [name, wp] : host_.workers()) {
+    for (const auto& [name, wp] : host_.all_workers()) {
         Worker& w = *wp;
         if (!is_latent(w) || w.latent->start.empty() || !w.latent->machine.accepts_token()) {
             continue;

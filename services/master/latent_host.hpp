@@ -17,7 +17,7 @@ struct Worker;
 class LatentHost {
 public:
     // Every configured worker, latent or not, by name.
-    virtual const std::map<std::string, std::unique_ptr<Worker>>& workers() const = 0;
+    virtual const std::map<std::string, std::unique_ptr<Worker>>& all_workers() const = 0;
     // nullptr: no such worker (any more).
     virtual Worker* find_worker(const std::string& name) = 0;
     // Worker1 must announce what changed of `w` (its state, its start

@@ -54,7 +54,7 @@ struct Worker {
     // running on it, but not sent until it attaches.
     std::set<uint64_t> held;
     // Builds that ran on it when it was lost, waiting in state cleanup
-    // (cleanup.cpp) until it attaches again or `cleanup_timer` fires.
+    // (worker_cleanup.cpp) until it attaches again or `cleanup_timer` fires.
     std::set<uint64_t> cleanup;
     SourcePtr cleanup_timer;
     uint64_t last_assigned = 0;

@@ -1,7 +1,7 @@
 // What the notifier (notifier.hpp) asks of the master about a worker, and
 // the one thing it tells back: that the worker's missing facts changed, so
 // that the master shows the change on the bus with the rest of the worker's.
-// The master implements it (worker_facts.cpp); the notifier knows nothing
+// The master implements it (master_answers.cpp); the notifier knows nothing
 // else of the master.
 #pragma once
 

@@ -1,10 +1,11 @@
-// The master's answers to the notifier (worker_facts.hpp).
+// What the master's helpers ask of it beyond one line: the notifier
+// (worker_facts.hpp) and the remote workers' listener (remote_host.hpp).
 #include "master/master.hpp"
 
 namespace by::master {
 
 std::optional<WorkerPresence> Master::worker_presence(const std::string& worker) const {
-    const Worker* found = workers_.find(worker);
+    const Worker* found = registry_.find(worker);
     if (!found) {
         return std::nullopt;
     }
@@ -25,7 +26,7 @@ std::optional<WorkerPresence> Master::worker_presence(const std::string& worker)
 }
 
 std::string Master::worker_info(const std::string& worker, const std::string& key) const {
-    const Worker* w = workers_.find(worker);
+    const Worker* w = registry_.find(worker);
     if (!w) {
         return {};
     }
@@ -37,6 +38,31 @@ void Master::missing_changed(const std::string& worker) {
     if (Worker* w = find_worker(worker)) {
         emit_worker(*w);  // the next flush shows what changed
     }
+}
+
+std::optional<RemoteWorker> Master::remote_worker(const std::string& name) {
+    const Worker* w = find_worker(name);
+    if (!w) {
+        return std::nullopt;
+    }
+    return RemoteWorker{.cfg = &w->cfg,
+                        .configured = w->configured,
+                        .attached = w->attached,
+                        .link = w->bus_name,
+                        .key = worker_lifecycle_->key(*w)};
+}
+
+std::vector<std::string> Master::earlier_tokens(const std::string& name) const {
+    const Worker* w = registry_.find(name);
+    if (!w || !w->latent) {
+        return {};
+    }
+    const LatentSide& side = *w->latent;
+    return {side.earlier_tokens.begin(), side.earlier_tokens.end()};
+}
+
+int Master::serve_link_object(sd_bus* link, std::vector<SlotPtr>& slots) {
+    return register_link_object(*this, link, slots);
 }
 
 }  // namespace by::master

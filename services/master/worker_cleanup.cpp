@@ -9,11 +9,11 @@
 #include <cstring>
 
 #include "common/log.hpp"
-#include "master/master.hpp"
+#include "master/worker_lifecycle.hpp"
 
 namespace by::master {
 
-void Master::hold_for_cleanup(Worker& w, const std::string& reason) {
+void WorkerLifecycle::hold_for_cleanup(Worker& w, const std::string& reason) {
     const uint64_t grace = config::lost_build_grace(w.cfg);
     if (grace == 0 || w.running.empty()) {
         return;  // the caller requeues what is left in w.running
@@ -41,7 +41,7 @@ void Master::hold_for_cleanup(Worker& w, const std::string& reason) {
                                id, ab.build.builder, w.cfg.name, grace, reason),
                    {{"BUILDYARD_BUILD", std::to_string(id)}, {"BUILDYARD_BUILDER", ab.build.builder},
                     {"BUILDYARD_WORKER", w.cfg.name}});
-        emit_build(ab);
+        changes_.build(ab);
         workers_.add_cleanup(w, id);
     }
     if (w.cleanup.empty() || w.cleanup_timer) {
@@ -60,21 +60,21 @@ void Master::hold_for_cleanup(Worker& w, const std::string& reason) {
     w.cleanup_timer.reset(s);
 }
 
-int Master::on_cleanup_timer(sd_event_source* s, uint64_t, void* userdata) {
-    auto& m = *static_cast<Master*>(userdata);
+int WorkerLifecycle::on_cleanup_timer(sd_event_source* s, uint64_t, void* userdata) {
+    auto& m = *static_cast<WorkerLifecycle*>(userdata);
     const char* name = nullptr;
-    Worker* found = sd_event_source_get_description(s, &name) >= 0 ? m.find_worker(name) : nullptr;
+    Worker* found = sd_event_source_get_description(s, &name) >= 0 ? m.workers_.find(name) : nullptr;
     if (!found) {
         return 0;
     }
     Worker& w = *found;
     m.end_cleanup(w, fmt::format("worker {} did not come back within lost_build_grace ({} s)", w.cfg.name,
                                  config::lost_build_grace(w.cfg)));
-    m.request_dispatch();
+    m.build_lifecycle_.request_dispatch();
     return 0;
 }
 
-void Master::end_cleanup(Worker& w, const std::string& why) {
+void WorkerLifecycle::end_cleanup(Worker& w, const std::string& why) {
     w.cleanup_timer.reset();
     std::vector<std::pair<uint64_t, Ending>> endings;  // in one commit
     for (uint64_t id : workers_.take_cleanup(w)) {
@@ -85,8 +85,8 @@ void Master::end_cleanup(Worker& w, const std::string& why) {
         endings.emplace_back(id, ab->build.cancel_requested ? Ending{Result::cancelled, ab->build.exit_status, 0, {}}
                                                             : Ending{Result::retry, -1, 0, why});
     }
-    end_builds(endings);
-    emit_worker(w);
+    build_lifecycle_.end_builds(endings);
+    changes_.worker(w);
 }
 
 }  // namespace by::master

@@ -1,63 +1,45 @@
-// Builds: submit, dispatch, and StartBuild with its reply (build_reports.cpp:
-// what workers report, and cancel; build_end.cpp: how a build ends).
-#include <algorithm>
+// How builds start: the dispatch (now, or deferred to the end of this loop
+// iteration), the claim of a plan's builds, StartBuild with its reply, and
+// the builds held for a latent worker while its machine comes up.
 #include <cerrno>
 #include <cstring>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "common/log.hpp"
-#include "common/text.hpp"
-#include "master/master.hpp"
-#include "master/notifier.hpp"
+#include "master/agent_call.hpp"
+#include "master/build_lifecycle.hpp"
+#include "master/build_logs.hpp"
 
 namespace by::master {
 
-
-std::string Master::no_such_builder(const std::string& name) const {
-    std::string known;
-    for (const auto& [builder, b] : config_.builders) {
-        known += (known.empty() ? "" : ", ") + builder;
+void BuildLifecycle::request_dispatch() {
+    if (dispatch_source_) {
+        sd_event_source_set_enabled(dispatch_source_.get(), SD_EVENT_ONESHOT);
     }
-    return "no builder named '" + name + "'; " +
-           (known.empty() ? std::string("no builders are configured") : "the builders are: " + known);
 }
 
-Status Master::submit(const std::string& builder, const std::map<std::string, std::string>& properties,
-                      uint64_t& id) {
-    if (!find_builder(builder)) {
-        return Status::fail(bus::error::NoSuchBuilder, no_such_builder(builder));
+int BuildLifecycle::on_dispatch_deferred(sd_event_source* s, void* userdata) {
+    auto& self = *static_cast<BuildLifecycle*>(userdata);
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    // Settling may stop and forget a worker.
+    auto names = std::move(self.unsettled_);
+    self.unsettled_.clear();
+    if (!names.empty()) {
+        self.settle_(names);
     }
-    for (const auto& [k, v] : properties) {
-        if (k.empty()) {
-            return Status::fail(bus::error::InvalidArgument, "a build property has an empty name");
-        }
-        if (k == secret_prefix) {
-            return Status::fail(bus::error::InvalidArgument, "a secret build property has an empty name");
-        }
+    self.dispatch();
+    return 0;
+}
+
+void BuildLifecycle::dispatch_now() {
+    // Settling may stop a worker and close its link: that waits for the
+    // deferred source, out of the caller's handler.
+    if (dispatch_source_ && unsettled_.empty()) {
+        sd_event_source_set_enabled(dispatch_source_.get(), SD_EVENT_OFF);
     }
-    Build b;
-    b.builder = builder;
-    b.requested = properties;
-    b.properties = properties;
-    b.submitted_at = bus::now_realtime_usec();
-    if (!store_->record_submitted(b)) {
-        // No id was committed, so none is handed out.
-        store_failed("cannot record a build of " + builder);
-        return Status::fail(bus::error::Internal, "cannot record the build: " + store_->error());
-    }
-    store_ok();
-    id = b.id;
-    b.request_id = id;
-    builds_.add_pending(std::move(b));
-    counters_changed(builder);
     dispatch();
-    return Status::ok();
 }
 
-void Master::dispatch() {
+void BuildLifecycle::dispatch() {
     // Builds held for a latent worker go out once it has attached.
     for (const auto& [name, w] : workers_.all()) {
         if (!w->attached || w->held.empty()) {
@@ -116,7 +98,7 @@ void Master::dispatch() {
             return;
         }
         for (const Assignment& a : plan) {
-            if (Worker* w = find_worker(a.worker)) {
+            if (Worker* w = workers_.find(a.worker)) {
                 w->last_assigned = slots[a.worker].last_assigned;
             }
         }
@@ -169,8 +151,8 @@ bool start_refused(const sd_bus_error* e) {
 
 }  // namespace
 
-int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*) {
-    auto* m = static_cast<Master*>(userdata);
+int BuildLifecycle::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*) {
+    auto* m = static_cast<BuildLifecycle*>(userdata);
     const auto id = m->builds_.start_answered(reply);
     if (!id) {
         return 0;
@@ -198,7 +180,7 @@ int Master::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error*)
     return 0;
 }
 
-bool Master::begin_builds(const std::vector<Assignment>& plan) {
+bool BuildLifecycle::begin_builds(const std::vector<Assignment>& plan) {
     struct Start {
         ActiveBuild& ab;
         Worker& w;
@@ -210,7 +192,7 @@ bool Master::begin_builds(const std::vector<Assignment>& plan) {
     const uint64_t now = bus::now_realtime_usec();
     for (const Assignment& a : plan) {
         ActiveBuild* ab = builds_.active(a.build);
-        Worker* w = find_worker(a.worker);
+        Worker* w = workers_.find(a.worker);
         if (!ab || !w) {
             continue;
         }
@@ -225,12 +207,12 @@ bool Master::begin_builds(const std::vector<Assignment>& plan) {
         for (const Start& s : starts) {
             builds_.dispatcher().enqueue(s.ab.build.builder, s.ab.build.id);
         }
-        store_failed(started.size() == 1 ? fmt::format("cannot record the start of build {}", started.front().id)
+        trouble_.failed(started.size() == 1 ? fmt::format("cannot record the start of build {}", started.front().id)
                                          : fmt::format("cannot record the start of build {} and {} more",
                                                        started.front().id, started.size() - 1));
         return false;
     }
-    store_ok();
+    trouble_.ok();
     // Sending one may end it (a link that cannot take the call), which
     // touches no other build of the plan.
     for (size_t i = 0; i < starts.size(); ++i) {
@@ -239,7 +221,7 @@ bool Master::begin_builds(const std::vector<Assignment>& plan) {
     return true;
 }
 
-void Master::begin_build(ActiveBuild& ab, Build&& started, Worker& w) {
+void BuildLifecycle::begin_build(ActiveBuild& ab, Build&& started, Worker& w) {
     ab.build = std::move(started);
     const config::Builder* builder = find_builder(ab.build.builder);
     ab.steps = builder ? builder->steps : std::vector<std::string>{};
@@ -265,26 +247,24 @@ void Master::begin_build(ActiveBuild& ab, Build&& started, Worker& w) {
         hold_build(ab, w);
         return;
     }
-    if (latent_) {
-        latent_->build_assigned(w);
-    }
+    latent_->build_assigned(w);
     send_build(ab, w);
 }
 
-void Master::hold_build(ActiveBuild& ab, Worker& w) {
+void BuildLifecycle::hold_build(ActiveBuild& ab, Worker& w) {
     workers_.add_held(w, ab.build.id);
     log_build(log::Level::info, ab.build,
               fmt::format("build {} of {} waits for latent worker {} to start", ab.build.id, ab.build.builder,
                           w.cfg.name));
-    emit_build(ab);
-    emit_worker(w);
-    counters_changed(ab.build.builder);
+    changes_.build(ab);
+    changes_.worker(w);
+    changes_.counters(ab.build.builder);
     latent_->build_assigned(w);  // may fail at once and rerun the build
 }
 
-void Master::send_build(ActiveBuild& ab, Worker& w) {
+void BuildLifecycle::send_build(ActiveBuild& ab, Worker& w) {
     MessagePtr msg;
-    int r = new_agent_call(w, "StartBuild", msg);
+    int r = new_agent_call(bus_, w, "StartBuild", msg);
     sd_bus_message* raw = msg.get();
     if (r >= 0) r = sd_bus_message_append(raw, "ts", ab.build.id, ab.build.builder.c_str());
     if (r >= 0) r = bus::append_strv(raw, ab.steps);
@@ -292,7 +272,7 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
     if (r >= 0) r = bus::append_string_map(raw, config::limits_to_map(ab.limits));
     uint64_t cookie = 0;
     sd_bus_slot* slot = nullptr;
-    if (r >= 0) r = sd_bus_call_async(link_bus(w), &slot, raw, &Master::on_start_reply, this, 0);
+    if (r >= 0) r = sd_bus_call_async(link_of(bus_, w), &slot, raw, &BuildLifecycle::on_start_reply, this, 0);
     SlotPtr call_slot(slot);
     if (r >= 0) r = sd_bus_message_get_cookie(raw, &cookie);
     if (r < 0) {
@@ -304,14 +284,14 @@ void Master::send_build(ActiveBuild& ab, Worker& w) {
         end_build(ab, Ending{Result::retry, -1, 0, "cannot send it to the worker"});
         return;
     }
-    builds_.start_sent(link_bus(w), cookie, ab.build.id, std::move(call_slot));
+    builds_.start_sent(link_of(bus_, w), cookie, ab.build.id, std::move(call_slot));
     log_build(log::Level::info, ab.build, fmt::format("build {} of {} started on {}", ab.build.id, ab.build.builder, w.cfg.name));
-    emit_build(ab);
-    emit_worker(w);
-    counters_changed(ab.build.builder);
+    changes_.build(ab);
+    changes_.worker(w);
+    changes_.counters(ab.build.builder);
 }
 
-void Master::fail_waiting_builds(Worker& w, const std::string& why, const std::string& log_text) {
+void BuildLifecycle::fail_held(Worker& w, const std::string& why, const std::string& log_text) {
     auto held = workers_.take_held(w);
     for (uint64_t id : held) {
         ActiveBuild* ab = builds_.active(id);
@@ -321,7 +301,7 @@ void Master::fail_waiting_builds(Worker& w, const std::string& why, const std::s
         append_log(*ab, log_text.data(), log_text.size());
         end_build(*ab, Ending{Result::retry, -1, 0, "latent worker " + w.cfg.name + ": " + why});
     }
-    emit_worker(w);
+    changes_.worker(w);
     request_dispatch();
 }
 

@@ -1,0 +1,168 @@
+// What happens to builds: a client submits or cancels one, the dispatcher
+// hands pending ones to workers (build_start.cpp), workers report their
+// steps, output and results (build_reports.cpp), and every end, whatever
+// causes it, goes one way (build_end.cpp). The builds themselves are held in
+// BuildQueue (build_queue.hpp) and the workers in WorkerRegistry; this class
+// holds what happens to them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "common/bus.hpp"
+#include "common/config.hpp"
+#include "common/raii.hpp"
+#include "master/build.hpp"
+#include "master/build_queue.hpp"
+#include "master/bus_changes.hpp"
+#include "master/dispatch.hpp"
+#include "master/latent.hpp"
+#include "master/metrics.hpp"
+#include "master/status.hpp"
+#include "master/store.hpp"
+#include "master/store_trouble.hpp"
+#include "master/worker_registry.hpp"
+
+namespace by::master {
+
+class Notifier;
+
+// "no builder named 'x'; the builders are: a, b", for NoSuchBuilder.
+std::string no_such_builder(const config::Config& config, const std::string& name);
+
+class BuildLifecycle {
+public:
+    // What it works with; each outlives it. `settle` gets the workers whose
+    // builds ended since the last dispatch (latent state, a removed or
+    // shutting-down worker that may now leave), before the dispatch.
+    struct Parts {
+        sd_bus* bus;
+        const config::Config& config;
+        const std::string& state_directory;
+        Store& store;
+        BuildQueue& queue;
+        WorkerRegistry& workers;
+        Metrics& metrics;
+        BusChanges& changes;
+        StoreTrouble& trouble;
+        Notifier& notifier;
+        LatentControl& latent;
+        std::function<void(const std::set<std::string>& workers)> settle;
+    };
+    explicit BuildLifecycle(Parts parts);
+    BuildLifecycle(const BuildLifecycle&) = delete;
+    BuildLifecycle& operator=(const BuildLifecycle&) = delete;
+
+    // The deferred dispatch.
+    int start(sd_event* event);
+    // At start-up, what the store had unfinished: builds that were running
+    // (or waiting for cleanup) when the master last stopped never reported
+    // back, so they end retry and their reruns are queued, in one commit;
+    // pending ones just wait.
+    void recover(std::vector<Build> unfinished);
+
+    // Clients (Master1.Submit, Build1.Cancel).
+    Status submit(const std::string& builder, const std::map<std::string, std::string>& properties, uint64_t& id);
+    Status cancel(uint64_t id);
+    // ListBuilds and ListBuildsBefore: builds with ids below `before` (0:
+    // from the newest), newest first, at most `limit`; a limit of 0 or past
+    // list_builds_max is list_builds_max.
+    static constexpr uint64_t list_builds_max = 1000;
+    std::vector<Build> list(uint64_t before, uint64_t limit);
+    // A build, active or finished; nullptr if there is none. The pointer
+    // lives until the next call that changes the builds.
+    const Build* find(uint64_t id);
+    // At most min(max, read_log_max) bytes from `offset`; empty at or past
+    // the end (build_logs.cpp).
+    static constexpr uint64_t read_log_max = 1u << 20;
+    Status read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data);
+
+    // What a worker (the link `sender`) reports of a build it runs.
+    Status step_started(const std::string& sender, uint64_t id, unsigned step);
+    Status output(const std::string& sender, uint64_t id, const void* data, size_t size);
+    Status build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status,
+                      const BuildUsage& usage);
+
+    // Hands pending builds to the workers that can take them, and sends the
+    // builds held for latent workers that have attached since.
+    void dispatch();
+    // Settles and dispatches later in this loop iteration, after the current
+    // message's reply.
+    void request_dispatch();
+    // The builds held for latent worker `w` while its machine came up end
+    // retry with `why`; `log_text` goes into each one's log first.
+    void fail_held(Worker& w, const std::string& why, const std::string& log_text);
+
+    // The one way a build ends (build_end.cpp), whatever ends it: its
+    // worker's result, a refused or failed StartBuild, a lost or stopped
+    // worker, a cancel while pending, held, running or in cleanup, a store
+    // that takes the end late. Retry (result) also queues the rerun. It
+    // checks the transition, writes the store, then emits the build's and
+    // its worker's changes, updates the counters, mails, and has the worker
+    // settled (latent state, a shutdown that waited for it) and the queue
+    // dispatched later in this loop iteration, so that no caller sees a
+    // worker vanish under it. If the store does not take it, nothing
+    // changes and false is returned; a build that ran keeps running with
+    // `ending` set, and the write is retried every second.
+    bool end_build(ActiveBuild& ab, Ending e);
+    // Several builds (running or waiting for cleanup) end as end_build
+    // would end each, in one commit to the store; if it does not take
+    // them, each waits with its end, as end_build leaves it, and false is
+    // returned.
+    bool end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings);
+    // The ends that wait for the store, oldest first, in one commit; false
+    // while it still fails.
+    bool retry_ends();
+
+private:
+    static int on_dispatch_deferred(sd_event_source* s, void* userdata);
+    // The dispatch request_dispatch() asked for, now, from a handler that is
+    // not inside a loop over workers or builds (BuildDone, the hot path): a
+    // worker that ends a build and starts its next in one iteration then
+    // shows no change at all. Settling still waits for the deferred source.
+    void dispatch_now();
+    // Starts the pending builds of `plan` on their workers
+    // (master::start_build is the transition), claimed in one commit.
+    // False when the store did not take the claim: all stay pending,
+    // queued again.
+    bool begin_builds(const std::vector<Assignment>& plan);
+    // Sets up and sends (or holds) one build whose start is stored.
+    void begin_build(ActiveBuild& ab, Build&& started, Worker& w);
+    // Sends a started build to its (attached) worker.
+    void send_build(ActiveBuild& ab, Worker& w);
+    // Gives a build to a latent worker that is not attached yet.
+    void hold_build(ActiveBuild& ab, Worker& w);
+    static int on_start_reply(sd_bus_message* reply, void* userdata, sd_bus_error* error);
+    // The build `id` that the worker on link `sender` runs (`w` is set to
+    // that worker, if it is attached), or nullptr.
+    ActiveBuild* running_on(const std::string& sender, uint64_t id, Worker** w);
+    // The part of ending a build that follows its store write.
+    void ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended, std::optional<Build> rerun);
+
+    const config::Builder* find_builder(const std::string& name) const;
+
+    sd_bus* bus_;
+    const config::Config& config_;
+    const std::string& state_directory_;
+    Store* store_;
+    BuildQueue& builds_;
+    WorkerRegistry& workers_;
+    Metrics& metrics_;
+    BusChanges& changes_;
+    StoreTrouble& trouble_;
+    Notifier* notifier_;
+    LatentControl* latent_;
+    std::function<void(const std::set<std::string>&)> settle_;
+    SourcePtr dispatch_source_;
+    std::set<std::string> unsettled_;  // workers whose builds ended: settled before the next dispatch
+};
+
+}  // namespace by::master
