@@ -101,38 +101,30 @@ def make_handler(state, log):
         def not_found(self, what):
             self.send(404, {"NeutronError": {"type": "NotFound", "message": f"{what} not found", "detail": ""}})
 
+        def unsupported(self):
+            self.send(400, {"NeutronError": {"type": "BadRequest", "message": "not supported by the stub",
+                                             "detail": ""}})
+
         def do_GET(self):
             parts, query = self.route()
             if not parts:
                 return self.send(200, {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
                     {"rel": "self", "href": f"http://127.0.0.1:{state.port}/v2.0/"}]}]})
             with state.lock:
-                if parts[0] == "networks":
+                collections = {"networks": ("network", [state.network]), "subnets": ("subnet", [state.subnet]),
+                               "ports": ("port", list(state.ports.values()))}
+                if parts[0] in collections:
+                    one, items = collections[parts[0]]
                     if len(parts) == 2:
-                        if parts[1] != state.network["id"]:
-                            return self.not_found("network")
-                        return self.send(200, {"network": project(state.network, query)})
-                    nets = [project(state.network, query)] if matches(state.network, query) else []
-                    return self.send(200, {"networks": nets})
-                if parts[0] == "subnets":
-                    if len(parts) == 2:
-                        if parts[1] != state.subnet["id"]:
-                            return self.not_found("subnet")
-                        return self.send(200, {"subnet": project(state.subnet, query)})
-                    subnets = [project(state.subnet, query)] if matches(state.subnet, query) else []
-                    return self.send(200, {"subnets": subnets})
-                if parts[0] == "ports":
-                    if len(parts) == 2:
-                        port = state.ports.get(parts[1])
-                        return self.send(200, {"port": project(port, query)}) if port else self.not_found("port")
-                    return self.send(200, {"ports": [project(p, query) for p in state.ports.values()
-                                                     if matches(p, query)]})
+                        found = [i for i in items if i["id"] == parts[1]]
+                        return self.send(200, {one: project(found[0], query)}) if found else self.not_found(one)
+                    return self.send(200, {parts[0]: [project(i, query) for i in items if matches(i, query)]})
                 if parts[0] == "quotas" and len(parts) >= 2:
                     return self.send(200, {"quota": {"network": -1, "subnet": -1, "port": -1, "router": -1,
                                                      "floatingip": -1, "security_group": -1,
                                                      "security_group_rule": -1}})
                 if len(parts) == 1:
-                    # subnets, security-groups, floatingips, extensions, ...:
+                    # security-groups, floatingips, extensions, ...:
                     # the stub has none of them.
                     return self.send(200, {parts[0].replace("-", "_"): []})
             self.not_found("resource")
@@ -160,8 +152,7 @@ def make_handler(state, log):
                     port["project_id"] = port["tenant_id"] = req.get("tenant_id", req.get("project_id", ""))
                     state.ports[pid] = port
                     return self.send(201, {"port": port})
-            self.send(400, {"NeutronError": {"type": "BadRequest", "message": "not supported by the stub",
-                                             "detail": ""}})
+            self.unsupported()
 
         def do_PUT(self):
             parts, _ = self.route()
@@ -172,11 +163,8 @@ def make_handler(state, log):
                     if not port:
                         return self.not_found("port")
                     port.update(req)
-                    if port.get("binding:host_id"):
-                        port["binding:vif_type"] = "unbound"
                     return self.send(200, {"port": port})
-            self.send(400, {"NeutronError": {"type": "BadRequest", "message": "not supported by the stub",
-                                             "detail": ""}})
+            self.unsupported()
 
         def do_DELETE(self):
             parts, _ = self.route()
