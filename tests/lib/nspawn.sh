@@ -20,6 +20,14 @@ wait_for() {
 
 step() { echo "== $*"; }
 
+# What every test container's systemd gets on its command line (after
+# nspawn's `--`): no first-boot questions, and no wait for a network that
+# never comes (the containers run with --private-network or the host's
+# loopback only), which other packages' units (open-iscsi, OpenStack's)
+# would otherwise order our units behind for two minutes.
+nspawn_init_args=(systemd.firstboot=off systemd.mask=systemd-networkd-wait-online.service
+                  systemd.mask=NetworkManager-wait-online.service)
+
 # nspawn_boot LOG NSPAWN-ARGUMENT...: runs systemd-nspawn with the arguments
 # (which must boot, -b) in the background, its output in LOG, and waits until
 # the container's systemd has finished starting up; prints the system state.

@@ -38,7 +38,7 @@ pkg=/srv/by-deb/$(basename "$deb")
 step "boot systemd on a throwaway overlay of this machine"
 nspawn_boot "$work/nspawn.log" -D "$root" -b -M by-deb-test --register=no --keep-unit --link-journal=no \
     --console=read-only --private-network \
-    -- systemd.firstboot=off systemd.unit=basic.target
+    -- "${nspawn_init_args[@]}" systemd.unit=basic.target
 
 step "dpkg -i: nothing starts, nothing is enabled"
 dpkg_in dpkg -i "$pkg" || { cat "$work/dpkg-systemd.log" >&2; fail "dpkg -i"; }

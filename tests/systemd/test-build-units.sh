@@ -139,7 +139,7 @@ nspawn_boot "$work/nspawn.log" -D / --volatile=yes -M by-build-units -b --regist
     --bind="$units:/etc/systemd/system" \
     --bind="$srv:/srv/test" \
     --bind-ro="$policy:/etc/dbus-1/system.d/org.buildyard.Master1.conf" \
-    -- systemd.firstboot=off
+    -- "${nspawn_init_args[@]}"
 ct systemctl start --no-block buildyard-workers.target || fail "cannot start buildyard-workers.target"
 for w in w1 w2 w3 w4 w5; do wait_for "$w idle" 20 worker_state_is "$w" idle; done
 ct journalctl --no-pager -o cat -u buildyard-worker@w1.service | grep -q "its own transient scope" ||

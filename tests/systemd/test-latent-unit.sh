@@ -81,7 +81,7 @@ boot() {
         --bind="$etc:/etc/buildyard" \
         --bind="$units:/etc/systemd/system" \
         --bind-ro="$policy:/etc/dbus-1/system.d/org.buildyard.Master1.conf" \
-        "$@" -- systemd.firstboot=off
+        "$@" -- "${nspawn_init_args[@]}"
 }
 
 # With the host's /usr, every unit is enabled by the default preset, as a

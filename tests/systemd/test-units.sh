@@ -94,7 +94,7 @@ nspawn_boot "$work/nspawn.log" -D / --volatile=yes -M by-systemd-test -b --regis
     --bind="$units:/etc/systemd/system" \
     --bind-ro="$policy:/etc/dbus-1/system.d/org.buildyard.Master1.conf" \
     --bind-ro="$latent_policy:/etc/dbus-1/system.d/org.buildyard.Latent1.conf" \
-    -- systemd.firstboot=off
+    -- "${nspawn_init_args[@]}"
 
 step "the generator made buildyard-workers.target want the local workers"
 wants=$(ct systemctl show -P Wants buildyard-workers.target)
