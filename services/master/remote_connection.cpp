@@ -152,10 +152,7 @@ int Remote::Connection::on_auth_timeout(sd_event_source*, uint64_t, void* userda
     return 0;
 }
 
-void Remote::Connection::close(const std::string& why) {
-    if (phase_ == Phase::closed) {
-        return;
-    }
+bool Remote::Connection::shut() {
     const bool was_attached = phase_ == Phase::attached;
     set_phase(Phase::closed);
     auth_timer_.reset();
@@ -163,7 +160,14 @@ void Remote::Connection::close(const std::string& why) {
     keepalive_timer_.reset();
     held_call_.reset();
     remote_.bury(id_);
-    if (was_attached) {
+    return was_attached;
+}
+
+void Remote::Connection::close(const std::string& why) {
+    if (phase_ == Phase::closed) {
+        return;
+    }
+    if (shut()) {
         remote_.host_.link_lost(sender_, why);  // logs the detach
         remote_.link_gone(name_);
     } else if (!logged_) {
@@ -173,17 +177,7 @@ void Remote::Connection::close(const std::string& why) {
 }
 
 void Remote::Connection::dropped() {
-    if (phase_ == Phase::closed) {
-        return;
-    }
-    const bool was_attached = phase_ == Phase::attached;
-    set_phase(Phase::closed);
-    auth_timer_.reset();
-    reply_timer_.reset();
-    keepalive_timer_.reset();
-    held_call_.reset();
-    remote_.bury(id_);
-    if (was_attached) {
+    if (phase_ != Phase::closed && shut()) {
         remote_.link_gone(name_);
     }
 }

@@ -101,6 +101,9 @@ private:
     // Closes the connection. `why` is logged unless empty; an attached
     // worker is detached by the master with `why` as the reason.
     void close(const std::string& why);
+    // Closed from here on: its timers and held call go, and the listener
+    // buries it; true if it was attached.
+    bool shut();
 
     Remote& remote_;
     uint64_t id_;
