@@ -6,6 +6,15 @@
 
 namespace by::latent {
 
+std::string user_data(const StartSpec& spec) {
+    std::string text = "buildyard.worker=" + spec.tag.worker + "\nbuildyard.master=" + spec.master_address +
+                       "\nbuildyard.token=" + spec.token + "\n";
+    if (!spec.master_fingerprint.empty()) {
+        text += "buildyard.master_fingerprint=" + spec.master_fingerprint + "\n";
+    }
+    return text;
+}
+
 std::unique_ptr<Backend> make_backend(const std::string& name, const std::string& state_directory) {
     if (name == "libvirt") {
         LibvirtBackend::Options options;

@@ -1,5 +1,5 @@
-// What buildyard-latentd asks of a backend (libvirt, Docker, EC2;
-// OpenStack later). Every call blocks and runs on a thread of its own, never
+// What buildyard-latentd asks of a backend (libvirt, Docker, EC2,
+// OpenStack). Every call blocks and runs on a thread of its own, never
 // on the event loop; latentd puts a deadline on each and forgets a call that
 // misses it (whatever the late call made is then reaped as a leak). A backend
 // keeps no state of its own about starts: the tags on what it creates are the
@@ -132,6 +132,13 @@ public:
 // unique per master and worker, as latentd never runs two starts of one
 // worker.
 inline std::string instance_name(const Tag& tag) { return "buildyard-" + tag.master + "-" + tag.worker; }
+
+// The user data of a start, as buildyard-workerd --latent reads it from a
+// cloud's metadata service or config drive: "buildyard.worker=NAME",
+// "buildyard.master=HOST:PORT", "buildyard.token=TOKEN", one a line, and
+// "buildyard.master_fingerprint=..." when the master has one for the worker
+// to pin. The EC2 and OpenStack backends send it so.
+std::string user_data(const StartSpec& spec);
 
 // The backend for `name` ("libvirt", "docker", "ec2"), or nullptr if unknown.
 std::unique_ptr<Backend> make_backend(const std::string& name, const std::string& state_directory);

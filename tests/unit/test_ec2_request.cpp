@@ -6,7 +6,7 @@
 #include <map>
 
 #include "latent/ec2/ec2_credentials.hpp"
-#include "latent/ec2/ec2_http.hpp"
+#include "latent/http_call.hpp"
 #include "latent/ec2/ec2_request.hpp"
 #include "latent/ec2/ec2_response.hpp"
 

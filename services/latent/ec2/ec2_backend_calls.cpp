@@ -5,22 +5,20 @@
 
 #include "common/log.hpp"
 #include "latent/ec2/ec2_backend.hpp"
-#include "latent/ec2/ec2_http.hpp"
+#include "latent/http_call.hpp"
 
 namespace by::latent {
 
 using ec2::Market;
 using ec2::Next;
-using ec2::cancelled_message;
 using ec2::ending;
-using ec2::pause;
 using ec2::state_text;
 
 Outcome<ec2::Response> Ec2Backend::call(const Place& place, const std::string& action, const ec2::Params& params,
                                         const Cancelled& cancelled, std::string* error_code) {
     const std::string where = " (" + place.endpoint + ")";
     for (unsigned attempt = 0;; ++attempt) {
-        if (attempt > 0 && !pause(ec2::backoff(attempt, options_.jitter()), cancelled)) {
+        if (attempt > 0 && !pause(backoff(attempt, options_.jitter()), cancelled)) {
             return failed<ec2::Response>("EC2 " + action + ": " + cancelled_message + " while retrying");
         }
         if (cancelled) {
@@ -30,7 +28,7 @@ Outcome<ec2::Response> Ec2Backend::call(const Place& place, const std::string& a
         if (!creds.ok()) {
             return failed<ec2::Response>("EC2 " + action + ": " + creds.error);
         }
-        ec2::HttpRequest request;
+        HttpRequest request;
         request.method = "POST";
         request.url = place.endpoint;
         request.headers = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8"};
@@ -42,7 +40,7 @@ Outcome<ec2::Response> Ec2Backend::call(const Place& place, const std::string& a
         request.key_id = creds.value.key_id;
         request.secret = creds.value.secret;
         request.timeout = options_.http_timeout;
-        auto answer = ec2::http(request, cancelled);
+        auto answer = http(request, cancelled);
         if (answer.cancelled) {
             return failed<ec2::Response>("EC2 " + action + ": " + cancelled_message);
         }
@@ -101,7 +99,7 @@ Outcome<std::vector<ec2::Instance>> Ec2Backend::describe(const Place& place, con
 Outcome<std::string> Ec2Backend::launch(const StartSpec& spec, const config::Ec2Options& options, Market market,
                                         const std::string& root_device, const Cancelled& cancelled,
                                         std::string& error_code) {
-    const auto params = ec2::run_instances(spec, options, market, ec2::base64(ec2::user_data(spec)), root_device);
+    const auto params = ec2::run_instances(spec, options, market, base64(user_data(spec)), root_device);
     auto r = call(place_of(options), "RunInstances", params, cancelled, &error_code);
     if (!r.ok()) {
         return failed<std::string>(r.error);
@@ -134,7 +132,7 @@ Outcome<std::optional<ec2::Instance>> Ec2Backend::describe_one(const Place& plac
 Outcome<ec2::Instance> Ec2Backend::wait_running(const Place& place, const std::string& id,
                                                 const Cancelled& cancelled) {
     for (unsigned n = 0;; ++n) {
-        if (!pause(ec2::poll_interval(n), cancelled)) {
+        if (!pause(poll_interval(n), cancelled)) {
             return failed<ec2::Instance>("instance " + id + " did not run in time: " + cancelled_message);
         }
         auto d = describe_one(place, id, cancelled);
@@ -168,7 +166,7 @@ Outcome<bool> Ec2Backend::terminate(const Place& place, const std::string& id, c
                 return succeeded(true);
             }
         }
-        if (!pause(ec2::poll_interval(n), cancelled)) {
+        if (!pause(poll_interval(n), cancelled)) {
             return failed<bool>("instance " + id + " was not shutting down in time: " + cancelled_message);
         }
         auto d = describe_one(place, id, cancelled);

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/config_values.hpp"
-#include "latent/ec2/ec2_http.hpp"
+#include "latent/http_call.hpp"
 
 namespace by::latent::ec2 {
 
@@ -77,16 +77,6 @@ std::optional<Credentials> parse_credential_file(std::string_view text, std::str
         return std::nullopt;
     }
     return c;
-}
-
-std::optional<int64_t> parse_iso8601(std::string_view text) {
-    std::tm tm{};
-    const std::string s(text);
-    const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!end || (*end != 'Z' && *end != '\0' && *end != '.')) {
-        return std::nullopt;
-    }
-    return static_cast<int64_t>(timegm(&tm));
 }
 
 std::optional<Credentials> parse_role_credentials(std::string_view json, std::string& error) {

@@ -37,9 +37,6 @@ std::optional<Credentials> parse_credential_file(std::string_view text, std::str
 // The JSON of IMDS's iam/security-credentials/ROLE; nullopt with `error`.
 std::optional<Credentials> parse_role_credentials(std::string_view json, std::string& error);
 
-// "2026-12-06T05:00:00Z" -> seconds since the epoch.
-std::optional<int64_t> parse_iso8601(std::string_view text);
-
 // Whether cached credentials must be fetched again at `now` (seconds).
 bool needs_refresh(const Credentials& c, int64_t now);
 

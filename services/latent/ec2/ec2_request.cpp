@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <memory>
 
-#include <curl/curl.h>
+#include "latent/http_call.hpp"
 
 namespace by::latent::ec2 {
 
@@ -29,14 +29,6 @@ void add_tags(Params& p, const std::string& prefix, const Tag& tag, const config
     }
 }
 
-std::string escape(const std::string& s) {
-    // Since 7.82 curl_easy_escape needs no handle. Unreserved characters
-    // (A-Z a-z 0-9 - . _ ~) stay, everything else is %XX: what SigV4 wants.
-    std::unique_ptr<char, decltype(&curl_free)> e(curl_easy_escape(nullptr, s.data(), static_cast<int>(s.size())),
-                                                  &curl_free);
-    return e ? std::string(e.get()) : std::string();
-}
-
 }  // namespace
 
 const char* to_string(Market m) { return m == Market::spot ? "spot" : "on-demand"; }
@@ -44,15 +36,6 @@ const char* to_string(Market m) { return m == Market::spot ? "spot" : "on-demand
 std::string client_token(const std::string& start, Market market) {
     // At most 64 ASCII characters.
     return "buildyard-" + start + (market == Market::spot ? "-spot" : "-ondemand");
-}
-
-std::string user_data(const StartSpec& spec) {
-    std::string text = "buildyard.worker=" + spec.tag.worker + "\nbuildyard.master=" + spec.master_address +
-                       "\nbuildyard.token=" + spec.token + "\n";
-    if (!spec.master_fingerprint.empty()) {
-        text += "buildyard.master_fingerprint=" + spec.master_fingerprint + "\n";
-    }
-    return text;
 }
 
 Params run_instances(const StartSpec& spec, const config::Ec2Options& options, Market market,
@@ -130,7 +113,7 @@ std::string form_body(const std::string& action, Params params) {
     std::stable_sort(params.begin(), params.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     std::string body;
     for (const auto& [name, value] : params) {
-        body += (body.empty() ? "" : "&") + escape(name) + "=" + escape(value);
+        body += (body.empty() ? "" : "&") + url_escape(name) + "=" + url_escape(value);
     }
     return body;
 }
@@ -149,17 +132,6 @@ Next classify(long http_status, const std::string& error_code) {
         return Next::retry;
     }
     return Next::fail;
-}
-
-std::chrono::milliseconds backoff(unsigned attempt, double jitter) {
-    const unsigned shift = std::min(attempt ? attempt - 1 : 0, 5u);
-    const double base = 250.0 * (1u << shift);
-    return std::chrono::milliseconds(static_cast<long>(base * std::clamp(jitter, 0.5, 1.0)));
-}
-
-std::chrono::milliseconds poll_interval(unsigned n) {
-    const unsigned shift = std::min(n, 3u);
-    return std::chrono::milliseconds(250 * (1 << shift));
 }
 
 }  // namespace by::latent::ec2

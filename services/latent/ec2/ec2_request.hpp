@@ -1,7 +1,7 @@
 // What the EC2 backend sends and how it reads the outcome, free of I/O:
-// the Query API parameters of each call, the ClientToken of a start, the
-// user data, which errors are retried and which refuse spot capacity, and
-// the back-off between attempts. Unit-tested (tests/unit/test_ec2_request.cpp).
+// the Query API parameters of each call, the ClientToken of a start, which
+// errors are retried and which refuse spot capacity. Unit-tested
+// (tests/unit/test_ec2_request.cpp).
 #pragma once
 
 #include <chrono>
@@ -30,15 +30,9 @@ const char* to_string(Market m);
 // second instance; the on-demand fallback has a token of its own.
 std::string client_token(const std::string& start, Market market);
 
-// The user data of a start, as buildyard-workerd --latent reads it from the
-// metadata service: "buildyard.worker=NAME", "buildyard.master=HOST:PORT",
-// "buildyard.token=TOKEN", one a line, and "buildyard.master_fingerprint=..."
-// when the master has one for the worker to pin.
-std::string user_data(const StartSpec& spec);
-
 // RunInstances of `spec` (one instance, tagged at launch with its volumes,
 // terminated when it shuts itself down). `user_data_base64` is
-// user_data(spec) in base64; `root_device` is the AMI's root device name
+// latent::user_data(spec) in base64; `root_device` is the AMI's root device name
 // when ec2.volume_size is set, else empty.
 Params run_instances(const StartSpec& spec, const config::Ec2Options& options, Market market,
                      const std::string& user_data_base64, const std::string& root_device);
@@ -64,13 +58,5 @@ enum class Next {
 };
 // `http_status` 0 is a transport failure (no answer at all), retried.
 Next classify(long http_status, const std::string& error_code);
-
-// The pause before attempt `attempt` (1 = the first retry): 250 ms doubling
-// up to 8 s, times a jitter factor in [0.5, 1] drawn by the caller.
-std::chrono::milliseconds backoff(unsigned attempt, double jitter);
-
-// The pause before the `n`th DescribeInstances while waiting for a state:
-// 250 ms doubling up to 2 s.
-std::chrono::milliseconds poll_interval(unsigned n);
 
 }  // namespace by::latent::ec2

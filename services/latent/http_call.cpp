@@ -1,6 +1,8 @@
-#include "latent/ec2/ec2_http.hpp"
+#include "latent/http_call.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -11,7 +13,7 @@
 #include "common/raii.hpp"
 #include "latent/curl_transfer.hpp"
 
-namespace by::latent::ec2 {
+namespace by::latent {
 
 namespace {
 
@@ -19,6 +21,25 @@ using libcurl::CurlPtr;
 using libcurl::SlistPtr;
 
 constexpr std::size_t max_body = 16 * 1024 * 1024;
+
+size_t on_header(char* data, size_t size, size_t count, void* user) {
+    auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+    const std::string_view line(data, size * count);
+    const auto colon = line.find(':');
+    if (colon != std::string_view::npos && headers->size() < 200) {
+        std::string name(line.substr(0, colon));
+        for (auto& c : name) {
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        std::string_view value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+        while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+            value.remove_suffix(1);
+        }
+        (*headers)[name] = std::string(value);
+    }
+    return size * count;
+}
 
 }  // namespace
 
@@ -44,7 +65,16 @@ HttpAnswer http(const HttpRequest& request, const Cancelled& cancelled) {
     curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     libcurl::prepare(h, transfer, request.timeout, error_buffer, headers.get());
-    // The metadata service must not be reached through a proxy.
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &answer.headers);
+    if (!request.ca_file.empty()) {
+        curl_easy_setopt(h, CURLOPT_CAINFO, request.ca_file.c_str());
+    }
+    if (!request.verify) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    // The metadata services must not be reached through a proxy.
     curl_easy_setopt(h, CURLOPT_NOPROXY, "169.254.169.254,[fd00:ec2::254]");
     if (request.method == "POST" || request.method == "PUT") {
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()));
@@ -52,6 +82,8 @@ HttpAnswer http(const HttpRequest& request, const Cancelled& cancelled) {
         if (request.method == "PUT") {
             curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
         }
+    } else if (request.method == "DELETE") {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
     }
     if (!request.sigv4.empty()) {
         // libcurl signs the request itself (AWS Signature Version 4).
@@ -69,6 +101,9 @@ HttpAnswer http(const HttpRequest& request, const Cancelled& cancelled) {
         return answer;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &answer.status);
+    if (answer.status == 0) {
+        answer.error = "no HTTP status in the answer";
+    }
     answer.body = std::move(transfer.body);
     return answer;
 }
@@ -89,4 +124,32 @@ std::string base64(const std::string& data) {
     return out;
 }
 
-}  // namespace by::latent::ec2
+std::string url_escape(const std::string& s) {
+    // Since 7.82 curl_easy_escape needs no handle.
+    std::unique_ptr<char, decltype(&curl_free)> e(curl_easy_escape(nullptr, s.data(), static_cast<int>(s.size())),
+                                                  &curl_free);
+    return e ? std::string(e.get()) : std::string();
+}
+
+std::chrono::milliseconds backoff(unsigned attempt, double jitter) {
+    const unsigned shift = std::min(attempt ? attempt - 1 : 0, 5u);
+    const double base = 250.0 * (1u << shift);
+    return std::chrono::milliseconds(static_cast<long>(base * std::clamp(jitter, 0.5, 1.0)));
+}
+
+std::chrono::milliseconds poll_interval(unsigned n) {
+    const unsigned shift = std::min(n, 3u);
+    return std::chrono::milliseconds(250 * (1 << shift));
+}
+
+std::optional<int64_t> parse_iso8601(std::string_view text) {
+    std::tm tm{};
+    const std::string s(text);
+    const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end || (*end != 'Z' && *end != '\0' && *end != '.')) {
+        return std::nullopt;
+    }
+    return static_cast<int64_t>(timegm(&tm));
+}
+
+}  // namespace by::latent
