@@ -136,21 +136,10 @@ Problem parse_volume_size(const std::string& v, uint64_t& out) {
 
 Problem parse_tags(const std::string& v, std::vector<std::pair<std::string, std::string>>& out) {
     std::vector<std::pair<std::string, std::string>> tags;
-    std::set<std::string> keys;
-    for (const auto& entry : split_list(v)) {
-        const auto eq = entry.find('=');
-        const std::string key = entry.substr(0, eq);
-        const std::string value = eq == std::string::npos ? "" : entry.substr(eq + 1);
-        if (eq == std::string::npos || key.empty() || key.size() > 128 || value.size() > 256) {
-            return "invalid tag " + quoted(entry) + ": expected KEY=VALUE (a key of 1-128, a value of 0-256 characters)";
-        }
-        if (key.starts_with("aws:") || key.starts_with(ec2_tag_prefix)) {
-            return "tag " + quoted(key) + ": keys starting with aws: are AWS's and buildyard: are the backend's own";
-        }
-        if (!keys.insert(key).second) {
-            return "tag " + quoted(key) + " is set twice";
-        }
-        tags.emplace_back(key, value);
+    if (auto problem = detail::parse_key_values(v, "tag", 128, 256, {"aws:", ec2_tag_prefix},
+                                                "keys starting with aws: are AWS's and buildyard: are the backend's own",
+                                                tags)) {
+        return problem;
     }
     if (tags.size() > ec2_max_extra_tags) {
         return "too many tags: at most 46 (EC2 allows 50 and the backend sets buildyard:owner, buildyard:worker, buildyard:start and Name)";
@@ -188,9 +177,8 @@ Problem parse_max_price(const std::string& v, std::string& out) {
 }
 
 Problem parse_credential(const std::string& v, std::string& out) {
-    if (v.empty() || v.size() > 255 || v == "." || v == ".." ||
-        !all_of(v, [](char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }, "._-")) {
-        return "invalid credential name " + quoted(v) + ": use A-Z a-z 0-9 . _ - (a name from LoadCredential=)";
+    if (auto problem = detail::credential_name_problem(v)) {
+        return problem;
     }
     out = v;
     return std::nullopt;

@@ -4,7 +4,8 @@
 
 namespace by::config {
 
-bool known_backend(const std::string& backend) { return backend == "libvirt" || backend == "docker" || backend == "ec2";
+bool known_backend(const std::string& backend) {
+    return backend == "libvirt" || backend == "docker" || backend == "ec2" || backend == "openstack";
 }
 
 std::optional<std::string> check_backend_key(const std::string& backend, const std::string& key,
@@ -17,6 +18,9 @@ std::optional<std::string> check_backend_key(const std::string& backend, const s
     }
     if (backend == "ec2") {
         return detail::check_ec2_key(key, value);
+    }
+    if (backend == "openstack") {
+        return detail::check_openstack_key(key, value);
     }
     return "unknown backend '" + backend + "'";
 }
@@ -31,6 +35,9 @@ std::vector<std::pair<std::string, std::string>> check_backend_section(
     }
     if (backend == "ec2") {
         return detail::check_ec2_section(options);
+    }
+    if (backend == "openstack") {
+        return detail::check_openstack_section(options);
     }
     return {};
 }

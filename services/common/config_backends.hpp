@@ -1,6 +1,6 @@
-// The keys of each latent backend (`libvirt.*`, `docker.*`, `ec2.*`), checked when the
-// config is loaded so a mistake is a FILE:LINE error in the master, latentd
-// and the generator alike. One file per backend: config_backend_NAME.cpp.
+// The keys of each latent backend (`libvirt.*`, `docker.*`, `ec2.*`,
+// `openstack.*`), checked when the config is loaded so a mistake is a
+// FILE:LINE error in the master, latentd and the generator alike. One file per backend: config_backend_NAME.cpp.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +45,9 @@ std::optional<std::string> check_docker_key(const std::string& key, const std::s
 std::vector<std::pair<std::string, std::string>> check_docker_section(const std::map<std::string, std::string>& options);
 std::optional<std::string> check_ec2_key(const std::string& key, const std::string& value);
 std::vector<std::pair<std::string, std::string>> check_ec2_section(const std::map<std::string, std::string>& options);
+std::optional<std::string> check_openstack_key(const std::string& key, const std::string& value);
+std::vector<std::pair<std::string, std::string>> check_openstack_section(
+    const std::map<std::string, std::string>& options);
 }  // namespace detail
 
 }  // namespace by::config

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <limits>
+#include <set>
 #include <system_error>
 
 #include <arpa/inet.h>
@@ -162,6 +163,44 @@ std::optional<int64_t> parse_int(std::string_view s, int64_t min, int64_t max) {
         return std::nullopt;
     }
     return static_cast<int64_t>(*value);
+}
+
+std::optional<std::string> parse_key_values(std::string_view v, const std::string& noun, std::size_t max_key,
+                                            std::size_t max_value, const std::vector<std::string>& reserved,
+                                            const std::string& reserved_why,
+                                            std::vector<std::pair<std::string, std::string>>& out) {
+    std::vector<std::pair<std::string, std::string>> items;
+    std::set<std::string> keys;
+    for (const auto& entry : split_list(v)) {
+        const auto eq = entry.find('=');
+        const std::string key = entry.substr(0, eq);
+        const std::string value = eq == std::string::npos ? "" : entry.substr(eq + 1);
+        if (eq == std::string::npos || key.empty() || key.size() > max_key || value.size() > max_value) {
+            return "invalid " + noun + " '" + entry + "': expected KEY=VALUE (a key of 1-" + std::to_string(max_key) +
+                   ", a value of 0-" + std::to_string(max_value) + " characters)";
+        }
+        for (const auto& prefix : reserved) {
+            if (key.starts_with(prefix)) {
+                return noun + " '" + key + "': " + reserved_why;
+            }
+        }
+        if (!keys.insert(key).second) {
+            return noun + " '" + key + "' is set twice";
+        }
+        items.emplace_back(key, value);
+    }
+    out = std::move(items);
+    return std::nullopt;
+}
+
+std::optional<std::string> credential_name_problem(std::string_view v) {
+    const bool ok = !v.empty() && v.size() <= 255 && v != "." && v != ".." &&
+                    v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+                        std::string_view::npos;
+    if (ok) {
+        return std::nullopt;
+    }
+    return "invalid credential name '" + std::string(v) + "': use A-Z a-z 0-9 . _ - (a name from LoadCredential=)";
 }
 
 std::vector<std::string> split_list(std::string_view s) {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <sys/types.h>
@@ -27,6 +28,20 @@ std::optional<int64_t> parse_int(std::string_view s, int64_t min, int64_t max);
 // value gives no entries; empty entries ("a,,b", "a,") are kept as "" so the
 // caller can report them.
 std::vector<std::string> split_list(std::string_view s);
+
+// KEY=VALUE items separated by commas (a cloud's tags or server metadata),
+// in the order written: each key of 1 to `max_key` characters, each value of
+// at most `max_value`, no key twice, none starting with one of `reserved`
+// (`reserved_why` says whose they are). `noun` names an item in messages
+// ("tag"). Returns what is wrong, or nothing.
+std::optional<std::string> parse_key_values(std::string_view v, const std::string& noun, std::size_t max_key,
+                                            std::size_t max_value, const std::vector<std::string>& reserved,
+                                            const std::string& reserved_why,
+                                            std::vector<std::pair<std::string, std::string>>& out);
+
+// What is wrong with `name` as a systemd credential's name (from
+// LoadCredential=, a file in $CREDENTIALS_DIRECTORY), or nothing.
+std::optional<std::string> credential_name_problem(std::string_view name);
 
 // A plain addr-spec: local@domain. See the comment in the .cpp for the rules.
 bool valid_address(std::string_view address);

@@ -71,7 +71,7 @@ void Interpreter::worker(const Section& s) {
             w.build_wait_timeout = default_build_wait_timeout(w.backend);
             backend_ok = true;
         } else {
-            bad(s, "backend", "unknown backend " + in_quotes(backend->text) + ": expected libvirt, docker or ec2");
+            bad(s, "backend", "unknown backend " + in_quotes(backend->text) + ": expected libvirt, docker, ec2 or openstack");
         }
     }
     std::map<std::string, std::string> backend_keys;  // without the prefix
@@ -192,7 +192,7 @@ void Interpreter::worker(const Section& s) {
     }
 
     if (latent && !backend) {
-        bad_section(s, "latent workers need backend = NAME (libvirt, docker or ec2)");
+        bad_section(s, "latent workers need backend = NAME (libvirt, docker, ec2 or openstack)");
     }
     if (!type_ok) {
         config_.workers.emplace(w.name, std::move(w));

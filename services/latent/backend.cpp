@@ -3,6 +3,7 @@
 #include "latent/docker/docker_backend.hpp"
 #include "latent/ec2/ec2_backend.hpp"
 #include "latent/libvirt/libvirt_backend.hpp"
+#include "latent/openstack/openstack_backend.hpp"
 
 namespace by::latent {
 
@@ -26,6 +27,9 @@ std::unique_ptr<Backend> make_backend(const std::string& name, const std::string
     }
     if (name == "ec2") {
         return std::make_unique<Ec2Backend>();
+    }
+    if (name == "openstack") {
+        return std::make_unique<OpenStackBackend>();
     }
     return nullptr;
 }

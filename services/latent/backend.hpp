@@ -140,7 +140,7 @@ inline std::string instance_name(const Tag& tag) { return "buildyard-" + tag.mas
 // to pin. The EC2 and OpenStack backends send it so.
 std::string user_data(const StartSpec& spec);
 
-// The backend for `name` ("libvirt", "docker", "ec2"), or nullptr if unknown.
+// The backend for `name` ("libvirt", "docker", "ec2", "openstack"), or nullptr if unknown.
 std::unique_ptr<Backend> make_backend(const std::string& name, const std::string& state_directory);
 
 }  // namespace by::latent

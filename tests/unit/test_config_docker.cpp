@@ -130,7 +130,7 @@ TEST_F(ConfigTest, DockerUnknownAndContradictoryKeys) {
     expect_error(docker + "password = x\n", "7: [worker c1] password: latent workers take no password");
     // An unknown backend names the ones there are.
     expect_error("[worker c1]\ntype = latent\nbackend = podman\n",
-                 "3: [worker c1] backend: unknown backend 'podman': expected libvirt, docker or ec2");
+                 "3: [worker c1] backend: unknown backend 'podman': expected libvirt, docker, ec2 or openstack");
 }
 
 TEST_F(ConfigTest, DockerOptionsReportMissingImage) {

@@ -268,8 +268,8 @@ TEST_F(ConfigTest, LatentWorkers) {
     expect_error("[master]\nlisten =\n[worker vm1]\ntype = latent\nbackend = libvirt\n"
                  "libvirt.uri = test:///default\nlibvirt.xml = /x.xml\n",
                  "3: [worker vm1]: latent workers attach over TCP, but [master] listen is empty");
-    expect_error("[worker vm1]\ntype = latent\nbackend = openstack\n",
-                 "3: [worker vm1] backend: unknown backend 'openstack': expected libvirt, docker or ec2");
+    expect_error("[worker vm1]\ntype = latent\nbackend = nimbus\n",
+                 "3: [worker vm1] backend: unknown backend 'nimbus': expected libvirt, docker, ec2 or openstack");
 
     expect_error(local_worker + "build_wait_timeout = 600\n",
                  "3: [worker w] build_wait_timeout: only valid for latent workers");
