@@ -32,8 +32,10 @@ os_compute_api:servers:create, servers:create:attach_network,
 servers:create:attach_volume and servers:delete ("role:buildyard-latent and
 project_id:%(project_id)s"). Nova and Glance run with
 enforce_new_defaults = True, so the deprecated "any role in the project"
-rules do not apply. On a stock cloud the same rights come with Keystone's
-`member` role on the project.
+rules do not apply. Glance's download_image (which a compute host that
+fetches the image, such as libvirt's, does with the user's token) is
+granted to the role for public images and its project's. On a stock
+cloud the same rights come with Keystone's `member` role on the project.
 """
 
 import atexit
@@ -146,22 +148,13 @@ class OpenStack:
     flavors: {name: id}; image_id; network_id; bringup_seconds.
     """
 
-    def __init__(self, token_expiration=3600, compute_driver="fake.MediumFakeDriver", image_path=None,
-                 image_properties=None, extra_images=None, nova_conf=None):
+    def __init__(self, token_expiration=3600, compute_driver="fake.MediumFakeDriver", nova_conf=None):
         """token_expiration: Keystone's token lifetime in seconds.
         compute_driver: Nova's [DEFAULT] compute_driver ("libvirt.LibvirtDriver"
         for a real TCG guest: needs nova-compute and a running libvirtd).
-        image_path: the file uploaded as `by-image` (default: 1 MiB of
-        zeroes, enough for the fake driver); image_properties: extra Glance
-        properties of it; extra_images: {name: (path, disk_format,
-        container_format)} uploaded first, their IDs in self.images, which
-        image_properties may name as "@NAME" (e.g. kernel_id).
         nova_conf: {section: {key: value}} merged into nova.conf."""
         self.token_expiration = int(token_expiration)
         self.compute_driver = compute_driver
-        self.image_path = image_path
-        self.image_properties = dict(image_properties or {})
-        self.extra_images = dict(extra_images or {})
         self.nova_conf_extra = nova_conf or {}
         self.dir = None
         self.procs = {}  # name -> Popen (each the leader of its own process group)
@@ -174,8 +167,8 @@ class OpenStack:
         self.user_domain = "Default"
         self.project_domain = "Default"
         self.network_id = str(uuid.uuid4())
+        self.instance_prefix = "buildyard-os-" + uuid.uuid4().hex[:8]
         self.flavors = {}
-        self.images = {}
         self.image_id = None
         self.bringup_seconds = None
         self.timings = {}
@@ -369,7 +362,8 @@ class OpenStack:
             "paste_deploy": {"flavor": "keystone", "config_file": "/etc/glance/glance-api-paste.ini"},
             "keystone_authtoken": self._authtoken(),
             "oslo_concurrency": {"lock_path": f"{d}/glance/lock"},
-            "oslo_policy": {**policy, "policy_dirs": f"{d}/etc/glance/policy.d"},
+            "oslo_policy": {**policy, "policy_file": f"{d}/etc/glance/policy.yaml",
+                            "policy_dirs": f"{d}/etc/glance/policy.d"},
             "os_glance_tasks_store": {"filesystem_store_datadir": f"{d}/glance/tasks"},
             "os_glance_staging_store": {"filesystem_store_datadir": f"{d}/glance/staging"},
         }))
@@ -377,7 +371,10 @@ class OpenStack:
             "DEFAULT": {"transport_url": f"rabbit://guest:guest@127.0.0.1:{p['amqp']}/",
                         "compute_driver": self.compute_driver, "state_path": f"{d}/nova",
                         "instances_path": f"{d}/nova/instances", "log_dir": f"{d}/log", "my_ip": "127.0.0.1",
-                        "host": COMPUTE_HOST, "use_rootwrap_daemon": "False"},
+                        "host": COMPUTE_HOST, "use_rootwrap_daemon": "False",
+                        # libvirt domain names of this fixture's own (libvirt
+                        # keeps definitions across its restarts).
+                        "instance_name_template": self.instance_prefix + "-%08x"},
             "api": {"auth_strategy": "keystone"},
             "wsgi": {"api_paste_config": f"{d}/etc/nova/api-paste.ini"},
             "api_database": {"connection": self._db("nova_api")},
@@ -403,6 +400,13 @@ class OpenStack:
         self._write("etc/nova/nova.conf", _ini(nova))
         # See ROLE in the module's docstring.
         mine = "rule:project_member_or_admin or (role:%s and project_id:%%(project_id)s)" % ROLE
+        # Glance's download_image wants `member`; a compute host that
+        # fetches an image (libvirt; not the fake driver) does so with the
+        # user's token.
+        visible = ("project_id:%(project_id)s or 'public':%(visibility)s or 'community':%(visibility)s"
+                   " or 'shared':%(visibility)s")
+        self._write("etc/glance/policy.yaml", f'"download_image": "role:admin or (role:member and ({visible}))'
+                    f" or (role:{ROLE} and (project_id:%(project_id)s or 'public':%(visibility)s))\"\n")
         self._write("etc/nova/policy.yaml", "".join(
             f'"os_compute_api:servers:{rule}": "{mine}"\n'
             for rule in ("create", "create:attach_network", "create:attach_volume", "delete")))
@@ -574,16 +578,10 @@ class OpenStack:
         for name, vcpus, ram, disk in ((SMALL, 1, 128, 1), (HUGE, 64, 65536, 2000)):
             f = a.post("compute", "/flavors", {"flavor": {"name": name, "vcpus": vcpus, "ram": ram, "disk": disk}})
             self.flavors[name] = f["flavor"]["id"]
-        for name, (path, disk_format, container_format) in self.extra_images.items():
-            self.images[name] = self.upload_image(name, path, disk_format, container_format)
-        props = {k: (self.images[v[1:]] if isinstance(v, str) and v.startswith("@") else v)
-                 for k, v in self.image_properties.items()}
-        path = self.image_path
-        if path is None:
-            path = self.path("by-image.raw")
-            with open(path, "wb") as f:
-                f.truncate(1 << 20)
-        self.image_id = self.images[IMAGE] = self.upload_image(IMAGE, path, "raw", "bare", props)
+        path = self.path("by-image.raw")  # 1 MiB of zeroes: all the fake driver needs
+        with open(path, "wb") as f:
+            f.truncate(1 << 20)
+        self.image_id = self.upload_image(IMAGE, path)
 
     def upload_image(self, name, path, disk_format="raw", container_format="bare", properties=None):
         """A public image in Glance, uploaded and active. Returns its ID."""
