@@ -20,6 +20,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "common/dbus_stream.hpp"
 #include "common/raii.hpp"
 #include "common/reactor.hpp"
 
@@ -116,7 +117,9 @@ public:
     // tunnel right after its last reply (the master's answer to Detach).
     void flush();
     // Caps the plaintext received and not yet authenticated; 0: no cap.
-    // Past the cap the tunnel fails.
+    // Past the cap the tunnel fails, and so it does as soon as a D-Bus
+    // message's header declares more than the cap leaves (dbus_stream.hpp).
+    // Set before the first byte arrives; lifted once, not set again.
     void limit_inbound(size_t bytes) { inbound_limit_ = bytes; }
     uint64_t inbound_total() const { return inbound_total_; }
 
@@ -149,6 +152,7 @@ private:
     bool net_eof_ = false;
     size_t inbound_limit_ = 0;
     uint64_t inbound_total_ = 0;
+    DbusStream preauth_;  // the stream under inbound_limit_
     std::string last_error_;
     std::string to_bus_;           // decrypted, waiting for the bus end
     size_t to_bus_off_ = 0;

@@ -249,9 +249,18 @@ bool Tunnel::net_to_bus() {
             continue;
         }
         inbound_total_ += static_cast<uint64_t>(got);
-        if (inbound_limit_ && inbound_total_ > inbound_limit_) {
-            fail(fmt::format("it sent more than {} KiB before authenticating", inbound_limit_ / 1024));
-            return false;
+        if (inbound_limit_) {
+            // Past the cap, or a message whose header declares more than the
+            // cap leaves: refused before sd-bus sizes a buffer for its body.
+            preauth_.feed(buf, static_cast<size_t>(got));
+            if (preauth_.committed() > inbound_limit_) {
+                fail(fmt::format("it sent more than {} KiB before authenticating{}", inbound_limit_ / 1024,
+                                 preauth_.committed() > preauth_.fed()
+                                     ? fmt::format(" (a D-Bus message of {} bytes at byte {})",
+                                                   preauth_.message_length(), preauth_.message_start())
+                                     : std::string()));
+                return false;
+            }
         }
         to_bus_.assign(buf, static_cast<size_t>(got));
     }
