@@ -17,7 +17,9 @@ the compute host is discovered, then creates what the backend's tests use:
 stop() ends every process by the PID it started (process group, TERM then
 KILL), and removes the scratch directory, sockets and databases with it.
 It is safe to call twice; start() registers it with atexit, and a failed
-start() stops what it started.
+start() stops what it started. Should the test's process die without
+stop() (a CTest timeout kills it), reaper.py, which waits on a pipe from
+it, stops the same process groups and removes the directory.
 
 Ports: a block of consecutive ports below the ephemeral range, held by a
 lock file for the fixture's life, so two fixtures (or two test modules)
@@ -159,6 +161,8 @@ class OpenStack:
         self.dir = None
         self.procs = {}  # name -> Popen (each the leader of its own process group)
         self._ports_lock = None
+        self._reaper = None
+        self._reaper_pipe = None
         self._stopped = True
         self.region = REGION
         self.project = PROJECT
@@ -187,6 +191,7 @@ class OpenStack:
             self._ports_lock, self.ports = _reserve_ports()
             self.dir = tempfile.mkdtemp(prefix="buildyard-openstack-")
             os.chmod(self.dir, 0o755)  # RabbitMQ's user reads its files here
+            self._start_reaper()
             self.auth_url = f"http://127.0.0.1:{self.ports['keystone']}/v3"
             for d in ("log", "etc/keystone", "etc/placement", "etc/glance", "etc/nova/policy.d",
                       "etc/glance/policy.d", "etc/placement/policy.d", "etc/keystone/policy.d",
@@ -264,7 +269,21 @@ class OpenStack:
         finally:
             out.close()
         self.procs[name] = p
+        with open(self.path("run", "pgids"), "a") as f:
+            f.write(f"{p.pid}\n")
         return p
+
+    def _start_reaper(self):
+        """reaper.py stops every process group we start if this process
+        dies without stop() (SIGKILL from a CTest timeout included): it
+        waits for the end of a pipe whose write end only we hold."""
+        os.makedirs(self.path("run"))
+        r, self._reaper_pipe = os.pipe()
+        try:
+            self._reaper = subprocess.Popen([PYTHON, "-P", os.path.join(HERE, "reaper.py"), self.dir], stdin=r,
+                                            stdout=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            os.close(r)
 
     def _check_alive(self, name):
         p = self.procs.get(name)
@@ -647,6 +666,13 @@ class OpenStack:
         self.procs = {}
         if self.dir and os.environ.get("BUILDYARD_KEEP_OPENSTACK") != "1":
             shutil.rmtree(self.dir, ignore_errors=True)
+        if self._reaper_pipe is not None:
+            os.close(self._reaper_pipe)  # the reaper finds nothing left, and ends
+            self._reaper_pipe = None
+            try:
+                self._reaper.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print(f"OpenStack fixture: reaper.py ({self._reaper.pid}) did not end", file=sys.stderr)
         if self._ports_lock is not None:
             self._ports_lock.close()
             self._ports_lock = None

@@ -5,12 +5,14 @@ Nova lists it no more; a flavor larger than the host ends in ERROR with
 Nova's NoValidHost fault; the configured network (answered by the Neutron
 stub) gets a port; the user's role is not admin; clouds.yaml and
 application credentials authenticate; the token lives as long as asked;
-stop() leaves no process, port or file behind (checked in tearDownModule)."""
+stop() leaves no process, port or file behind (checked in tearDownModule),
+and the reaper does the same when the fixture's process dies."""
 
-import base64
 import os
 import socket
+import subprocess
 import tempfile
+import time
 import unittest
 
 import openstack_fixture
@@ -153,6 +155,40 @@ class FixtureTest(unittest.TestCase):
                     "methods": ["password"], "password": {"user": {"name": os_.user, "password": "wrong",
                                                                    "domain": {"name": "Default"}}}}}})
             self.assertEqual(cm.exception.status, 401)
+
+
+class ReaperTest(unittest.TestCase):
+    def test_the_reaper_stops_what_a_dead_fixture_left(self):
+        """reaper.py, as the fixture starts it, when the fixture's process
+        dies without stop(): the pipe's end reaches it, and it stops every
+        listed process group (a child of the leader too) and removes the
+        directory."""
+        with tempfile.TemporaryDirectory() as parent:
+            scratch = os.path.join(parent, "scratch")
+            os.makedirs(os.path.join(scratch, "run"))
+            service = subprocess.Popen(["sh", "-c", "sleep 600 & wait"], start_new_session=True)
+            self.addCleanup(lambda: _kill_group(service.pid))
+            with open(os.path.join(scratch, "run", "pgids"), "w") as f:
+                f.write(f"{service.pid}\n")
+            r, w = os.pipe()
+            reaper = subprocess.Popen(["/usr/bin/python3", "-P", os.path.join(openstack_fixture.HERE, "reaper.py"),
+                                       scratch], stdin=r, start_new_session=True)
+            os.close(r)
+            time.sleep(1)
+            self.assertIsNone(reaper.poll(), "the reaper waits while the fixture lives")
+            self.assertTrue(_alive_in_group(service.pid))
+            os.close(w)  # what the kernel does when the fixture's process dies
+            self.assertEqual(reaper.wait(timeout=30), 0)
+            service.wait(timeout=10)
+            self.assertFalse(_alive_in_group(service.pid))
+            self.assertFalse(os.path.exists(scratch))
+
+
+def _kill_group(pgid):
+    try:
+        os.killpg(pgid, 9)
+    except ProcessLookupError:
+        pass
 
 
 def _lifetime(token_body):
