@@ -787,15 +787,31 @@ class OpenStack:
                 return sv
             if time.monotonic() > deadline:
                 raise AssertionError(f"server {server_id} is {sv and sv['status']} after {timeout} s, "
-                                     f"not one of {statuses}")
+                                     f"not one of {statuses}\n" + self.server_log(server_id))
             time.sleep(0.3)
 
     def wait_gone(self, server_id, timeout=60):
         deadline = time.monotonic() + timeout
         while self.server(server_id) is not None:
             if time.monotonic() > deadline:
-                raise AssertionError(f"server {server_id} still listed after {timeout} s")
+                sv = self.server(server_id) or {}
+                raise AssertionError(f"server {server_id} still listed after {timeout} s: status "
+                                     f"{sv.get('status')}, task {sv.get('OS-EXT-STS:task_state')}\n"
+                                     + self.server_log(server_id))
             time.sleep(0.3)
+
+    def server_log(self, server_id, lines=20):
+        """What Nova's services logged about a server (their last lines
+        naming it), for a failure's message: the scratch directory and its
+        logs go with stop()."""
+        out = []
+        for name in ("nova-api-wsgi", "nova-conductor", "nova-scheduler", "nova-compute"):
+            try:
+                with open(self.path("log", name + ".log"), errors="replace") as f:
+                    out += [f"{name}: {line.rstrip()[:400]}" for line in f if server_id in line]
+            except OSError:
+                pass
+        return "\n".join(out[-lines:])
 
     def processes(self):
         """{name: PID} of what the fixture runs (each PID is also the ID of
