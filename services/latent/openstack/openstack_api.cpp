@@ -119,7 +119,7 @@ std::optional<Token> parse_token(std::string_view body, const std::string& subje
 
 bool token_fresh(const Token& token, int64_t now) {
     const int64_t life = std::max<int64_t>(token.expires_at - token.issued_at, 0);
-    const int64_t margin = std::min<int64_t>(life / 4, 300);
+    const int64_t margin = std::min<int64_t>(life / 2, 300);
     return now < token.expires_at - margin;
 }
 

@@ -55,8 +55,10 @@ struct Token {
 std::optional<Token> parse_token(std::string_view body, const std::string& subject_token, std::string& error);
 
 // Whether a token may still be used at `now` (seconds since the epoch): up
-// to a margin before it expires, a quarter of its life but at most five
-// minutes, so that a call started with it does not meet its end.
+// to a margin before it expires, half its life but at most five minutes.
+// Nova hands the user's token on to Glance and Neutron while it works on a
+// call: a token that ends meanwhile fails the call ("Not authorized for
+// image"), so the margin covers a slow call, not only the request's trip.
 bool token_fresh(const Token& token, int64_t now);
 
 // The URL of `type`'s endpoint with `interface` in `region` (empty: the
