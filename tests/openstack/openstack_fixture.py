@@ -393,11 +393,17 @@ class OpenStack:
                         "host": COMPUTE_HOST, "use_rootwrap_daemon": "False",
                         # libvirt domain names of this fixture's own (libvirt
                         # keeps definitions across its restarts).
-                        "instance_name_template": self.instance_prefix + "-%08x"},
+                        "instance_name_template": self.instance_prefix + "-%08x",
+                        # SQLite has one writer at a time, and a transaction
+                        # that read before another's commit gets "database
+                        # is locked" at once, whatever the busy timeout: a
+                        # delete then ends in ERROR. Fewer writes, fewer
+                        # such collisions: heartbeats every 60 s, not 10.
+                        "report_interval": 60, "service_down_time": 300},
             "api": {"auth_strategy": "keystone"},
             "wsgi": {"api_paste_config": f"{d}/etc/nova/api-paste.ini"},
-            "api_database": {"connection": self._db("nova_api")},
-            "database": {"connection": self._db("nova")},
+            "api_database": {"connection": self._db("nova_api"), "sqlite_synchronous": "False"},
+            "database": {"connection": self._db("nova"), "sqlite_synchronous": "False"},
             "conductor": {"workers": 1},
             # The scheduler maps new compute hosts to the cell itself, every 2 s.
             "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": 2},
