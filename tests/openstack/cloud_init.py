@@ -32,7 +32,8 @@ class CloudInit:
 
     def stop(self):
         self.stopping.set()
-        self.thread.join(30)
+        if self.thread.is_alive():
+            self.thread.join(30)
         for server_id in list(self.workers):
             self.kill(server_id)
 
