@@ -1,7 +1,10 @@
 // bench/store-claims: what the master's store takes to record the starts
 // of builds, one commit per start or one per dispatch round.
 //
-//   store-claims DIRECTORY BUILDS ROUND...
+//   store-claims DIRECTORY|URI BUILDS ROUND...
+//
+// URI (postgresql://...): the PostgreSQL store in that database instead,
+// the same one for every ROUND.
 //
 // For each ROUND, opens a fresh store (state.db in DIRECTORY/ROUND, as the
 // master opens it: SQLite in WAL mode, synchronous = NORMAL), submits
@@ -17,13 +20,14 @@
 #include <string>
 #include <vector>
 
+#include "master/pg_store.hpp"
 #include "master/store.hpp"
 
 using by::master::Build;
 
 int main(int argc, char** argv) {
     if (argc < 4) {
-        std::fprintf(stderr, "usage: store-claims DIRECTORY BUILDS ROUND...\n");
+        std::fprintf(stderr, "usage: store-claims DIRECTORY|URI BUILDS ROUND...\n");
         return 2;
     }
     const std::string directory = argv[1];
@@ -38,10 +42,11 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "store-claims: ROUND must be a positive number, not '%s'\n", argv[arg]);
             return 2;
         }
+        const bool pg = directory.starts_with("postgresql://") || directory.starts_with("postgres://");
         const std::string dir = directory + "/" + std::to_string(round);
-        std::filesystem::create_directories(dir);
+        if (!pg) std::filesystem::create_directories(dir);
         std::string error;
-        auto store = by::master::open_sqlite_store(dir, error);
+        auto store = pg ? by::master::open_pg_store(directory, "", error) : by::master::open_sqlite_store(dir, error);
         if (!store) {
             std::fprintf(stderr, "store-claims: %s\n", error.c_str());
             return 1;

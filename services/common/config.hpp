@@ -111,6 +111,11 @@ struct Master {
     uint64_t auth_timeout_usec = 10'000'000;            // for a remote connection to authenticate
     uint64_t duplicate_ping_timeout_usec = 10'000'000;  // for an attached link to answer a second login
     uint64_t latent_lease_usec = 300'000'000;           // a latent machine's lease beyond its start timeout
+    // A libpq connection URI (no password in it); empty: SQLite, state.db
+    // in the state directory. Fixed for the master's life (a reload that
+    // changes it is refused).
+    std::string database;
+    std::string database_password;           // from database_password (credential: or file:), may be empty
 };
 
 // [latentd]: buildyard-latentd's deadlines and intervals.

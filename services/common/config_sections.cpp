@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/config_interpreter.hpp"
+#include "common/database_uri.hpp"
 
 namespace by::config::detail {
 
@@ -98,9 +99,25 @@ void Interpreter::master() {
             duration(s, key, config_.master.duplicate_ping_timeout_usec, up_to_an_hour);
         } else if (key == "latent_lease") {
             duration(s, key, config_.master.latent_lease_usec);
+        } else if (key == "database") {
+            if (const auto problem = database_uri_problem(v.text)) {
+                bad(s, key, *problem);
+            } else {
+                config_.master.database = v.text == "sqlite" ? "" : v.text;
+            }
+        } else if (key == "database_password") {
+            std::string error;
+            if (auto secret = resolve_secret(v.text, env_.credentials_directory, env_.read_secrets, error)) {
+                config_.master.database_password = std::move(*secret);
+            } else {
+                bad(s, key, error);
+            }
         } else {
             unknown(s, key);
         }
+    }
+    if (s.get("database_password") && config_.master.database.empty()) {
+        bad(s, "database_password", "does nothing without database = postgresql://...");
     }
     const bool cert = s.get("tls_certificate");
     if (cert != static_cast<bool>(s.get("tls_key"))) {

@@ -13,6 +13,7 @@
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "master/notifier.hpp"
+#include "master/pg_store.hpp"
 #include "version.hpp"
 
 namespace by::master {
@@ -51,7 +52,9 @@ bool Master::start(std::string& error) {
                             r == -EEXIST ? " (is another buildyard-masterd running?)" : "");
         return false;
     }
-    store_ = open_sqlite_store(state_directory_, error);
+    const config::Master& mc = loaded.config->master;
+    store_ = mc.database.empty() ? open_sqlite_store(state_directory_, error)
+                                 : open_pg_store(mc.database, mc.database_password, error);
     if (!store_) {
         return false;
     }
@@ -195,6 +198,14 @@ Status Master::reload() {
         }
         log::error("configuration not reloaded; the old one stays in force:\n{}", errors);
         return Status::fail(bus::error::ConfigInvalid, errors);
+    }
+    if (loaded.config->master.database != config_.master.database) {
+        const auto shown = [](const std::string& d) { return d.empty() ? std::string("sqlite") : d; };
+        std::string error = fmt::format("[master] database: cannot change on reload (from {} to {}); restart the "
+                                        "master to use another database",
+                                        shown(config_.master.database), shown(loaded.config->master.database));
+        log::error("configuration not reloaded; the old one stays in force:\n{}", error);
+        return Status::fail(bus::error::ConfigInvalid, error);
     }
     for (const auto& [name, b] : config_.builders) {
         changes_->counters(name);  // those that go are forgotten

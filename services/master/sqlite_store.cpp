@@ -4,9 +4,7 @@
 #include <cstdlib>
 #include <iterator>
 
-#include <nlohmann/json.hpp>
-
-#include "common/text.hpp"
+#include "master/store_json.hpp"
 
 namespace by::master {
 
@@ -44,32 +42,6 @@ constexpr const char* build_columns =
     "id, request_id, builder, worker, state, result, exit_status, requested, properties, "
     "submitted_at, started_at, finished_at, current_step, retried_as, usage";
 
-std::string to_json(const std::map<std::string, std::string>& m) { return text::json_dump(nlohmann::json(m)); }
-
-std::map<std::string, std::string> from_json(const std::string& s) {
-    auto j = nlohmann::json::parse(s, nullptr, false);
-    std::map<std::string, std::string> m;
-    if (j.is_object()) {
-        for (auto& [k, v] : j.items()) {
-            if (v.is_string()) {
-                m[k] = v.get<std::string>();
-            }
-        }
-    }
-    return m;
-}
-
-BuildUsage usage_from_json(const std::string& s) {
-    auto j = nlohmann::json::parse(s, nullptr, false);
-    std::map<std::string, uint64_t> m;
-    if (j.is_object()) {
-        for (auto& [k, v] : j.items()) {
-            if (v.is_number_unsigned()) m[k] = v.get<uint64_t>();
-        }
-    }
-    return usage_from_map(m);
-}
-
 // Binds the mutable columns shared by insert and update, from index 1.
 void bind_build(sqlite::Statement& s, const Build& b) {
     s.bind(1, static_cast<int64_t>(b.request_id))
@@ -78,14 +50,14 @@ void bind_build(sqlite::Statement& s, const Build& b) {
         .bind(4, to_string(b.state))
         .bind(5, to_string(b.result))
         .bind(6, static_cast<int64_t>(b.exit_status))
-        .bind(7, to_json(b.requested))
-        .bind(8, to_json(b.properties))
+        .bind(7, store_json::from_map(b.requested))
+        .bind(8, store_json::from_map(b.properties))
         .bind(9, static_cast<int64_t>(b.submitted_at))
         .bind(10, static_cast<int64_t>(b.started_at))
         .bind(11, static_cast<int64_t>(b.finished_at))
         .bind(12, static_cast<int64_t>(b.current_step))
         .bind(13, static_cast<int64_t>(b.retried_as))
-        .bind(14, nlohmann::json(usage_to_map(b.usage)).dump());
+        .bind(14, store_json::from_usage(b.usage));
 }
 
 }  // namespace
@@ -242,14 +214,14 @@ Build SqliteStore::row_to_build(sqlite::Statement& s) {
     b.state = parse_build_state(s.text(4)).value_or(BuildState::finished);
     b.result = parse_result(s.text(5)).value_or(Result::exception);
     b.exit_status = static_cast<int>(s.int64(6));
-    b.requested = from_json(s.text(7));
-    b.properties = from_json(s.text(8));
+    b.requested = store_json::to_map(s.text(7));
+    b.properties = store_json::to_map(s.text(8));
     b.submitted_at = static_cast<uint64_t>(s.int64(9));
     b.started_at = static_cast<uint64_t>(s.int64(10));
     b.finished_at = static_cast<uint64_t>(s.int64(11));
     b.current_step = static_cast<unsigned>(s.int64(12));
     b.retried_as = static_cast<uint64_t>(s.int64(13));
-    b.usage = usage_from_json(s.text(14));
+    b.usage = store_json::to_usage(s.text(14));
     if (b.request_id == 0) {
         b.request_id = b.id;
     }
@@ -315,7 +287,7 @@ std::optional<WorkerRecord> SqliteStore::load_worker(const std::string& name) {
     w.pause_reason = load_worker_.text(1);
     w.last_connected = static_cast<uint64_t>(load_worker_.int64(2));
     w.last_disconnected = static_cast<uint64_t>(load_worker_.int64(3));
-    w.info = from_json(load_worker_.text(4));
+    w.info = store_json::to_map(load_worker_.text(4));
     load_worker_.reset();
     return w;
 }
@@ -327,7 +299,7 @@ bool SqliteStore::save_worker(const WorkerRecord& w) {
         .bind(3, w.pause_reason)
         .bind(4, static_cast<int64_t>(w.last_connected))
         .bind(5, static_cast<int64_t>(w.last_disconnected))
-        .bind(6, to_json(w.info));
+        .bind(6, store_json::from_map(w.info));
     return check(save_worker_.step(), "cannot save a worker");
 }
 

@@ -1,15 +1,15 @@
 // The master's Store in SQLite (WAL): state.db under the state directory
 // (sqlite_store.cpp for builds and workers, sqlite_store_batches.cpp for
-// the writes of several builds in one commit, sqlite_store_mail.cpp for the
+// its transactions and claims (the batches are store_batches.hpp's), sqlite_store_mail.cpp for the
 // missing-worker facts, the latent streak and the mail queue).
 #pragma once
 
 #include "common/sqlite.hpp"
-#include "master/store.hpp"
+#include "master/store_batches.hpp"
 
 namespace by::master {
 
-class SqliteStore final : public Store {
+class SqliteStore final : public BatchStore {
 public:
     // Opens or creates state.db in `directory`. Returns false with
     // error() set on failure.
@@ -19,12 +19,6 @@ public:
     const std::string& cause() const override { return cause_; }
 
     bool record_submitted(Build& b) override;
-    bool claim_builds(const std::vector<Build>& started) override;
-    bool record_cleanups(const std::vector<Build>& builds) override;
-    bool record_ended(const Build& b) override { return update_build(b); }
-    bool record_retry(Build& old, Build& next) override;
-    bool record_retries(std::vector<Retry>& retries) override;
-    bool record_ends(std::vector<BuildEnd>& ends) override;
 
     std::optional<Build> load_build(uint64_t id) override;
     std::vector<Build> load_unfinished() override;
@@ -48,18 +42,12 @@ public:
     bool mail_given_up(uint64_t id, uint64_t at, const std::string& error) override;
     bool prune_mail(uint64_t before) override;
 
+protected:
+    bool in_transaction(const std::function<bool()>& writes, const char* what) override;
+    bool claim_build(const Build& b) override;
+    bool update_build(const Build& b) override;
+
 private:
-    // Writes the mutable columns of b (state, worker, result, times...).
-    bool update_build(const Build& b);
-    // Records the start of b if it is still pending.
-    bool claim_build(const Build& b);
-    // Inserts `next` and marks `old` retried as it, in a transaction the
-    // caller holds.
-    bool insert_retry(Build& old, Build& next);
-    // Runs `writes` (a callable returning bool) in one transaction: true
-    // once committed; on false nothing of it was stored.
-    template <class Writes>
-    bool in_transaction(Writes writes, const char* what);
     bool check(int rc, const char* what);
     // Ends a transaction that a failure left open.
     void rollback();

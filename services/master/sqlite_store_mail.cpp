@@ -3,9 +3,7 @@
 // so statements are prepared when used.
 #include "master/sqlite_store.hpp"
 
-#include <nlohmann/json.hpp>
-
-#include "common/text.hpp"
+#include "master/store_json.hpp"
 
 namespace by::master {
 
@@ -14,21 +12,6 @@ namespace {
 constexpr const char* mail_columns =
     "id, worker, build, subject, sender, recipients, message, queued_at, attempts, next_attempt";
 
-std::string to_json(const std::vector<std::string>& v) { return text::json_dump(nlohmann::json(v)); }
-
-std::vector<std::string> list_from_json(const std::string& s) {
-    auto j = nlohmann::json::parse(s, nullptr, false);
-    std::vector<std::string> out;
-    if (j.is_array()) {
-        for (const auto& v : j) {
-            if (v.is_string()) {
-                out.push_back(v.get<std::string>());
-            }
-        }
-    }
-    return out;
-}
-
 QueuedMail row_to_mail(sqlite::Statement& s) {
     QueuedMail m;
     m.id = static_cast<uint64_t>(s.int64(0));
@@ -36,7 +19,7 @@ QueuedMail row_to_mail(sqlite::Statement& s) {
     m.build = static_cast<uint64_t>(s.int64(2));
     m.subject = s.text(3);
     m.from = s.text(4);
-    m.to = list_from_json(s.text(5));
+    m.to = store_json::to_list(s.text(5));
     m.text = s.text(6);
     m.queued_at = static_cast<uint64_t>(s.int64(7));
     m.attempts = static_cast<unsigned>(s.int64(8));
@@ -102,7 +85,7 @@ bool SqliteStore::insert_mail(QueuedMail& m) {
         .bind(2, static_cast<int64_t>(m.build))
         .bind(3, m.subject)
         .bind(4, m.from)
-        .bind(5, to_json(m.to))
+        .bind(5, store_json::from_list(m.to))
         .bind(6, m.text)
         .bind(7, static_cast<int64_t>(m.queued_at))
         .bind(8, static_cast<int64_t>(m.attempts))
@@ -172,7 +155,7 @@ bool SqliteStore::mail_retry(uint64_t id, const std::vector<std::string>& to, un
         return check(SQLITE_ERROR, "cannot reschedule a mail");
     }
     s.bind(1, static_cast<int64_t>(id))
-        .bind(2, to_json(to))
+        .bind(2, store_json::from_list(to))
         .bind(3, static_cast<int64_t>(attempts))
         .bind(4, static_cast<int64_t>(next_attempt))
         .bind(5, error);

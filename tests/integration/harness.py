@@ -29,6 +29,15 @@ POLICY_DIR = os.path.join(SOURCE, "dbus")
 
 NOBODY_UID = 65534
 
+# BUILDYARD_TEST_DATABASE=postgresql (set by tests/lib/postgresql.py, which
+# starts the server): each System's master keeps its state in a schema of
+# its own in that server, named by a drop-in of its own
+# (master.d/zz-test-database.ini), so that master.ini's lines stay where
+# the tests expect them.
+PG_URI = os.environ.get("BUILDYARD_TEST_PG_URI", "") if os.environ.get(
+    "BUILDYARD_TEST_DATABASE") == "postgresql" else ""
+_systems = 0
+
 
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on now."""
@@ -177,6 +186,16 @@ class System:
         self.state_dir = os.path.join(self.dir, "state")
         os.makedirs(os.path.join(self.dir, "etc", "master.d"))
         os.makedirs(os.path.join(self.dir, "etc", "workers"))
+        self.database = ""
+        if PG_URI:
+            global _systems
+            _systems += 1
+            schema = f"s{os.getpid()}_{_systems}"
+            subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", PG_URI, "-c", f"CREATE SCHEMA {schema}"],
+                           check=True)
+            self.database = f"{PG_URI}&options=-csearch_path%3D{schema}"
+            with open(os.path.join(self.dir, "etc", "master.d", "zz-test-database.ini"), "w") as f:
+                f.write(f"[master]\ndatabase = {self.database}\n")
 
     # --- processes -----------------------------------------------------
 

@@ -1,28 +1,27 @@
-// The SQLite store: builds and worker state survive reopening.
+// The store, in SQLite and in PostgreSQL: builds and worker state survive
+// reopening.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 
 #include "store_test_support.hpp"
-#include "temp_dir.hpp"
 
 using namespace by::master;
 
 namespace {
 
-class StoreTest : public ::testing::Test {
+class StoreTest : public ::testing::TestWithParam<std::string> {
 protected:
-    TempDir tmp_{"buildyard-store"};
-    const std::string dir_ = tmp_.path();
+    TestDatabase db_{GetParam()};
 };
 
 }  // namespace
 
-TEST_F(StoreTest, BuildsSurviveReopen) {
+TEST_P(StoreTest, BuildsSurviveReopen) {
     uint64_t pending_id = 0, running_id = 0, done_id = 0;
     {
-        auto s = open_test_store(dir_);
+        auto s = db_.open();
         ASSERT_TRUE(s);
         Build a;
         a.builder = "hello";
@@ -44,7 +43,7 @@ TEST_F(StoreTest, BuildsSurviveReopen) {
         finish_build(c, Result::success, 0, 40);
         ASSERT_TRUE(s->record_ended(c));
     }
-    auto s = open_test_store(dir_);
+    auto s = db_.open();
     ASSERT_TRUE(s);
     auto unfinished = s->load_unfinished();
     ASSERT_EQ(unfinished.size(), 2u);
@@ -71,8 +70,8 @@ TEST_F(StoreTest, BuildsSurviveReopen) {
 
 // Paging with "before", and limits that do not fit SQLite's signed 64 bits
 // (2^63 and up once returned nothing at all).
-TEST_F(StoreTest, ListBuildsPagesAndTakesAnyLimit) {
-    auto s = open_test_store(dir_);
+TEST_P(StoreTest, ListBuildsPagesAndTakesAnyLimit) {
+    auto s = db_.open();
     ASSERT_TRUE(s);
     for (int i = 0; i < 5; ++i) {
         Build b;
@@ -95,8 +94,8 @@ TEST_F(StoreTest, ListBuildsPagesAndTakesAnyLimit) {
     EXPECT_EQ(s->list_builds(0, 1)[0].builder, "b4");
 }
 
-TEST_F(StoreTest, RetryIsOneTransaction) {
-    auto s = open_test_store(dir_);
+TEST_P(StoreTest, RetryIsOneTransaction) {
+    auto s = db_.open();
     ASSERT_TRUE(s);
     Build b;
     b.builder = "hello";
@@ -117,9 +116,9 @@ TEST_F(StoreTest, RetryIsOneTransaction) {
     EXPECT_EQ(unfinished[0].request_id, b.id);
 }
 
-TEST_F(StoreTest, WorkerStatePersists) {
+TEST_P(StoreTest, WorkerStatePersists) {
     {
-        auto s = open_test_store(dir_);
+        auto s = db_.open();
         ASSERT_TRUE(s);
         EXPECT_FALSE(s->load_worker("bot1"));
         WorkerRecord w{"bot1", true, "disk full", 5, 6, {{"host", "h1"}}};
@@ -127,7 +126,7 @@ TEST_F(StoreTest, WorkerStatePersists) {
         w.last_disconnected = 7;
         ASSERT_TRUE(s->save_worker(w));
     }
-    auto s = open_test_store(dir_);
+    auto s = db_.open();
     ASSERT_TRUE(s);
     auto w = s->load_worker("bot1");
     ASSERT_TRUE(w);
@@ -138,8 +137,11 @@ TEST_F(StoreTest, WorkerStatePersists) {
     EXPECT_EQ(w->info.at("host"), "h1");
 }
 
-TEST_F(StoreTest, OpenFailsClearlyOnAMissingDirectory) {
+TEST(SqliteStoreTest, OpenFailsClearlyOnAMissingDirectory) {
+    TempDir tmp{"buildyard-store"};
     std::string error;
-    EXPECT_FALSE(open_sqlite_store(dir_ + "/does/not/exist", error));
+    EXPECT_FALSE(open_sqlite_store(tmp.path() + "/does/not/exist", error));
     EXPECT_NE(error.find("cannot open"), std::string::npos);
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, StoreTest, ::testing::ValuesIn(store_engines()), engine_name);

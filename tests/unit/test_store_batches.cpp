@@ -5,16 +5,14 @@
 #include <gtest/gtest.h>
 
 #include "store_test_support.hpp"
-#include "temp_dir.hpp"
 
 using namespace by::master;
 
 namespace {
 
-class StoreBatchTest : public ::testing::Test {
+class StoreBatchTest : public ::testing::TestWithParam<std::string> {
 protected:
-    TempDir tmp_{"buildyard-store-batch"};
-    const std::string dir_ = tmp_.path();
+    TestDatabase db_{GetParam()};
 
     Build submit(Store& s, const std::string& builder) {
         Build b;
@@ -31,24 +29,16 @@ protected:
         return b;
     }
 
-    // A failing disk, as the store sees it: SQLite refuses to write build `id`.
-    void refuse_writes_to(uint64_t id) {
-        sql_behind_store(dir_, "CREATE TRIGGER refuse_update BEFORE UPDATE ON builds WHEN OLD.id = " +
-                                   std::to_string(id) +
-                                   " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END;"
-                                   "CREATE TRIGGER refuse_insert BEFORE INSERT ON builds WHEN "
-                                   "(SELECT MAX(id) FROM builds) >= " +
-                                   std::to_string(id) + " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END;");
-    }
-    void accept_writes() { sql_behind_store(dir_, "DROP TRIGGER refuse_update; DROP TRIGGER refuse_insert"); }
+    void refuse_writes_to(uint64_t id) { db_.refuse_writes_to(id); }
+    void accept_writes() { db_.accept_writes(); }
 };
 
 }  // namespace
 
-TEST_F(StoreBatchTest, ClaimStartsSeveralBuildsInOneCommit) {
+TEST_P(StoreBatchTest, ClaimStartsSeveralBuildsInOneCommit) {
     uint64_t a = 0, b = 0, c = 0;
     {
-        auto s = open_test_store(dir_);
+        auto s = db_.open();
         ASSERT_TRUE(s);
         Build ba = submit(*s, "one"), bb = submit(*s, "two"), bc = submit(*s, "three");
         a = ba.id, b = bb.id, c = bc.id;
@@ -56,7 +46,7 @@ TEST_F(StoreBatchTest, ClaimStartsSeveralBuildsInOneCommit) {
         ASSERT_TRUE(s->claim_builds({})) << "nothing to claim is no failure";
     }
     // Committed: a new connection (a restarted master) sees both started.
-    auto s = open_test_store(dir_);
+    auto s = db_.open();
     ASSERT_TRUE(s);
     auto unfinished = s->load_unfinished();
     ASSERT_EQ(unfinished.size(), 3u);
@@ -78,8 +68,8 @@ TEST_F(StoreBatchTest, ClaimStartsSeveralBuildsInOneCommit) {
 // A build that is no longer pending (another master took it, or it was
 // cancelled) fails the whole claim: no build starts twice, and the others
 // of the claim stay pending.
-TEST_F(StoreBatchTest, AClaimOfABuildNoLongerPendingTakesNone) {
-    auto s = open_test_store(dir_);
+TEST_P(StoreBatchTest, AClaimOfABuildNoLongerPendingTakesNone) {
+    auto s = db_.open();
     ASSERT_TRUE(s);
     Build a = submit(*s, "one"), b = submit(*s, "two"), c = submit(*s, "three");
     ASSERT_TRUE(s->claim_builds({started(b, "w9", 10)}));
@@ -103,8 +93,8 @@ TEST_F(StoreBatchTest, AClaimOfABuildNoLongerPendingTakesNone) {
 // The database refuses a write in the middle of a claim: the claim's
 // earlier writes are not committed either, and once the database takes
 // writes again the same claim goes through.
-TEST_F(StoreBatchTest, AClaimTheDatabaseRefusesChangesNothing) {
-    auto s = open_test_store(dir_);
+TEST_P(StoreBatchTest, AClaimTheDatabaseRefusesChangesNothing) {
+    auto s = db_.open();
     ASSERT_TRUE(s);
     Build a = submit(*s, "one"), b = submit(*s, "two");
     const std::vector<Build> claim{started(a, "w1", 20), started(b, "w2", 20)};
@@ -124,8 +114,8 @@ TEST_F(StoreBatchTest, AClaimTheDatabaseRefusesChangesNothing) {
     EXPECT_EQ(s->load_build(b.id)->worker, "w2");
 }
 
-TEST_F(StoreBatchTest, RetriesAreOneCommit) {
-    auto s = open_test_store(dir_);
+TEST_P(StoreBatchTest, RetriesAreOneCommit) {
+    auto s = db_.open();
     ASSERT_TRUE(s);
     Build a = started(submit(*s, "one"), "w1", 10), b = started(submit(*s, "two"), "w2", 10);
     ASSERT_TRUE(s->claim_builds({a, b}));
@@ -168,8 +158,8 @@ TEST_F(StoreBatchTest, RetriesAreOneCommit) {
     EXPECT_TRUE(s->record_retries(none));
 }
 
-TEST_F(StoreBatchTest, ALostWorkersBuildsWaitForCleanupInOneCommit) {
-    auto s = open_test_store(dir_);
+TEST_P(StoreBatchTest, ALostWorkersBuildsWaitForCleanupInOneCommit) {
+    auto s = db_.open();
     ASSERT_TRUE(s);
     Build a = started(submit(*s, "one"), "w1", 10), b = started(submit(*s, "two"), "w1", 10);
     ASSERT_TRUE(s->claim_builds({a, b}));
@@ -192,8 +182,8 @@ TEST_F(StoreBatchTest, ALostWorkersBuildsWaitForCleanupInOneCommit) {
     EXPECT_EQ(unfinished[1].state, BuildState::cleanup);
 }
 
-TEST_F(StoreBatchTest, EndsAndRetriesOfSeveralBuildsAreOneCommit) {
-    auto s = open_test_store(dir_);
+TEST_P(StoreBatchTest, EndsAndRetriesOfSeveralBuildsAreOneCommit) {
+    auto s = db_.open();
     ASSERT_TRUE(s);
     Build a = started(submit(*s, "one"), "w1", 10), b = started(submit(*s, "two"), "w1", 10);
     ASSERT_TRUE(s->claim_builds({a, b}));
@@ -223,3 +213,5 @@ TEST_F(StoreBatchTest, EndsAndRetriesOfSeveralBuildsAreOneCommit) {
     EXPECT_EQ(unfinished[0].id, ends[1].rerun->id);
     EXPECT_EQ(unfinished[0].state, BuildState::pending);
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, StoreBatchTest, ::testing::ValuesIn(store_engines()), engine_name);

@@ -5,16 +5,15 @@
 #include <filesystem>
 
 #include "store_test_support.hpp"
-#include "temp_dir.hpp"
 
 using namespace by::master;
 
 namespace {
 
-class StoreMailTest : public ::testing::Test {
+class StoreMailTest : public ::testing::TestWithParam<std::string> {
 protected:
 
-    std::string sql(const std::string& text) { return sql_behind_store(dir_, text); }
+    std::string sql(const std::string& text) { return db_.sql(text); }
 
     QueuedMail mail(const std::string& subject, uint64_t next) {
         QueuedMail m;
@@ -28,13 +27,15 @@ protected:
         return m;
     }
 
-    TempDir tmp_{"buildyard-store-mail"};
-    const std::string dir_ = tmp_.path();
+    TestDatabase db_{GetParam()};
 };
 
 }  // namespace
 
-TEST_F(StoreMailTest, UpgradesAVersionOneDatabase) {
+// SQLite only: PostgreSQL starts at its own version 1 (see test_pg_store.cpp).
+TEST(SqliteStoreMail, UpgradesAVersionOneDatabase) {
+    TestDatabase db{"sqlite"};
+    auto sql = [&](const std::string& text) { return db.sql(text); };
     // state.db as the first release wrote it, with a worker in it.
     sql("CREATE TABLE builds (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id INTEGER NOT NULL DEFAULT 0, "
         "builder TEXT NOT NULL, worker TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, result TEXT NOT NULL "
@@ -47,7 +48,7 @@ TEST_F(StoreMailTest, UpgradesAVersionOneDatabase) {
         "0, info TEXT NOT NULL DEFAULT '{}');"
         "INSERT INTO workers (name, paused, last_disconnected) VALUES ('old', 1, 77);");
     {
-        auto s = open_test_store(dir_);
+        auto s = db.open();
         ASSERT_TRUE(s);
         auto w = s->load_worker("old");
         ASSERT_TRUE(w);
@@ -59,14 +60,14 @@ TEST_F(StoreMailTest, UpgradesAVersionOneDatabase) {
     }
     EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
     // Opening again changes nothing.
-    auto s = open_test_store(dir_);
+    auto s = db.open();
     ASSERT_TRUE(s);
     EXPECT_EQ(s->load_missing("old").first_seen, 5u);
     EXPECT_EQ(sql("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
 }
 
-TEST_F(StoreMailTest, FirstSeenIsSetOnce) {
-    auto s = open_test_store(dir_);
+TEST_P(StoreMailTest, FirstSeenIsSetOnce) {
+    auto s = db_.open();
     ASSERT_TRUE(s);
     EXPECT_EQ(s->load_missing("w1").first_seen, 0u);
     ASSERT_TRUE(s->set_first_seen("w1", 100));
@@ -81,9 +82,9 @@ TEST_F(StoreMailTest, FirstSeenIsSetOnce) {
     EXPECT_EQ(s->load_worker("w1")->last_disconnected, 300u);
 }
 
-TEST_F(StoreMailTest, MissingMailAndItsLossCommitTogether) {
+TEST_P(StoreMailTest, MissingMailAndItsLossCommitTogether) {
     {
-        auto s = open_test_store(dir_);
+        auto s = db_.open();
         ASSERT_TRUE(s);
         QueuedMail m = mail("Buildyard worker w1 missing", 1000);
         ASSERT_TRUE(s->queue_missing_mail(m, "w1", 900)) << s->error();
@@ -93,7 +94,7 @@ TEST_F(StoreMailTest, MissingMailAndItsLossCommitTogether) {
         rec.last_disconnected = 900;
         ASSERT_TRUE(s->save_worker(rec));
     }
-    auto s = open_test_store(dir_);
+    auto s = db_.open();
     ASSERT_TRUE(s);
     EXPECT_EQ(s->load_missing("w1").notified_loss, 900u);
     auto m = s->next_due_mail(1000);
@@ -104,8 +105,8 @@ TEST_F(StoreMailTest, MissingMailAndItsLossCommitTogether) {
     EXPECT_EQ(m->worker, "w1");
 }
 
-TEST_F(StoreMailTest, AFailedQueueRecordsNoLoss) {
-    auto s = open_test_store(dir_);
+TEST_P(StoreMailTest, AFailedQueueRecordsNoLoss) {
+    auto s = db_.open();
     ASSERT_TRUE(s);
     sql("DROP TABLE mail_queue");
     QueuedMail m = mail("x", 1);
@@ -114,8 +115,8 @@ TEST_F(StoreMailTest, AFailedQueueRecordsNoLoss) {
     EXPECT_EQ(s->load_missing("w1").notified_loss, 0u);
 }
 
-TEST_F(StoreMailTest, QueueOrderRetriesAndEnds) {
-    auto s = open_test_store(dir_);
+TEST_P(StoreMailTest, QueueOrderRetriesAndEnds) {
+    auto s = db_.open();
     ASSERT_TRUE(s);
     EXPECT_FALSE(s->next_due_mail(1000));
     EXPECT_FALSE(s->next_mail_time());
@@ -146,20 +147,22 @@ TEST_F(StoreMailTest, QueueOrderRetriesAndEnds) {
     EXPECT_EQ(sql("SELECT COUNT(*) FROM mail_queue"), "1");
 }
 
-TEST_F(StoreMailTest, ALatentWorkersStreakSurvivesReopen) {
+TEST_P(StoreMailTest, ALatentWorkersStreakSurvivesReopen) {
     LatentMachine::Record r{3, 1'000'000'123, "its machine did not start: no base", 999};
     {
-        auto s = open_test_store(dir_);
+        auto s = db_.open();
         ASSERT_TRUE(s);
         EXPECT_EQ(s->load_latent("vm1"), LatentMachine::Record{});
         ASSERT_TRUE(s->save_latent("vm1", r)) << s->error();
         // Other facts of the same worker stay as they were.
         ASSERT_TRUE(s->set_first_seen("vm1", 42));
     }
-    auto s = open_test_store(dir_);
+    auto s = db_.open();
     ASSERT_TRUE(s);
     EXPECT_EQ(s->load_latent("vm1"), r);
     EXPECT_EQ(s->load_missing("vm1").first_seen, 42u);
     ASSERT_TRUE(s->save_latent("vm1", {}));
     EXPECT_EQ(s->load_latent("vm1"), LatentMachine::Record{});
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, StoreMailTest, ::testing::ValuesIn(store_engines()), engine_name);

@@ -1,0 +1,92 @@
+// One libpq connection whose every wait is bounded: connecting, preparing
+// and running a statement each end by a deadline, so that a PostgreSQL
+// server that stopped answering turns into an error within seconds instead
+// of a master that hangs. A lost connection is made again when next used
+// (at most once a second), with the statements prepared again.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <libpq-fe.h>
+
+namespace by::master {
+
+struct PgResultFree {
+    void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, PgResultFree>;
+
+// Parameters and values as libpq's text format has them. Numbers travel
+// as signed 64 bits, as SQLite stores them.
+inline std::string pg_param(uint64_t v) { return std::to_string(static_cast<int64_t>(v)); }
+inline uint64_t pg_u64(const PGresult* r, int row, int col) {
+    return static_cast<uint64_t>(std::strtoll(PQgetvalue(r, row, col), nullptr, 10));
+}
+inline std::string pg_text(const PGresult* r, int row, int col) {
+    return {PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col))};
+}
+
+class PgConnection {
+public:
+    // `uri`: a libpq connection URI without a password; `password`, if not
+    // empty, is given to libpq beside it. `deadline`: for each connect and
+    // each statement.
+    PgConnection(std::string uri, std::string password, std::chrono::milliseconds deadline);
+    ~PgConnection();
+    PgConnection(const PgConnection&) = delete;
+    PgConnection& operator=(const PgConnection&) = delete;
+
+    // Connects now (at start-up: a master that cannot reach its database
+    // does not start). False with cause() set.
+    bool connect();
+    // A statement prepared on every connection as `name` (when connected
+    // next, or now if connected).
+    void prepare(const std::string& name, std::string sql);
+    // Runs the prepared statement `name` with text parameters (numbers as
+    // decimal text). nullptr with cause() set on any failure: not
+    // connected and cannot connect, past the deadline, or an error from
+    // the server.
+    PgResult run(const std::string& name, const std::vector<std::string>& params);
+    // Runs one statement of fixed text (BEGIN, COMMIT, the schema).
+    PgResult exec(const std::string& sql);
+    // Ends a transaction that a failure left open, if the connection still
+    // stands.
+    void rollback();
+
+    // The server's or libpq's words for the last failure, one line.
+    const std::string& cause() const { return cause_; }
+
+private:
+    struct Statement {
+        std::string name;
+        std::string sql;
+    };
+    // A connection that is up, making one if need be.
+    bool ready();
+    bool prepare_all();
+    // Waits for the results of what was sent, until the deadline; the last
+    // result, nullptr with cause_ set on failure.
+    PgResult wait_result(std::chrono::steady_clock::time_point deadline);
+    // Waits until the socket is readable (or writable), until `deadline`.
+    bool wait_socket(bool write, std::chrono::steady_clock::time_point deadline);
+    void drop(const std::string& why);
+    void set_cause_from_connection(const char* what);
+
+    std::string uri_;
+    std::string password_;
+    std::chrono::milliseconds deadline_;
+    PGconn* conn_ = nullptr;
+    std::vector<Statement> statements_;
+    std::chrono::steady_clock::time_point last_attempt_{};
+    bool attempted_ = false;
+    bool in_transaction_ = false;
+    bool goodbye_ = false;                  // the server said FATAL while the connection was idle           // BEGIN was run, and neither COMMIT nor rollback()
+    std::string cause_;
+};
+
+}  // namespace by::master

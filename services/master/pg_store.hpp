@@ -1,0 +1,87 @@
+// The master's Store in PostgreSQL, through libpq: a database named by a
+// connection URI, shared by design with other masters later (see
+// buildyard-masterd(8), Storage). pg_store.cpp holds the schema, builds
+// and workers; pg_store_batches.cpp transactions and claims (the batches
+// are store_batches.hpp's); pg_store_mail.cpp the missing-worker facts,
+// the latent streak and the mail queue; pg_connection.hpp the bounded
+// waits and reconnects.
+// Same semantics as SqliteStore: every write has committed when it
+// returns true; on false nothing of it was stored.
+#pragma once
+
+#include <functional>
+
+#include "master/pg_connection.hpp"
+#include "master/store_batches.hpp"
+
+namespace by::master {
+
+class PgStore final : public BatchStore {
+public:
+    // Each connect and statement ends within `deadline`.
+    PgStore(std::string uri, std::string password,
+            std::chrono::milliseconds deadline = std::chrono::milliseconds(3000));
+
+    // Connects, creates or updates the schema, prepares the statements.
+    // False with error() set (e.g. unreachable, or a schema newer than
+    // this master knows).
+    bool open();
+
+    const std::string& error() const override { return error_; }
+    const std::string& cause() const override { return cause_; }
+
+    bool record_submitted(Build& b) override;
+
+    std::optional<Build> load_build(uint64_t id) override;
+    std::vector<Build> load_unfinished() override;
+    std::vector<Build> list_builds(uint64_t before, uint64_t limit) override;
+
+    std::optional<WorkerRecord> load_worker(const std::string& name) override;
+    bool save_worker(const WorkerRecord& w) override;
+
+    MissingRecord load_missing(const std::string& name) override;
+    bool set_first_seen(const std::string& name, uint64_t at) override;
+    LatentMachine::Record load_latent(const std::string& name) override;
+    bool save_latent(const std::string& name, const LatentMachine::Record& r) override;
+    bool queue_missing_mail(QueuedMail& mail, const std::string& worker, uint64_t loss) override;
+    bool queue_mail(QueuedMail& mail) override;
+    std::optional<QueuedMail> next_due_mail(uint64_t now) override;
+    std::optional<uint64_t> next_mail_time() override;
+    std::optional<uint64_t> queued_mail_count() override;
+    bool mail_sent(uint64_t id, uint64_t at) override;
+    bool mail_retry(uint64_t id, const std::vector<std::string>& to, unsigned attempts, uint64_t next_attempt,
+                    const std::string& error) override;
+    bool mail_given_up(uint64_t id, uint64_t at, const std::string& error) override;
+    bool prune_mail(uint64_t before) override;
+
+protected:
+    bool in_transaction(const std::function<bool()>& writes, const char* what) override;
+    bool claim_build(const Build& b) override;
+    bool update_build(const Build& b) override;
+
+private:
+    // Runs the prepared statement `name`; on failure error() is `what`
+    // and the cause.
+    PgResult run(const char* what, const char* name, const std::vector<std::string>& params);
+    bool write(const char* what, const char* name, const std::vector<std::string>& params) {
+        return static_cast<bool>(run(what, name, params));
+    }
+    bool failed(const std::string& what);
+    bool migrate();
+    void prepare_builds();
+    void prepare_mail();
+    bool insert_mail(QueuedMail& mail);
+
+    PgConnection db_;
+    std::string uri_;
+    std::string error_;
+    std::string cause_;
+};
+
+// The master's store in the PostgreSQL database at `uri` (a libpq
+// connection URI that carries no password; `password`, if not empty, is
+// given beside it). nullptr with `error` set, naming the URI, when it
+// cannot be opened.
+std::unique_ptr<Store> open_pg_store(const std::string& uri, const std::string& password, std::string& error);
+
+}  // namespace by::master

@@ -1,0 +1,101 @@
+#include "master/store_batches.hpp"
+
+namespace by::master {
+
+bool BatchStore::each_in_transaction(const std::vector<Build>& builds, bool (BatchStore::*write)(const Build&),
+                                     const char* what) {
+    if (builds.size() == 1) {
+        return (this->*write)(builds.front());  // one statement is one commit
+    }
+    return builds.empty() || in_transaction(
+                                 [&] {
+                                     for (const Build& b : builds) {
+                                         if (!(this->*write)(b)) {
+                                             return false;
+                                         }
+                                     }
+                                     return true;
+                                 },
+                                 what);
+}
+
+bool BatchStore::claim_builds(const std::vector<Build>& started) {
+    return each_in_transaction(started, &BatchStore::claim_build, "cannot commit the start of builds");
+}
+
+bool BatchStore::record_cleanups(const std::vector<Build>& builds) {
+    return each_in_transaction(builds, &BatchStore::update_build, "cannot commit the builds waiting for cleanup");
+}
+
+bool BatchStore::insert_retry(Build& old, Build& next) {
+    if (!record_submitted(next)) {
+        return false;
+    }
+    old.retried_as = next.id;
+    return update_build(old);
+}
+
+bool BatchStore::record_retry(Build& old, Build& next) {
+    const uint64_t was = old.retried_as;
+    if (in_transaction([&] { return insert_retry(old, next); }, "cannot commit a retry")) {
+        return true;
+    }
+    // Nothing of it happened: no id handed out, no RetriedAs.
+    old.retried_as = was;
+    next.id = 0;
+    return false;
+}
+
+bool BatchStore::record_ends(std::vector<BuildEnd>& ends) {
+    std::vector<uint64_t> was;
+    was.reserve(ends.size());
+    for (const BuildEnd& e : ends) {
+        was.push_back(e.ended.retried_as);
+    }
+    if (ends.empty() || in_transaction(
+                            [&] {
+                                for (BuildEnd& e : ends) {
+                                    if (!(e.rerun ? insert_retry(e.ended, *e.rerun) : update_build(e.ended))) {
+                                        return false;
+                                    }
+                                }
+                                return true;
+                            },
+                            "cannot commit the ends of builds")) {
+        return true;
+    }
+    for (size_t i = 0; i < ends.size(); ++i) {
+        ends[i].ended.retried_as = was[i];
+        if (ends[i].rerun) {
+            ends[i].rerun->id = 0;
+        }
+    }
+    return false;
+}
+
+bool BatchStore::record_retries(std::vector<Retry>& retries) {
+    std::vector<uint64_t> was;
+    was.reserve(retries.size());
+    for (const Retry& r : retries) {
+        was.push_back(r.old.retried_as);
+    }
+    if (retries.empty() || in_transaction(
+                               [&] {
+                                   for (Retry& r : retries) {
+                                       if (!insert_retry(r.old, r.next)) {
+                                           return false;
+                                       }
+                                   }
+                                   return true;
+                               },
+                               "cannot commit the retries")) {
+        return true;
+    }
+    for (size_t i = 0; i < retries.size(); ++i) {
+        retries[i].old.retried_as = was[i];
+        retries[i].next.id = 0;
+    }
+    return false;
+}
+
+}  // namespace by::master

@@ -1,0 +1,106 @@
+// What only the PostgreSQL store has: a schema version of its own that a
+// master refuses when it is newer, a server that is not there or stops
+// answering, and a connection the server dropped. Runs in the CTest test
+// cluster.store_postgresql (tests/lib/postgresql.py starts the server).
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include <unistd.h>
+
+#include "store_test_support.hpp"
+
+using namespace by::master;
+
+namespace {
+
+std::vector<std::string> postgresql_only() {
+    auto engines = store_engines();
+    return engines.back() == "postgresql" ? std::vector<std::string>{"postgresql"} : std::vector<std::string>{};
+}
+
+class PgStoreTest : public ::testing::TestWithParam<std::string> {
+protected:
+    TestDatabase db_{GetParam()};
+
+    Build submitted(Store& s) {
+        Build b;
+        b.builder = "hello";
+        EXPECT_TRUE(s.record_submitted(b)) << s.error();
+        return b;
+    }
+};
+
+}  // namespace
+
+TEST_P(PgStoreTest, RefusesASchemaNewerThanItKnows) {
+    ASSERT_TRUE(db_.open());
+    EXPECT_EQ(db_.sql("SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+    db_.sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+    std::string error;
+    EXPECT_FALSE(open_pg_store(db_.uri(), "", error));
+    EXPECT_NE(error.find("the schema is version 99, newer than this buildyard-masterd knows (up to 1)"),
+              std::string::npos)
+        << error;
+    EXPECT_NE(error.find(db_.uri()), std::string::npos) << error;
+    EXPECT_EQ(db_.sql("SELECT value FROM meta WHERE key = 'schema_version'"), "99") << "left as it was";
+}
+
+TEST_P(PgStoreTest, AServerThatIsNotThereFailsAtOnceNamingTheUri) {
+    const std::string uri = "postgresql:///buildyard?host=/nonexistent-buildyard-dir&port=5432";
+    std::string error;
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_FALSE(open_pg_store(uri, "", error));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+    EXPECT_NE(error.find("cannot connect to PostgreSQL at " + uri + ": "), std::string::npos) << error;
+    EXPECT_NE(error.find("No such file or directory"), std::string::npos) << error;
+}
+
+// A statement that does not end (here: it waits for a lock another
+// session holds) fails at the store's deadline, not later; the store then
+// works again on a new connection.
+TEST_P(PgStoreTest, AStatementEndsAtTheDeadline) {
+    ASSERT_TRUE(db_.open());
+    PgStore s(db_.uri(), "", std::chrono::milliseconds(500));
+    ASSERT_TRUE(s.open()) << s.error();
+    db_.sql("BEGIN; LOCK TABLE builds IN ACCESS EXCLUSIVE MODE");
+    Build b;
+    b.builder = "hello";
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_FALSE(s.record_submitted(b));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(took, std::chrono::milliseconds(400));
+    EXPECT_LT(took, std::chrono::milliseconds(1500));
+    EXPECT_EQ(b.id, 0u);
+    EXPECT_NE(s.error().find("cannot insert a build: "), std::string::npos) << s.error();
+    db_.sql("COMMIT");
+    ASSERT_TRUE(s.record_submitted(b)) << s.error();
+    EXPECT_EQ(db_.sql("SELECT COUNT(*) FROM builds"), "1") << "the timed-out insert left nothing";
+}
+
+// The server ended the store's session while it was idle (a restart, an
+// administrator): the next write goes to a new connection, with its
+// statements prepared again, and is not lost.
+TEST_P(PgStoreTest, ADroppedConnectionIsMadeAgain) {
+    auto s = db_.open();
+    ASSERT_TRUE(s);
+    Build a = submitted(*s);
+    const std::string terminated = db_.sql(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = "
+        "'buildyard-masterd' AND pid <> pg_backend_pid()");
+    ASSERT_EQ(terminated, "1");
+    // Gone for good (pg_terminate_backend only signals it).
+    for (int i = 0; i < 500 && db_.sql("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = "
+                                       "'buildyard-masterd'") != "0";
+         ++i) {
+        usleep(10'000);
+    }
+    Build b = submitted(*s);
+    EXPECT_GT(b.id, a.id);
+    start_build(b, "w1", {}, 5);
+    ASSERT_TRUE(s->claim_builds({b})) << s->error();
+    EXPECT_EQ(s->load_build(b.id)->worker, "w1");
+}
+
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PgStoreTest);
+INSTANTIATE_TEST_SUITE_P(Engines, PgStoreTest, ::testing::ValuesIn(postgresql_only()), engine_name);
