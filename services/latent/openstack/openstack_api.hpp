@@ -2,7 +2,9 @@
 // I/O: Keystone's token request and answer, when a token is renewed, which
 // endpoint of the catalog is used, which Nova microversion is pinned, how a
 // flavor, image or network name becomes an ID, which answers are retried,
-// and Nova's server bodies. Unit-tested (tests/unit/test_openstack_api.cpp).
+// and Nova's server bodies (openstack_keystone.cpp: Keystone, the catalog and
+// the microversion; openstack_api.cpp: the rest). Unit-tested
+// (tests/unit/test_openstack_api.cpp).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,20 @@ namespace by::latent::openstack {
 inline constexpr const char* meta_owner = "buildyard:owner";
 inline constexpr const char* meta_worker = "buildyard:worker";
 inline constexpr const char* meta_start = "buildyard:start";
+
+// The string at `key` of object `j`; empty if there is none.
+inline std::string str(const nlohmann::json& j, const char* key) {
+    return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
+
+// At most `max` bytes of a server's answer, for an error message.
+inline std::string shortened(std::string s, std::size_t max = 300) {
+    if (s.size() > max) {
+        s.resize(max);
+        s += "...";
+    }
+    return s;
+}
 
 // --- Keystone --------------------------------------------------------------
 
