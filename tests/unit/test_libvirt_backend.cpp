@@ -20,7 +20,9 @@ TEST(LibvirtBackendFactory, KnowsTheBackendsOfThisVersion) {
     EXPECT_NE(make_backend("libvirt", "/tmp"), nullptr);
     EXPECT_NE(make_backend("docker", "/tmp"), nullptr);
     EXPECT_NE(make_backend("ec2", "/tmp"), nullptr);
-    EXPECT_EQ(make_backend("openstack", "/tmp"), nullptr);
+    EXPECT_NE(make_backend("openstack", "/tmp"), nullptr);
+    EXPECT_EQ(make_backend("openstack2", "/tmp"), nullptr);
+    EXPECT_EQ(make_backend("", "/tmp"), nullptr);
 }
 
 class LibvirtBackendTest : public ::testing::Test {
