@@ -195,10 +195,16 @@ class OpenStackLatentTest(SystemTest):
         self.wait_state("idle")
         self.assertEqual(self.server_of(self.run_build()), first)
         self.assertEqual(len(self.live()), 1)
-        # ListInstances shows it.
+        # ListInstances shows it, once latentd has seen it ACTIVE: the
+        # test's cloud-init polls Nova faster than latentd's wait (at most
+        # every 2 s, slower when Nova answers 5xx under load), so the
+        # worker may attach and run both builds before latentd knows.
+        wait_for(lambda: [r[4] for r in self.latent_call("ListInstances")[0]] == [first], 30,
+                 f"ListInstances to show server {first}")
         (row,) = self.latent_call("ListInstances")[0]
         self.assertEqual(row[0], "o1")
         self.assertEqual(row[2], "openstack")
+        self.assertEqual(row[3], "running")
         self.assertEqual(row[4], first)
         # Stopping the master stops its workers: the server goes.
         self.master.stop(timeout=60)
