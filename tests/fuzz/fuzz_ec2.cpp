@@ -12,7 +12,9 @@
 #include "fuzz_check.hpp"
 #include "latent/ec2/ec2_credentials.hpp"
 #include "latent/ec2/ec2_response.hpp"
+#include "latent/http_call.hpp"
 
+using namespace by::latent;
 using namespace by::latent::ec2;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

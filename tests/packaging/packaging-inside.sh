@@ -82,9 +82,11 @@ for unit in "$unitdir"/buildyard*; do
     name=$(basename "$unit")
     # A template is verified through an instance.
     [[ $name == *@.* ]] && name=${name/@./@packaging.}
-    err=$(systemd-analyze verify --man=no "$name" 2>&1 >/dev/null) || fail "verify $name: $err"
-    [ -z "$err" ] || fail "verify $name: $err"
-    echo "$name: ok"
+    # verify-units.sh (tests/lint) judges only our units' own findings:
+    # verify also loads the machine's other units, whose warnings (e.g.
+    # OpenStack's "keystone.service: Dependency After=keystone.service is
+    # dropped.") say nothing about ours.
+    bash "$work/verify-units.sh" systemd-analyze "$name" || fail "verify $name (above)"
 done
 
 step "the installed programs run: check the sample config, run the generator"

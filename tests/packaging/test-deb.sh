@@ -85,7 +85,7 @@ grep -v 'root privileges is not recommended' "$work/lintian.log" || true
 
 step "install, remove and purge on a throwaway copy of this machine"
 mkdir "$work/ovl" "$work/root"
-cp "$here/packaging-inside.sh" "$work/"
+cp "$here/packaging-inside.sh" "$here/../lint/verify-units.sh" "$work/"
 # The man pages and units the source tree has: each must be in the package.
 find "$work/src/man" -maxdepth 1 -type f -name '*.[1-8]' -printf '%f\n' | sort >"$work/man-pages"
 find "$work/src/units" -maxdepth 1 -type f -name '*.in' -printf '%f\n' | sed 's/\.in$//' | sort >"$work/units"
