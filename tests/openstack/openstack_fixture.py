@@ -41,48 +41,30 @@ cloud the same rights come with Keystone's `member` role on the project.
 """
 
 import atexit
-import base64
 import os
-import pwd
 import random
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import unittest
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from openstack_admin import AdminCalls  # noqa: E402
+from openstack_configs import ConfigFiles  # noqa: E402
+# The names are re-exported: the tests and bench/latent-openstack take them from here.
+from openstack_names import (ADMIN_PASSWORD, COMPUTE_HOST, HUGE, IMAGE, NETWORK,  # noqa: E402,F401
+                             NOVA_MICROVERSION, PORT_BLOCK, PORT_FIRST, PORT_LAST, PORT_NAMES, PROGRAMS,
+                             PROJECT, PYTHON, REGION, SMALL, USER)
 from openstack_rest import HttpError, Session, http, password_auth  # noqa: E402
-
-PYTHON = "/usr/bin/python3"
-REGION = "RegionOne"
-ADMIN_PASSWORD = "admin-secret"
-SERVICE_PASSWORD = ADMIN_PASSWORD  # the services authenticate as admin
-PROJECT = "buildyard"
-USER = "buildyard-latent"
-ROLE = "buildyard-latent"
-NETWORK = "by-net"
-IMAGE = "by-image"
-SMALL = "by.small"
-HUGE = "by.huge"
-COMPUTE_HOST = "buildyard-compute"
-NOVA_MICROVERSION = "2.79"
-
-# The packages the fixture runs (what .ci/install-deps installs for it).
-PROGRAMS = ["keystone-manage", "glance-manage", "nova-manage", "placement-manage", "glance-api",
-            "nova-conductor", "nova-scheduler", "uwsgi", "epmd", "/usr/lib/rabbitmq/bin/rabbitmq-server",
-            "/usr/bin/keystone-wsgi-public", "/usr/bin/placement-api", "/usr/bin/nova-api-wsgi"]
-
-PORT_NAMES = ["keystone", "placement", "glance", "nova", "neutron", "amqp", "dist", "epmd"]
-PORT_BLOCK = 10
-PORT_FIRST, PORT_LAST = 20000, 31999  # below Linux's ephemeral range (32768-)
+from openstack_services import Services  # noqa: E402
 
 
 def missing_programs():
@@ -130,16 +112,8 @@ def _reserve_ports():
     raise RuntimeError("no free block of ports for the OpenStack fixture")
 
 
-def _ini(sections):
-    out = []
-    for name, items in sections.items():
-        out.append(f"[{name}]")
-        out.extend(f"{k} = {v}" for k, v in items.items())
-        out.append("")
-    return "\n".join(out)
 
-
-class OpenStack:
+class OpenStack(ConfigFiles, Services, AdminCalls):
     """See the module's docstring. Attributes after start():
 
     auth_url, region, project, user, password, user_domain, project_domain:
@@ -323,323 +297,6 @@ class OpenStack:
 
     # ------------------------------------------------------------- configs
 
-    def _write(self, rel, text):
-        with open(self.path(rel), "w") as f:
-            f.write(text)
-
-    def _authtoken(self):
-        return {"www_authenticate_uri": f"http://127.0.0.1:{self.ports['keystone']}/",
-                "auth_url": f"http://127.0.0.1:{self.ports['keystone']}/", "auth_type": "password",
-                "project_domain_name": "Default", "user_domain_name": "Default", "project_name": "admin",
-                "username": "admin", "password": SERVICE_PASSWORD, "region_name": REGION}
-
-    def _service_auth(self):
-        return {"auth_type": "password", "auth_url": self.auth_url, "project_name": "admin",
-                "project_domain_name": "Default", "username": "admin", "user_domain_name": "Default",
-                "password": SERVICE_PASSWORD, "region_name": REGION}
-
-    def _uwsgi(self, name, port, wsgi_file, env, processes=1):
-        return _ini({"uwsgi": {
-            "plugins": "python3", "http-socket": f"127.0.0.1:{port}", "master": "true",
-            "processes": processes, "threads": 1,  # threads > 1: SQLite "database is locked"
-            "lazy-apps": "true", "enable-threads": "true", "die-on-term": "true", "buffer-size": 65535,
-            "add-header": "Connection: close",  # else clients hang on keep-alive
-            "wsgi-file": wsgi_file, "env": env, "need-app": "true",
-        }})
-
-    def _write_configs(self):
-        d, p = self.dir, self.ports
-        policy = {"enforce_new_defaults": "True", "enforce_scope": "False"}
-        self._write("etc/keystone/keystone.conf", _ini({
-            "DEFAULT": {"log_dir": f"{d}/log", "log_file": "keystone.log"},
-            "database": {"connection": self._db("keystone")},
-            "identity": {"password_hash_rounds": 4},  # bcrypt's least: each login costs ms, not 0.3 s
-            "token": {"expiration": self.token_expiration},
-            "fernet_tokens": {"key_repository": f"{d}/keystone/fernet-keys"},
-            "credential": {"key_repository": f"{d}/keystone/credential-keys"},
-            "oslo_policy": {"policy_dirs": f"{d}/etc/keystone/policy.d"},
-        }))
-        self._write("etc/keystone/uwsgi.ini", self._uwsgi(
-            "keystone", p["keystone"], "/usr/bin/keystone-wsgi-public", f"OS_KEYSTONE_CONFIG_DIR={d}/etc/keystone",
-            processes=2))
-        self._write("etc/placement/placement.conf", _ini({
-            "DEFAULT": {"log_dir": f"{d}/log", "log_file": "placement.log"},
-            "api": {"auth_strategy": "keystone"},
-            "placement_database": {"connection": self._db("placement")},
-            "keystone_authtoken": self._authtoken(),
-            "oslo_policy": {"policy_dirs": f"{d}/etc/placement/policy.d"},
-        }))
-        self._write("etc/placement/uwsgi.ini", self._uwsgi(
-            "placement", p["placement"], "/usr/bin/placement-api", f"OS_PLACEMENT_CONFIG_DIR={d}/etc/placement"))
-        self._write("etc/glance/glance-api.conf", _ini({
-            "DEFAULT": {"bind_host": "127.0.0.1", "bind_port": p["glance"], "workers": 0, "log_dir": f"{d}/log",
-                        "log_file": "glance-api.log", "enabled_backends": "file:file",
-                        "enforce_secure_rbac": "True"},
-            "glance_store": {"default_backend": "file"},
-            "file": {"filesystem_store_datadir": f"{d}/glance/images"},
-            "database": {"connection": self._db("glance")},
-            "paste_deploy": {"flavor": "keystone", "config_file": "/etc/glance/glance-api-paste.ini"},
-            "keystone_authtoken": self._authtoken(),
-            "oslo_concurrency": {"lock_path": f"{d}/glance/lock"},
-            "oslo_policy": {**policy, "policy_file": f"{d}/etc/glance/policy.yaml",
-                            "policy_dirs": f"{d}/etc/glance/policy.d"},
-            "os_glance_tasks_store": {"filesystem_store_datadir": f"{d}/glance/tasks"},
-            "os_glance_staging_store": {"filesystem_store_datadir": f"{d}/glance/staging"},
-        }))
-        nova = {
-            "DEFAULT": {"transport_url": f"rabbit://guest:guest@127.0.0.1:{p['amqp']}/",
-                        "compute_driver": self.compute_driver, "state_path": f"{d}/nova",
-                        "instances_path": f"{d}/nova/instances", "log_dir": f"{d}/log", "my_ip": "127.0.0.1",
-                        "host": COMPUTE_HOST, "use_rootwrap_daemon": "False",
-                        # libvirt domain names of this fixture's own (libvirt
-                        # keeps definitions across its restarts).
-                        "instance_name_template": self.instance_prefix + "-%08x",
-                        # SQLite has one writer at a time, and a transaction
-                        # that read before another's commit gets "database
-                        # is locked" at once, whatever the busy timeout: a
-                        # delete then ends in ERROR. Fewer writes, fewer
-                        # such collisions: heartbeats every 60 s, not 10.
-                        "report_interval": 60, "service_down_time": 300},
-            "api": {"auth_strategy": "keystone"},
-            "wsgi": {"api_paste_config": f"{d}/etc/nova/api-paste.ini"},
-            "api_database": {"connection": self._db("nova_api"), "sqlite_synchronous": "False"},
-            "database": {"connection": self._db("nova"), "sqlite_synchronous": "False"},
-            "conductor": {"workers": 1},
-            # The scheduler maps new compute hosts to the cell itself, every 2 s.
-            "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": 2},
-            "keystone_authtoken": self._authtoken(),
-            "placement": self._service_auth(),
-            "glance": {"api_servers": f"http://127.0.0.1:{p['glance']}"},
-            "neutron": self._service_auth(),
-            "oslo_concurrency": {"lock_path": f"{d}/nova/lock"},
-            "oslo_policy": {**policy, "policy_file": f"{d}/etc/nova/policy.yaml",
-                            "policy_dirs": f"{d}/etc/nova/policy.d"},
-            "oslo_messaging_rabbit": {"heartbeat_timeout_threshold": 0},
-            "vnc": {"enabled": "false"},
-            "service_user": {"send_service_user_token": "false"},
-            "quota": {"instances": -1, "cores": -1, "ram": -1},
-            "libvirt": {"virt_type": "qemu"},
-        }
-        for section, items in self.nova_conf_extra.items():
-            nova.setdefault(section, {}).update(items)
-        self._write("etc/nova/nova.conf", _ini(nova))
-        # See ROLE in the module's docstring.
-        mine = "rule:project_member_or_admin or (role:%s and project_id:%%(project_id)s)" % ROLE
-        # Glance's download_image wants `member`; a compute host that
-        # fetches an image (libvirt; not the fake driver) does so with the
-        # user's token.
-        visible = ("project_id:%(project_id)s or 'public':%(visibility)s or 'community':%(visibility)s"
-                   " or 'shared':%(visibility)s")
-        self._write("etc/glance/policy.yaml", f'"download_image": "role:admin or (role:member and ({visible}))'
-                    f" or (role:{ROLE} and (project_id:%(project_id)s or 'public':%(visibility)s))\"\n")
-        self._write("etc/nova/policy.yaml", "".join(
-            f'"os_compute_api:servers:{rule}": "{mine}"\n'
-            for rule in ("create", "create:attach_network", "create:attach_volume", "delete")))
-        # nova-api-wsgi reads api-paste.ini from its config directory.
-        shutil.copy("/etc/nova/api-paste.ini", self.path("etc/nova/api-paste.ini"))
-        self._write("etc/nova/uwsgi.ini", self._uwsgi(
-            "nova-api", p["nova"], "/usr/bin/nova-api-wsgi", f"OS_NOVA_CONFIG_DIR={d}/etc/nova"))
-        os.makedirs(self.path("rabbit"), exist_ok=True)
-        self._write("rabbit/rabbitmq-env.conf",
-                    'SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"\n')
-        self._write("rabbit/enabled_plugins", "[].\n")
-        self._write("rabbit/rabbitmq.conf", f"listeners.tcp.1 = 127.0.0.1:{p['amqp']}\nloopback_users.guest = true\n")
-
-    # ------------------------------------------------------------- pieces
-
-    def _rabbit_env(self):
-        d, p = self.dir, self.ports
-        return {"HOME": f"{d}/rabbit", "RABBITMQ_NODENAME": f"rabbit-{p['amqp']}@localhost",
-                "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(p["amqp"]),
-                "RABBITMQ_DIST_PORT": str(p["dist"]), "ERL_EPMD_ADDRESS": "127.0.0.1",
-                "ERL_EPMD_PORT": str(p["epmd"]), "RABBITMQ_MNESIA_BASE": f"{d}/rabbit/mnesia",
-                "RABBITMQ_LOG_BASE": f"{d}/rabbit/log", "RABBITMQ_PID_FILE": f"{d}/rabbit/rabbit.pid",
-                "RABBITMQ_CONF_ENV_FILE": f"{d}/rabbit/rabbitmq-env.conf",
-                "RABBITMQ_CONFIG_FILE": f"{d}/rabbit/rabbitmq",
-                "RABBITMQ_ENABLED_PLUGINS_FILE": f"{d}/rabbit/enabled_plugins",
-                "RABBITMQ_ADVANCED_CONFIG_FILE": f"{d}/rabbit/advanced.config"}
-
-    def _start_rabbit(self):
-        t0 = time.monotonic()
-        rabbit = pwd.getpwnam("rabbitmq")
-        os.chown(self.path("rabbit"), rabbit.pw_uid, rabbit.pw_gid)
-        env = self._rabbit_env()
-        # Our own epmd on our own port, in the foreground, so that its PID
-        # is ours to stop (rabbit would otherwise start a detached one).
-        self._spawn("epmd", ["epmd", "-port", str(self.ports["epmd"]), "-address", "127.0.0.1"],
-                    env=env, user="rabbitmq")
-        self._spawn("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=env, user="rabbitmq")
-        deadline = time.monotonic() + 120
-        while True:
-            self._check_alive("rabbitmq")
-            try:
-                with socket.create_connection(("127.0.0.1", self.ports["amqp"]), timeout=2) as s:
-                    s.sendall(b"AMQP\x00\x00\x09\x01")
-                    if s.recv(8)[:1] == b"\x01":  # a method frame: connection.start
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("RabbitMQ did not accept AMQP within 120 s:\n"
-                                   + self._tail(self.path("log", "rabbitmq.out")))
-            time.sleep(0.3)
-        self.timings["rabbit"] = time.monotonic() - t0
-
-    def _start_keystone(self):
-        t0 = time.monotonic()
-        me = pwd.getpwuid(os.getuid())
-        url = self.auth_url + "/"
-        owner = ["--keystone-user", me.pw_name, "--keystone-group", str(me.pw_gid)]
-        self._run("keystone-manage", self._manage("keystone", self.path("etc/keystone/keystone.conf"), [
-            ["db_sync"], ["fernet_setup", *owner], ["credential_setup", *owner],
-            ["bootstrap", "--bootstrap-password", ADMIN_PASSWORD, "--bootstrap-admin-url", url,
-             "--bootstrap-internal-url", url, "--bootstrap-public-url", url, "--bootstrap-region-id", REGION]]))
-        self._wal("keystone")
-        self._spawn("keystone", ["uwsgi", "--ini", self.path("etc/keystone/uwsgi.ini")])
-        self._wait_http("keystone", self.auth_url)
-        self.timings["keystone"] = time.monotonic() - t0
-
-    def _sync_databases(self):
-        t0 = time.monotonic()
-        env = {"OS_PLACEMENT_CONFIG_DIR": self.path("etc/placement")}
-        side = [threading.Thread(target=f) for f in (
-            lambda: self._run("placement-manage", ["placement-manage", "--config-dir", self.path("etc/placement"),
-                                                   "db", "sync"], env=env),
-            lambda: self._run("glance-manage", ["glance-manage", "--config-file",
-                                                self.path("etc/glance/glance-api.conf"), "db_sync"]))]
-        errors = []
-        for t in side:
-            t.run = (lambda run: lambda: self._catch(run, errors))(t.run)
-            t.start()
-        self._run("nova-manage", [PYTHON, "-P", os.path.join(HERE, "manage.py"), "nova",
-                                  self.path("etc/nova/nova.conf"), self._db("nova_cell0")])
-        for t in side:
-            t.join()
-        if errors:
-            raise errors[0]
-        for db in ("placement", "glance", "nova_api", "nova_cell0", "nova"):
-            self._wal(db)
-        self.timings["db syncs"] = time.monotonic() - t0
-
-    @staticmethod
-    def _manage(project, config, commands):
-        """One interpreter for several keystone-manage or nova-manage
-        commands (manage.py): each start of one costs seconds of CPU."""
-        argv = [PYTHON, "-P", os.path.join(HERE, "manage.py"), project, config]
-        for i, cmd in enumerate(commands):
-            argv += (["--"] if i else []) + cmd
-        return argv
-
-    @staticmethod
-    def _catch(f, errors):
-        try:
-            f()
-        except BaseException as e:  # noqa: B902 - re-raised by the caller
-            errors.append(e)
-
-    def _db(self, name):
-        """A database URL. timeout: SQLite waits up to 60 s for another
-        process's write lock (pysqlite's default, 5 s, is too short for
-        four Nova services on two loaded CPUs: "database is locked", and a
-        build or a delete fails half-way)."""
-        return f"sqlite:///{self.dir}/{name}.db?timeout=60"
-
-    def _wal(self, db):
-        """SQLite in WAL mode, else the services see "database is locked"."""
-        with sqlite3.connect(self.path(db + ".db")) as c:
-            c.execute("PRAGMA journal_mode=WAL")
-        c.close()
-
-    def _start_services(self):
-        d = self.dir
-        nova_conf = ["--config-file", self.path("etc/nova/nova.conf")]
-        self._spawn("placement", ["uwsgi", "--ini", self.path("etc/placement/uwsgi.ini")])
-        self._spawn("glance-api", ["glance-api", "--config-file", self.path("etc/glance/glance-api.conf")])
-        self._spawn("nova-api", ["uwsgi", "--ini", self.path("etc/nova/uwsgi.ini")])
-        self._spawn("nova-conductor", ["nova-conductor"] + nova_conf)
-        self._spawn("nova-scheduler", ["nova-scheduler"] + nova_conf)
-        # python3 -P: the scratch directory holds a nova/ state folder,
-        # which would shadow the nova package on sys.path.
-        self._spawn("nova-compute", [PYTHON, "-P", "-c", "import sys; from nova.cmd.compute import main; "
-                                     "sys.argv[0] = 'nova-compute'; sys.exit(main())"] + nova_conf
-                    + ["--log-file", f"{d}/log/nova-compute.log"])
-        self._spawn("neutron-stub", [PYTHON, os.path.join(HERE, "neutron_stub.py"), str(self.ports["neutron"]),
-                                     self.network_id, NETWORK, f"{d}/log/neutron-stub-requests.log"])
-
-    def _setup_keystone(self):
-        """The catalog, the backend's project, role and user (REST as admin)."""
-        t0 = time.monotonic()
-        admin = Session(self.auth_url, password_auth("admin", ADMIN_PASSWORD, "admin"), REGION)
-        ks = self.auth_url
-
-        def post(path, body):
-            return http("POST", ks + path, body, {"X-Auth-Token": admin.token()})[2]
-
-        def get(path):
-            return http("GET", ks + path, None, {"X-Auth-Token": admin.token()})[2]
-
-        for name, typ, url in [("placement", "placement", f"http://127.0.0.1:{self.ports['placement']}"),
-                               ("glance", "image", f"http://127.0.0.1:{self.ports['glance']}"),
-                               ("nova", "compute", f"http://127.0.0.1:{self.ports['nova']}/v2.1"),
-                               ("neutron", "network", f"http://127.0.0.1:{self.ports['neutron']}")]:
-            sid = post("/services", {"service": {"name": name, "type": typ, "enabled": True}})["service"]["id"]
-            for iface in ("public", "internal", "admin"):
-                post("/endpoints", {"endpoint": {"service_id": sid, "interface": iface, "url": url,
-                                                 "region_id": REGION, "enabled": True}})
-        roles = {r["name"]: r["id"] for r in get("/roles")["roles"]}
-        role_id = post("/roles", {"role": {"name": ROLE}})["role"]["id"]
-        http("PUT", f"{ks}/roles/{role_id}/implies/{roles['reader']}", None, {"X-Auth-Token": admin.token()})
-        domain = get("/domains?name=Default")["domains"][0]["id"]
-        self.project_id = post("/projects", {"project": {"name": PROJECT, "domain_id": domain}})["project"]["id"]
-        self.user_id = post("/users", {"user": {"name": USER, "password": self.password, "domain_id": domain,
-                                                 "default_project_id": self.project_id}})["user"]["id"]
-        http("PUT", f"{ks}/projects/{self.project_id}/users/{self.user_id}/roles/{role_id}", None,
-             {"X-Auth-Token": admin.token()})
-        self.role_id = role_id
-        self.timings["keystone set-up"] = time.monotonic() - t0
-
-    def _create_flavors_and_images(self):
-        a = self.admin
-        for name, vcpus, ram, disk in ((SMALL, 1, 128, 1), (HUGE, 64, 65536, 2000)):
-            f = a.post("compute", "/flavors", {"flavor": {"name": name, "vcpus": vcpus, "ram": ram, "disk": disk}})
-            self.flavors[name] = f["flavor"]["id"]
-        path = self.path("by-image.raw")  # 1 MiB of zeroes: all the fake driver needs
-        with open(path, "wb") as f:
-            f.truncate(1 << 20)
-        self.image_id = self.upload_image(IMAGE, path)
-
-    def upload_image(self, name, path, disk_format="raw", container_format="bare", properties=None):
-        """A public image in Glance, uploaded and active. Returns its ID."""
-        im = self.admin.post("image", "/v2/images", {"name": name, "disk_format": disk_format,
-                                                     "container_format": container_format, "visibility": "public",
-                                                     **(properties or {})})
-        with open(path, "rb") as f:
-            self.admin.request("image", "PUT", f"/v2/images/{im['id']}/file", raw=f.read(),
-                               headers={"Content-Type": "application/octet-stream"})
-        status = self.admin.get("image", f"/v2/images/{im['id']}")["status"]
-        if status != "active":
-            raise RuntimeError(f"image {name} is {status} after its upload")
-        return im["id"]
-
-    def _wait_compute_discovered(self, timeout=120):
-        """The compute host is up, mapped to the cell (the scheduler's
-        discovery) and has its inventory in Placement."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self._check_alive("nova-compute")
-            hyps = self.admin.get("compute", "/os-hypervisors/detail", microversion="2.53")["hypervisors"]
-            up = [h for h in hyps if h["state"] == "up" and h["status"] == "enabled"]
-            if up:
-                rps = self.admin.get("placement", "/resource_providers")["resource_providers"]
-                if rps:
-                    inv = self.admin.get("placement", f"/resource_providers/{rps[0]['uuid']}/inventories")
-                    if "VCPU" in inv.get("inventories", {}):
-                        return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the compute host was not discovered within {timeout} s:\n"
-                                   + self._tail(self.path("log", "nova-compute.log")))
-            time.sleep(0.5)
-
     # ------------------------------------------------------------ stop
 
     def stop(self):
@@ -694,131 +351,6 @@ class OpenStack:
         except (ProcessLookupError, PermissionError):
             pass
 
-    # ------------------------------------------------------------ helpers
-
-    def password_auth(self):
-        return password_auth(self.user, self.password, self.project, self.user_domain, self.project_domain)
-
-    def application_credential(self, name=None, roles=None):
-        """Creates an application credential of the backend user (as that
-        user: Keystone lets a user make its own). Returns (id, secret)."""
-        s = self.user_session
-        body = {"application_credential": {"name": name or "buildyard-" + uuid.uuid4().hex[:8]}}
-        if roles:
-            body["application_credential"]["roles"] = [{"name": r} for r in roles]
-        _, _, r = http("POST", f"{self.auth_url}/users/{self.user_id}/application_credentials", body,
-                       {"X-Auth-Token": s.token()})
-        return r["application_credential"]["id"], r["application_credential"]["secret"]
-
-    def clouds_yaml(self, path, cloud_name="buildyard", auth_type="password", application_credential=None,
-                    interface="public", region=None, extra=None):
-        """Writes a clouds.yaml for the backend user at `path` (mode 0600)
-        and returns its text. auth_type "password" (project and domain
-        scoping by name) or "v3applicationcredential" (with
-        application_credential = (id, secret), default: a new one).
-        `extra` adds keys to the cloud's entry (strings, as YAML scalars)."""
-        lines = ["clouds:", f"  {cloud_name}:"]
-        if auth_type == "password":
-            lines += ["    auth_type: password", "    auth:", f"      auth_url: {self.auth_url}",
-                      f"      username: {self.user}", f"      password: {self.password}",
-                      f"      project_name: {self.project}", f"      user_domain_name: {self.user_domain}",
-                      f"      project_domain_name: {self.project_domain}"]
-        elif auth_type == "v3applicationcredential":
-            cid, secret = application_credential or self.application_credential()
-            lines += ["    auth_type: v3applicationcredential", "    auth:", f"      auth_url: {self.auth_url}",
-                      f"      application_credential_id: {cid}",
-                      f"      application_credential_secret: {secret}"]
-        else:
-            raise ValueError(f"unknown auth_type {auth_type}")
-        lines += [f"    region_name: {region or self.region}", f"    interface: {interface}",
-                  "    identity_api_version: 3"]
-        for k, v in (extra or {}).items():
-            lines.append(f"    {k}: {v}")
-        text = "\n".join(lines) + "\n"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        return text
-
-    # Admin helpers (Nova as Keystone's admin, over REST).
-
-    def servers(self, all_tenants=True, **filters):
-        """Every server (all projects by default), in detail: status,
-        metadata, fault, OS-EXT-SRV-ATTR:user_data..."""
-        q = "&".join([*(["all_tenants=1"] if all_tenants else []), *(f"{k}={v}" for k, v in filters.items())])
-        return self.admin.get("compute", "/servers/detail" + ("?" + q if q else ""),
-                              microversion=NOVA_MICROVERSION)["servers"]
-
-    def server(self, server_id):
-        """A server in detail as admin, or None when Nova no longer has it."""
-        try:
-            return self.admin.get("compute", f"/servers/{server_id}", microversion=NOVA_MICROVERSION)["server"]
-        except HttpError as e:
-            if e.status == 404:
-                return None
-            raise
-
-    def user_data(self, server_id):
-        """The server's user data, decoded (bytes), or None."""
-        ud = self.server(server_id)["OS-EXT-SRV-ATTR:user_data"]
-        return base64.b64decode(ud) if ud else None
-
-    def delete_server(self, server_id, wait=True, timeout=60):
-        """Deletes a server as admin (behind the backend's back)."""
-        self.admin.request("compute", "DELETE", f"/servers/{server_id}")
-        if wait:
-            self.wait_gone(server_id, timeout)
-
-    def create_server(self, name, metadata=None, user_data=None, flavor=SMALL, image=None, networks="none",
-                      as_user=True, wait=True, timeout=120):
-        """Creates a server (as the backend user by default, in its
-        project: a "leaked" server when metadata carries buildyard:owner).
-        networks: "none", "auto" or a list like [{"uuid": fixture.network_id}].
-        Returns the server (ACTIVE or ERROR when wait, else as created)."""
-        s = self.user_session if as_user else self.admin
-        body = {"name": name, "imageRef": image or self.image_id,
-                "flavorRef": self.flavors.get(flavor, flavor), "networks": networks,
-                "metadata": metadata or {}}
-        if user_data is not None:
-            body["user_data"] = base64.b64encode(user_data if isinstance(user_data, bytes)
-                                                 else user_data.encode()).decode()
-        sid = s.post("compute", "/servers", {"server": body}, microversion=NOVA_MICROVERSION)["server"]["id"]
-        return self.wait_status(sid, ("ACTIVE", "ERROR"), timeout) if wait else {"id": sid}
-
-    def wait_status(self, server_id, statuses=("ACTIVE", "ERROR"), timeout=120):
-        deadline = time.monotonic() + timeout
-        while True:
-            sv = self.server(server_id)
-            if sv and sv["status"] in statuses:
-                return sv
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server {server_id} is {sv and sv['status']} after {timeout} s, "
-                                     f"not one of {statuses}\n" + self.server_log(server_id))
-            time.sleep(0.3)
-
-    def wait_gone(self, server_id, timeout=60):
-        deadline = time.monotonic() + timeout
-        while self.server(server_id) is not None:
-            if time.monotonic() > deadline:
-                sv = self.server(server_id) or {}
-                raise AssertionError(f"server {server_id} still listed after {timeout} s: status "
-                                     f"{sv.get('status')}, task {sv.get('OS-EXT-STS:task_state')}\n"
-                                     + self.server_log(server_id))
-            time.sleep(0.3)
-
-    def server_log(self, server_id, lines=20):
-        """What Nova's services logged about a server (their last lines
-        naming it), for a failure's message: the scratch directory and its
-        logs go with stop()."""
-        out = []
-        for name in ("nova-api-wsgi", "nova-conductor", "nova-scheduler", "nova-compute"):
-            try:
-                with open(self.path("log", name + ".log"), errors="replace") as f:
-                    out += [f"{name}: {line.rstrip()[:400]}" for line in f if server_id in line]
-            except OSError:
-                pass
-        return "\n".join(out[-lines:])
-
     def processes(self):
         """{name: PID} of what the fixture runs (each PID is also the ID of
         the process group that holds that service's children)."""
@@ -857,6 +389,15 @@ def shared(**kwargs):
     if _shared is None:
         _shared = OpenStack(**kwargs).start()
     return _shared
+
+
+def shared_for_module(**kwargs):
+    """setUpModule's part: the module's fixture (shared()), or SkipTest
+    saying why it cannot run here (which fails the test under CI)."""
+    why = can_run()
+    if why:
+        raise unittest.SkipTest(why)
+    return shared(**kwargs)
 
 
 def stop_shared():
