@@ -2,6 +2,7 @@
 // used both to check the key at load time and to convert it for the backend.
 #include <set>
 
+#include "common/config_backend_keys.hpp"
 #include "common/config_backends.hpp"
 #include "common/config_ec2.hpp"
 #include "common/config_values.hpp"
@@ -10,13 +11,11 @@ namespace by::config {
 
 namespace {
 
-using detail::parse_uint;
+using detail::quoted;
 using detail::split_list;
 using Problem = std::optional<std::string>;
 
 constexpr uint64_t max_volume_gib = 16384;  // EBS's largest gp3 volume
-
-std::string quoted(const std::string& v) { return "'" + v + "'"; }
 
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool is_hex(char c) { return (c >= 'a' && c <= 'f') || (c >= '0' && c <= '9'); }
@@ -125,15 +124,6 @@ Problem parse_key_name(const std::string& v, std::string& out) {
     return std::nullopt;
 }
 
-Problem parse_volume_size(const std::string& v, uint64_t& out) {
-    const auto gib = parse_uint(v, max_volume_gib);
-    if (!gib || *gib == 0) {
-        return "invalid value " + quoted(v) + ": expected GiB from 1 to 16384";
-    }
-    out = *gib;
-    return std::nullopt;
-}
-
 Problem parse_tags(const std::string& v, std::vector<std::pair<std::string, std::string>>& out) {
     std::vector<std::pair<std::string, std::string>> tags;
     if (auto problem = detail::parse_key_values(v, "tag", 128, 256, {"aws:", ec2_tag_prefix},
@@ -176,14 +166,6 @@ Problem parse_max_price(const std::string& v, std::string& out) {
     return std::nullopt;
 }
 
-Problem parse_credential(const std::string& v, std::string& out) {
-    if (auto problem = detail::credential_name_problem(v)) {
-        return problem;
-    }
-    out = v;
-    return std::nullopt;
-}
-
 Problem parse_key(const std::string& key, const std::string& value, Ec2Options& o) {
     if (key == "region") return parse_region(value, o.region);
     if (key == "endpoint") return parse_endpoint(value, o.endpoint);
@@ -192,11 +174,11 @@ Problem parse_key(const std::string& key, const std::string& value, Ec2Options& 
     if (key == "subnet") return parse_subnet(value, o.subnet);
     if (key == "security_groups") return parse_security_groups(value, o.security_groups);
     if (key == "key_name") return parse_key_name(value, o.key_name);
-    if (key == "volume_size") return parse_volume_size(value, o.volume_size_gib);
+    if (key == "volume_size") return detail::parse_size_gib(value, max_volume_gib, o.volume_size_gib);
     if (key == "tags") return parse_tags(value, o.tags);
     if (key == "spot") return parse_spot(value, o.spot);
     if (key == "max_price") return parse_max_price(value, o.max_price);
-    if (key == "credential") return parse_credential(value, o.credential);
+    if (key == "credential") return detail::parse_credential_name(value, o.credential);
     return std::string("unknown key (ec2 keys: region, endpoint, ami, instance_type, subnet, security_groups, "
                        "key_name, volume_size, tags, spot, max_price, credential)");
 }

@@ -3,6 +3,7 @@
 // backend.
 #include <set>
 
+#include "common/config_backend_keys.hpp"
 #include "common/config_backends.hpp"
 #include "common/config_openstack.hpp"
 #include "common/config_values.hpp"
@@ -11,13 +12,11 @@ namespace by::config {
 
 namespace {
 
-using detail::parse_uint;
+using detail::quoted;
 using detail::split_list;
 using Problem = std::optional<std::string>;
 
 constexpr uint64_t max_volume_gib = 65536;
-
-std::string quoted(const std::string& v) { return "'" + v + "'"; }
 
 bool printable(const std::string& v) {
     for (char c : v) {
@@ -54,14 +53,6 @@ Problem parse_clouds_file(const std::string& v, std::string& out) {
     return std::nullopt;
 }
 
-Problem parse_credential(const std::string& v, std::string& out) {
-    if (auto problem = detail::credential_name_problem(v)) {
-        return problem;
-    }
-    out = v;
-    return std::nullopt;
-}
-
 Problem parse_security_groups(const std::string& v, std::vector<std::string>& out) {
     std::vector<std::string> groups;
     std::set<std::string> seen;
@@ -79,15 +70,6 @@ Problem parse_security_groups(const std::string& v, std::vector<std::string>& ou
         return std::string("empty list: leave the key out for the project's default security group");
     }
     out = std::move(groups);
-    return std::nullopt;
-}
-
-Problem parse_volume_size(const std::string& v, uint64_t& out) {
-    const auto gib = parse_uint(v, max_volume_gib);
-    if (!gib || *gib == 0) {
-        return "invalid value " + quoted(v) + ": expected GiB from 1 to 65536";
-    }
-    out = *gib;
     return std::nullopt;
 }
 
@@ -124,14 +106,14 @@ Problem parse_yes_no(const std::string& v, bool& out) {
 Problem parse_key(const std::string& key, const std::string& value, OpenStackOptions& o) {
     if (key == "cloud") return parse_cloud(value, o.cloud);
     if (key == "clouds_file") return parse_clouds_file(value, o.clouds_file);
-    if (key == "credential") return parse_credential(value, o.credential);
+    if (key == "credential") return detail::parse_credential_name(value, o.credential);
     if (key == "flavor") return parse_name(value, "flavor", o.flavor);
     if (key == "image") return parse_name(value, "image", o.image);
     if (key == "network") return parse_name(value, "network", o.network);
     if (key == "availability_zone") return parse_name(value, "availability zone", o.availability_zone);
     if (key == "key_name") return parse_name(value, "key pair name", o.key_name);
     if (key == "security_groups") return parse_security_groups(value, o.security_groups);
-    if (key == "volume_size") return parse_volume_size(value, o.volume_size_gib);
+    if (key == "volume_size") return detail::parse_size_gib(value, max_volume_gib, o.volume_size_gib);
     if (key == "metadata") return parse_metadata(value, o.metadata);
     if (key == "config_drive") return parse_yes_no(value, o.config_drive);
     return std::string("unknown key (openstack keys: cloud, clouds_file, credential, flavor, image, network, "
