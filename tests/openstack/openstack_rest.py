@@ -67,6 +67,10 @@ class Session:
             self._expires = datetime.fromisoformat(expires).timestamp()
         return self._token
 
+    def forget_token(self):
+        """The next request logs in again (after the token was revoked)."""
+        self._token = None
+
     def endpoint(self, service_type):
         self.token()
         for svc in self.catalog:

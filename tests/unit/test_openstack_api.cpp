@@ -146,6 +146,16 @@ TEST(OpenStackApi, NamesBecomeIdsOrAClearError) {
     EXPECT_EQ(network[0].name, "by-net");
 }
 
+TEST(OpenStackApi, ARefusedTokenIsRenewedAtOnceThenAfterTheSecondOfItsRevocation) {
+    // Keystone keeps revocations to the second: a token issued in the same
+    // second as the revocation is refused too, so the second renewal waits.
+    ASSERT_TRUE(renewal_pause(1));
+    EXPECT_EQ(renewal_pause(1)->count(), 0);
+    ASSERT_TRUE(renewal_pause(2));
+    EXPECT_GT(renewal_pause(2)->count(), 1000);
+    EXPECT_FALSE(renewal_pause(3));  // refused three times: a real refusal, not a race
+}
+
 TEST(OpenStackApi, TransientAnswersAreRetriedAndA401RenewsTheToken) {
     EXPECT_EQ(classify(200), Next::done);
     EXPECT_EQ(classify(202), Next::done);

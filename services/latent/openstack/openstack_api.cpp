@@ -85,6 +85,16 @@ Next classify(long status) {
     return Next::fail;
 }
 
+std::optional<std::chrono::milliseconds> renewal_pause(unsigned refusals) {
+    if (refusals == 1) {
+        return std::chrono::milliseconds(0);
+    }
+    if (refusals == 2) {
+        return std::chrono::milliseconds(1100);
+    }
+    return std::nullopt;
+}
+
 std::string error_message(std::string_view body) {
     const auto j = json::parse(body, nullptr, false);
     if (j.is_object()) {

@@ -7,6 +7,7 @@
 // (tests/unit/test_openstack_api.cpp).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -134,6 +135,14 @@ enum class Next {
     fail,
 };
 Next classify(long http_status);
+
+// After a call's token was refused (401) for the nth time in that call
+// (n = 1, 2, ...): how long to wait before the next renewal, or nothing
+// when the call should give up. The first renewal is at once. Keystone
+// keeps a revocation to the whole second (its events' issued_before has
+// no fraction), so a token issued in the second of a revocation is refused
+// as well: the second renewal waits until that second is surely over.
+std::optional<std::chrono::milliseconds> renewal_pause(unsigned refusals);
 
 // The message of an OpenStack error body: Nova's {"itemNotFound":
 // {"message": ...}}, Keystone's {"error": {"message": ...}}, Neutron's

@@ -144,7 +144,7 @@ Outcome<Reply> Session::call(const std::string& type, const std::string& method,
     }
     std::string refused;  // a token answered with 401
     bool renewed = false;
-    unsigned renewals = 0;
+    unsigned refusals = 0;
     const std::string what = method + " " + type + " " + path;
     for (unsigned attempt = 0;; ++attempt) {
         if (attempt > 0 && !renewed && !pause(backoff(attempt, options_.jitter()), cancelled)) {
@@ -182,12 +182,19 @@ Outcome<Reply> Session::call(const std::string& type, const std::string& method,
         if (next == Next::done) {
             return succeeded(Reply{answer.status, answer.body});
         }
-        if (next == Next::reauth && renewals++ == 0) {
-            // Revoked or expired early: a new token once, at once.
-            log::write(log::Level::info, what + " (" + base + "): the token was refused (HTTP 401); renewing it");
-            refused = auth.value.token;
-            renewed = true;
-            continue;
+        if (next == Next::reauth) {
+            // Revoked or expired early: a new token (see renewal_pause).
+            if (const auto wait = renewal_pause(++refusals)) {
+                log::write(log::Level::info,
+                           what + " (" + base + "): the token was refused (HTTP 401); renewing it" +
+                               (wait->count() ? " in " + std::to_string(wait->count()) + " ms" : ""));
+                if (wait->count() && !pause(*wait, cancelled)) {
+                    return failed<Reply>(what + ": " + cancelled_message + " while renewing the token");
+                }
+                refused = auth.value.token;
+                renewed = true;
+                continue;
+            }
         }
         if (next != Next::retry) {
             return failed<Reply>(what + " (" + base + "): " + why(answer));
