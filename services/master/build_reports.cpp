@@ -66,7 +66,7 @@ Status BuildLifecycle::build_done(const std::string& sender, uint64_t id, const 
     if (!end_build(*ab, Ending{*r, exit_status, 0, {}})) {
         return Status::fail(bus::error::Internal,
                             fmt::format("cannot record the end of build {}: {}; the master keeps the result and "
-                                        "records it when the state directory takes writes again",
+                                        "records it when the state database takes writes again",
                                         id, store_->error()));
     }
     dispatch_now();  // the worker's next build, in this iteration

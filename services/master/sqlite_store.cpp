@@ -162,7 +162,16 @@ bool SqliteStore::migrate() {
         }
     }
     const auto latest = static_cast<int64_t>(std::size(migrations)) + 1;
-    if (version >= latest) {
+    if (version > latest) {
+        // Written by a newer master: its columns mean what this one cannot
+        // know, so do not touch it.
+        db_.exec("ROLLBACK");
+        cause_ = "the schema is version " + std::to_string(version) +
+                 ", newer than this buildyard-masterd knows (up to " + std::to_string(latest) + ")";
+        error_ = "cannot use the state database: " + cause_ + "; run a master of the version that wrote it";
+        return false;
+    }
+    if (version == latest) {
         // Up to date: write nothing, so that a master can start on a full disk.
         return check(db_.exec("COMMIT"), "cannot end the schema check");
     }

@@ -15,7 +15,7 @@ StoreTrouble::StoreTrouble(sd_event* event, const Store& store, std::function<vo
 void StoreTrouble::failed(const std::string& what) {
     if (!trouble_) {
         trouble_ = store_.cause();
-        log::error("{}: {}; the master keeps what it was told and retries every second until the state directory "
+        log::error("{}: {}; the master keeps what it was told and retries every second until the state database "
                    "takes writes again",
                    what, store_.error());
         shown_changed_();  // STATUS=

@@ -81,7 +81,7 @@ class DiskFull(SystemTest):
 
     def assert_logged_once(self):
         log = self.sys.master.log()
-        self.assertEqual(log.count("retries every second until the state directory takes writes again"), 1, log)
+        self.assertEqual(log.count("retries every second until the state database takes writes again"), 1, log)
 
     def restart_master(self):
         self.sys.master.stop()

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "common/sqlite.hpp"
 #include "store_test_support.hpp"
 
 using namespace by::master;
@@ -142,6 +143,31 @@ TEST(SqliteStoreTest, OpenFailsClearlyOnAMissingDirectory) {
     std::string error;
     EXPECT_FALSE(open_sqlite_store(tmp.path() + "/does/not/exist", error));
     EXPECT_NE(error.find("cannot open"), std::string::npos);
+}
+
+TEST(SqliteStoreTest, RefusesASchemaNewerThanItKnowsAndLeavesItAlone) {
+    TempDir tmp{"buildyard-store"};
+    std::string error;
+    {
+        auto s = open_sqlite_store(tmp.path(), error);
+        ASSERT_TRUE(s) << error;
+    }
+    const std::string path = tmp.path() + "/state.db";
+    {
+        by::sqlite::Database db;
+        ASSERT_EQ(db.open(path), SQLITE_OK);
+        ASSERT_EQ(db.exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'"), SQLITE_OK);
+    }
+    EXPECT_FALSE(open_sqlite_store(tmp.path(), error));
+    EXPECT_NE(error.find("cannot use the state database: the schema is version 99, newer than this "
+                         "buildyard-masterd knows"),
+              std::string::npos)
+        << error;
+    by::sqlite::Database db;
+    ASSERT_EQ(db.open(path), SQLITE_OK);
+    auto v = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'");
+    ASSERT_EQ(v.step(), SQLITE_ROW);
+    EXPECT_EQ(v.text(0), "99");
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StoreTest, ::testing::ValuesIn(store_engines()), engine_name);
