@@ -104,8 +104,12 @@ private:
     void finish(const std::string& result, int exit_status);
     void released(const std::string& result, int exit_status, const BuildUsage& usage);
     void open_gate(int r);
+    // build_step.cpp: a step's processes.
     // Each returns false when the build ended (exception).
     bool watch_output(unsigned number);
+    // sandbox = none: the worker forks the step's shell itself, in a process
+    // group of its own. Returns true when the build ended.
+    bool run_local_step(unsigned number, const std::string& command, const std::string& cwd);
     // sandbox != none: the step runs in the build's unit, started by its
     // host (Isolation::run_hosted). Returns true when the build ended.
     bool run_hosted_step(unsigned number, const std::string& command, const std::string& cwd);
