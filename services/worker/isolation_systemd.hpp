@@ -2,7 +2,9 @@
 // build, over systemd's private socket (the manager itself: no broker in
 // between, and its signals come without Subscribe()).
 //  - isolation_systemd.cpp: the scope of a build without a sandbox, and
-//    what every unit goes through (jobs, usage, stop, leftovers);
+//    how every unit starts (its properties, its start and attach jobs);
+//  - isolation_stop.cpp: how every unit ends (usage, stop, abandon,
+//    the worker's own stop, leftovers of an earlier run);
 //  - isolation_hosted.cpp: the service of a sandboxed build, whose main
 //    process, the step host (step_host.hpp), runs the steps;
 //  - isolation_setup.cpp: finding the manager, unit names, make_isolation.
