@@ -1,5 +1,6 @@
 // The worker daemon's state: its config, its running builds and its link to
-// the master (the system bus, or TCP for a remote master). agent_bus.cpp is its org.buildyard.Agent1 face on the bus.
+// the master (the system bus, or TCP for a remote master). agent_builds.cpp
+// starts, cancels and ends its builds; agent_bus.cpp is its org.buildyard.Agent1 face on the bus.
 #pragma once
 
 #include <cstdint>
