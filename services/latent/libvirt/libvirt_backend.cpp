@@ -1,19 +1,19 @@
+// A start's domain and overlay: made from the worker's template and base
+// image (create), and stopped and removed again (destroy).
+// libvirt_survey.cpp lists, removes and checks what is found on the hosts.
 #include "latent/libvirt/libvirt_backend.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
-#include <set>
-#include <sstream>
 #include <thread>
 
 #include <libvirt/virterror.h>
 #include <unistd.h>
 
+#include "latent/libvirt/libvirt_backend_shared.hpp"
 #include "latent/libvirt/libvirt_domain_xml.hpp"
 
 namespace by::latent {
@@ -31,77 +31,13 @@ std::string test_domain_file(const std::string& uri, const std::string& name) {
     return std::string(dir) + "/" + name + ".xml";
 }
 
-constexpr size_t log_tail_lines = 50;
-constexpr std::streamoff log_tail_bytes = 64 * 1024;
-
-std::string option(const config::Worker* w, const std::string& key) {
-    if (!w) {
-        return "";
-    }
-    auto it = w->backend_options.find("libvirt." + key);
-    return it == w->backend_options.end() ? "" : it->second;
-}
-
 template <class T>
 T number_option(const config::Worker* w, const std::string& key) {
     // The config loader has checked the value; a bad one reads as unset.
-    const std::string text = option(w, key);
+    const std::string text = libvirt::option(w, key);
     T value = 0;
     std::from_chars(text.data(), text.data() + text.size(), value);
     return value;
-}
-
-Outcome<std::string> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return {"", std::string(std::strerror(errno))};
-    }
-    std::ostringstream s;
-    s << in.rdbuf();
-    return {s.str(), ""};
-}
-
-// The last lines of a log file, reading no more than its end.
-std::string tail_of_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return "";
-    }
-    in.seekg(0, std::ios::end);
-    const std::streamoff size = in.tellg();
-    in.seekg(std::max<std::streamoff>(0, size - log_tail_bytes));
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    size_t lines = 0;
-    size_t pos = text.size();
-    if (pos > 0 && text[pos - 1] == '\n') {
-        --pos;
-    }
-    while (pos > 0) {
-        const size_t nl = text.rfind('\n', pos - 1);
-        if (nl == std::string::npos) {
-            return text;
-        }
-        if (++lines == log_tail_lines) {
-            return text.substr(nl + 1);
-        }
-        pos = nl;
-    }
-    return text;
-}
-
-std::string join(const std::vector<std::string>& parts) {
-    std::string out;
-    for (const auto& p : parts) {
-        out += (out.empty() ? "" : "; ") + p;
-    }
-    return out;
-}
-
-std::string describe_owner(const std::optional<Tag>& tag) {
-    if (!tag) {
-        return "it carries no buildyard tag";
-    }
-    return "it belongs to worker " + tag->worker + " of master " + tag->master + " (start " + tag->start + ")";
 }
 
 // Removes the overlay when it goes out of scope, unless kept: create() then
@@ -116,14 +52,12 @@ struct OverlayGuard {
     }
 };
 
-const char* const cancelled_message = "cancelled: the call's deadline passed";
-
 }  // namespace
 
 LibvirtBackend::LibvirtBackend(Options options) : options_(std::move(options)) {}
 
 std::string LibvirtBackend::overlay_dir(const config::Worker* worker) const {
-    if (auto dir = option(worker, "overlay_dir"); !dir.empty()) {
+    if (auto dir = libvirt::option(worker, "overlay_dir"); !dir.empty()) {
         return dir;
     }
     // latentd's StateDirectory= when it runs without one given.
@@ -140,15 +74,15 @@ Outcome<std::string> LibvirtBackend::create(const StartSpec& spec, const Cancell
     if (auto problem = libvirt::tag_problem(tag); !problem.empty()) {
         return {"", problem};
     }
-    const std::string uri = option(w, "uri");
-    const std::string template_path = option(w, "xml");
+    const std::string uri = libvirt::option(w, "uri");
+    const std::string template_path = libvirt::option(w, "xml");
     if (uri.empty() || template_path.empty()) {
         return {"", "worker " + tag.worker + " has no libvirt.uri or libvirt.xml"};
     }
     if (cancelled) {
-        return {"", cancelled_message};
+        return {"", libvirt::cancelled_message};
     }
-    auto template_xml = read_file(template_path);
+    auto template_xml = libvirt::read_file(template_path);
     if (!template_xml.ok()) {
         return {"", "cannot read domain template " + template_path + ": " + template_xml.error};
     }
@@ -172,16 +106,16 @@ Outcome<std::string> LibvirtBackend::create(const StartSpec& spec, const Cancell
                             "); it must be stopped before another start"};
         }
         return {"", "a domain named " + name + " already exists on " + uri + " and is not this worker's: " +
-                        describe_owner(owner.value) + "; rename or remove it"};
+                        libvirt::describe_owner(owner.value) + "; rename or remove it"};
     }
 
     libvirt::DomainSettings settings{name, tag, spec.master_address, spec.token, "",
                                      number_option<unsigned long long>(w, "memory"), number_option<unsigned>(w, "cpus"),
                                      spec.master_fingerprint};
     OverlayGuard overlay;
-    if (const std::string base = option(w, "base_image"); !base.empty()) {
+    if (const std::string base = libvirt::option(w, "base_image"); !base.empty()) {
         if (cancelled) {
-            return {"", cancelled_message};
+            return {"", libvirt::cancelled_message};
         }
         settings.overlay = libvirt::overlay_path(overlay_dir(w), tag);
         auto made = libvirt::create_overlay({options_.qemu_img, options_.qemu_img_timeout_usec}, base,
@@ -196,7 +130,7 @@ Outcome<std::string> LibvirtBackend::create(const StartSpec& spec, const Cancell
         return {"", "domain template " + template_path + ": " + xml.error};
     }
     if (cancelled) {
-        return {"", cancelled_message};
+        return {"", libvirt::cancelled_message};
     }
     DomainPtr domain(virDomainCreateXML(conn.value.get(), xml.value.c_str(), 0));
     if (!domain) {
@@ -206,7 +140,7 @@ Outcome<std::string> LibvirtBackend::create(const StartSpec& spec, const Cancell
         // Nobody waits for this domain any more; removing it now spares the
         // reaper the work.
         virDomainDestroy(domain.get());
-        return {"", cancelled_message};
+        return {"", libvirt::cancelled_message};
     }
     overlay.keep = true;
     if (const std::string file = test_domain_file(uri, name); !file.empty()) {
@@ -248,7 +182,7 @@ Outcome<std::vector<ConnectPtr>> LibvirtBackend::connections_for(const config::W
     if (!worker) {
         return {connections_.open_connections(), ""};
     }
-    auto conn = connections_.get(option(worker, "uri"));
+    auto conn = connections_.get(libvirt::option(worker, "uri"));
     if (!conn.ok()) {
         return {{}, conn.error};
     }
@@ -266,7 +200,7 @@ Outcome<bool> LibvirtBackend::destroy(const Tag& tag, const config::Worker* work
         errors.push_back(conns.error);
     }
     const std::string name = domain_name(tag);
-    if (const std::string file = test_domain_file(option(worker, "uri"), name); !file.empty()) {
+    if (const std::string file = test_domain_file(libvirt::option(worker, "uri"), name); !file.empty()) {
         ::unlink(file.c_str());
     }
     for (const auto& conn : conns.value) {
@@ -294,174 +228,7 @@ Outcome<bool> LibvirtBackend::destroy(const Tag& tag, const config::Worker* work
     if (auto removed = libvirt::remove_overlay(libvirt::overlay_path(overlay_dir(worker), tag)); !removed.ok()) {
         errors.push_back(removed.error);
     }
-    return {errors.empty(), join(errors)};
-}
-
-Outcome<std::vector<Found>> LibvirtBackend::list(const std::string& master,
-                                                 const std::vector<const config::Worker*>& workers,
-                                                 const Cancelled& cancelled) {
-    Outcome<std::vector<Found>> out;
-    std::vector<std::string> errors;
-    std::set<std::string> uris;
-    std::set<std::string> dirs;
-    for (const config::Worker* w : workers) {
-        if (w && !option(w, "uri").empty()) {
-            uris.insert(option(w, "uri"));
-            dirs.insert(overlay_dir(w));
-        }
-    }
-    // Domains before overlays: remove() in this order stops a domain before
-    // its disk goes.
-    for (const auto& uri : uris) {
-        if (cancelled) {
-            errors.emplace_back(cancelled_message);
-            break;
-        }
-        auto conn = connections_.get(uri);
-        if (!conn.ok()) {
-            errors.push_back(conn.error);
-            continue;
-        }
-        virDomainPtr* raw = nullptr;
-        const int n = virConnectListAllDomains(conn.value.get(), &raw, 0);
-        if (n < 0) {
-            errors.push_back("cannot list the domains on " + uri + ": " + libvirt::last_error());
-            continue;
-        }
-        std::vector<DomainPtr> domains;
-        for (int i = 0; i < n; ++i) {
-            domains.emplace_back(raw[i]);
-        }
-        std::free(raw);
-        for (const auto& d : domains) {
-            auto tag = libvirt::domain_tag(d.get());
-            if (!tag.ok()) {
-                errors.push_back(tag.error);
-            } else if (tag.value && tag.value->master == master) {
-                out.value.push_back(
-                    Found{*tag.value, "domain", virDomainGetName(d.get()), libvirt::domain_state(d.get()).running});
-            }
-        }
-    }
-    for (const auto& dir : dirs) {
-        auto overlays = libvirt::list_overlays(dir, master);
-        if (!overlays.ok()) {
-            errors.push_back(overlays.error);
-        }
-        out.value.insert(out.value.end(), overlays.value.begin(), overlays.value.end());
-    }
-    out.error = join(errors);
-    return out;
-}
-
-Outcome<bool> LibvirtBackend::remove(const Found& found, const config::Worker* worker, const Cancelled& cancelled) {
-    if (found.kind == "overlay") {
-        if (libvirt::parse_overlay_path(found.id) != found.tag) {
-            return {false, found.id + " is not an overlay of start " + found.tag.start + ": left alone"};
-        }
-        return libvirt::remove_overlay(found.id);
-    }
-    if (found.kind != "domain") {
-        return {false, "the libvirt backend has no " + found.kind + " to remove"};
-    }
-    auto conns = connections_for(worker);
-    if (!conns.ok()) {
-        return {false, conns.error};
-    }
-    std::vector<std::string> errors;
-    for (const auto& conn : conns.value) {
-        auto domain = libvirt::find_domain(conn.get(), found.id);
-        if (!domain.ok() || !domain.value) {
-            if (!domain.ok()) {
-                errors.push_back(domain.error);
-            }
-            continue;
-        }
-        auto owner = libvirt::domain_tag(domain.value.get());
-        if (!owner.ok()) {
-            errors.push_back(owner.error);
-        } else if (owner.value != found.tag) {
-            errors.push_back("domain " + found.id + " changed since it was listed (" + describe_owner(owner.value) +
-                             "): left alone");
-        } else if (auto problem = stop_domain(conn.get(), domain.value.get(), 0, cancelled); !problem.empty()) {
-            errors.push_back(problem);
-        }
-    }
-    if (worker) {
-        if (auto removed = libvirt::remove_overlay(libvirt::overlay_path(overlay_dir(worker), found.tag));
-            !removed.ok()) {
-            errors.push_back(removed.error);
-        }
-    }
-    return {errors.empty(), join(errors)};
-}
-
-std::string LibvirtBackend::log_tail(const std::string& uri, const std::string& name,
-                                     const std::string& domain_xml) const {
-    for (const auto& path : libvirt::console_log_files(domain_xml)) {
-        if (auto tail = tail_of_file(path); !tail.empty()) {
-            return tail;
-        }
-    }
-    // Without a console log, qemu's own log says at least why it ended.
-    if (uri == "qemu:///system") {
-        return tail_of_file("/var/log/libvirt/qemu/" + name + ".log");
-    }
-    return "";
-}
-
-Outcome<HealthReport> LibvirtBackend::check(const Tag& tag, const config::Worker* worker,
-                                            const Cancelled& cancelled) {
-    if (auto problem = libvirt::tag_problem(tag); !problem.empty()) {
-        return {{}, problem};
-    }
-    if (!worker) {
-        return {{}, "no configuration for worker " + tag.worker};
-    }
-    if (cancelled) {
-        return {{}, cancelled_message};
-    }
-    const std::string uri = option(worker, "uri");
-    auto conn = connections_.get(uri);
-    if (!conn.ok()) {
-        return {{}, conn.error};
-    }
-    const std::string name = domain_name(tag);
-    auto domain = libvirt::find_domain(conn.value.get(), name);
-    if (!domain.ok()) {
-        return {{}, domain.error};
-    }
-    HealthReport report;
-    report.health = Health::gone;
-    std::string xml_for_logs;
-    if (!domain.value) {
-        report.reason = "domain " + name + " is gone (it shut down, crashed or was destroyed)";
-    } else {
-        auto owner = libvirt::domain_tag(domain.value.get());
-        if (!owner.ok()) {
-            return {{}, owner.error};
-        }
-        const auto state = libvirt::domain_state(domain.value.get());
-        if (owner.value != tag) {
-            report.reason = "domain " + name + " is not this start's: " + describe_owner(owner.value);
-        } else if (state.running) {
-            report.health = Health::running;
-            return {report, ""};
-        } else {
-            report.reason = "domain " + name + " is " + state.description;
-        }
-        CStringPtr xml(virDomainGetXMLDesc(domain.value.get(), 0));
-        if (xml) {
-            xml_for_logs = xml.get();
-        }
-    }
-    if (xml_for_logs.empty()) {
-        // A transient domain leaves nothing behind; its template names the
-        // same log files.
-        xml_for_logs = read_file(option(worker, "xml")).value;
-    }
-    report.log_tail = log_tail(uri, name, xml_for_logs);
-    return {report, ""};
+    return {errors.empty(), libvirt::join(errors)};
 }
 
 }  // namespace by::latent

@@ -1,7 +1,9 @@
 // Latent workers as libvirt domains: one transient domain per start, named
 // buildyard-<master>-<worker>, made from the worker's template with the tag
 // in its <metadata>, booting from a fresh qcow2 overlay on the base image.
-// See buildyard.ini(5) for the libvirt.* keys.
+// See buildyard.ini(5) for the libvirt.* keys. libvirt_backend.cpp makes
+// and ends a start's domain and overlay (create, destroy); libvirt_survey.cpp
+// looks at what is on the hosts (list, remove, check).
 #pragma once
 
 #include <cstdint>
