@@ -94,6 +94,8 @@ public:
     // Hands pending builds to the workers that can take them, and sends the
     // builds held for latent workers that have attached since.
     void dispatch();
+    // The configuration's builders (and their workers) changed.
+    void builders_changed();
     // Settles and dispatches later in this loop iteration, after the current
     // message's reply.
     void request_dispatch();
@@ -124,6 +126,9 @@ public:
 
 private:
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
+    // What the dispatcher knows of `w`, and bringing it up to date.
+    WorkerSlot slot_of(const Worker& w) const;
+    void sync_worker(const std::string& name);
     // The dispatch request_dispatch() asked for, now, from a handler that is
     // not inside a loop over workers or builds (BuildDone, the hot path): a
     // worker that ends a build and starts its next in one iteration then
@@ -163,6 +168,7 @@ private:
     std::function<void(const std::set<std::string>&)> settle_;
     SourcePtr dispatch_source_;
     std::set<std::string> unsettled_;  // workers whose builds ended: settled before the next dispatch
+    std::set<std::string> latent_workers_;  // as the dispatcher last saw them
 };
 
 }  // namespace by::master

@@ -39,10 +39,66 @@ void BuildLifecycle::dispatch_now() {
     dispatch();
 }
 
+void BuildLifecycle::builders_changed() {
+    std::map<std::string, std::vector<std::string>> builder_workers;
+    for (const auto& [name, b] : config_.builders) {
+        builder_workers.emplace(name, b.workers);
+    }
+    builds_.dispatcher().set_builders(builder_workers);
+}
+
+WorkerSlot BuildLifecycle::slot_of(const Worker& w) const {
+    WorkerSlot s;
+    s.attached = w.attached;
+    s.paused = w.paused;
+    s.accepting = w.configured && !w.shutting_down && !w.unreachable;
+    s.running = static_cast<unsigned>(w.running.size());
+    s.max_builds = w.cfg.max_builds;
+    s.last_assigned = w.last_assigned;
+    if (w.latent) {
+        // Not attached, it is on standby: only what no attached worker can
+        // take starts its machine (or waits for one on its way up).
+        const bool accepts = latent_->accepts_builds(w);
+        if (w.attached) {
+            s.accepting = s.accepting && accepts;
+        } else {
+            s.standby = accepts;
+        }
+    }
+    return s;
+}
+
+void BuildLifecycle::sync_worker(const std::string& name) {
+    const Worker* w = workers_.find(name);
+    if (!w) {
+        builds_.dispatcher().forget(name);
+        latent_workers_.erase(name);
+        return;
+    }
+    // Re-synced every dispatch while either says latent, so that a type
+    // changed by a reload is seen whichever the master applies first.
+    if (w->latent || w->cfg.type == config::WorkerType::latent) {
+        latent_workers_.insert(name);
+    } else {
+        latent_workers_.erase(name);
+    }
+    builds_.dispatcher().update(name, slot_of(*w));
+}
+
 void BuildLifecycle::dispatch() {
+    // The dispatcher's index learns what changed since the last dispatch;
+    // latent workers' readiness also changes with time and their machine,
+    // so theirs (a few) is looked at every time.
+    for (const auto& name : workers_.take_dispatch_changes()) {
+        sync_worker(name);
+    }
+    for (const auto& name : std::set<std::string>(latent_workers_)) {
+        sync_worker(name);
+    }
     // Builds held for a latent worker go out once it has attached.
-    for (const auto& [name, w] : workers_.all()) {
-        if (!w->attached || w->held.empty()) {
+    for (const auto& name : std::set<std::string>(workers_.holding())) {
+        Worker* w = workers_.find(name);
+        if (!w || !w->attached || w->held.empty()) {
             continue;
         }
         auto held = workers_.take_held(*w);
@@ -55,31 +111,6 @@ void BuildLifecycle::dispatch() {
     if (builds_.pending() == 0) {
         return;
     }
-    std::map<std::string, WorkerSlot> slots;
-    auto slot_of = [](const Worker& w) {
-        WorkerSlot s;
-        s.attached = true;
-        s.paused = w.paused;
-        s.accepting = w.configured && !w.shutting_down && !w.unreachable;
-        s.running = static_cast<unsigned>(w.running.size());
-        s.max_builds = w.cfg.max_builds;
-        s.last_assigned = w.last_assigned;
-        return s;
-    };
-    for (const auto& [name, w] : workers_.all()) {
-        if (!w->attached) {
-            continue;
-        }
-        WorkerSlot s = slot_of(*w);
-        if (w->latent) {
-            s.accepting = s.accepting && latent_->accepts_builds(*w);
-        }
-        slots.emplace(name, s);
-    }
-    std::map<std::string, std::vector<std::string>> builder_workers;
-    for (const auto& [name, b] : config_.builders) {
-        builder_workers.emplace(name, b.workers);
-    }
     // dbus-daemon allows a connection only so many calls awaiting replies
     // (max_replies_per_connection, 128 by default); keep StartBuild calls
     // well below that and dispatch the rest as replies come in.
@@ -90,39 +121,29 @@ void BuildLifecycle::dispatch() {
     size_t budget = max_starts_in_flight - builds_.starts_in_flight();
     // The plan's starts are claimed in one commit. A claim the store does
     // not take leaves all of them pending, and the rest of the dispatch
-    // with them: the store's retry dispatches again.
+    // with them: the store's retry dispatches again. Either way the
+    // planned workers' slots are then taken again from the workers.
     bool stalled = false;
     auto carry_out = [&](const std::vector<Assignment>& plan) {
-        if (!begin_builds(plan)) {
-            stalled = true;
-            return;
-        }
+        stalled = !begin_builds(plan);
         for (const Assignment& a : plan) {
-            if (Worker* w = workers_.find(a.worker)) {
-                w->last_assigned = slots[a.worker].last_assigned;
+            Worker* w = workers_.find(a.worker);
+            const WorkerSlot* planned = builds_.dispatcher().slot(a.worker);
+            if (w && planned && !stalled) {
+                w->last_assigned = planned->last_assigned;
             }
+            sync_worker(a.worker);
         }
     };
-    if (!slots.empty()) {
-        auto plan = builds_.dispatcher().plan(builder_workers, slots, budget);
-        budget -= plan.size();
-        carry_out(plan);
-    }
-    // Only what no running worker can take starts a latent worker's machine
-    // (or waits for one on its way up).
-    if (stalled || builds_.pending() == 0 || budget == 0) {
+    auto plan = builds_.dispatcher().plan(budget);
+    budget -= plan.size();
+    carry_out(plan);
+    // Only what no attached worker can take goes to a latent worker on
+    // standby.
+    if (stalled || builds_.pending() == 0 || budget == 0 || latent_workers_.empty()) {
         return;
     }
-    bool any_latent = false;
-    for (const auto& [name, w] : workers_.all()) {
-        if (!w->attached && w->latent && latent_->accepts_builds(*w)) {
-            slots.emplace(name, slot_of(*w));
-            any_latent = true;
-        }
-    }
-    if (any_latent) {
-        carry_out(builds_.dispatcher().plan(builder_workers, slots, budget));
-    }
+    carry_out(builds_.dispatcher().plan(budget, true));
 }
 
 namespace {

@@ -1,6 +1,7 @@
 #include "master/dispatch.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 namespace by::master {
 
@@ -39,46 +40,108 @@ size_t Dispatcher::pending(const std::string& builder) const {
     return it == queues_.end() ? 0 : it->second.size();
 }
 
-std::vector<Assignment> Dispatcher::plan(const std::map<std::string, std::vector<std::string>>& builder_workers,
-                                         std::map<std::string, WorkerSlot>& workers, size_t limit) {
+bool Dispatcher::Rank::operator<(const Rank& o) const {
+    return std::tie(running, last_assigned, name) < std::tie(o.running, o.last_assigned, o.name);
+}
+
+void Dispatcher::index(const std::string& name, const Entry& e) {
+    const bool ready = e.slot.has_room();
+    if (!ready && !e.slot.standby_room()) {
+        return;
+    }
+    for (const auto& builder : e.builders) {
+        Pool& p = pools_[builder];
+        (ready ? p.ready : p.standby).insert(Rank{e.slot.running, e.slot.last_assigned, name});
+    }
+}
+
+void Dispatcher::unindex(const std::string& name, const Entry& e) {
+    const Rank rank{e.slot.running, e.slot.last_assigned, name};
+    for (const auto& builder : e.builders) {
+        auto p = pools_.find(builder);
+        if (p != pools_.end()) {
+            p->second.ready.erase(rank);
+            p->second.standby.erase(rank);
+        }
+    }
+}
+
+void Dispatcher::set_builders(const std::map<std::string, std::vector<std::string>>& builder_workers) {
+    builder_workers_ = builder_workers;
+    pools_.clear();
+    for (auto& [name, e] : workers_) {
+        e.builders.clear();
+    }
+    for (const auto& [builder, names] : builder_workers_) {
+        pools_[builder];
+        for (const auto& name : names) {
+            workers_[name].builders.push_back(builder);
+        }
+    }
+    for (const auto& [name, e] : workers_) {
+        index(name, e);
+    }
+}
+
+void Dispatcher::update(const std::string& worker, const WorkerSlot& slot) {
+    auto [it, added] = workers_.try_emplace(worker);
+    Entry& e = it->second;
+    if (!added) {
+        unindex(worker, e);
+    }
+    e.slot = slot;
+    index(worker, e);
+}
+
+void Dispatcher::forget(const std::string& worker) {
+    auto it = workers_.find(worker);
+    if (it == workers_.end()) {
+        return;
+    }
+    unindex(worker, it->second);
+    // Its builders still name it: a worker of that name that comes back
+    // serves them again.
+    it->second.slot = WorkerSlot{};
+}
+
+const WorkerSlot* Dispatcher::slot(const std::string& worker) const {
+    auto it = workers_.find(worker);
+    return it == workers_.end() ? nullptr : &it->second.slot;
+}
+
+std::vector<Assignment> Dispatcher::plan(size_t limit, bool standby) {
     std::vector<Assignment> out;
     // Builders that may still get something, ordered by their oldest build.
-    std::vector<std::string> candidates;
+    std::vector<std::map<std::string, Pool>::iterator> candidates;
     for (const auto& [builder, q] : queues_) {
-        if (!q.empty() && builder_workers.count(builder)) {
-            candidates.push_back(builder);
+        if (auto p = pools_.find(builder); !q.empty() && p != pools_.end()) {
+            candidates.push_back(p);
         }
     }
     while (!candidates.empty() && out.size() < limit) {
         auto oldest = std::min_element(candidates.begin(), candidates.end(), [&](const auto& a, const auto& b) {
-            return queues_[a].front() < queues_[b].front();
+            return queues_[a->first].front() < queues_[b->first].front();
         });
-        const std::string builder = *oldest;
-        WorkerSlot* best = nullptr;
-        const std::string* best_name = nullptr;
-        for (const auto& name : builder_workers.at(builder)) {
-            auto w = workers.find(name);
-            if (w == workers.end() || !w->second.has_room()) {
-                continue;
-            }
-            WorkerSlot& s = w->second;
-            if (!best || s.running < best->running ||
-                (s.running == best->running && s.last_assigned < best->last_assigned) ||
-                (s.running == best->running && s.last_assigned == best->last_assigned && name < *best_name)) {
-                best = &s;
-                best_name = &w->first;
-            }
+        const std::string builder = (*oldest)->first;
+        Pool& pool = (*oldest)->second;
+        const Rank* best = pool.ready.empty() ? nullptr : &*pool.ready.begin();
+        if (standby && !pool.standby.empty() && (!best || *pool.standby.begin() < *best)) {
+            best = &*pool.standby.begin();
         }
-        auto& q = queues_[builder];
         if (!best) {
             candidates.erase(oldest);
             continue;
         }
-        out.push_back(Assignment{q.front(), builder, *best_name});
+        const std::string worker = best->name;
+        auto& q = queues_[builder];
+        out.push_back(Assignment{q.front(), builder, worker});
         q.pop_front();
         --pending_;
-        best->running++;
-        best->last_assigned = ++sequence_;
+        Entry& e = workers_[worker];
+        unindex(worker, e);
+        e.slot.running++;
+        e.slot.last_assigned = ++sequence_;
+        index(worker, e);
         if (q.empty()) {
             queues_.erase(builder);
             candidates.erase(oldest);

@@ -140,6 +140,7 @@ void Master::apply_config(config::Config&& c) {
         }
     }
     config_ = std::move(c);
+    build_lifecycle_->builders_changed();
     // Settling may stop and forget a worker, so walk names, not the map.
     std::vector<std::string> removed;
     for (auto& [name, w] : registry_.all()) {

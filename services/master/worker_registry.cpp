@@ -100,6 +100,7 @@ Worker& WorkerRegistry::add(const config::Worker& cfg, const std::optional<Worke
         w->info = saved->info;
     }
     w->shown = shown_of(*w);
+    dispatch_changed_.insert(cfg.name);
     auto& ref = *w;
     workers_[cfg.name] = std::move(w);
     return ref;
@@ -114,6 +115,8 @@ void WorkerRegistry::forget(const std::string& name) {
         unlink(*it->second, it->second->last_disconnected);
     }
     dirty_.erase(name);
+    holding_.erase(name);
+    dispatch_changed_.insert(name);
     workers_.erase(it);
 }
 
@@ -164,7 +167,10 @@ void WorkerRegistry::set_shutting_down(Worker& w) {
     changed(w);
 }
 
-void WorkerRegistry::set_unreachable(Worker& w) { w.unreachable = true; }
+void WorkerRegistry::set_unreachable(Worker& w) {
+    w.unreachable = true;
+    dispatch_changed_.insert(w.cfg.name);
+}
 
 void WorkerRegistry::set_last_disconnected(Worker& w, uint64_t at) {
     w.last_disconnected = at;
@@ -186,6 +192,7 @@ void WorkerRegistry::add_running(Worker& w, uint64_t id) {
 
 void WorkerRegistry::add_held(Worker& w, uint64_t id) {
     w.held.insert(id);
+    holding_.insert(w.cfg.name);
     changed(w);
 }
 
@@ -201,6 +208,7 @@ std::set<uint64_t> WorkerRegistry::take_running(Worker& w) {
 std::set<uint64_t> WorkerRegistry::take_held(Worker& w) {
     auto ids = std::move(w.held);
     w.held.clear();
+    holding_.erase(w.cfg.name);
     return ids;
 }
 
@@ -214,15 +222,25 @@ bool WorkerRegistry::remove_build(Worker& w, uint64_t id) {
     if (w.running.erase(id) + w.held.erase(id) + w.cleanup.erase(id) == 0) {
         return false;
     }
+    if (w.held.empty()) {
+        holding_.erase(w.cfg.name);
+    }
     changed(w);
     return true;
 }
 
 void WorkerRegistry::changed(const Worker& w) {
     dirty_.insert(w.cfg.name);
+    dispatch_changed_.insert(w.cfg.name);
     if (on_change_) {
         on_change_();
     }
+}
+
+std::set<std::string> WorkerRegistry::take_dispatch_changes() {
+    auto names = std::move(dispatch_changed_);
+    dispatch_changed_.clear();
+    return names;
 }
 
 const WorkerShown& WorkerRegistry::current(const Worker& w) {

@@ -71,6 +71,13 @@ public:
     // Emits the changes; `seen` gets each flushed worker's values.
     void flush(sd_bus* bus, const std::function<void(const Worker&)>& seen);
 
+    // The workers whose dispatch facts (link, admin state, load, settings)
+    // may have changed since the last call, or that were forgotten; the
+    // dispatcher's index is brought up to date from these alone.
+    std::set<std::string> take_dispatch_changes();
+    // The workers that hold builds for their latent machine.
+    const std::set<std::string>& holding() const { return holding_; }
+
     // Master1.Describe's "workers" object.
     void describe(nlohmann::json& out) const;
 
@@ -78,6 +85,8 @@ private:
     Workers workers_;
     std::map<std::string, std::string> sender_to_worker_;
     std::set<std::string> dirty_;
+    std::set<std::string> dispatch_changed_;
+    std::set<std::string> holding_;
     unsigned connected_ = 0;
     WorkerShown scratch_;
     const Worker* emitting_ = nullptr;

@@ -21,19 +21,31 @@ std::map<std::string, std::vector<std::string>> one_builder(std::vector<std::str
     return {{"b", std::move(workers)}};
 }
 
+// The dispatcher told of these builders and workers as they are now, then
+// asked for a plan; `workers` gets the new load back, as the master's
+// workers would after carrying it out.
+std::vector<Assignment> plan_now(Dispatcher& d, const std::map<std::string, std::vector<std::string>>& builders,
+                                 std::map<std::string, WorkerSlot>& workers, size_t limit = SIZE_MAX) {
+    d.set_builders(builders);
+    for (const auto& [name, s] : workers) d.update(name, s);
+    auto out = d.plan(limit);
+    for (auto& [name, s] : workers) s = *d.slot(name);
+    return out;
+}
+
 }  // namespace
 
 TEST(Dispatch, NothingPendingAssignsNothing) {
     Dispatcher d;
     std::map<std::string, WorkerSlot> w{{"w1", attached()}};
-    EXPECT_TRUE(d.plan(one_builder({"w1"}), w).empty());
+    EXPECT_TRUE(plan_now(d, one_builder({"w1"}), w).empty());
 }
 
 TEST(Dispatch, RespectsMaxBuildsAcrossBuilders) {
     Dispatcher d;
     for (uint64_t id = 1; id <= 5; ++id) d.enqueue(id % 2 ? "a" : "b", id);
     std::map<std::string, WorkerSlot> w{{"w1", attached(2, 1)}};  // one slot left
-    auto plan = d.plan({{"a", {"w1"}}, {"b", {"w1"}}}, w);
+    auto plan = plan_now(d, {{"a", {"w1"}}, {"b", {"w1"}}}, w);
     ASSERT_EQ(plan.size(), 1u);
     EXPECT_EQ(plan[0].build, 1u);
     EXPECT_EQ(w["w1"].running, 2u);
@@ -44,7 +56,7 @@ TEST(Dispatch, ZeroMaxBuildsMeansNoLimit) {
     Dispatcher d;
     for (uint64_t id = 1; id <= 50; ++id) d.enqueue("b", id);
     std::map<std::string, WorkerSlot> w{{"w1", attached(0)}};
-    EXPECT_EQ(d.plan(one_builder({"w1"}), w).size(), 50u);
+    EXPECT_EQ(plan_now(d, one_builder({"w1"}), w).size(), 50u);
     EXPECT_EQ(d.pending(), 0u);
 }
 
@@ -52,7 +64,7 @@ TEST(Dispatch, ChoosesTheLeastBusyWorker) {
     Dispatcher d;
     d.enqueue("b", 1);
     std::map<std::string, WorkerSlot> w{{"w1", attached(4, 2)}, {"w2", attached(4, 1)}, {"w3", attached(4, 3)}};
-    auto plan = d.plan(one_builder({"w1", "w2", "w3"}), w);
+    auto plan = plan_now(d, one_builder({"w1", "w2", "w3"}), w);
     ASSERT_EQ(plan.size(), 1u);
     EXPECT_EQ(plan[0].worker, "w2");
 }
@@ -61,7 +73,7 @@ TEST(Dispatch, SpreadsEvenlyAndRoundRobinsOnTies) {
     Dispatcher d;
     for (uint64_t id = 1; id <= 4; ++id) d.enqueue("b", id);
     std::map<std::string, WorkerSlot> w{{"w1", attached(2)}, {"w2", attached(2)}};
-    auto plan = d.plan(one_builder({"w1", "w2"}), w);
+    auto plan = plan_now(d, one_builder({"w1", "w2"}), w);
     ASSERT_EQ(plan.size(), 4u);
     EXPECT_EQ(plan[0].worker, "w1");
     EXPECT_EQ(plan[1].worker, "w2");
@@ -71,7 +83,7 @@ TEST(Dispatch, SpreadsEvenlyAndRoundRobinsOnTies) {
     w["w1"].running = 1;
     w["w2"].running = 1;
     d.enqueue("b", 5);
-    plan = d.plan(one_builder({"w1", "w2"}), w);
+    plan = plan_now(d, one_builder({"w1", "w2"}), w);
     ASSERT_EQ(plan.size(), 1u);
     EXPECT_EQ(plan[0].worker, "w1");
 }
@@ -85,10 +97,10 @@ TEST(Dispatch, SkipsPausedDetachedAndNotAcceptingWorkers) {
     closing.accepting = false;
     WorkerSlot detached;
     std::map<std::string, WorkerSlot> w{{"p", paused}, {"c", closing}, {"d", detached}};
-    EXPECT_TRUE(d.plan(one_builder({"p", "c", "d"}), w).empty());
+    EXPECT_TRUE(plan_now(d, one_builder({"p", "c", "d"}), w).empty());
     EXPECT_EQ(d.pending(), 1u);
     w["ok"] = attached();
-    auto plan = d.plan(one_builder({"p", "c", "d", "ok"}), w);
+    auto plan = plan_now(d, one_builder({"p", "c", "d", "ok"}), w);
     ASSERT_EQ(plan.size(), 1u);
     EXPECT_EQ(plan[0].worker, "ok");
 }
@@ -97,7 +109,7 @@ TEST(Dispatch, OnlyWorkersOfTheBuilder) {
     Dispatcher d;
     d.enqueue("b", 1);
     std::map<std::string, WorkerSlot> w{{"other", attached()}};
-    EXPECT_TRUE(d.plan({{"b", {"mine"}}, {"x", {"other"}}}, w).empty());
+    EXPECT_TRUE(plan_now(d, {{"b", {"mine"}}, {"x", {"other"}}}, w).empty());
 }
 
 TEST(Dispatch, OldestBuildFirstAcrossBuilders) {
@@ -106,7 +118,7 @@ TEST(Dispatch, OldestBuildFirstAcrossBuilders) {
     d.enqueue("early", 3);
     d.enqueue("late", 9);
     std::map<std::string, WorkerSlot> w{{"w", attached(2)}};
-    auto plan = d.plan({{"late", {"w"}}, {"early", {"w"}}}, w);
+    auto plan = plan_now(d, {{"late", {"w"}}, {"early", {"w"}}}, w);
     ASSERT_EQ(plan.size(), 2u);
     EXPECT_EQ(plan[0].build, 3u);
     EXPECT_EQ(plan[1].build, 7u);
@@ -117,7 +129,7 @@ TEST(Dispatch, BlockedBuilderDoesNotHoldUpOthers) {
     d.enqueue("stuck", 1);  // its only worker is busy
     d.enqueue("free", 2);
     std::map<std::string, WorkerSlot> w{{"busy", attached(1, 1)}, {"idle", attached(1)}};
-    auto plan = d.plan({{"stuck", {"busy"}}, {"free", {"idle"}}}, w);
+    auto plan = plan_now(d, {{"stuck", {"busy"}}, {"free", {"idle"}}}, w);
     ASSERT_EQ(plan.size(), 1u);
     EXPECT_EQ(plan[0].build, 2u);
     EXPECT_EQ(d.pending("stuck"), 1u);
@@ -132,7 +144,7 @@ TEST(Dispatch, RemoveAndRequeueKeepIdOrder) {
     EXPECT_FALSE(d.remove("nope", 1));
     d.enqueue("b", 7);  // lower than the tail: goes in its place
     std::map<std::string, WorkerSlot> w{{"w", attached(1)}};
-    auto plan = d.plan(one_builder({"w"}), w);
+    auto plan = plan_now(d, one_builder({"w"}), w);
     ASSERT_EQ(plan.size(), 1u);
     EXPECT_EQ(plan[0].build, 7u);
 }
@@ -141,7 +153,7 @@ TEST(Dispatch, UnknownBuilderWaits) {
     Dispatcher d;
     d.enqueue("gone", 1);
     std::map<std::string, WorkerSlot> w{{"w", attached()}};
-    EXPECT_TRUE(d.plan(one_builder({"w"}), w).empty());
+    EXPECT_TRUE(plan_now(d, one_builder({"w"}), w).empty());
     EXPECT_EQ(d.pending("gone"), 1u);
 }
 
@@ -149,8 +161,134 @@ TEST(Dispatch, LimitCapsAssignmentsAndKeepsTheRestQueued) {
     Dispatcher d;
     for (uint64_t id = 1; id <= 10; ++id) d.enqueue("b", id);
     std::map<std::string, WorkerSlot> w{{"w", attached(0)}};
-    auto plan = d.plan(one_builder({"w"}), w, 3);
+    auto plan = plan_now(d, one_builder({"w"}), w, 3);
     ASSERT_EQ(plan.size(), 3u);
     EXPECT_EQ(plan[2].build, 3u);
     EXPECT_EQ(d.pending(), 7u);
+}
+
+// The index the dispatcher keeps between plans, as the master drives it:
+// one update per change of one worker.
+
+TEST(DispatchIndex, UpdatesMoveAWorkerInAndOutOfTheChoice) {
+    Dispatcher d;
+    d.set_builders(one_builder({"w1", "w2"}));
+    d.update("w1", attached(1));
+    d.update("w2", attached(1));
+    d.enqueue("b", 1);
+    auto p = d.plan();
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].worker, "w1");
+    EXPECT_EQ(d.slot("w1")->running, 1u);
+    // w1 is full now; w2 gets the next, then nobody has room.
+    d.enqueue("b", 2);
+    d.enqueue("b", 3);
+    p = d.plan();
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].worker, "w2");
+    EXPECT_EQ(d.pending(), 1u);
+    // w1's build ended: it takes the waiting one.
+    WorkerSlot done = *d.slot("w1");
+    done.running = 0;
+    d.update("w1", done);
+    p = d.plan();
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].worker, "w1");
+    EXPECT_EQ(p[0].build, 3u);
+}
+
+TEST(DispatchIndex, PausedDetachedAndForgottenWorkersGetNothing) {
+    Dispatcher d;
+    d.set_builders(one_builder({"a", "b"}));
+    d.update("a", attached());
+    d.update("b", attached());
+    WorkerSlot paused = attached();
+    paused.paused = true;
+    d.update("a", paused);
+    d.update("b", WorkerSlot{});  // detached
+    d.enqueue("b", 1);
+    EXPECT_TRUE(d.plan().empty());
+    d.update("b", attached());
+    d.forget("b");
+    EXPECT_TRUE(d.plan().empty());
+    EXPECT_EQ(d.slot("b")->attached, false);
+    d.update("b", attached());  // back under the same name
+    auto p = d.plan();
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].worker, "b");
+}
+
+TEST(DispatchIndex, ReconfiguredBuildersTakeEffect) {
+    Dispatcher d;
+    d.set_builders({{"x", {"w1"}}, {"y", {"w2"}}});
+    d.update("w1", attached());
+    d.update("w2", attached());
+    d.enqueue("x", 1);
+    d.set_builders({{"x", {"w2"}}});
+    auto p = d.plan();
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].worker, "w2");
+    // A builder that left keeps its builds pending.
+    d.enqueue("y", 2);
+    EXPECT_TRUE(d.plan().empty());
+    EXPECT_EQ(d.pending("y"), 1u);
+}
+
+TEST(DispatchIndex, StandbyWorkersOnlyWhenAskedAndByTheSameRank) {
+    Dispatcher d;
+    d.set_builders(one_builder({"busy", "latent"}));
+    d.update("busy", attached(1, 1));
+    WorkerSlot latent;
+    latent.standby = true;
+    latent.max_builds = 1;
+    d.update("latent", latent);
+    d.enqueue("b", 1);
+    EXPECT_TRUE(d.plan().empty());
+    auto p = d.plan(SIZE_MAX, true);
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].worker, "latent");
+    // An attached worker with room ranks with it: the less busy one wins.
+    d.update("busy", attached(2, 1));
+    latent.running = 0;
+    latent.max_builds = 0;
+    latent.last_assigned = d.slot("latent")->last_assigned;
+    d.update("latent", latent);
+    d.enqueue("b", 2);
+    p = d.plan(SIZE_MAX, true);
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].worker, "latent");
+    // A standby worker that is paused does not count.
+    latent.paused = true;
+    d.update("latent", latent);
+    d.enqueue("b", 3);
+    p = d.plan(SIZE_MAX, true);
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].worker, "busy");
+}
+
+TEST(DispatchIndex, ManyWorkersSpreadInRoundRobinOrder) {
+    // Ten thousand idle workers: each of the first builds goes to a worker
+    // that has none, in name order, and the one that waited longest comes
+    // next after all have had one.
+    Dispatcher d;
+    std::vector<std::string> names;
+    for (int i = 0; i < 10000; ++i) names.push_back("w" + std::to_string(10000 + i));
+    d.set_builders(one_builder(names));
+    for (const auto& n : names) d.update(n, attached(1));
+    for (uint64_t id = 1; id <= 3; ++id) d.enqueue("b", id);
+    auto p = d.plan();
+    ASSERT_EQ(p.size(), 3u);
+    EXPECT_EQ(p[0].worker, "w10000");
+    EXPECT_EQ(p[1].worker, "w10001");
+    EXPECT_EQ(p[2].worker, "w10002");
+    // w10001 finishes first; it ranks after every worker that never had one.
+    WorkerSlot s = *d.slot("w10001");
+    s.running = 0;
+    d.update("w10001", s);
+    for (uint64_t id = 4; id <= 10001; ++id) d.enqueue("b", id);
+    p = d.plan();
+    ASSERT_EQ(p.size(), 9998u);
+    EXPECT_EQ(p.front().worker, "w10003");
+    EXPECT_EQ(p.back().worker, "w10001");
+    EXPECT_EQ(d.pending(), 0u);
 }
