@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "common/tls.hpp"
 #include "master/connection_census.hpp"
 #include "master/connection_limits.hpp"
+#include "master/deadline_queue.hpp"
 #include "master/handshake.hpp"
 #include "master/metrics.hpp"
 #include "master/remote_host.hpp"
@@ -85,6 +87,13 @@ private:
     // not yet made and destroyed): tells census_, and trims the heap after
     // a storm of handshakes (on_trim).
     void phase_changed(const Connection& c, ConnectionPhase from, ConnectionPhase to);
+    // The attached connections' keepalives, all on one timer
+    // (remote_keepalive.cpp): connection `id` pings its worker in `usec`,
+    // or not at all.
+    void keepalive_in(uint64_t id, uint64_t usec);
+    void keepalive_off(uint64_t id) { keepalives_.cancel(id); }
+    void arm_keepalives();
+    static int on_keepalives(sd_event_source* s, uint64_t usec, void* userdata);
     // Keeps tls_fingerprint_ and tells the master (Master1.TlsFingerprint).
     void set_fingerprint(const std::string& fingerprint);
 
@@ -115,6 +124,9 @@ private:
     ConnectionCensus census_;       // who is in which phase (the per-address cap, link_gone)
     SourcePtr trim_timer_;
     std::vector<std::unique_ptr<Connection>> graveyard_;
+    DeadlineQueue keepalives_;      // by connection id
+    SourcePtr keepalive_timer_;     // at keepalive_armed_, the earliest of keepalives_
+    std::optional<uint64_t> keepalive_armed_;
 };
 
 }  // namespace by::master

@@ -15,9 +15,8 @@ namespace by::master {
 namespace {
 
 constexpr const char* peer_iface = "org.freedesktop.DBus.Peer";
-// Accuracy of the connection's timers; keepalives may coalesce more.
+// Accuracy of the connection's timers (keepalives have one of their own).
 constexpr uint64_t timer_accuracy = 10'000;
-constexpr uint64_t keepalive_accuracy = 100'000;
 
 }  // namespace
 
@@ -99,9 +98,7 @@ int Remote::Connection::start(const tls::SharedCtx& tls) {
 
 int Remote::Connection::arm_timer(SourcePtr& timer, uint64_t usec, sd_event_time_handler_t handler) {
     sd_event_source* s = nullptr;
-    int r = sd_event_add_time_relative(remote_.event_, &s, CLOCK_MONOTONIC, usec,
-                                       &timer == &keepalive_timer_ ? keepalive_accuracy : timer_accuracy, handler,
-                                       this);
+    int r = sd_event_add_time_relative(remote_.event_, &s, CLOCK_MONOTONIC, usec, timer_accuracy, handler, this);
     if (r >= 0) timer.reset(s);
     return r;
 }
@@ -157,7 +154,7 @@ bool Remote::Connection::shut() {
     set_phase(Phase::closed);
     auth_timer_.reset();
     reply_timer_.reset();
-    keepalive_timer_.reset();
+    remote_.keepalive_off(id_);
     held_call_.reset();
     remote_.bury(id_);
     return was_attached;

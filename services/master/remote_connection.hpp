@@ -50,6 +50,8 @@ public:
     // After a reload: if our worker's keepalive_interval changed, tell the
     // worker (Agent1.SetKeepalive) and re-arm our keepalive timer with it.
     void keepalive_changed();
+    // Our keepalive is due (Remote::on_keepalives): ping the worker.
+    void keepalive_due();
     // The old link of the worker we wait for has gone.
     void old_link_gone();
 
@@ -89,7 +91,6 @@ private:
     void attach(sd_bus_message* call);
 
     // Keepalives (remote_keepalive.cpp).
-    static int on_keepalive(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_set_keepalive_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
     void arm_keepalive();
@@ -126,7 +127,6 @@ private:
     SourcePtr auth_timer_;
     SourcePtr reply_timer_;
     SlotPtr old_ping_;
-    SourcePtr keepalive_timer_;
     SlotPtr keepalive_ping_;
     SlotPtr set_keepalive_call_;
     uint64_t told_interval_ = 0;  // the keepalive_interval the worker was last told
