@@ -125,7 +125,10 @@ public:
 
 private:
     Tunnel() = default;
-    void pump();
+    enum class Side { net, bus };
+    // An event on one of the two descriptors (0: no particular one): moves
+    // the bytes it concerns, both ways after the handshake.
+    void pump(Side side, uint32_t events);
     bool handshake();
     bool net_to_bus();
     bool bus_to_net();
@@ -150,6 +153,7 @@ private:
     bool established_ = false;
     bool done_ = false;
     bool net_eof_ = false;
+    bool read_wants_write_ = false;  // SSL_read waits for the socket to take a write
     size_t inbound_limit_ = 0;
     uint64_t inbound_total_ = 0;
     DbusStream preauth_;  // the stream under inbound_limit_

@@ -65,16 +65,16 @@ std::unique_ptr<Tunnel> Tunnel::create(Reactor& reactor, Fd tcp, const SharedCtx
             }
         }
     }
-    // Both ends edge-triggered, both directions always: a pump moves all it
-    // can each time, so the next edge is the one that brings more.
-    int r = reactor.watch(t->net_.get(), EPOLLIN | EPOLLOUT, false, [p = t.get()](uint32_t) { p->pump(); },
-                          t->net_watch_);
+    // Both ends edge-triggered: each event moves all it can, so the next
+    // edge is the one that brings more.
+    int r = reactor.watch(t->net_.get(), EPOLLIN | EPOLLOUT, false,
+                          [p = t.get()](uint32_t events) { p->pump(Side::net, events); }, t->net_watch_);
     if (r < 0) {
         error = fmt::format("cannot watch the socket: {}", std::strerror(-r));
         return nullptr;
     }
-    r = reactor.watch(t->bus_.get(), EPOLLIN | EPOLLOUT, false, [p = t.get()](uint32_t) { p->pump(); },
-                      t->bus_watch_);
+    r = reactor.watch(t->bus_.get(), EPOLLIN | EPOLLOUT, false,
+                      [p = t.get()](uint32_t events) { p->pump(Side::bus, events); }, t->bus_watch_);
     if (r < 0) {
         error = fmt::format("cannot watch the socket pair: {}", std::strerror(-r));
         return nullptr;
@@ -184,11 +184,12 @@ long Tunnel::net_read(char* buf, size_t n) {
     }
     ERR_clear_error();
     errno = 0;
+    read_wants_write_ = false;
     const int got = SSL_read(ssl_, buf, static_cast<int>(n));
     if (got > 0) return got;
     switch (SSL_get_error(ssl_, got)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE: return 0;
+    case SSL_ERROR_WANT_READ: return 0;
+    case SSL_ERROR_WANT_WRITE: read_wants_write_ = true; return 0;
     case SSL_ERROR_ZERO_RETURN: return -1;
     case SSL_ERROR_SYSCALL:
         ERR_clear_error();
@@ -221,6 +222,10 @@ long Tunnel::net_write(const char* buf, size_t n) {
 // Peer -> sd-bus. False when the tunnel ended.
 bool Tunnel::net_to_bus() {
     char buf[chunk];
+    // A plain read that got less than it asked for emptied the socket, and
+    // the next byte to arrive brings a new edge: no read just to hear EAGAIN.
+    // (TLS hands over a record at a time, so there it says nothing.)
+    bool drained = false;
     while (true) {
         while (to_bus_off_ < to_bus_.size()) {
             const ssize_t put = ::send(bus_.get(), to_bus_.data() + to_bus_off_, to_bus_.size() - to_bus_off_,
@@ -234,6 +239,7 @@ bool Tunnel::net_to_bus() {
         }
         to_bus_.clear();
         to_bus_off_ = 0;
+        if (drained && !net_eof_) return true;
         if (net_eof_) {
             close_quietly();  // everything the peer sent is with sd-bus now
             return false;
@@ -263,12 +269,14 @@ bool Tunnel::net_to_bus() {
             }
         }
         to_bus_.assign(buf, static_cast<size_t>(got));
+        drained = !ssl_ && static_cast<size_t>(got) < sizeof buf;
     }
 }
 
 // sd-bus -> peer. False when the tunnel ended.
 bool Tunnel::bus_to_net() {
     char buf[4 * chunk];
+    bool drained = false;  // as in net_to_bus: the socket pair is plain
     while (true) {
         while (to_net_off_ < to_net_.size()) {
             const long put = net_write(to_net_.data() + to_net_off_, to_net_.size() - to_net_off_);
@@ -281,9 +289,11 @@ bool Tunnel::bus_to_net() {
         }
         to_net_.clear();
         to_net_off_ = 0;
+        if (drained) return true;
         const ssize_t got = ::recv(bus_.get(), buf, sizeof buf, 0);
         if (got > 0) {
             to_net_.assign(buf, static_cast<size_t>(got));
+            drained = static_cast<size_t>(got) < sizeof buf;
             continue;
         }
         if (got < 0 && (errno == EAGAIN || errno == EINTR)) return true;
@@ -304,7 +314,7 @@ void Tunnel::flush() {
     }
 }
 
-void Tunnel::pump() {
+void Tunnel::pump(Side side, uint32_t events) {
     if (done_) {
         return;
     }
@@ -316,8 +326,19 @@ void Tunnel::pump() {
             events_.established();
             if (done_) return;
         }
+        events = 0;  // then both ways, for whatever came with the handshake
     }
-    if (net_to_bus()) {
+    // Only the way that the event concerns: epoll reports a writable socket
+    // with every event, so EPOLLOUT alone says nothing, but bytes held for
+    // a full socket (or a TLS read that must write first) do.
+    constexpr uint32_t readable = EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP;
+    const bool from_net = events == 0 || !to_bus_.empty() || read_wants_write_ ||
+                          (side == Side::net && (events & readable));
+    const bool to_net = events == 0 || !to_net_.empty() || (side == Side::bus && (events & readable));
+    if (from_net && !net_to_bus()) {
+        return;
+    }
+    if (to_net) {
         bus_to_net();
     }
 }
