@@ -5,6 +5,7 @@
 //       really started; latency = stamp - time just before SubmitBuild.
 //   dispatch-client throughput BUILDER COUNT  submit COUNT builds at once,
 //       wait for all BuildFinished signals; builds per second to completion.
+//       BUILDER may be a comma-separated list: the builds go to each in turn.
 //   dispatch-client log BUILDER              one build; seconds from just
 //       before SubmitBuild to its BuildFinished (its log is then stored).
 //   dispatch-client attached COUNT           waits until ConnectedWorkers
@@ -146,6 +147,12 @@ int throughput(sd_bus* bus, Finished& f, const char* builder, unsigned count) {
         }
         return 0;
     };
+    std::vector<std::string> builders;
+    for (const char* p = builder; *p;) {
+        const char* comma = std::strchr(p, ',');
+        builders.emplace_back(p, comma ? comma : p + std::strlen(p));
+        p = comma ? comma + 1 : p + std::strlen(p);
+    }
     auto t0 = std::chrono::steady_clock::now();
     for (unsigned sent = 0; sent < count; ++sent) {
         if (sent - ctx.replies >= window &&
@@ -154,7 +161,8 @@ int throughput(sd_bus* bus, Finished& f, const char* builder, unsigned count) {
             return 1;
         }
         int r = sd_bus_call_method_async(bus, nullptr, by::bus::master_name, by::bus::master_path,
-                                         by::bus::master_iface, "SubmitBuild", on_reply, &ctx, "sa{ss}", builder, 0);
+                                         by::bus::master_iface, "SubmitBuild", on_reply, &ctx, "sa{ss}",
+                                         builders[sent % builders.size()].c_str(), 0);
         if (r < 0) {
             std::fprintf(stderr, "cannot queue SubmitBuild: %s\n", std::strerror(-r));
             return 1;
