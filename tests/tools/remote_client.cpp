@@ -7,7 +7,8 @@
 //   remote-client HOST:PORT hello NAME          Hello only, then wait; prints how long until the master closed
 //                                               the connection, counted from before connecting
 //   remote-client HOST:PORT swarm N PREFIX PASSWORD
-//                                               hold N workers PREFIX1..PREFIXN attached, answering Ping,
+//                                               hold N workers PREFIX1..PREFIXN (REMOTE_CLIENT_FIRST=M:
+//                                               PREFIXM..) attached, answering Ping,
 //                                               reconnecting when dropped; prints "attached K at T" on changes
 //                                               and "StartBuild NAME ID ERROR" for each build it is given.
 //                                               Members refuse builds with org.buildyard.Error.Busy; with

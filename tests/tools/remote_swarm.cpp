@@ -273,7 +273,11 @@ int swarm(const std::string& hostport, int n, const std::string& prefix, const s
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     sd_event_add_signal(e, nullptr, SIGTERM, nullptr, nullptr);
     sd_event_add_signal(e, nullptr, SIGINT, nullptr, nullptr);
-    for (int i = 1; i <= n; ++i) {
+    // REMOTE_CLIENT_FIRST=M: PREFIXM..PREFIX(M+N-1), so that several
+    // processes can share one master's workers.
+    const char* first_env = std::getenv("REMOTE_CLIENT_FIRST");
+    const int first = first_env ? std::max(1, std::atoi(first_env)) : 1;
+    for (int i = first; i < first + n; ++i) {
         auto mb = std::make_unique<Member>();
         mb->swarm = &s;
         mb->name = prefix + std::to_string(i);
