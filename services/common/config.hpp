@@ -116,6 +116,11 @@ struct Master {
     // changes it is refused).
     std::string database;
     std::string database_password;           // from database_password (credential: or file:), may be empty
+    // With a PostgreSQL database: how often this master heartbeats, and how
+    // old a master's heartbeat may be before the others hold it dead
+    // (more than twice the heartbeat).
+    uint64_t cluster_heartbeat_usec = 2'000'000;
+    uint64_t cluster_timeout_usec = 10'000'000;
 };
 
 // [latentd]: buildyard-latentd's deadlines and intervals.

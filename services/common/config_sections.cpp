@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include "common/config_interpreter.hpp"
@@ -17,6 +18,7 @@ namespace {
 
 // The timeouts of a remote connection's login.
 constexpr UsecKnob up_to_an_hour{.max_usec = 3600'000'000};
+constexpr UsecKnob up_to_a_day{.max_usec = 86400'000'000};
 
 const std::string name_rule = "use 1-64 characters of A-Z a-z 0-9 . _ -, not starting with '.' or '-'";
 
@@ -105,6 +107,10 @@ void Interpreter::master() {
             } else {
                 config_.master.database = v.text == "sqlite" ? "" : v.text;
             }
+        } else if (key == "cluster_heartbeat") {
+            duration(s, key, config_.master.cluster_heartbeat_usec, up_to_an_hour);
+        } else if (key == "cluster_timeout") {
+            duration(s, key, config_.master.cluster_timeout_usec, up_to_a_day);
         } else if (key == "database_password") {
             std::string error;
             if (auto secret = resolve_secret(v.text, env_.credentials_directory, env_.read_secrets, error)) {
@@ -118,6 +124,15 @@ void Interpreter::master() {
     }
     if (s.get("database_password") && config_.master.database.empty()) {
         bad(s, "database_password", "does nothing without database = postgresql://...");
+    }
+    // A master is dead to the others once its heartbeat is older than the
+    // timeout: one late heartbeat must not be enough.
+    const Master& m = config_.master;
+    if (m.cluster_timeout_usec <= 2 * m.cluster_heartbeat_usec) {
+        bad(s, s.get("cluster_timeout") ? "cluster_timeout" : "cluster_heartbeat",
+            fmt::format("cluster_timeout ({:g} s) must be more than twice cluster_heartbeat ({:g} s)",
+                        static_cast<double>(m.cluster_timeout_usec) / 1e6,
+                        static_cast<double>(m.cluster_heartbeat_usec) / 1e6));
     }
     const bool cert = s.get("tls_certificate");
     if (cert != static_cast<bool>(s.get("tls_key"))) {

@@ -23,6 +23,29 @@ TEST_F(ConfigTest, MasterSection) {
     expect_error("[master]\ntrusted_uids = 4294967295\n", "2: [master] trusted_uids: unknown user '4294967295'");
 }
 
+// A cluster's timing: seconds; the timeout more than twice the heartbeat,
+// said at the key that was set.
+TEST_F(ConfigTest, ClusterTiming) {
+    auto c = load_ok("");
+    EXPECT_EQ(c.master.cluster_heartbeat_usec, 2'000'000u);
+    EXPECT_EQ(c.master.cluster_timeout_usec, 10'000'000u);
+    c = load_ok("[master]\nname = m1\ncluster_heartbeat = 1\ncluster_timeout = 2.5\n");
+    EXPECT_EQ(c.master.name, "m1");
+    EXPECT_EQ(c.master.cluster_heartbeat_usec, 1'000'000u);
+    EXPECT_EQ(c.master.cluster_timeout_usec, 2'500'000u);
+
+    expect_error("[master]\ncluster_heartbeat = 0\n",
+                 "2: [master] cluster_heartbeat: invalid value '0': expected a positive number of seconds up to 3600");
+    expect_error("[master]\ncluster_timeout = 1d\n",
+                 "2: [master] cluster_timeout: invalid value '1d': expected a positive number of seconds up to 86400");
+    expect_error("[master]\ncluster_heartbeat = 1\ncluster_timeout = 2\n",
+                 "3: [master] cluster_timeout: cluster_timeout (2 s) must be more than twice cluster_heartbeat (1 s)");
+    // Only the heartbeat set: the default timeout is too short for it.
+    expect_error("[master]\nname = m\ncluster_heartbeat = 5\n",
+                 "3: [master] cluster_heartbeat: cluster_timeout (10 s) must be more than twice cluster_heartbeat "
+                 "(5 s)");
+}
+
 TEST_F(ConfigTest, MailSection) {
     auto c = load_ok("[mail]\n");
     EXPECT_TRUE(c.mail.configured);
