@@ -65,6 +65,20 @@ CREATE TABLE mail_queue (
 );
 CREATE INDEX mail_queue_queued ON mail_queue(next_attempt) WHERE state = 'queued';
 )sql",
+    // Version 2: the cluster's members (cluster_store.hpp).
+    R"sql(
+CREATE TABLE masters (
+  name TEXT PRIMARY KEY,
+  status TEXT NOT NULL DEFAULT 'left',
+  fence BIGINT NOT NULL DEFAULT 0,
+  heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT 'epoch',
+  started_at TIMESTAMPTZ NOT NULL DEFAULT 'epoch',
+  host TEXT NOT NULL DEFAULT '',
+  address TEXT NOT NULL DEFAULT '',
+  pid INTEGER NOT NULL DEFAULT 0,
+  declared_dead_by TEXT NOT NULL DEFAULT ''
+);
+)sql",
 };
 
 constexpr const char* build_columns =
@@ -140,6 +154,7 @@ bool PgStore::open() {
     }
     prepare_builds();
     prepare_mail();
+    prepare_cluster();
     // prepare() prepares on the open connection; a failure there dropped it.
     if (!db_.exec("SELECT 1")) {
         return failed("cannot prepare the statements in " + uri_);

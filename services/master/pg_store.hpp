@@ -3,20 +3,21 @@
 // buildyard-masterd(8), Storage). pg_store.cpp holds the schema, builds
 // and workers; pg_store_batches.cpp transactions and claims (the batches
 // are store_batches.hpp's); pg_store_mail.cpp the missing-worker facts,
-// the latent streak and the mail queue; pg_connection.hpp the bounded
-// waits and reconnects.
+// the latent streak and the mail queue; pg_store_cluster.cpp the cluster's
+// members; pg_connection.hpp the bounded waits and reconnects.
 // Same semantics as SqliteStore: every write has committed when it
 // returns true; on false nothing of it was stored.
 #pragma once
 
 #include <functional>
 
+#include "master/cluster_store.hpp"
 #include "master/pg_connection.hpp"
 #include "master/store_batches.hpp"
 
 namespace by::master {
 
-class PgStore final : public BatchStore {
+class PgStore final : public BatchStore, public MemberStore {
 public:
     // Each connect and statement ends within `deadline`.
     PgStore(std::string uri, std::string password,
@@ -54,6 +55,15 @@ public:
     bool mail_given_up(uint64_t id, uint64_t at, const std::string& error) override;
     bool prune_mail(uint64_t before) override;
 
+    // Cluster membership (pg_store_cluster.cpp).
+    MemberStore* members() override { return this; }
+    std::optional<uint64_t> join(const MemberIdentity& me,
+                                 const std::function<bool(const MemberRow&, uint64_t now)>& decide) override;
+    std::optional<HeartbeatRecord> heartbeat(const std::string& name, uint64_t fence) override;
+    std::optional<MemberListing> list_members() override;
+    std::optional<bool> declare_dead(const MemberRow& row, const std::string& by) override;
+    bool leave(const std::string& name, uint64_t fence) override;
+
 protected:
     bool in_transaction(const std::function<bool()>& writes, const char* what) override;
     bool claim_build(const Build& b) override;
@@ -70,6 +80,7 @@ private:
     bool migrate();
     void prepare_builds();
     void prepare_mail();
+    void prepare_cluster();
     bool insert_mail(QueuedMail& mail);
 
     PgConnection db_;

@@ -14,6 +14,8 @@
 
 namespace by::master {
 
+class MemberStore;
+
 struct WorkerRecord {
     std::string name;
     bool paused = false;
@@ -137,6 +139,11 @@ public:
     virtual bool mail_given_up(uint64_t id, uint64_t at, const std::string& error) = 0;
     // Forgets mails sent or given up before `before`.
     virtual bool prune_mail(uint64_t before) = 0;
+
+    // The cluster's members (cluster_store.hpp), when this store is shared
+    // by several masters (PostgreSQL); nullptr for a store of one master's
+    // own (SQLite).
+    virtual MemberStore* members() { return nullptr; }
 };
 
 // The master's store in SQLite: state.db in `directory`, created if need
