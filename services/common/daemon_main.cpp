@@ -77,11 +77,12 @@ int run_daemon_loop(Daemon& daemon, DaemonSignals& signals) {
     if (signals.reload) {
         sd_event_add_signal(event, nullptr, SIGHUP, on_reload, &signals);
     }
-    if (int r = sd_event_loop(event); r < 0) {
+    const int r = sd_event_loop(event);
+    if (r < 0) {
         log::error("event loop failed: {}", std::strerror(-r));
         return 1;
     }
-    return 0;
+    return r;  // the code given to sd_event_exit()
 }
 
 }  // namespace by

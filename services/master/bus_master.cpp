@@ -106,6 +106,29 @@ int list_builds_before(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return reply_builds(m, of(userdata).builds().list(before, limit));
 }
 
+// name, state, fence, heartbeat age, started at, this master, host,
+// address, pid (dbus/org.buildyard.Master1.xml).
+int list_cluster_members(sd_bus_message* m, void* userdata, sd_bus_error* e) {
+    std::string error;
+    const auto members = of(userdata).cluster().members(error);
+    if (!members) {
+        return bus::set_error(e, bus::error::Internal, "cannot list the cluster's members: " + error);
+    }
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    if (r < 0) return r;
+    MessagePtr reply(raw);
+    if ((r = sd_bus_message_open_container(raw, 'a', "(sstttbssu)")) < 0) return r;
+    for (const MemberView& v : *members) {
+        r = sd_bus_message_append(raw, "(sstttbssu)", v.row.name.c_str(), std::string(to_string(v.liveness)).c_str(),
+                                  v.row.fence, v.heartbeat_age, v.row.started_at, static_cast<int>(v.self),
+                                  v.row.host.c_str(), v.row.address.c_str(), v.row.pid);
+        if (r < 0) return r;
+    }
+    if ((r = sd_bus_message_close_container(raw)) < 0) return r;
+    return sd_bus_send(nullptr, raw, nullptr);
+}
+
 int reload(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if (int r = bus::require_admin(m, e, "reloading the configuration"); r < 0) return r;
     return reply_ok(m, of(userdata).reload(), e, "");
@@ -160,6 +183,8 @@ const sd_bus_vtable master_vtable[] = {
     SD_BUS_METHOD_WITH_ARGS("ListBuilds", SD_BUS_ARGS("t", limit), SD_BUS_RESULT("a(tsssso)", builds), list_builds, U),
     SD_BUS_METHOD_WITH_ARGS("ListBuildsBefore", SD_BUS_ARGS("t", before, "t", limit), SD_BUS_RESULT("a(tsssso)", builds),
                             list_builds_before, U),
+    SD_BUS_METHOD_WITH_ARGS("ListClusterMembers", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sstttbssu)", members),
+                            list_cluster_members, U),
     SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, reload, U),
     SD_BUS_METHOD_WITH_ARGS("Describe", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), describe, U),
     SD_BUS_SIGNAL_WITH_ARGS("BuildFinished", SD_BUS_ARGS("o", build, "s", result), 0),

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/daemon.hpp"
 #include "common/log.hpp"
@@ -56,6 +57,17 @@ bool Master::start(std::string& error) {
     store_ = mc.database.empty() ? open_sqlite_store(state_directory_, error)
                                  : open_pg_store(mc.database, mc.database_password, error);
     if (!store_) {
+        return false;
+    }
+    cluster_ = std::make_unique<ClusterMembership>(
+        event_, store_->members(),
+        MemberIdentity{.name = mc.name, .host = config::current_environment().hostname, .address = mc.listen,
+                       .pid = static_cast<uint32_t>(getpid())},
+        ClusterTiming{mc.cluster_heartbeat_usec, mc.cluster_timeout_usec}, [this] {
+            stopping();
+            sd_event_exit(event_, EXIT_FAILURE);
+        });
+    if (!cluster_->start(error)) {
         return false;
     }
     if (!metrics_.listen(loaded.config->master.metrics, error)) {
@@ -183,6 +195,9 @@ void Master::retry_store() {
 }
 
 void Master::stopping() {
+    if (cluster_) {
+        cluster_->leave();
+    }
     if (latent_) {
         latent_->master_stopping();
     }
@@ -208,6 +223,14 @@ Status Master::reload() {
         log::error("configuration not reloaded; the old one stays in force:\n{}", error);
         return Status::fail(bus::error::ConfigInvalid, error);
     }
+    if (loaded.config->master.name != config_.master.name && store_->members()) {
+        std::string error = fmt::format("[master] name: cannot change on reload in a cluster (from {} to {}); restart "
+                                        "the master to take another name",
+                                        config_.master.name, loaded.config->master.name);
+        log::error("configuration not reloaded; the old one stays in force:\n{}", error);
+        return Status::fail(bus::error::ConfigInvalid, error);
+    }
+    cluster_->set_timing({loaded.config->master.cluster_heartbeat_usec, loaded.config->master.cluster_timeout_usec});
     for (const auto& [name, b] : config_.builders) {
         changes_->counters(name);  // those that go are forgotten
     }

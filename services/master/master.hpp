@@ -22,6 +22,7 @@
 #include "master/build_lifecycle.hpp"
 #include "master/build_queue.hpp"
 #include "master/bus_changes.hpp"
+#include "master/cluster.hpp"
 #include "master/latent.hpp"
 #include "master/metrics.hpp"
 #include "master/remote_host.hpp"
@@ -67,6 +68,8 @@ public:
     const config::Builder* find_builder(const std::string& name) const;
     const std::string& state_directory() const { return state_directory_; }
     sd_bus* bus() const { return bus_; }
+    // The cluster's members (cluster.hpp); set once start() succeeded.
+    const ClusterMembership& cluster() const { return *cluster_; }
     // Prometheus metrics; touched from the loop thread only.
     Metrics& metrics() { return metrics_; }
 
@@ -135,6 +138,7 @@ private:
     BuildQueue queue_;
     // Set up in start(), in this order, once the store is open.
     std::unique_ptr<Store> store_;
+    std::unique_ptr<ClusterMembership> cluster_;
     std::unique_ptr<StoreTrouble> trouble_;
     std::unique_ptr<BusChanges> changes_;
     std::unique_ptr<Notifier> notifier_;  // missing-worker and build mail

@@ -1,0 +1,74 @@
+// This master's membership of the cluster: it joins at start (refusing to
+// run beside a live master of the same name), heartbeats on the loop's
+// timer, declares dead the members whose heartbeat timed out, notices when
+// it was fenced itself and joins again, and leaves on a clean stop. The
+// rules are cluster_rules.hpp's; the table is the store's
+// (cluster_store.hpp). With a store of its own (SQLite) the master is the
+// only member and nothing is stored.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <systemd/sd-event.h>
+
+#include "common/raii.hpp"
+#include "master/cluster_store.hpp"
+
+namespace by::master {
+
+struct ClusterTiming {
+    uint64_t heartbeat_usec = 2'000'000;
+    uint64_t timeout_usec = 10'000'000;
+};
+
+// A member as the bus shows it.
+struct MemberView {
+    MemberRow row;
+    Liveness liveness = Liveness::live;
+    uint64_t heartbeat_age = 0;
+    bool self = false;
+};
+
+class ClusterMembership {
+public:
+    // `store`: nullptr for a master alone. `name_lost`: called when this
+    // master was fenced and a live master now holds its name (it must stop).
+    ClusterMembership(sd_event* event, MemberStore* store, MemberIdentity me, ClusterTiming timing,
+                      std::function<void()> name_lost);
+
+    // Joins and starts the heartbeat. False with `error` set when a live
+    // master holds the name or the database fails.
+    bool start(std::string& error);
+    void set_timing(ClusterTiming timing) { timing_ = timing; }
+    // A clean stop: the others see this master "left", not dead.
+    void leave();
+
+    // Every member, this one included; nullopt with `error` set when the
+    // database fails.
+    std::optional<std::vector<MemberView>> members(std::string& error) const;
+    uint64_t fence() const { return fence_; }
+
+private:
+    // Joins under our name; on refusal `error` is the reason.
+    bool join(bool first, std::string& error);
+    void tick();
+    void fenced();
+    void declare_dead(const MemberListing& listing);
+    static int on_timer(sd_event_source* s, uint64_t usec, void* userdata);
+
+    sd_event* event_;
+    MemberStore* store_;
+    MemberIdentity me_;
+    ClusterTiming timing_;
+    std::function<void()> name_lost_;
+    uint64_t fence_ = 0;
+    uint64_t started_at_ = 0;   // alone: when this master started (its own clock)
+    bool failing_ = false;      // the last heartbeat could not be recorded
+    SourcePtr timer_;
+};
+
+}  // namespace by::master
