@@ -111,6 +111,39 @@ Expected<std::vector<WorkerEntry>> Client::list_workers() {
     return out;
 }
 
+Expected<std::vector<ClusterMember>> Client::list_cluster_members() {
+    auto reply = call(by::bus::master_path, by::bus::master_iface, "ListClusterMembers", nullptr);
+    if (!reply) {
+        return reply.error();
+    }
+    sd_bus_message* m = reply->get();
+    std::vector<ClusterMember> out;
+    int r = sd_bus_message_enter_container(m, 'a', "(sstttbssu)");
+    if (r < 0) {
+        return reply_failure("ListClusterMembers", r);
+    }
+    for (;;) {
+        const char *name = nullptr, *state = nullptr, *host = nullptr, *address = nullptr;
+        ClusterMember c;
+        int self = 0;
+        r = sd_bus_message_read(m, "(sstttbssu)", &name, &state, &c.fence, &c.heartbeat_age, &c.started_at, &self,
+                                &host, &address, &c.pid);
+        if (r <= 0) {
+            break;
+        }
+        c.name = name;
+        c.state = state;
+        c.self = self != 0;
+        c.host = host;
+        c.address = address;
+        out.push_back(std::move(c));
+    }
+    if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0) {
+        return reply_failure("ListClusterMembers", r);
+    }
+    return out;
+}
+
 Expected<std::vector<BuildEntry>> Client::list_builds(uint64_t limit) {
     // The master answers at most 1000 builds per call: page through older
     // ones until `limit` (0: all) or the first build.

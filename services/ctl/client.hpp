@@ -11,6 +11,7 @@
 
 #include "common/bus.hpp"
 #include "common/raii.hpp"
+#include "ctl/format.hpp"
 #include "ctl/outcome.hpp"
 #include "ctl/value.hpp"
 
@@ -47,6 +48,7 @@ public:
     Expected<std::vector<WorkerEntry>> list_workers();
     // The newest `limit` builds (0: all), over as many calls as it takes.
     Expected<std::vector<BuildEntry>> list_builds(uint64_t limit);
+    Expected<std::vector<ClusterMember>> list_cluster_members();
     Status reload();
     // Master1.Describe: the master's whole state as one JSON document.
     Expected<std::string> describe();

@@ -26,9 +26,30 @@ int run_status(const Invocation& inv) {
         return report(workers.error());
     }
 
+    // A master that cannot read its members (its database is down) still
+    // has a status: the members are left out, with the reason.
+    auto members = client->list_cluster_members();
+
     if (wants_json(inv, vm)) {
         auto doc = to_json(*props);
         doc["workers"] = workers->size();
+        if (members) {
+            auto& list = doc["cluster"] = nlohmann::json::array();
+            for (const ClusterMember& c : *members) {
+                list.push_back({{"name", c.name},
+                                {"state", c.state},
+                                {"fence", c.fence},
+                                {"heartbeat_age", static_cast<double>(c.heartbeat_age) / 1e6},
+                                {"started_at", c.started_at},
+                                {"this_master", c.self},
+                                {"host", c.host},
+                                {"address", c.address},
+                                {"pid", c.pid}});
+            }
+        } else {
+            doc["cluster"] = nullptr;
+            doc["cluster_error"] = members.error().message;
+        }
         return print_json(doc);
     }
     MasterStatus s;
@@ -40,6 +61,11 @@ int run_status(const Invocation& inv) {
     s.running_builds = prop_uint(*props, "RunningBuilds");
     s.pending_builds = prop_uint(*props, "PendingBuilds");
     std::cout << format_status(s);
+    if (members) {
+        std::cout << format_cluster(*members);
+    } else {
+        std::cout << "cluster members: unknown (" << members.error().message << ")\n";
+    }
     return exit_code::success;
 }
 

@@ -208,4 +208,14 @@ std::string format_status(const MasterStatus& s) {
         s.pending_builds);
 }
 
+std::string format_cluster(const std::vector<ClusterMember>& members) {
+    Table t({"MASTER", "STATE", "HEARTBEAT", "FENCE", "HOST", "PID", "ADDRESS", "NOTE"});
+    for (const ClusterMember& m : members) {
+        t.add_row({m.name, m.state, fmt::format("{:.1f} s ago", static_cast<double>(m.heartbeat_age) / 1e6),
+                   std::to_string(m.fence), m.host, m.pid ? std::to_string(m.pid) : "", m.address,
+                   m.self ? "this master" : ""});
+    }
+    return fmt::format("cluster members: {}\n", members.size()) + t.render();
+}
+
 }  // namespace by::ctl

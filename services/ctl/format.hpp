@@ -70,6 +70,23 @@ std::string build_duration_cell(const PropertyMap& build, uint64_t now);
 nlohmann::json build_exit_json(const PropertyMap& build);
 nlohmann::json build_duration_json(const PropertyMap& build, uint64_t now);
 
+// One entry of Master1.ListClusterMembers.
+struct ClusterMember {
+    std::string name;
+    std::string state;           // live, dead, left
+    uint64_t fence = 0;
+    uint64_t heartbeat_age = 0;  // microseconds
+    uint64_t started_at = 0;
+    bool self = false;
+    std::string host;
+    std::string address;
+    uint32_t pid = 0;
+};
+
+// The members under `status`: a line that counts them, then a table of
+// MASTER, STATE, HEARTBEAT (its age), FENCE, HOST, PID, ADDRESS, NOTE.
+std::string format_cluster(const std::vector<ClusterMember>& members);
+
 // `status` as "key: value" lines, in a fixed order.
 struct MasterStatus {
     std::string version;

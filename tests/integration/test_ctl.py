@@ -143,15 +143,23 @@ class CtlTest(SystemTest):
                     f"running builds: 1\npending builds: 1\n")
         r = self.ctl("status")
         self.assert_exit(r, 0)
-        self.assertEqual(r.stdout, expected)
+        # Then the cluster's members: with SQLite, this master alone.
+        self.assertEqual(r.stdout[:len(expected)], expected)
+        self.assertRegex(r.stdout[len(expected):],
+                         r"^cluster members: 1\nMASTER +STATE +HEARTBEAT +FENCE +HOST +PID +ADDRESS +NOTE\n"
+                         r"it +live +0\.0 s ago +0 +\S+ +%d +\S+ +this master\n$" % s.master.pid)
 
         for args in (["--json", "status"], ["status", "--json"]):
             r = self.ctl(*args)
             self.assert_exit(r, 0)
-            self.assertEqual(json.loads(r.stdout), {"version": props["Version"], "name": "it", "workers": 2,
-                                                    "tls_fingerprint": props["TlsFingerprint"],
-                                                    "connected_workers": 1, "running_builds": 1,
-                                                    "pending_builds": 1}, args)
+            doc = json.loads(r.stdout)
+            cluster = doc.pop("cluster")
+            self.assertEqual(doc, {"version": props["Version"], "name": "it", "workers": 2,
+                                   "tls_fingerprint": props["TlsFingerprint"],
+                                   "connected_workers": 1, "running_builds": 1,
+                                   "pending_builds": 1}, args)
+            self.assertEqual([(c["name"], c["state"], c["fence"], c["this_master"], c["pid"]) for c in cluster],
+                             [("it", "live", 0, True, s.master.pid)], args)
 
     # --- workers ----------------------------------------------------------
 

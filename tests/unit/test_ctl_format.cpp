@@ -314,3 +314,14 @@ TEST_F(CtlUtcZone, LatentNote) {  // quarantined until: a local time
               "1 failed start, quarantined until 2024-03-05 06:07:18: its machine did not start: no such file");
     EXPECT_EQ(latent_note(t - 1, 3, "x", t), "3 failed starts: x");
 }
+
+TEST(CtlStatus, ClusterMembersAsATable) {
+    std::vector<ClusterMember> members(2);
+    members[0] = {"m1", "live", 3, 400'000, 1, true, "h1", "0.0.0.0:9989", 1234};
+    members[1] = {"m2", "dead", 2, 12'340'000, 0, false, "h2", "", 0};
+    EXPECT_EQ(format_cluster(members),
+              "cluster members: 2\n"
+              "MASTER  STATE  HEARTBEAT   FENCE  HOST  PID   ADDRESS       NOTE\n"
+              "m1      live   0.4 s ago   3      h1    1234  0.0.0.0:9989  this master\n"
+              "m2      dead   12.3 s ago  2      h2    -     -             -\n");
+}
