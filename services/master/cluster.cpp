@@ -33,7 +33,7 @@ bool ClusterMembership::start(std::string& error) {
     return true;
 }
 
-bool ClusterMembership::join(bool first, std::string& error) {
+bool ClusterMembership::join(bool first, std::string& error, bool* refused) {
     std::string refusal;
     const auto decide = [&](const MemberRow& holder, uint64_t now) {
         // The same master restarted after a crash: its old process is gone
@@ -51,6 +51,9 @@ bool ClusterMembership::join(bool first, std::string& error) {
     }
     if (*fence == 0) {
         error = refusal;
+        if (refused) {
+            *refused = true;
+        }
         return false;
     }
     fence_ = *fence;
@@ -117,15 +120,17 @@ void ClusterMembership::fenced() {
     log::error("this master was fenced: fence {} no longer holds the name '{}' ({}); joining again", fence_, me_.name,
                why);
     std::string error;
-    if (join(false, error)) {
+    bool refused = false;
+    if (join(false, error, &refused)) {
         return;
     }
-    if (store_->list_members()) {  // the database answers: the name is taken
+    if (refused) {
         log::error("cannot join the cluster again: {}; stopping", error);
         timer_.reset();
         name_lost_();
         return;
     }
+    // The next heartbeat finds the same old fence and tries again.
     log::warning("cannot join the cluster again ({}); trying again in {}", error, seconds_text(timing_.heartbeat_usec));
 }
 

@@ -53,8 +53,9 @@ public:
     uint64_t fence() const { return fence_; }
 
 private:
-    // Joins under our name; on refusal `error` is the reason.
-    bool join(bool first, std::string& error);
+    // Joins under our name. False with `error` set; `refused` (if given)
+    // tells a live holder of the name from a database that failed.
+    bool join(bool first, std::string& error, bool* refused = nullptr);
     void tick();
     void fenced();
     void declare_dead(const MemberListing& listing);

@@ -4,8 +4,9 @@ They list each other live; a master refuses to start beside a live one of
 the same name; a master killed with SIGKILL is dead to the other once
 cluster_timeout has passed, and not before; a master frozen with SIGSTOP
 past cluster_timeout is declared dead, finds itself fenced when continued,
-and joins again with a new fence; a clean stop leaves. With SQLite the
-list holds the master alone."""
+and joins again with a new fence, or stops if a live master took its name
+meanwhile; a clean stop leaves. With SQLite the list holds the master
+alone."""
 
 import os
 import signal
@@ -158,6 +159,29 @@ class TwoMasters(SystemTest):
         time.sleep(TIMEOUT + HEARTBEAT)
         self.assertEqual(members(self.a)["m-b"]["state"], "live", "it heartbeats again")
         self.assertEqual(self.a.master.log().count("declared master 'm-b' dead"), 1)
+
+    def test_a_fenced_master_whose_name_was_taken_stops(self):
+        self.start_both()
+        self.b.master.signal(signal.SIGSTOP)
+        c = System()
+        self.addCleanup(c.close)
+        c.start_bus()
+        try:
+            wait_for(lambda: members(self.a)["m-b"]["state"] == "dead", TIMEOUT + 3, "m-b to be dead")
+            # A new m-b (another process, on a bus of its own) takes the name.
+            self.configure(c, "m-b")
+            c.start_master()
+            self.assertEqual(members(self.a)["m-b"]["pid"], c.master.pid)
+        finally:
+            self.b.master.signal(signal.SIGCONT)
+        self.assertEqual(self.b.master.wait(10), 1)
+        log = self.b.master.log()
+        self.assertIn(f"no longer holds the name 'm-b' (another master (host ", log)
+        self.assertIn(f"pid {c.master.pid}) took the name); joining again", log)
+        self.assertIn("cannot join the cluster again: a live master named 'm-b' is in the cluster", log)
+        self.assertIn("; stopping", log)
+        seen = members(self.a)["m-b"]
+        self.assertEqual((seen["state"], seen["pid"]), ("live", c.master.pid), "the new m-b keeps its name")
 
     def test_a_clean_stop_leaves(self):
         self.start_both()
