@@ -36,10 +36,12 @@ bool ClusterMembership::start(std::string& error) {
 bool ClusterMembership::join(bool first, std::string& error, bool* refused) {
     std::string refusal;
     const auto decide = [&](const MemberRow& holder, uint64_t now) {
-        // The same master restarted after a crash: its old process is gone
-        // from this host (a rejoin after fencing finds its own pid there).
+        // At start, the same master restarted after a crash: the process
+        // that holds the name on this host is gone (or its pid is ours now).
+        // A rejoin meets a live holder only if another master took the name.
+        const auto pid = static_cast<pid_t>(holder.pid);
         const bool gone_here = first && holder.host == me_.host && holder.pid != 0 &&
-                               (holder.pid == me_.pid || (kill(static_cast<pid_t>(holder.pid), 0) < 0 && errno == ESRCH));
+                               (holder.pid == me_.pid || (kill(pid, 0) < 0 && errno == ESRCH));
         const JoinVerdict v = may_join(holder, now, timing_.timeout_usec, gone_here);
         refusal = v.refusal;
         return v.allowed;

@@ -49,7 +49,8 @@ void PgStore::prepare_cluster() {
                 "UPDATE masters SET status = 'dead', fence = fence + 1, declared_dead_by = $4 "
                 "WHERE name = $1 AND fence = $2 AND " BY_USEC("heartbeat_at") " = $3 AND status = 'joined' "
                 "RETURNING fence");
-    db_.prepare("member_leave", "UPDATE masters SET status = 'left' WHERE name = $1 AND fence = $2 AND status = 'joined'");
+    db_.prepare("member_leave",
+                "UPDATE masters SET status = 'left' WHERE name = $1 AND fence = $2 AND status = 'joined'");
 }
 
 std::optional<uint64_t> PgStore::join(const MemberIdentity& me,
