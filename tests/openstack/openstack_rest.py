@@ -82,12 +82,24 @@ class Session:
 
     def request(self, service_type, method, path, body=None, microversion=None, headers=None, raw=None,
                 timeout=60):
-        """Returns (status, decoded JSON or None); raises HttpError."""
+        """Returns (status, decoded JSON or None); raises HttpError.
+        A service's SQLite database may be locked by another service under
+        load: Nova then answers 500 with sqlalchemy's OperationalError, its
+        transaction rolled back. Such an answer is asked again (five times
+        at most), so that the tests' own calls do not fail on the
+        fixture's choice of database."""
         h = {"X-Auth-Token": self.token(), **(headers or {})}
         if microversion:
             h["OpenStack-API-Version"] = f"compute {microversion}"
-        status, _, data = http(method, self.endpoint(service_type) + path, body, h, timeout=timeout, raw=raw)
-        return status, data
+        for attempt in range(5):
+            try:
+                status, _, data = http(method, self.endpoint(service_type) + path, body, h, timeout=timeout,
+                                       raw=raw)
+                return status, data
+            except HttpError as e:
+                if e.status != 500 or "OperationalError" not in e.body or attempt == 4:
+                    raise
+                time.sleep(1)
 
     def get(self, service_type, path, **kw):
         return self.request(service_type, "GET", path, **kw)[1]
