@@ -8,16 +8,12 @@ and joins again with a new fence, or stops if a live master took its name
 meanwhile; a clean stop leaves. With SQLite the list holds the master
 alone."""
 
-import os
 import signal
-import sys
 import time
 import unittest
 
-from harness import MASTER_PATH, SOURCE, System, SystemTest, free_port, master_ini, wait_for
-
-sys.path.insert(0, os.path.join(SOURCE, "tests", "lib"))
-from postgresql import Postgres  # noqa: E402
+from harness import MASTER_PATH, System, SystemTest, free_port, master_ini, wait_for
+from pg_system_test import PgSystemTest
 
 MASTER1 = "org.buildyard.Master1"
 HEARTBEAT = 1
@@ -31,18 +27,9 @@ def members(s):
                    "host": r[6], "address": r[7], "pid": r[8]} for r in rows}
 
 
-class TwoMasters(SystemTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = Postgres().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.stop()
-
+class TwoMasters(PgSystemTest):
     def setUp(self):
         super().setUp()
-        self.pg.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         self.a = self.sys
         self.b = System()
         self.addCleanup(self.b.close)

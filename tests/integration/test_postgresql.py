@@ -9,35 +9,18 @@ is lost, and it all goes on once the server is back."""
 
 import os
 import signal
-import sys
 import time
 import unittest
 
-from harness import (MASTER_PATH, SOURCE, SystemTest, bus_error, gate_step, master_ini, open_gate,
+from harness import (MASTER_PATH, bus_error, gate_step, master_ini, open_gate,
                      start_master_env, wait_for, wait_gate_reached)
-
-sys.path.insert(0, os.path.join(SOURCE, "tests", "lib"))
-from postgresql import Postgres  # noqa: E402
+from pg_system_test import PgSystemTest
 
 MASTER1 = "org.buildyard.Master1"
 SUBMIT = (f"{MASTER1}.SubmitBuild", "string:quick", "dict:string:string:")
 
 
-class OnPostgres(SystemTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = Postgres().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.stop()
-
-    def setUp(self):
-        super().setUp()
-        if self.pg.proc is None:
-            self.pg.start()  # a test that failed in its outage
-        self.pg.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-
+class OnPostgres(PgSystemTest):
     def config(self, database_lines):
         s = self.sys
         s.write_config(master_ini(["w1"], {"gated": (["w1"], [gate_step(s)]), "quick": (["w1"], ["true"])},
