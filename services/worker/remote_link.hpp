@@ -46,6 +46,8 @@ public:
     int request_shutdown() override;
 
 private:
+    // "MESSAGE (NAME)" of a bus error, for the log.
+    static std::string error_text(const sd_bus_error* e);
     static int on_filter(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
     static int on_hello_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
     static int on_authenticate_reply(sd_bus_message* m, void* userdata, sd_bus_error* ret_error);
