@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "master/cluster_rules.hpp"
+#include "master/store.hpp"
 
 namespace by::master {
 
@@ -52,7 +53,12 @@ public:
     // Declares `row` dead and raises its fence, if it is still as it was
     // read (same fence and heartbeat): true if this call did it, false if
     // it had changed (it heartbeat, rejoined, or another master was first).
-    virtual std::optional<bool> declare_dead(const MemberRow& row, const std::string& by) = 0;
+    // In the same commit the builds that master held (running or waiting
+    // for cleanup) end retry at `now` and their reruns are queued: `taken`
+    // gets each, as record_retries leaves it. Once only, then: no write of
+    // the dead master's can land after it (its fence is gone).
+    virtual std::optional<bool> declare_dead(const MemberRow& row, const std::string& by, uint64_t now,
+                                             std::vector<Retry>& taken) = 0;
     // A clean stop: `name` leaves, if it still holds `fence`.
     virtual bool leave(const std::string& name, uint64_t fence) = 0;
 };

@@ -79,7 +79,28 @@ CREATE TABLE masters (
   declared_dead_by TEXT NOT NULL DEFAULT ''
 );
 )sql",
+    // Version 3: the master that holds a started build, with the fence it
+    // held when it claimed it ('' for a pending build, or one that a
+    // version 2 master started), and the shared queue's index.
+    R"sql(
+ALTER TABLE builds ADD COLUMN master TEXT NOT NULL DEFAULT '';
+ALTER TABLE builds ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX builds_pending ON builds(builder, id) WHERE state = 'pending';
+CREATE INDEX builds_held ON builds(master) WHERE state IN ('running', 'cleanup');
+)sql",
 };
+
+// A write of a held build goes through only while this master holds its
+// fence ($H1 the name, $H2 the fence): the row in `masters` is locked FOR
+// SHARE until the commit, so a master declaring it dead (which updates
+// that row) waits for the write, or the write, rechecking the row after
+// the declaration's commit, finds the fence gone and changes nothing. A
+// store that has not joined (name '') writes as before.
+std::string fenced_write(const std::string& statement, int name, int fence) {
+    return fmt::format("WITH holder AS (SELECT 1 FROM masters WHERE name = ${0} AND fence = ${1} "
+                       "AND status = 'joined' FOR SHARE) {2} AND (${0} = '' OR EXISTS (SELECT 1 FROM holder))",
+                       name, fence, statement);
+}
 
 constexpr const char* build_columns =
     "id, request_id, builder, worker, state, result, exit_status, requested, properties, "
@@ -127,6 +148,9 @@ Build row_to_build(const PGresult* r, int i) {
 }
 
 }  // namespace
+
+const char* pg_build_columns() { return build_columns; }
+Build pg_row_to_build(const PGresult* r, int i) { return row_to_build(r, i); }
 
 PgStore::PgStore(std::string uri, std::string password, std::chrono::milliseconds deadline)
     : db_(uri, std::move(password), deadline), uri_(std::move(uri)) {}
@@ -204,23 +228,43 @@ bool PgStore::migrate() {
 }
 
 void PgStore::prepare_builds() {
+    // A new pending build wakes the masters that LISTEN (pg_listener.hpp)
+    // when it commits; the payload is its builder.
     db_.prepare("insert_build",
-                "INSERT INTO builds (request_id, builder, worker, state, result, exit_status, requested, properties, "
-                "submitted_at, started_at, finished_at, current_step, retried_as, usage) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id");
+                "WITH b AS (INSERT INTO builds (request_id, builder, worker, state, result, exit_status, requested, "
+                "properties, submitted_at, started_at, finished_at, current_step, retried_as, usage) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id, builder, state) "
+                "SELECT id, CASE WHEN state = 'pending' THEN pg_notify('" +
+                    std::string(pending_channel) + "', $15 || chr(10) || builder) END FROM b");
+    // A build this master holds (or a pending one) that no one ended yet.
     db_.prepare("update_build",
-                "UPDATE builds SET request_id=$1, builder=$2, worker=$3, state=$4, result=$5, exit_status=$6, "
-                "requested=$7, properties=$8, submitted_at=$9, started_at=$10, finished_at=$11, current_step=$12, "
-                "retried_as=$13, usage=$14 WHERE id=$15");
+                fenced_write("UPDATE builds SET request_id=$1, builder=$2, worker=$3, state=$4, result=$5, "
+                             "exit_status=$6, requested=$7, properties=$8, submitted_at=$9, started_at=$10, "
+                             "finished_at=$11, current_step=$12, retried_as=$13, usage=$14 WHERE id=$15 "
+                             "AND state <> 'finished' AND (state = 'pending' OR master = $16 OR master = '')",
+                             16, 17));
     // Only a pending build can be claimed; start_build() changes no other
     // column. A concurrent claim of the same row waits for the first one's
     // commit and then finds it no longer pending.
     db_.prepare("claim_build",
-                "UPDATE builds SET state=$2, worker=$3, properties=$4, started_at=$5, current_step=$6 "
-                "WHERE id=$1 AND state='pending'");
+                fenced_write("UPDATE builds SET state=$2, worker=$3, properties=$4, started_at=$5, current_step=$6, "
+                             "master=$7, fence=$8 WHERE id=$1 AND state='pending'",
+                             7, 8));
+    db_.prepare("announce_taken", "SELECT pg_notify('" + std::string(taken_channel) + "', $1)");
+    // Why a fenced write changed nothing.
+    db_.prepare("hold_of",
+                "SELECT (SELECT state FROM builds WHERE id = $1), (SELECT master FROM builds WHERE id = $1), "
+                "EXISTS (SELECT 1 FROM masters WHERE name = $2 AND fence = $3 AND status = 'joined')");
     db_.prepare("load_build", std::string("SELECT ") + build_columns + " FROM builds WHERE id=$1");
+    // At start: every pending build, and the started ones this master held.
     db_.prepare("load_unfinished",
-                std::string("SELECT ") + build_columns + " FROM builds WHERE state <> 'finished' ORDER BY id");
+                std::string("SELECT ") + build_columns +
+                    " FROM builds WHERE state <> 'finished' AND (state = 'pending' OR master = $1 OR master = '') "
+                    "ORDER BY id");
+    db_.prepare("load_pending",
+                std::string("SELECT ") + build_columns +
+                    " FROM builds WHERE state = 'pending' AND builder = $1 AND NOT (id = ANY($2::bigint[])) "
+                    "ORDER BY id LIMIT $3");
     db_.prepare("list_builds",
                 "SELECT id, builder, worker, state, result FROM builds WHERE id < $1 ORDER BY id DESC LIMIT $2");
     db_.prepare("save_worker",
@@ -232,7 +276,9 @@ void PgStore::prepare_builds() {
 }
 
 bool PgStore::record_submitted(Build& b) {
-    PgResult r = run("cannot insert a build", "insert_build", build_params(b));
+    auto params = build_params(b);
+    params.push_back(holder_);
+    PgResult r = run("cannot insert a build", "insert_build", params);
     if (!r) {
         return false;
     }
@@ -243,7 +289,45 @@ bool PgStore::record_submitted(Build& b) {
 bool PgStore::update_build(const Build& b) {
     auto params = build_params(b);
     params.push_back(pg_param(b.id));
-    return write("cannot update a build", "update_build", params);
+    params.push_back(holder_);
+    params.push_back(pg_param(holder_fence_));
+    PgResult r = run("cannot update a build", "update_build", params);
+    if (!r) {
+        return false;
+    }
+    if (std::string_view(PQcmdTuples(r.get())) == "1") {
+        return true;
+    }
+    refused(b.id, "cannot record build");
+    return false;
+}
+
+PgStore::Refusal PgStore::refused(uint64_t id, const char* what) {
+    lost_hold_ = false;
+    PgResult r = run("cannot read who holds a build", "hold_of", {pg_param(id), holder_, pg_param(holder_fence_)});
+    if (!r) {
+        return Refusal::unknown;
+    }
+    const std::string state = pg_text(r.get(), 0, 0);
+    const std::string master = pg_text(r.get(), 0, 1);
+    Refusal why = Refusal::unknown;
+    if (!holder_.empty() && pg_text(r.get(), 0, 2) != "t") {
+        cause_ = fmt::format("this master ('{}', fence {}) was fenced", holder_, holder_fence_);
+        why = Refusal::fenced;
+    } else if (state.empty()) {
+        cause_ = "there is no such build";
+    } else if (state == "finished") {
+        cause_ = "it has ended already";
+        why = Refusal::taken;
+    } else if (state != "pending") {
+        cause_ = fmt::format("master '{}' holds it", master);
+        why = Refusal::taken;
+    } else {
+        cause_ = "it is pending";
+    }
+    lost_hold_ = why != Refusal::unknown;
+    error_ = fmt::format("{} {}: {}", what, id, cause_);
+    return why;
 }
 
 std::optional<Build> PgStore::load_build(uint64_t id) {
@@ -256,12 +340,45 @@ std::optional<Build> PgStore::load_build(uint64_t id) {
 
 std::vector<Build> PgStore::load_unfinished() {
     std::vector<Build> out;
-    if (PgResult r = run("cannot load the unfinished builds", "load_unfinished", {})) {
+    if (PgResult r = run("cannot load the unfinished builds", "load_unfinished", {holder_})) {
         for (int i = 0; i < PQntuples(r.get()); ++i) {
             out.push_back(row_to_build(r.get(), i));
         }
     }
     return out;
+}
+
+std::optional<std::vector<Build>> PgStore::load_pending(const std::string& builder, const std::vector<uint64_t>& known,
+                                                       uint64_t limit) {
+    std::string ids = "{";
+    for (uint64_t id : known) {
+        ids += (ids.size() > 1 ? "," : "") + pg_param(id);
+    }
+    ids += "}";
+    PgResult r = run("cannot load the pending builds", "load_pending", {builder, ids, pg_param(limit)});
+    if (!r) {
+        return std::nullopt;
+    }
+    std::vector<Build> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+        out.push_back(row_to_build(r.get(), i));
+    }
+    return out;
+}
+
+bool PgStore::announce_taken(const std::vector<uint64_t>& ids) {
+    // A payload holds less than 8000 bytes.
+    std::string payload;
+    for (size_t i = 0; i < ids.size(); ++i) {
+        payload += (payload.empty() ? "" : ",") + pg_param(ids[i]);
+        if (payload.size() > 7000 || i + 1 == ids.size()) {
+            if (!write("cannot tell the other masters which builds this one started", "announce_taken", {payload})) {
+                return false;
+            }
+            payload.clear();
+        }
+    }
+    return true;
 }
 
 std::vector<Build> PgStore::list_builds(uint64_t before, uint64_t limit) {

@@ -17,6 +17,20 @@
 
 namespace by::master {
 
+// The channel on which a new pending build is announced when it commits;
+// its payload is the name of the master that queued it, a newline, and the
+// build's builder.
+inline constexpr const char* pending_channel = "buildyard_pending";
+
+// The builds table's columns as load_build reads them, and one row of
+// them as a Build (pg_store.cpp).
+const char* pg_build_columns();
+Build pg_row_to_build(const PGresult* r, int i);
+
+// The channel on which a master that started builds another master
+// queued says so: the payload is their ids, separated by commas.
+inline constexpr const char* taken_channel = "buildyard_taken";
+
 class PgStore final : public BatchStore, public MemberStore {
 public:
     // Each connect and statement ends within `deadline`.
@@ -32,6 +46,13 @@ public:
     const std::string& cause() const override { return cause_; }
 
     bool record_submitted(Build& b) override;
+    bool lost_hold() const override { return lost_hold_; }
+    bool announce_taken(const std::vector<uint64_t>& ids) override;
+    // Up to `limit` pending builds of `builder`, oldest first, leaving out
+    // the ids in `known` (the ones this master queues already); nullopt on
+    // failure.
+    std::optional<std::vector<Build>> load_pending(const std::string& builder, const std::vector<uint64_t>& known,
+                                                   uint64_t limit) override;
 
     std::optional<Build> load_build(uint64_t id) override;
     std::vector<Build> load_unfinished() override;
@@ -61,12 +82,13 @@ public:
                                  const std::function<bool(const MemberRow&, uint64_t now)>& decide) override;
     std::optional<HeartbeatRecord> heartbeat(const std::string& name, uint64_t fence) override;
     std::optional<MemberListing> list_members() override;
-    std::optional<bool> declare_dead(const MemberRow& row, const std::string& by) override;
+    std::optional<bool> declare_dead(const MemberRow& row, const std::string& by, uint64_t now,
+                                     std::vector<Retry>& taken) override;
     bool leave(const std::string& name, uint64_t fence) override;
 
 protected:
     bool in_transaction(const std::function<bool()>& writes, const char* what) override;
-    bool claim_build(const Build& b) override;
+    Claim claim_build(const Build& b) override;
     bool update_build(const Build& b) override;
 
 private:
@@ -77,6 +99,11 @@ private:
         return static_cast<bool>(run(what, name, params));
     }
     bool failed(const std::string& what);
+    // Why a fenced write of build `id` changed nothing (error() says it,
+    // after `what`): this master was fenced, or the build is another's
+    // or ended (taken), or neither (unknown).
+    enum class Refusal { fenced, taken, unknown };
+    Refusal refused(uint64_t id, const char* what);
     bool migrate();
     void prepare_builds();
     void prepare_mail();
@@ -87,6 +114,11 @@ private:
     std::string uri_;
     std::string error_;
     std::string cause_;
+    bool lost_hold_ = false;
+    // Who writes: the name and fence this store joined the cluster with
+    // (join()); empty before.
+    std::string holder_;
+    uint64_t holder_fence_ = 0;
 };
 
 // The master's store in the PostgreSQL database at `uri` (a libpq

@@ -20,19 +20,25 @@ bool PgStore::in_transaction(const std::function<bool()>& writes, const char* wh
     return false;
 }
 
-bool PgStore::claim_build(const Build& b) {
+BatchStore::Claim PgStore::claim_build(const Build& b) {
     PgResult r = run("cannot record the start of a build", "claim_build",
                      {pg_param(b.id), std::string(to_string(b.state)), b.worker, store_json::from_map(b.properties),
-                      pg_param(b.started_at), std::to_string(b.current_step)});
+                      pg_param(b.started_at), std::to_string(b.current_step), holder_, pg_param(holder_fence_)});
     if (!r) {
-        return false;
+        return Claim::failed;
     }
-    if (std::string_view(PQcmdTuples(r.get())) != "1") {
-        cause_ = "build " + std::to_string(b.id) + " is not pending";
-        error_ = "cannot claim build " + std::to_string(b.id) + ": " + cause_;
-        return false;
+    if (std::string_view(PQcmdTuples(r.get())) == "1") {
+        return Claim::claimed;
     }
-    return true;
+    // Fenced: nothing more can be claimed. Taken by another master or
+    // ended: this one only.
+    if (refused(b.id, "cannot claim build") != Refusal::taken) {
+        return Claim::failed;
+    }
+    lost_hold_ = false;  // it was never this master's
+    cause_ = "build " + std::to_string(b.id) + " is not pending";
+    error_ = "cannot claim build " + std::to_string(b.id) + ": " + cause_;
+    return Claim::not_pending;
 }
 
 }  // namespace by::master

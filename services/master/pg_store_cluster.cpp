@@ -49,6 +49,12 @@ void PgStore::prepare_cluster() {
                 "UPDATE masters SET status = 'dead', fence = fence + 1, declared_dead_by = $4 "
                 "WHERE name = $1 AND fence = $2 AND " BY_USEC("heartbeat_at") " = $3 AND status = 'joined' "
                 "RETURNING fence");
+    // The builds a dead master held, locked for its takeover.
+    db_.prepare("held_builds", std::string("SELECT ") + pg_build_columns() +
+                                   " FROM builds WHERE master = $1 AND state IN ('running', 'cleanup') "
+                                   "ORDER BY id FOR UPDATE");
+    db_.prepare("take_over",
+                "UPDATE builds SET state=$2, result=$3, finished_at=$4, retried_as=$5 WHERE id=$1 AND master=$6");
     db_.prepare("member_leave",
                 "UPDATE masters SET status = 'left' WHERE name = $1 AND fence = $2 AND status = 'joined'");
 }
@@ -82,7 +88,12 @@ std::optional<uint64_t> PgStore::join(const MemberIdentity& me,
     if (refused) {
         return 0;
     }
-    return done ? fence : std::nullopt;
+    if (!done) {
+        return std::nullopt;
+    }
+    holder_ = me.name;
+    holder_fence_ = *fence;
+    return fence;
 }
 
 std::optional<HeartbeatRecord> PgStore::heartbeat(const std::string& name, uint64_t fence) {
@@ -111,13 +122,52 @@ std::optional<MemberListing> PgStore::list_members() {
     return out;
 }
 
-std::optional<bool> PgStore::declare_dead(const MemberRow& row, const std::string& by) {
-    PgResult r = run("cannot declare a master dead", "member_declare_dead",
-                     {row.name, pg_param(row.fence), pg_param(row.heartbeat_at), by});
-    if (!r) {
+std::optional<bool> PgStore::declare_dead(const MemberRow& row, const std::string& by, uint64_t now,
+                                          std::vector<Retry>& taken) {
+    std::vector<Retry> retries;
+    bool declared = false;
+    const bool done = in_transaction(
+        [&] {
+            PgResult r = run("cannot declare a master dead", "member_declare_dead",
+                             {row.name, pg_param(row.fence), pg_param(row.heartbeat_at), by});
+            if (!r) {
+                return false;
+            }
+            if (PQntuples(r.get()) != 1) {
+                return true;  // it changed: nothing to do, nothing written
+            }
+            declared = true;
+            PgResult held = run("cannot take over a dead master's builds", "held_builds", {row.name});
+            if (!held) {
+                return false;
+            }
+            for (int i = 0; i < PQntuples(held.get()); ++i) {
+                Retry t{pg_row_to_build(held.get(), i), {}};
+                auto next = retry_build(t.old, now);
+                if (!next) {
+                    continue;
+                }
+                t.next = std::move(*next);
+                if (!record_submitted(t.next)) {
+                    return false;
+                }
+                t.old.retried_as = t.next.id;
+                if (!write("cannot take over a dead master's builds", "take_over",
+                           {pg_param(t.old.id), std::string(to_string(t.old.state)),
+                            std::string(to_string(t.old.result)), pg_param(t.old.finished_at),
+                            pg_param(t.old.retried_as), row.name})) {
+                    return false;
+                }
+                retries.push_back(std::move(t));
+            }
+            return true;
+        },
+        "cannot declare a master dead");
+    if (!done) {
         return std::nullopt;
     }
-    return PQntuples(r.get()) == 1;
+    taken = std::move(retries);
+    return declared;
 }
 
 bool PgStore::leave(const std::string& name, uint64_t fence) {

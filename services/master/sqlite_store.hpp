@@ -44,7 +44,7 @@ public:
 
 protected:
     bool in_transaction(const std::function<bool()>& writes, const char* what) override;
-    bool claim_build(const Build& b) override;
+    Claim claim_build(const Build& b) override;
     bool update_build(const Build& b) override;
 
 private:

@@ -20,7 +20,7 @@ bool SqliteStore::in_transaction(const std::function<bool()>& writes, const char
     return false;
 }
 
-bool SqliteStore::claim_build(const Build& b) {
+BatchStore::Claim SqliteStore::claim_build(const Build& b) {
     claim_build_.reset();
     claim_build_.bind(1, static_cast<int64_t>(b.id))
         .bind(2, to_string(b.state))
@@ -29,14 +29,14 @@ bool SqliteStore::claim_build(const Build& b) {
         .bind(5, static_cast<int64_t>(b.started_at))
         .bind(6, static_cast<int64_t>(b.current_step));
     if (!check(claim_build_.step(), "cannot record the start of a build")) {
-        return false;
+        return Claim::failed;
     }
     if (sqlite3_changes(db_.get()) != 1) {
         cause_ = "build " + std::to_string(b.id) + " is not pending";
         error_ = "cannot claim build " + std::to_string(b.id) + ": " + cause_;
-        return false;
+        return Claim::not_pending;
     }
-    return true;
+    return Claim::claimed;
 }
 
 }  // namespace by::master

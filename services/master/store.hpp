@@ -85,6 +85,15 @@ public:
     // master sharing the store) fails the whole claim, so no build starts
     // twice. On false none of them changed.
     virtual bool claim_builds(const std::vector<Build>& started) = 0;
+    // What claim_builds does, for the builds of `started` that are still
+    // pending, in one commit: the ids of those that were not (another
+    // master sharing the store took them, or a client cancelled them) are
+    // returned, and only those stay as they were. A claim is race-free
+    // because it changes a row only while it is pending, and the row's lock
+    // makes a second claim wait for the first one's commit and then find it
+    // taken. nullopt on failure (none of them changed), e.g. when this
+    // master was fenced (lost_hold()).
+    virtual std::optional<std::vector<uint64_t>> claim_available(const std::vector<Build>& started) = 0;
     // The builds' state, worker, result and times as they wait for
     // cleanup (a lost worker's, in one commit, all or none), and as one
     // ends (finished or cancelled).
@@ -105,7 +114,17 @@ public:
 
     virtual std::optional<Build> load_build(uint64_t id) = 0;
     // Builds that are not finished, in id order (at start-up).
+    // In a shared store (PostgreSQL): every pending build, and only the
+    // started ones this master holds.
     virtual std::vector<Build> load_unfinished() = 0;
+    // In a shared store: up to `limit` pending builds of `builder` that
+    // are not in `known`, oldest first (what other masters queued); nullopt
+    // on failure. A store of one master's own has none.
+    virtual std::optional<std::vector<Build>> load_pending(const std::string& builder,
+                                                           const std::vector<uint64_t>& known, uint64_t limit) {
+        (void)builder, (void)known, (void)limit;
+        return std::vector<Build>{};
+    }
     // Up to `limit` builds with ids below `before` (0: any), newest first,
     // with only id, builder, worker, state and result filled in.
     virtual std::vector<Build> list_builds(uint64_t before, uint64_t limit) = 0;
@@ -139,6 +158,18 @@ public:
     virtual bool mail_given_up(uint64_t id, uint64_t at, const std::string& error) = 0;
     // Forgets mails sent or given up before `before`.
     virtual bool prune_mail(uint64_t before) = 0;
+
+    // In a shared store: tells the other masters that this one started
+    // the builds `ids` that one of them queued, so that they drop them.
+    virtual bool announce_taken(const std::vector<uint64_t>& ids) {
+        (void)ids;
+        return true;
+    }
+    // Whether the last write failed because this master no longer holds
+    // what it wrote: it was fenced (declared dead, see cluster_store.hpp),
+    // or another master already ended the build. Such a write will never
+    // be taken; a store of one master's own never says so.
+    virtual bool lost_hold() const { return false; }
 
     // The cluster's members (cluster_store.hpp), when this store is shared
     // by several masters (PostgreSQL); nullptr for a store of one master's

@@ -20,7 +20,41 @@ bool BatchStore::each_in_transaction(const std::vector<Build>& builds, bool (Bat
 }
 
 bool BatchStore::claim_builds(const std::vector<Build>& started) {
-    return each_in_transaction(started, &BatchStore::claim_build, "cannot commit the start of builds");
+    const auto claim = [this](const Build& b) { return claim_build(b) == Claim::claimed; };
+    if (started.size() == 1) {
+        return claim(started.front());  // one statement is one commit
+    }
+    return started.empty() || in_transaction(
+                                  [&] {
+                                      for (const Build& b : started) {
+                                          if (!claim(b)) {
+                                              return false;
+                                          }
+                                      }
+                                      return true;
+                                  },
+                                  "cannot commit the start of builds");
+}
+
+std::optional<std::vector<uint64_t>> BatchStore::claim_available(const std::vector<Build>& started) {
+    std::vector<uint64_t> lost;
+    const auto claim_each = [&] {
+        for (const Build& b : started) {
+            switch (claim_build(b)) {
+            case Claim::claimed: break;
+            case Claim::not_pending: lost.push_back(b.id); break;
+            case Claim::failed: return false;
+            }
+        }
+        return true;
+    };
+    // One statement is one commit; a claim that took nothing commits nothing.
+    const bool done = started.size() <= 1 ? claim_each()
+                                          : in_transaction(claim_each, "cannot commit the start of builds");
+    if (!done) {
+        return std::nullopt;
+    }
+    return lost;
 }
 
 bool BatchStore::record_cleanups(const std::vector<Build>& builds) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 
 #include "master/store.hpp"
 
@@ -15,6 +16,7 @@ namespace by::master {
 class BatchStore : public Store {
 public:
     bool claim_builds(const std::vector<Build>& started) override;
+    std::optional<std::vector<uint64_t>> claim_available(const std::vector<Build>& started) override;
     bool record_cleanups(const std::vector<Build>& builds) override;
     bool record_ended(const Build& b) override { return update_build(b); }
     bool record_retry(Build& old, Build& next) override;
@@ -25,9 +27,10 @@ protected:
     // Runs `writes` in one transaction: true once committed; on false
     // nothing of it was stored and error() says why.
     virtual bool in_transaction(const std::function<bool()>& writes, const char* what) = 0;
-    // Records the start of b if it is still pending; else false, with
-    // error() naming the build as "not pending".
-    virtual bool claim_build(const Build& b) = 0;
+    // Records the start of b if it is still pending: claimed; not_pending
+    // (error() names the build) when it is not; failed on any other failure.
+    enum class Claim { claimed, not_pending, failed };
+    virtual Claim claim_build(const Build& b) = 0;
     // Writes the mutable columns of b (state, worker, result, times...).
     virtual bool update_build(const Build& b) = 0;
 

@@ -20,6 +20,7 @@ constexpr uint64_t timeout = 10'000'000;
 class PgClusterTest : public ::testing::TestWithParam<std::string> {
 protected:
     TestDatabase db_{GetParam()};
+    std::vector<Retry> taken;
 
     std::unique_ptr<Store> store() {
         auto s = db_.open();
@@ -109,8 +110,8 @@ TEST_P(PgClusterTest, ADeadMasterIsDeclaredDeadOnceAndFenced) {
     const auto listing = b->members()->list_members();
     ASSERT_TRUE(listing);
     ASSERT_EQ(to_declare_dead(listing->rows, "m2", listing->now, timeout).size(), 1u);
-    EXPECT_EQ(b->members()->declare_dead(seen, "m2"), std::optional<bool>(true));
-    EXPECT_EQ(c->members()->declare_dead(seen, "m3"), std::optional<bool>(false)) << "once: m2 was first";
+    EXPECT_EQ(b->members()->declare_dead(seen, "m2", 1, taken), std::optional<bool>(true));
+    EXPECT_EQ(c->members()->declare_dead(seen, "m3", 1, taken), std::optional<bool>(false)) << "once: m2 was first";
     const MemberRow dead = row_of(*c, "m1");
     EXPECT_EQ(dead.status, "dead");
     EXPECT_EQ(dead.fence, 2u);
@@ -129,7 +130,7 @@ TEST_P(PgClusterTest, AMemberThatHeartbeatAfterItWasReadIsNotDeclaredDead) {
     db_.sql("UPDATE masters SET heartbeat_at = now() - interval '1 minute' WHERE name = 'm1'");
     const MemberRow seen = row_of(*b, "m1");
     ASSERT_TRUE(a->members()->heartbeat("m1", 1).value_or(HeartbeatRecord{}).kept);
-    EXPECT_EQ(b->members()->declare_dead(seen, "m2"), std::optional<bool>(false));
+    EXPECT_EQ(b->members()->declare_dead(seen, "m2", 1, taken), std::optional<bool>(false));
     EXPECT_EQ(row_of(*b, "m1").status, "joined");
 }
 
@@ -143,6 +144,117 @@ TEST_P(PgClusterTest, ACleanStopLeavesAndOnlyWithItsFence) {
     EXPECT_EQ(left.status, "left");
     EXPECT_EQ(liveness(left, left.heartbeat_at, timeout), Liveness::left);
     EXPECT_EQ(join(*b, "m1", 102), 2u) << "a name left is free at once";
+}
+
+// A build is claimed by one master only: the second claim finds it taken
+// and leaves it, claiming the rest of its batch.
+TEST_P(PgClusterTest, APendingBuildIsClaimedByOneMasterAndTheOtherClaimsTheRest) {
+    auto a = store(), b = store();
+    ASSERT_EQ(join(*a, "m1", 101), 1u);
+    ASSERT_EQ(join(*b, "m2", 102), 1u);
+    Build x, y;
+    x.builder = y.builder = "hello";
+    ASSERT_TRUE(a->record_submitted(x) && a->record_submitted(y)) << a->error();
+    Build xa = x;
+    ASSERT_EQ(start_build(xa, "w1", {}, 10), TransitionError::none);
+    auto won = a->claim_available({xa});
+    ASSERT_TRUE(won) << a->error();
+    EXPECT_TRUE(won->empty());
+    Build xb = x, yb = y;
+    ASSERT_EQ(start_build(xb, "w2", {}, 11), TransitionError::none);
+    ASSERT_EQ(start_build(yb, "w2", {}, 11), TransitionError::none);
+    auto lost = b->claim_available({xb, yb});
+    ASSERT_TRUE(lost) << b->error();
+    EXPECT_EQ(*lost, std::vector<uint64_t>{x.id});
+    EXPECT_EQ(b->load_build(x.id)->worker, "w1");
+    EXPECT_EQ(b->load_build(y.id)->worker, "w2");
+    EXPECT_EQ(db_.sql("SELECT master || ' ' || fence FROM builds WHERE id = " + std::to_string(x.id)), "m1 1");
+    EXPECT_EQ(db_.sql("SELECT master || ' ' || fence FROM builds WHERE id = " + std::to_string(y.id)), "m2 1");
+    // Neither master writes the other's build.
+    Build yend = yb;
+    ASSERT_EQ(finish_build(yend, Result::success, 0, 20), TransitionError::none);
+    EXPECT_FALSE(a->record_ended(yend));
+    EXPECT_TRUE(a->lost_hold());
+    EXPECT_NE(a->error().find("master 'm2' holds it"), std::string::npos) << a->error();
+    EXPECT_TRUE(b->record_ended(yend)) << b->error();
+}
+
+// A master declared dead: its running builds end retry and are queued
+// again in the same commit, once; nothing it writes afterwards lands,
+// until it joins again, and then not for the builds taken from it.
+TEST_P(PgClusterTest, ADeadMastersBuildsAreRerunOnceAndItsLateWritesAreRefused) {
+    auto a = store(), b = store();
+    ASSERT_EQ(join(*a, "m1", 101), 1u);
+    ASSERT_EQ(join(*b, "m2", 102), 1u);
+    Build run, wait;
+    run.builder = wait.builder = "hello";
+    run.requested = {{"k", "v"}};
+    ASSERT_TRUE(a->record_submitted(run) && a->record_submitted(wait)) << a->error();
+    ASSERT_EQ(start_build(run, "w1", {}, 10), TransitionError::none);
+    ASSERT_TRUE(a->claim_builds({run})) << a->error();
+    db_.sql("UPDATE masters SET heartbeat_at = now() - interval '1 minute' WHERE name = 'm1'");
+    const MemberRow seen = row_of(*b, "m1");
+    ASSERT_EQ(b->members()->declare_dead(seen, "m2", 500, taken), std::optional<bool>(true)) << b->error();
+    ASSERT_EQ(taken.size(), 1u);
+    EXPECT_EQ(taken[0].old.id, run.id);
+    EXPECT_EQ(taken[0].old.result, Result::retry);
+    EXPECT_EQ(taken[0].next.state, BuildState::pending);
+    EXPECT_EQ(taken[0].next.requested, run.requested);
+    const auto old = b->load_build(run.id);
+    EXPECT_EQ(old->state, BuildState::finished);
+    EXPECT_EQ(old->result, Result::retry);
+    EXPECT_EQ(old->retried_as, taken[0].next.id);
+    EXPECT_EQ(old->finished_at, 500u);
+    EXPECT_EQ(b->load_build(taken[0].next.id)->request_id, run.id);
+    std::vector<Retry> again;
+    EXPECT_EQ(b->members()->declare_dead(seen, "m2", 600, again), std::optional<bool>(false));
+    EXPECT_TRUE(again.empty()) << "once";
+
+    // m1 comes back: its end of the build and its claim are refused.
+    Build late = run;
+    ASSERT_EQ(finish_build(late, Result::success, 0, 700), TransitionError::none);
+    EXPECT_FALSE(a->record_ended(late));
+    EXPECT_TRUE(a->lost_hold());
+    EXPECT_NE(a->error().find("this master ('m1', fence 1) was fenced"), std::string::npos) << a->error();
+    Build w = wait;
+    ASSERT_EQ(start_build(w, "w1", {}, 710), TransitionError::none);
+    EXPECT_FALSE(a->claim_available({w})) << "a fenced master claims nothing";
+    EXPECT_EQ(b->load_build(wait.id)->state, BuildState::pending);
+    EXPECT_EQ(b->load_build(run.id)->result, Result::retry) << "the late end changed nothing";
+
+    // Joined again, with a new fence: it claims, but the old build stays ended.
+    EXPECT_EQ(join(*a, "m1", 101), 3u);
+    EXPECT_FALSE(a->record_ended(late));
+    EXPECT_NE(a->error().find("it has ended already"), std::string::npos) << a->error();
+    auto lost = a->claim_available({w});
+    ASSERT_TRUE(lost) << a->error();
+    EXPECT_TRUE(lost->empty());
+    EXPECT_EQ(db_.sql("SELECT master || ' ' || fence FROM builds WHERE id = " + std::to_string(wait.id)), "m1 3");
+}
+
+// At start a master loads every pending build and only the started ones
+// it holds itself; another master's running build is not rerun.
+TEST_P(PgClusterTest, AMasterRecoversOnlyItsOwnStartedBuilds) {
+    auto a = store(), b = store();
+    ASSERT_EQ(join(*a, "m1", 101), 1u);
+    ASSERT_EQ(join(*b, "m2", 102), 1u);
+    Build mine, theirs, pending;
+    mine.builder = theirs.builder = pending.builder = "hello";
+    ASSERT_TRUE(a->record_submitted(mine) && a->record_submitted(theirs) && a->record_submitted(pending));
+    ASSERT_EQ(start_build(mine, "w1", {}, 10), TransitionError::none);
+    ASSERT_EQ(start_build(theirs, "w2", {}, 10), TransitionError::none);
+    ASSERT_TRUE(a->claim_builds({mine})) << a->error();
+    ASSERT_TRUE(b->claim_builds({theirs})) << b->error();
+    std::vector<uint64_t> ids;
+    for (const Build& x : a->load_unfinished()) {
+        ids.push_back(x.id);
+    }
+    EXPECT_EQ(ids, (std::vector<uint64_t>{mine.id, pending.id}));
+    auto more = b->load_pending("hello", {}, 10);
+    ASSERT_TRUE(more);
+    ASSERT_EQ(more->size(), 1u);
+    EXPECT_EQ(more->front().id, pending.id);
+    EXPECT_TRUE(b->load_pending("hello", {pending.id}, 10)->empty()) << "the known ones are left out";
 }
 
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PgClusterTest);
