@@ -57,6 +57,12 @@ bool BuildLifecycle::end_build(ActiveBuild& ab, Ending e) {
         return true;  // nothing to end
     }
     if (!(rerun ? store_->record_retry(ended, *rerun) : store_->record_ended(ended))) {
+        if (store_->lost_hold()) {
+            // Another master holds it, or ended it: no write will ever be
+            // taken, and nothing of this one is recorded.
+            let_go(ab, store_->error());
+            return true;
+        }
         // Nothing changes in memory. A build that ran stays running, as the
         // store says, until its end is stored (retry_store); a pending one
         // stays pending and the caller says why.
@@ -105,6 +111,14 @@ bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& 
         return end_build(*decided.front().ab, decided.front().e) && stored;
     }
     if (!ends.empty() && !store_->record_ends(ends)) {
+        if (store_->lost_hold()) {
+            // One of them is not this master's any more: each on its own,
+            // so that the others are recorded.
+            for (Decided& d : decided) {
+                stored = end_build(*d.ab, d.e) && stored;
+            }
+            return stored;
+        }
         // As end_build leaves each: running, as the store says, until its
         // end is stored (retry_store).
         for (Decided& d : decided) {

@@ -132,8 +132,15 @@ Status BuildLifecycle::cancel(uint64_t id) {
                             "build " + std::to_string(id) + " has ended; its end waits to be recorded");
     }
     if (ab.build.state == BuildState::pending) {
+        let_go_id_ = 0;
         if (!end_build(ab, Ending{Result::cancelled, -1, 0, {}})) {
             return Status::fail(bus::error::Internal, "cannot record the cancellation: " + store_->error());
+        }
+        if (let_go_id_ == id) {
+            // Another master sharing the store started it first.
+            return Status::fail(bus::error::Internal, "build " + std::to_string(id) +
+                                                          " cannot be cancelled here: " + store_->error() +
+                                                          "; cancel it on that master");
         }
         return Status::ok();
     }

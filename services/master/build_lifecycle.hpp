@@ -124,6 +124,25 @@ public:
     // while it still fails.
     bool retry_ends();
 
+    // In a cluster (build_cluster.cpp). Another master queued a build
+    // (`payload` as pending_channel carries it): pulled into the queue
+    // once a worker of its builder has room here.
+    void foreign_pending(const std::string& payload);
+    // Another master started these builds (`payload`: ids, separated by
+    // commas, as taken_channel carries them): not pending here any more.
+    void foreign_taken(const std::string& payload);
+    // Any builder may have builds that other masters queued (at start, or
+    // after a while when nobody listened).
+    void all_foreign();
+    // This master was fenced: every build it ran is another's now, rerun
+    // by the master that declared it dead. Each is let go without a write
+    // to the store, and its worker told to cancel it.
+    void let_go_all(const std::string& why);
+    // This master declared master `dead` dead: its builds ended retry
+    // (written already); their reruns are queued here, and announced to
+    // the others by the store.
+    void took_over(const std::string& dead, std::vector<Retry>& taken);
+
 private:
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
     // What the dispatcher knows of `w`, and bringing it up to date.
@@ -149,6 +168,12 @@ private:
     // The build `id` that the worker on link `sender` runs (`w` is set to
     // that worker, if it is attached), or nullptr.
     ActiveBuild* running_on(const std::string& sender, uint64_t id, Worker** w);
+    // Pending builds other masters queued, for the builders in foreign_
+    // whose workers have room here (build_cluster.cpp).
+    void pull_foreign();
+    // A build this master no longer holds (the store refused its write:
+    // Store::lost_hold) leaves without a write.
+    void let_go(ActiveBuild& ab, const std::string& why);
     // The part of ending a build that follows its store write.
     void ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended, std::optional<Build> rerun);
 
@@ -169,6 +194,8 @@ private:
     SourcePtr dispatch_source_;
     std::set<std::string> unsettled_;  // workers whose builds ended: settled before the next dispatch
     std::set<std::string> latent_workers_;  // as the dispatcher last saw them
+    std::set<std::string> foreign_;  // builders with pending builds other masters queued, maybe
+    uint64_t let_go_id_ = 0;         // the last build let_go() let go
 };
 
 }  // namespace by::master

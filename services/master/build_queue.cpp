@@ -22,6 +22,12 @@ const Build* BuildQueue::find(uint64_t id, Store& store) {
     if (!b) {
         return nullptr;
     }
+    if (b->state != BuildState::finished) {
+        // Another master's (the store is shared): it changes, so it is
+        // read each time.
+        unfinished_ = std::move(*b);
+        return &unfinished_;
+    }
     // A small cache of finished builds, so that a client reading all the
     // properties of one build does not query the database each time.
     constexpr size_t cache_size = 256;
@@ -35,8 +41,10 @@ std::vector<Build> BuildQueue::list(Store& store, uint64_t before, uint64_t limi
     auto builds = store.list_builds(before, limit);
     // The database is written through, but the log position of a running
     // build is only in memory.
+    // A build queued here that the store no longer holds as pending was
+    // taken by another master sharing the store: the store knows better.
     for (auto& b : builds) {
-        if (ActiveBuild* ab = active(b.id)) {
+        if (ActiveBuild* ab = active(b.id); ab && (ab->build.state != BuildState::pending || b.state == BuildState::pending)) {
             b = ab->build;
         }
     }
@@ -71,6 +79,13 @@ ActiveBuild& BuildQueue::add_unstored_end(Build b, Ending e) {
     auto& ref = *ab;
     active_[ref.build.id] = std::move(ab);
     return ref;
+}
+
+void BuildQueue::drop_pending(uint64_t id) {
+    if (ActiveBuild* ab = active(id); ab && ab->build.state == BuildState::pending) {
+        dispatcher_.remove(ab->build.builder, id);
+        active_.erase(id);
+    }
 }
 
 void BuildQueue::retire(uint64_t id, const Build& ended) {

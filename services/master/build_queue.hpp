@@ -43,6 +43,7 @@ struct ActiveBuild {
     std::string path;
     Build shown;                  // what Build1 last told the bus
     std::optional<Ending> ending;
+    bool pulled = false;          // queued by another master sharing the store (build_cluster.cpp)
     uint64_t log_lost = 0;        // bytes of output not written (ENOSPC), since the last write that worked
     std::string log_lost_error;
 
@@ -70,6 +71,9 @@ public:
     ActiveBuild& add_unstored_end(Build b, Ending e);
     // An ended build leaves; `ended` is kept in the cache.
     void retire(uint64_t id, const Build& ended);
+    // A pending build that another master took (or ended) leaves, and the
+    // store tells what became of it.
+    void drop_pending(uint64_t id);
 
     Dispatcher& dispatcher() { return dispatcher_; }
     unsigned pending() const { return static_cast<unsigned>(dispatcher_.pending()); }
@@ -93,6 +97,7 @@ private:
     Dispatcher dispatcher_;
     Active active_;
     std::map<uint64_t, Build> finished_cache_;
+    Build unfinished_;  // the last build find() read that is another master's and not finished
     struct StartCall {
         uint64_t build = 0;
         SlotPtr slot;

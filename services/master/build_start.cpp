@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
+
 #include "common/log.hpp"
 #include "master/agent_call.hpp"
 #include "master/build_lifecycle.hpp"
@@ -107,6 +109,9 @@ void BuildLifecycle::dispatch() {
                 send_build(*ab, *w);
             }
         }
+    }
+    if (!foreign_.empty()) {
+        pull_foreign();
     }
     if (builds_.pending() == 0) {
         return;
@@ -224,7 +229,8 @@ bool BuildLifecycle::begin_builds(const std::vector<Assignment>& plan) {
     if (started.empty()) {
         return true;
     }
-    if (!store_->claim_builds(started)) {
+    const auto lost = store_->claim_available(started);
+    if (!lost) {
         for (const Start& s : starts) {
             builds_.dispatcher().enqueue(s.ab.build.builder, s.ab.build.id);
         }
@@ -236,8 +242,26 @@ bool BuildLifecycle::begin_builds(const std::vector<Assignment>& plan) {
     trouble_.ok();
     // Sending one may end it (a link that cannot take the call), which
     // touches no other build of the plan.
+    // Another master sharing the store claimed these first (or a client
+    // cancelled them there): theirs now.
+    for (uint64_t id : *lost) {
+        if (ActiveBuild* ab = builds_.active(id)) {
+            let_go(*ab, "another master claimed it first");
+        }
+    }
+    std::vector<uint64_t> pulled;
     for (size_t i = 0; i < starts.size(); ++i) {
-        begin_build(starts[i].ab, std::move(started[i]), starts[i].w);
+        if (std::find(lost->begin(), lost->end(), started[i].id) == lost->end()) {
+            if (starts[i].ab.pulled) {
+                pulled.push_back(started[i].id);
+            }
+            begin_build(starts[i].ab, std::move(started[i]), starts[i].w);
+        }
+    }
+    // The masters that queued them drop them (a failure here only leaves
+    // them to find out when they try to claim them).
+    if (!pulled.empty() && !store_->announce_taken(pulled)) {
+        log::info("{}", store_->error());
     }
     return true;
 }

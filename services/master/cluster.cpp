@@ -12,8 +12,8 @@
 namespace by::master {
 
 ClusterMembership::ClusterMembership(sd_event* event, MemberStore* store, MemberIdentity me, ClusterTiming timing,
-                                     std::function<void()> name_lost)
-    : event_(event), store_(store), me_(std::move(me)), timing_(timing), name_lost_(std::move(name_lost)) {}
+                                     ClusterHooks hooks)
+    : event_(event), store_(store), me_(std::move(me)), timing_(timing), hooks_(std::move(hooks)) {}
 
 bool ClusterMembership::start(std::string& error) {
     started_at_ = bus::now_realtime_usec();
@@ -119,8 +119,12 @@ void ClusterMembership::fenced() {
             }
         }
     }
-    log::error("this master was fenced: fence {} no longer holds the name '{}' ({}); joining again", fence_, me_.name,
-               why);
+    log::error("this master was fenced: fence {} no longer holds the name '{}' ({}); its builds were rerun by the "
+               "cluster, its workers are let go, and it joins again",
+               fence_, me_.name, why);
+    if (hooks_.fenced) {
+        hooks_.fenced(why);
+    }
     std::string error;
     bool refused = false;
     if (join(false, error, &refused)) {
@@ -129,7 +133,7 @@ void ClusterMembership::fenced() {
     if (refused) {
         log::error("cannot join the cluster again: {}; stopping", error);
         timer_.reset();
-        name_lost_();
+        hooks_.name_lost();
         return;
     }
     // The next heartbeat finds the same old fence and tries again.
@@ -138,12 +142,18 @@ void ClusterMembership::fenced() {
 
 void ClusterMembership::declare_dead(const MemberListing& listing) {
     for (const MemberRow& r : to_declare_dead(listing.rows, me_.name, listing.now, timing_.timeout_usec)) {
-        const auto done = store_->declare_dead(r, me_.name);
+        std::vector<Retry> taken;
+        const auto done = store_->declare_dead(r, me_.name, bus::now_realtime_usec(), taken);
         if (done && *done) {
             log::warning("declared master '{}' dead: its last heartbeat is {} old, past cluster_timeout ({}); "
-                         "fenced it (fence {} -> {})",
+                         "fenced it (fence {} -> {}) and took over its {} running builds",
                          r.name, seconds_text(heartbeat_age(r, listing.now)), seconds_text(timing_.timeout_usec),
-                         r.fence, r.fence + 1);
+                         r.fence, r.fence + 1, taken.size());
+            if (hooks_.took_over) {
+                hooks_.took_over(r.name, taken);
+            }
+        } else if (!done) {
+            log::warning("cannot declare master '{}' dead: {}", r.name, store_->error());
         }
     }
 }

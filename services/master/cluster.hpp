@@ -33,12 +33,23 @@ struct MemberView {
     bool self = false;
 };
 
+// What the master does when the cluster changes under it.
+struct ClusterHooks {
+    // This master was fenced and a live master now holds its name: it must stop.
+    std::function<void()> name_lost;
+    // This master was fenced (`why`), before it joins again: what it held
+    // is another's now (its builds were rerun), so it lets go of it.
+    std::function<void(const std::string& why)> fenced;
+    // This master declared master `dead` dead and took over its builds:
+    // each ended retry, with its rerun queued.
+    std::function<void(const std::string& dead, std::vector<Retry>& taken)> took_over;
+};
+
 class ClusterMembership {
 public:
-    // `store`: nullptr for a master alone. `name_lost`: called when this
-    // master was fenced and a live master now holds its name (it must stop).
+    // `store`: nullptr for a master alone.
     ClusterMembership(sd_event* event, MemberStore* store, MemberIdentity me, ClusterTiming timing,
-                      std::function<void()> name_lost);
+                      ClusterHooks hooks);
 
     // Joins and starts the heartbeat. False with `error` set when a live
     // master holds the name or the database fails.
@@ -65,7 +76,7 @@ private:
     MemberStore* store_;
     MemberIdentity me_;
     ClusterTiming timing_;
-    std::function<void()> name_lost_;
+    ClusterHooks hooks_;
     uint64_t fence_ = 0;
     uint64_t started_at_ = 0;   // alone: when this master started (its own clock)
     bool failing_ = false;      // the last heartbeat could not be recorded

@@ -40,6 +40,16 @@ size_t Dispatcher::pending(const std::string& builder) const {
     return it == queues_.end() ? 0 : it->second.size();
 }
 
+std::vector<uint64_t> Dispatcher::queued(const std::string& builder) const {
+    auto it = queues_.find(builder);
+    return it == queues_.end() ? std::vector<uint64_t>{} : std::vector<uint64_t>(it->second.begin(), it->second.end());
+}
+
+size_t Dispatcher::ready(const std::string& builder) const {
+    auto it = pools_.find(builder);
+    return it == pools_.end() ? 0 : it->second.ready.size();
+}
+
 bool Dispatcher::Rank::operator<(const Rank& o) const {
     return std::tie(running, last_assigned, name) < std::tie(o.running, o.last_assigned, o.name);
 }

@@ -46,6 +46,10 @@ public:
     bool remove(const std::string& builder, uint64_t build);
     size_t pending() const { return pending_; }
     size_t pending(const std::string& builder) const;
+    // The ids queued for `builder`, oldest first.
+    std::vector<uint64_t> queued(const std::string& builder) const;
+    // How many attached workers of `builder` have room for a build now.
+    size_t ready(const std::string& builder) const;
 
     // Which workers serve which builder (the configuration). Builders not
     // named here keep their pending builds until they are.

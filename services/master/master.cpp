@@ -14,6 +14,7 @@
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "master/notifier.hpp"
+#include "master/pg_listener.hpp"
 #include "master/pg_store.hpp"
 #include "version.hpp"
 
@@ -63,10 +64,20 @@ bool Master::start(std::string& error) {
         event_, store_->members(),
         MemberIdentity{.name = mc.name, .host = config::current_environment().hostname, .address = mc.listen,
                        .pid = static_cast<uint32_t>(getpid())},
-        ClusterTiming{mc.cluster_heartbeat_usec, mc.cluster_timeout_usec}, [this] {
-            stopping();
-            sd_event_exit(event_, EXIT_FAILURE);
-        });
+        ClusterTiming{mc.cluster_heartbeat_usec, mc.cluster_timeout_usec},
+        ClusterHooks{.name_lost =
+                         [this] {
+                             stopping();
+                             sd_event_exit(event_, EXIT_FAILURE);
+                         },
+                     .fenced =
+                         [this](const std::string& why) {
+                             const std::string reason = "this master was fenced (" + why + ")";
+                             build_lifecycle_->let_go_all(reason);
+                             worker_lifecycle_->let_go_remote(reason);
+                         },
+                     .took_over = [this](const std::string& dead,
+                                         std::vector<Retry>& taken) { build_lifecycle_->took_over(dead, taken); }});
     if (!cluster_->start(error)) {
         return false;
     }
@@ -115,6 +126,23 @@ bool Master::start(std::string& error) {
         return false;
     }
     build_lifecycle_->recover(store_->load_unfinished());
+    if (store_->members()) {
+        // Builds the other masters queue are heard of on a connection of
+        // its own.
+        listener_ = std::make_unique<PgListener>(
+            event_, config_.master.database, config_.master.database_password,
+            std::vector<std::string>{pending_channel, taken_channel},
+            PgListener::Events{.heard =
+                                   [this](const std::string& channel, const std::string& payload) {
+                                       if (channel == taken_channel) {
+                                           build_lifecycle_->foreign_taken(payload);
+                                       } else {
+                                           build_lifecycle_->foreign_pending(payload);
+                                       }
+                                   },
+                               .resync = [this] { build_lifecycle_->all_foreign(); }});
+        listener_->start();
+    }
     r = changes_->start(event_);
     if (r >= 0) r = build_lifecycle_->start(event_);
     if (r < 0) {

@@ -37,6 +37,7 @@
 namespace by::master {
 
 class Notifier;
+class PgListener;
 
 class Master final : public LatentHost, public WorkerFacts, public RemoteHost {
 public:
@@ -145,6 +146,7 @@ private:
     std::unique_ptr<LatentControl> latent_;
     std::unique_ptr<BuildLifecycle> build_lifecycle_;
     std::unique_ptr<WorkerLifecycle> worker_lifecycle_;
+    std::unique_ptr<PgListener> listener_;  // a shared store's announcements
     std::function<void(const config::Config&)> reloaded_;
 };
 

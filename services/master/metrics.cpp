@@ -26,6 +26,7 @@ std::string_view to_string(DetachCause c) {
     case DetachCause::removed: return "removed";
     case DetachCause::latent: return "latent";
     case DetachCause::error: return "error";
+    case DetachCause::fenced: return "fenced";
     }
     return "error";
 }

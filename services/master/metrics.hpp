@@ -40,6 +40,7 @@ enum class DetachCause {
     removed,            // a reload removed it from the configuration
     latent,             // its latent machine was given up
     error,              // the master could not talk to it
+    fenced,             // this master was fenced and let its remote workers go
 };
 std::string_view to_string(DetachCause c);
 

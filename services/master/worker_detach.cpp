@@ -23,6 +23,20 @@ void WorkerLifecycle::drop(const std::string& name, DetachCause cause, const std
     }
 }
 
+void WorkerLifecycle::let_go_remote(const std::string& why) {
+    std::vector<std::string> remote;
+    for (const auto& [name, w] : workers_.all()) {
+        if (w->attached && w->link_bus) {
+            remote.push_back(name);
+        }
+    }
+    for (const auto& name : remote) {
+        if (Worker* w = workers_.find(name)) {
+            detach(*w, DetachCause::fenced, why, false);
+        }
+    }
+}
+
 int WorkerLifecycle::on_track_gone(sd_bus_track* track, void* userdata) {
     auto* m = static_cast<WorkerLifecycle*>(userdata);
     for (const auto& [name, w] : m->workers_.all()) {

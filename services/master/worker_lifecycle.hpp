@@ -80,6 +80,9 @@ public:
     // The link `sender` ended without the worker saying so.
     void link_lost(const std::string& sender, const std::string& reason);
     // Detaches worker `name` and closes its link.
+    // This master was fenced: every remote worker is let go (detached,
+    // its connection closed) so that it attaches to a live master.
+    void let_go_remote(const std::string& why);
     void drop(const std::string& name, DetachCause cause, const std::string& reason);
     // Agent1.SetKeepalive and Ping of a remote worker (remote_host.hpp).
     int tell_keepalive(const std::string& name, uint64_t interval, sd_bus_message_handler_t callback, void* userdata,

@@ -138,7 +138,8 @@ class TwoMasters(PgSystemTest):
         wait_for(lambda: "joined the cluster again" in self.b.master.log(), 10, "m-b to join again")
         log = self.b.master.log()
         self.assertIn(f"this master was fenced: fence {fence} no longer holds the name 'm-b' "
-                      "(declared dead by master 'm-a'); joining again", log)
+                      "(declared dead by master 'm-a'); its builds were rerun by the cluster, its workers are let "
+                      "go, and it joins again", log)
         self.assertIn(f"joined the cluster again as 'm-b' with fence {fence + 2}", log)
         self.assertTrue(self.b.master.alive())
         seen = members(self.a)["m-b"]
@@ -164,7 +165,7 @@ class TwoMasters(PgSystemTest):
         self.assertEqual(self.b.master.wait(10), 1)
         log = self.b.master.log()
         self.assertIn(f"no longer holds the name 'm-b' (another master (host ", log)
-        self.assertIn(f"pid {c.master.pid}) took the name); joining again", log)
+        self.assertIn(f"pid {c.master.pid}) took the name); its builds were rerun by the cluster", log)
         self.assertIn("cannot join the cluster again: a live master named 'm-b' is in the cluster", log)
         self.assertIn("; stopping", log)
         seen = members(self.a)["m-b"]

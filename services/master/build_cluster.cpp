@@ -1,0 +1,134 @@
+// A build's life in a cluster, where several masters share one PostgreSQL
+// store: a pending build that another master queued is pulled into this
+// master's queue once a worker of its builder has room here (the store
+// announces each new pending build, pg_listener.hpp); a build that this
+// master no longer holds (it was fenced, or the build was taken over) is
+// let go without a write; the builds of a master declared dead are rerun
+// here. Claims stay race-free in the store (Store::claim_available).
+#include "common/log.hpp"
+#include "master/agent_call.hpp"
+#include "master/build_lifecycle.hpp"
+#include "master/build_logs.hpp"
+
+namespace by::master {
+
+void BuildLifecycle::foreign_pending(const std::string& payload) {
+    const auto nl = payload.find('\n');
+    if (nl == std::string::npos || payload.compare(0, nl, config_.master.name) == 0) {
+        return;  // not ours to pull: queued here
+    }
+    const std::string builder = payload.substr(nl + 1);
+    if (!find_builder(builder)) {
+        return;
+    }
+    foreign_.insert(builder);
+    request_dispatch();
+}
+
+void BuildLifecycle::foreign_taken(const std::string& payload) {
+    size_t at = 0;
+    while (at < payload.size()) {
+        size_t end = payload.find(',', at);
+        end = end == std::string::npos ? payload.size() : end;
+        const uint64_t id = std::strtoull(payload.substr(at, end - at).c_str(), nullptr, 10);
+        if (ActiveBuild* ab = builds_.active(id); ab && ab->build.state == BuildState::pending) {
+            let_go(*ab, "another master started it");
+        }
+        at = end + 1;
+    }
+}
+
+void BuildLifecycle::all_foreign() {
+    for (const auto& [name, b] : config_.builders) {
+        foreign_.insert(name);
+    }
+    request_dispatch();
+}
+
+void BuildLifecycle::pull_foreign() {
+    Dispatcher& d = builds_.dispatcher();
+    for (auto it = foreign_.begin(); it != foreign_.end();) {
+        const size_t ready = d.ready(*it);
+        const size_t queued = d.pending(*it);
+        if (ready <= queued) {
+            ++it;  // what is queued here goes first; pulled once there is room
+            continue;
+        }
+        const size_t wanted = ready - queued;
+        auto got = store_->load_pending(*it, d.queued(*it), wanted);
+        if (!got) {
+            log::warning("cannot look for builds of {} that other masters queued: {}", *it, store_->error());
+            ++it;
+            continue;
+        }
+        for (Build& b : *got) {
+            log_build(log::Level::debug, b, fmt::format("build {} of {} queued by another master: pulled", b.id, b.builder));
+            builds_.add_pending(std::move(b)).pulled = true;
+        }
+        it = got->size() < wanted ? foreign_.erase(it) : std::next(it);
+    }
+}
+
+void BuildLifecycle::let_go(ActiveBuild& ab, const std::string& why) {
+    const uint64_t id = ab.build.id;
+    let_go_id_ = id;
+    if (ab.build.state == BuildState::pending) {
+        log_build(log::Level::info, ab.build, fmt::format("build {} of {} is not pending here any more: {}", id,
+                                                          ab.build.builder, why));
+        builds_.drop_pending(id);
+        changes_.counters(ab.build.builder);
+        return;
+    }
+    const BuildState was = ab.build.state;
+    const uint64_t now = bus::now_realtime_usec();
+    log_build(log::Level::warning, ab.build,
+              fmt::format("build {} of {} on {} is let go without a record: {}; the master that took it over reruns "
+                          "it",
+                          id, ab.build.builder, ab.build.worker, why));
+    // Its processes must not run beside the rerun.
+    if (Worker* w = workers_.find(ab.build.worker); w && w->attached && was == BuildState::running) {
+        MessagePtr call;
+        if (new_agent_call(bus_, *w, "CancelBuild", call) >= 0 && sd_bus_message_append(call.get(), "t", id) >= 0) {
+            sd_bus_call_async(link_of(bus_, *w), nullptr, call.get(), nullptr, nullptr, 0);
+        }
+    }
+    Build ended = ab.build;
+    ended.state = BuildState::finished;
+    ended.result = Result::retry;
+    ended.finished_at = now;
+    ab.ending.reset();
+    ended_stored(ab, Ending{Result::retry, -1, now, why}, was, std::move(ended), std::nullopt);
+}
+
+void BuildLifecycle::let_go_all(const std::string& why) {
+    std::vector<uint64_t> held;
+    for (const auto& [id, ab] : builds_.all_active()) {
+        if (ab->build.state != BuildState::pending) {
+            held.push_back(id);
+        }
+    }
+    for (uint64_t id : held) {
+        if (ActiveBuild* ab = builds_.active(id)) {
+            let_go(*ab, why);
+        }
+    }
+    all_foreign();
+}
+
+void BuildLifecycle::took_over(const std::string& dead, std::vector<Retry>& taken) {
+    for (Retry& t : taken) {
+        log::write(log::Level::notice,
+                   fmt::format("build {} of {} was running on {} under master '{}', which was declared dead; "
+                               "rerunning it as build {}",
+                               t.old.id, t.old.builder, t.old.worker, dead, t.next.id),
+                   {{"BUILDYARD_BUILD", std::to_string(t.old.id)}, {"BUILDYARD_BUILDER", t.old.builder},
+                    {"BUILDYARD_WORKER", t.old.worker}});
+        metrics_.build_finished(t.old);
+        const std::string builder = t.next.builder;
+        builds_.add_pending(std::move(t.next));
+        changes_.counters(builder);
+    }
+    request_dispatch();
+}
+
+}  // namespace by::master

@@ -1,0 +1,213 @@
+"""Builds in a cluster: two or three masters on one PostgreSQL server
+(started by the test, tests/lib/postgresql.py), each on its own private bus
+and loopback TCP port, with remote workers over TLS.
+
+- A build submitted to a master with no worker free runs on another
+  master's worker, woken by LISTEN/NOTIFY.
+- kill -9 of a master in the middle of 200 running and pending builds:
+  every request ends in exactly one successful build, no request runs twice
+  at the same time (each step holds a lock of its request for as long as it
+  runs, and records it when it cannot take it), and the builds that were
+  running are rerun within cluster_timeout plus 5 s.
+- A master frozen with SIGSTOP past cluster_timeout and then continued is
+  fenced: the end its worker reported meanwhile is not recorded, and the
+  build's rerun elsewhere stands. (Its worker keeps running a build while
+  its master is frozen: that is why keepalive_timeout should be below
+  cluster_timeout; here the rerun's worker attaches only once the first
+  run ended.)"""
+
+import os
+import signal
+import time
+
+from harness import MASTER_PATH, System, free_port, master_fingerprint, master_ini, wait_for
+from pg_system_test import PgSystemTest
+
+HEARTBEAT = 1
+TIMEOUT = 3
+
+# The step: takes its request's lock without waiting (a second run of the
+# request at the same time cannot, and says so), records its start and end
+# under the lock of the events file, and sleeps or waits for a file between.
+STEP = r'''
+import fcntl, os, sys, time
+d, req, pause = sys.argv[1], os.environ["BUILDYARD_PROP_req"], sys.argv[2]
+build = os.environ.get("BUILDYARD_BUILD_ID", "?")
+def record(what):
+    with open(os.path.join(d, "events"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(f"{what} {req} {build} {time.time():.3f}\n")
+lock = open(os.path.join(d, f"req-{req}.lock"), "w")
+try:
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    record("overlap")
+    sys.exit(3)
+record("start")
+if pause.startswith("/"):
+    while not os.path.exists(pause):
+        time.sleep(0.05)
+else:
+    time.sleep(float(pause))
+record("end")
+'''
+
+
+class Cluster(PgSystemTest):
+    """self.masters: the Systems, the first one PgSystemTest's own."""
+
+    def setUp(self):
+        super().setUp()
+        self.masters = [self.sys]
+        self.step = self.path("step.py")
+        with open(self.step, "w") as f:
+            f.write(STEP)
+        self.events_dir = self.path("events.d")
+        os.makedirs(self.events_dir)
+
+    def start_masters(self, n, workers, pause, max_builds=1, later=()):
+        """n masters m0..m(n-1), each declaring every worker of `workers`
+        ({master index: [names]}) and of `later` (started by the test), and
+        the builder `b` on all of them; the workers start on their master's
+        port."""
+        while len(self.masters) < n:
+            s = System()
+            self.addCleanup(s.close)
+            s.start_bus()
+            self.masters.append(s)
+        names = [w for ws in workers.values() for w in ws] + list(later)
+        declared = {w: f"password = pw-{w}\nmax_builds = {max_builds}\n" for w in names}
+        builder = {"b": (names, [f"/usr/bin/python3 {self.step} {self.events_dir} {pause}"])}
+        self.ports = []
+        for i, s in enumerate(self.masters):
+            port = free_port()
+            self.ports.append(port)
+            s.write_config(master_ini(declared, builder, name=f"m{i}", listen=f"127.0.0.1:{port}",
+                                      worker_type=None,
+                                      master_lines=f"cluster_heartbeat = {HEARTBEAT}\ncluster_timeout = {TIMEOUT}\n"))
+            s.write_config(f"[master]\ndatabase = {self.pg.uri}\n", "zzz-cluster.ini")
+            s.start_master()
+        for i, ws in workers.items():
+            for w in ws:
+                self.remote_worker(self.masters[i], w, self.ports[i])
+
+    def remote_worker(self, s, name, port):
+        path = os.path.join(s.dir, "etc", "workers", f"{name}.ini")
+        with open(path, "w") as f:
+            f.write(f"master = 127.0.0.1:{port}\npassword = pw-{name}\nreconnect_max = 1\n"
+                    f"master_fingerprint = {master_fingerprint(s)}\n")
+        return s.start_worker(name, config=path)
+
+    def events(self):
+        try:
+            with open(os.path.join(self.events_dir, "events")) as f:
+                return [line.split() for line in f.read().splitlines()]
+        except FileNotFoundError:
+            return []
+
+    def sql(self, query):
+        return self.pg.psql(query)
+
+    def rows(self, query):
+        out = self.sql(query)
+        return [line.split("|") for line in out.splitlines() if line]
+
+
+class SharedQueue(Cluster):
+    def test_a_build_submitted_where_no_worker_is_free_runs_on_another_master(self):
+        # m0 has no worker attached; m1 has w1.
+        self.start_masters(2, {1: ["w1"]}, "0")
+        for _ in range(3):
+            build = self.masters[0].submit("b", req="x")
+            _, result = self.masters[0].wait_build(build, 15)
+            self.assertEqual(result, "success")
+            self.assertEqual(self.masters[0].build_prop(build, "Worker"), "w1")
+            self.assertEqual(self.sql(f"SELECT master FROM builds WHERE id = {build}"), "m1")
+        self.assertEqual([e[0] for e in self.events()], ["start", "end"] * 3)
+
+    def test_each_request_runs_once_when_every_master_takes_from_one_queue(self):
+        self.start_masters(3, {0: ["w0"], 1: ["w1"], 2: ["w2"]}, "0", max_builds=2)
+        submitted = []
+        for i in range(60):
+            submitted.append(self.masters[0].submit("b", req=str(i)))
+        wait_for(lambda: self.sql("SELECT count(*) FROM builds WHERE state <> 'finished'") == "0", 60,
+                 "every build to finish")
+        done = self.rows("SELECT id, result, master FROM builds ORDER BY id")
+        self.assertEqual(sorted(int(r[0]) for r in done), sorted(submitted), "no build ran twice: no retries")
+        self.assertEqual({r[1] for r in done}, {"success"})
+        self.assertGreater(len({r[2] for r in done}), 1, "more than one master ran them: %s" % done)
+        self.assertNotIn("overlap", [e[0] for e in self.events()])
+
+
+class Failover(Cluster):
+    def test_kill_9_of_a_master_with_200_builds_loses_none_and_runs_none_twice(self):
+        workers = {i: [f"w{i}a", f"w{i}b"] for i in range(3)}
+        self.start_masters(3, workers, "0.3", max_builds=2)
+        submitted = []
+        for i in range(200):
+            submitted.append(self.masters[i % 3].submit("b", req=str(i)))
+        # Once m0's workers are busy, kill it.
+        wait_for(lambda: int(self.sql("SELECT count(*) FROM builds WHERE master = 'm0' AND state = 'running'")) >= 2,
+                 30, "builds running on m0")
+        self.masters[0].master.signal(signal.SIGKILL)
+        killed = time.time()
+        self.masters[0].master.wait()
+        running = [int(r[0]) for r in self.rows("SELECT id FROM builds WHERE master = 'm0' AND state = 'running'")]
+        self.assertTrue(running)
+        wait_for(lambda: self.sql("SELECT count(*) FROM builds WHERE state <> 'finished'") == "0", 120,
+                 "every build to finish")
+        # Every request: exactly one success.
+        rows = self.rows("SELECT CASE WHEN request_id = 0 THEN id ELSE request_id END, result, id, retried_as, "
+                         "started_at FROM builds ORDER BY id")
+        successes = {}
+        for request, result, _, _, _ in rows:
+            if result == "success":
+                successes[int(request)] = successes.get(int(request), 0) + 1
+        self.assertEqual(sorted(successes), sorted(submitted))
+        self.assertEqual(set(successes.values()), {1})
+        self.assertNotIn("overlap", [e[0] for e in self.events()])
+        # The builds running on m0 were rerun elsewhere, in time.
+        by_id = {int(r[2]): r for r in rows}
+        for build in running:
+            old = by_id[build]
+            self.assertEqual(old[1], "retry")
+            rerun = by_id[int(old[3])]
+            started = int(rerun[4]) / 1e6
+            self.assertLess(started - killed, TIMEOUT + 5, f"build {build} rerun as {old[3]} started late")
+        takeover = [s.master.log() for s in self.masters[1:]]
+        self.assertEqual(sum(log.count("declared master 'm0' dead") for log in takeover), 1)
+        self.assertTrue(any(f"took over its {len(running)} running builds" in log for log in takeover), takeover)
+
+
+class Fencing(Cluster):
+    def test_a_frozen_master_is_fenced_and_what_it_sends_after_is_not_recorded(self):
+        gate = self.path("gate")
+        self.start_masters(2, {0: ["w0"]}, gate, later=["w1"])
+        build = self.masters[0].submit("b", req="frozen")
+        wait_for(lambda: self.sql(f"SELECT state FROM builds WHERE id = {build}") == "running", 15, "the build")
+        self.assertEqual(self.rows(f"SELECT worker, master FROM builds WHERE id = {build}"), [["w0", "m0"]])
+        self.masters[0].master.signal(signal.SIGSTOP)
+        self.addCleanup(lambda: self.masters[0].master.signal(signal.SIGCONT))
+        # m1 declares m0 dead and queues the build's rerun.
+        wait_for(lambda: self.sql(f"SELECT result FROM builds WHERE id = {build}") == "retry", TIMEOUT + 5,
+                 "the takeover")
+        rerun = int(self.sql(f"SELECT retried_as FROM builds WHERE id = {build}"))
+        finished_at = self.sql(f"SELECT finished_at FROM builds WHERE id = {build}")
+        # The first run ends while its master is frozen: its end waits in
+        # the frozen master's socket.
+        open(gate, "w").close()
+        wait_for(lambda: [e[0] for e in self.events()] == ["start", "end"], 10, "the first run's end")
+        # Then a worker of m1's runs the rerun.
+        self.remote_worker(self.masters[1], "w1", self.ports[1])
+        wait_for(lambda: self.sql(f"SELECT result FROM builds WHERE id = {rerun}") == "success", 20, "the rerun")
+        self.assertEqual(self.sql(f"SELECT worker FROM builds WHERE id = {rerun}"), "w1")
+        self.masters[0].master.signal(signal.SIGCONT)
+        wait_for(lambda: "joined the cluster again as 'm0'" in self.masters[0].master.log(), 10, "the rejoin")
+        wait_for(lambda: f"build {build} of b on w0 is let go without a record" in self.masters[0].master.log(),
+                 10, "the late end let go")
+        self.assertIn("this master was fenced", self.masters[0].master.log())
+        time.sleep(1)
+        self.assertEqual(self.rows(f"SELECT state, result, finished_at, master FROM builds WHERE id = {build}"),
+                         [["finished", "retry", finished_at, "m0"]], "nothing the fenced master sent was recorded")
+        self.assertEqual(self.sql(f"SELECT result FROM builds WHERE id = {rerun}"), "success")
+        self.assertEqual([e[0] for e in self.events()], ["start", "end", "start", "end"])
