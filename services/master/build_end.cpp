@@ -150,6 +150,9 @@ void BuildLifecycle::ended_stored(ActiveBuild& ab, const Ending& e, BuildState w
         append_log(ab, trailer.data(), trailer.size());
     }
     close_log(ab);
+    if (b.started_at != 0 && store_->members()) {
+        share_log(b.id);
+    }
     if (was == BuildState::pending) {
         builds_.dispatcher().remove(b.builder, id);
     } else {

@@ -168,6 +168,10 @@ private:
     // The build `id` that the worker on link `sender` runs (`w` is set to
     // that worker, if it is attached), or nullptr.
     ActiveBuild* running_on(const std::string& sender, uint64_t id, Worker** w);
+    // The log of build `id`, ended here, goes to the shared store with the
+    // next dispatch, for the other masters' ReadLog (build_logs.cpp).
+    void share_log(uint64_t id);
+    void save_shared_logs();
     // Pending builds other masters queued, for the builders in foreign_
     // whose workers have room here (build_cluster.cpp).
     void pull_foreign();
@@ -196,6 +200,8 @@ private:
     std::set<std::string> latent_workers_;  // as the dispatcher last saw them
     std::set<std::string> foreign_;  // builders with pending builds other masters queued, maybe
     uint64_t let_go_id_ = 0;         // the last build let_go() let go
+    std::vector<std::pair<uint64_t, std::string>> logs_to_share_;
+    bool sharing_logs_failed_ = false;  // said so once
 };
 
 }  // namespace by::master

@@ -90,11 +90,53 @@ void close_log(ActiveBuild& ab) {
     ab.log.reset();
 }
 
+void BuildLifecycle::share_log(uint64_t id) {
+    // What a database row should hold: a longer log is cut, and says so.
+    constexpr size_t most = 64u << 20;
+    Fd fd(::open(build_log_path(state_directory_, id).c_str(), O_RDONLY | O_CLOEXEC));
+    std::string text;
+    char buf[65536];
+    ssize_t n = 0;
+    while (fd && text.size() < most && (n = ::read(fd.get(), buf, sizeof buf)) > 0) {
+        text.append(buf, static_cast<size_t>(n));
+    }
+    if (text.size() >= most) {
+        text.resize(most);
+        text += "\n[buildyard-masterd: the rest of this log is on the master that ran the build]\n";
+    }
+    logs_to_share_.emplace_back(id, std::move(text));
+}
+
+void BuildLifecycle::save_shared_logs() {
+    if (logs_to_share_.empty()) {
+        return;
+    }
+    if (store_->save_logs(logs_to_share_)) {
+        sharing_logs_failed_ = false;
+    } else if (!sharing_logs_failed_) {
+        sharing_logs_failed_ = true;
+        log::warning("{}; the logs of builds {} to {} stay readable on this master only", store_->error(),
+                     logs_to_share_.front().first, logs_to_share_.back().first);
+    }
+    logs_to_share_.clear();
+}
+
 Status BuildLifecycle::read_log(uint64_t id, uint64_t offset, uint64_t max, std::string& data) {
-    if (!find(id)) {
+    const Build* b = find(id);
+    if (!b) {
         return Status::fail(bus::error::NoSuchBuild, "no build " + std::to_string(id));
     }
+    const bool mine = builds_.active(id) != nullptr;
     Fd fd(::open(build_log_path(state_directory_, id).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd && !mine && store_->members() && b->state == BuildState::finished && b->started_at != 0) {
+        // Another master ran it (the store is shared).
+        auto shared = store_->load_log(id, offset, std::min(max, read_log_max));
+        if (!shared && !store_->error().empty()) {
+            return Status::fail(bus::error::Internal, "cannot read the log: " + store_->error());
+        }
+        data = shared.value_or(std::string());
+        return Status::ok();
+    }
     struct stat st {};
     if (fd && fstat(fd.get(), &st) < 0) {
         return Status::fail(bus::error::Internal, std::string("cannot read the log: ") + std::strerror(errno));

@@ -88,6 +88,7 @@ void BuildLifecycle::sync_worker(const std::string& name) {
 }
 
 void BuildLifecycle::dispatch() {
+    save_shared_logs();
     // The dispatcher's index learns what changed since the last dispatch;
     // latent workers' readiness also changes with time and their machine,
     // so theirs (a few) is looked at every time.

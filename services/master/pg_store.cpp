@@ -88,6 +88,14 @@ ALTER TABLE builds ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX builds_pending ON builds(builder, id) WHERE state = 'pending';
 CREATE INDEX builds_held ON builds(master) WHERE state IN ('running', 'cleanup');
 )sql",
+    // Version 4: the logs of ended builds, readable from every master.
+    R"sql(
+CREATE TABLE build_logs (
+  build BIGINT PRIMARY KEY,
+  master TEXT NOT NULL,
+  content BYTEA NOT NULL
+);
+)sql",
 };
 
 // A write of a held build goes through only while this master holds its
@@ -150,6 +158,9 @@ Build row_to_build(const PGresult* r, int i) {
 }  // namespace
 
 const char* pg_build_columns() { return build_columns; }
+std::string pg_fenced_write(const std::string& statement, int name, int fence) {
+    return fenced_write(statement, name, fence);
+}
 Build pg_row_to_build(const PGresult* r, int i) { return row_to_build(r, i); }
 
 PgStore::PgStore(std::string uri, std::string password, std::chrono::milliseconds deadline)
@@ -179,6 +190,7 @@ bool PgStore::open() {
     prepare_builds();
     prepare_mail();
     prepare_cluster();
+    prepare_logs();
     // prepare() prepares on the open connection; a failure there dropped it.
     if (!db_.exec("SELECT 1")) {
         return failed("cannot prepare the statements in " + uri_);

@@ -26,6 +26,10 @@ inline constexpr const char* pending_channel = "buildyard_pending";
 // them as a Build (pg_store.cpp).
 const char* pg_build_columns();
 Build pg_row_to_build(const PGresult* r, int i);
+// `statement` (an UPDATE or INSERT ... SELECT ending in a WHERE clause)
+// taken only while the master named by parameter $name holds the fence in
+// parameter $fence (pg_store.cpp says how).
+std::string pg_fenced_write(const std::string& statement, int name, int fence);
 
 // The channel on which a master that started builds another master
 // queued says so: the payload is their ids, separated by commas.
@@ -48,6 +52,9 @@ public:
     bool record_submitted(Build& b) override;
     bool lost_hold() const override { return lost_hold_; }
     bool announce_taken(const std::vector<uint64_t>& ids) override;
+    // Build logs (pg_store_logs.cpp).
+    bool save_logs(const std::vector<std::pair<uint64_t, std::string>>& logs) override;
+    std::optional<std::string> load_log(uint64_t id, uint64_t offset, uint64_t max) override;
     // Up to `limit` pending builds of `builder`, oldest first, leaving out
     // the ids in `known` (the ones this master queues already); nullopt on
     // failure.
@@ -108,6 +115,7 @@ private:
     void prepare_builds();
     void prepare_mail();
     void prepare_cluster();
+    void prepare_logs();
     bool insert_mail(QueuedMail& mail);
 
     PgConnection db_;

@@ -159,6 +159,20 @@ public:
     // Forgets mails sent or given up before `before`.
     virtual bool prune_mail(uint64_t before) = 0;
 
+    // In a shared store: the logs of ended builds this master ran (id,
+    // text), in one commit, so that every master can read them; a log of
+    // a build this master no longer holds is left out.
+    virtual bool save_logs(const std::vector<std::pair<uint64_t, std::string>>& logs) {
+        (void)logs;
+        return true;
+    }
+    // In a shared store: up to `max` bytes from `offset` of a log that a
+    // master saved; nullopt when there is none (error() empty) or on
+    // failure (error() set).
+    virtual std::optional<std::string> load_log(uint64_t id, uint64_t offset, uint64_t max) {
+        (void)id, (void)offset, (void)max;
+        return std::nullopt;
+    }
     // In a shared store: tells the other masters that this one started
     // the builds `ids` that one of them queued, so that they drop them.
     virtual bool announce_taken(const std::vector<uint64_t>& ids) {

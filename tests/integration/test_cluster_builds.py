@@ -44,6 +44,7 @@ except BlockingIOError:
     record("overlap")
     sys.exit(3)
 record("start")
+print(f"request {req} ran", flush=True)
 if pause.startswith("/"):
     while not os.path.exists(pause):
         time.sleep(0.05)
@@ -123,6 +124,10 @@ class SharedQueue(Cluster):
             self.assertEqual(result, "success")
             self.assertEqual(self.masters[0].build_prop(build, "Worker"), "w1")
             self.assertEqual(self.sql(f"SELECT master FROM builds WHERE id = {build}"), "m1")
+            # Its log, saved by m1, reads the same from both.
+            log = self.masters[1].read_log(build)
+            self.assertIn("request x ran\n", log)
+            wait_for(lambda: self.masters[0].read_log(build) == log, 5, "the log on m0")
         self.assertEqual([e[0] for e in self.events()], ["start", "end"] * 3)
 
     def test_each_request_runs_once_when_every_master_takes_from_one_queue(self):

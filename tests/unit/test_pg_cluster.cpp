@@ -257,5 +257,29 @@ TEST_P(PgClusterTest, AMasterRecoversOnlyItsOwnStartedBuilds) {
     EXPECT_TRUE(b->load_pending("hello", {pending.id}, 10)->empty()) << "the known ones are left out";
 }
 
+// The log of an ended build, saved by the master that ran it, reads the
+// same from another master, bytes and all, from any offset; a master
+// saves no log of a build it does not hold.
+TEST_P(PgClusterTest, ALogSavedByTheMasterThatRanTheBuildIsReadFromAnother) {
+    auto a = store(), b = store();
+    ASSERT_EQ(join(*a, "m1", 101), 1u);
+    ASSERT_EQ(join(*b, "m2", 102), 1u);
+    Build x;
+    x.builder = "hello";
+    ASSERT_TRUE(a->record_submitted(x));
+    ASSERT_EQ(start_build(x, "w1", {}, 10), TransitionError::none);
+    ASSERT_TRUE(a->claim_builds({x})) << a->error();
+    std::string text = "step 1\n";
+    text += std::string("\0\xff\x80 binary\n", 11);
+    ASSERT_TRUE(b->save_logs({{x.id, "not mine"}})) << b->error();
+    EXPECT_FALSE(b->load_log(x.id, 0, 100)) << "m2 does not hold it: nothing saved";
+    ASSERT_TRUE(a->save_logs({{x.id, text}})) << a->error();
+    EXPECT_EQ(b->load_log(x.id, 0, 1000), text);
+    EXPECT_EQ(b->load_log(x.id, 7, 3), text.substr(7, 3));
+    EXPECT_EQ(b->load_log(x.id, 1000, 10), std::string()) << "past the end: nothing";
+    EXPECT_FALSE(b->load_log(x.id + 1, 0, 10));
+    EXPECT_TRUE(b->error().empty()) << b->error();
+}
+
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PgClusterTest);
 INSTANTIATE_TEST_SUITE_P(Engines, PgClusterTest, ::testing::ValuesIn(postgresql_only()), engine_name);

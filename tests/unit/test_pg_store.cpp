@@ -35,11 +35,11 @@ protected:
 
 TEST_P(PgStoreTest, RefusesASchemaNewerThanItKnows) {
     ASSERT_TRUE(db_.open());
-    EXPECT_EQ(db_.sql("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+    EXPECT_EQ(db_.sql("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
     db_.sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
     std::string error;
     EXPECT_FALSE(open_pg_store(db_.uri(), "", error));
-    EXPECT_NE(error.find("the schema is version 99, newer than this buildyard-masterd knows (up to 3)"),
+    EXPECT_NE(error.find("the schema is version 99, newer than this buildyard-masterd knows (up to 4)"),
               std::string::npos)
         << error;
     EXPECT_NE(error.find(db_.uri()), std::string::npos) << error;
