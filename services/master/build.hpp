@@ -43,6 +43,10 @@ struct Build {
     bool cancel_requested = false;     // not persisted: a restart ends the build anyway
 };
 
+// Where a pending build waits in its builder's queue: with its request
+// (the id of the request's first build), so a rerun goes first.
+inline uint64_t queue_order(const Build& b) { return b.request_id ? b.request_id : b.id; }
+
 // Why a transition was refused.
 enum class TransitionError { none, not_pending, not_running, already_finished };
 

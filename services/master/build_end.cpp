@@ -154,7 +154,7 @@ void BuildLifecycle::ended_stored(ActiveBuild& ab, const Ending& e, BuildState w
         share_log(b.id);
     }
     if (was == BuildState::pending) {
-        builds_.dispatcher().remove(b.builder, id);
+        builds_.dispatcher().remove(b.builder, id, queue_order(b));
     } else {
         builds_.count_running(b.builder, -1);
     }

@@ -65,7 +65,7 @@ std::vector<uint64_t> BuildQueue::recent_ids(size_t n) const {
 ActiveBuild& BuildQueue::add_pending(Build b) {
     auto ab = std::make_unique<ActiveBuild>(std::move(b));
     ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
-    dispatcher_.enqueue(ab->build.builder, ab->build.id);
+    dispatcher_.enqueue(ab->build.builder, ab->build.id, queue_order(ab->build));
     auto& ref = *ab;
     active_[ref.build.id] = std::move(ab);
     return ref;
@@ -83,7 +83,7 @@ ActiveBuild& BuildQueue::add_unstored_end(Build b, Ending e) {
 
 void BuildQueue::drop_pending(uint64_t id) {
     if (ActiveBuild* ab = active(id); ab && ab->build.state == BuildState::pending) {
-        dispatcher_.remove(ab->build.builder, id);
+        dispatcher_.remove(ab->build.builder, id, queue_order(ab->build));
         active_.erase(id);
     }
 }

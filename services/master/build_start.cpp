@@ -233,7 +233,7 @@ bool BuildLifecycle::begin_builds(const std::vector<Assignment>& plan) {
     const auto lost = store_->claim_available(started);
     if (!lost) {
         for (const Start& s : starts) {
-            builds_.dispatcher().enqueue(s.ab.build.builder, s.ab.build.id);
+            builds_.dispatcher().enqueue(s.ab.build.builder, s.ab.build.id, queue_order(s.ab.build));
         }
         trouble_.failed(started.size() == 1 ? fmt::format("cannot record the start of build {}", started.front().id)
                                          : fmt::format("cannot record the start of build {} and {} more",

@@ -5,26 +5,28 @@
 
 namespace by::master {
 
-void Dispatcher::enqueue(const std::string& builder, uint64_t build) {
+void Dispatcher::enqueue(const std::string& builder, uint64_t build, uint64_t order) {
     auto& q = queues_[builder];
-    // Reruns keep their new, higher id, so appending keeps id order except
-    // for requeued builds older than the tail: insert those in place.
-    if (q.empty() || q.back() < build) {
-        q.push_back(build);
+    const Queued e{order ? order : build, build};
+    // New builds come in order, so appending is the rule; a rerun or a
+    // build requeued after a failed claim is inserted in place.
+    if (q.empty() || q.back() < e) {
+        q.push_back(e);
     } else {
-        q.insert(std::lower_bound(q.begin(), q.end(), build), build);
+        q.insert(std::lower_bound(q.begin(), q.end(), e), e);
     }
     ++pending_;
 }
 
-bool Dispatcher::remove(const std::string& builder, uint64_t build) {
+bool Dispatcher::remove(const std::string& builder, uint64_t build, uint64_t order) {
     auto it = queues_.find(builder);
     if (it == queues_.end()) {
         return false;
     }
     auto& q = it->second;
-    auto pos = std::lower_bound(q.begin(), q.end(), build);
-    if (pos == q.end() || *pos != build) {
+    const Queued e{order ? order : build, build};
+    auto pos = std::lower_bound(q.begin(), q.end(), e);
+    if (pos == q.end() || pos->id != build) {
         return false;
     }
     q.erase(pos);
@@ -42,7 +44,13 @@ size_t Dispatcher::pending(const std::string& builder) const {
 
 std::vector<uint64_t> Dispatcher::queued(const std::string& builder) const {
     auto it = queues_.find(builder);
-    return it == queues_.end() ? std::vector<uint64_t>{} : std::vector<uint64_t>(it->second.begin(), it->second.end());
+    std::vector<uint64_t> ids;
+    if (it != queues_.end()) {
+        for (const Queued& e : it->second) {
+            ids.push_back(e.id);
+        }
+    }
+    return ids;
 }
 
 size_t Dispatcher::ready(const std::string& builder) const {
@@ -144,7 +152,7 @@ std::vector<Assignment> Dispatcher::plan(size_t limit, bool standby) {
         }
         const std::string worker = best->name;
         auto& q = queues_[builder];
-        out.push_back(Assignment{q.front(), builder, worker});
+        out.push_back(Assignment{q.front().id, builder, worker});
         q.pop_front();
         --pending_;
         Entry& e = workers_[worker];

@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace by::master {
@@ -40,10 +41,14 @@ struct Assignment {
 
 class Dispatcher {
 public:
-    // Queues a pending build; builds of one builder leave in id order.
-    void enqueue(const std::string& builder, uint64_t build);
-    // Takes a pending build out of the queue (cancelled). False if absent.
-    bool remove(const std::string& builder, uint64_t build);
+    // Queues a pending build; builds of one builder leave in the order of
+    // `order` (0: the build's id), then of their ids. The master orders by
+    // request (the id of its first build), so the rerun of a build that
+    // was interrupted goes before the builds submitted after it.
+    void enqueue(const std::string& builder, uint64_t build, uint64_t order = 0);
+    // Takes a pending build out of the queue (cancelled), queued with
+    // `order`. False if absent.
+    bool remove(const std::string& builder, uint64_t build, uint64_t order = 0);
     size_t pending() const { return pending_; }
     size_t pending(const std::string& builder) const;
     // The ids queued for `builder`, oldest first.
@@ -89,7 +94,12 @@ private:
     void index(const std::string& name, const Entry& e);
     void unindex(const std::string& name, const Entry& e);
 
-    std::map<std::string, std::deque<uint64_t>> queues_;
+    struct Queued {
+        uint64_t order;
+        uint64_t id;
+        bool operator<(const Queued& o) const { return std::tie(order, id) < std::tie(o.order, o.id); }
+    };
+    std::map<std::string, std::deque<Queued>> queues_;
     size_t pending_ = 0;
     uint64_t sequence_ = 0;
     std::map<std::string, Entry> workers_;

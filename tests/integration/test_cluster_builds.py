@@ -3,7 +3,10 @@
 and loopback TCP port, with remote workers over TLS.
 
 - A build submitted to a master with no worker free runs on another
-  master's worker, woken by LISTEN/NOTIFY.
+  master's worker, woken by LISTEN/NOTIFY; its log reads the same from both.
+- A worker attached to one master is not missing on the others
+  (Worker1.Master names where it is), and its loss is mailed once for the
+  cluster.
 - kill -9 of a master in the middle of 200 running and pending builds:
   every request ends in exactly one successful build, no request runs twice
   at the same time (each step holds a lock of its request for as long as it
@@ -66,7 +69,7 @@ class Cluster(PgSystemTest):
         self.events_dir = self.path("events.d")
         os.makedirs(self.events_dir)
 
-    def start_masters(self, n, workers, pause, max_builds=1, later=()):
+    def start_masters(self, n, workers, pause, max_builds=1, later=(), worker_lines="", master_lines=""):
         """n masters m0..m(n-1), each declaring every worker of `workers`
         ({master index: [names]}) and of `later` (started by the test), and
         the builder `b` on all of them; the workers start on their master's
@@ -77,7 +80,7 @@ class Cluster(PgSystemTest):
             s.start_bus()
             self.masters.append(s)
         names = [w for ws in workers.values() for w in ws] + list(later)
-        declared = {w: f"password = pw-{w}\nmax_builds = {max_builds}\n" for w in names}
+        declared = {w: f"password = pw-{w}\nmax_builds = {max_builds}\n{worker_lines}" for w in names}
         builder = {"b": (names, [f"/usr/bin/python3 {self.step} {self.events_dir} {pause}"])}
         self.ports = []
         for i, s in enumerate(self.masters):
@@ -85,7 +88,8 @@ class Cluster(PgSystemTest):
             self.ports.append(port)
             s.write_config(master_ini(declared, builder, name=f"m{i}", listen=f"127.0.0.1:{port}",
                                       worker_type=None,
-                                      master_lines=f"cluster_heartbeat = {HEARTBEAT}\ncluster_timeout = {TIMEOUT}\n"))
+                                      master_lines=f"cluster_heartbeat = {HEARTBEAT}\ncluster_timeout = {TIMEOUT}\n"
+                                                   + master_lines))
             s.write_config(f"[master]\ndatabase = {self.pg.uri}\n", "zzz-cluster.ini")
             s.start_master()
         for i, ws in workers.items():
@@ -144,20 +148,52 @@ class SharedQueue(Cluster):
         self.assertNotIn("overlap", [e[0] for e in self.events()])
 
 
+class Presence(Cluster):
+    def test_a_worker_on_another_master_is_not_missing_and_its_loss_is_mailed_once(self):
+        # Mail goes nowhere (nothing listens there): it stays queued, and
+        # the queue in the database is what counts.
+        mail = f"[mail]\nfromaddr = buildyard@ci.example.org\nrelayhost = 127.0.0.1\nport = {free_port()}\n"
+        self.start_masters(2, {1: ["w1"]}, "0", worker_lines="missing_timeout = 2\nnotify_on_missing = ops@example.org\n",
+                           master_lines=mail)
+        self.assertEqual(self.masters[1].worker_prop("w1", "Master"), "m1")
+        wait_for(lambda: self.masters[0].worker_prop("w1", "Master") == "m1", HEARTBEAT + 3, "m0 to see w1 on m1")
+        self.assertFalse(self.masters[0].worker_prop("w1", "Connected"))
+        time.sleep(3)
+        self.assertEqual(self.sql("SELECT count(*) FROM mail_queue"), "0", "attached to m1: missing nowhere")
+        self.assertEqual(self.masters[0].worker_prop("w1", "MissingSince"), 0)
+        # w1 is lost: one mail for the cluster, whichever master queues it.
+        self.masters[1].workers["w1"].signal(signal.SIGKILL)
+        wait_for(lambda: self.sql("SELECT count(*) FROM mail_queue WHERE worker = 'w1'") == "1", 10, "the mail")
+        wait_for(lambda: self.masters[0].worker_prop("w1", "Master") == "", HEARTBEAT + 3, "m0 to see w1 gone")
+        time.sleep(2 * HEARTBEAT + 1)
+        self.assertEqual(self.sql("SELECT count(*) FROM mail_queue WHERE worker = 'w1'"), "1")
+        logs = self.masters[0].master.log() + self.masters[1].master.log()
+        self.assertEqual(logs.count("has been missing since"), logs.count("mail 1 to ops@example.org queued") +
+                         logs.count("another master of the cluster mailed it"))
+        self.assertEqual(logs.count("to ops@example.org queued"), 1)
+        for s in self.masters:
+            self.assertTrue(s.worker_prop("w1", "MissingNotified"))
+            self.assertEqual(s.worker_prop("w1", "MissingSince"), self.masters[1].worker_prop("w1", "MissingSince"))
+
+
 class Failover(Cluster):
     def test_kill_9_of_a_master_with_200_builds_loses_none_and_runs_none_twice(self):
         workers = {i: [f"w{i}a", f"w{i}b"] for i in range(3)}
-        self.start_masters(3, workers, "0.3", max_builds=2)
+        self.start_masters(3, workers, "0.5", max_builds=2)
         submitted = []
+        killed = None
         for i in range(200):
-            submitted.append(self.masters[i % 3].submit("b", req=str(i)))
-        # Once m0's workers are busy, kill it.
-        wait_for(lambda: int(self.sql("SELECT count(*) FROM builds WHERE master = 'm0' AND state = 'running'")) >= 2,
-                 30, "builds running on m0")
-        self.masters[0].master.signal(signal.SIGKILL)
-        killed = time.time()
-        self.masters[0].master.wait()
-        running = [int(r[0]) for r in self.rows("SELECT id FROM builds WHERE master = 'm0' AND state = 'running'")]
+            if i == 120:
+                # In the middle: once m0's workers are busy, kill it; the
+                # rest go to the others.
+                wait_for(lambda: int(self.sql("SELECT count(*) FROM builds WHERE master = 'm0' "
+                                              "AND state = 'running'")) >= 2, 30, "builds running on m0")
+                self.masters[0].master.signal(signal.SIGKILL)
+                killed = time.time()
+                self.masters[0].master.wait()
+                running = [int(r[0]) for r in
+                           self.rows("SELECT id FROM builds WHERE master = 'm0' AND state = 'running'")]
+            submitted.append(self.masters[i % 3 if killed is None else 1 + i % 2].submit("b", req=str(i)))
         self.assertTrue(running)
         wait_for(lambda: self.sql("SELECT count(*) FROM builds WHERE state <> 'finished'") == "0", 120,
                  "every build to finish")

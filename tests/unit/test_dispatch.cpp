@@ -292,3 +292,24 @@ TEST(DispatchIndex, ManyWorkersSpreadInRoundRobinOrder) {
     EXPECT_EQ(p.back().worker, "w10001");
     EXPECT_EQ(d.pending(), 0u);
 }
+
+// A rerun (a new id, queued with its request's first id) goes before the
+// builds submitted after that request, on its builder and across builders,
+// and leaves the queue by its id.
+TEST(Dispatch, ARerunGoesBeforeTheBuildsSubmittedAfterItsRequest) {
+    Dispatcher d;
+    for (uint64_t id = 10; id <= 12; ++id) d.enqueue("b", id);
+    d.enqueue("a", 115);
+    d.enqueue("b", 20, 3);  // rerun of request 3
+    d.enqueue("a", 21, 7);  // rerun of request 7
+    EXPECT_EQ(d.queued("b"), (std::vector<uint64_t>{20, 10, 11, 12}));
+    EXPECT_TRUE(d.remove("b", 11));
+    EXPECT_FALSE(d.remove("b", 20)) << "queued under its request, not its id";
+    EXPECT_TRUE(d.remove("b", 20, 3));
+    d.enqueue("b", 20, 3);
+    std::map<std::string, WorkerSlot> w{{"w1", attached(2)}};
+    auto plan = plan_now(d, {{"a", {"w1"}}, {"b", {"w1"}}}, w);
+    ASSERT_EQ(plan.size(), 2u);
+    EXPECT_EQ(plan[0].build, 20u);
+    EXPECT_EQ(plan[1].build, 21u);
+}
