@@ -102,6 +102,15 @@ void ClusterMembership::tick() {
     }
     if (const auto listing = store_->list_members()) {
         declare_dead(*listing);
+        if (hooks_.ticked) {
+            std::set<std::string> live;
+            for (const MemberRow& r : listing->rows) {
+                if (liveness(r, listing->now, timing_.timeout_usec) == Liveness::live) {
+                    live.insert(r.name);
+                }
+            }
+            hooks_.ticked(live);
+        }
     }
 }
 

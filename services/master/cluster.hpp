@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,8 @@ struct ClusterHooks {
     // This master declared master `dead` dead and took over its builds:
     // each ended retry, with its rerun queued.
     std::function<void(const std::string& dead, std::vector<Retry>& taken)> took_over;
+    // After each heartbeat: the members that are live now (this one too).
+    std::function<void(const std::set<std::string>& live)> ticked;
 };
 
 class ClusterMembership {

@@ -77,7 +77,8 @@ bool Master::start(std::string& error) {
                              worker_lifecycle_->let_go_remote(reason);
                          },
                      .took_over = [this](const std::string& dead,
-                                         std::vector<Retry>& taken) { build_lifecycle_->took_over(dead, taken); }});
+                                         std::vector<Retry>& taken) { build_lifecycle_->took_over(dead, taken); },
+                     .ticked = [this](const std::set<std::string>& live) { sync_cluster_presence(live); }});
     if (!cluster_->start(error)) {
         return false;
     }
@@ -154,6 +155,26 @@ bool Master::start(std::string& error) {
     return true;
 }
 
+void Master::sync_cluster_presence(const std::set<std::string>& live) {
+    const auto rows = store_->load_presence();
+    if (!rows) {
+        return;  // the heartbeat says what fails
+    }
+    for (const SharedPresence& p : *rows) {
+        Worker* w = registry_.find(p.name);
+        if (!w || w->attached) {
+            continue;
+        }
+        const std::string elsewhere =
+            p.attached_to != config_.master.name && live.count(p.attached_to) ? p.attached_to : std::string();
+        if (elsewhere != w->master || p.last_disconnected != w->cluster_disconnected) {
+            w->master = elsewhere;
+            w->cluster_disconnected = p.last_disconnected;
+            changes_->worker(*w);  // the notifier decides MissingSince anew
+        }
+    }
+}
+
 void Master::apply_config(config::Config&& c) {
     for (const auto& w : c.warnings) {
         log::warning("{}", w.str());  // on start and on each reload, like the errors
@@ -180,6 +201,7 @@ void Master::apply_config(config::Config&& c) {
         }
     }
     config_ = std::move(c);
+    registry_.set_master_name(config_.master.name);
     build_lifecycle_->builders_changed();
     // Settling may stop and forget a worker, so walk names, not the map.
     std::vector<std::string> removed;

@@ -121,6 +121,10 @@ private:
     // The workers whose builds ended: their latent state, and a removed or
     // shutting-down one may leave now.
     void settle(const std::set<std::string>& names);
+    // In a cluster, after each heartbeat: which live master each worker
+    // not attached here is attached to, and when it last left one
+    // (Worker1.Master; the missing-worker notices follow it).
+    void sync_cluster_presence(const std::set<std::string>& live);
     // Every second while the store fails: what waits for it tries again.
     void retry_store();
 

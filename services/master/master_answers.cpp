@@ -12,8 +12,11 @@ std::optional<WorkerPresence> Master::worker_presence(const std::string& worker)
     const Worker& w = *found;
     WorkerPresence p;
     p.attached = w.attached;
+    p.elsewhere = !w.attached && !w.master.empty();
     p.last_connected = w.last_connected;
-    p.last_disconnected = w.last_disconnected;
+    // In a cluster, its absence starts when it left whichever master it
+    // was on, the same time for every master.
+    p.last_disconnected = std::max(w.last_disconnected, w.cluster_disconnected);
     if (w.latent) {
         const LatentMachine& m = w.latent->machine;
         p.latent = true;

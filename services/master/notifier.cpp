@@ -139,7 +139,7 @@ void Notifier::follow(const std::string& worker, const WorkerPresence& p) {
         }
         return;
     }
-    if (p.attached) {
+    if (p.attached || p.elsewhere) {
         tracker_.attached(worker);
     } else {
         // Never attached: away since the master first saw it.
@@ -194,7 +194,18 @@ void Notifier::queue_missing(const std::string& name) {
     }
     QueuedMail q = due_now(missing_mail(f, config_.mail.fromaddr, cfg->second.notify_on_missing, stamp(now)), now);
     q.worker = name;
-    if (!store_.queue_missing_mail(q, name, loss)) {
+    const bool queued = store_.queue_missing_mail(q, name, loss);
+    if (!queued && store_.lost_hold()) {
+        // Another master sharing the store mailed this loss first.
+        tracker_.mark_notified(name);
+        log::write(log::Level::info,
+                   fmt::format("worker {} has been missing since {}; another master of the cluster mailed it", name,
+                               utc_time(loss)),
+                   {{"BUILDYARD_WORKER", name}});
+        workers_.missing_changed(name);
+        return;
+    }
+    if (!queued) {
         log::write(log::Level::err,
                    fmt::format("worker {} is missing, but its mail cannot be queued: {}; trying again in {} s", name,
                                store_.error(), queue_retry / usec_per_sec),

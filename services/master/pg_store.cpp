@@ -88,8 +88,10 @@ ALTER TABLE builds ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX builds_pending ON builds(builder, id) WHERE state = 'pending';
 CREATE INDEX builds_held ON builds(master) WHERE state IN ('running', 'cleanup');
 )sql",
-    // Version 4: the logs of ended builds, readable from every master.
+    // Version 4: the logs of ended builds, readable from every master, and
+    // the master each worker is attached to.
     R"sql(
+ALTER TABLE workers ADD COLUMN attached_to TEXT NOT NULL DEFAULT '';
 CREATE TABLE build_logs (
   build BIGINT PRIMARY KEY,
   master TEXT NOT NULL,
@@ -276,13 +278,17 @@ void PgStore::prepare_builds() {
     db_.prepare("load_pending",
                 std::string("SELECT ") + build_columns +
                     " FROM builds WHERE state = 'pending' AND builder = $1 AND NOT (id = ANY($2::bigint[])) "
-                    "ORDER BY id LIMIT $3");
+                    "ORDER BY CASE WHEN request_id = 0 THEN id ELSE request_id END, id LIMIT $3");
     db_.prepare("list_builds",
                 "SELECT id, builder, worker, state, result FROM builds WHERE id < $1 ORDER BY id DESC LIMIT $2");
+    // attached_to: set by the master it attaches to, cleared only by that
+    // one ($8: this master's name).
     db_.prepare("save_worker",
-                "INSERT INTO workers (name, paused, pause_reason, last_connected, last_disconnected, info) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET paused=$2, pause_reason=$3, "
-                "last_connected=$4, last_disconnected=$5, info=$6");
+                "INSERT INTO workers (name, paused, pause_reason, last_connected, last_disconnected, info, attached_to) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO UPDATE SET paused=$2, pause_reason=$3, "
+                "last_connected=$4, last_disconnected=$5, info=$6, attached_to = CASE WHEN $7 <> '' THEN $7 "
+                "WHEN workers.attached_to = $8 THEN '' ELSE workers.attached_to END");
+    db_.prepare("load_presence", "SELECT name, attached_to, last_disconnected FROM workers ORDER BY name");
     db_.prepare("load_worker",
                 "SELECT paused, pause_reason, last_connected, last_disconnected, info FROM workers WHERE name=$1");
 }
@@ -428,7 +434,19 @@ std::optional<WorkerRecord> PgStore::load_worker(const std::string& name) {
 bool PgStore::save_worker(const WorkerRecord& w) {
     return write("cannot save a worker", "save_worker",
                  {w.name, w.paused ? "true" : "false", w.pause_reason, pg_param(w.last_connected),
-                  pg_param(w.last_disconnected), store_json::from_map(w.info)});
+                  pg_param(w.last_disconnected), store_json::from_map(w.info), w.attached_to, holder_});
+}
+
+std::optional<std::vector<SharedPresence>> PgStore::load_presence() {
+    PgResult r = run("cannot read the workers' presence", "load_presence", {});
+    if (!r) {
+        return std::nullopt;
+    }
+    std::vector<SharedPresence> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+        out.push_back({pg_text(r.get(), i, 0), pg_text(r.get(), i, 1), pg_u64(r.get(), i, 2)});
+    }
+    return out;
 }
 
 std::unique_ptr<Store> open_pg_store(const std::string& uri, const std::string& password, std::string& error) {

@@ -52,6 +52,7 @@ public:
     bool record_submitted(Build& b) override;
     bool lost_hold() const override { return lost_hold_; }
     bool announce_taken(const std::vector<uint64_t>& ids) override;
+    std::optional<std::vector<SharedPresence>> load_presence() override;
     // Build logs (pg_store_logs.cpp).
     bool save_logs(const std::vector<std::pair<uint64_t, std::string>>& logs) override;
     std::optional<std::string> load_log(uint64_t id, uint64_t offset, uint64_t max) override;

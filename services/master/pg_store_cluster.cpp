@@ -55,6 +55,9 @@ void PgStore::prepare_cluster() {
                                    "ORDER BY id FOR UPDATE");
     db_.prepare("take_over",
                 "UPDATE builds SET state=$2, result=$3, finished_at=$4, retried_as=$5 WHERE id=$1 AND master=$6");
+    // Its workers are attached nowhere since `now`.
+    db_.prepare("release_workers",
+                "UPDATE workers SET attached_to = '', last_disconnected = $2 WHERE attached_to = $1");
     db_.prepare("member_leave",
                 "UPDATE masters SET status = 'left' WHERE name = $1 AND fence = $2 AND status = 'joined'");
 }
@@ -137,6 +140,9 @@ std::optional<bool> PgStore::declare_dead(const MemberRow& row, const std::strin
                 return true;  // it changed: nothing to do, nothing written
             }
             declared = true;
+            if (!write("cannot take over a dead master's workers", "release_workers", {row.name, pg_param(now)})) {
+                return false;
+            }
             PgResult held = run("cannot take over a dead master's builds", "held_builds", {row.name});
             if (!held) {
                 return false;

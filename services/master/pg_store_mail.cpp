@@ -8,6 +8,10 @@ namespace by::master {
 
 namespace {
 
+// How long a master that took a mail to send keeps it from the others:
+// longer than any SMTP session lasts (smtp.hpp's timeouts).
+constexpr uint64_t mail_lease = 600'000'000;
+
 constexpr const char* mail_columns =
     "id, worker, build, subject, sender, recipients, message, queued_at, attempts, next_attempt";
 
@@ -44,12 +48,19 @@ void PgStore::prepare_mail() {
     db_.prepare("insert_mail",
                 "INSERT INTO mail_queue (worker, build, subject, sender, recipients, message, queued_at, attempts, "
                 "next_attempt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id");
+    // Once per loss, whichever master is first: a loss already mailed (by
+    // another master sharing the store) is not mailed again.
     db_.prepare("mark_loss",
                 "INSERT INTO workers (name, notified_loss) VALUES ($1, $2) "
-                "ON CONFLICT (name) DO UPDATE SET notified_loss = $2");
-    db_.prepare("next_due_mail", std::string("SELECT ") + mail_columns +
-                                     " FROM mail_queue WHERE state = 'queued' AND next_attempt <= $1 "
-                                     "ORDER BY next_attempt, id LIMIT 1");
+                "ON CONFLICT (name) DO UPDATE SET notified_loss = $2 WHERE workers.notified_loss < $2");
+    // The mail due first, leased for `mail_lease` so that no other master
+    // sharing the store sends it meanwhile; its delivery's outcome (sent,
+    // retry, given up) replaces the lease.
+    db_.prepare("next_due_mail", std::string("UPDATE mail_queue SET next_attempt = $1 + ") +
+                                     std::to_string(mail_lease) +
+                                     " WHERE id = (SELECT id FROM mail_queue WHERE state = 'queued' AND "
+                                     "next_attempt <= $1 ORDER BY next_attempt, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                                     "RETURNING " + mail_columns);
     db_.prepare("next_mail_time", "SELECT MIN(next_attempt) FROM mail_queue WHERE state = 'queued'");
     db_.prepare("queued_mail_count", "SELECT COUNT(*) FROM mail_queue WHERE state = 'queued'");
     db_.prepare("mail_sent", "UPDATE mail_queue SET state = 'sent', done_at = $2, last_error = '' WHERE id = $1");
@@ -107,10 +118,20 @@ bool PgStore::insert_mail(QueuedMail& m) {
 bool PgStore::queue_mail(QueuedMail& mail) { return insert_mail(mail); }
 
 bool PgStore::queue_missing_mail(QueuedMail& mail, const std::string& worker, uint64_t loss) {
+    lost_hold_ = false;
     if (in_transaction(
             [&] {
-                return insert_mail(mail) &&
-                       write("cannot record a missing notice", "mark_loss", {worker, pg_param(loss)});
+                if (!insert_mail(mail)) {
+                    return false;
+                }
+                PgResult r = run("cannot record a missing notice", "mark_loss", {worker, pg_param(loss)});
+                if (r && std::string_view(PQcmdTuples(r.get())) != "1") {
+                    cause_ = "another master mailed this loss";
+                    error_ = "worker " + worker + " is missing: " + cause_;
+                    lost_hold_ = true;
+                    return false;
+                }
+                return static_cast<bool>(r);
             },
             "cannot commit a missing notice")) {
         return true;

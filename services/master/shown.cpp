@@ -70,11 +70,12 @@ constexpr WorkerProperty row(const char* name, Shown how) {
 
 // Describe has no "name" (workers are keyed by it) and lists the ids of the
 // running builds where Worker1 counts them (worker_registry.cpp).
-constinit const std::array<WorkerProperty, 26> worker_properties{
+constinit const std::array<WorkerProperty, 27> worker_properties{
     row<&WorkerShown::name>("Name", {.constant = true}),
     row<&WorkerShown::type>("Type", {.describe_key = "type"}),
     row<&WorkerShown::state>("State", {.describe_key = "state"}),
     row<&WorkerShown::connected>("Connected", {.describe_key = "connected"}),
+    row<&WorkerShown::master>("Master", {.describe_key = "master"}),
     row<&WorkerShown::paused>("Paused", {.describe_key = "paused"}),
     row<&WorkerShown::pause_reason>("PauseReason", {.describe_key = "pause_reason"}),
     row<&WorkerShown::max_builds>("MaxBuilds", {.describe_key = "max_builds"}),

@@ -24,6 +24,7 @@ struct WorkerShown {
     std::string type;
     std::string state;
     bool connected = false;
+    std::string master;
     bool paused = false;
     std::string pause_reason;
     uint32_t max_builds = 0;
@@ -61,7 +62,7 @@ struct WorkerProperty {
     bool (*differs)(const WorkerShown& a, const WorkerShown& b);
     void (*to_json)(nlohmann::json& out, const WorkerShown& s);
 };
-extern const std::array<WorkerProperty, 26> worker_properties;
+extern const std::array<WorkerProperty, 27> worker_properties;
 
 // The Worker1 property names whose values differ, in introspection order.
 std::vector<const char*> changed_properties(const WorkerShown& before, const WorkerShown& now);

@@ -23,6 +23,17 @@ struct WorkerRecord {
     uint64_t last_connected = 0;
     uint64_t last_disconnected = 0;
     std::map<std::string, std::string> info;
+    // In a shared store: the master it is attached to ('' when it is not);
+    // a master clears only its own name, so a worker that moved on stays
+    // where it went.
+    std::string attached_to;
+};
+
+// A worker as the cluster sees it (a shared store's workers table).
+struct SharedPresence {
+    std::string name;
+    std::string attached_to;
+    uint64_t last_disconnected = 0;
 };
 
 // Per-worker facts for missing-worker mail.
@@ -173,6 +184,9 @@ public:
         (void)id, (void)offset, (void)max;
         return std::nullopt;
     }
+    // In a shared store: every worker's row as the cluster sees it; nullopt
+    // for a store of one master's own, or on failure (error() set).
+    virtual std::optional<std::vector<SharedPresence>> load_presence() { return std::nullopt; }
     // In a shared store: tells the other masters that this one started
     // the builds `ids` that one of them queued, so that they drop them.
     virtual bool announce_taken(const std::vector<uint64_t>& ids) {

@@ -40,6 +40,11 @@ struct Worker {
     std::string pause_reason;
     uint64_t last_connected = 0;
     uint64_t last_disconnected = 0;
+    // In a cluster: the member it is attached to (this master's name while
+    // attached here, a live other's, or empty), and when it last detached
+    // from any master (Master::sync_cluster_presence).
+    std::string master;
+    uint64_t cluster_disconnected = 0;
     bool unsaved = false;         // the store missed a change of the above; retried
     // Missing-worker facts as the notifier last gave them (Worker1.MissingSince, MissingNotified).
     uint64_t missing_since = 0;

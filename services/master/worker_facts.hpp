@@ -14,6 +14,8 @@ namespace by::master {
 // Where a worker is, as watching for its absence needs it.
 struct WorkerPresence {
     bool attached = false;
+    // In a cluster: attached to another live master (so not missing).
+    bool elsewhere = false;
     uint64_t last_connected = 0;      // 0: never attached
     uint64_t last_disconnected = 0;   // 0: never detached
     // A latent worker's machine: since when it has been wanted and not come

@@ -53,7 +53,8 @@ const std::string* WorkerLifecycle::key(const Worker& w) const {
 }
 
 bool WorkerLifecycle::save(Worker& w) {
-    WorkerRecord rec{w.cfg.name, w.paused, w.pause_reason, w.last_connected, w.last_disconnected, w.info};
+    WorkerRecord rec{w.cfg.name, w.paused,     w.pause_reason, w.last_connected, w.last_disconnected,
+                     w.info,     w.attached ? config_.master.name : std::string()};
     if (!store_->save_worker(rec)) {
         w.unsaved = true;
         trouble_.failed("cannot save the state of worker " + w.cfg.name);

@@ -45,6 +45,7 @@ WorkerShown shown_of(const Worker& w) {
     s.type = std::string(config::to_string(w.cfg.type));
     s.state = std::string(to_string(w.state()));
     s.connected = w.attached;
+    s.master = w.master;
     s.paused = w.paused;
     s.pause_reason = w.pause_reason;
     s.max_builds = w.cfg.max_builds;
@@ -137,6 +138,7 @@ void WorkerRegistry::link(Worker& w, const std::string& sender, const std::map<s
     w.info = info;
     w.shutting_down = false;
     w.last_connected = now;
+    w.master = master_name_;
     sender_to_worker_[sender] = w.cfg.name;
     changed(w);
 }
@@ -152,6 +154,7 @@ std::function<void(const std::string&)> WorkerRegistry::unlink(Worker& w, uint64
     w.track.reset();
     w.shutting_down = false;
     w.last_disconnected = now;
+    w.master.clear();
     changed(w);
     return drop_link;
 }

@@ -27,6 +27,9 @@ public:
     // `on_change` is called whenever a worker is marked changed (the master
     // arms its once-per-iteration flush there).
     explicit WorkerRegistry(std::function<void()> on_change) : on_change_(std::move(on_change)) {}
+    // This master's name, for Worker1.Master while a worker is attached here.
+    void set_master_name(std::string name) { master_name_ = std::move(name); }
+    const std::string& master_name() const { return master_name_; }
 
     Worker* find(const std::string& name);
     const Worker* find(const std::string& name) const;
@@ -91,6 +94,7 @@ private:
     WorkerShown scratch_;
     const Worker* emitting_ = nullptr;
     std::function<void()> on_change_;
+    std::string master_name_;
 };
 
 }  // namespace by::master

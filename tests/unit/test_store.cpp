@@ -122,7 +122,7 @@ TEST_P(StoreTest, WorkerStatePersists) {
         auto s = db_.open();
         ASSERT_TRUE(s);
         EXPECT_FALSE(s->load_worker("bot1"));
-        WorkerRecord w{"bot1", true, "disk full", 5, 6, {{"host", "h1"}}};
+        WorkerRecord w{"bot1", true, "disk full", 5, 6, {{"host", "h1"}}, ""};
         ASSERT_TRUE(s->save_worker(w));
         w.last_disconnected = 7;
         ASSERT_TRUE(s->save_worker(w));

@@ -173,7 +173,7 @@ TEST(JsonProducers, StoreWritesIllFormedBytes) {
         ASSERT_NO_THROW(ASSERT_TRUE(store->record_submitted(b)) << store->error());
         by::master::start_build(b, "bot1", {{"os", random_bytes(rng, 16) + "\xc3"}}, 10);
         ASSERT_NO_THROW(ASSERT_TRUE(store->claim_builds({b})) << store->error());
-        by::master::WorkerRecord w{"bot1", true, "r", 1, 2, {{"host", random_bytes(rng, 20) + "\xed\xa0\x80"}}};
+        by::master::WorkerRecord w{"bot1", true, "r", 1, 2, {{"host", random_bytes(rng, 20) + "\xed\xa0\x80"}}, ""};
         ASSERT_NO_THROW(ASSERT_TRUE(store->save_worker(w)) << store->error());
     }
 }
