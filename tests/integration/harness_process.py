@@ -1,0 +1,120 @@
+"""Processes for the integration tests: where the daemons are, waiting for
+a condition, and Process, a daemon a System started (harness.py)."""
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+SOURCE = os.environ.get("BUILDYARD_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN = os.environ.get("BUILDYARD_BIN", os.path.join(SOURCE, "build", "bin"))
+
+MASTER = "org.buildyard.Master1"
+MASTER_PATH = "/org/buildyard/Master1"
+
+NOBODY_UID = 65534
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    """Polls predicate until it returns a true value; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+class Process:
+    """A process a System started. Its NOTIFY_SOCKET, if it has one, is read
+    all the time, as systemd does: undrained, the socket's queue
+    (net.unix.max_dgram_qlen, often 10) fills and the daemon blocks in
+    sd_notify() for good. wait_notify() works on the datagrams read so far;
+    `messages` keeps them all."""
+
+    def __init__(self, popen, log_path, notify=None):
+        self.popen = popen
+        self.log_path = log_path
+        self.notify = notify
+        self.messages = []
+        self._cursor = 0
+        self._cond = threading.Condition()
+        if notify is not None:
+            threading.Thread(target=self._read, args=(notify,), daemon=True).start()
+
+    def _read(self, sock):
+        while True:
+            try:
+                sock.settimeout(0.2)
+                msg = sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return  # closed by stop()
+            with self._cond:
+                self.messages.append(msg.decode(errors="replace"))
+                self._cond.notify_all()
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.popen.pid, sig)
+
+    def wait(self, timeout=20):
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, timeout=10):
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self.notify:
+            self.notify.close()
+            self.notify = None
+
+    def notified(self, line):
+        """How many of its datagrams so far have `line` as one of their lines."""
+        with self._cond:
+            return sum(1 for m in self.messages if line in m.split("\n"))
+
+    def wait_notify(self, text, timeout=10):
+        """Waits for a datagram on this process's NOTIFY_SOCKET containing
+        text, after those an earlier wait_notify() returned."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                while self._cursor < len(self.messages):
+                    msg = self.messages[self._cursor]
+                    self._cursor += 1
+                    if text in msg:
+                        return msg
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no '{text}' from pid {self.pid} in {timeout}s; log:\n{self.log()}")
+                self._cond.wait(remaining)
