@@ -14,7 +14,7 @@ from harness_bus import (SignalMonitor, all_properties, bus_error, dbus_send, pr
                          read_log_slice, start_master_env, unique_names_of)
 from harness_cases import (LATENT, LATENT_PATH, RemoteLinkTest, SystemTest, gate_dir, gate_step,  # noqa: F401
                            master_fingerprint, open_gate, start_latentd, wait_gate_reached)
-from harness_database import PG_URI  # noqa: F401
+from harness_database import PG_URI, sqlite_only  # noqa: F401
 from harness_process import (BIN, MASTER, MASTER_PATH, NOBODY_UID, SOURCE, Process, free_port,  # noqa: F401
                              wait_for)
 from harness_system import BUS_CONFIG, POLICY_DIR, System, master_ini  # noqa: F401

@@ -8,7 +8,10 @@ the tests expect them. Otherwise the master's SQLite file in its state
 directory, as without a drop-in.
 """
 
+import functools
+import json
 import os
+import sqlite3
 import subprocess
 
 PG_URI = os.environ.get("BUILDYARD_TEST_PG_URI", "") if os.environ.get(
@@ -30,3 +33,37 @@ def system_database(dropin_dir):
     with open(os.path.join(dropin_dir, "zz-test-database.ini"), "w") as f:
         f.write(f"[master]\ndatabase = {database}\n")
     return database
+
+
+def state_rows(database, state_dir, sql):
+    """The rows of `sql` (a SELECT) in a master's state, as tuples: from
+    its SQLite file in state_dir, or from its PostgreSQL schema (`database`,
+    from system_database) through psql, whose JSON keeps numbers numbers."""
+    if not database:
+        db = sqlite3.connect(os.path.join(state_dir, "state.db"), timeout=10)
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
+    out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", database, "-c",
+                          f"SELECT coalesce(json_agg(row_to_json(r)), '[]') FROM ({sql}) r"],
+                         check=True, capture_output=True, text=True).stdout
+    return [tuple(row.values()) for row in json.loads(out)]
+
+
+def sqlite_only(reason):
+    """Marks a test method that cannot apply to a master on
+    PostgreSQL, saying why. tests/lib/run-unittest.py leaves it out of a
+    run with BUILDYARD_TEST_DATABASE=postgresql and names it with `reason`:
+    not a skip, which CI counts as a failure, but a test that is not part
+    of the PostgreSQL run. Run on PostgreSQL some other way, it fails."""
+    def mark(test):
+        @functools.wraps(test)
+        def run(self, *args, **kwargs):
+            if PG_URI:
+                raise AssertionError(f"{self.id()} is for SQLite only ({reason}); "
+                                     "tests/lib/run-unittest.py leaves it out on PostgreSQL")
+            return test(self, *args, **kwargs)
+        run.sqlite_only = reason
+        return run
+    return mark

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import textwrap
 
-from harness_database import system_database
+from harness_database import state_rows, system_database
 from harness_process import BIN, MASTER, MASTER_PATH, SOURCE, Process, wait_for
 
 with open(os.path.join(SOURCE, "tests", "lib", "system-bus.conf.in")) as _f:
@@ -64,6 +64,11 @@ class System:
         os.makedirs(os.path.join(self.dir, "etc", "master.d"))
         os.makedirs(os.path.join(self.dir, "etc", "workers"))
         self.database = system_database(os.path.join(self.dir, "etc", "master.d"))
+
+    def state_rows(self, sql):
+        """The rows of a SELECT in the master's state, on either database
+        (harness_database.state_rows)."""
+        return state_rows(self.database, self.state_dir, sql)
 
     # --- processes -----------------------------------------------------
 

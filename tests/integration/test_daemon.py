@@ -9,7 +9,8 @@ import subprocess
 import time
 import unittest
 
-from harness import BIN, MASTER, MASTER_PATH, SOURCE, SystemTest, master_ini, start_master_env, wait_for
+from harness import (BIN, MASTER, MASTER_PATH, SOURCE, SystemTest, master_ini, sqlite_only, start_master_env,
+                     wait_for)
 
 PROGRAMS = ("buildyard-masterd", "buildyard-workerd", "buildyardctl")
 
@@ -39,6 +40,7 @@ class Notify(DaemonTest):
             self.assertEqual(self.sys.wait_build(b), (b, "success"))
         master.wait_notify("STATUS=1/2 workers attached, 0 builds running, 0 pending")
 
+    @sqlite_only("it stalls the master's loop with an exclusive lock on its SQLite file")
     def test_watchdog_pings(self):
         self.sys.write_config(master_ini(["w1"]))
         master = start_master_env(self.sys, {"WATCHDOG_USEC": "200000"})

@@ -14,7 +14,6 @@ machines stopped at master shutdown."""
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -343,11 +342,7 @@ class LatentWorkerTest(LatentFixture):
         so one more call through the master's loop is enough to see it: no
         sleep, and no wait for the SMTP delivery of a second mail."""
         self.sys.worker_prop("vm1", "StartFailures")
-        db = sqlite3.connect(os.path.join(self.sys.state_dir, "state.db"), timeout=10)
-        try:
-            return db.execute("SELECT COUNT(*) FROM mail_queue WHERE worker = 'vm1'").fetchone()[0]
-        finally:
-            db.close()
+        return self.sys.state_rows("SELECT COUNT(*) FROM mail_queue WHERE worker = 'vm1'")[0][0]
 
     def test_wrong_stale_and_copied_tokens_are_refused_and_the_machine_keeps_running(self):
         self.start(self.config(build_wait=-1))

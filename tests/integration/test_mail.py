@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import unittest
 
@@ -130,11 +129,7 @@ class MailTest(SystemTest):
         self.sys.wait_attached(name, attached=False)
 
     def queue_rows(self):
-        db = sqlite3.connect(os.path.join(self.sys.state_dir, "state.db"), timeout=10)
-        try:
-            return db.execute("SELECT id, state, subject, attempts, last_error FROM mail_queue ORDER BY id").fetchall()
-        finally:
-            db.close()
+        return self.sys.state_rows("SELECT id, state, subject, attempts, last_error FROM mail_queue ORDER BY id")
 
     def master_log_has(self, text, timeout=20):
         try:
@@ -514,9 +509,7 @@ class MailTest(SystemTest):
         # Tried again for the refused one only: still the one mail.
         wait_for(lambda: self.queue_rows()[0][3] >= 3, 20, "two more attempts")
         self.assertEqual(len(self.mail.files()), 1)
-        db = sqlite3.connect(os.path.join(s.state_dir, "state.db"), timeout=10)
-        self.addCleanup(db.close)
-        self.assertEqual(db.execute("SELECT recipients FROM mail_queue").fetchone()[0], '["refuse@example.com"]')
+        self.assertEqual(s.state_rows("SELECT recipients FROM mail_queue"), [('["refuse@example.com"]',)])
 
     def test_if_available_takes_any_certificate_without_tls_ca_file(self):
         """Opportunistic TLS: encrypted, certificate not checked (a local relay's snakeoil)."""
