@@ -38,8 +38,11 @@ class Postgres:
         self.fast = fast
         self.proc = None
         self.uri = f"postgresql:///buildyard?host={self.sock}&port={PORT}&user=postgres"
-        for d in (self.data, self.sock):
-            os.mkdir(d, 0o700)
+        # The socket's directory lets every user through (0711): a master
+        # that runs as another user (test_access runs it as nobody) must
+        # reach the socket, which PostgreSQL makes 0777 itself.
+        for d, mode in ((self.data, 0o700), (self.sock, 0o711)):
+            os.mkdir(d, mode)
             if os.geteuid() == 0:
                 shutil.chown(d, "postgres", "postgres")
         subprocess.run(_as_postgres() + [f"{BINDIR}/initdb", "-D", self.data, "-A", "trust", "-U", "postgres",
