@@ -38,6 +38,38 @@ void BuildLifecycle::foreign_taken(const std::string& payload) {
     }
 }
 
+Status BuildLifecycle::cancel_elsewhere(const Build& found) {
+    Build b = found;
+    const std::string id = std::to_string(b.id);
+    if (b.state == BuildState::pending) {
+        if (cancel_pending(b, bus::now_realtime_usec()) != TransitionError::none || !store_->record_ended(b)) {
+            return Status::fail(bus::error::Internal, "cannot record the cancellation of build " + id + ": " +
+                                                          store_->error());
+        }
+        store_->announce_taken({b.id});  // the masters that queue it drop it
+        log_build(log::Level::notice, b, fmt::format("pending build {} of {} cancelled", id, b.builder));
+        return Status::ok();
+    }
+    if (!store_->request_cancel(b.id)) {
+        return Status::fail(bus::error::Internal, "cannot ask the master that runs build " + id + " to cancel it: " +
+                                                      store_->error());
+    }
+    log_build(log::Level::notice, b, fmt::format("asked the master that runs build {} of {} to cancel it", id,
+                                                 b.builder));
+    return Status::ok();
+}
+
+void BuildLifecycle::foreign_cancel(const std::string& payload) {
+    const uint64_t id = std::strtoull(payload.c_str(), nullptr, 10);
+    if (ActiveBuild* ab = builds_.active(id); ab && ab->build.state != BuildState::pending) {
+        const Build b = ab->build;
+        if (const Status s = cancel(id); !s) {
+            log_build(log::Level::warning, b,
+                      fmt::format("another master asked to cancel build {}, which cannot be: {}", id, s.message));
+        }
+    }
+}
+
 void BuildLifecycle::all_foreign() {
     for (const auto& [name, b] : config_.builders) {
         foreign_.insert(name);

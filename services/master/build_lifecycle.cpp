@@ -121,7 +121,11 @@ Status BuildLifecycle::submit(const std::string& builder, const std::map<std::st
 Status BuildLifecycle::cancel(uint64_t id) {
     ActiveBuild* found = builds_.active(id);
     if (!found) {
-        if (find(id)) {
+        const Build* b = find(id);
+        if (b && b->state != BuildState::finished) {
+            return cancel_elsewhere(*b);  // another master sharing the store holds it
+        }
+        if (b) {
             return Status::fail(bus::error::AlreadyFinished, "build " + std::to_string(id) + " has already finished");
         }
         return Status::fail(bus::error::NoSuchBuild, "no build " + std::to_string(id));

@@ -128,9 +128,16 @@ public:
     // (`payload` as pending_channel carries it): pulled into the queue
     // once a worker of its builder has room here.
     void foreign_pending(const std::string& payload);
+    // Build1.Cancel of a build that another master holds (or queued, and
+    // this one does not): a pending one is cancelled in the store, a
+    // running one through the master that runs it (cancel_channel).
+    Status cancel_elsewhere(const Build& b);
     // Another master started these builds (`payload`: ids, separated by
     // commas, as taken_channel carries them): not pending here any more.
     void foreign_taken(const std::string& payload);
+    // Another master was asked to cancel build `payload` (its id), which
+    // this one runs.
+    void foreign_cancel(const std::string& payload);
     // Any builder may have builds that other masters queued (at start, or
     // after a while when nobody listened).
     void all_foreign();

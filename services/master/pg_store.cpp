@@ -264,6 +264,7 @@ void PgStore::prepare_builds() {
                 fenced_write("UPDATE builds SET state=$2, worker=$3, properties=$4, started_at=$5, current_step=$6, "
                              "master=$7, fence=$8 WHERE id=$1 AND state='pending'",
                              7, 8));
+    db_.prepare("request_cancel", "SELECT pg_notify('" + std::string(cancel_channel) + "', $1)");
     db_.prepare("announce_taken", "SELECT pg_notify('" + std::string(taken_channel) + "', $1)");
     // Why a fenced write changed nothing.
     db_.prepare("hold_of",

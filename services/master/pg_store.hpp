@@ -35,6 +35,10 @@ std::string pg_fenced_write(const std::string& statement, int name, int fence);
 // queued says so: the payload is their ids, separated by commas.
 inline constexpr const char* taken_channel = "buildyard_taken";
 
+// The channel on which a master asks the one that runs a build to cancel
+// it: the payload is its id.
+inline constexpr const char* cancel_channel = "buildyard_cancel";
+
 class PgStore final : public BatchStore, public MemberStore {
 public:
     // Each connect and statement ends within `deadline`.
@@ -52,6 +56,9 @@ public:
     bool record_submitted(Build& b) override;
     bool lost_hold() const override { return lost_hold_; }
     bool announce_taken(const std::vector<uint64_t>& ids) override;
+    bool request_cancel(uint64_t id) override {
+        return write("cannot ask for a cancellation", "request_cancel", {pg_param(id)});
+    }
     std::optional<std::vector<SharedPresence>> load_presence() override;
     // Build logs (pg_store_logs.cpp).
     bool save_logs(const std::vector<std::pair<uint64_t, std::string>>& logs) override;

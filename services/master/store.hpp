@@ -187,6 +187,11 @@ public:
     // In a shared store: every worker's row as the cluster sees it; nullopt
     // for a store of one master's own, or on failure (error() set).
     virtual std::optional<std::vector<SharedPresence>> load_presence() { return std::nullopt; }
+    // In a shared store: asks the master that runs build `id` to cancel it.
+    virtual bool request_cancel(uint64_t id) {
+        (void)id;
+        return false;
+    }
     // In a shared store: tells the other masters that this one started
     // the builds `ids` that one of them queued, so that they drop them.
     virtual bool announce_taken(const std::vector<uint64_t>& ids) {

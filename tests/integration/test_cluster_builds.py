@@ -148,6 +148,32 @@ class SharedQueue(Cluster):
         self.assertNotIn("overlap", [e[0] for e in self.events()])
 
 
+class OneView(Cluster):
+    def test_every_master_lists_reads_and_cancels_the_clusters_builds(self):
+        gate = self.path("gate")
+        self.start_masters(2, {1: ["w1"]}, gate)
+        m0, m1 = self.masters
+        running = m1.submit("b", req="running")
+        wait_for(lambda: m1.build_prop(running, "State") == "running", 10, "the first build to start")
+        pending = m1.submit("b", req="pending")
+        # m0, which has no worker, sees both as they are.
+        listed = {b[0]: b[1:5] for b in m0.call(MASTER_PATH, "org.buildyard.Master1", "ListBuilds", "t", 10)[0]}
+        self.assertEqual(listed[running], ["b", "w1", "running", ""])
+        self.assertEqual(listed[pending], ["b", "", "pending", ""])
+        self.assertEqual(m0.build_prop(running, "Worker"), "w1")
+        self.assertEqual(m0.build_prop(pending, "State"), "pending")
+        # Cancelled from m0: the pending one in the store, the running one by m1.
+        m0.call(m0.build_path(pending), "org.buildyard.Build1", "Cancel")
+        self.assertEqual(m0.build_prop(pending, "Result"), "cancelled")
+        wait_for(lambda: m1.build_prop(pending, "Result") == "cancelled", 5, "m1 to drop the pending build")
+        m0.call(m0.build_path(running), "org.buildyard.Build1", "Cancel")
+        wait_for(lambda: m0.build_prop(running, "Result") == "cancelled", 10, "m1 to cancel the running build")
+        self.assertIn(f"asked the master that runs build {running} of b to cancel it", m0.master.log())
+        self.assertEqual(m1.build_prop(pending, "State"), "finished")
+        time.sleep(1)
+        self.assertEqual([e[0] for e in self.events()], ["start"], "the pending build never ran")
+
+
 class Presence(Cluster):
     def test_a_worker_on_another_master_is_not_missing_and_its_loss_is_mailed_once(self):
         # Mail goes nowhere (nothing listens there): it stays queued, and
