@@ -89,10 +89,16 @@ void BuildLifecycle::pull_foreign() {
         const size_t wanted = ready - queued;
         auto got = store_->load_pending(*it, d.queued(*it), wanted);
         if (!got) {
-            log::warning("cannot look for builds of {} that other masters queued: {}", *it, store_->error());
+            if (!pull_failing_) {
+                log::warning("cannot look for builds of {} that other masters queued: {}; trying again with the "
+                             "next dispatch",
+                             *it, store_->error());
+                pull_failing_ = true;
+            }
             ++it;
             continue;
         }
+        pull_failing_ = false;
         for (Build& b : *got) {
             log_build(log::Level::debug, b, fmt::format("build {} of {} queued by another master: pulled", b.id, b.builder));
             builds_.add_pending(std::move(b)).pulled = true;

@@ -206,6 +206,7 @@ private:
     std::set<std::string> unsettled_;  // workers whose builds ended: settled before the next dispatch
     std::set<std::string> latent_workers_;  // as the dispatcher last saw them
     std::set<std::string> foreign_;  // builders with pending builds other masters queued, maybe
+    bool pull_failing_ = false;      // said so once
     uint64_t let_go_id_ = 0;         // the last build let_go() let go
     std::vector<std::pair<uint64_t, std::string>> logs_to_share_;
     bool sharing_logs_failed_ = false;  // said so once
