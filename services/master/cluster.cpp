@@ -82,6 +82,7 @@ void ClusterMembership::tick() {
                          seconds_text(timing_.heartbeat_usec));
         }
         failing_ = true;
+        blind_ = true;
         return;
     }
     if (failing_) {
@@ -96,11 +97,18 @@ void ClusterMembership::tick() {
         log::warning("this master's heartbeat came {} after the previous one, past cluster_timeout ({}); no other "
                      "master declared it dead",
                      seconds_text(hb->gap), seconds_text(timing_.timeout_usec));
+        blind_ = true;
         break;
     case HeartbeatVerdict::ok:
         break;
     }
     if (const auto listing = store_->list_members()) {
+        if (blind_) {
+            // The others may have been as blind (the database was away):
+            // they get cluster_timeout from now to heartbeat again.
+            watching_since_ = listing->now;
+            blind_ = false;
+        }
         declare_dead(*listing);
         if (hooks_.ticked) {
             std::set<std::string> live;
@@ -150,7 +158,8 @@ void ClusterMembership::fenced() {
 }
 
 void ClusterMembership::declare_dead(const MemberListing& listing) {
-    for (const MemberRow& r : to_declare_dead(listing.rows, me_.name, listing.now, timing_.timeout_usec)) {
+    for (const MemberRow& r :
+         to_declare_dead(listing.rows, me_.name, listing.now, timing_.timeout_usec, watching_since_)) {
         std::vector<Retry> taken;
         const auto done = store_->declare_dead(r, me_.name, bus::now_realtime_usec(), taken);
         if (done && *done) {

@@ -83,6 +83,10 @@ private:
     uint64_t fence_ = 0;
     uint64_t started_at_ = 0;   // alone: when this master started (its own clock)
     bool failing_ = false;      // the last heartbeat could not be recorded
+    // This master could not see the others for a while (a heartbeat failed
+    // or came late): the next listing starts a new watch, from its time.
+    bool blind_ = false;
+    uint64_t watching_since_ = 0;  // the database's time; to_declare_dead
     SourcePtr timer_;
 };
 

@@ -1,5 +1,7 @@
 #include "master/cluster_rules.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace by::master {
@@ -40,10 +42,12 @@ JoinVerdict may_join(const MemberRow& holder, uint64_t now, uint64_t timeout, bo
 }
 
 std::vector<MemberRow> to_declare_dead(const std::vector<MemberRow>& rows, const std::string& self, uint64_t now,
-                                       uint64_t timeout) {
+                                       uint64_t timeout, uint64_t watching_since) {
     std::vector<MemberRow> out;
     for (const MemberRow& r : rows) {
-        if (r.name != self && r.status == "joined" && liveness(r, now, timeout) == Liveness::dead) {
+        MemberRow seen = r;
+        seen.heartbeat_at = std::max(r.heartbeat_at, watching_since);
+        if (r.name != self && r.status == "joined" && liveness(seen, now, timeout) == Liveness::dead) {
             out.push_back(r);
         }
     }

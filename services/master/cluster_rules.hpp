@@ -47,9 +47,15 @@ struct JoinVerdict {
 JoinVerdict may_join(const MemberRow& holder, uint64_t now, uint64_t timeout, bool holder_gone_here);
 
 // The joined members other than `self` whose heartbeat is older than
-// `timeout` at `now`: the ones to declare dead.
+// `timeout` at `now`: the ones to declare dead. `watching_since`: when
+// `self` began to watch the others without a break (the database's time at
+// its first heartbeat after one it could not record or that came late);
+// a heartbeat older than that counts as of then, for while `self` could
+// not reach the database nobody may have been able to: after an outage of
+// the database, the others get `timeout` to heartbeat again before they
+// are dead.
 std::vector<MemberRow> to_declare_dead(const std::vector<MemberRow>& rows, const std::string& self, uint64_t now,
-                                       uint64_t timeout);
+                                       uint64_t timeout, uint64_t watching_since = 0);
 
 // What one heartbeat found: `kept` whether our row still had our fence
 // (and was updated), `gap` the time since our previous heartbeat.

@@ -88,6 +88,24 @@ TEST(ClusterRules, OnlyJoinedOthersPastTheTimeoutAreDeclaredDead) {
     EXPECT_TRUE(to_declare_dead(rows, "self", t0 - 3601 * s, timeout).empty()) << "an hour earlier: all live";
 }
 
+TEST(ClusterRules, AfterItsOwnBlindSpellAMasterGivesTheOthersTheTimeoutToHeartbeatAgain) {
+    // The database was away from t0 - 60 s to t0: nobody could heartbeat.
+    // This master's first heartbeat after it was at t0.
+    const std::vector<MemberRow> rows{joined("self", t0), joined("other", t0 - 60 * s)};
+    EXPECT_EQ(to_declare_dead(rows, "self", t0, timeout).size(), 1u) << "without the watch: dead at once";
+    EXPECT_TRUE(to_declare_dead(rows, "self", t0, timeout, t0).empty());
+    EXPECT_TRUE(to_declare_dead(rows, "self", t0 + timeout, timeout, t0).empty());
+    // The other did not come back within the timeout: dead then.
+    const auto dead = to_declare_dead(rows, "self", t0 + timeout + 1, timeout, t0);
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].name, "other");
+    EXPECT_EQ(dead[0].heartbeat_at, t0 - 60 * s) << "the row as read, for the declaration's check";
+    // A heartbeat newer than the watch counts as it is.
+    const std::vector<MemberRow> later{joined("self", t0 + 20 * s), joined("other", t0 + 5 * s)};
+    EXPECT_EQ(to_declare_dead(later, "self", t0 + 16 * s, timeout, t0).size(), 1u);
+    EXPECT_TRUE(to_declare_dead(later, "self", t0 + 15 * s, timeout, t0).empty());
+}
+
 TEST(ClusterRules, AHeartbeatIsOkLateOrFenced) {
     EXPECT_EQ(judge_heartbeat(true, 2 * s, timeout), HeartbeatVerdict::ok);
     EXPECT_EQ(judge_heartbeat(true, timeout, timeout), HeartbeatVerdict::ok);
