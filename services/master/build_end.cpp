@@ -59,7 +59,9 @@ bool BuildLifecycle::end_build(ActiveBuild& ab, Ending e) {
     if (!(rerun ? store_->record_retry(ended, *rerun) : store_->record_ended(ended))) {
         if (store_->lost_hold()) {
             // Another master holds it, or ended it: no write will ever be
-            // taken, and nothing of this one is recorded.
+            // taken, and nothing of this one is recorded. If this master
+            // was fenced, it finds out now.
+            fenced_();
             let_go(ab, store_->error());
             return true;
         }

@@ -33,7 +33,8 @@ BuildLifecycle::BuildLifecycle(Parts p)
       trouble_(p.trouble),
       notifier_(&p.notifier),
       latent_(&p.latent),
-      settle_(std::move(p.settle)) {}
+      settle_(std::move(p.settle)),
+      fenced_(std::move(p.fenced)) {}
 
 int BuildLifecycle::start(sd_event* event) {
     sd_event_source* s = nullptr;

@@ -56,6 +56,8 @@ public:
         Notifier& notifier;
         LatentControl& latent;
         std::function<void(const std::set<std::string>& workers)> settle;
+        // A write was refused because this master was fenced (cluster.hpp).
+        std::function<void()> fenced = [] {};
     };
     explicit BuildLifecycle(Parts parts);
     BuildLifecycle(const BuildLifecycle&) = delete;
@@ -202,6 +204,7 @@ private:
     Notifier* notifier_;
     LatentControl* latent_;
     std::function<void(const std::set<std::string>&)> settle_;
+    std::function<void()> fenced_;
     SourcePtr dispatch_source_;
     std::set<std::string> unsettled_;  // workers whose builds ended: settled before the next dispatch
     std::set<std::string> latent_workers_;  // as the dispatcher last saw them

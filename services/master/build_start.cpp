@@ -232,6 +232,9 @@ bool BuildLifecycle::begin_builds(const std::vector<Assignment>& plan) {
     }
     const auto lost = store_->claim_available(started);
     if (!lost) {
+        if (store_->lost_hold()) {
+            fenced_();  // this master was fenced: it finds out now
+        }
         for (const Start& s : starts) {
             builds_.dispatcher().enqueue(s.ab.build.builder, s.ab.build.id, queue_order(s.ab.build));
         }

@@ -176,6 +176,13 @@ void ClusterMembership::declare_dead(const MemberListing& listing) {
     }
 }
 
+void ClusterMembership::check_soon() {
+    if (timer_) {
+        sd_event_source_set_time_relative(timer_.get(), 0);
+        sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
+    }
+}
+
 void ClusterMembership::leave() {
     if (store_ && fence_ != 0 && timer_) {
         timer_.reset();

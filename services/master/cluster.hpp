@@ -65,6 +65,9 @@ public:
     // database fails.
     std::optional<std::vector<MemberView>> members(std::string& error) const;
     uint64_t fence() const { return fence_; }
+    // A write was refused as fenced: the next heartbeat (which finds out
+    // and joins again) comes now, from the loop, not at its time.
+    void check_soon();
 
 private:
     // Joins under our name. False with `error` set; `refused` (if given)

@@ -107,6 +107,7 @@ bool Master::start(std::string& error) {
         .notifier = *notifier_,
         .latent = *latent_,
         .settle = [this](const std::set<std::string>& names) { settle(names); },
+        .fenced = [this] { cluster_->check_soon(); },
     });
     worker_lifecycle_ = std::make_unique<WorkerLifecycle>(WorkerLifecycle::Parts{
         .event = event_,
