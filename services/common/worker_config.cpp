@@ -50,7 +50,83 @@ std::map<std::string, Setting> collect(const detail::IniFile& file, std::vector<
     return settings;
 }
 
+constexpr const char* host_port_form =
+    "HOST:PORT with a port from 1 to 65535 (an IPv6 address as [::1]:9989)";
+constexpr const char* fingerprint_form = "sha256: and 64 hex digits, as buildyardctl status shows on the master";
+
+// " (entry N)" when the value is a list, so the admin finds the bad one.
+std::string entry(std::size_t i, std::size_t count) {
+    return count > 1 ? " (entry " + std::to_string(i + 1) + ")" : "";
+}
+
+// Entries separated by blanks instead of commas are one invalid entry.
+std::string comma_hint(std::string_view item) {
+    return item.find_first_of(" \t") != std::string_view::npos ? "; separate several with commas" : "";
+}
+
 }  // namespace
+
+std::optional<std::vector<std::string>> parse_master_list(std::string_view value, std::string& error) {
+    const auto items = detail::split_list(value);
+    if (items.size() <= 1) {
+        // One master, spelt as before lists existed (and the same messages).
+        const std::string one = items.empty() ? std::string() : items[0];
+        if (one == "bus" || parse_host_port(one)) {
+            return std::vector<std::string>{one};
+        }
+        error = "invalid value '" + std::string(value) + "': expected bus or " + host_port_form + comma_hint(one);
+        return std::nullopt;
+    }
+    std::vector<std::string> masters;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const std::string& item = items[i];
+        if (item.empty()) {
+            error = "empty entry " + std::to_string(i + 1) + " in '" + std::string(value) + "'";
+        } else if (item == "bus") {
+            error = "bus stands alone: a local worker belongs to the master of its own host; list only remote "
+                    "masters, as HOST:PORT";
+        } else if (!parse_host_port(item)) {
+            error = "invalid master '" + item + "'" + entry(i, items.size()) + ": expected " + host_port_form +
+                    comma_hint(item);
+        } else if (std::find(masters.begin(), masters.end(), item) != masters.end()) {
+            error = "'" + item + "' is listed twice";
+        } else {
+            masters.push_back(item);
+            continue;
+        }
+        return std::nullopt;
+    }
+    return masters;
+}
+
+std::optional<std::vector<std::string>> parse_fingerprint_list(std::string_view value, std::string& error) {
+    const auto items = detail::split_list(value);
+    if (items.size() <= 1) {
+        if (auto fp = parse_fingerprint(items.empty() ? std::string_view() : std::string_view(items[0]))) {
+            return std::vector<std::string>{*fp};
+        }
+        error = "invalid fingerprint '" + std::string(value) + "': expected " + fingerprint_form +
+                comma_hint(items.empty() ? std::string_view() : std::string_view(items[0]));
+        return std::nullopt;
+    }
+    std::vector<std::string> fingerprints;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const auto fp = parse_fingerprint(items[i]);
+        if (items[i].empty()) {
+            error = "empty entry " + std::to_string(i + 1) + " in '" + std::string(value) + "'";
+        } else if (!fp) {
+            error = "invalid fingerprint '" + items[i] + "'" + entry(i, items.size()) + ": expected " +
+                    fingerprint_form + comma_hint(items[i]);
+        } else if (std::find(fingerprints.begin(), fingerprints.end(), *fp) != fingerprints.end()) {
+            error = "'" + items[i] + "' is listed twice";
+        } else {
+            fingerprints.push_back(*fp);
+            continue;
+        }
+        return std::nullopt;
+    }
+    return fingerprints;
+}
 
 WorkerSelfResult load_worker(const std::string& name, const std::filesystem::path& file, bool required,
                              const Environment& env) {
@@ -90,12 +166,11 @@ WorkerSelfResult load_worker(const std::string& name, const std::filesystem::pat
     std::vector<std::string> password_keys;
     for (const auto& [key, s] : settings) {
         if (key == "master") {
-            if (s.value == "bus" || parse_host_port(s.value)) {
-                self.master = s.value;
+            std::string error;
+            if (auto masters = parse_master_list(s.value, error)) {
+                self.masters = std::move(*masters);
             } else {
-                bad(key, "invalid value '" + s.value +
-                             "': expected bus or HOST:PORT with a port from 1 to 65535 (an IPv6 address as "
-                             "[::1]:9989)");
+                bad(key, std::move(error));
             }
         } else if (key == "password" || key == "password_file" || key == "password_credential") {
             password_keys.push_back(key);
@@ -143,11 +218,11 @@ WorkerSelfResult load_worker(const std::string& name, const std::filesystem::pat
                 bad(key, "invalid value '" + s.value + "': expected yes or no");
             }
         } else if (key == "master_fingerprint") {
-            if (auto fp = parse_fingerprint(s.value)) {
-                self.master_fingerprint = *fp;
+            std::string error;
+            if (auto fps = parse_fingerprint_list(s.value, error)) {
+                self.master_fingerprints = std::move(*fps);
             } else {
-                bad(key, "invalid fingerprint '" + s.value +
-                             "': expected sha256: and 64 hex digits, as buildyardctl status shows on the master");
+                bad(key, std::move(error));
             }
         } else if (key == "tls_ca_file" || key == "tls_certificate" || key == "tls_key") {
             std::string error;
@@ -190,7 +265,7 @@ WorkerSelfResult load_worker(const std::string& name, const std::filesystem::pat
             bad(key, error);
         }
     }
-    if (password_keys.empty() && settings.contains("master") && self.master != "bus") {
+    if (password_keys.empty() && settings.contains("master") && !self.local()) {
         bad("master", "a remote master needs password, password_file or password_credential");
     }
 
@@ -201,7 +276,7 @@ WorkerSelfResult load_worker(const std::string& name, const std::filesystem::pat
 }
 
 std::string missing_trust(const WorkerSelf& self) {
-    if (self.master == "bus" || !self.tls || !self.master_fingerprint.empty() || !self.tls_ca_file.empty()) {
+    if (self.local() || !self.tls || !self.master_fingerprints.empty() || !self.tls_ca_file.empty()) {
         return {};
     }
     return "a remote master over TLS needs master_fingerprint = sha256:HEX (the master's certificate; "

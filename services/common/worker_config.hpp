@@ -1,6 +1,7 @@
 // A worker's own file: /etc/buildyard/workers/NAME.ini.
 //
-//   master = bus                 ; "bus" (local, system bus) or host:port (remote)
+//   master = bus                 ; "bus" (local, system bus) or HOST:PORT (remote),
+//                                ; or several: HOST:PORT, HOST:PORT, ... (tried in turn)
 //   password = ...               ; or password_file = PATH, or password_credential = NAME
 //   basedir = /var/lib/buildyard-worker/NAME
 //   admin = Jane Doe <jane@example.org>
@@ -8,6 +9,7 @@
 //   reconnect_max = 60           ; remote: longest wait between reconnect attempts, seconds
 //   tls = yes                    ; remote: no for plain TCP (the master must say tls = no too)
 //   master_fingerprint = sha256:HEX  ; remote over TLS: the master's certificate, pinned
+//                                ; (several masters: sha256:HEX, sha256:HEX, ... any of them)
 //   tls_ca_file = PATH           ; or: CAs that sign the master's certificate for its host name
 //   tls_certificate = PATH       ; optional client certificate (mutual TLS), with
 //   tls_key = PATH               ; its key
@@ -21,6 +23,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sys/types.h>
@@ -31,14 +34,17 @@ namespace by::config {
 
 struct WorkerSelf {
     std::string name;
-    std::string master = "bus";
+    // {"bus"} (local), or the remote masters as HOST:PORT, in the order tried.
+    std::vector<std::string> masters{"bus"};
     std::string password;
     std::string basedir;           // default: $STATE_DIRECTORY or /var/lib/buildyard-worker/NAME
     std::string admin;
     unsigned kill_timeout = 10;
     unsigned reconnect_max = 60;
     bool tls = true;
-    std::string master_fingerprint;  // "sha256:" + 64 lowercase hex digits
+    // "sha256:" + 64 lowercase hex digits each: a master's certificate is
+    // accepted when it is any of them (each master has its own).
+    std::vector<std::string> master_fingerprints;
     std::string tls_ca_file;
     std::string tls_certificate;
     std::string tls_key;
@@ -46,7 +52,16 @@ struct WorkerSelf {
     // false (isolation = subreaper): builds run without transient units even
     // where a systemd manager is reachable. Read at start only.
     bool units = true;
+
+    bool local() const { return masters.size() == 1 && masters[0] == "bus"; }
 };
+
+// The masters of a `master =` value: "bus" alone, or HOST:PORT entries
+// separated by commas. nullopt with `error` set when it is neither.
+std::optional<std::vector<std::string>> parse_master_list(std::string_view value, std::string& error);
+// The fingerprints of a `master_fingerprint =` value, separated by commas,
+// normalized as parse_fingerprint() does. nullopt with `error` set.
+std::optional<std::vector<std::string>> parse_fingerprint_list(std::string_view value, std::string& error);
 
 // What a remote worker over TLS lacks to trust its master; empty when it has
 // what it needs (or is local, or uses plain TCP).

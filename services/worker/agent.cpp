@@ -52,7 +52,7 @@ Agent::Agent(sd_event* event, config::WorkerSelf self, Options options)
                 exit(status);
             },
     };
-    if (self_.master == "bus") {
+    if (self_.local()) {
         link_ = std::make_unique<MasterLink>(event, self_.name, std::move(events));
     } else {
         link_ = std::make_unique<RemoteLink>(event, self_, std::move(events));
@@ -112,8 +112,8 @@ void Agent::reload() {
             value = old;
         }
     };
-    keep(next.master != self_.master, "master", next.master, self_.master);
-    const bool remote = self_.master != "bus";
+    keep(next.masters != self_.masters, "master", next.masters, self_.masters);
+    const bool remote = !self_.local();
     keep(remote && next.password != self_.password, "password", next.password, self_.password);
     keep(remote && next.reconnect_max != self_.reconnect_max, "reconnect_max", next.reconnect_max,
          self_.reconnect_max);

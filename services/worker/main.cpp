@@ -65,10 +65,12 @@ std::optional<by::config::WorkerSelf> latent_self(const std::optional<by::worker
     auto& id = *resolved.identity;
     by::config::WorkerSelf self;
     self.name = id.name;
-    self.master = id.master;
+    self.masters = {id.master};
     self.password = id.token;  // the start's token is the Handshake1 key
     // The pin comes with the token; without one the master said tls = no.
-    self.master_fingerprint = id.master_fingerprint;
+    if (!id.master_fingerprint.empty()) {
+        self.master_fingerprints = {id.master_fingerprint};
+    }
     self.tls = !id.master_fingerprint.empty();
     const auto env = by::config::current_environment();
     self.basedir = env.state_directory.empty() ? "/var/lib/buildyard-worker/" + id.name : env.state_directory;

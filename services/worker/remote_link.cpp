@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <random>
 #include <utility>
 
 #include <fmt/format.h>
@@ -13,7 +14,6 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "common/backoff.hpp"
 #include "common/bus.hpp"
 #include "common/config.hpp"
 #include "common/handshake_messages.hpp"
@@ -40,21 +40,29 @@ std::string RemoteLink::error_text(const sd_bus_error* e) {
 RemoteLink::RemoteLink(sd_event* event, const config::WorkerSelf& self, Events events)
     : event_(event),
       name_(self.name),
-      master_(self.master),
       password_(self.password),
-      reconnect_max_(self.reconnect_max),
-      pin_(self.master_fingerprint),
+      pins_(self.master_fingerprints),
       events_(std::move(events)),
-      random_(std::random_device{}()) {
-    if (auto hp = config::parse_host_port(master_)) {
-        host_ = hp->host;
-        port_ = hp->port;
+      choice_(self.masters.size(), self.reconnect_max, std::random_device{}()) {
+    for (const auto& text : self.masters) {
+        Address a{text, "", 0};
+        if (auto hp = config::parse_host_port(text)) {
+            a.host = hp->host;
+            a.port = hp->port;
+        }
+        masters_.push_back(std::move(a));
     }
+    if (masters_.empty()) {
+        masters_.push_back({});
+    }
+    aim(0);
     if (self.tls) {
         tls_error_ = config::missing_trust(self);
         if (tls_error_.empty()) {
-            const tls::ClientTrust trust{self.master_fingerprint, self.tls_ca_file, self.tls_certificate,
-                                         self.tls_key};
+            // The pins are compared after the handshake (established()): the
+            // context only needs to know that there are some.
+            const tls::ClientTrust trust{pins_.empty() ? std::string() : pins_.front(), self.tls_ca_file,
+                                         self.tls_certificate, self.tls_key};
             tls::make_client_context(trust, tls_, tls_error_);
         }
     }
@@ -68,18 +76,31 @@ uint64_t RemoteLink::now() const {
     return t;
 }
 
+void RemoteLink::aim(std::size_t i) {
+    const Address& a = masters_[i];
+    master_ = a.text;
+    host_ = a.host;
+    port_ = a.port;
+}
+
 int RemoteLink::start(const std::function<int(sd_bus*)>& export_objects) {
-    if (port_ == 0) {
-        log::error("invalid master address '{}'", master_);
-        return -EINVAL;
+    for (const auto& a : masters_) {
+        if (a.port == 0) {
+            log::error("invalid master address '{}'", a.text);
+            return -EINVAL;
+        }
     }
     if (!tls_error_.empty()) {
         log::error("{}", tls_error_);
         return -EINVAL;
     }
     if (!tls_) {
+        std::string list;
+        for (const auto& a : masters_) {
+            list += (list.empty() ? "" : ", ") + a.text;
+        }
         log::warning("tls = no: talking to the master at {} over plain TCP, readable and changeable on the way",
-                     master_);
+                     list);
     }
     export_objects_ = export_objects;
     sd_event_source* s = nullptr;
@@ -171,6 +192,7 @@ void RemoteLink::connect() {
     }
     last_heard_ = now();
     connect_started_ = now();
+    answered_ = false;
     set_state(State::attaching);
     arm_handshake_check();
 }
@@ -260,37 +282,26 @@ void RemoteLink::lost(const std::string& why) {
         }
         return;
     }
-    const uint64_t delay = reconnect_delay_usec(attempts_, reconnect_max_, random_);
-    attempts_ = std::min(attempts_ + 1, 40u);
-    log::write(log::Level::warning, fmt::format("{}; connecting again in {:.1f} s", why, delay / 1e6),
-               {{"BUILDYARD_WORKER", name_}});
-    sd_event_source* s = nullptr;
-    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, delay, 10'000, on_retry, this) >= 0) {
-        retry_timer_.reset(s);
-    }
-    set_state(State::waiting);
+    retry(why, choice_.failed(now(), false), false);
     if (was_attached && events_.master_lost) {
         events_.master_lost();  // our builds are the master's to rerun now
     }
 }
 
-void RemoteLink::refused_login(const sd_bus_error* e) {
-    // Trying again would fail the same way; systemd shows why.
-    refused(fmt::format("the master at {} refused worker '{}': authentication failed; the password here must "
-                        "match the one in the master's [worker {}] section, its client certificate (if it asks for "
-                        "one) must be right, and nothing may relay the connection between them ({})",
-                        master_, name_, name_, error_text(e)));
-}
-
-void RemoteLink::refused(const std::string& why) {
-    log::write(log::Level::err, why, {{"BUILDYARD_WORKER", name_}});
-    closing_ = true;
-    silence_timer_.reset();
-    bury_bus();
-    state_ = State::idle;
-    if (events_.fatal) {
-        events_.fatal(1);
+void RemoteLink::retry(const std::string& why, const MasterChoice::Next& next, bool refused) {
+    const std::string from = master_;
+    aim(next.master);
+    const uint64_t t = now();
+    const double wait = next.at > t ? (next.at - t) / 1e6 : 0.0;
+    log::write(refused ? log::Level::err : log::Level::warning,
+               from == master_ ? fmt::format("{}; connecting again in {:.1f} s", why, wait)
+                               : fmt::format("{}; trying the master at {} in {:.1f} s", why, master_, wait),
+               {{"BUILDYARD_WORKER", name_}});
+    sd_event_source* s = nullptr;
+    if (sd_event_add_time(event_, &s, CLOCK_MONOTONIC, next.at, 10'000, on_retry, this) >= 0) {
+        retry_timer_.reset(s);
     }
+    set_state(State::waiting);
 }
 
 int RemoteLink::on_retry(sd_event_source*, uint64_t, void* userdata) {

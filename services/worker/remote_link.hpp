@@ -3,14 +3,17 @@
 // against master_fingerprint or tls_ca_file, the Handshake1 challenge and
 // response in both directions bound to the TLS session, and reconnecting
 // with exponential backoff and jitter after any loss but a refused
-// password. See buildyard-protocol(7).
+// password. With several masters (master = A, B, ...) it attaches to the
+// first that answers and moves round the list when it loses one; which
+// one and when is MasterChoice's decision (master_choice.hpp). See
+// buildyard-protocol(7).
 #pragma once
 
 #include <cstdint>
 #include <functional>
-#include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -20,12 +23,13 @@
 #include "common/tls.hpp"
 #include "common/worker_config.hpp"
 #include "worker/link.hpp"
+#include "worker/master_choice.hpp"
 
 namespace by::worker {
 
 class RemoteLink : public Link {
 public:
-    // `self.master` is HOST:PORT.
+    // `self.masters` are HOST:PORT.
     RemoteLink(sd_event* event, const config::WorkerSelf& self, Events events);
     RemoteLink(const RemoteLink&) = delete;
     RemoteLink& operator=(const RemoteLink&) = delete;
@@ -64,7 +68,13 @@ private:
     void established();
     // The connection is gone or useless: drop it and try again later.
     void lost(const std::string& why);
+    // The master refused this worker: the next master, or exit when all did.
     void refused(const std::string& why);
+    // Waits for the attempt at the master MasterChoice named, logging `why`
+    // (`refused`: as an error).
+    void retry(const std::string& why, const MasterChoice::Next& next, bool refused);
+    // The master at index `i` becomes the one tried next.
+    void aim(std::size_t i);
     void refused_login(const sd_bus_error* e);
     void set_state(State s);
     void arm_silence_check();
@@ -73,21 +83,27 @@ private:
     uint64_t now() const;
 
     sd_event* event_;
+    struct Address {
+        std::string text;  // HOST:PORT as configured
+        std::string host;
+        uint16_t port = 0;
+    };
+
     std::string name_;
-    std::string master_;
+    std::vector<Address> masters_;
+    std::string master_;        // the current master's HOST:PORT (masters_[choice_.current()])
     std::string host_;
     uint16_t port_ = 0;
     std::string password_;
-    unsigned reconnect_max_;
-    std::string pin_;           // master_fingerprint, if pinned
+    std::vector<std::string> pins_;  // master_fingerprint: any of them, if pinned
     tls::SharedCtx tls_;        // null: plain TCP
     std::string tls_error_;     // why tls_ could not be made
     Events events_;
     std::function<int(sd_bus*)> export_objects_;
-    std::mt19937_64 random_;
+    MasterChoice choice_;
     State state_ = State::idle;
     bool closing_ = false;
-    unsigned attempts_ = 0;
+    bool answered_ = false;            // the current attempt's TCP (and TLS) is up
     crypto::Bytes worker_nonce_;
     crypto::Bytes master_nonce_;
     crypto::Bytes binding_;            // tls-exporter of the current connection

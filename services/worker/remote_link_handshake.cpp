@@ -1,9 +1,12 @@
 // RemoteLink's handshake: once the connection (and its TLS) is up, the
-// master's certificate checked against the pin, Hello, then Authenticate
-// with the password proof, each with its deadline, and the periodic check
-// that an attempt's connection still exists. The link's lifecycle
-// (connecting, losing, retrying, detaching) is in remote_link.cpp.
+// master's certificate checked against the pins, Hello, then Authenticate
+// with the password proof, each with its deadline, the periodic check
+// that an attempt's connection still exists, and what a refusal means.
+// The link's lifecycle (connecting, losing, retrying, detaching) is in
+// remote_link.cpp.
 #include "worker/remote_link.hpp"
+
+#include <algorithm>
 
 #include <fmt/format.h>
 
@@ -22,15 +25,24 @@ constexpr uint64_t handshake_timeout_usec = 30'000'000;  // Authenticate may wai
 // guest that boots before its master) without failing the pending Hello,
 // whose own timeout then never fires either.
 constexpr uint64_t handshake_check_usec = 500'000;
+// With several masters: how long a master may take to accept the TCP
+// connection and finish TLS before the worker tries the next one.
+constexpr uint64_t answer_timeout_usec = 10'000'000;
 }  // namespace
 
 void RemoteLink::established() {
-    if (!pin_.empty()) {
+    answered_ = true;
+    if (!pins_.empty()) {
         const std::string presented = tls::fingerprint(tunnel_->peer_certificate());
-        if (presented != pin_) {
-            lost(fmt::format("the master at {} presented certificate {}, not the one pinned by master_fingerprint "
-                             "({}); not talking to it",
-                             master_, presented.empty() ? std::string("(none)") : presented, pin_));
+        if (std::find(pins_.begin(), pins_.end(), presented) == pins_.end()) {
+            const std::string shown = presented.empty() ? std::string("(none)") : presented;
+            lost(pins_.size() == 1
+                     ? fmt::format("the master at {} presented certificate {}, not the one pinned by "
+                                   "master_fingerprint ({}); not talking to it",
+                                   master_, shown, pins_.front())
+                     : fmt::format("the master at {} presented certificate {}, none of the {} pinned by "
+                                   "master_fingerprint; not talking to it",
+                                   master_, shown, pins_.size()));
             return;
         }
     }
@@ -77,6 +89,12 @@ int RemoteLink::on_handshake_check(sd_event_source*, uint64_t, void* userdata) {
     }
     if (!self->bus_ || sd_bus_is_open(self->bus_.get()) <= 0) {
         self->lost(fmt::format("cannot connect to the master at {}", self->master_));
+    } else if (!self->answered_ && self->masters_.size() > 1 &&
+               self->now() - self->connect_started_ > answer_timeout_usec) {
+        // A host that is down drops the connection attempt without a word;
+        // the kernel would give up only after minutes, and others are listed.
+        self->lost(fmt::format("the master at {} did not answer within {} s", self->master_,
+                               answer_timeout_usec / 1'000'000));
     } else if (self->now() - self->connect_started_ > 2 * handshake_timeout_usec + 1'000'000) {
         // Hello and Authenticate time out on their own; this is the backstop.
         self->lost(fmt::format("the master at {} did not finish the handshake", self->master_));
@@ -148,7 +166,7 @@ int RemoteLink::on_authenticate_reply(sd_bus_message* m, void* userdata, sd_bus_
         return 0;
     }
     self->keepalive_interval_ = accepted.keepalive_interval;
-    self->attempts_ = 0;
+    self->choice_.attached();
     self->last_heard_ = self->now();
     log::write(log::Level::notice,
                fmt::format("attached to the master at {} as worker '{}' ({}); keepalive every {}", self->master_,
@@ -158,6 +176,37 @@ int RemoteLink::on_authenticate_reply(sd_bus_message* m, void* userdata, sd_bus_
     self->set_state(State::attached);
     self->arm_silence_check();
     return 0;
+}
+
+void RemoteLink::refused_login(const sd_bus_error* e) {
+    refused(fmt::format("the master at {} refused worker '{}': authentication failed; the password here must "
+                        "match the one in the master's [worker {}] section, its client certificate (if it asks for "
+                        "one) must be right, and nothing may relay the connection between them ({})",
+                        master_, name_, name_, error_text(e)));
+}
+
+void RemoteLink::refused(const std::string& why) {
+    silence_timer_.reset();
+    bury_bus();
+    if (masters_.size() > 1 && !closing_) {
+        // Another master of the list may take the worker; when every one of
+        // a round refused, trying again would fail the same way.
+        const auto next = choice_.failed(now(), true);
+        if (!next.give_up) {
+            retry(why, next, true);
+            return;
+        }
+        log::write(log::Level::err, why + "; every master in master = refused this worker",
+                   {{"BUILDYARD_WORKER", name_}});
+    } else {
+        // Trying again would fail the same way; systemd shows why.
+        log::write(log::Level::err, why, {{"BUILDYARD_WORKER", name_}});
+    }
+    closing_ = true;
+    state_ = State::idle;
+    if (events_.fatal) {
+        events_.fatal(1);
+    }
 }
 
 }  // namespace by::worker

@@ -1,6 +1,7 @@
 // libFuzzer harness: a worker's own file (config::load_worker) on arbitrary
 // workers/NAME.ini contents. Secrets may name the credential "cred" of the
 // harness's own directory (seeds do), or any file.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -38,8 +39,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const auto& w = *r.config;
         FUZZ_CHECK(w.name == "w1" && !w.basedir.empty() && w.basedir[0] == '/');
         FUZZ_CHECK(w.kill_timeout > 0 && w.reconnect_max > 0 && w.reconnect_max <= 86400);
-        FUZZ_CHECK(w.master == "bus" || by::config::parse_host_port(w.master).has_value());
-        FUZZ_CHECK(w.master == "bus" || !w.password.empty());
+        FUZZ_CHECK(!w.masters.empty());
+        for (const auto& m : w.masters) {
+            // "bus" only alone; every other entry an address, none twice.
+            FUZZ_CHECK(w.local() || by::config::parse_host_port(m).has_value());
+            FUZZ_CHECK(std::count(w.masters.begin(), w.masters.end(), m) == 1);
+        }
+        FUZZ_CHECK(w.local() || !w.password.empty());
+        for (const auto& fp : w.master_fingerprints) {
+            FUZZ_CHECK(by::config::parse_fingerprint(fp) == fp);
+        }
     }
     return 0;
 }

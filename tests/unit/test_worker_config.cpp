@@ -2,6 +2,7 @@
 // a fresh temporary directory per test.
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -65,7 +66,8 @@ TEST_F(WorkerConfigTest, MissingOptionalFileGivesDefaults) {
     ASSERT_TRUE(r.config) << all(r.errors);
     EXPECT_TRUE(r.errors.empty());
     EXPECT_EQ(r.config->name, "w1");
-    EXPECT_EQ(r.config->master, "bus");
+    EXPECT_EQ(r.config->masters, std::vector<std::string>{"bus"});
+    EXPECT_TRUE(r.config->local());
     EXPECT_EQ(r.config->password, "");
     EXPECT_EQ(r.config->basedir, "/var/lib/buildyard-worker/w1");
     EXPECT_EQ(r.config->admin, "");
@@ -109,7 +111,8 @@ TEST_F(WorkerConfigTest, KeysOutsideAnySection) {
                            "basedir = /srv/build\n"
                            "admin = Jane Doe <jane@example.org>\n"
                            "kill_timeout = 3\n");
-    EXPECT_EQ(c.master, "ci.example.org:9989");
+    EXPECT_EQ(c.masters, std::vector<std::string>{"ci.example.org:9989"});
+    EXPECT_FALSE(c.local());
     EXPECT_EQ(c.password, "pw");
     EXPECT_EQ(c.basedir, "/srv/build");
     EXPECT_EQ(c.admin, "Jane Doe <jane@example.org>");
@@ -132,13 +135,13 @@ TEST_F(WorkerConfigTest, Isolation) {
 
 TEST_F(WorkerConfigTest, KeysInWorkerSection) {
     const auto c = load_ok("admin = someone\n[worker]\nmaster = [::1]:9989\npassword = pw\ntls = off\n");
-    EXPECT_EQ(c.master, "[::1]:9989");
+    EXPECT_EQ(c.masters, std::vector<std::string>{"[::1]:9989"});
     EXPECT_EQ(c.admin, "someone");
 }
 
 TEST_F(WorkerConfigTest, LocalMasterNeedsNoPassword) {
     const auto c = load_ok("master = bus\n");
-    EXPECT_EQ(c.master, "bus");
+    EXPECT_EQ(c.masters, std::vector<std::string>{"bus"});
     EXPECT_EQ(c.password, "");
 }
 
@@ -164,12 +167,12 @@ TEST_F(WorkerConfigTest, TlsTrust) {
     const std::string hex(64, 'a');
     auto c = load_ok("master = ci:9989\npassword = pw\nmaster_fingerprint = SHA256:" + std::string(64, 'A') + "\n");
     EXPECT_TRUE(c.tls);
-    EXPECT_EQ(c.master_fingerprint, "sha256:" + hex);
+    EXPECT_EQ(c.master_fingerprints, std::vector<std::string>{"sha256:" + hex});
     // Colons between byte pairs, as openssl x509 -fingerprint prints them.
     std::string colons;
     for (int i = 0; i < 32; ++i) colons += std::string(i ? ":" : "") + "AA";
-    EXPECT_EQ(load_ok("master = ci:9989\npassword = pw\nmaster_fingerprint = sha256:" + colons + "\n").master_fingerprint,
-              "sha256:" + hex);
+    EXPECT_EQ(load_ok("master = ci:9989\npassword = pw\nmaster_fingerprint = sha256:" + colons + "\n").master_fingerprints,
+              std::vector<std::string>{"sha256:" + hex});
     const auto ca = write("ca.pem", "not checked here\n");
     c = load_ok("master = ci:9989\npassword = pw\ntls_ca_file = " + ca + "\n");
     EXPECT_EQ(c.tls_ca_file, ca);
@@ -187,6 +190,56 @@ TEST_F(WorkerConfigTest, TlsTrust) {
     expect_error("tls_ca_file = /nonexistent/ca.pem\n", "1: tls_ca_file: cannot read /nonexistent/ca.pem");
     expect_error("tls_certificate = " + ca + "\n", "1: tls_certificate: set both tls_certificate and tls_key");
     expect_error("tls = maybe\n", "1: tls: invalid value 'maybe': expected yes or no");
+}
+
+TEST_F(WorkerConfigTest, SeveralMasters) {
+    auto c = load_ok("master = m1.example.org:9989, [::1]:9990,10.0.0.3:9989\npassword = pw\ntls = no\n");
+    EXPECT_EQ(c.masters, (std::vector<std::string>{"m1.example.org:9989", "[::1]:9990", "10.0.0.3:9989"}));
+    EXPECT_FALSE(c.local());
+    c = load_ok("[worker]\nmaster = a:1 ,  b:2\npassword = pw\ntls = no\n");
+    EXPECT_EQ(c.masters, (std::vector<std::string>{"a:1", "b:2"}));
+
+    expect_error("master = a:1, bus\npassword = pw\ntls = no\n",
+                 "1: master: bus stands alone: a local worker belongs to the master of its own host");
+    expect_error("[worker]\nmaster = bus, bus\n", "2: [worker] master: bus stands alone");
+    expect_error("master = a:1, b:0\npassword = pw\ntls = no\n",
+                 "1: master: invalid master 'b:0' (entry 2): expected HOST:PORT with a port from 1 to 65535");
+    expect_error("master = a:1, [::1]:99999\npassword = pw\ntls = no\n",
+                 "1: master: invalid master '[::1]:99999' (entry 2)");
+    expect_error("master = a:1,,b:2\npassword = pw\ntls = no\n", "1: master: empty entry 2 in 'a:1,,b:2'");
+    expect_error("master = a:1, b:2,\npassword = pw\ntls = no\n", "1: master: empty entry 3");
+    expect_error("master = a:1, b:2, a:1\npassword = pw\ntls = no\n", "1: master: 'a:1' is listed twice");
+    expect_error("master = a:1 b:2\npassword = pw\ntls = no\n",
+                 "1: master: invalid value 'a:1 b:2': expected bus or HOST:PORT with a port from 1 to 65535 (an "
+                 "IPv6 address as [::1]:9989); separate several with commas");
+    expect_error("master = a:1, b:2\ntls = no\n",
+                 "1: master: a remote master needs password, password_file or password_credential");
+    expect_error("master = a:1, b:2\npassword = pw\n",
+                 "1: master: a remote master over TLS needs master_fingerprint = sha256:HEX");
+}
+
+TEST_F(WorkerConfigTest, SeveralFingerprints) {
+    const std::string a(64, 'a');
+    const std::string b(64, 'b');
+    auto c = load_ok("master = m1:9989, m2:9989\npassword = pw\nmaster_fingerprint = sha256:" + a + ", SHA256:" +
+                     std::string(64, 'B') + "\n");
+    EXPECT_EQ(c.master_fingerprints, (std::vector<std::string>{"sha256:" + a, "sha256:" + b}));
+    // One master may present either of two certificates (a rollover).
+    c = load_ok("master = m1:9989\npassword = pw\nmaster_fingerprint = sha256:" + a + ",sha256:" + b + "\n");
+    EXPECT_EQ(c.master_fingerprints.size(), 2u);
+
+    expect_error("master = m1:9989\npassword = pw\nmaster_fingerprint = sha256:" + a + ", sha256:abc\n",
+                 "3: master_fingerprint: invalid fingerprint 'sha256:abc' (entry 2): expected sha256: and 64 hex "
+                 "digits");
+    expect_error("master = m1:9989\npassword = pw\nmaster_fingerprint = sha256:" + a + ",\n",
+                 "3: master_fingerprint: empty entry 2");
+    expect_error("master = m1:9989\npassword = pw\nmaster_fingerprint = sha256:" + a + ", SHA256:" +
+                     std::string(64, 'A') + "\n",
+                 "3: master_fingerprint: 'SHA256:" + std::string(64, 'A') + "' is listed twice");
+    expect_error("master = m1:9989\npassword = pw\nmaster_fingerprint = sha256:" + a + " sha256:" + b + "\n",
+                 "3: master_fingerprint: invalid fingerprint 'sha256:" + a + " sha256:" + b +
+                     "': expected sha256: and 64 hex digits, as buildyardctl status shows on the master; separate "
+                     "several with commas");
 }
 
 TEST_F(WorkerConfigTest, Errors) {
