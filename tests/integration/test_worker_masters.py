@@ -5,7 +5,8 @@ The worker attaches to the first that answers, moves to the other when its
 master is killed, runs that one's builds, and stays there when the first
 comes back; it skips a master whose certificate none of its pins match, or
 that takes the connection and never answers; it exits when every master
-refuses it. All over TLS with each master's own certificate."""
+refuses it. All over TLS, each master with its own certificate, pinned or
+signed by one CA."""
 
 import os
 import re
@@ -16,6 +17,7 @@ import unittest
 
 from harness import System, SystemTest, free_port, master_fingerprint, wait_for
 from test_remote import master_config
+from tlslib import CA
 
 # A step that names the worker's basedir: the build ran on this worker.
 STEP = "echo ran-in-$PWD"
@@ -32,8 +34,8 @@ class SeveralMasters(SystemTest):
         self.port_a = free_port()
         self.port_b = free_port()
 
-    def start_master(self, s, port):
-        s.write_config(master_config(port, builders={"b": (["r1"], [STEP])}))
+    def start_master(self, s, port, master_lines=""):
+        s.write_config(master_config(port, builders={"b": (["r1"], [STEP])}, master_lines=master_lines))
         return s.start_master()
 
     def start_both(self):
@@ -43,15 +45,17 @@ class SeveralMasters(SystemTest):
     def address(self, port):
         return f"127.0.0.1:{port}"
 
-    def start_worker(self, masters, pins=None, password="pw-r1", wait=True):
+    def start_worker(self, masters, pins=None, password="pw-r1", trust=None):
         """Worker r1, run by system A, with `master = masters` (ports or
-        addresses) and `master_fingerprint = pins` (default: both masters')."""
-        if pins is None:
-            pins = [master_fingerprint(self.a), master_fingerprint(self.b)]
+        addresses) and `master_fingerprint = pins` (default: both masters'),
+        or `trust` lines instead."""
+        if trust is None:
+            if pins is None:
+                pins = [master_fingerprint(self.a), master_fingerprint(self.b)]
+            trust = f"master_fingerprint = {', '.join(pins)}\n"
         listed = ", ".join(self.address(m) if isinstance(m, int) else m for m in masters)
         with open(os.path.join(self.a.dir, "etc", "workers", "r1.ini"), "w") as f:
-            f.write(f"master = {listed}\npassword = {password}\nreconnect_max = 2\n"
-                    f"master_fingerprint = {', '.join(pins)}\n")
+            f.write(f"master = {listed}\npassword = {password}\nreconnect_max = 2\n{trust}")
         return self.a.start_worker("r1", wait_attached=False)
 
     def attached_to(self, s, timeout=10):
@@ -97,6 +101,22 @@ class SeveralMasters(SystemTest):
         self.assertEqual(w.log().count(f"attached to the master at {self.address(self.port_a)} "), 1)
         self.run_build(self.b)
         self.assertLess(took, 5)
+
+    def test_one_ca_for_both_masters(self):
+        # tls_ca_file instead of pins: one CA signs both masters'
+        # certificates, each for the host name the worker connects to.
+        ca = CA(self.a.dir)
+        for s, port, stem in ((self.a, self.port_a, "ma"), (self.b, self.port_b, "mb")):
+            cert, key = ca.issue(stem, "localhost")
+            self.start_master(s, port, master_lines=f"tls_certificate = {cert}\ntls_key = {key}\n")
+        w = self.start_worker([f"localhost:{self.port_a}", f"localhost:{self.port_b}"],
+                              trust=f"tls_ca_file = {ca.path}\n")
+        self.attached_to(self.a)
+        self.a.master.signal(signal.SIGKILL)
+        self.a.master.wait()
+        self.attached_to(self.b, timeout=5)
+        self.assertIn(f"attached to the master at localhost:{self.port_b} as worker 'r1'", w.log())
+        self.run_build(self.b)
 
     def test_starts_with_the_first_that_answers(self):
         # Nothing listens at the first address; the second is B.
