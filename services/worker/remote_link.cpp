@@ -99,8 +99,8 @@ int RemoteLink::start(const std::function<int(sd_bus*)>& export_objects) {
         for (const auto& a : masters_) {
             list += (list.empty() ? "" : ", ") + a.text;
         }
-        log::warning("tls = no: talking to the master at {} over plain TCP, readable and changeable on the way",
-                     list);
+        log::warning("tls = no: talking to the master{} at {} over plain TCP, readable and changeable on the way",
+                     masters_.size() > 1 ? "s" : "", list);
     }
     export_objects_ = export_objects;
     sd_event_source* s = nullptr;
