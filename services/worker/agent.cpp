@@ -117,6 +117,14 @@ void Agent::reload() {
     keep(remote && next.password != self_.password, "password", next.password, self_.password);
     keep(remote && next.reconnect_max != self_.reconnect_max, "reconnect_max", next.reconnect_max,
          self_.reconnect_max);
+    // The link's TLS context and pins were made at start too.
+    keep(remote && next.tls != self_.tls, "tls", next.tls, self_.tls);
+    keep(remote && next.master_fingerprints != self_.master_fingerprints, "master_fingerprint",
+         next.master_fingerprints, self_.master_fingerprints);
+    keep(remote && next.tls_ca_file != self_.tls_ca_file, "tls_ca_file", next.tls_ca_file, self_.tls_ca_file);
+    keep(remote && next.tls_certificate != self_.tls_certificate, "tls_certificate", next.tls_certificate,
+         self_.tls_certificate);
+    keep(remote && next.tls_key != self_.tls_key, "tls_key", next.tls_key, self_.tls_key);
     keep(next.units != self_.units, "isolation", next.units, self_.units);
     if (!restart_keys.empty()) {
         log::warning("{} changed in {} but takes effect only when the worker restarts; the old value stays "

@@ -5,8 +5,8 @@ The worker attaches to the first that answers, moves to the other when its
 master is killed, runs that one's builds, and stays there when the first
 comes back; it skips a master whose certificate none of its pins match, or
 that takes the connection and never answers; it exits when every master
-refuses it. All over TLS, each master with its own certificate, pinned or
-signed by one CA."""
+refuses it; a reload keeps the lists it started with. All over TLS, each
+master with its own certificate, pinned or signed by one CA."""
 
 import os
 import re
@@ -117,6 +117,21 @@ class SeveralMasters(SystemTest):
         self.attached_to(self.b, timeout=5)
         self.assertIn(f"attached to the master at localhost:{self.port_b} as worker 'r1'", w.log())
         self.run_build(self.b)
+
+    def test_a_new_list_waits_for_a_restart(self):
+        # SIGHUP with the masters and the pins changed: the link keeps the
+        # lists it started with, and the worker says so.
+        self.start_both()
+        w = self.start_worker([self.port_a, self.port_b])
+        self.attached_to(self.a)
+        with open(os.path.join(self.a.dir, "etc", "workers", "r1.ini"), "w") as f:
+            f.write(f"master = {self.address(self.port_b)}, {self.address(self.port_a)}\npassword = pw-r1\n"
+                    f"reconnect_max = 2\nmaster_fingerprint = {master_fingerprint(self.b)}\n")
+        w.signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded " in w.log(), 10, "the worker's reload")
+        self.assertIn("master, master_fingerprint changed in", w.log())
+        self.assertIn("takes effect only when the worker restarts", w.log())
+        self.assertTrue(self.connected(self.a))
 
     def test_starts_with_the_first_that_answers(self):
         # Nothing listens at the first address; the second is B.
