@@ -1,6 +1,8 @@
 """Builds in a cluster: two or three masters on one PostgreSQL server
 (started by the test, tests/lib/postgresql.py), each on its own private bus
-and loopback TCP port, with remote workers over TLS.
+and loopback TCP port, with remote workers over TLS that list every master
+(their own first) and trust the one CA that signed the masters'
+certificates.
 
 - A build submitted to a master with no worker free runs on another
   master's worker, woken by LISTEN/NOTIFY; its log reads the same from both.
@@ -24,8 +26,9 @@ import re
 import signal
 import time
 
-from harness import MASTER_PATH, System, free_port, master_fingerprint, master_ini, wait_for
+from harness import MASTER_PATH, System, free_port, master_ini, wait_for
 from pg_system_test import PgSystemTest
+from tlslib import CA
 
 HEARTBEAT = 1
 TIMEOUT = 3
@@ -84,24 +87,31 @@ class Cluster(PgSystemTest):
         declared = {w: f"password = pw-{w}\nmax_builds = {max_builds}\n{worker_lines}" for w in names}
         builder = {"b": (names, [f"/usr/bin/python3 {self.step} {self.events_dir} {pause}"])}
         self.ports = []
+        # One CA signs every master's certificate, as an admin would do for
+        # a cluster: a worker trusts it (tls_ca_file) whichever it reaches.
+        self.ca = CA(self.sys.dir)
         for i, s in enumerate(self.masters):
             port = free_port()
             self.ports.append(port)
+            cert, key = self.ca.issue(f"m{i}", "127.0.0.1")
             s.write_config(master_ini(declared, builder, name=f"m{i}", listen=f"127.0.0.1:{port}",
                                       worker_type=None,
                                       master_lines=f"cluster_heartbeat = {HEARTBEAT}\ncluster_timeout = {TIMEOUT}\n"
-                                                   + master_lines))
+                                                   f"tls_certificate = {cert}\ntls_key = {key}\n" + master_lines))
             s.write_config(f"[master]\ndatabase = {self.pg.uri}\n", "zzz-cluster.ini")
             s.start_master()
         for i, ws in workers.items():
             for w in ws:
                 self.remote_worker(self.masters[i], w, self.ports[i])
 
-    def remote_worker(self, s, name, port):
+    def remote_worker(self, s, name, port=None):
+        """A remote worker that lists every master, `s` first, and trusts
+        the CA that signed their certificates."""
+        order = [self.masters.index(s)] + [i for i in range(len(self.masters)) if self.masters[i] is not s]
+        masters = ", ".join(f"127.0.0.1:{self.ports[i]}" for i in order)
         path = os.path.join(s.dir, "etc", "workers", f"{name}.ini")
         with open(path, "w") as f:
-            f.write(f"master = 127.0.0.1:{port}\npassword = pw-{name}\nreconnect_max = 1\n"
-                    f"master_fingerprint = {master_fingerprint(s)}\n")
+            f.write(f"master = {masters}\npassword = pw-{name}\nreconnect_max = 1\ntls_ca_file = {self.ca.path}\n")
         return s.start_worker(name, config=path)
 
     def events(self):
@@ -244,6 +254,9 @@ class Failover(Cluster):
             rerun = by_id[int(old[3])]
             started = int(rerun[4]) / 1e6
             self.assertLess(started - killed, TIMEOUT + 5, f"build {build} rerun as {old[3]} started late")
+        # m0's workers list every master: they moved to a live one.
+        for w in workers[0]:
+            wait_for(lambda: self.masters[1].worker_prop(w, "Master") in ("m1", "m2"), 10, f"{w} on a live master")
         takeover = [s.master.log() for s in self.masters[1:]]
         self.assertEqual(sum(log.count("declared master 'm0' dead") for log in takeover), 1)
         self.assertTrue(any(f"took over its {len(running)} running builds" in log for log in takeover), takeover)
