@@ -1,0 +1,14 @@
+#!/bin/bash
+# Runs bench/cluster in --quick mode and checks that it printed every figure
+# it promises (never their values).
+set -euo pipefail
+out=$("$@")
+echo "$out"
+for n in 1 2 3; do
+    grep -q "^throughput, $n master(s) on PostgreSQL: [0-9]* builds .* [0-9.]* builds/s$" <<<"$out"
+done
+grep -q '^throughput, 1 master(s) on SQLite: [0-9]* builds .* [0-9.]* builds/s$' <<<"$out"
+for db in PostgreSQL SQLite; do
+    grep -q "^$db: latency submit->step start over [0-9]* builds: median [0-9.]* ms, p99 [0-9.]* ms" <<<"$out"
+done
+grep -q '^failover: kill -9 of a master with [0-9]* running builds .*: [0-9]* of them running on the other master, the first after [0-9.]* s, the last after [0-9.]* s$' <<<"$out"
