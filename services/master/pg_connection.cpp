@@ -190,33 +190,49 @@ bool PgConnection::ready() {
     return connect();
 }
 
-PgResult PgConnection::wait_result(Clock::time_point deadline) {
+bool PgConnection::flush(Clock::time_point deadline) {
     for (;;) {
         const int f = PQflush(conn_);
         if (f == 0) {
-            break;
+            return true;
         }
         if (f < 0 || !wait_socket(true, deadline) || !PQconsumeInput(conn_)) {
             set_cause_from_connection("cannot send to the server");
             if (Clock::now() >= deadline) cause_ = fmt::format("no answer within {} ms", deadline_.count());
             drop(cause_);
+            return false;
+        }
+    }
+}
+
+PGresult* PgConnection::next_result(Clock::time_point deadline, bool& lost) {
+    while (PQisBusy(conn_)) {
+        if (!wait_socket(false, deadline)) {
+            drop(fmt::format("no answer within {} ms", deadline_.count()));
+            lost = true;
+            return nullptr;
+        }
+        if (!PQconsumeInput(conn_)) {
+            set_cause_from_connection("the connection was lost");
+            drop(cause_);
+            lost = true;
             return nullptr;
         }
     }
+    return PQgetResult(conn_);
+}
+
+PgResult PgConnection::wait_result(Clock::time_point deadline) {
+    if (!flush(deadline)) {
+        return nullptr;
+    }
     PgResult kept;
     for (;;) {
-        while (PQisBusy(conn_)) {
-            if (!wait_socket(false, deadline)) {
-                drop(fmt::format("no answer within {} ms", deadline_.count()));
-                return nullptr;
-            }
-            if (!PQconsumeInput(conn_)) {
-                set_cause_from_connection("the connection was lost");
-                drop(cause_);
-                return nullptr;
-            }
+        bool lost = false;
+        PGresult* r = next_result(deadline, lost);
+        if (lost) {
+            return nullptr;
         }
-        PGresult* r = PQgetResult(conn_);
         if (!r) {
             break;
         }
@@ -258,6 +274,86 @@ PgResult PgConnection::run(const std::string& name, const std::vector<std::strin
         return nullptr;
     }
     return wait_result(Clock::now() + deadline_);
+}
+
+std::vector<PgResult> PgConnection::run_pipeline(const std::vector<PgCall>& calls) {
+    if (!ready()) {
+        return {};
+    }
+    if (!PQenterPipelineMode(conn_)) {
+        set_cause_from_connection("cannot enter pipeline mode");
+        return {};
+    }
+    bool sent = true;
+    for (const PgCall& c : calls) {
+        if (c.control) {
+            sent = PQsendQueryParams(conn_, c.control, 0, nullptr, nullptr, nullptr, nullptr, 0);
+        } else {
+            std::vector<const char*> values;
+            values.reserve(c.params.size());
+            for (const auto& p : c.params) {
+                values.push_back(p.c_str());
+            }
+            sent = PQsendQueryPrepared(conn_, c.name.c_str(), static_cast<int>(values.size()), values.data(),
+                                       nullptr, nullptr, 0);
+        }
+        if (!sent) {
+            break;
+        }
+    }
+    // Nothing runs before the sync is sent: a failure to queue sends nothing.
+    if (!sent || !PQpipelineSync(conn_)) {
+        set_cause_from_connection("cannot send a statement");
+        drop(cause_);
+        return {};
+    }
+    const auto deadline = Clock::now() + deadline_;
+    if (!flush(deadline)) {
+        return {};
+    }
+    // Each statement's result, then nullptr; after them all, the sync's.
+    std::vector<PgResult> out;
+    std::string failure;
+    for (bool after_null = false;;) {
+        bool lost = false;
+        PGresult* r = next_result(deadline, lost);
+        if (lost) {
+            return {};
+        }
+        if (!r) {
+            // Two in a row: nothing more will come (a connection lost midway).
+            if (after_null || PQstatus(conn_) != CONNECTION_OK) {
+                set_cause_from_connection("the connection was lost");
+                drop(cause_);
+                return {};
+            }
+            after_null = true;
+            continue;
+        }
+        after_null = false;
+        PgResult owned(r);
+        const auto st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            break;
+        }
+        if (!succeeded(r) && failure.empty()) {
+            const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+            failure = st == PGRES_PIPELINE_ABORTED ? "a statement of the pipeline was skipped"
+                                                   : one_line(primary ? primary : PQresultErrorMessage(r));
+        }
+        out.push_back(std::move(owned));
+    }
+    if (!PQexitPipelineMode(conn_)) {
+        set_cause_from_connection("cannot leave pipeline mode");
+        drop(cause_);
+        return {};
+    }
+    in_transaction_ = PQtransactionStatus(conn_) != PQTRANS_IDLE;
+    if (!failure.empty() || out.size() != calls.size()) {
+        cause_ = failure.empty() ? "the pipeline lost results" : failure;
+        return {};
+    }
+    return out;
 }
 
 PgResult PgConnection::exec(const std::string& sql) {

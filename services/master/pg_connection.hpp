@@ -31,6 +31,17 @@ inline std::string pg_text(const PGresult* r, int row, int col) {
     return {PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col))};
 }
 
+// One statement of a pipeline (PgConnection::run_pipeline): a prepared
+// statement with its text parameters, or BEGIN or COMMIT.
+struct PgCall {
+    std::string name;  // of a prepared statement; empty for `control`
+    std::vector<std::string> params;
+    const char* control = nullptr;  // "BEGIN" or "COMMIT"
+
+    static PgCall begin() { return {{}, {}, "BEGIN"}; }
+    static PgCall commit() { return {{}, {}, "COMMIT"}; }
+};
+
 class PgConnection {
 public:
     // `uri`: a libpq connection URI without a password; `password`, if not
@@ -52,6 +63,13 @@ public:
     // connected and cannot connect, past the deadline, or an error from
     // the server.
     PgResult run(const std::string& name, const std::vector<std::string>& params);
+    // Sends `calls` at once in libpq's pipeline mode and waits for all
+    // their results: one round trip instead of one each. The server runs
+    // them in order and skips the rest after a failure. A BEGIN among them
+    // with no COMMIT leaves the transaction open for exec("COMMIT") or
+    // rollback(). Each call's result in order; empty with cause() set (the
+    // first failure's) if any failed.
+    std::vector<PgResult> run_pipeline(const std::vector<PgCall>& calls);
     // Runs one statement of fixed text (BEGIN, COMMIT, the schema).
     PgResult exec(const std::string& sql);
     // Ends a transaction that a failure left open, if the connection still
@@ -72,6 +90,12 @@ private:
     // Waits for the results of what was sent, until the deadline; the last
     // result, nullptr with cause_ set on failure.
     PgResult wait_result(std::chrono::steady_clock::time_point deadline);
+    // Sends what libpq holds, until the deadline; false (dropped) on failure.
+    bool flush(std::chrono::steady_clock::time_point deadline);
+    // The next result, waiting for it until the deadline; nullptr between
+    // the results of two statements of a pipeline, or (dropped, `lost` set)
+    // on failure.
+    PGresult* next_result(std::chrono::steady_clock::time_point deadline, bool& lost);
     // Waits until the socket is readable (or writable), until `deadline`.
     bool wait_socket(bool write, std::chrono::steady_clock::time_point deadline);
     void drop(const std::string& why);
@@ -84,8 +108,8 @@ private:
     std::vector<Statement> statements_;
     std::chrono::steady_clock::time_point last_attempt_{};
     bool attempted_ = false;
-    bool in_transaction_ = false;
-    bool goodbye_ = false;                  // the server said FATAL while the connection was idle           // BEGIN was run, and neither COMMIT nor rollback()
+    bool in_transaction_ = false;  // BEGIN was run, and neither COMMIT nor rollback()
+    bool goodbye_ = false;  // the server said FATAL while the connection was idle
     std::string cause_;
 };
 

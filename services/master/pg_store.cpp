@@ -294,10 +294,14 @@ void PgStore::prepare_builds() {
                 "SELECT paused, pause_reason, last_connected, last_disconnected, info FROM workers WHERE name=$1");
 }
 
-bool PgStore::record_submitted(Build& b) {
+std::vector<std::string> PgStore::insert_params(const Build& b) const {
     auto params = build_params(b);
     params.push_back(holder_);
-    PgResult r = run("cannot insert a build", "insert_build", params);
+    return params;
+}
+
+bool PgStore::record_submitted(Build& b) {
+    PgResult r = run("cannot insert a build", "insert_build", insert_params(b));
     if (!r) {
         return false;
     }

@@ -101,6 +101,9 @@ public:
                                      std::vector<Retry>& taken) override;
     bool leave(const std::string& name, uint64_t fence) override;
 
+    // Several submissions as one pipeline (pg_store_batches.cpp).
+    bool record_submissions(std::vector<Build>& builds) override;
+
 protected:
     bool in_transaction(const std::function<bool()>& writes, const char* what) override;
     Claim claim_build(const Build& b) override;
@@ -114,6 +117,12 @@ private:
         return static_cast<bool>(run(what, name, params));
     }
     bool failed(const std::string& what);
+    // Runs `calls` as one pipeline (PgConnection::run_pipeline); on
+    // failure error() is `what` and the cause, and no transaction is left
+    // open. `results`, if given, gets each call's result.
+    bool pipeline(std::vector<PgCall> calls, const char* what, std::vector<PgResult>* results);
+    // The parameters of insert_build.
+    std::vector<std::string> insert_params(const Build& b) const;
     // Why a fenced write of build `id` changed nothing (error() says it,
     // after `what`): this master was fenced, or the build is another's
     // or ended (taken), or neither (unknown).

@@ -1,5 +1,6 @@
 // The PostgreSQL store's transactions and the claim of one build that the
-// batches (store_batches.hpp) are made of.
+// batches (store_batches.hpp) are made of; submissions sent as one
+// pipeline (one round trip, one commit).
 #include "master/pg_store.hpp"
 #include "master/store_json.hpp"
 
@@ -39,6 +40,39 @@ BatchStore::Claim PgStore::claim_build(const Build& b) {
     cause_ = "build " + std::to_string(b.id) + " is not pending";
     error_ = "cannot claim build " + std::to_string(b.id) + ": " + cause_;
     return Claim::not_pending;
+}
+
+bool PgStore::pipeline(std::vector<PgCall> calls, const char* what, std::vector<PgResult>* results) {
+    std::vector<PgResult> got = db_.run_pipeline(calls);
+    if (got.empty()) {
+        failed(what);
+        db_.rollback();
+        return false;
+    }
+    if (results) {
+        *results = std::move(got);
+    }
+    return true;
+}
+
+// The inserts, BEGIN and COMMIT in one round trip: one commit for them all.
+bool PgStore::record_submissions(std::vector<Build>& builds) {
+    if (builds.size() <= 1) {
+        return BatchStore::record_submissions(builds);
+    }
+    std::vector<PgCall> calls{PgCall::begin()};
+    for (const Build& b : builds) {
+        calls.push_back({"insert_build", insert_params(b)});
+    }
+    calls.push_back(PgCall::commit());
+    std::vector<PgResult> got;
+    if (!pipeline(std::move(calls), "cannot commit the submitted builds", &got)) {
+        return false;
+    }
+    for (size_t i = 0; i < builds.size(); ++i) {
+        builds[i].id = pg_u64(got[i + 1].get(), 0, 0);
+    }
+    return true;
 }
 
 }  // namespace by::master

@@ -89,6 +89,9 @@ public:
 
     // A new pending build: sets b.id (only once committed).
     virtual bool record_submitted(Build& b) = 0;
+    // Several new pending builds in one commit, all or none: sets each id
+    // (only once committed; on false none is set).
+    virtual bool record_submissions(std::vector<Build>& builds) = 0;
     // This master takes the pending builds `started` onto the workers they
     // name: in one commit, each is recorded as start_build() left it
     // (state, worker, properties, start time), all or none. A build the

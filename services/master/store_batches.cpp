@@ -19,6 +19,28 @@ bool BatchStore::each_in_transaction(const std::vector<Build>& builds, bool (Bat
                                  what);
 }
 
+bool BatchStore::record_submissions(std::vector<Build>& builds) {
+    if (builds.size() == 1) {
+        return record_submitted(builds.front());  // one statement is one commit
+    }
+    if (builds.empty() || in_transaction(
+                              [&] {
+                                  for (Build& b : builds) {
+                                      if (!record_submitted(b)) {
+                                          return false;
+                                      }
+                                  }
+                                  return true;
+                              },
+                              "cannot commit the submitted builds")) {
+        return true;
+    }
+    for (Build& b : builds) {
+        b.id = 0;  // none was committed
+    }
+    return false;
+}
+
 bool BatchStore::claim_builds(const std::vector<Build>& started) {
     const auto claim = [this](const Build& b) { return claim_build(b) == Claim::claimed; };
     if (started.size() == 1) {

@@ -1,6 +1,6 @@
 // The writes of several builds in one commit, all or none, for a store
 // that can run a transaction and write one build (SqliteStore, PgStore):
-// claiming pending builds for their workers, retries, a lost worker's
+// submissions, claiming pending builds for their workers, retries, a lost worker's
 // builds waiting for cleanup, and ends. On failure nothing of a batch is
 // stored, and what it would have changed in memory (ids, RetriedAs) is
 // put back.
@@ -15,6 +15,7 @@ namespace by::master {
 
 class BatchStore : public Store {
 public:
+    bool record_submissions(std::vector<Build>& builds) override;
     bool claim_builds(const std::vector<Build>& started) override;
     std::optional<std::vector<uint64_t>> claim_available(const std::vector<Build>& started) override;
     bool record_cleanups(const std::vector<Build>& builds) override;

@@ -102,5 +102,33 @@ TEST_P(PgStoreTest, ADroppedConnectionIsMadeAgain) {
     EXPECT_EQ(s->load_build(b.id)->worker, "w1");
 }
 
+// A batch that stops at the deadline midway leaves nothing, and no
+// transaction open; the same batches then go through, and a claim still
+// finds a build no longer pending.
+TEST_P(PgStoreTest, ABatchThatTimesOutLeavesNothing) {
+    ASSERT_TRUE(db_.open());
+    PgStore s(db_.uri(), "", std::chrono::milliseconds(500));
+    ASSERT_TRUE(s.open()) << s.error();
+    Build a = submitted(s), b = submitted(s), c = submitted(s);
+    for (Build* x : {&a, &b, &c}) {
+        ASSERT_EQ(start_build(*x, "w1", {}, 5), TransitionError::none);
+    }
+    db_.sql("BEGIN; SELECT 1 FROM builds WHERE id = " + std::to_string(b.id) + " FOR UPDATE");
+    EXPECT_FALSE(s.claim_builds({a, b, c}));
+    db_.sql("COMMIT");
+    EXPECT_EQ(db_.sql("SELECT COUNT(*) FROM builds WHERE state = 'pending'"), "3") << "nothing of the claim";
+    ASSERT_TRUE(s.claim_builds({a, b, c})) << s.error();
+    EXPECT_EQ(db_.sql("SELECT COUNT(*) FROM builds WHERE state = 'running' AND worker = 'w1'"), "3");
+    EXPECT_FALSE(s.claim_builds({a, b})) << "claimed once";
+    std::vector<BuildEnd> ends;
+    for (Build* x : {&a, &b, &c}) {
+        Build ended = *x;
+        ASSERT_EQ(finish_build(ended, Result::success, 0, 9), TransitionError::none);
+        ends.push_back({ended, std::nullopt});
+    }
+    ASSERT_TRUE(s.record_ends(ends)) << s.error();
+    EXPECT_EQ(db_.sql("SELECT COUNT(*) FROM builds WHERE state = 'finished' AND finished_at = 9"), "3");
+}
+
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PgStoreTest);
 INSTANTIATE_TEST_SUITE_P(Engines, PgStoreTest, ::testing::ValuesIn(postgresql_only()), engine_name);

@@ -35,6 +35,42 @@ protected:
 
 }  // namespace
 
+// SubmitBuild calls read together are recorded in one commit: each gets
+// its id; when the database refuses one of them, none is stored and no
+// id is handed out.
+TEST_P(StoreBatchTest, SubmissionsAreOneCommit) {
+    auto s = db_.open();
+    ASSERT_TRUE(s);
+    Build first = submit(*s, "zero");
+    std::vector<Build> builds(3);
+    for (size_t i = 0; i < builds.size(); ++i) {
+        builds[i].builder = "b" + std::to_string(i);
+        builds[i].requested = {{"n", std::to_string(i)}};
+        builds[i].submitted_at = 7;
+    }
+    refuse_writes_to(first.id + 2);
+    std::vector<Build> refused = builds;
+    EXPECT_FALSE(s->record_submissions(refused));
+    EXPECT_NE(s->error().find("disk trouble"), std::string::npos) << s->error();
+    for (const Build& b : refused) {
+        EXPECT_EQ(b.id, 0u);
+    }
+    EXPECT_EQ(s->load_unfinished().size(), 1u) << "nothing of the refused batch";
+    accept_writes();
+    ASSERT_TRUE(s->record_submissions(builds)) << s->error();
+    auto unfinished = s->load_unfinished();
+    ASSERT_EQ(unfinished.size(), 4u);
+    for (size_t i = 0; i < builds.size(); ++i) {
+        EXPECT_GT(builds[i].id, first.id);
+        EXPECT_EQ(unfinished[i + 1].id, builds[i].id);
+        EXPECT_EQ(unfinished[i + 1].builder, "b" + std::to_string(i));
+        EXPECT_EQ(unfinished[i + 1].requested, builds[i].requested);
+        EXPECT_EQ(unfinished[i + 1].state, BuildState::pending);
+    }
+    std::vector<Build> none;
+    EXPECT_TRUE(s->record_submissions(none)) << "nothing to record is no failure";
+}
+
 TEST_P(StoreBatchTest, ClaimStartsSeveralBuildsInOneCommit) {
     uint64_t a = 0, b = 0, c = 0;
     {
