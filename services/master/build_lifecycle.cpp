@@ -43,6 +43,18 @@ int BuildLifecycle::start(sd_event* event) {
         return r;
     }
     dispatch_source_.reset(s);
+    if ((r = sd_event_source_set_enabled(s, SD_EVENT_OFF)) < 0) {
+        return r;
+    }
+    // Below every other source (the bus's messages, the workers' links),
+    // so that the submissions read together commit together.
+    if ((r = sd_event_add_defer(event, &s, &BuildLifecycle::on_submit_deferred, this)) < 0) {
+        return r;
+    }
+    submit_source_.reset(s);
+    if ((r = sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IDLE)) < 0) {
+        return r;
+    }
     return sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
 
@@ -85,39 +97,6 @@ const config::Builder* BuildLifecycle::find_builder(const std::string& name) con
     auto it = config_.builders.find(name);
     return it == config_.builders.end() ? nullptr : &it->second;
 }
-
-Status BuildLifecycle::submit(const std::string& builder, const std::map<std::string, std::string>& properties,
-                              uint64_t& id) {
-    if (!find_builder(builder)) {
-        return Status::fail(bus::error::NoSuchBuilder, no_such_builder(config_, builder));
-    }
-    for (const auto& [k, v] : properties) {
-        if (k.empty()) {
-            return Status::fail(bus::error::InvalidArgument, "a build property has an empty name");
-        }
-        if (k == secret_prefix) {
-            return Status::fail(bus::error::InvalidArgument, "a secret build property has an empty name");
-        }
-    }
-    Build b;
-    b.builder = builder;
-    b.requested = properties;
-    b.properties = properties;
-    b.submitted_at = bus::now_realtime_usec();
-    if (!store_->record_submitted(b)) {
-        // No id was committed, so none is handed out.
-        trouble_.failed("cannot record a build of " + builder);
-        return Status::fail(bus::error::Internal, "cannot record the build: " + store_->error());
-    }
-    trouble_.ok();
-    id = b.id;
-    b.request_id = id;
-    builds_.add_pending(std::move(b));
-    changes_.counters(builder);
-    dispatch();
-    return Status::ok();
-}
-
 
 Status BuildLifecycle::cancel(uint64_t id) {
     ActiveBuild* found = builds_.active(id);

@@ -71,8 +71,16 @@ public:
     // pending ones just wait.
     void recover(std::vector<Build> unfinished);
 
-    // Clients (Master1.Submit, Build1.Cancel).
-    Status submit(const std::string& builder, const std::map<std::string, std::string>& properties, uint64_t& id);
+    // Clients (Master1.SubmitBuild, Build1.Cancel). A valid submission
+    // waits for the others of its loop iteration: once the loop has no
+    // other event at hand (or submit_batch_max wait), they are recorded in
+    // one commit (Store::record_submissions), queued and dispatched, and
+    // each one's `done` is called with its id, or with the failure for
+    // all (build_submit.cpp). An invalid one fails at once, and `done` is
+    // not called.
+    using Submitted = std::function<void(const Status&, uint64_t id)>;
+    static constexpr size_t submit_batch_max = 64;
+    Status submit(const std::string& builder, const std::map<std::string, std::string>& properties, Submitted done);
     Status cancel(uint64_t id);
     // ListBuilds and ListBuildsBefore: builds with ids below `before` (0:
     // from the newest), newest first, at most `limit`; a limit of 0 or past
@@ -154,6 +162,9 @@ public:
 
 private:
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
+    static int on_submit_deferred(sd_event_source* s, void* userdata);
+    // The submissions waiting for their commit, now.
+    void record_submissions();
     // What the dispatcher knows of `w`, and bringing it up to date.
     WorkerSlot slot_of(const Worker& w) const;
     void sync_worker(const std::string& name);
@@ -206,6 +217,12 @@ private:
     std::function<void(const std::set<std::string>&)> settle_;
     std::function<void()> fenced_;
     SourcePtr dispatch_source_;
+    struct Submission {
+        Build build;
+        Submitted done;
+    };
+    std::vector<Submission> submissions_;
+    SourcePtr submit_source_;  // after every other pending event: record_submissions()
     std::set<std::string> unsettled_;  // workers whose builds ended: settled before the next dispatch
     std::set<std::string> latent_workers_;  // as the dispatcher last saw them
     std::set<std::string> foreign_;  // builders with pending builds other masters queued, maybe

@@ -1,0 +1,94 @@
+// BuildLifecycle: clients' submissions, recorded together. Each
+// SubmitBuild waits, unanswered, for the others read in the same loop
+// iteration; then one commit records them all (on PostgreSQL a commit
+// waits for the disk, so one per build would bound the rate at the disk's
+// flushes), and each gets its answer.
+#include "master/build_lifecycle.hpp"
+
+namespace by::master {
+
+Status BuildLifecycle::submit(const std::string& builder, const std::map<std::string, std::string>& properties,
+                              Submitted done) {
+    if (!find_builder(builder)) {
+        return Status::fail(bus::error::NoSuchBuilder, no_such_builder(config_, builder));
+    }
+    for (const auto& [k, v] : properties) {
+        if (k.empty()) {
+            return Status::fail(bus::error::InvalidArgument, "a build property has an empty name");
+        }
+        if (k == secret_prefix) {
+            return Status::fail(bus::error::InvalidArgument, "a secret build property has an empty name");
+        }
+    }
+    Build b;
+    b.builder = builder;
+    b.requested = properties;
+    b.properties = properties;
+    b.submitted_at = bus::now_realtime_usec();
+    submissions_.push_back({std::move(b), std::move(done)});
+    if (submissions_.size() >= submit_batch_max || !submit_source_) {
+        record_submissions();  // bounded: a flood of calls never keeps the answers waiting
+    } else {
+        sd_event_source_set_enabled(submit_source_.get(), SD_EVENT_ONESHOT);
+    }
+    return Status::ok();
+}
+
+int BuildLifecycle::on_submit_deferred(sd_event_source*, void* userdata) {
+    static_cast<BuildLifecycle*>(userdata)->record_submissions();
+    return 0;
+}
+
+void BuildLifecycle::record_submissions() {
+    if (submit_source_) {
+        sd_event_source_set_enabled(submit_source_.get(), SD_EVENT_OFF);
+    }
+    auto batch = std::move(submissions_);
+    submissions_.clear();
+    // A reload since may have removed a builder.
+    std::vector<Submission> gone;
+    std::erase_if(batch, [&](Submission& s) {
+        if (find_builder(s.build.builder)) {
+            return false;
+        }
+        gone.push_back(std::move(s));
+        return true;
+    });
+    for (Submission& s : gone) {
+        s.done(Status::fail(bus::error::NoSuchBuilder, no_such_builder(config_, s.build.builder)), 0);
+    }
+    if (batch.empty()) {
+        return;
+    }
+    std::vector<Build> builds;
+    builds.reserve(batch.size());
+    for (const Submission& s : batch) {
+        builds.push_back(s.build);
+    }
+    if (!store_->record_submissions(builds)) {
+        // No id was committed, so none is handed out.
+        trouble_.failed(builds.size() == 1 ? "cannot record a build of " + builds.front().builder
+                                           : "cannot record " + std::to_string(builds.size()) + " builds");
+        const Status failed = Status::fail(bus::error::Internal, "cannot record the build: " + store_->error());
+        for (Submission& s : batch) {
+            s.done(failed, 0);
+        }
+        return;
+    }
+    trouble_.ok();
+    std::vector<uint64_t> ids;
+    ids.reserve(builds.size());
+    for (Build& b : builds) {
+        ids.push_back(b.id);
+        b.request_id = b.id;
+        const std::string builder = b.builder;
+        builds_.add_pending(std::move(b));
+        changes_.counters(builder);
+    }
+    dispatch();
+    for (size_t i = 0; i < batch.size(); ++i) {
+        batch[i].done(Status::ok(), ids[i]);
+    }
+}
+
+}  // namespace by::master
