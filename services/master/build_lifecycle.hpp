@@ -98,8 +98,13 @@ public:
     // What a worker (the link `sender`) reports of a build it runs.
     Status step_started(const std::string& sender, uint64_t id, unsigned step);
     Status output(const std::string& sender, uint64_t id, const void* data, size_t size);
+    // BuildDone: checked at once; the end then waits, with the worker's
+    // answer, for the others of this loop turn and is recorded with them
+    // in one commit (end_builds), as the submissions are; `done` is
+    // called once it is stored, or with why not (build_submit.cpp).
+    using Answered = std::function<void(const Status&)>;
     Status build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status,
-                      const BuildUsage& usage);
+                      const BuildUsage& usage, Answered done);
 
     // Hands pending builds to the workers that can take them, and sends the
     // builds held for latent workers that have attached since.
@@ -163,8 +168,10 @@ public:
 private:
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
     static int on_submit_deferred(sd_event_source* s, void* userdata);
-    // The submissions waiting for their commit, now.
+    // The submissions and the workers' reported ends waiting for their
+    // commit, now.
     void record_submissions();
+    void record_reported_ends();
     // What the dispatcher knows of `w`, and bringing it up to date.
     WorkerSlot slot_of(const Worker& w) const;
     void sync_worker(const std::string& name);
@@ -222,6 +229,12 @@ private:
         Submitted done;
     };
     std::vector<Submission> submissions_;
+    struct ReportedEnd {
+        uint64_t id;
+        Ending ending;
+        Answered done;
+    };
+    std::vector<ReportedEnd> reported_;  // ends reported by workers, waiting for their commit
     SourcePtr submit_source_;  // after every other pending event: record_submissions()
     std::set<std::string> unsettled_;  // workers whose builds ended: settled before the next dispatch
     std::set<std::string> latent_workers_;  // as the dispatcher last saw them

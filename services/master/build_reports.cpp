@@ -4,6 +4,8 @@
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "master/build_lifecycle.hpp"
+
+#include <algorithm>
 #include "master/build_logs.hpp"
 
 namespace by::master {
@@ -46,7 +48,7 @@ Status BuildLifecycle::output(const std::string& sender, uint64_t id, const void
 }
 
 Status BuildLifecycle::build_done(const std::string& sender, uint64_t id, const std::string& result, int exit_status,
-                                  const BuildUsage& usage) {
+                                  const BuildUsage& usage, Answered done) {
     Worker* w = nullptr;
     ActiveBuild* ab = running_on(sender, id, &w);
     if (!ab) {
@@ -59,17 +61,16 @@ Status BuildLifecycle::build_done(const std::string& sender, uint64_t id, const 
                               text::for_log(result, 64), id));
         r = Result::exception;
     }
-    if (ab->ending) {
+    if (ab->ending || std::any_of(reported_.begin(), reported_.end(), [&](const auto& e) { return e.id == id; })) {
         return Status::fail(bus::error::AlreadyFinished, "build " + std::to_string(id) + " has ended already");
     }
     ab->build.usage = usage;
-    if (!end_build(*ab, Ending{*r, exit_status, 0, {}})) {
-        return Status::fail(bus::error::Internal,
-                            fmt::format("cannot record the end of build {}: {}; the master keeps the result and "
-                                        "records it when the state database takes writes again",
-                                        id, store_->error()));
+    reported_.push_back({id, Ending{*r, exit_status, bus::now_realtime_usec(), {}}, std::move(done)});
+    if (reported_.size() >= submit_batch_max || !submit_source_) {
+        record_reported_ends();
+    } else {
+        sd_event_source_set_enabled(submit_source_.get(), SD_EVENT_ONESHOT);
     }
-    dispatch_now();  // the worker's next build, in this iteration
     return Status::ok();
 }
 

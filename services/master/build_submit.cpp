@@ -1,9 +1,12 @@
-// BuildLifecycle: clients' submissions, recorded together. Each
-// SubmitBuild waits, unanswered, for the others read in the same loop
-// iteration; then one commit records them all (on PostgreSQL a commit
+// BuildLifecycle: clients' submissions and workers' reported ends, each
+// recorded together. Each SubmitBuild (BuildDone) waits, unanswered, for
+// the others read in the same loop iteration; then one commit records
+// them all (on PostgreSQL a commit
 // waits for the disk, so one per build would bound the rate at the disk's
 // flushes), and each gets its answer.
 #include "master/build_lifecycle.hpp"
+
+#include <fmt/format.h>
 
 namespace by::master {
 
@@ -35,8 +38,44 @@ Status BuildLifecycle::submit(const std::string& builder, const std::map<std::st
 }
 
 int BuildLifecycle::on_submit_deferred(sd_event_source*, void* userdata) {
-    static_cast<BuildLifecycle*>(userdata)->record_submissions();
+    auto& self = *static_cast<BuildLifecycle*>(userdata);
+    self.record_reported_ends();
+    self.record_submissions();
     return 0;
+}
+
+void BuildLifecycle::record_reported_ends() {
+    auto batch = std::move(reported_);
+    reported_.clear();
+    std::vector<std::pair<uint64_t, Ending>> endings;
+    std::vector<ReportedEnd*> ending;
+    for (ReportedEnd& r : batch) {
+        // Ended otherwise since it was reported (cancelled, its worker lost).
+        ActiveBuild* ab = builds_.active(r.id);
+        if (!ab || ab->ending || ab->build.state != BuildState::running) {
+            r.done(Status::fail(bus::error::AlreadyFinished, "build " + std::to_string(r.id) + " has ended already"));
+            continue;
+        }
+        endings.emplace_back(r.id, r.ending);
+        ending.push_back(&r);
+    }
+    if (endings.empty()) {
+        return;
+    }
+    if (!end_builds(endings)) {
+        const std::string cause = store_->error();
+        for (ReportedEnd* r : ending) {
+            r->done(Status::fail(bus::error::Internal,
+                                 fmt::format("cannot record the end of build {}: {}; the master keeps the result and "
+                                             "records it when the state database takes writes again",
+                                             r->id, cause)));
+        }
+        return;
+    }
+    dispatch_now();  // the workers' next builds, in this iteration
+    for (ReportedEnd* r : ending) {
+        r->done(Status::ok());
+    }
 }
 
 void BuildLifecycle::record_submissions() {

@@ -108,7 +108,15 @@ int build_done(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if (r < 0) return r;
     r = sd_bus_message_exit_container(m);
     if (r < 0) return r;
-    return reply_ok(m, of(userdata).builds().build_done(sender_of(m), id, result, status, usage_from_map(usage)), e, "");
+    // Answered once recorded, with the others of this loop turn (build_submit.cpp).
+    auto call = keep_call(m);
+    Status s = of(userdata).builds().build_done(sender_of(m), id, result, status, usage_from_map(usage),
+                                                [call](const Status& done) {
+                                                    if (!answer_failure(call->get(), done)) {
+                                                        sd_bus_reply_method_return(call->get(), "");
+                                                    }
+                                                });
+    return s ? 1 : fail(s, e);
 }
 
 int shutdown_gracefully(sd_bus_message* m, void* userdata, sd_bus_error* e) {

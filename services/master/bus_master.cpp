@@ -22,16 +22,12 @@ int submit_build(sd_bus_message* m, void* userdata, sd_bus_error* e) {
     if ((r = bus::read_string_map(m, props)) < 0) return r;
     if (auto bad = limits::check_map("build properties", props)) return too_long(*bad, e);
     // Answered once recorded, with the others of this loop iteration (build_submit.cpp).
-    auto call = std::make_shared<MessagePtr>(sd_bus_message_ref(m));
+    auto call = keep_call(m);
     Status s = of(userdata).builds().submit(builder, props, [call](const Status& done, uint64_t id) {
-        if (!done) {
-            BusError error;
-            bus::set_error(error.get(), done.error, done.message);
-            sd_bus_reply_method_error(call->get(), error.get());
-            return;
+        if (!answer_failure(call->get(), done)) {
+            std::string path = bus::path_encode(bus::build_prefix, std::to_string(id));
+            sd_bus_reply_method_return(call->get(), "o", path.c_str());
         }
-        std::string path = bus::path_encode(bus::build_prefix, std::to_string(id));
-        sd_bus_reply_method_return(call->get(), "o", path.c_str());
     });
     return s ? 1 : fail(s, e);
 }
