@@ -52,9 +52,16 @@ int BuildLifecycle::start(sd_event* event) {
         return r;
     }
     submit_source_.reset(s);
-    if ((r = sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IDLE)) < 0) {
+    if ((r = sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IDLE)) < 0 ||
+        (r = sd_event_source_set_enabled(s, SD_EVENT_OFF)) < 0) {
         return r;
     }
+    // Accuracy 1 us: sd-event's default would wait up to 250 ms longer.
+    if ((r = sd_event_add_time_relative(event, &s, CLOCK_MONOTONIC, submit_wait_max_usec, 1,
+                                        &BuildLifecycle::on_submit_timer, this)) < 0) {
+        return r;
+    }
+    submit_timer_.reset(s);
     return sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
 

@@ -80,6 +80,7 @@ public:
     // not called.
     using Submitted = std::function<void(const Status&, uint64_t id)>;
     static constexpr size_t submit_batch_max = 64;
+    static constexpr uint64_t submit_wait_max_usec = 2000;  // on a loop that is never idle
     Status submit(const std::string& builder, const std::map<std::string, std::string>& properties, Submitted done);
     Status cancel(uint64_t id);
     // ListBuilds and ListBuildsBefore: builds with ids below `before` (0:
@@ -168,6 +169,13 @@ public:
 private:
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
     static int on_submit_deferred(sd_event_source* s, void* userdata);
+    static int on_submit_timer(sd_event_source* s, uint64_t usec, void* userdata);
+    // Has what waits for its commit recorded once the loop has no other
+    // event at hand, submit_wait_max_usec at the latest, or now if
+    // submit_batch_max wait.
+    void commit_later();
+    // The waiting ends, then the waiting submissions, each in one commit.
+    void record_waiting();
     // The submissions and the workers' reported ends waiting for their
     // commit, now.
     void record_submissions();
@@ -235,7 +243,8 @@ private:
         Answered done;
     };
     std::vector<ReportedEnd> reported_;  // ends reported by workers, waiting for their commit
-    SourcePtr submit_source_;  // after every other pending event: record_submissions()
+    SourcePtr submit_source_;  // after every other pending event: record_waiting()
+    SourcePtr submit_timer_;   // or after submit_wait_max_usec
     std::set<std::string> unsettled_;  // workers whose builds ended: settled before the next dispatch
     std::set<std::string> latent_workers_;  // as the dispatcher last saw them
     std::set<std::string> foreign_;  // builders with pending builds other masters queued, maybe

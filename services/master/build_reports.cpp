@@ -66,11 +66,7 @@ Status BuildLifecycle::build_done(const std::string& sender, uint64_t id, const 
     }
     ab->build.usage = usage;
     reported_.push_back({id, Ending{*r, exit_status, bus::now_realtime_usec(), {}}, std::move(done)});
-    if (reported_.size() >= submit_batch_max || !submit_source_) {
-        record_reported_ends();
-    } else {
-        sd_event_source_set_enabled(submit_source_.get(), SD_EVENT_ONESHOT);
-    }
+    commit_later();
     return Status::ok();
 }
 

@@ -29,19 +29,44 @@ Status BuildLifecycle::submit(const std::string& builder, const std::map<std::st
     b.properties = properties;
     b.submitted_at = bus::now_realtime_usec();
     submissions_.push_back({std::move(b), std::move(done)});
-    if (submissions_.size() >= submit_batch_max || !submit_source_) {
-        record_submissions();  // bounded: a flood of calls never keeps the answers waiting
-    } else {
-        sd_event_source_set_enabled(submit_source_.get(), SD_EVENT_ONESHOT);
-    }
+    commit_later();
     return Status::ok();
 }
 
+void BuildLifecycle::commit_later() {
+    // Bounded: a flood of calls, or a loop that always has another event
+    // at hand, never keeps the answers waiting long.
+    if (!submit_source_ || !submit_timer_ || submissions_.size() >= submit_batch_max ||
+        reported_.size() >= submit_batch_max) {
+        record_waiting();
+        return;
+    }
+    sd_event_source_set_enabled(submit_source_.get(), SD_EVENT_ONESHOT);
+    int enabled = SD_EVENT_OFF;
+    if (sd_event_source_get_enabled(submit_timer_.get(), &enabled) >= 0 && enabled == SD_EVENT_OFF) {
+        sd_event_source_set_time_relative(submit_timer_.get(), submit_wait_max_usec);
+        sd_event_source_set_enabled(submit_timer_.get(), SD_EVENT_ONESHOT);
+    }
+}
+
 int BuildLifecycle::on_submit_deferred(sd_event_source*, void* userdata) {
-    auto& self = *static_cast<BuildLifecycle*>(userdata);
-    self.record_reported_ends();
-    self.record_submissions();
+    static_cast<BuildLifecycle*>(userdata)->record_waiting();
     return 0;
+}
+
+int BuildLifecycle::on_submit_timer(sd_event_source*, uint64_t, void* userdata) {
+    static_cast<BuildLifecycle*>(userdata)->record_waiting();
+    return 0;
+}
+
+void BuildLifecycle::record_waiting() {
+    for (sd_event_source* s : {submit_source_.get(), submit_timer_.get()}) {
+        if (s) {
+            sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        }
+    }
+    record_reported_ends();
+    record_submissions();
 }
 
 void BuildLifecycle::record_reported_ends() {
@@ -79,9 +104,6 @@ void BuildLifecycle::record_reported_ends() {
 }
 
 void BuildLifecycle::record_submissions() {
-    if (submit_source_) {
-        sd_event_source_set_enabled(submit_source_.get(), SD_EVENT_OFF);
-    }
     auto batch = std::move(submissions_);
     submissions_.clear();
     // A reload since may have removed a builder.
