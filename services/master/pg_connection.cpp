@@ -77,24 +77,28 @@ bool PgConnection::wait_socket(bool write, Clock::time_point deadline) {
     }
 }
 
+PGconn* pg_connect_start(const std::string& uri, const std::string& password) {
+    // The URI is expanded in place of dbname; the keywords after it win.
+    std::vector<const char*> keys{"dbname", "fallback_application_name"};
+    std::vector<const char*> values{uri.c_str(), "buildyard-masterd"};
+    if (!password.empty()) {
+        keys.push_back("password");
+        values.push_back(password.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    return PQconnectStartParams(keys.data(), values.data(), 1);
+}
+
 bool PgConnection::connect() {
     if (conn_) {
         PQfinish(conn_);
         conn_ = nullptr;
     }
-    // The URI is expanded in place of dbname; the keywords after it win.
-    std::vector<const char*> keys{"dbname", "fallback_application_name"};
-    std::vector<const char*> values{uri_.c_str(), "buildyard-masterd"};
-    if (!password_.empty()) {
-        keys.push_back("password");
-        values.push_back(password_.c_str());
-    }
-    keys.push_back(nullptr);
-    values.push_back(nullptr);
     attempted_ = true;
     last_attempt_ = Clock::now();
     const auto deadline = last_attempt_ + deadline_;
-    conn_ = PQconnectStartParams(keys.data(), values.data(), 1);
+    conn_ = pg_connect_start(uri_, password_);
     if (!conn_ || PQstatus(conn_) == CONNECTION_BAD) {
         set_cause_from_connection("cannot connect");
         drop(cause_);

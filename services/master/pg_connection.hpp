@@ -23,6 +23,11 @@ using PgResult = std::unique_ptr<PGresult, PgResultFree>;
 
 // Parameters and values as libpq's text format has them. Numbers travel
 // as signed 64 bits, as SQLite stores them.
+// Starts connecting to `uri` (a libpq URI, expanded in place of dbname)
+// as buildyard-masterd, with `password` if it is not empty; PQconnectPoll
+// finishes it. nullptr only when out of memory.
+PGconn* pg_connect_start(const std::string& uri, const std::string& password);
+
 inline std::string pg_param(uint64_t v) { return std::to_string(static_cast<int64_t>(v)); }
 inline uint64_t pg_u64(const PGresult* r, int row, int col) {
     return static_cast<uint64_t>(std::strtoll(PQgetvalue(r, row, col), nullptr, 10));

@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 
 #include "common/log.hpp"
+#include "master/pg_connection.hpp"
 
 namespace by::master {
 
@@ -37,15 +38,7 @@ PgListener::~PgListener() {
 }
 
 void PgListener::connect() {
-    std::vector<const char*> keys{"dbname", "fallback_application_name"};
-    std::vector<const char*> values{uri_.c_str(), "buildyard-masterd"};
-    if (!password_.empty()) {
-        keys.push_back("password");
-        values.push_back(password_.c_str());
-    }
-    keys.push_back(nullptr);
-    values.push_back(nullptr);
-    conn_ = PQconnectStartParams(keys.data(), values.data(), 1);
+    conn_ = pg_connect_start(uri_, password_);
     if (!conn_ || PQstatus(conn_) == CONNECTION_BAD) {
         fail(connection_error(conn_));
         return;

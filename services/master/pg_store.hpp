@@ -1,8 +1,8 @@
 // The master's Store in PostgreSQL, through libpq: a database named by a
-// connection URI, shared by design with other masters later (see
-// buildyard-masterd(8), Storage). pg_store.cpp holds the schema, builds
-// and workers; pg_store_batches.cpp transactions and claims (the batches
-// are store_batches.hpp's); pg_store_mail.cpp the missing-worker facts,
+// connection URI, shared by the masters of a cluster (see
+// buildyard-masterd(8), CLUSTER). pg_store_schema.cpp holds the schema and
+// its migrations; pg_store.cpp builds and workers; pg_store_batches.cpp
+// transactions and claims (the batches are store_batches.hpp's); pg_store_mail.cpp the missing-worker facts,
 // the latent streak and the mail queue; pg_store_cluster.cpp the cluster's
 // members; pg_connection.hpp the bounded waits and reconnects.
 // Same semantics as SqliteStore: every write has committed when it
