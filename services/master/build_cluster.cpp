@@ -113,8 +113,9 @@ void BuildLifecycle::let_go(ActiveBuild& ab, const std::string& why) {
     if (ab.build.state == BuildState::pending) {
         log_build(log::Level::info, ab.build, fmt::format("build {} of {} is not pending here any more: {}", id,
                                                           ab.build.builder, why));
-        builds_.drop_pending(id);
-        changes_.counters(ab.build.builder);
+        const std::string builder = ab.build.builder;
+        builds_.drop_pending(id);  // ab is gone from here on
+        changes_.counters(builder);
         return;
     }
     const BuildState was = ab.build.state;
