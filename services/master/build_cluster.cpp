@@ -6,7 +6,6 @@
 // let go without a write; the builds of a master declared dead are rerun
 // here. Claims stay race-free in the store (Store::claim_available).
 #include "common/log.hpp"
-#include "master/agent_call.hpp"
 #include "master/build_lifecycle.hpp"
 #include "master/build_logs.hpp"
 
@@ -126,10 +125,7 @@ void BuildLifecycle::let_go(ActiveBuild& ab, const std::string& why) {
                           id, ab.build.builder, ab.build.worker, why));
     // Its processes must not run beside the rerun.
     if (Worker* w = workers_.find(ab.build.worker); w && w->attached && was == BuildState::running) {
-        MessagePtr call;
-        if (new_agent_call(bus_, *w, "CancelBuild", call) >= 0 && sd_bus_message_append(call.get(), "t", id) >= 0) {
-            sd_bus_call_async(link_of(bus_, *w), nullptr, call.get(), nullptr, nullptr, 0);
-        }
+        send_cancel(*w, id);  // best effort: its link may be closing
     }
     Build ended = ab.build;
     ended.state = BuildState::finished;

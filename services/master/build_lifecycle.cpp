@@ -100,6 +100,14 @@ void BuildLifecycle::recover(std::vector<Build> builds) {
     }
 }
 
+int BuildLifecycle::send_cancel(const Worker& w, uint64_t id) {
+    MessagePtr call;
+    int r = new_agent_call(bus_, w, "CancelBuild", call);
+    if (r >= 0) r = sd_bus_message_append(call.get(), "t", id);
+    if (r >= 0) r = sd_bus_call_async(link_of(bus_, w), nullptr, call.get(), nullptr, nullptr, 0);
+    return r;
+}
+
 const config::Builder* BuildLifecycle::find_builder(const std::string& name) const {
     auto it = config_.builders.find(name);
     return it == config_.builders.end() ? nullptr : &it->second;
@@ -159,11 +167,7 @@ Status BuildLifecycle::cancel(uint64_t id) {
         return Status::fail(bus::error::NotAttached, "the worker of build " + std::to_string(id) + " is not attached");
     }
     ab.build.cancel_requested = true;
-    MessagePtr call;
-    int r = new_agent_call(bus_, *w, "CancelBuild", call);
-    if (r >= 0) r = sd_bus_message_append(call.get(), "t", id);
-    if (r >= 0) r = sd_bus_call_async(link_of(bus_, *w), nullptr, call.get(), nullptr, nullptr, 0);
-    if (r < 0) {
+    if (const int r = send_cancel(*w, id); r < 0) {
         return Status::fail(bus::error::Internal, std::string("cannot reach the worker: ") + std::strerror(-r));
     }
     log_build(log::Level::notice, ab.build, fmt::format("cancelling build {} on {}", id, w->cfg.name));

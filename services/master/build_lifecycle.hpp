@@ -217,6 +217,9 @@ private:
     void ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended, std::optional<Build> rerun);
 
     const config::Builder* find_builder(const std::string& name) const;
+    // Sends Agent1.CancelBuild for build `id` to `w`, not awaiting the
+    // reply; negative errno if it cannot be sent.
+    int send_cancel(const Worker& w, uint64_t id);
 
     sd_bus* bus_;
     const config::Config& config_;
