@@ -153,6 +153,7 @@ TEST(DockerDecode, TheApisAnswers) {
     EXPECT_FALSE(decode_created_id(R"({"Id":""})").has_value());
     EXPECT_EQ(decode_version(R"({"Version":"4.3.1"})"), "4.3.1");
     EXPECT_EQ(decode_version("[]"), "unknown");
+    EXPECT_EQ(decode_version(R"({"Version":""})"), "unknown");
     EXPECT_EQ(decode_image(R"({"Id":"i","Config":{"Entrypoint":"/init"}})").entrypoint,
               std::vector<std::string>{"/init"});
     EXPECT_EQ(error_message(R"({"message":"no such container"})"), "no such container");

@@ -79,7 +79,12 @@ std::string error_message(std::string_view body) {
     return m && m->is_string() ? m->get<std::string>() : body_excerpt(body);
 }
 
-std::string decode_version(std::string_view body) { return string_or(parse(body), "Version", "unknown"); }
+// An engine that sends an empty Version is as unknown as one that sends none:
+// the status line and the log print it, and "" reads as a bug of ours.
+std::string decode_version(std::string_view body) {
+    std::string version = string_or(parse(body), "Version");
+    return version.empty() ? "unknown" : version;
+}
 
 std::optional<std::string> decode_created_id(std::string_view body) {
     std::string id = string_or(parse(body), "Id");
