@@ -81,6 +81,10 @@ public:
     using Submitted = std::function<void(const Status&, uint64_t id)>;
     static constexpr size_t submit_batch_max = 64;
     static constexpr uint64_t submit_wait_max_usec = 2000;  // on a loop that is never idle
+    // dbus-daemon allows a connection only so many calls awaiting replies
+    // (max_replies_per_connection, 128 by default); StartBuild calls stay
+    // well below that, and the rest are dispatched as replies come in.
+    static constexpr size_t max_starts_in_flight = 64;
     Status submit(const std::string& builder, const std::map<std::string, std::string>& properties, Submitted done);
     Status cancel(uint64_t id);
     // ListBuilds and ListBuildsBefore: builds with ids below `before` (0:
@@ -179,6 +183,15 @@ private:
     // The submissions and the workers' reported ends waiting for their
     // commit, now.
     void record_submissions();
+    // Which of `builds` (new, in the order submitted) workers with room
+    // take now, when nothing waits here before them: starts[i] is
+    // builds[i] as start_build() leaves it, recorded in the submissions'
+    // own commit. `planned` gets the workers whose dispatcher slots this
+    // took, to be brought up to date after.
+    std::vector<std::optional<Build>> direct_starts(const std::vector<Build>& builds,
+                                                    std::vector<std::string>& planned);
+    // The dispatcher learns what changed in the workers since it last did.
+    void sync_dispatcher();
     void record_reported_ends();
     // What the dispatcher knows of `w`, and bringing it up to date.
     WorkerSlot slot_of(const Worker& w) const;

@@ -71,6 +71,14 @@ ActiveBuild& BuildQueue::add_pending(Build b) {
     return ref;
 }
 
+ActiveBuild& BuildQueue::add_starting(Build b) {
+    auto ab = std::make_unique<ActiveBuild>(std::move(b));
+    ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));
+    auto& ref = *ab;
+    active_[ref.build.id] = std::move(ab);
+    return ref;
+}
+
 ActiveBuild& BuildQueue::add_unstored_end(Build b, Ending e) {
     auto ab = std::make_unique<ActiveBuild>(std::move(b));
     ab->path = bus::path_encode(bus::build_prefix, std::to_string(ab->build.id));

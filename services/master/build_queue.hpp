@@ -68,6 +68,8 @@ public:
     // A pending build, queued; a build found running at start-up whose end
     // waits for the store (it counts as running).
     ActiveBuild& add_pending(Build b);
+    // A new build that a worker takes at once: active, never queued.
+    ActiveBuild& add_starting(Build b);
     ActiveBuild& add_unstored_end(Build b, Ending e);
     // An ended build leaves; `ended` is kept in the cache.
     void retire(uint64_t id, const Build& ended);

@@ -87,8 +87,7 @@ void BuildLifecycle::sync_worker(const std::string& name) {
     builds_.dispatcher().update(name, slot_of(*w));
 }
 
-void BuildLifecycle::dispatch() {
-    save_shared_logs();
+void BuildLifecycle::sync_dispatcher() {
     // The dispatcher's index learns what changed since the last dispatch;
     // latent workers' readiness also changes with time and their machine,
     // so theirs (a few) is looked at every time.
@@ -98,6 +97,11 @@ void BuildLifecycle::dispatch() {
     for (const auto& name : std::set<std::string>(latent_workers_)) {
         sync_worker(name);
     }
+}
+
+void BuildLifecycle::dispatch() {
+    save_shared_logs();
+    sync_dispatcher();
     // Builds held for a latent worker go out once it has attached.
     for (const auto& name : std::set<std::string>(workers_.holding())) {
         Worker* w = workers_.find(name);
@@ -117,10 +121,6 @@ void BuildLifecycle::dispatch() {
     if (builds_.pending() == 0) {
         return;
     }
-    // dbus-daemon allows a connection only so many calls awaiting replies
-    // (max_replies_per_connection, 128 by default); keep StartBuild calls
-    // well below that and dispatch the rest as replies come in.
-    constexpr size_t max_starts_in_flight = 64;
     if (builds_.starts_in_flight() >= max_starts_in_flight) {
         return;
     }

@@ -1,5 +1,6 @@
 // BuildLifecycle: clients' submissions and workers' reported ends, each
-// recorded together. Each SubmitBuild (BuildDone) waits, unanswered, for
+// recorded together; a submission that a worker can take at once is
+// recorded started in the same commit. Each SubmitBuild (BuildDone) waits, unanswered, for
 // the others read in the same loop iteration; then one commit records
 // them all (on PostgreSQL a commit
 // waits for the disk, so one per build would bound the rate at the disk's
@@ -103,6 +104,41 @@ void BuildLifecycle::record_reported_ends() {
     }
 }
 
+std::vector<std::optional<Build>> BuildLifecycle::direct_starts(const std::vector<Build>& builds,
+                                                                std::vector<std::string>& planned) {
+    std::vector<std::optional<Build>> starts(builds.size());
+    // Only on an empty queue: what waits (here, or queued by another
+    // master) goes first, through the dispatch.
+    if (builds_.pending() != 0 || !foreign_.empty() || builds_.starts_in_flight() >= max_starts_in_flight) {
+        return starts;
+    }
+    sync_dispatcher();
+    // The dispatcher plans them under ids no build has (ids are the
+    // store's, and it has not given these theirs yet), in their order.
+    Dispatcher& d = builds_.dispatcher();
+    constexpr uint64_t unnumbered = uint64_t{1} << 63;
+    for (size_t i = 0; i < builds.size(); ++i) {
+        d.enqueue(builds[i].builder, unnumbered + i, unnumbered + i);
+    }
+    const auto plan = d.plan(max_starts_in_flight - builds_.starts_in_flight());
+    for (size_t i = 0; i < builds.size(); ++i) {
+        d.remove(builds[i].builder, unnumbered + i, unnumbered + i);  // those not planned
+    }
+    const uint64_t now = bus::now_realtime_usec();
+    for (const Assignment& a : plan) {
+        planned.push_back(a.worker);
+        const Worker* w = workers_.find(a.worker);
+        const size_t i = a.build - unnumbered;
+        if (!w || i >= builds.size()) {
+            continue;
+        }
+        Build started = builds[i];
+        master::start_build(started, w->cfg.name, w->cfg.properties, now, w->cfg.default_properties);
+        starts[i] = std::move(started);
+    }
+    return starts;
+}
+
 void BuildLifecycle::record_submissions() {
     auto batch = std::move(submissions_);
     submissions_.clear();
@@ -126,7 +162,19 @@ void BuildLifecycle::record_submissions() {
     for (const Submission& s : batch) {
         builds.push_back(s.build);
     }
-    if (!store_->record_submissions(builds)) {
+    // Workers with room now take the first ones, recorded started in the
+    // submissions' own commit: one flush before the build runs, not two.
+    std::vector<std::string> planned;
+    auto starts = direct_starts(builds, planned);
+    const auto started = store_->record_started_submissions(builds, starts);
+    // The planned workers' slots are taken again from the workers, started or not.
+    const auto resync = [&] {
+        for (const std::string& name : planned) {
+            sync_worker(name);
+        }
+    };
+    if (!started) {
+        resync();
         // No id was committed, so none is handed out.
         trouble_.failed(builds.size() == 1 ? "cannot record a build of " + builds.front().builder
                                            : "cannot record " + std::to_string(builds.size()) + " builds");
@@ -134,17 +182,37 @@ void BuildLifecycle::record_submissions() {
         for (Submission& s : batch) {
             s.done(failed, 0);
         }
+        if (store_->lost_hold()) {
+            fenced_();
+        }
         return;
     }
     trouble_.ok();
     std::vector<uint64_t> ids;
     ids.reserve(builds.size());
-    for (Build& b : builds) {
+    bool fenced = false;
+    for (size_t i = 0; i < builds.size(); ++i) {
+        Build& b = builds[i];
         ids.push_back(b.id);
         b.request_id = b.id;
         const std::string builder = b.builder;
-        builds_.add_pending(std::move(b));
+        Worker* w = starts[i] ? workers_.find(starts[i]->worker) : nullptr;
+        if ((*started)[i] && w) {
+            Build s = std::move(*starts[i]);
+            s.request_id = s.id;
+            begin_build(builds_.add_starting(std::move(b)), std::move(s), *w);
+            if (const WorkerSlot* slot = builds_.dispatcher().slot(w->cfg.name)) {
+                w->last_assigned = slot->last_assigned;
+            }
+        } else {
+            fenced = fenced || starts[i].has_value();
+            builds_.add_pending(std::move(b));
+        }
         changes_.counters(builder);
+    }
+    resync();
+    if (fenced && store_->lost_hold()) {
+        fenced_();  // this master was fenced: it finds out now
     }
     dispatch();
     for (size_t i = 0; i < batch.size(); ++i) {

@@ -26,6 +26,8 @@ inline constexpr const char* pending_channel = "buildyard_pending";
 // them as a Build (pg_store.cpp).
 const char* pg_build_columns();
 Build pg_row_to_build(const PGresult* r, int i);
+// The mutable columns of b, as $1..$14 of insert_build and update_build.
+std::vector<std::string> pg_build_params(const Build& b);
 // `statement` (an UPDATE or INSERT ... SELECT ending in a WHERE clause)
 // taken only while the master named by parameter $name holds the fence in
 // parameter $fence (pg_store.cpp says how).
@@ -103,6 +105,9 @@ public:
 
     // Several submissions as one pipeline (pg_store_batches.cpp).
     bool record_submissions(std::vector<Build>& builds) override;
+    // ... and with the starts, one pipeline too.
+    std::optional<std::vector<bool>> record_started_submissions(std::vector<Build>& builds,
+                                                                std::vector<std::optional<Build>>& starts) override;
 
 protected:
     bool in_transaction(const std::function<bool()>& writes, const char* what) override;

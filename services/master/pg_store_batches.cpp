@@ -1,6 +1,8 @@
 // The PostgreSQL store's transactions and the claim of one build that the
 // batches (store_batches.hpp) are made of; submissions sent as one
 // pipeline (one round trip, one commit).
+#include <algorithm>
+
 #include "master/pg_store.hpp"
 #include "master/store_json.hpp"
 
@@ -73,6 +75,59 @@ bool PgStore::record_submissions(std::vector<Build>& builds) {
         builds[i].id = pg_u64(got[i + 1].get(), 0, 0);
     }
     return true;
+}
+
+// Each started build is inserted quietly and claimed at once (the
+// statements after BEGIN are in order: one insert per build, and one
+// claim after each started one's).
+std::optional<std::vector<bool>> PgStore::record_started_submissions(std::vector<Build>& builds,
+                                                                     std::vector<std::optional<Build>>& starts) {
+    const bool any = std::any_of(starts.begin(), starts.end(), [](const auto& s) { return s.has_value(); });
+    if (!any || starts.size() != builds.size()) {
+        return BatchStore::record_started_submissions(builds, starts);
+    }
+    std::vector<PgCall> calls{PgCall::begin()};
+    std::vector<size_t> insert_at;
+    for (size_t i = 0; i < builds.size(); ++i) {
+        insert_at.push_back(calls.size());
+        if (!starts[i]) {
+            calls.push_back({"insert_build", insert_params(builds[i])});
+            continue;
+        }
+        const Build& s = *starts[i];
+        calls.push_back({"insert_build_quiet", pg_build_params(builds[i])});
+        calls.push_back({"claim_inserted",
+                         {std::string(to_string(s.state)), s.worker, store_json::from_map(s.properties),
+                          pg_param(s.started_at), std::to_string(s.current_step), holder_, pg_param(holder_fence_)}});
+    }
+    calls.push_back(PgCall::commit());
+    std::vector<PgResult> got;
+    if (!pipeline(std::move(calls), "cannot commit the submitted builds", &got)) {
+        return std::nullopt;
+    }
+    std::vector<bool> started(builds.size(), false);
+    std::vector<size_t> unclaimed;
+    for (size_t i = 0; i < builds.size(); ++i) {
+        builds[i].id = pg_u64(got[insert_at[i]].get(), 0, 0);
+        if (!starts[i]) {
+            continue;
+        }
+        starts[i]->id = builds[i].id;
+        if (std::string_view(PQcmdTuples(got[insert_at[i] + 1].get())) == "1") {
+            started[i] = true;
+        } else {
+            unclaimed.push_back(i);
+        }
+    }
+    if (!unclaimed.empty()) {
+        // Only a fenced master's claim of its own new row changes nothing:
+        // those are pending, and the other masters hear of them now.
+        refused(builds[unclaimed.front()].id, "cannot claim build");
+        for (size_t i : unclaimed) {
+            run("cannot announce a pending build", "announce_pending", {holder_, builds[i].builder});
+        }
+    }
+    return started;
 }
 
 }  // namespace by::master

@@ -92,6 +92,16 @@ public:
     // Several new pending builds in one commit, all or none: sets each id
     // (only once committed; on false none is set).
     virtual bool record_submissions(std::vector<Build>& builds) = 0;
+    // What record_submissions does, and in the same commit the start of
+    // some of them: starts[i], when set, is builds[i] as start_build()
+    // left it for a worker with room now (its id is set here). One flush
+    // where a submission and then its claim would take two. Returns, for
+    // each build, whether its start was recorded. A start is not when this
+    // master was fenced (lost_hold() then says so): that build is recorded
+    // pending. nullopt on failure, when none of it was stored (and no id
+    // is set).
+    virtual std::optional<std::vector<bool>> record_started_submissions(std::vector<Build>& builds,
+                                                                        std::vector<std::optional<Build>>& starts) = 0;
     // This master takes the pending builds `started` onto the workers they
     // name: in one commit, each is recorded as start_build() left it
     // (state, worker, properties, start time), all or none. A build the

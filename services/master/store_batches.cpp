@@ -1,5 +1,7 @@
 #include "master/store_batches.hpp"
 
+#include <algorithm>
+
 namespace by::master {
 
 bool BatchStore::each_in_transaction(const std::vector<Build>& builds, bool (BatchStore::*write)(const Build&),
@@ -39,6 +41,47 @@ bool BatchStore::record_submissions(std::vector<Build>& builds) {
         b.id = 0;  // none was committed
     }
     return false;
+}
+
+std::optional<std::vector<bool>> BatchStore::record_started_submissions(std::vector<Build>& builds,
+                                                                        std::vector<std::optional<Build>>& starts) {
+    std::vector<bool> started(builds.size(), false);
+    const bool any = std::any_of(starts.begin(), starts.end(), [](const auto& s) { return s.has_value(); });
+    if (!any || starts.size() != builds.size()) {
+        return record_submissions(builds) ? std::optional(started) : std::nullopt;
+    }
+    const bool done = in_transaction(
+        [&] {
+            for (size_t i = 0; i < builds.size(); ++i) {
+                if (!record_submitted(builds[i])) {
+                    return false;
+                }
+                if (starts[i]) {
+                    starts[i]->id = builds[i].id;
+                    // Not pending can only mean fenced: the row is this
+                    // transaction's own.
+                    if (claim_build(*starts[i]) != Claim::claimed) {
+                        return false;
+                    }
+                    started[i] = true;
+                }
+            }
+            return true;
+        },
+        "cannot commit the submitted builds");
+    if (done) {
+        return started;
+    }
+    for (Build& b : builds) {
+        b.id = 0;  // none was committed
+    }
+    // A fenced master still records what was submitted to it, pending.
+    if (lost_hold()) {
+        if (record_submissions(builds)) {
+            return std::vector<bool>(builds.size(), false);
+        }
+    }
+    return std::nullopt;
 }
 
 bool BatchStore::claim_builds(const std::vector<Build>& started) {

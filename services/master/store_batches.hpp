@@ -16,6 +16,8 @@ namespace by::master {
 class BatchStore : public Store {
 public:
     bool record_submissions(std::vector<Build>& builds) override;
+    std::optional<std::vector<bool>> record_started_submissions(std::vector<Build>& builds,
+                                                                std::vector<std::optional<Build>>& starts) override;
     bool claim_builds(const std::vector<Build>& started) override;
     std::optional<std::vector<uint64_t>> claim_available(const std::vector<Build>& started) override;
     bool record_cleanups(const std::vector<Build>& builds) override;

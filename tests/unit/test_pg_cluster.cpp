@@ -232,6 +232,49 @@ TEST_P(PgClusterTest, ADeadMastersBuildsAreRerunOnceAndItsLateWritesAreRefused) 
     EXPECT_EQ(db_.sql("SELECT master || ' ' || fence FROM builds WHERE id = " + std::to_string(wait.id)), "m1 3");
 }
 
+// A master fenced since it planned the start of a new build: the build is
+// recorded pending (for any master to run), not started, and the master
+// is told that it lost its hold.
+TEST_P(PgClusterTest, AFencedMastersSubmissionStartedAtOnceIsRecordedPending) {
+    auto a = store(), b = store();
+    ASSERT_EQ(join(*a, "m1", 101), 1u);
+    ASSERT_EQ(join(*b, "m2", 102), 1u);
+    std::vector<Build> builds(2);
+    builds[0].builder = builds[1].builder = "hello";
+    std::vector<std::optional<Build>> starts(2);
+    for (size_t i = 0; i < 2; ++i) {
+        starts[i] = builds[i];
+        ASSERT_EQ(start_build(*starts[i], "w1", {}, 10), TransitionError::none);
+    }
+    // Joined: recorded started, by m1 under its fence.
+    auto ok = a->record_started_submissions(builds, starts);
+    ASSERT_TRUE(ok) << a->error();
+    EXPECT_EQ(*ok, (std::vector<bool>{true, true}));
+    EXPECT_FALSE(a->lost_hold());
+    EXPECT_EQ(db_.sql("SELECT state || ' ' || master || ' ' || fence FROM builds WHERE id = " +
+                      std::to_string(builds[1].id)),
+              "running m1 1");
+
+    db_.sql("UPDATE masters SET heartbeat_at = now() - interval '1 minute' WHERE name = 'm1'");
+    ASSERT_EQ(b->members()->declare_dead(row_of(*b, "m1"), "m2", 500, taken), std::optional<bool>(true));
+    std::vector<Build> late(1);
+    late[0].builder = "hello";
+    std::vector<std::optional<Build>> late_start{late[0]};
+    ASSERT_EQ(start_build(*late_start[0], "w1", {}, 600), TransitionError::none);
+    auto fenced = a->record_started_submissions(late, late_start);
+    ASSERT_TRUE(fenced) << "what was submitted is recorded: " << a->error();
+    EXPECT_EQ(*fenced, std::vector<bool>{false});
+    EXPECT_TRUE(a->lost_hold());
+    EXPECT_NE(a->error().find("this master ('m1', fence 1) was fenced"), std::string::npos) << a->error();
+    ASSERT_GT(late[0].id, builds[1].id);
+    EXPECT_EQ(db_.sql("SELECT state || ' ' || worker || ' ' || master FROM builds WHERE id = " +
+                      std::to_string(late[0].id)),
+              "pending  ");
+    auto lost = b->claim_available({*late_start[0]});
+    ASSERT_TRUE(lost) << "another master runs it: " << b->error();
+    EXPECT_TRUE(lost->empty());
+}
+
 // At start a master loads every pending build and only the started ones
 // it holds itself; another master's running build is not rerun.
 TEST_P(PgClusterTest, AMasterRecoversOnlyItsOwnStartedBuilds) {

@@ -71,6 +71,67 @@ TEST_P(StoreBatchTest, SubmissionsAreOneCommit) {
     EXPECT_TRUE(s->record_submissions(none)) << "nothing to record is no failure";
 }
 
+// Submissions that workers take at once are recorded started in the same
+// commit; the others pending. Refused, none of it is stored.
+TEST_P(StoreBatchTest, SubmissionsStartedAtOnceAreRecordedStartedInTheSameCommit) {
+    uint64_t first_id = 0;
+    std::vector<Build> builds(3);
+    {
+        auto s = db_.open();
+        ASSERT_TRUE(s);
+        first_id = submit(*s, "zero").id;
+        for (size_t i = 0; i < builds.size(); ++i) {
+            builds[i].builder = "b" + std::to_string(i);
+            builds[i].requested = {{"n", std::to_string(i)}};
+            builds[i].properties = builds[i].requested;
+        }
+        std::vector<std::optional<Build>> starts{started(builds[0], "w1", 50), std::nullopt,
+                                                 started(builds[2], "w2", 50)};
+        refuse_writes_to(first_id + 3);
+        std::vector<Build> refused = builds;
+        auto refused_starts = starts;
+        EXPECT_FALSE(s->record_started_submissions(refused, refused_starts));
+        EXPECT_NE(s->error().find("disk trouble"), std::string::npos) << s->error();
+        for (const Build& b : refused) {
+            EXPECT_EQ(b.id, 0u);
+        }
+        EXPECT_EQ(s->load_unfinished().size(), 1u) << "nothing of the refused batch";
+        accept_writes();
+        const auto recorded = s->record_started_submissions(builds, starts);
+        ASSERT_TRUE(recorded) << s->error();
+        EXPECT_EQ(*recorded, (std::vector<bool>{true, false, true}));
+        EXPECT_EQ(starts[0]->id, builds[0].id);
+        EXPECT_EQ(starts[2]->id, builds[2].id);
+    }
+    // Committed: a new connection (a restarted master) sees them so.
+    auto s = db_.open();
+    ASSERT_TRUE(s);
+    auto unfinished = s->load_unfinished();
+    ASSERT_EQ(unfinished.size(), 4u);
+    for (size_t i = 0; i < builds.size(); ++i) {
+        EXPECT_GT(builds[i].id, first_id);
+        EXPECT_EQ(unfinished[i + 1].id, builds[i].id);
+        EXPECT_EQ(unfinished[i + 1].requested, builds[i].requested);
+    }
+    EXPECT_EQ(unfinished[1].state, BuildState::running);
+    EXPECT_EQ(unfinished[1].worker, "w1");
+    EXPECT_EQ(unfinished[1].started_at, 50u);
+    EXPECT_EQ(unfinished[1].properties,
+              (std::map<std::string, std::string>{{"n", "0"}, {"os", "debian"}, {"workername", "w1"}}));
+    EXPECT_EQ(unfinished[2].state, BuildState::pending);
+    EXPECT_EQ(unfinished[2].worker, "");
+    EXPECT_EQ(unfinished[3].state, BuildState::running);
+    EXPECT_EQ(unfinished[3].worker, "w2");
+    // Without a start, it is record_submissions.
+    std::vector<Build> plain(1);
+    plain[0].builder = "p";
+    std::vector<std::optional<Build>> no_starts(1);
+    const auto recorded = s->record_started_submissions(plain, no_starts);
+    ASSERT_TRUE(recorded) << s->error();
+    EXPECT_EQ(*recorded, std::vector<bool>{false});
+    EXPECT_EQ(s->load_build(plain[0].id)->state, BuildState::pending);
+}
+
 TEST_P(StoreBatchTest, ClaimStartsSeveralBuildsInOneCommit) {
     uint64_t a = 0, b = 0, c = 0;
     {
