@@ -43,24 +43,27 @@ void PgStore::prepare_logs() {
                                 "WHERE EXISTS (SELECT 1 FROM builds WHERE id = $1 AND master = $2)",
                                 2, 3) +
                     " ON CONFLICT (build) DO NOTHING");
+    // For this transaction only.
+    db_.prepare("commit_without_flush", "SELECT set_config('synchronous_commit', 'off', true)");
     // Positions count from 1 in SQL.
     db_.prepare("load_log", "SELECT substring(content FROM $2::int + 1 FOR $3::int) FROM build_logs WHERE build = $1");
 }
 
+// The logs are copies for the other masters' ReadLog, saved best effort
+// (the log itself is this master's file, and one not saved is not saved
+// again): their commit does not wait for the disk, so that it adds no
+// flush to the builds' own. A crash of the server may lose the last ones.
 bool PgStore::save_logs(const std::vector<std::pair<uint64_t, std::string>>& logs) {
-    const auto save = [&] {
-        for (const auto& [id, text] : logs) {
-            if (!write("cannot save a build's log", "save_log",
-                       {pg_param(id), holder_, pg_param(holder_fence_), to_hex(text)})) {
-                return false;
-            }
-        }
+    if (logs.empty()) {
         return true;
-    };
-    if (logs.size() == 1) {
-        return save();
     }
-    return logs.empty() || in_transaction(save, "cannot save the logs of builds");
+    std::vector<PgCall> calls{PgCall::begin(), {"commit_without_flush", {}}};
+    for (const auto& [id, text] : logs) {
+        calls.push_back({"save_log", {pg_param(id), holder_, pg_param(holder_fence_), to_hex(text)}});
+    }
+    calls.push_back(PgCall::commit());
+    return pipeline(std::move(calls), logs.size() == 1 ? "cannot save a build's log" : "cannot save the logs of builds",
+                    nullptr);
 }
 
 std::optional<std::string> PgStore::load_log(uint64_t id, uint64_t offset, uint64_t max) {
