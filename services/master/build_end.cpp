@@ -81,7 +81,7 @@ bool BuildLifecycle::end_build(ActiveBuild& ab, Ending e) {
     return true;
 }
 
-bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings) {
+bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings, bool start_next) {
     // Each is decided as end_build decides; one that cannot end as asked
     // is left to end_build, which says why. The rest go to the store in one
     // commit (Store::record_ends).
@@ -109,10 +109,24 @@ bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& 
         decided.push_back({ab, ab->build.state, std::move(e)});
         ends.push_back(std::move(end));
     }
-    if (ends.size() == 1) {
+    // The freed workers' next builds, claimed in the same commit.
+    PlannedStarts next = start_next && !ends.empty() ? plan_next(ends) : PlannedStarts{};
+    if (ends.size() == 1 && next.started.empty()) {
+        planned_done({}, next.touched, false);
         return end_build(*decided.front().ab, decided.front().e) && stored;
     }
-    if (!ends.empty() && !store_->record_ends(ends)) {
+    std::optional<std::vector<uint64_t>> lost;
+    if (!next.started.empty()) {
+        lost = store_->record_ends_claiming(ends, next.started);
+    }
+    const bool recorded = ends.empty() || (next.started.empty() ? store_->record_ends(ends) : lost.has_value());
+    if (!recorded && !next.started.empty()) {
+        starts_refused(next);
+    }
+    if (!recorded || next.started.empty()) {
+        planned_done(next.plan, next.touched, false);
+    }
+    if (!recorded) {
         if (store_->lost_hold()) {
             // One of them is not this master's any more: each on its own,
             // so that the others are recorded.
@@ -135,6 +149,10 @@ bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& 
     }
     for (size_t i = 0; i < decided.size(); ++i) {
         ended_stored(*decided[i].ab, decided[i].e, decided[i].was, std::move(ends[i].ended), std::move(ends[i].rerun));
+    }
+    if (lost) {
+        starts_claimed(next, *lost);
+        planned_done(next.plan, next.touched, true);
     }
     return stored;
 }

@@ -139,7 +139,9 @@ public:
     // would end each, in one commit to the store; if it does not take
     // them, each waits with its end, as end_build leaves it, and false is
     // returned.
-    bool end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings);
+    // With `start_next`, the builds that wait go to the freed workers, claimed
+    // in the same commit (plan_next).
+    bool end_builds(const std::vector<std::pair<uint64_t, Ending>>& endings, bool start_next = false);
     // The ends that wait for the store, oldest first, in one commit; false
     // while it still fails.
     bool retry_ends();
@@ -206,6 +208,25 @@ private:
     // False when the store did not take the claim: all stay pending,
     // queued again.
     bool begin_builds(const std::vector<Assignment>& plan);
+    // The starts of a plan, before they are claimed: the pending builds as
+    // start_build() leaves them for their workers (build_claim.cpp).
+    struct PlannedStarts {
+        std::vector<Assignment> plan;      // those whose build and worker are still there
+        std::vector<Build> started;        // one per plan entry
+        std::vector<std::string> touched;  // workers whose dispatcher slots the planning changed
+    };
+    PlannedStarts plan_starts(const std::vector<Assignment>& plan);
+    // After the store took the claim: those `lost` to another master are
+    // let go, the others begin.
+    void starts_claimed(PlannedStarts& p, const std::vector<uint64_t>& lost);
+    // The store did not take it: all of them are queued again.
+    void starts_refused(const PlannedStarts& p);
+    // Either way, after: the workers' slots as the workers say.
+    void planned_done(const std::vector<Assignment>& plan, const std::vector<std::string>& touched, bool claimed);
+    // The next builds for the workers that `ends` free, to be claimed in
+    // the ends' own commit (one flush for both); none unless every end is
+    // plain (no rerun; a worker with nothing to settle) and builds wait here.
+    PlannedStarts plan_next(const std::vector<BuildEnd>& ends);
     // Sets up and sends (or holds) one build whose start is stored.
     void begin_build(ActiveBuild& ab, Build&& started, Worker& w);
     // Sends a started build to its (attached) worker.

@@ -1,6 +1,7 @@
 // How builds start: the dispatch (now, or deferred to the end of this loop
-// iteration), the claim of a plan's builds, StartBuild with its reply, and
-// the builds held for a latent worker while its machine comes up.
+// iteration), StartBuild with its reply, and the builds held for a latent
+// worker while its machine comes up. The claim of a plan's builds is in
+// build_claim.cpp.
 #include <cerrno>
 #include <cstring>
 
@@ -132,14 +133,7 @@ void BuildLifecycle::dispatch() {
     bool stalled = false;
     auto carry_out = [&](const std::vector<Assignment>& plan) {
         stalled = !begin_builds(plan);
-        for (const Assignment& a : plan) {
-            Worker* w = workers_.find(a.worker);
-            const WorkerSlot* planned = builds_.dispatcher().slot(a.worker);
-            if (w && planned && !stalled) {
-                w->last_assigned = planned->last_assigned;
-            }
-            sync_worker(a.worker);
-        }
+        planned_done(plan, {}, !stalled);
     };
     auto plan = builds_.dispatcher().plan(budget);
     budget -= plan.size();
@@ -205,69 +199,6 @@ int BuildLifecycle::on_start_reply(sd_bus_message* reply, void* userdata, sd_bus
         m->end_build(*ab, Ending{Result::retry, -1, 0, why});
     }
     return 0;
-}
-
-bool BuildLifecycle::begin_builds(const std::vector<Assignment>& plan) {
-    struct Start {
-        ActiveBuild& ab;
-        Worker& w;
-    };
-    std::vector<Start> starts;
-    std::vector<Build> started;
-    starts.reserve(plan.size());
-    started.reserve(plan.size());
-    const uint64_t now = bus::now_realtime_usec();
-    for (const Assignment& a : plan) {
-        ActiveBuild* ab = builds_.active(a.build);
-        Worker* w = workers_.find(a.worker);
-        if (!ab || !w) {
-            continue;
-        }
-        starts.push_back({*ab, *w});
-        Build& b = started.emplace_back(ab->build);
-        master::start_build(b, w->cfg.name, w->cfg.properties, now, w->cfg.default_properties);
-    }
-    if (started.empty()) {
-        return true;
-    }
-    const auto lost = store_->claim_available(started);
-    if (!lost) {
-        if (store_->lost_hold()) {
-            fenced_();  // this master was fenced: it finds out now
-        }
-        for (const Start& s : starts) {
-            builds_.dispatcher().enqueue(s.ab.build.builder, s.ab.build.id, queue_order(s.ab.build));
-        }
-        trouble_.failed(started.size() == 1 ? fmt::format("cannot record the start of build {}", started.front().id)
-                                         : fmt::format("cannot record the start of build {} and {} more",
-                                                       started.front().id, started.size() - 1));
-        return false;
-    }
-    trouble_.ok();
-    // Sending one may end it (a link that cannot take the call), which
-    // touches no other build of the plan.
-    // Another master sharing the store claimed these first (or a client
-    // cancelled them there): theirs now.
-    for (uint64_t id : *lost) {
-        if (ActiveBuild* ab = builds_.active(id)) {
-            let_go(*ab, "another master claimed it first");
-        }
-    }
-    std::vector<uint64_t> pulled;
-    for (size_t i = 0; i < starts.size(); ++i) {
-        if (std::find(lost->begin(), lost->end(), started[i].id) == lost->end()) {
-            if (starts[i].ab.pulled) {
-                pulled.push_back(started[i].id);
-            }
-            begin_build(starts[i].ab, std::move(started[i]), starts[i].w);
-        }
-    }
-    // The masters that queued them drop them (a failure here only leaves
-    // them to find out when they try to claim them).
-    if (!pulled.empty() && !store_->announce_taken(pulled)) {
-        log::info("{}", store_->error());
-    }
-    return true;
 }
 
 void BuildLifecycle::begin_build(ActiveBuild& ab, Build&& started, Worker& w) {

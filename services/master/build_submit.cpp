@@ -88,7 +88,7 @@ void BuildLifecycle::record_reported_ends() {
     if (endings.empty()) {
         return;
     }
-    if (!end_builds(endings)) {
+    if (!end_builds(endings, true)) {
         const std::string cause = store_->error();
         for (ReportedEnd* r : ending) {
             r->done(Status::fail(bus::error::Internal,

@@ -135,6 +135,13 @@ public:
     // record_ended, or with a rerun as record_retry. On false none of them
     // changed, in the store or in memory.
     virtual bool record_ends(std::vector<BuildEnd>& ends) = 0;
+    // What record_ends does, and in the same commit what claim_available
+    // does for `started` (the next builds of the workers the ends free):
+    // one flush for both. The ids of the builds another master took are
+    // returned; nullopt on failure, when none of it changed (in the store,
+    // or in memory).
+    virtual std::optional<std::vector<uint64_t>> record_ends_claiming(std::vector<BuildEnd>& ends,
+                                                                      const std::vector<Build>& started) = 0;
 
     virtual std::optional<Build> load_build(uint64_t id) = 0;
     // Builds that are not finished, in id order (at start-up).

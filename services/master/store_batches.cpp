@@ -146,22 +146,35 @@ bool BatchStore::record_retry(Build& old, Build& next) {
 }
 
 bool BatchStore::record_ends(std::vector<BuildEnd>& ends) {
+    return ends.empty() || record_ends_claiming(ends, {}).has_value();
+}
+
+std::optional<std::vector<uint64_t>> BatchStore::record_ends_claiming(std::vector<BuildEnd>& ends,
+                                                                      const std::vector<Build>& started) {
     std::vector<uint64_t> was;
     was.reserve(ends.size());
     for (const BuildEnd& e : ends) {
         was.push_back(e.ended.retried_as);
     }
-    if (ends.empty() || in_transaction(
-                            [&] {
-                                for (BuildEnd& e : ends) {
-                                    if (!(e.rerun ? insert_retry(e.ended, *e.rerun) : update_build(e.ended))) {
-                                        return false;
-                                    }
-                                }
-                                return true;
-                            },
-                            "cannot commit the ends of builds")) {
-        return true;
+    std::vector<uint64_t> lost;
+    if (in_transaction(
+            [&] {
+                for (BuildEnd& e : ends) {
+                    if (!(e.rerun ? insert_retry(e.ended, *e.rerun) : update_build(e.ended))) {
+                        return false;
+                    }
+                }
+                for (const Build& b : started) {
+                    switch (claim_build(b)) {
+                    case Claim::claimed: break;
+                    case Claim::not_pending: lost.push_back(b.id); break;
+                    case Claim::failed: return false;
+                    }
+                }
+                return true;
+            },
+            started.empty() ? "cannot commit the ends of builds" : "cannot commit the ends and starts of builds")) {
+        return lost;
     }
     for (size_t i = 0; i < ends.size(); ++i) {
         ends[i].ended.retried_as = was[i];
@@ -169,7 +182,7 @@ bool BatchStore::record_ends(std::vector<BuildEnd>& ends) {
             ends[i].rerun->id = 0;
         }
     }
-    return false;
+    return std::nullopt;
 }
 
 bool BatchStore::record_retries(std::vector<Retry>& retries) {

@@ -25,6 +25,8 @@ public:
     bool record_retry(Build& old, Build& next) override;
     bool record_retries(std::vector<Retry>& retries) override;
     bool record_ends(std::vector<BuildEnd>& ends) override;
+    std::optional<std::vector<uint64_t>> record_ends_claiming(std::vector<BuildEnd>& ends,
+                                                              const std::vector<Build>& started) override;
 
 protected:
     // Runs `writes` in one transaction: true once committed; on false

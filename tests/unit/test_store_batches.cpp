@@ -311,4 +311,37 @@ TEST_P(StoreBatchTest, EndsAndRetriesOfSeveralBuildsAreOneCommit) {
     EXPECT_EQ(unfinished[0].state, BuildState::pending);
 }
 
+// The ends of some builds and the claim of the next ones for the freed
+// workers go in one commit: refused, neither is recorded; a next build no
+// longer pending (taken, cancelled) is returned and the rest are claimed.
+TEST_P(StoreBatchTest, EndsAndTheNextClaimsAreOneCommit) {
+    auto s = db_.open();
+    ASSERT_TRUE(s);
+    Build a = started(submit(*s, "one"), "w1", 10);
+    ASSERT_TRUE(s->claim_builds({a}));
+    Build next = submit(*s, "two"), gone = submit(*s, "three");
+    std::vector<BuildEnd> ends{{a, std::nullopt}};
+    ASSERT_EQ(finish_build(ends[0].ended, Result::success, 0, 20), TransitionError::none);
+    const std::vector<Build> claims{started(next, "w1", 20), started(gone, "w1", 20)};
+
+    refuse_writes_to(next.id);
+    EXPECT_FALSE(s->record_ends_claiming(ends, claims));
+    EXPECT_NE(s->error().find("disk trouble"), std::string::npos) << s->error();
+    EXPECT_EQ(s->load_build(a.id)->state, BuildState::running) << "the end is not recorded without the claims";
+    EXPECT_EQ(s->load_build(next.id)->state, BuildState::pending);
+
+    accept_writes();
+    Build cancelled = gone;
+    ASSERT_EQ(cancel_pending(cancelled, 15), TransitionError::none);
+    ASSERT_TRUE(s->record_ended(cancelled)) << s->error();
+    const auto lost = s->record_ends_claiming(ends, claims);
+    ASSERT_TRUE(lost) << s->error();
+    EXPECT_EQ(*lost, std::vector<uint64_t>{gone.id});
+    EXPECT_EQ(s->load_build(a.id)->result, Result::success);
+    EXPECT_EQ(s->load_build(next.id)->state, BuildState::running);
+    EXPECT_EQ(s->load_build(next.id)->worker, "w1");
+    EXPECT_EQ(s->load_build(gone.id)->state, BuildState::finished);
+    EXPECT_EQ(s->load_build(gone.id)->worker, "");
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, StoreBatchTest, ::testing::ValuesIn(store_engines()), engine_name);
