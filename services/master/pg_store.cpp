@@ -81,6 +81,7 @@ PgStore::PgStore(std::string uri, std::string password, std::chrono::millisecond
     : db_(uri, std::move(password), deadline), uri_(std::move(uri)) {}
 
 bool PgStore::failed(const std::string& what) {
+    lost_hold_ = false;  // a failure of the database's, not a refusal
     cause_ = db_.cause();
     error_ = what + ": " + cause_;
     return false;
@@ -123,16 +124,18 @@ void PgStore::prepare_builds() {
                     std::string(pending_channel) + "', $15 || chr(10) || builder) END FROM b");
     // A submission that a worker of this master takes at once
     // (record_started_submissions): inserted without waking the other
-    // masters, then claimed, fenced, in the same transaction; lastval() is
-    // the id the insert just took. If the claim finds this master fenced,
-    // the build stays pending and is announced (announce_pending) after.
+    // masters, then claimed, fenced, in the same transaction. lastval() is
+    // the id the insert just took; in a sub-select it is evaluated once,
+    // so that the row is found by its key (lastval() itself is volatile).
+    // If the claim finds this master fenced, the build stays pending and is
+    // announced (announce_pending) after.
     db_.prepare("insert_build_quiet",
                 "INSERT INTO builds (request_id, builder, worker, state, result, exit_status, requested, "
                 "properties, submitted_at, started_at, finished_at, current_step, retried_as, usage) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id");
     db_.prepare("claim_inserted",
                 fenced_write("UPDATE builds SET state=$1, worker=$2, properties=$3, started_at=$4, current_step=$5, "
-                             "master=$6, fence=$7 WHERE id=lastval() AND state='pending'",
+                             "master=$6, fence=$7 WHERE id=(SELECT lastval()) AND state='pending'",
                              6, 7));
     db_.prepare("announce_pending", "SELECT pg_notify('" + std::string(pending_channel) + "', $1 || chr(10) || $2)");
     // A build this master holds (or a pending one) that no one ended yet.

@@ -105,7 +105,11 @@ public:
 
     // Several submissions as one pipeline (pg_store_batches.cpp).
     bool record_submissions(std::vector<Build>& builds) override;
-    // ... and with the starts, one pipeline too.
+    // ... and with the starts, one pipeline too. Ends without a rerun and
+    // the claims after them: one pipeline, then the commit once every
+    // write is known to have been taken.
+    std::optional<std::vector<uint64_t>> record_ends_claiming(std::vector<BuildEnd>& ends,
+                                                              const std::vector<Build>& started) override;
     std::optional<std::vector<bool>> record_started_submissions(std::vector<Build>& builds,
                                                                 std::vector<std::optional<Build>>& starts) override;
 

@@ -130,4 +130,61 @@ std::optional<std::vector<bool>> PgStore::record_started_submissions(std::vector
     return started;
 }
 
+std::optional<std::vector<uint64_t>> PgStore::record_ends_claiming(std::vector<BuildEnd>& ends,
+                                                                   const std::vector<Build>& started) {
+    // A rerun's insert gives the id its old build records: not in one go.
+    if (std::any_of(ends.begin(), ends.end(), [](const BuildEnd& e) { return e.rerun.has_value(); }) ||
+        ends.size() + started.size() <= 1) {
+        return BatchStore::record_ends_claiming(ends, started);
+    }
+    std::vector<PgCall> calls{PgCall::begin()};
+    for (const BuildEnd& e : ends) {
+        auto params = pg_build_params(e.ended);
+        params.push_back(pg_param(e.ended.id));
+        params.push_back(holder_);
+        params.push_back(pg_param(holder_fence_));
+        calls.push_back({"update_build", std::move(params)});
+    }
+    for (const Build& b : started) {
+        calls.push_back({"claim_build",
+                         {pg_param(b.id), std::string(to_string(b.state)), b.worker, store_json::from_map(b.properties),
+                          pg_param(b.started_at), std::to_string(b.current_step), holder_, pg_param(holder_fence_)}});
+    }
+    // No COMMIT in the pipeline: the transaction stays open until each
+    // write is known to have changed its row.
+    std::vector<PgResult> got;
+    if (!pipeline(std::move(calls), started.empty() ? "cannot commit the ends of builds"
+                                                    : "cannot commit the ends and starts of builds",
+                  &got)) {
+        return std::nullopt;
+    }
+    const auto changed = [&](size_t at) { return std::string_view(PQcmdTuples(got[at].get())) == "1"; };
+    for (size_t i = 0; i < ends.size(); ++i) {
+        if (!changed(i + 1)) {
+            refused(ends[i].ended.id, "cannot record build");
+            db_.rollback();
+            return std::nullopt;
+        }
+    }
+    std::vector<uint64_t> lost;
+    for (size_t i = 0; i < started.size(); ++i) {
+        if (changed(ends.size() + i + 1)) {
+            continue;
+        }
+        // Fenced: nothing is claimed. Taken or ended: this one only.
+        if (refused(started[i].id, "cannot claim build") != Refusal::taken) {
+            db_.rollback();
+            return std::nullopt;
+        }
+        lost_hold_ = false;  // it was never this master's
+        lost.push_back(started[i].id);
+    }
+    if (!db_.exec("COMMIT")) {
+        failed(started.empty() ? "cannot commit the ends of builds" : "cannot commit the ends and starts of builds");
+        db_.rollback();
+        return std::nullopt;
+    }
+    return lost;
+}
+
 }  // namespace by::master

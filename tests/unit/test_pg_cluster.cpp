@@ -21,6 +21,7 @@ class PgClusterTest : public ::testing::TestWithParam<std::string> {
 protected:
     TestDatabase db_{GetParam()};
     std::vector<Retry> taken;
+    std::vector<Retry> taken_over;
 
     std::unique_ptr<Store> store() {
         auto s = db_.open();
@@ -273,6 +274,70 @@ TEST_P(PgClusterTest, AFencedMastersSubmissionStartedAtOnceIsRecordedPending) {
     auto lost = b->claim_available({*late_start[0]});
     ASSERT_TRUE(lost) << "another master runs it: " << b->error();
     EXPECT_TRUE(lost->empty());
+}
+
+// The ends of a master's builds and the claims of its next ones, in one
+// commit: a claim another master won is returned and the rest commits;
+// an end of a build this master no longer holds, or a fenced master,
+// commits nothing of it.
+TEST_P(PgClusterTest, EndsAndClaimsCommitTogetherOrNotAtAll) {
+    auto a = store(), b = store();
+    ASSERT_EQ(join(*a, "m1", 101), 1u);
+    ASSERT_EQ(join(*b, "m2", 102), 1u);
+    Build run1, run2, next1, next2, theirs;
+    for (Build* x : {&run1, &run2, &next1, &next2, &theirs}) {
+        x->builder = "hello";
+        ASSERT_TRUE(a->record_submitted(*x)) << a->error();
+    }
+    ASSERT_EQ(start_build(run1, "w1", {}, 10), TransitionError::none);
+    ASSERT_EQ(start_build(run2, "w1", {}, 10), TransitionError::none);
+    ASSERT_TRUE(a->claim_builds({run1, run2})) << a->error();
+    Build taken = theirs;
+    ASSERT_EQ(start_build(taken, "w9", {}, 15), TransitionError::none);
+    ASSERT_TRUE(b->claim_builds({taken})) << b->error();
+
+    std::vector<BuildEnd> ends{{run1, std::nullopt}, {run2, std::nullopt}};
+    for (BuildEnd& e : ends) {
+        ASSERT_EQ(finish_build(e.ended, Result::success, 0, 20), TransitionError::none);
+    }
+    std::vector<Build> claims{next1, theirs};
+    for (Build& c : claims) {
+        ASSERT_EQ(start_build(c, "w1", {}, 20), TransitionError::none);
+    }
+    const auto lost = a->record_ends_claiming(ends, claims);
+    ASSERT_TRUE(lost) << a->error();
+    EXPECT_EQ(*lost, std::vector<uint64_t>{theirs.id});
+    EXPECT_FALSE(a->lost_hold()) << "losing a claim is no loss of hold";
+    EXPECT_EQ(db_.sql("SELECT string_agg(id || ' ' || state || ' ' || worker, ',' ORDER BY id) FROM builds"),
+              std::to_string(run1.id) + " finished w1," + std::to_string(run2.id) + " finished w1," +
+                  std::to_string(next1.id) + " running w1," + std::to_string(next2.id) + " pending ," +
+                  std::to_string(theirs.id) + " running w9");
+
+    // m2's build among the ends: nothing of the commit lands.
+    Build their_end = taken, c2 = next2;
+    ASSERT_EQ(finish_build(their_end, Result::success, 0, 30), TransitionError::none);
+    ASSERT_EQ(start_build(c2, "w1", {}, 30), TransitionError::none);
+    Build mine = next1;
+    ASSERT_EQ(start_build(mine, "w1", {}, 20), TransitionError::none);
+    ASSERT_EQ(finish_build(mine, Result::success, 0, 30), TransitionError::none);
+    std::vector<BuildEnd> mixed{{mine, std::nullopt}, {their_end, std::nullopt}};
+    EXPECT_FALSE(a->record_ends_claiming(mixed, {c2}));
+    EXPECT_TRUE(a->lost_hold());
+    EXPECT_NE(a->error().find("master 'm2' holds it"), std::string::npos) << a->error();
+    EXPECT_EQ(db_.sql("SELECT state FROM builds WHERE id = " + std::to_string(next1.id)), "running");
+    EXPECT_EQ(db_.sql("SELECT state FROM builds WHERE id = " + std::to_string(next2.id)), "pending");
+
+    // Fenced: nothing lands either, and the connection takes the next write.
+    db_.sql("UPDATE masters SET heartbeat_at = now() - interval '1 minute' WHERE name = 'm1'");
+    ASSERT_EQ(b->members()->declare_dead(row_of(*b, "m1"), "m2", 500, taken_over), std::optional<bool>(true));
+    std::vector<BuildEnd> late{{mine, std::nullopt}};
+    EXPECT_FALSE(a->record_ends_claiming(late, {c2}));
+    EXPECT_TRUE(a->lost_hold());
+    EXPECT_EQ(db_.sql("SELECT state FROM builds WHERE id = " + std::to_string(next2.id)), "pending");
+    Build after;
+    after.builder = "hello";
+    EXPECT_TRUE(a->record_submitted(after)) << a->error();
+    EXPECT_EQ(db_.sql("SELECT state FROM builds WHERE id = " + std::to_string(after.id)), "pending");
 }
 
 // At start a master loads every pending build and only the started ones
