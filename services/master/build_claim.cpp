@@ -43,15 +43,19 @@ bool BuildLifecycle::begin_builds(const std::vector<Assignment>& plan) {
     return true;
 }
 
-void BuildLifecycle::starts_refused(const PlannedStarts& p) {
-    if (store_->lost_hold()) {
-        fenced_();  // this master was fenced: it finds out now
-    }
+void BuildLifecycle::requeue(const PlannedStarts& p) {
     for (const Assignment& a : p.plan) {
         if (ActiveBuild* ab = builds_.active(a.build); ab && ab->build.state == BuildState::pending) {
             builds_.dispatcher().enqueue(ab->build.builder, ab->build.id, queue_order(ab->build));
         }
     }
+}
+
+void BuildLifecycle::starts_refused(const PlannedStarts& p) {
+    if (store_->lost_hold()) {
+        fenced_();  // this master was fenced: it finds out now
+    }
+    requeue(p);
     const std::vector<Build>& s = p.started;
     trouble_.failed(s.size() == 1 ? fmt::format("cannot record the start of build {}", s.front().id)
                                   : fmt::format("cannot record the start of build {} and {} more", s.front().id,

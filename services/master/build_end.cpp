@@ -118,14 +118,16 @@ bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& 
     std::optional<std::vector<uint64_t>> lost;
     if (!next.started.empty()) {
         lost = store_->record_ends_claiming(ends, next.started);
+        if (!lost) {
+            // Whatever the store refused, the ends go on their own, now, and
+            // the claims with the next dispatch.
+            requeue(next);
+        }
     }
-    const bool recorded = ends.empty() || (next.started.empty() ? store_->record_ends(ends) : lost.has_value());
-    if (!recorded && !next.started.empty()) {
-        starts_refused(next);
-    }
-    if (!recorded || next.started.empty()) {
+    if (!lost) {
         planned_done(next.plan, next.touched, false);
     }
+    const bool recorded = ends.empty() || lost.has_value() || store_->record_ends(ends);
     if (!recorded) {
         if (store_->lost_hold()) {
             // One of them is not this master's any more: each on its own,

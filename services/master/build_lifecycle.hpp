@@ -186,9 +186,8 @@ private:
     // commit, now.
     void record_submissions();
     // Which of `builds` (new, in the order submitted) workers with room
-    // take now, when nothing waits here before them: starts[i] is
-    // builds[i] as start_build() leaves it, recorded in the submissions'
-    // own commit. `planned` gets the workers whose dispatcher slots this
+    // take now, after what waits before them: starts[i] is builds[i] as
+    // start_build() leaves it, recorded in the submissions' own commit. `planned` gets the workers whose dispatcher slots this
     // took, to be brought up to date after.
     std::vector<std::optional<Build>> direct_starts(const std::vector<Build>& builds,
                                                     std::vector<std::string>& planned);
@@ -219,8 +218,10 @@ private:
     // After the store took the claim: those `lost` to another master are
     // let go, the others begin.
     void starts_claimed(PlannedStarts& p, const std::vector<uint64_t>& lost);
-    // The store did not take it: all of them are queued again.
+    // The store did not take it: all of them are queued again (requeue),
+    // and the store's trouble is reported.
     void starts_refused(const PlannedStarts& p);
+    void requeue(const PlannedStarts& p);
     // Either way, after: the workers' slots as the workers say.
     void planned_done(const std::vector<Assignment>& plan, const std::vector<std::string>& touched, bool claimed);
     // The next builds for the workers that `ends` free, to be claimed in

@@ -1,10 +1,10 @@
-// BuildLifecycle: clients' submissions and workers' reported ends, each
-// recorded together; a submission that a worker can take at once is
-// recorded started in the same commit. Each SubmitBuild (BuildDone) waits, unanswered, for
-// the others read in the same loop iteration; then one commit records
-// them all (on PostgreSQL a commit
-// waits for the disk, so one per build would bound the rate at the disk's
-// flushes), and each gets its answer.
+// BuildLifecycle: clients' submissions and workers' reported ends. Each
+// SubmitBuild (BuildDone) waits, unanswered, for the others read in the
+// same loop iteration; then one commit records them all (on PostgreSQL a
+// commit waits for the disk, so one per build would bound the rate at the
+// disk's flushes), and each gets its answer. A submission that a worker
+// can take at once is recorded started in that commit, and so are the
+// next builds of the workers whose ends it records.
 #include "master/build_lifecycle.hpp"
 
 #include <fmt/format.h>
@@ -107,14 +107,12 @@ void BuildLifecycle::record_reported_ends() {
 std::vector<std::optional<Build>> BuildLifecycle::direct_starts(const std::vector<Build>& builds,
                                                                 std::vector<std::string>& planned) {
     std::vector<std::optional<Build>> starts(builds.size());
-    // Only on an empty queue: what waits (here, or queued by another
-    // master) goes first, through the dispatch.
-    if (builds_.pending() != 0 || !foreign_.empty() || builds_.starts_in_flight() >= max_starts_in_flight) {
+    if (builds_.starts_in_flight() >= max_starts_in_flight) {
         return starts;
     }
     sync_dispatcher();
-    // The dispatcher plans them under ids no build has (ids are the
-    // store's, and it has not given these theirs yet), in their order.
+    // The dispatcher plans them behind what is queued, under ids no build
+    // has (ids are the store's, and it has not given these theirs yet).
     Dispatcher& d = builds_.dispatcher();
     constexpr uint64_t unnumbered = uint64_t{1} << 63;
     for (size_t i = 0; i < builds.size(); ++i) {
@@ -127,9 +125,19 @@ std::vector<std::optional<Build>> BuildLifecycle::direct_starts(const std::vecto
     const uint64_t now = bus::now_realtime_usec();
     for (const Assignment& a : plan) {
         planned.push_back(a.worker);
-        const Worker* w = workers_.find(a.worker);
+        if (a.build < unnumbered) {
+            // One that waited here: it goes with the dispatch that follows
+            // the submissions' commit, in this same turn of the loop.
+            if (const ActiveBuild* ab = builds_.active(a.build)) {
+                d.enqueue(ab->build.builder, a.build, queue_order(ab->build));
+            }
+            continue;
+        }
         const size_t i = a.build - unnumbered;
-        if (!w || i >= builds.size()) {
+        const Worker* w = workers_.find(a.worker);
+        // Another master's builds of that builder may wait before it: the
+        // dispatch pulls them first.
+        if (!w || i >= builds.size() || foreign_.count(builds[i].builder)) {
             continue;
         }
         Build started = builds[i];
