@@ -8,6 +8,11 @@
 //       BUILDER may be a comma-separated list: the builds go to each in turn.
 //   dispatch-client log BUILDER              one build; seconds from just
 //       before SubmitBuild to its BuildFinished (its log is then stored).
+//   dispatch-client pickup BUILDER COUNT ADDRESS  as latency, COUNT builds
+//       submitted to the master on the system bus and COUNT, in turn with
+//       them, to another master of the same cluster on the bus at ADDRESS,
+//       which has no free worker of BUILDER: the first master pulls them
+//       and runs them (it is watched, and its logs read, on the system bus).
 //   dispatch-client attached COUNT           waits until ConnectedWorkers
 //       reaches COUNT; prints the realtime clock (s) when it did.
 #include <algorithm>
@@ -100,27 +105,60 @@ double percentile(std::vector<double> v, double p) {
     return v[std::min(i, v.size() - 1)];
 }
 
+// One build of BUILDER submitted to the master on `to`; it is watched
+// finishing on `runs` (f's bus), whose master ran it and has its log.
+// Returns submit->step start in ms, or a negative number after saying why.
+double one_latency(sd_bus* to, sd_bus* runs, Finished& f, const char* builder) {
+    uint64_t t0 = by::bus::now_realtime_usec();
+    std::string path = submit(to, builder);
+    if (!wait_for(runs, [&] { return f.paths.count(path) > 0; }, 30)) {
+        std::fprintf(stderr, "build %s did not finish within 30 s\n", path.c_str());
+        return -1;
+    }
+    std::string log = read_log(runs, path);
+    auto pos = log.find("STAMP ");
+    if (pos == std::string::npos) {
+        std::fprintf(stderr, "no STAMP in the log of %s\n", path.c_str());
+        return -1;
+    }
+    uint64_t stamp = std::strtoull(log.c_str() + pos + 6, nullptr, 10);
+    return static_cast<double>(static_cast<int64_t>(stamp - t0)) / 1000.0;
+}
+
+void print_latency(const char* label, const std::vector<double>& ms) {
+    std::printf("%slatency submit->step start over %zu builds: median %.3f ms, p99 %.3f ms, min %.3f ms, max %.3f ms\n",
+                label, ms.size(), percentile(ms, 0.5), percentile(ms, 0.99), *std::min_element(ms.begin(), ms.end()),
+                *std::max_element(ms.begin(), ms.end()));
+}
+
 int latency(sd_bus* bus, Finished& f, const char* builder, unsigned count) {
     std::vector<double> ms;
     for (unsigned i = 0; i < count; ++i) {
-        uint64_t t0 = by::bus::now_realtime_usec();
-        std::string path = submit(bus, builder);
-        if (!wait_for(bus, [&] { return f.paths.count(path) > 0; }, 30)) {
-            std::fprintf(stderr, "build %s did not finish\n", path.c_str());
+        const double one = one_latency(bus, bus, f, builder);
+        if (one < 0) {
             return 1;
         }
-        std::string log = read_log(bus, path);
-        auto pos = log.find("STAMP ");
-        if (pos == std::string::npos) {
-            std::fprintf(stderr, "no STAMP in the log of %s\n", path.c_str());
-            return 1;
-        }
-        uint64_t stamp = std::strtoull(log.c_str() + pos + 6, nullptr, 10);
-        ms.push_back(static_cast<double>(stamp - t0) / 1000.0);
+        ms.push_back(one);
     }
-    std::printf("latency submit->step start over %u builds: median %.3f ms, p99 %.3f ms, min %.3f ms, max %.3f ms\n",
-                count, percentile(ms, 0.5), percentile(ms, 0.99), *std::min_element(ms.begin(), ms.end()),
-                *std::max_element(ms.begin(), ms.end()));
+    print_latency("", ms);
+    return f.non_success ? 1 : 0;
+}
+
+// COUNT builds of BUILDER each to the master on `runs` (a local dispatch)
+// and to the master on `queues` (which has no free worker of BUILDER, so
+// `runs` pulls it), in turn, so that both see the same load over time.
+int pickup(sd_bus* runs, sd_bus* queues, Finished& f, const char* builder, unsigned count) {
+    std::vector<double> local;
+    std::vector<double> across;
+    for (unsigned i = 0; i < 2 * count; ++i) {
+        const double one = one_latency(i % 2 ? queues : runs, runs, f, builder);
+        if (one < 0) {
+            return 1;
+        }
+        (i % 2 ? across : local).push_back(one);
+    }
+    print_latency("local dispatch (submitted to the master with the free workers): ", local);
+    print_latency("cross-master pickup (submitted to the other master, run by this one): ", across);
     return f.non_success ? 1 : 0;
 }
 
@@ -255,13 +293,31 @@ int attached(sd_bus* bus, unsigned count) {
     return 0;
 }
 
+// A connection to the bus at ADDRESS, as a client of it.
+int open_address(by::BusPtr& out, const char* address) {
+    sd_bus* b = nullptr;
+    int r = sd_bus_new(&b);
+    if (r < 0) {
+        return r;
+    }
+    out.reset(b);
+    if ((r = sd_bus_set_address(b, address)) < 0 || (r = sd_bus_set_bus_client(b, 1)) < 0 ||
+        (r = sd_bus_start(b)) < 0) {
+        return r;
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string mode = argc > 1 ? argv[1] : "";
     bool two = mode == "log" || mode == "attached";
-    if (!(two ? argc == 3 : argc == 4 && (mode == "latency" || mode == "throughput"))) {
-        std::fprintf(stderr, "usage: %s latency|throughput BUILDER COUNT | log BUILDER | attached COUNT\n", argv[0]);
+    if (!(two ? argc == 3 : mode == "pickup" ? argc == 5 : argc == 4 && (mode == "latency" || mode == "throughput"))) {
+        std::fprintf(stderr,
+                     "usage: %s latency|throughput BUILDER COUNT | pickup BUILDER COUNT ADDRESS | log BUILDER | "
+                     "attached COUNT\n",
+                     argv[0]);
         return 2;
     }
     by::BusPtr bus;
@@ -286,6 +342,14 @@ int main(int argc, char** argv) {
     unsigned count = static_cast<unsigned>(std::strtoul(argv[3], nullptr, 10));
     if (mode == "latency") {
         return latency(bus.get(), f, argv[2], count);
+    }
+    if (mode == "pickup") {
+        by::BusPtr other;
+        if (int r = open_address(other, argv[4]); r < 0) {
+            std::fprintf(stderr, "cannot connect to the bus at %s: %s\n", argv[4], std::strerror(-r));
+            return 1;
+        }
+        return pickup(bus.get(), other.get(), f, argv[2], count);
     }
     return throughput(bus.get(), f, argv[2], count);
 }
