@@ -12,3 +12,8 @@ for db in PostgreSQL SQLite; do
     grep -q "^$db: latency submit->step start over [0-9]* builds: median [0-9.]* ms, p99 [0-9.]* ms" <<<"$out"
 done
 grep -q '^failover: kill -9 of a master with [0-9]* running builds .*: [0-9]* of them running on the other master, the first after [0-9.]* s, the last after [0-9.]* s$' <<<"$out"
+for what in 'local dispatch' 'cross-master pickup'; do
+    grep -q "^$what (.*): latency submit->step start over [0-9]* builds: median [0-9.]* ms, p99 [0-9.]* ms" <<<"$out"
+done
+grep -q '^one round trip to the server (pgbench, .*): median [0-9.]* ms$' <<<"$out"
+grep -q '^budget (issue 17): .* = [0-9.]* ms; the cross-master pickup median [0-9.]* ms is \(within it\|OVER it\) ([-+][0-9.]* ms)$' <<<"$out"
