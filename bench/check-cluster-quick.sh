@@ -15,5 +15,5 @@ grep -q '^failover: kill -9 of a master with [0-9]* running builds .*: [0-9]* of
 for what in 'local dispatch' 'cross-master pickup'; do
     grep -q "^$what (.*): latency submit->step start over [0-9]* builds: median [0-9.]* ms, p99 [0-9.]* ms" <<<"$out"
 done
-grep -q '^one round trip to the server (pgbench, .*): median [0-9.]* ms$' <<<"$out"
+grep -q '^one round trip to the server (pgbench, .*): average [0-9.]* ms$' <<<"$out"
 grep -q '^budget (issue 17): .* = [0-9.]* ms; the cross-master pickup median [0-9.]* ms is \(within it\|OVER it\) ([-+][0-9.]* ms)$' <<<"$out"
