@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -107,19 +108,19 @@ double percentile(std::vector<double> v, double p) {
 
 // One build of BUILDER submitted to the master on `to`; it is watched
 // finishing on `runs` (f's bus), whose master ran it and has its log.
-// Returns submit->step start in ms, or a negative number after saying why.
-double one_latency(sd_bus* to, sd_bus* runs, Finished& f, const char* builder) {
+// Returns submit->step start in ms, or nothing after saying why.
+std::optional<double> one_latency(sd_bus* to, sd_bus* runs, Finished& f, const char* builder) {
     uint64_t t0 = by::bus::now_realtime_usec();
     std::string path = submit(to, builder);
     if (!wait_for(runs, [&] { return f.paths.count(path) > 0; }, 30)) {
         std::fprintf(stderr, "build %s did not finish within 30 s\n", path.c_str());
-        return -1;
+        return std::nullopt;
     }
     std::string log = read_log(runs, path);
     auto pos = log.find("STAMP ");
     if (pos == std::string::npos) {
         std::fprintf(stderr, "no STAMP in the log of %s\n", path.c_str());
-        return -1;
+        return std::nullopt;
     }
     uint64_t stamp = std::strtoull(log.c_str() + pos + 6, nullptr, 10);
     return static_cast<double>(static_cast<int64_t>(stamp - t0)) / 1000.0;
@@ -134,11 +135,11 @@ void print_latency(const char* label, const std::vector<double>& ms) {
 int latency(sd_bus* bus, Finished& f, const char* builder, unsigned count) {
     std::vector<double> ms;
     for (unsigned i = 0; i < count; ++i) {
-        const double one = one_latency(bus, bus, f, builder);
-        if (one < 0) {
+        const auto one = one_latency(bus, bus, f, builder);
+        if (!one) {
             return 1;
         }
-        ms.push_back(one);
+        ms.push_back(*one);
     }
     print_latency("", ms);
     return f.non_success ? 1 : 0;
@@ -151,11 +152,11 @@ int pickup(sd_bus* runs, sd_bus* queues, Finished& f, const char* builder, unsig
     std::vector<double> local;
     std::vector<double> across;
     for (unsigned i = 0; i < 2 * count; ++i) {
-        const double one = one_latency(i % 2 ? queues : runs, runs, f, builder);
-        if (one < 0) {
+        const auto one = one_latency(i % 2 ? queues : runs, runs, f, builder);
+        if (!one) {
             return 1;
         }
-        (i % 2 ? across : local).push_back(one);
+        (i % 2 ? across : local).push_back(*one);
     }
     print_latency("local dispatch (submitted to the master with the free workers): ", local);
     print_latency("cross-master pickup (submitted to the other master, run by this one): ", across);
