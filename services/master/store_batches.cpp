@@ -101,18 +101,20 @@ bool BatchStore::claim_builds(const std::vector<Build>& started) {
                                   "cannot commit the start of builds");
 }
 
+bool BatchStore::claim_each(const std::vector<Build>& started, std::vector<uint64_t>& lost) {
+    for (const Build& b : started) {
+        switch (claim_build(b)) {
+        case Claim::claimed: break;
+        case Claim::not_pending: lost.push_back(b.id); break;
+        case Claim::failed: return false;
+        }
+    }
+    return true;
+}
+
 std::optional<std::vector<uint64_t>> BatchStore::claim_available(const std::vector<Build>& started) {
     std::vector<uint64_t> lost;
-    const auto claim_each = [&] {
-        for (const Build& b : started) {
-            switch (claim_build(b)) {
-            case Claim::claimed: break;
-            case Claim::not_pending: lost.push_back(b.id); break;
-            case Claim::failed: return false;
-            }
-        }
-        return true;
-    };
+    const auto claim_each = [&] { return this->claim_each(started, lost); };
     // One statement is one commit; a claim that took nothing commits nothing.
     const bool done = started.size() <= 1 ? claim_each()
                                           : in_transaction(claim_each, "cannot commit the start of builds");
@@ -164,14 +166,7 @@ std::optional<std::vector<uint64_t>> BatchStore::record_ends_claiming(std::vecto
                         return false;
                     }
                 }
-                for (const Build& b : started) {
-                    switch (claim_build(b)) {
-                    case Claim::claimed: break;
-                    case Claim::not_pending: lost.push_back(b.id); break;
-                    case Claim::failed: return false;
-                    }
-                }
-                return true;
+                return claim_each(started, lost);
             },
             started.empty() ? "cannot commit the ends of builds" : "cannot commit the ends and starts of builds")) {
         return lost;

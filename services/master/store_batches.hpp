@@ -40,6 +40,9 @@ protected:
     virtual bool update_build(const Build& b) = 0;
 
 private:
+    // Claims each of `started` that is still pending, in a transaction the
+    // caller holds; the ids of the others go to `lost`. False on failure.
+    bool claim_each(const std::vector<Build>& started, std::vector<uint64_t>& lost);
     // Inserts `next` and marks `old` retried as it, in a transaction the
     // caller holds.
     bool insert_retry(Build& old, Build& next);
