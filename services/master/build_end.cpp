@@ -111,10 +111,6 @@ bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& 
     }
     // The freed workers' next builds, claimed in the same commit.
     PlannedStarts next = start_next && !ends.empty() ? plan_next(ends) : PlannedStarts{};
-    if (ends.size() == 1 && next.started.empty()) {
-        planned_done({}, next.touched, false);
-        return end_build(*decided.front().ab, decided.front().e) && stored;
-    }
     std::optional<std::vector<uint64_t>> lost;
     if (!next.started.empty()) {
         lost = store_->record_ends_claiming(ends, next.started);
@@ -126,6 +122,9 @@ bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& 
     }
     if (!lost) {
         planned_done(next.plan, next.touched, false);
+        if (ends.size() == 1) {
+            return end_build(*decided.front().ab, decided.front().e) && stored;
+        }
     }
     const bool recorded = ends.empty() || lost.has_value() || store_->record_ends(ends);
     if (!recorded) {

@@ -37,6 +37,15 @@ class DiskFull(SystemTest):
             [builder quick]
             workers = w1
             step.1 = echo quick
+            [worker w2]
+            type = local
+            max_builds = 1
+            [builder gated2]
+            workers = w2
+            step.1 = {gate_step(s)}
+            [builder quick2]
+            workers = w2
+            step.1 = echo quick
         """)
         s.start_master()
         self.w1 = s.start_worker("w1")
@@ -154,6 +163,46 @@ class DiskFull(SystemTest):
         self.assertEqual(s.wait_build(rerun)[1], "success")
         self.assertEqual(s.wait_build(rerun + 1)[1], "success")
         self.assertEqual(self.master_prop("RunningBuilds"), 0)
+        self.assert_logged_once()
+
+    def test_a_submission_that_cannot_be_stored_keeps_no_worker_busy(self):
+        s = self.sys
+        s.start_worker("w2")
+        self.fill()
+        # A worker was free for it: planned there, but the commit that
+        # would record it started fails. No id, and the worker (one build
+        # at a time) stays free.
+        self.assertEqual(bus_error(s, MASTER_PATH, f"{MASTER1}.SubmitBuild", "string:quick2",
+                                   "dict:string:string:"), "org.buildyard.Error.Internal")
+        self.assertEqual(s.get(s.worker_path("w2"), "org.buildyard.Worker1", "RunningBuilds"), 0)
+        self.assertEqual(s.call(MASTER_PATH, MASTER1, "ListBuilds", "t", 0)[0], [])
+        self.free()
+        for _ in range(2):
+            self.assertEqual(s.wait_build(s.submit("quick2"), timeout=10)[1], "success")
+
+    def test_an_end_and_the_next_start_that_cannot_be_stored_wait_for_space(self):
+        s = self.sys
+        s.start_worker("w2")
+        first = s.submit("gated2")
+        wait_gate_reached(s, first)
+        second = s.submit("quick2")  # w2 runs one build at a time
+        self.fill()
+        # The end and the start of the next build on the freed worker would
+        # share one commit: refused, the end waits for space alone and the
+        # next build stays queued.
+        open_gate(s, first)
+        wait_for(lambda: f"cannot record the end of build {first}: cannot update a build: {FULL}" in s.master.log(),
+                 10, "the failed write")
+        self.status_with(FULL)
+        self.assertEqual(s.build_prop(first, "State"), "running")
+        self.assertEqual(s.build_prop(second, "State"), "pending")
+        self.assertEqual(self.master_prop("RunningBuilds"), 1)
+        self.assertEqual(self.master_prop("PendingBuilds"), 1)
+
+        self.free()
+        self.assertEqual(s.wait_build(first, timeout=10)[1], "success")
+        self.assertEqual(s.wait_build(second, timeout=10)[1], "success")
+        self.assertEqual(self.master_prop("PendingBuilds"), 0)
         self.assert_logged_once()
 
     def test_starts_that_cannot_be_stored_leave_the_builds_pending(self):
