@@ -13,7 +13,11 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Not strict_string_checks: it makes strncasecmp(s, "LONGER", 5) on a shorter
 # NUL-terminated s a report, which C allows (libesmtp does it on every
 # server reply, and the master aborted on its first mail).
-export ASAN_OPTIONS="log_path=$reports/asan:halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1"
+# fast_unwind_on_malloc=0: a leak's stack goes on through libraries built
+# without frame pointers (libcrypto, libesmtp), where the fast unwinder
+# stops at the first frame and the report names no code of ours; about
+# 6% slower here.
+export ASAN_OPTIONS="log_path=$reports/asan:halt_on_error=1:abort_on_error=0:detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=40:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:halt_on_error=1:print_stacktrace=1"
 export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0"
 # Tests that bound a daemon's memory bound its growth instead: AddressSanitizer's
