@@ -197,12 +197,27 @@ bool PgStore::record_submitted(Build& b) {
     return true;
 }
 
-bool PgStore::update_build(const Build& b) {
+std::vector<std::string> PgStore::update_params(const Build& b) const {
     auto params = build_params(b);
     params.push_back(pg_param(b.id));
     params.push_back(holder_);
     params.push_back(pg_param(holder_fence_));
-    PgResult r = run("cannot update a build", "update_build", params);
+    return params;
+}
+
+std::vector<std::string> PgStore::claim_inserted_params(const Build& b) const {
+    return {std::string(to_string(b.state)), b.worker, store_json::from_map(b.properties), pg_param(b.started_at),
+            std::to_string(b.current_step), holder_, pg_param(holder_fence_)};
+}
+
+std::vector<std::string> PgStore::claim_params(const Build& b) const {
+    auto params = claim_inserted_params(b);
+    params.insert(params.begin(), pg_param(b.id));
+    return params;
+}
+
+bool PgStore::update_build(const Build& b) {
+    PgResult r = run("cannot update a build", "update_build", update_params(b));
     if (!r) {
         return false;
     }

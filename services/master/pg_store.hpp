@@ -130,8 +130,13 @@ private:
     // failure error() is `what` and the cause, and no transaction is left
     // open. `results`, if given, gets each call's result.
     bool pipeline(std::vector<PgCall> calls, const char* what, std::vector<PgResult>* results);
-    // The parameters of insert_build.
+    // The parameters of insert_build, of update_build, of claim_inserted
+    // (the claim of b as start_build() left it, by this master) and of
+    // claim_build (the same, after b's id).
     std::vector<std::string> insert_params(const Build& b) const;
+    std::vector<std::string> update_params(const Build& b) const;
+    std::vector<std::string> claim_inserted_params(const Build& b) const;
+    std::vector<std::string> claim_params(const Build& b) const;
     // Why a fenced write of build `id` changed nothing (error() says it,
     // after `what`): this master was fenced, or the build is another's
     // or ended (taken), or neither (unknown).

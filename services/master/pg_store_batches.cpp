@@ -24,9 +24,7 @@ bool PgStore::in_transaction(const std::function<bool()>& writes, const char* wh
 }
 
 BatchStore::Claim PgStore::claim_build(const Build& b) {
-    PgResult r = run("cannot record the start of a build", "claim_build",
-                     {pg_param(b.id), std::string(to_string(b.state)), b.worker, store_json::from_map(b.properties),
-                      pg_param(b.started_at), std::to_string(b.current_step), holder_, pg_param(holder_fence_)});
+    PgResult r = run("cannot record the start of a build", "claim_build", claim_params(b));
     if (!r) {
         return Claim::failed;
     }
@@ -94,11 +92,8 @@ std::optional<std::vector<bool>> PgStore::record_started_submissions(std::vector
             calls.push_back({"insert_build", insert_params(builds[i])});
             continue;
         }
-        const Build& s = *starts[i];
         calls.push_back({"insert_build_quiet", pg_build_params(builds[i])});
-        calls.push_back({"claim_inserted",
-                         {std::string(to_string(s.state)), s.worker, store_json::from_map(s.properties),
-                          pg_param(s.started_at), std::to_string(s.current_step), holder_, pg_param(holder_fence_)}});
+        calls.push_back({"claim_inserted", claim_inserted_params(*starts[i])});
     }
     calls.push_back(PgCall::commit());
     std::vector<PgResult> got;
@@ -139,16 +134,10 @@ std::optional<std::vector<uint64_t>> PgStore::record_ends_claiming(std::vector<B
     }
     std::vector<PgCall> calls{PgCall::begin()};
     for (const BuildEnd& e : ends) {
-        auto params = pg_build_params(e.ended);
-        params.push_back(pg_param(e.ended.id));
-        params.push_back(holder_);
-        params.push_back(pg_param(holder_fence_));
-        calls.push_back({"update_build", std::move(params)});
+        calls.push_back({"update_build", update_params(e.ended)});
     }
     for (const Build& b : started) {
-        calls.push_back({"claim_build",
-                         {pg_param(b.id), std::string(to_string(b.state)), b.worker, store_json::from_map(b.properties),
-                          pg_param(b.started_at), std::to_string(b.current_step), holder_, pg_param(holder_fence_)}});
+        calls.push_back({"claim_build", claim_params(b)});
     }
     // No COMMIT in the pipeline: the transaction stays open until each
     // write is known to have changed its row.
