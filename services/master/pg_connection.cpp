@@ -1,5 +1,6 @@
 #include "master/pg_connection.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -136,8 +137,16 @@ bool PgConnection::connect() {
 }
 
 bool PgConnection::prepare_all() {
-    // The server gives up on a statement when the client would.
-    if (!exec(fmt::format("SET statement_timeout = {}", deadline_.count()))) {
+    // The server gives up on a statement a fifth before the client would,
+    // so that a statement that waits too long (for a lock, say) is ended by
+    // the server, which then says so, and not left to run after the client
+    // has dropped the connection: a statement that ran on unseen could
+    // commit what the master was told had failed. And a statement still
+    // running when the client has gone ends within a tenth of the deadline.
+    const auto server_deadline = std::max<std::chrono::milliseconds::rep>(1, deadline_.count() * 4 / 5);
+    const auto client_check = std::max<std::chrono::milliseconds::rep>(1, deadline_.count() / 10);
+    if (!exec(fmt::format("SET statement_timeout = {}; SET client_connection_check_interval = {}",
+                          server_deadline, client_check))) {
         return false;
     }
     for (const Statement& s : statements_) {
