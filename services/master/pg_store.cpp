@@ -148,9 +148,15 @@ void PgStore::prepare_builds() {
     // Only a pending build can be claimed; start_build() changes no other
     // column. A concurrent claim of the same row waits for the first one's
     // commit and then finds it no longer pending.
+    // Or a build this master (joined, with this fence) claimed already: it
+    // claims only what it holds pending, so that is a claim whose commit it
+    // did not see (the connection was lost, or its deadline passed, while
+    // the server committed). Claimed again, the build runs; without this,
+    // its row would say running, here, while nothing ran it.
     db_.prepare("claim_build",
                 fenced_write("UPDATE builds SET state=$2, worker=$3, properties=$4, started_at=$5, current_step=$6, "
-                             "master=$7, fence=$8 WHERE id=$1 AND state='pending'",
+                             "master=$7, fence=$8 WHERE id=$1 AND (state='pending' OR (state='running' AND "
+                             "master=$7 AND fence=$8 AND $7 <> ''))",
                              7, 8));
     db_.prepare("request_cancel", "SELECT pg_notify('" + std::string(cancel_channel) + "', $1)");
     db_.prepare("announce_taken", "SELECT pg_notify('" + std::string(taken_channel) + "', $1)");

@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "pg_mute_proxy.hpp"
 #include "store_test_support.hpp"
 
 using namespace by::master;
@@ -131,6 +132,60 @@ TEST_P(PgStoreTest, ABatchThatTimesOutLeavesNothing) {
     }
     ASSERT_TRUE(s.record_ends(ends)) << s.error();
     EXPECT_EQ(db_.sql("SELECT COUNT(*) FROM builds WHERE state = 'finished' AND finished_at = 9"), "3");
+}
+
+// A URI parameter (`key=`) of the test server's URI.
+std::string uri_parameter(const std::string& uri, const std::string& key) {
+    const auto at = uri.find(key + "=");
+    EXPECT_NE(at, std::string::npos) << uri;
+    const auto from = at + key.size() + 1;
+    return uri.substr(from, uri.find('&', from) - from);
+}
+
+// The server committed a claim but its answer was lost: the master saw a
+// failure and keeps the build queued. Its next claim of that build (the
+// same or another worker) must succeed, or the row would say running on
+// this master while nothing runs it; another master still cannot take it.
+TEST_P(PgStoreTest, AClaimCommittedUnseenIsClaimedAgainByItsMasterOnly) {
+    ASSERT_TRUE(db_.open());
+    const std::string base = std::getenv("BUILDYARD_TEST_PG_URI");
+    const std::string host = uri_parameter(base, "host"), port = uri_parameter(base, "port");
+    PgMuteProxy proxy(host + "/.s.PGSQL." + port, port);
+    std::string uri = db_.uri();
+    uri.replace(uri.find("host=" + host), 5 + host.size(), "host=" + proxy.directory());
+    PgStore s(uri, "", std::chrono::milliseconds(500));
+    ASSERT_TRUE(s.open()) << s.error();
+    const auto join = [](Store& st, const std::string& name) {
+        return st.members()->join({.name = name, .host = "h1", .address = "127.0.0.1:9989", .pid = 1},
+                                  [](const MemberRow&, uint64_t) { return true; });
+    };
+    ASSERT_EQ(join(s, "m1"), std::optional<uint64_t>(1)) << s.error();
+    const Build pending = submitted(s);
+
+    Build first = pending;
+    ASSERT_EQ(start_build(first, "w1", {}, 5), TransitionError::none);
+    proxy.mute(true);
+    EXPECT_FALSE(s.claim_available({first})) << "the answer never came";
+    proxy.mute(false);
+    const std::string row = "SELECT state || ' ' || master || ' ' || worker FROM builds WHERE id = " +
+                            std::to_string(pending.id);
+    EXPECT_EQ(db_.sql(row), "running m1 w1") << "the server committed it";
+
+    Build again = pending;
+    ASSERT_EQ(start_build(again, "w2", {}, 6), TransitionError::none);
+    auto lost = s.claim_available({again});
+    ASSERT_TRUE(lost) << s.error();
+    EXPECT_TRUE(lost->empty()) << "claimed again by the master that holds it";
+    EXPECT_EQ(db_.sql(row), "running m1 w2");
+
+    auto other = db_.open();
+    ASSERT_EQ(join(*other, "m2"), std::optional<uint64_t>(1)) << other->error();
+    Build theirs = pending;
+    ASSERT_EQ(start_build(theirs, "w3", {}, 7), TransitionError::none);
+    lost = other->claim_available({theirs});
+    ASSERT_TRUE(lost) << other->error();
+    EXPECT_EQ(*lost, std::vector<uint64_t>{pending.id}) << "another master cannot take it";
+    EXPECT_EQ(db_.sql(row), "running m1 w2");
 }
 
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PgStoreTest);
