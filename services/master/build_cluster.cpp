@@ -76,6 +76,39 @@ void BuildLifecycle::all_foreign() {
     request_dispatch();
 }
 
+void BuildLifecycle::store_recovered() {
+    if (store_->members()) {
+        // Not now: the caller may be between a claim's commit and the
+        // start of the builds it claimed.
+        release_due_ = true;
+        request_dispatch();
+    }
+}
+
+void BuildLifecycle::release_unheld() {
+    std::vector<uint64_t> held;
+    for (const auto& [id, ab] : builds_.all_active()) {
+        if (ab->build.state != BuildState::pending) {
+            held.push_back(id);
+        }
+    }
+    const auto released = store_->release_unheld(held);
+    if (!released) {
+        log::info("{}; trying again with the next dispatch", store_->error());
+        return;
+    }
+    release_due_ = false;
+    for (const Build& b : *released) {
+        log_build(log::Level::warning, b,
+                  fmt::format("build {} of {} was recorded started by this master in a commit whose answer never "
+                              "came, and nothing runs it; it is pending again",
+                              b.id, b.builder));
+    }
+    if (!released->empty()) {
+        all_foreign();  // pulled here like another master's (those held pending here already stay)
+    }
+}
+
 void BuildLifecycle::pull_foreign() {
     Dispatcher& d = builds_.dispatcher();
     for (auto it = foreign_.begin(); it != foreign_.end();) {

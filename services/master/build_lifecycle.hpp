@@ -163,6 +163,11 @@ public:
     // Any builder may have builds that other masters queued (at start, or
     // after a while when nobody listened).
     void all_foreign();
+    // The store takes writes again after failing: a claim it committed
+    // while the master saw the failure may have left a build recorded
+    // running here that nothing runs. Before the next dispatch, such
+    // builds are put back to pending (Store::release_unheld) and run.
+    void store_recovered();
     // This master was fenced: every build it ran is another's now, rerun
     // by the master that declared it dead. Each is let go without a write
     // to the store, and its worker told to cancel it.
@@ -174,6 +179,8 @@ public:
 
 private:
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
+    // What store_recovered() asked for (build_cluster.cpp).
+    void release_unheld();
     static int on_submit_deferred(sd_event_source* s, void* userdata);
     static int on_submit_timer(sd_event_source* s, uint64_t usec, void* userdata);
     // Has what waits for its commit recorded once the loop has no other
@@ -287,6 +294,7 @@ private:
     std::set<std::string> latent_workers_;  // as the dispatcher last saw them
     std::set<std::string> foreign_;  // builders with pending builds other masters queued, maybe
     bool pull_failing_ = false;      // said so once
+    bool release_due_ = false;       // store_recovered(): release_unheld() before the next dispatch
     uint64_t let_go_id_ = 0;         // the last build let_go() let go
     std::vector<std::pair<uint64_t, std::string>> logs_to_share_;
     bool sharing_logs_failed_ = false;  // said so once

@@ -29,6 +29,9 @@ int BuildLifecycle::on_dispatch_deferred(sd_event_source* s, void* userdata) {
     if (!names.empty()) {
         self.settle_(names);
     }
+    if (self.release_due_) {
+        self.release_unheld();
+    }
     self.dispatch();
     return 0;
 }

@@ -186,7 +186,15 @@ void BuildLifecycle::record_submissions() {
         // No id was committed, so none is handed out.
         trouble_.failed(builds.size() == 1 ? "cannot record a build of " + builds.front().builder
                                            : "cannot record " + std::to_string(builds.size()) + " builds");
-        const Status failed = Status::fail(bus::error::Internal, "cannot record the build: " + store_->error());
+        // Its answer lost, the commit may have been made: the build then
+        // runs all the same (BuildLifecycle::store_recovered), and the
+        // client is told so it does not submit it twice blindly.
+        const Status failed = Status::fail(
+            bus::error::Internal,
+            "cannot record the build: " + store_->error() +
+                (store_->unanswered() ? "; the database may have recorded it all the same, and then it runs: look "
+                                        "for it before submitting it again"
+                                      : ""));
         for (Submission& s : batch) {
             s.done(failed, 0);
         }

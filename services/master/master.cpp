@@ -86,7 +86,8 @@ bool Master::start(std::string& error) {
         return false;
     }
     trouble_ = std::make_unique<StoreTrouble>(
-        event_, *store_, [this] { changes_->counters(); }, [this] { retry_store(); });
+        event_, *store_, [this] { changes_->counters(); }, [this] { retry_store(); },
+        [this] { build_lifecycle_->store_recovered(); });
     changes_ = std::make_unique<BusChanges>(bus_, config_, registry_, queue_, metrics_, *trouble_);
     notifier_ = std::make_unique<Notifier>(event_, *store_, metrics_, config_, *this, state_directory_);
     changes_->set_notifier(notifier_.get());

@@ -222,13 +222,13 @@ PGresult* PgConnection::next_result(Clock::time_point deadline, bool& lost) {
     while (PQisBusy(conn_)) {
         if (!wait_socket(false, deadline)) {
             drop(fmt::format("no answer within {} ms", deadline_.count()));
-            lost = true;
+            lost = unanswered_ = true;
             return nullptr;
         }
         if (!PQconsumeInput(conn_)) {
             set_cause_from_connection("the connection was lost");
             drop(cause_);
-            lost = true;
+            lost = unanswered_ = true;
             return nullptr;
         }
     }
@@ -272,6 +272,7 @@ PgResult PgConnection::wait_result(Clock::time_point deadline) {
 }
 
 PgResult PgConnection::run(const std::string& name, const std::vector<std::string>& params) {
+    unanswered_ = false;
     if (!ready()) {
         return nullptr;
     }
@@ -290,6 +291,7 @@ PgResult PgConnection::run(const std::string& name, const std::vector<std::strin
 }
 
 std::vector<PgResult> PgConnection::run_pipeline(const std::vector<PgCall>& calls) {
+    unanswered_ = false;
     if (!ready()) {
         return {};
     }
@@ -336,6 +338,7 @@ std::vector<PgResult> PgConnection::run_pipeline(const std::vector<PgCall>& call
         if (!r) {
             // Two in a row: nothing more will come (a connection lost midway).
             if (after_null || PQstatus(conn_) != CONNECTION_OK) {
+                unanswered_ = true;
                 set_cause_from_connection("the connection was lost");
                 drop(cause_);
                 return {};
@@ -370,6 +373,7 @@ std::vector<PgResult> PgConnection::run_pipeline(const std::vector<PgCall>& call
 }
 
 PgResult PgConnection::exec(const std::string& sql) {
+    unanswered_ = false;
     if (!ready()) {
         return nullptr;
     }

@@ -83,6 +83,10 @@ public:
 
     // The server's or libpq's words for the last failure, one line.
     const std::string& cause() const { return cause_; }
+    // The last failure came after all was sent, while waiting for the
+    // answer (the connection broke, or the deadline passed): the server
+    // may have run it, COMMIT and all.
+    bool unanswered() const { return unanswered_; }
 
 private:
     struct Statement {
@@ -116,6 +120,7 @@ private:
     bool in_transaction_ = false;  // BEGIN was run, and neither COMMIT nor rollback()
     bool goodbye_ = false;  // the server said FATAL while the connection was idle
     std::string cause_;
+    bool unanswered_ = false;
 };
 
 }  // namespace by::master

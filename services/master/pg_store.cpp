@@ -75,6 +75,13 @@ std::string pg_fenced_write(const std::string& statement, int name, int fence) {
     return fenced_write(statement, name, fence);
 }
 Build pg_row_to_build(const PGresult* r, int i) { return row_to_build(r, i); }
+std::string pg_id_array(const std::vector<uint64_t>& ids) {
+    std::string out = "{";
+    for (uint64_t id : ids) {
+        out += (out.size() > 1 ? "," : "") + pg_param(id);
+    }
+    return out + "}";
+}
 std::vector<std::string> pg_build_params(const Build& b) { return build_params(b); }
 
 PgStore::PgStore(std::string uri, std::string password, std::chrono::milliseconds deadline)
@@ -82,6 +89,7 @@ PgStore::PgStore(std::string uri, std::string password, std::chrono::millisecond
 
 bool PgStore::failed(const std::string& what) {
     lost_hold_ = false;  // a failure of the database's, not a refusal
+    unanswered_ = db_.unanswered();
     cause_ = db_.cause();
     error_ = what + ": " + cause_;
     return false;
@@ -236,6 +244,7 @@ bool PgStore::update_build(const Build& b) {
 
 PgStore::Refusal PgStore::refused(uint64_t id, const char* what) {
     lost_hold_ = false;
+    unanswered_ = false;
     PgResult r = run("cannot read who holds a build", "hold_of", {pg_param(id), holder_, pg_param(holder_fence_)});
     if (!r) {
         return Refusal::unknown;
@@ -282,12 +291,7 @@ std::vector<Build> PgStore::load_unfinished() {
 
 std::optional<std::vector<Build>> PgStore::load_pending(const std::string& builder, const std::vector<uint64_t>& known,
                                                        uint64_t limit) {
-    std::string ids = "{";
-    for (uint64_t id : known) {
-        ids += (ids.size() > 1 ? "," : "") + pg_param(id);
-    }
-    ids += "}";
-    PgResult r = run("cannot load the pending builds", "load_pending", {builder, ids, pg_param(limit)});
+    PgResult r = run("cannot load the pending builds", "load_pending", {builder, pg_id_array(known), pg_param(limit)});
     if (!r) {
         return std::nullopt;
     }

@@ -32,6 +32,8 @@ std::vector<std::string> pg_build_params(const Build& b);
 // taken only while the master named by parameter $name holds the fence in
 // parameter $fence (pg_store.cpp says how).
 std::string pg_fenced_write(const std::string& statement, int name, int fence);
+// Build ids as a PostgreSQL array literal ('{1,2}'), for a bigint[] parameter.
+std::string pg_id_array(const std::vector<uint64_t>& ids);
 
 // The channel on which a master that started builds another master
 // queued says so: the payload is their ids, separated by commas.
@@ -54,6 +56,7 @@ public:
 
     const std::string& error() const override { return error_; }
     const std::string& cause() const override { return cause_; }
+    bool unanswered() const override { return unanswered_; }
 
     bool record_submitted(Build& b) override;
     bool lost_hold() const override { return lost_hold_; }
@@ -68,6 +71,7 @@ public:
     // Up to `limit` pending builds of `builder`, oldest first, leaving out
     // the ids in `known` (the ones this master queues already); nullopt on
     // failure.
+    std::optional<std::vector<Build>> release_unheld(const std::vector<uint64_t>& held) override;
     std::optional<std::vector<Build>> load_pending(const std::string& builder, const std::vector<uint64_t>& known,
                                                    uint64_t limit) override;
 
@@ -153,6 +157,7 @@ private:
     std::string uri_;
     std::string error_;
     std::string cause_;
+    bool unanswered_ = false;  // of the last failure (PgConnection::unanswered)
     bool lost_hold_ = false;
     // Who writes: the name and fence this store joined the cluster with
     // (join()); empty before.

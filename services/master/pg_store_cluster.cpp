@@ -58,8 +58,30 @@ void PgStore::prepare_cluster() {
     // Its workers are attached nowhere since `now`.
     db_.prepare("release_workers",
                 "UPDATE workers SET attached_to = '', last_disconnected = $2 WHERE attached_to = $1");
+    // Started here in the store, but not held here (release_unheld): pending
+    // again, as the submission left it.
+    db_.prepare("release_unheld",
+                pg_fenced_write("UPDATE builds SET state = 'pending', worker = '', properties = requested, "
+                                "started_at = 0, current_step = 0, master = '', fence = 0 WHERE state = 'running' "
+                                "AND master = $1 AND fence = $2 AND $1 <> '' AND NOT (id = ANY($3::bigint[]))",
+                                1, 2) +
+                    " RETURNING " + pg_build_columns() + ", pg_notify('" + pending_channel +
+                    "', $1 || chr(10) || builder)");
     db_.prepare("member_leave",
                 "UPDATE masters SET status = 'left' WHERE name = $1 AND fence = $2 AND status = 'joined'");
+}
+
+std::optional<std::vector<Build>> PgStore::release_unheld(const std::vector<uint64_t>& held) {
+    PgResult r = run("cannot look for builds started here but not held", "release_unheld",
+                     {holder_, pg_param(holder_fence_), pg_id_array(held)});
+    if (!r) {
+        return std::nullopt;
+    }
+    std::vector<Build> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+        out.push_back(pg_row_to_build(r.get(), i));
+    }
+    return out;
 }
 
 std::optional<uint64_t> PgStore::join(const MemberIdentity& me,

@@ -127,6 +127,7 @@ bool PgStore::queue_missing_mail(QueuedMail& mail, const std::string& worker, ui
                 PgResult r = run("cannot record a missing notice", "mark_loss", {worker, pg_param(loss)});
                 if (r && std::string_view(PQcmdTuples(r.get())) != "1") {
                     cause_ = "another master mailed this loss";
+                    unanswered_ = false;
                     error_ = "worker " + worker + " is missing: " + cause_;
                     lost_hold_ = true;
                     return false;

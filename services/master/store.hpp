@@ -77,8 +77,8 @@ struct BuildEnd {
 // worker's failure streak and the mail queue. Every method that changes
 // something has committed it when it returns true, so a kill -9 at any
 // moment loses nothing that a client was told about; on false nothing
-// changed, and error() says why. SQLite (sqlite_store.hpp) is the one
-// implementation today.
+// changed, and error() says why. SQLite (sqlite_store.hpp) and PostgreSQL
+// (pg_store.hpp) implement it.
 class Store {
 public:
     virtual ~Store() = default;
@@ -86,6 +86,10 @@ public:
     virtual const std::string& error() const = 0;
     // The engine's words for the last failure alone, e.g. "database or disk is full".
     virtual const std::string& cause() const = 0;
+    // The last failure came after the writes reached the database, whose
+    // answer never came (a server over a connection): they may be
+    // committed all the same.
+    virtual bool unanswered() const { return false; }
 
     // A new pending build: sets b.id (only once committed).
     virtual bool record_submitted(Build& b) = 0;
@@ -154,6 +158,17 @@ public:
     virtual std::optional<std::vector<Build>> load_pending(const std::string& builder,
                                                            const std::vector<uint64_t>& known, uint64_t limit) {
         (void)builder, (void)known, (void)limit;
+        return std::vector<Build>{};
+    }
+    // In a shared store: the builds recorded running under this master's
+    // name and fence that it does not hold (`held`: the ids it holds
+    // started). Such a row is a claim the server committed while the
+    // master saw a failure (its answer was lost); nothing runs it. They
+    // are put back to pending, fenced, in one commit, announced to the
+    // other masters, and returned; nullopt on failure. A store of one
+    // master's own has none.
+    virtual std::optional<std::vector<Build>> release_unheld(const std::vector<uint64_t>& held) {
+        (void)held;
         return std::vector<Build>{};
     }
     // Up to `limit` builds with ids below `before` (0: any), newest first,

@@ -9,8 +9,12 @@ constexpr uint64_t retry_usec = 1'000'000;
 }  // namespace
 
 StoreTrouble::StoreTrouble(sd_event* event, const Store& store, std::function<void()> shown_changed,
-                           std::function<void()> retry)
-    : event_(event), store_(store), shown_changed_(std::move(shown_changed)), retry_(std::move(retry)) {}
+                           std::function<void()> retry, std::function<void()> recovered)
+    : event_(event),
+      store_(store),
+      shown_changed_(std::move(shown_changed)),
+      retry_(std::move(retry)),
+      recovered_(std::move(recovered)) {}
 
 void StoreTrouble::failed(const std::string& what) {
     if (!trouble_) {
@@ -35,6 +39,7 @@ void StoreTrouble::ok() {
         trouble_.reset();
         log::notice("the state database takes writes again");
         shown_changed_();
+        recovered_();
     }
 }
 

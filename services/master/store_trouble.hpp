@@ -18,9 +18,10 @@ namespace by::master {
 class StoreTrouble {
 public:
     // `shown_changed`: the trouble began or ended (STATUS= says so);
-    // `retry`: every second while it lasts, what waits tries again.
+    // `retry`: every second while it lasts, what waits tries again;
+    // `recovered`: it ended.
     StoreTrouble(sd_event* event, const Store& store, std::function<void()> shown_changed,
-                 std::function<void()> retry);
+                 std::function<void()> retry, std::function<void()> recovered);
     StoreTrouble(const StoreTrouble&) = delete;
     StoreTrouble& operator=(const StoreTrouble&) = delete;
 
@@ -38,6 +39,7 @@ private:
     const Store& store_;
     std::function<void()> shown_changed_;
     std::function<void()> retry_;
+    std::function<void()> recovered_;
     std::optional<std::string> trouble_;
     SourcePtr retry_source_;
 };

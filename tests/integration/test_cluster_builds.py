@@ -73,11 +73,12 @@ class Cluster(PgSystemTest):
         self.events_dir = self.path("events.d")
         os.makedirs(self.events_dir)
 
-    def start_masters(self, n, workers, pause, max_builds=1, later=(), worker_lines="", master_lines=""):
+    def start_masters(self, n, workers, pause, max_builds=1, later=(), worker_lines="", master_lines="",
+                      database=None):
         """n masters m0..m(n-1), each declaring every worker of `workers`
         ({master index: [names]}) and of `later` (started by the test), and
         the builder `b` on all of them; the workers start on their master's
-        port."""
+        port. `database`: the URI the masters use, if not the server's own."""
         while len(self.masters) < n:
             s = System()
             self.addCleanup(s.close)
@@ -98,7 +99,7 @@ class Cluster(PgSystemTest):
                                       worker_type=None,
                                       master_lines=f"cluster_heartbeat = {HEARTBEAT}\ncluster_timeout = {TIMEOUT}\n"
                                                    f"tls_certificate = {cert}\ntls_key = {key}\n" + master_lines))
-            s.write_config(f"[master]\ndatabase = {self.pg.uri}\n", "zzz-cluster.ini")
+            s.write_config(f"[master]\ndatabase = {database or self.pg.uri}\n", "zzz-cluster.ini")
             s.start_master()
         for i, ws in workers.items():
             for w in ws:

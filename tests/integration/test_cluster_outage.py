@@ -14,14 +14,24 @@ same data.
 - Every build whose SubmitBuild succeeded ends in exactly one successful
   build, no request runs twice at the same time, and the builds running
   when the server stopped end well (their ends wait in memory) or are
-  rerun exactly once."""
+  rerun exactly once.
+
+And a commit whose answer never came (pg_relay.PgRelay drops it): a
+submission a free worker takes at once is inserted and started in one
+commit, which the server makes; the master, past its deadline, tells the
+client it failed. Once the database answers again the master finds the
+build recorded started here with nothing running it, makes it pending,
+and runs it once."""
 
 import re
 import threading
 import time
 
 from harness import MASTER, MASTER_PATH, wait_for
+from pg_relay import PgRelay
 from test_cluster_builds import TIMEOUT, Cluster
+
+from postgresql import PORT  # tests/lib, on the path once pg_system_test is imported
 
 MASTER1 = "org.buildyard.Master1"
 MASTERS = 3
@@ -165,3 +175,41 @@ class Outage(Cluster):
                              f"the members as m{i} sees them")
         self.assertEqual(self.rows("SELECT name, status, declared_dead_by FROM masters ORDER BY name"),
                          [[f"m{i}", "joined", ""] for i in range(MASTERS)])
+
+
+class LostAnswer(Cluster):
+    def test_a_started_submission_whose_commit_was_not_answered_runs_once(self):
+        relay = PgRelay(self.path("relay"), self.pg.sock, PORT)
+        self.addCleanup(relay.close)
+        uri = self.pg.uri.replace(f"host={self.pg.sock}", f"host={relay.directory}")
+        self.start_masters(1, {0: ["w0"]}, "0", database=uri)
+        s = self.masters[0]
+        s.wait_attached("w0")
+
+        # The statement that inserts a submission a worker takes at once.
+        relay.lose_answers_after(b"insert_build_quiet\0")
+        t0 = time.monotonic()
+        r = s.run(["dbus-send", "--system", "--print-reply", "--reply-timeout=60000", f"--dest={MASTER}",
+                   MASTER_PATH, f"{MASTER1}.SubmitBuild", "string:b", "dict:string:string:req,lost"],
+                  check=False, timeout=90)
+        self.assertLess(time.monotonic() - t0, BOUND, "the master gives up at its deadline")
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("org.buildyard.Error.Internal", r.stderr)
+        self.assertIn("cannot record the build: cannot commit the submitted builds: no answer within 3000 ms; the "
+                      "database may have recorded it all the same, and then it runs: look for it before submitting it "
+                      "again", r.stderr)
+        self.assertEqual(relay.muted, 1)
+        self.assertEqual(self.sql("SELECT requested::json->>'req' || ' ' || state || ' ' || master || ' ' || worker "
+                                  "FROM builds"), "lost running m0 w0", "the server committed it")
+
+        # The next write goes through; the build that nothing ran runs once.
+        s.submit("b", req="next")
+        wait_for(lambda: self.sql("SELECT count(*) FROM builds WHERE state <> 'finished'") == "0", 30,
+                 "both builds to end")
+        self.assertEqual(self.rows("SELECT requested::json->>'req', result FROM builds ORDER BY id"),
+                         [["lost", "success"], ["next", "success"]])
+        events = self.events()
+        self.assertEqual(sorted(e[1] for e in events if e[0] == "start"), ["lost", "next"])
+        self.assertNotIn("overlap", [e[0] for e in events])
+        self.assertRegex(s.master.log(), r"build \d+ of b was recorded started by this master in a commit whose "
+                                         r"answer never came, and nothing runs it; it is pending again")

@@ -365,6 +365,65 @@ TEST_P(PgClusterTest, AMasterRecoversOnlyItsOwnStartedBuilds) {
     EXPECT_TRUE(b->load_pending("hello", {pending.id}, 10)->empty()) << "the known ones are left out";
 }
 
+// Builds recorded running under a master's name and fence that it does
+// not hold (claims it never saw commit) go back to pending, as submitted,
+// and are announced; the ones it holds, another master's, and any after
+// it was fenced stay as they are.
+TEST_P(PgClusterTest, StartedButNotHeldBuildsArePendingAgain) {
+    auto a = store(), b = store();
+    ASSERT_EQ(join(*a, "m1", 101), 1u);
+    ASSERT_EQ(join(*b, "m2", 102), 1u);
+    Build held, unseen, theirs;
+    held.builder = unseen.builder = theirs.builder = "hello";
+    unseen.requested = {{"k", "v"}};
+    for (Build* x : {&held, &unseen, &theirs}) {
+        ASSERT_TRUE(a->record_submitted(*x)) << a->error();
+        ASSERT_EQ(start_build(*x, "w1", {{"os", "debian"}}, 10), TransitionError::none);
+    }
+    ASSERT_TRUE(a->claim_builds({held, unseen})) << a->error();
+    ASSERT_TRUE(b->claim_builds({theirs})) << b->error();
+    PGconn* listener = PQconnectdb(std::getenv("BUILDYARD_TEST_PG_URI"));
+    ASSERT_EQ(PQstatus(listener), CONNECTION_OK) << PQerrorMessage(listener);
+    PQclear(PQexec(listener, "LISTEN buildyard_pending"));
+
+    const auto released = a->release_unheld({held.id});
+    ASSERT_TRUE(released) << a->error();
+    ASSERT_EQ(released->size(), 1u);
+    const Build& r = released->front();
+    EXPECT_EQ(r.id, unseen.id);
+    EXPECT_EQ(r.state, BuildState::pending);
+    EXPECT_EQ(r.worker, "");
+    EXPECT_EQ(r.started_at, 0u);
+    EXPECT_EQ(r.properties, unseen.requested) << "as submitted: no worker's properties";
+    EXPECT_EQ(db_.sql("SELECT state || ' ' || master || ' ' || fence FROM builds WHERE id = " +
+                      std::to_string(unseen.id)),
+              "pending  0");
+    EXPECT_EQ(db_.sql("SELECT string_agg(id || ' ' || state || ' ' || master, ', ' ORDER BY id) FROM builds "
+                      "WHERE id <> " + std::to_string(unseen.id)),
+              std::to_string(held.id) + " running m1, " + std::to_string(theirs.id) + " running m2");
+    auto more = b->load_pending("hello", {}, 10);
+    ASSERT_TRUE(more);
+    ASSERT_EQ(more->size(), 1u) << "any master may run it";
+    EXPECT_EQ(more->front().id, unseen.id);
+    EXPECT_TRUE(a->release_unheld({held.id})->empty()) << "once";
+    PQclear(PQexec(listener, "SELECT 1"));  // reads what came before
+    std::vector<std::string> heard;
+    while (PGnotify* n = PQnotifies(listener)) {
+        heard.push_back(n->extra);
+        PQfreemem(n);
+    }
+    PQfinish(listener);
+    EXPECT_EQ(heard, std::vector<std::string>{"m1\nhello"}) << "announced to the other masters, once";
+
+    // Fenced (declared dead): nothing of its rows changes.
+    ASSERT_TRUE(a->claim_builds({unseen})) << a->error();
+    db_.sql("UPDATE masters SET status = 'dead', fence = fence + 1 WHERE name = 'm1'");
+    const auto none = a->release_unheld({});
+    ASSERT_TRUE(none) << a->error();
+    EXPECT_TRUE(none->empty());
+    EXPECT_EQ(db_.sql("SELECT COUNT(*) FROM builds WHERE state = 'running' AND master = 'm1'"), "2");
+}
+
 // The log of an ended build, saved by the master that ran it, reads the
 // same from another master, bytes and all, from any offset; a master
 // saves no log of a build it does not hold.
