@@ -257,7 +257,12 @@ class Failover(Cluster):
             self.assertLess(started - killed, TIMEOUT + 5, f"build {build} rerun as {old[3]} started late")
         # m0's workers list every master: they moved to a live one.
         for w in workers[0]:
-            wait_for(lambda: self.masters[1].worker_prop(w, "Master") in ("m1", "m2"), 10, f"{w} on a live master")
+            seen = []
+            try:
+                wait_for(lambda: seen.append(self.masters[1].worker_prop(w, "Master")) or seen[-1] in ("m1", "m2"),
+                         10, f"{w} on a live master")
+            except AssertionError as e:
+                raise AssertionError(f"{e}: Master was {seen[-1]!r}; {w}'s log:\n{self.masters[0].workers[w].log()}")
         takeover = [s.master.log() for s in self.masters[1:]]
         self.assertEqual(sum(log.count("declared master 'm0' dead") for log in takeover), 1)
         self.assertTrue(any(f"took over its {len(running)} running builds" in log for log in takeover), takeover)
