@@ -79,9 +79,16 @@ void BuildLifecycle::all_foreign() {
 void BuildLifecycle::store_recovered() {
     if (store_->members()) {
         // Not now: the caller may be between a claim's commit and the
-        // start of the builds it claimed.
+        // start of the builds it claimed. all_foreign() dispatches.
         release_due_ = true;
-        request_dispatch();
+        all_foreign();
+    }
+}
+
+void BuildLifecycle::cluster_tick() {
+    release_unheld();
+    if (trouble_.take_unanswered()) {
+        all_foreign();  // a pending build whose commit the master never saw
     }
 }
 
@@ -94,9 +101,14 @@ void BuildLifecycle::release_unheld() {
     }
     const auto released = store_->release_unheld(held);
     if (!released) {
-        log::info("{}; trying again with the next dispatch", store_->error());
+        if (!release_failing_) {
+            log::info("{}; trying again with the next dispatch", store_->error());
+            release_failing_ = true;
+        }
+        release_due_ = true;
         return;
     }
+    release_failing_ = false;
     release_due_ = false;
     for (const Build& b : *released) {
         log_build(log::Level::warning, b,

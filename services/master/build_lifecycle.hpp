@@ -166,8 +166,14 @@ public:
     // The store takes writes again after failing: a claim it committed
     // while the master saw the failure may have left a build recorded
     // running here that nothing runs. Before the next dispatch, such
-    // builds are put back to pending (Store::release_unheld) and run.
+    // builds are put back to pending (Store::release_unheld) and run; and
+    // a pending build the master never saw committed is pulled like
+    // another master's.
     void store_recovered();
+    // Each cluster heartbeat: the same release (a commit made late, after
+    // the last one, is caught; so is one on a master that writes nothing
+    // else), and the pull after a write whose answer never came.
+    void cluster_tick();
     // This master was fenced: every build it ran is another's now, rerun
     // by the master that declared it dead. Each is let go without a write
     // to the store, and its worker told to cancel it.
@@ -179,7 +185,7 @@ public:
 
 private:
     static int on_dispatch_deferred(sd_event_source* s, void* userdata);
-    // What store_recovered() asked for (build_cluster.cpp).
+    // What store_recovered() and cluster_tick() ask for (build_cluster.cpp).
     void release_unheld();
     static int on_submit_deferred(sd_event_source* s, void* userdata);
     static int on_submit_timer(sd_event_source* s, uint64_t usec, void* userdata);
@@ -294,7 +300,8 @@ private:
     std::set<std::string> latent_workers_;  // as the dispatcher last saw them
     std::set<std::string> foreign_;  // builders with pending builds other masters queued, maybe
     bool pull_failing_ = false;      // said so once
-    bool release_due_ = false;       // store_recovered(): release_unheld() before the next dispatch
+    bool release_due_ = false;       // release_unheld() before the next dispatch
+    bool release_failing_ = false;   // said so once
     uint64_t let_go_id_ = 0;         // the last build let_go() let go
     std::vector<std::pair<uint64_t, std::string>> logs_to_share_;
     bool sharing_logs_failed_ = false;  // said so once

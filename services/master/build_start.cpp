@@ -29,9 +29,6 @@ int BuildLifecycle::on_dispatch_deferred(sd_event_source* s, void* userdata) {
     if (!names.empty()) {
         self.settle_(names);
     }
-    if (self.release_due_) {
-        self.release_unheld();
-    }
     self.dispatch();
     return 0;
 }
@@ -104,6 +101,11 @@ void BuildLifecycle::sync_dispatcher() {
 }
 
 void BuildLifecycle::dispatch() {
+    // Called only once what a handler claimed has begun (never between a
+    // claim's commit and begin_build): what is not held now is not started.
+    if (release_due_) {
+        release_unheld();
+    }
     save_shared_logs();
     sync_dispatcher();
     // Builds held for a latent worker go out once it has attached.

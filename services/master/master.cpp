@@ -78,7 +78,11 @@ bool Master::start(std::string& error) {
                          },
                      .took_over = [this](const std::string& dead,
                                          std::vector<Retry>& taken) { build_lifecycle_->took_over(dead, taken); },
-                     .ticked = [this](const std::set<std::string>& live) { sync_cluster_presence(live); }});
+                     .ticked =
+                         [this](const std::set<std::string>& live) {
+                             sync_cluster_presence(live);
+                             if (build_lifecycle_) build_lifecycle_->cluster_tick();
+                         }});
     if (!cluster_->start(error)) {
         return false;
     }

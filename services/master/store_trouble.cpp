@@ -17,6 +17,7 @@ StoreTrouble::StoreTrouble(sd_event* event, const Store& store, std::function<vo
       recovered_(std::move(recovered)) {}
 
 void StoreTrouble::failed(const std::string& what) {
+    unanswered_ = unanswered_ || store_.unanswered();
     if (!trouble_) {
         trouble_ = store_.cause();
         log::error("{}: {}; the master keeps what it was told and retries every second until the state database "

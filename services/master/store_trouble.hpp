@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <utility>
 #include <optional>
 #include <string>
 
@@ -29,6 +30,9 @@ public:
     void failed(const std::string& what);
     // A write worked: the episode, if any, ends.
     void ok();
+    // Whether a write failed since the last call with its answer lost
+    // (Store::unanswered): it may have been committed all the same.
+    bool take_unanswered() { return std::exchange(unanswered_, false); }
     // The failing write's cause while the trouble lasts.
     const std::optional<std::string>& trouble() const { return trouble_; }
 
@@ -41,6 +45,7 @@ private:
     std::function<void()> retry_;
     std::function<void()> recovered_;
     std::optional<std::string> trouble_;
+    bool unanswered_ = false;
     SourcePtr retry_source_;
 };
 

@@ -57,9 +57,17 @@ class PgRelay:
                     sel.close()
                     return
                 if key.data == "accept":
-                    client, _ = self.listener.accept()
+                    try:
+                        client, _ = self.listener.accept()
+                    except OSError:
+                        continue
                     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    server.connect(self.server)
+                    try:
+                        server.connect(self.server)
+                    except OSError:
+                        client.close()  # the client sees the server as gone
+                        server.close()
+                        continue
                     state = {"muted": False, "tail": b""}
                     ends[client] = [server, True, state]
                     ends[server] = [client, False, state]

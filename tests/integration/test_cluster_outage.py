@@ -178,38 +178,61 @@ class Outage(Cluster):
 
 
 class LostAnswer(Cluster):
-    def test_a_started_submission_whose_commit_was_not_answered_runs_once(self):
-        relay = PgRelay(self.path("relay"), self.pg.sock, PORT)
-        self.addCleanup(relay.close)
-        uri = self.pg.uri.replace(f"host={self.pg.sock}", f"host={relay.directory}")
-        self.start_masters(1, {0: ["w0"]}, "0", database=uri)
-        s = self.masters[0]
-        s.wait_attached("w0")
-
-        # The statement that inserts a submission a worker takes at once.
-        relay.lose_answers_after(b"insert_build_quiet\0")
+    def submit_unanswered(self, relay, s, marker, req):
+        """SubmitBuild of `req` to `s` while the relay drops the answer to
+        the statement named `marker`: the client is told it failed, and
+        that the database may have recorded it all the same."""
+        relay.lose_answers_after(marker + b"\0")
         t0 = time.monotonic()
         r = s.run(["dbus-send", "--system", "--print-reply", "--reply-timeout=60000", f"--dest={MASTER}",
-                   MASTER_PATH, f"{MASTER1}.SubmitBuild", "string:b", "dict:string:string:req,lost"],
+                   MASTER_PATH, f"{MASTER1}.SubmitBuild", "string:b", f"dict:string:string:req,{req}"],
                   check=False, timeout=90)
         self.assertLess(time.monotonic() - t0, BOUND, "the master gives up at its deadline")
         self.assertNotEqual(r.returncode, 0, r.stdout)
         self.assertIn("org.buildyard.Error.Internal", r.stderr)
-        self.assertIn("cannot record the build: cannot commit the submitted builds: no answer within 3000 ms; the "
-                      "database may have recorded it all the same, and then it runs: look for it before submitting it "
-                      "again", r.stderr)
-        self.assertEqual(relay.muted, 1)
-        self.assertEqual(self.sql("SELECT requested::json->>'req' || ' ' || state || ' ' || master || ' ' || worker "
-                                  "FROM builds"), "lost running m0 w0", "the server committed it")
+        self.assertRegex(r.stderr, r"cannot record the build: .*no answer within 3000 ms; the database may have "
+                                   r"recorded it all the same, and then it runs: look for it before submitting it "
+                                   r"again")
 
-        # The next write goes through; the build that nothing ran runs once.
-        s.submit("b", req="next")
-        wait_for(lambda: self.sql("SELECT count(*) FROM builds WHERE state <> 'finished'") == "0", 30,
-                 "both builds to end")
+    def state_of(self, req):
+        return self.sql(f"SELECT state || ' ' || master || ' ' || worker FROM builds "
+                        f"WHERE requested::json->>'req' = '{req}'")
+
+    def test_builds_committed_without_an_answer_run_once(self):
+        relay = PgRelay(self.path("relay"), self.pg.sock, PORT)
+        self.addCleanup(relay.close)
+        uri = self.pg.uri.replace(f"host={self.pg.sock}", f"host={relay.directory}")
+        gate = self.path("gate")
+        self.start_masters(1, {0: ["w0"]}, gate, database=uri)
+        s = self.masters[0]
+        s.wait_attached("w0")
+
+        # w0 busy: a submission is only inserted, pending (insert_build),
+        # and announced to the other masters alone.
+        s.submit("b", req="first")
+        wait_for(lambda: [e[1] for e in self.events() if e[0] == "start"] == ["first"], 10, "the first build to run")
+        self.submit_unanswered(relay, s, b"insert_build", "pending")
+        self.assertEqual(relay.muted, 1)
+        self.assertEqual(self.state_of("pending").strip(), "pending", "the server committed it")
+        # The first build's end is the next write: then the master pulls it.
+        with open(gate, "w"):
+            pass
+        wait_for(lambda: self.sql("SELECT count(*) FROM builds WHERE state <> 'finished'") == "0", 20,
+                 "the pending build to run")
+
+        # w0 free: the submission is inserted and started in one commit
+        # (insert_build_quiet). The master writes nothing more, and its
+        # heartbeat finds the build that nothing runs.
+        self.submit_unanswered(relay, s, b"insert_build_quiet", "started")
+        self.assertEqual(relay.muted, 2)
+        self.assertEqual(self.state_of("started"), "running m0 w0", "the server committed it")
+        wait_for(lambda: self.sql("SELECT count(*) FROM builds WHERE state <> 'finished'") == "0", 20,
+                 "the started build to run on the idle master")
+
         self.assertEqual(self.rows("SELECT requested::json->>'req', result FROM builds ORDER BY id"),
-                         [["lost", "success"], ["next", "success"]])
+                         [["first", "success"], ["pending", "success"], ["started", "success"]])
         events = self.events()
-        self.assertEqual(sorted(e[1] for e in events if e[0] == "start"), ["lost", "next"])
+        self.assertEqual([e[1] for e in events if e[0] == "start"], ["first", "pending", "started"])
         self.assertNotIn("overlap", [e[0] for e in events])
         self.assertRegex(s.master.log(), r"build \d+ of b was recorded started by this master in a commit whose "
                                          r"answer never came, and nothing runs it; it is pending again")
