@@ -75,6 +75,13 @@ std::string pg_fenced_write(const std::string& statement, int name, int fence) {
     return fenced_write(statement, name, fence);
 }
 Build pg_row_to_build(const PGresult* r, int i) { return row_to_build(r, i); }
+std::vector<Build> pg_rows_to_builds(const PGresult* r) {
+    std::vector<Build> out;
+    for (int i = 0; i < PQntuples(r); ++i) {
+        out.push_back(row_to_build(r, i));
+    }
+    return out;
+}
 std::string pg_id_array(const std::vector<uint64_t>& ids) {
     std::string out = "{";
     for (uint64_t id : ids) {
@@ -280,13 +287,8 @@ std::optional<Build> PgStore::load_build(uint64_t id) {
 }
 
 std::vector<Build> PgStore::load_unfinished() {
-    std::vector<Build> out;
-    if (PgResult r = run("cannot load the unfinished builds", "load_unfinished", {holder_})) {
-        for (int i = 0; i < PQntuples(r.get()); ++i) {
-            out.push_back(row_to_build(r.get(), i));
-        }
-    }
-    return out;
+    PgResult r = run("cannot load the unfinished builds", "load_unfinished", {holder_});
+    return r ? pg_rows_to_builds(r.get()) : std::vector<Build>{};
 }
 
 std::optional<std::vector<Build>> PgStore::load_pending(const std::string& builder, const std::vector<uint64_t>& known,
@@ -295,11 +297,7 @@ std::optional<std::vector<Build>> PgStore::load_pending(const std::string& build
     if (!r) {
         return std::nullopt;
     }
-    std::vector<Build> out;
-    for (int i = 0; i < PQntuples(r.get()); ++i) {
-        out.push_back(row_to_build(r.get(), i));
-    }
-    return out;
+    return pg_rows_to_builds(r.get());
 }
 
 bool PgStore::announce_taken(const std::vector<uint64_t>& ids) {

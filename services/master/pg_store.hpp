@@ -22,10 +22,11 @@ namespace by::master {
 // build's builder.
 inline constexpr const char* pending_channel = "buildyard_pending";
 
-// The builds table's columns as load_build reads them, and one row of
-// them as a Build (pg_store.cpp).
+// The builds table's columns as load_build reads them, and one row (or
+// every row) of them as Builds (pg_store.cpp).
 const char* pg_build_columns();
 Build pg_row_to_build(const PGresult* r, int i);
+std::vector<Build> pg_rows_to_builds(const PGresult* r);
 // The mutable columns of b, as $1..$14 of insert_build and update_build.
 std::vector<std::string> pg_build_params(const Build& b);
 // `statement` (an UPDATE or INSERT ... SELECT ending in a WHERE clause)

@@ -77,11 +77,7 @@ std::optional<std::vector<Build>> PgStore::release_unheld(const std::vector<uint
     if (!r) {
         return std::nullopt;
     }
-    std::vector<Build> out;
-    for (int i = 0; i < PQntuples(r.get()); ++i) {
-        out.push_back(pg_row_to_build(r.get(), i));
-    }
-    return out;
+    return pg_rows_to_builds(r.get());
 }
 
 std::optional<uint64_t> PgStore::join(const MemberIdentity& me,
