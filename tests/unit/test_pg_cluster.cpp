@@ -39,6 +39,13 @@ protected:
         return fence.value_or(0);
     }
 
+    // A store joined as `name`, the first time (fence 1).
+    std::unique_ptr<Store> joined(const std::string& name, uint32_t pid) {
+        auto s = store();
+        EXPECT_EQ(join(*s, name, pid), 1u);
+        return s;
+    }
+
     static MemberRow row_of(Store& s, const std::string& name) {
         const auto listing = s.members()->list_members();
         EXPECT_TRUE(listing) << s.error();
@@ -370,9 +377,7 @@ TEST_P(PgClusterTest, AMasterRecoversOnlyItsOwnStartedBuilds) {
 // and are announced; the ones it holds, another master's, and any after
 // it was fenced stay as they are.
 TEST_P(PgClusterTest, StartedButNotHeldBuildsArePendingAgain) {
-    auto a = store(), b = store();
-    ASSERT_EQ(join(*a, "m1", 101), 1u);
-    ASSERT_EQ(join(*b, "m2", 102), 1u);
+    auto a = joined("m1", 101), b = joined("m2", 102);
     Build held, unseen, theirs;
     held.builder = unseen.builder = theirs.builder = "hello";
     unseen.requested = {{"k", "v"}};
