@@ -213,7 +213,7 @@ class LostAnswer(Cluster):
         wait_for(lambda: [e[1] for e in self.events() if e[0] == "start"] == ["first"], 10, "the first build to run")
         self.submit_unanswered(relay, s, b"insert_build", "pending")
         self.assertEqual(relay.muted, 1)
-        self.assertEqual(self.state_of("pending").strip(), "pending", "the server committed it")
+        self.assertEqual(self.state_of("pending").strip(), "pending", "the server committed it (w0 is busy)")
         # The first build's end is the next write: then the master pulls it.
         with open(gate, "w"):
             pass
@@ -225,7 +225,8 @@ class LostAnswer(Cluster):
         # heartbeat finds the build that nothing runs.
         self.submit_unanswered(relay, s, b"insert_build_quiet", "started")
         self.assertEqual(relay.muted, 2)
-        self.assertEqual(self.state_of("started"), "running m0 w0", "the server committed it")
+        # The server committed it (the heartbeat may have found and run it already).
+        self.assertEqual(self.sql("SELECT count(*) FROM builds WHERE requested::json->>'req' = 'started'"), "1")
         wait_for(lambda: self.sql("SELECT count(*) FROM builds WHERE state <> 'finished'") == "0", 20,
                  "the started build to run on the idle master")
 
