@@ -17,8 +17,9 @@ using Clock = std::chrono::steady_clock;
 // master whose database is down does not spend its loop connecting.
 constexpr auto reconnect_interval = std::chrono::seconds(1);
 
-// libpq's messages end with a newline and may span lines: one line.
-std::string one_line(const char* message) {
+}  // namespace
+
+std::string pg_one_line(const char* message) {
     std::string s = message ? message : "";
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
         s.pop_back();
@@ -29,12 +30,10 @@ std::string one_line(const char* message) {
     return s;
 }
 
-bool succeeded(const PGresult* r) {
+bool pg_succeeded(const PGresult* r) {
     const auto st = PQresultStatus(r);
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
-
-}  // namespace
 
 PgConnection::PgConnection(std::string uri, std::string password, std::chrono::milliseconds deadline)
     : uri_(std::move(uri)), password_(std::move(password)), deadline_(deadline) {}
@@ -46,7 +45,7 @@ PgConnection::~PgConnection() {
 }
 
 void PgConnection::set_cause_from_connection(const char* what) {
-    std::string message = one_line(conn_ ? PQerrorMessage(conn_) : nullptr);
+    std::string message = pg_one_line(conn_ ? PQerrorMessage(conn_) : nullptr);
     cause_ = message.empty() ? what : message;
 }
 
@@ -253,7 +252,7 @@ PgResult PgConnection::wait_result(Clock::time_point deadline) {
             break;
         }
         // Of several results (a script), the first failure is the one to tell.
-        if (!kept || succeeded(kept.get())) {
+        if (!kept || pg_succeeded(kept.get())) {
             kept.reset(r);
             continue;
         }
@@ -263,9 +262,9 @@ PgResult PgConnection::wait_result(Clock::time_point deadline) {
         set_cause_from_connection("no result");
         return nullptr;
     }
-    if (!succeeded(kept.get())) {
+    if (!pg_succeeded(kept.get())) {
         const char* primary = PQresultErrorField(kept.get(), PG_DIAG_MESSAGE_PRIMARY);
-        cause_ = one_line(primary ? primary : PQresultErrorMessage(kept.get()));
+        cause_ = pg_one_line(primary ? primary : PQresultErrorMessage(kept.get()));
         if (PQstatus(conn_) != CONNECTION_OK) {
             drop(cause_);
         }
@@ -291,88 +290,6 @@ PgResult PgConnection::run(const std::string& name, const std::vector<std::strin
         return nullptr;
     }
     return wait_result(Clock::now() + deadline_);
-}
-
-std::vector<PgResult> PgConnection::run_pipeline(const std::vector<PgCall>& calls) {
-    unanswered_ = false;
-    if (!ready()) {
-        return {};
-    }
-    if (!PQenterPipelineMode(conn_)) {
-        set_cause_from_connection("cannot enter pipeline mode");
-        return {};
-    }
-    bool sent = true;
-    for (const PgCall& c : calls) {
-        if (c.control) {
-            sent = PQsendQueryParams(conn_, c.control, 0, nullptr, nullptr, nullptr, nullptr, 0);
-        } else {
-            std::vector<const char*> values;
-            values.reserve(c.params.size());
-            for (const auto& p : c.params) {
-                values.push_back(p.c_str());
-            }
-            sent = PQsendQueryPrepared(conn_, c.name.c_str(), static_cast<int>(values.size()), values.data(),
-                                       nullptr, nullptr, 0);
-        }
-        if (!sent) {
-            break;
-        }
-    }
-    // Nothing runs before the sync is sent: a failure to queue sends nothing.
-    if (!sent || !PQpipelineSync(conn_)) {
-        set_cause_from_connection("cannot send a statement");
-        drop(cause_);
-        return {};
-    }
-    const auto deadline = Clock::now() + deadline_;
-    if (!flush(deadline)) {
-        return {};
-    }
-    // Each statement's result, then nullptr; after them all, the sync's.
-    std::vector<PgResult> out;
-    std::string failure;
-    for (bool after_null = false;;) {
-        bool lost = false;
-        PGresult* r = next_result(deadline, lost);
-        if (lost) {
-            return {};
-        }
-        if (!r) {
-            // Two in a row: nothing more will come (a connection lost midway).
-            if (after_null || PQstatus(conn_) != CONNECTION_OK) {
-                unanswered_ = true;
-                set_cause_from_connection("the connection was lost");
-                drop(cause_);
-                return {};
-            }
-            after_null = true;
-            continue;
-        }
-        after_null = false;
-        PgResult owned(r);
-        const auto st = PQresultStatus(r);
-        if (st == PGRES_PIPELINE_SYNC) {
-            break;
-        }
-        if (!succeeded(r) && failure.empty()) {
-            const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-            failure = st == PGRES_PIPELINE_ABORTED ? "a statement of the pipeline was skipped"
-                                                   : one_line(primary ? primary : PQresultErrorMessage(r));
-        }
-        out.push_back(std::move(owned));
-    }
-    if (!PQexitPipelineMode(conn_)) {
-        set_cause_from_connection("cannot leave pipeline mode");
-        drop(cause_);
-        return {};
-    }
-    in_transaction_ = PQtransactionStatus(conn_) != PQTRANS_IDLE;
-    if (!failure.empty() || out.size() != calls.size()) {
-        cause_ = failure.empty() ? "the pipeline lost results" : failure;
-        return {};
-    }
-    return out;
 }
 
 PgResult PgConnection::exec(const std::string& sql) {

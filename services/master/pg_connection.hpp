@@ -21,6 +21,11 @@ struct PgResultFree {
 };
 using PgResult = std::unique_ptr<PGresult, PgResultFree>;
 
+// libpq's messages end with a newline and may span lines: one line.
+std::string pg_one_line(const char* message);
+// A result that is not a failure: a command done, or rows.
+bool pg_succeeded(const PGresult* r);
+
 // Parameters and values as libpq's text format has them. Numbers travel
 // as signed 64 bits, as SQLite stores them.
 // Starts connecting to `uri` (a libpq URI, expanded in place of dbname)

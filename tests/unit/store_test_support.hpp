@@ -59,6 +59,13 @@ inline std::vector<std::string> store_engines() {
     return engines;
 }
 
+// The PostgreSQL engine alone, when the test server is there: for what
+// only the PostgreSQL store has.
+inline std::vector<std::string> postgresql_only() {
+    auto engines = store_engines();
+    return engines.back() == "postgresql" ? std::vector<std::string>{"postgresql"} : std::vector<std::string>{};
+}
+
 inline std::string engine_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
 
 // One empty database of `engine` for one test: a temporary directory for

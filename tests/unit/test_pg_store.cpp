@@ -15,11 +15,6 @@ using namespace by::master;
 
 namespace {
 
-std::vector<std::string> postgresql_only() {
-    auto engines = store_engines();
-    return engines.back() == "postgresql" ? std::vector<std::string>{"postgresql"} : std::vector<std::string>{};
-}
-
 class PgStoreTest : public ::testing::TestWithParam<std::string> {
 protected:
     TestDatabase db_{GetParam()};
