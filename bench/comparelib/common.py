@@ -2,11 +2,14 @@
 import os
 import re
 import signal
-import socket
 import subprocess
+import sys
 import time
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+from free_port import free_port  # noqa: E402,F401  (tests/lib; used by the two systems)
+
 LOG_LINE = '0123456789' * 7  # 70 characters and a newline per line of log
 MiB = 1024 * 1024
 # Builders list the first 8 workers, also when more are configured (the
@@ -80,12 +83,6 @@ def rss_kib(pid):
             if parts[0] in ('Rss:', 'Pss:'):
                 fields[parts[0][:-1]] = int(parts[1])
     return fields['Rss'], fields['Pss']
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def run_client(argv, timeout, log, env=None):

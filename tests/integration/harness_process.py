@@ -2,10 +2,10 @@
 a condition, and Process, a daemon a System started (harness.py)."""
 
 import os
-import random
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -17,26 +17,8 @@ MASTER_PATH = "/org/buildyard/Master1"
 
 NOBODY_UID = 65534
 
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing uses now, below the ephemeral
-    range: a port the kernel picked (bind to 0) could be handed out again
-    at once as the source port of some test's outgoing connection, and the
-    daemon that was to listen on it would find it taken."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            ephemeral = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral = 32768
-    for _ in range(1000):
-        port = random.randrange(10000, max(ephemeral, 10001))
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError(f"no free port on 127.0.0.1 between 10000 and {ephemeral}")
+sys.path.insert(0, os.path.join(SOURCE, "tests", "lib"))
+from free_port import free_port  # noqa: E402,F401  (tests/lib; re-exported to the tests)
 
 
 def wait_for(predicate, timeout=10.0, what="condition"):

@@ -816,10 +816,7 @@ class RemoteTest(RemoteLinkTest):
 
     def test_ipv6_literal_listen_and_connect(self):
         s = self.sys
-        probe = socket.socket(socket.AF_INET6)
-        probe.bind(("::1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
+        port = free_port("::1")
         s.write_config(master_config(port, listen=f"[::1]:{port}", builders={"b": (["r1"], ["echo over v6"])}))
         s.start_master()
         path = os.path.join(s.dir, "etc", "workers", "r1.ini")
