@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "common/daemon.hpp"
@@ -19,6 +20,23 @@
 #include "version.hpp"
 
 namespace by::master {
+
+namespace {
+
+// A schema update may outlast systemd's start timeout on a large database:
+// it says so in the log and in `systemctl status`, and has the timeout
+// extended to the update's own deadline.
+PgStore::Migrating schema_update_notice(const std::string& uri) {
+    return [uri](int64_t from, int64_t to) {
+        const std::string what = from == 0 ? fmt::format("creating the schema (version {})", to)
+                                           : fmt::format("updating the schema from version {} to {}", from, to);
+        log::notice("{} in {}; on a large database this may take minutes", what, uri);
+        const auto limit = std::chrono::duration_cast<std::chrono::microseconds>(PgStore::migration_deadline);
+        sd_notify(0, fmt::format("STATUS=PostgreSQL: {}\nEXTEND_TIMEOUT_USEC={}", what, limit.count()).c_str());
+    };
+}
+
+}  // namespace
 
 Master::Master(sd_event* event, sd_bus* bus, std::string config_path, std::string state_directory)
     : event_(event), bus_(bus), config_path_(std::move(config_path)), state_directory_(std::move(state_directory)) {}
@@ -56,7 +74,8 @@ bool Master::start(std::string& error) {
     }
     const config::Master& mc = loaded.config->master;
     store_ = mc.database.empty() ? open_sqlite_store(state_directory_, error)
-                                 : open_pg_store(mc.database, mc.database_password, error);
+                                 : open_pg_store(mc.database, mc.database_password, error,
+                                                 schema_update_notice(mc.database));
     if (!store_) {
         return false;
     }

@@ -86,6 +86,11 @@ public:
     // stands.
     void rollback();
 
+    // The deadline of each statement from now on (a schema update may take
+    // longer than the one given at construction).
+    std::chrono::milliseconds deadline() const { return deadline_; }
+    void set_deadline(std::chrono::milliseconds deadline) { deadline_ = deadline; }
+
     // The server's or libpq's words for the last failure, one line.
     const std::string& cause() const { return cause_; }
     // The last failure came after all was sent, while waiting for the

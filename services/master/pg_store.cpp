@@ -365,8 +365,10 @@ std::optional<std::vector<SharedPresence>> PgStore::load_presence() {
     return out;
 }
 
-std::unique_ptr<Store> open_pg_store(const std::string& uri, const std::string& password, std::string& error) {
+std::unique_ptr<Store> open_pg_store(const std::string& uri, const std::string& password, std::string& error,
+                                     PgStore::Migrating migrating) {
     auto store = std::make_unique<PgStore>(uri, password);
+    store->on_migrating(std::move(migrating));
     if (!store->open()) {
         error = store->error();
         return nullptr;

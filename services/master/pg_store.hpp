@@ -54,6 +54,13 @@ public:
     // False with error() set (e.g. unreachable, or a schema newer than
     // this master knows).
     bool open();
+    // Called by open() before it updates the schema from version `from` to
+    // `to`, which may take minutes on a large database (up to
+    // migration_deadline, waiting for another master's update included).
+    using Migrating = std::function<void(int64_t from, int64_t to)>;
+    void on_migrating(Migrating f) { migrating_ = std::move(f); }
+    static constexpr std::chrono::minutes migration_deadline{30};
+    std::chrono::milliseconds deadline_of_statements() const { return db_.deadline(); }
 
     const std::string& error() const override { return error_; }
     const std::string& cause() const override { return cause_; }
@@ -148,6 +155,11 @@ private:
     enum class Refusal { fenced, taken, unknown };
     Refusal refused(uint64_t id, const char* what);
     bool migrate();
+    // The schema version, read without a lock: 0 for an empty database.
+    std::optional<int64_t> schema_version();
+    bool refuse_newer(int64_t version, int64_t latest);
+    // The update itself, in one transaction, under the lock.
+    bool migrate_locked(int64_t latest);
     void prepare_builds();
     void prepare_mail();
     void prepare_cluster();
@@ -155,6 +167,7 @@ private:
     bool insert_mail(QueuedMail& mail);
 
     PgConnection db_;
+    Migrating migrating_;
     std::string uri_;
     std::string error_;
     std::string cause_;
@@ -170,6 +183,7 @@ private:
 // connection URI that carries no password; `password`, if not empty, is
 // given beside it). nullptr with `error` set, naming the URI, when it
 // cannot be opened.
-std::unique_ptr<Store> open_pg_store(const std::string& uri, const std::string& password, std::string& error);
+std::unique_ptr<Store> open_pg_store(const std::string& uri, const std::string& password, std::string& error,
+                                     PgStore::Migrating migrating = {});
 
 }  // namespace by::master

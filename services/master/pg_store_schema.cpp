@@ -101,9 +101,57 @@ CREATE TABLE build_logs (
 
 }  // namespace
 
+std::optional<int64_t> PgStore::schema_version() {
+    PgResult has_meta = db_.exec("SELECT to_regclass('meta') IS NOT NULL");
+    if (!has_meta || PQntuples(has_meta.get()) != 1) {
+        return std::nullopt;
+    }
+    if (pg_text(has_meta.get(), 0, 0) != "t") {
+        return 0;
+    }
+    PgResult got = db_.exec("SELECT value FROM meta WHERE key = 'schema_version'");
+    if (!got) {
+        return std::nullopt;
+    }
+    return PQntuples(got.get()) > 0 ? std::strtoll(PQgetvalue(got.get(), 0, 0), nullptr, 10) : 0;
+}
+
+bool PgStore::refuse_newer(int64_t version, int64_t latest) {
+    cause_ = fmt::format("the schema is version {}, newer than this buildyard-masterd knows (up to {})", version,
+                         latest);
+    error_ = fmt::format("cannot use {}: {}; run a master of the version that wrote it", uri_, cause_);
+    return false;
+}
+
 bool PgStore::migrate() {
+    const auto latest = static_cast<int64_t>(std::size(migrations));
+    const std::optional<int64_t> seen = schema_version();
+    if (!seen) {
+        return failed("cannot read the schema version in " + uri_);
+    }
+    if (*seen == latest) {
+        return true;  // the usual start: nothing to update, no lock taken
+    }
+    if (*seen > latest) {
+        return refuse_newer(*seen, latest);
+    }
+    if (migrating_) {
+        migrating_(*seen, latest);
+    }
+    // An update (an index over every build, say) may take far longer than
+    // a statement may, and so may waiting for another master's: neither
+    // the server nor this connection ends it before migration_deadline.
+    const std::chrono::milliseconds usual = db_.deadline();
+    db_.set_deadline(migration_deadline);
+    const bool done = migrate_locked(latest);
+    db_.set_deadline(usual);
+    return done;
+}
+
+bool PgStore::migrate_locked(int64_t latest) {
     // Masters that start together on one database update it one at a time.
-    if (!db_.exec("BEGIN") || !db_.exec("SELECT pg_advisory_xact_lock(7395891)") ||
+    if (!db_.exec("BEGIN") || !db_.exec("SET LOCAL statement_timeout = 0") ||
+        !db_.exec("SELECT pg_advisory_xact_lock(7395891)") ||
         !db_.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")) {
         db_.rollback();
         return failed("cannot read the schema version in " + uri_);
@@ -114,13 +162,9 @@ bool PgStore::migrate() {
         return failed("cannot read the schema version in " + uri_);
     }
     int64_t version = PQntuples(got.get()) > 0 ? std::strtoll(PQgetvalue(got.get(), 0, 0), nullptr, 10) : 0;
-    const auto latest = static_cast<int64_t>(std::size(migrations));
-    if (version > latest) {
+    if (version > latest) {  // another master, newer, updated it meanwhile
         db_.rollback();
-        cause_ = fmt::format("the schema is version {}, newer than this buildyard-masterd knows (up to {})",
-                             version, latest);
-        error_ = fmt::format("cannot use {}: {}; run a master of the version that wrote it", uri_, cause_);
-        return false;
+        return refuse_newer(version, latest);
     }
     if (version == latest) {
         db_.exec("COMMIT");  // read only: nothing to lose

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include <unistd.h>
 
@@ -40,6 +43,39 @@ TEST_P(PgStoreTest, RefusesASchemaNewerThanItKnows) {
         << error;
     EXPECT_NE(error.find(db_.uri()), std::string::npos) << error;
     EXPECT_EQ(db_.sql("SELECT value FROM meta WHERE key = 'schema_version'"), "99") << "left as it was";
+}
+
+// A schema update may take far longer than a statement may (an index
+// over every build of a large database; here: waiting for another
+// master's update, whose lock another session holds): it is said first,
+// and neither the server nor the store ends it at the usual deadline. A
+// database already up to date is opened without that lock.
+TEST_P(PgStoreTest, ASchemaUpdateOutlastsTheStatementDeadline) {
+    using namespace std::chrono_literals;
+    db_.sql("SELECT pg_advisory_lock(7395891)");
+    std::thread release([this] {
+        std::this_thread::sleep_for(1500ms);
+        db_.sql("SELECT pg_advisory_unlock(7395891)");
+    });
+    std::vector<std::pair<int64_t, int64_t>> said;
+    PgStore s(db_.uri(), "", 500ms);
+    s.on_migrating([&said](int64_t from, int64_t to) { said.emplace_back(from, to); });
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool opened = s.open();
+    const auto took = std::chrono::steady_clock::now() - t0;
+    release.join();
+    ASSERT_TRUE(opened) << s.error();
+    EXPECT_GE(took, 1400ms) << "it waited for the lock";
+    EXPECT_EQ(said, (std::vector<std::pair<int64_t, int64_t>>{{0, 4}}));
+    EXPECT_EQ(db_.sql("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
+    EXPECT_EQ(s.deadline_of_statements(), 500ms) << "the usual deadline again after the update";
+
+    db_.sql("SELECT pg_advisory_lock(7395891)");
+    PgStore again(db_.uri(), "", 500ms);
+    again.on_migrating([&said](int64_t from, int64_t to) { said.emplace_back(from, to); });
+    EXPECT_TRUE(again.open()) << again.error();
+    db_.sql("SELECT pg_advisory_unlock(7395891)");
+    EXPECT_EQ(said.size(), 1u) << "nothing to update, nothing said";
 }
 
 TEST_P(PgStoreTest, AServerThatIsNotThereFailsAtOnceNamingTheUri) {
