@@ -269,6 +269,16 @@ void Master::retry_store() {
         return;  // still failing; the next try is armed
     }
     build_lifecycle_->dispatch();  // pending builds whose start could not be recorded
+    // What failed may have left nothing to write again (a submission whose
+    // client was told so): a write of nothing says whether the trouble is
+    // over, and STATUS= with it; if not, the next try is armed.
+    if (trouble_->trouble()) {
+        if (store_->check_writes()) {
+            trouble_->ok();
+        } else {
+            trouble_->failed("cannot write the state database");
+        }
+    }
 }
 
 void Master::stopping() {

@@ -173,4 +173,9 @@ bool SqliteStore::prune_mail(uint64_t before) {
     return s && check(s.bind(1, static_cast<int64_t>(before)).step(), "cannot prune the mail queue");
 }
 
+bool SqliteStore::check_writes() {
+    auto s = db_.prepare("UPDATE meta SET value = value WHERE key = 'schema_version'");
+    return s && check(s.step(), "cannot write");
+}
+
 }  // namespace by::master

@@ -163,7 +163,7 @@ class Outage(Cluster):
             self.assertRegex(log, r"this master's heartbeat came [0-9.]+ s after the previous one, past "
                                   r"cluster_timeout", f"m{i}")
             self.assertIn("listening again for the other masters' builds", log, f"m{i}")
-            self.assertIn("the state database takes writes again", log, f"m{i}")
+            self.assertIn("notice: the state database takes writes again", log, f"m{i}")
             self.assertNotIn("declared master", log, f"m{i}")
             self.assertNotIn("this master was fenced", log, f"m{i}")
         for i, s in enumerate(self.masters):

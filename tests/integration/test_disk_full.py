@@ -118,7 +118,7 @@ class DiskFull(SystemTest):
 
         self.free()
         self.assertEqual(s.wait_build(build, timeout=10)[1], "success")
-        wait_for(lambda: "the state database takes writes again" in s.master.log(), 10, "the recovery")
+        wait_for(lambda: "notice: the state database takes writes again" in s.master.log(), 10, "the recovery")
         wait_for(lambda: "cannot write" not in self.last_status(), 10, "STATUS= without the failure")
         self.assertEqual(self.master_prop("RunningBuilds"), 0)
         self.assert_logged_once()
@@ -129,6 +129,22 @@ class DiskFull(SystemTest):
         self.assertEqual(s.build_prop(build, "RetriedAs"), 0)
         s.wait_attached("w1")
         self.assertEqual(s.submit("quick"), build + 1)
+
+    def test_a_refused_submission_alone_leaves_status_once_space_returns(self):
+        """A refused submission leaves nothing to write again: the master
+        finds out by itself (a write of nothing, every second) when the
+        database takes writes again, and STATUS= stops saying otherwise."""
+        s = self.sys
+        s.wait_attached("w1")
+        self.fill()
+        self.assertEqual(bus_error(s, MASTER_PATH, f"{MASTER1}.SubmitBuild", "string:quick",
+                                   "dict:string:string:"), "org.buildyard.Error.Internal")
+        self.status_with(f"cannot write the state database ({FULL})")
+        self.free()
+        wait_for(lambda: "notice: the state database takes writes again" in s.master.log(), 10, "the recovery")
+        wait_for(lambda: "cannot write" not in self.last_status(), 10, "STATUS= without the failure")
+        self.assert_logged_once()
+        self.assertEqual(s.wait_build(s.submit("quick"), timeout=10)[1], "success")
 
     def test_a_requeue_that_cannot_be_stored_waits_for_space(self):
         s = self.sys
