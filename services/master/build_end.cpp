@@ -58,6 +58,13 @@ bool BuildLifecycle::end_build(ActiveBuild& ab, Ending e) {
     }
     if (!(rerun ? store_->record_retry(ended, *rerun) : store_->record_ended(ended))) {
         if (store_->lost_hold()) {
+            if (auto row = rerun ? std::nullopt : committed_unseen(ended)) {
+                log_build(log::Level::notice, *row,
+                          fmt::format("the end of build {} was recorded in a commit whose answer never came", id));
+                trouble_.ok();
+                ended_stored(ab, e, was, std::move(*row), std::nullopt);
+                return true;
+            }
             // Another master holds it, or ended it: no write will ever be
             // taken, and nothing of this one is recorded. If this master
             // was fenced, it finds out now.
@@ -156,6 +163,18 @@ bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& 
         planned_done(next.plan, next.touched, true);
     }
     return stored;
+}
+
+std::optional<Build> BuildLifecycle::committed_unseen(const Build& ended) {
+    // The end's time is this master's clock at the end, to the microsecond:
+    // no other write makes the same row.
+    auto row = store_->load_build(ended.id);
+    if (row && row->state == BuildState::finished && row->result == ended.result &&
+        row->exit_status == ended.exit_status && row->finished_at == ended.finished_at &&
+        row->worker == ended.worker) {
+        return row;
+    }
+    return std::nullopt;
 }
 
 void BuildLifecycle::ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended,

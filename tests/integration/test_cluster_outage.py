@@ -21,7 +21,8 @@ submission a free worker takes at once is inserted and started in one
 commit, which the server makes; the master, past its deadline, tells the
 client it failed. Once the database answers again the master finds the
 build recorded started here with nothing running it, makes it pending,
-and runs it once."""
+and runs it once. A build's end committed that way is found ended by this
+very write, and ends as recorded."""
 
 import re
 import threading
@@ -197,6 +198,36 @@ class LostAnswer(Cluster):
     def state_of(self, req):
         return self.sql(f"SELECT state || ' ' || master || ' ' || worker FROM builds "
                         f"WHERE requested::json->>'req' = '{req}'")
+
+    def test_an_end_committed_without_an_answer_is_that_end(self):
+        """The server commits a build's end, whose answer never comes: the
+        master's next try finds the build ended, by this very write, and
+        ends it as recorded (success), not as a build another master took
+        away (retry, with no rerun anywhere)."""
+        relay = PgRelay(self.path("relay"), self.pg.sock, PORT)
+        self.addCleanup(relay.close)
+        uri = self.pg.uri.replace(f"host={self.pg.sock}", f"host={relay.directory}")
+        gate = self.path("gate")
+        self.start_masters(1, {0: ["w0"]}, gate, database=uri)
+        s = self.masters[0]
+        s.wait_attached("w0")
+        build = s.submit("b", req="end")
+        wait_for(lambda: [e[1] for e in self.events() if e[0] == "start"] == ["end"], 10, "the build to run")
+        relay.lose_answers_after(b"update_build\0")
+        with open(gate, "w"):
+            pass
+        wait_for(lambda: f"build {build} of b on w0 finished:" in s.master.log() or
+                 f"build {build} of b ends retry" in s.master.log() or "let go" in s.master.log(), 30, "the end")
+        log = s.master.log()
+        self.assertEqual(relay.muted, 1)
+        self.assertIn(f"build {build} of b on w0 finished: success (exit status 0)", log)
+        self.assertIn(f"the end of build {build} was recorded in a commit whose answer never came", log)
+        self.assertNotIn("let go", log)
+        self.assertEqual(self.rows(f"SELECT state, result, retried_as FROM builds WHERE id = {build}"),
+                         [["finished", "success", "0"]])
+        self.assertEqual(s.build_prop(build, "Result"), "success")
+        wait_for(lambda: "cannot write" not in [m for m in s.master.messages if "STATUS=" in m][-1], 10,
+                 "STATUS= without the failure")
 
     def test_builds_committed_without_an_answer_run_once(self):
         relay = PgRelay(self.path("relay"), self.pg.sock, PORT)
