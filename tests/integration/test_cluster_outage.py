@@ -195,6 +195,19 @@ class LostAnswer(Cluster):
                                    r"recorded it all the same, and then it runs: look for it before submitting it "
                                    r"again")
 
+    def master_behind_relay(self):
+        """One master, m0 with the worker w0, that reaches the server
+        through a PgRelay; its builds wait for the gate. Returns (relay,
+        its System, the gate's path)."""
+        relay = PgRelay(self.path("relay"), self.pg.sock, PORT)
+        self.addCleanup(relay.close)
+        uri = self.pg.uri.replace(f"host={self.pg.sock}", f"host={relay.directory}")
+        gate = self.path("gate")
+        self.start_masters(1, {0: ["w0"]}, gate, database=uri)
+        s = self.masters[0]
+        s.wait_attached("w0")
+        return relay, s, gate
+
     def state_of(self, req):
         return self.sql(f"SELECT state || ' ' || master || ' ' || worker FROM builds "
                         f"WHERE requested::json->>'req' = '{req}'")
@@ -204,13 +217,7 @@ class LostAnswer(Cluster):
         master's next try finds the build ended, by this very write, and
         ends it as recorded (success), not as a build another master took
         away (retry, with no rerun anywhere)."""
-        relay = PgRelay(self.path("relay"), self.pg.sock, PORT)
-        self.addCleanup(relay.close)
-        uri = self.pg.uri.replace(f"host={self.pg.sock}", f"host={relay.directory}")
-        gate = self.path("gate")
-        self.start_masters(1, {0: ["w0"]}, gate, database=uri)
-        s = self.masters[0]
-        s.wait_attached("w0")
+        relay, s, gate = self.master_behind_relay()
         build = s.submit("b", req="end")
         wait_for(lambda: [e[1] for e in self.events() if e[0] == "start"] == ["end"], 10, "the build to run")
         relay.lose_answers_after(b"update_build\0")
@@ -230,13 +237,7 @@ class LostAnswer(Cluster):
                  "STATUS= without the failure")
 
     def test_builds_committed_without_an_answer_run_once(self):
-        relay = PgRelay(self.path("relay"), self.pg.sock, PORT)
-        self.addCleanup(relay.close)
-        uri = self.pg.uri.replace(f"host={self.pg.sock}", f"host={relay.directory}")
-        gate = self.path("gate")
-        self.start_masters(1, {0: ["w0"]}, gate, database=uri)
-        s = self.masters[0]
-        s.wait_attached("w0")
+        relay, s, gate = self.master_behind_relay()
 
         # w0 busy: a submission is only inserted, pending (insert_build),
         # and announced to the other masters alone.
