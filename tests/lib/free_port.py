@@ -5,7 +5,8 @@ A port the kernel picks (bind to port 0) comes from the ephemeral range, and
 the kernel may hand it out again at once as the source port of some other
 test's outgoing connection; a daemon that is to listen on it later (or again,
 after a restart) would then find it taken. A port below that range is only
-ever taken by a listener that asks for it by number.
+ever taken by a listener that asks for it by number (when the range starts
+too low to leave room below it, a port above it).
 
 Run as a program, it prints COUNT (default 1) distinct such ports, one per
 line: free_port.py [127.0.0.1|::1] [COUNT]."""
@@ -15,26 +16,29 @@ import socket
 import sys
 
 
-def ephemeral_low():
+def ephemeral_range():
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
+            low, high = (int(v) for v in f.read().split()[:2])
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port(host="127.0.0.1"):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    top = max(ephemeral_low(), 10001)
+    low, high = ephemeral_range()
+    # Below the range, or above it when it starts too low to leave room.
+    first, last = (10000, low - 1) if low > 10001 else (high + 1, 65535)
     for _ in range(1000):
-        port = random.randrange(10000, top)
+        port = random.randint(first, last)
         with socket.socket(family) as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
             return port
-    raise AssertionError(f"no free port on {host} between 10000 and {top}")
+    raise AssertionError(f"no free port on {host} between {first} and {last}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -220,16 +222,35 @@ std::string http_get(int port, const char* path) {
     return out;
 }
 
+// A port nothing listens on now, outside the ephemeral range: a port the
+// kernel picked (bind to 0) may be handed out again as some connection's
+// source port before Metrics::listen binds it (tests/lib/free_port.py
+// does the same for the integration tests).
 int free_port() {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    socklen_t len = sizeof sa;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    close(fd);
-    return ntohs(sa.sin_port);
+    unsigned low = 32768;
+    unsigned high = 60999;
+    if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) {
+        range >> low >> high;
+    }
+    const bool below = low > 10001;
+    std::mt19937 random(std::random_device{}());
+    std::uniform_int_distribution<int> pick(below ? 10000 : static_cast<int>(high) + 1,
+                                            below ? static_cast<int>(low) - 1 : 65535);
+    for (int i = 0; i < 1000; ++i) {
+        const int port = pick(random);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa.sin_port = htons(static_cast<uint16_t>(port));
+        const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+        close(fd);
+        if (bound) {
+            return port;
+        }
+    }
+    ADD_FAILURE() << "no free port outside the ephemeral range";
+    return 0;
 }
 
 TEST(Metrics, ServesTheTextFormatAndMovesOrKeepsItsServer) {
