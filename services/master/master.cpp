@@ -265,15 +265,17 @@ void Master::settle(const std::set<std::string>& names) {
 }
 
 void Master::retry_store() {
+    const uint64_t failures = trouble_->failures();
     if (!build_lifecycle_->retry_ends() || !worker_lifecycle_->save_unsaved()) {
         return;  // still failing; the next try is armed
     }
     build_lifecycle_->dispatch();  // pending builds whose start could not be recorded
     // What failed may have left nothing to write again (a submission whose
-    // client was told so): a write of nothing says whether the trouble is
-    // over, and STATUS= with it; if not, the next try is armed.
-    if (trouble_->trouble()) {
-        if (store_->check_writes()) {
+    // client was told so): if nothing this try wrote failed, a write of its
+    // own says whether the trouble is over, and STATUS= with it; if not,
+    // the next try is armed.
+    if (trouble_->trouble() && trouble_->failures() == failures) {
+        if (store_->check_writes(bus::now_realtime_usec())) {
             trouble_->ok();
         } else {
             trouble_->failed("cannot write the state database");

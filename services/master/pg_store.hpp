@@ -104,7 +104,7 @@ public:
                     const std::string& error) override;
     bool mail_given_up(uint64_t id, uint64_t at, const std::string& error) override;
     bool prune_mail(uint64_t before) override;
-    bool check_writes() override { return write("cannot write", "check_writes", {}); }
+    bool check_writes(uint64_t now) override { return write("cannot write", "check_writes", {pg_param(now)}); }
 
     // Cluster membership (pg_store_cluster.cpp).
     MemberStore* members() override { return this; }

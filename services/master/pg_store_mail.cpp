@@ -70,7 +70,9 @@ void PgStore::prepare_mail() {
     db_.prepare("mail_given_up",
                 "UPDATE mail_queue SET state = 'failed', done_at = $2, last_error = $3 WHERE id = $1");
     db_.prepare("prune_mail", "DELETE FROM mail_queue WHERE state <> 'queued' AND done_at < $1");
-    db_.prepare("check_writes", "UPDATE meta SET value = value WHERE key = 'schema_version'");
+    db_.prepare("check_writes",
+                "INSERT INTO meta (key, value) VALUES ('write_check', $1) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value");
 }
 
 MissingRecord PgStore::load_missing(const std::string& name) {

@@ -41,7 +41,7 @@ public:
                     const std::string& error) override;
     bool mail_given_up(uint64_t id, uint64_t at, const std::string& error) override;
     bool prune_mail(uint64_t before) override;
-    bool check_writes() override;
+    bool check_writes(uint64_t now) override;
 
 protected:
     bool in_transaction(const std::function<bool()>& writes, const char* what) override;

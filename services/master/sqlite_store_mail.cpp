@@ -173,9 +173,11 @@ bool SqliteStore::prune_mail(uint64_t before) {
     return s && check(s.bind(1, static_cast<int64_t>(before)).step(), "cannot prune the mail queue");
 }
 
-bool SqliteStore::check_writes() {
-    auto s = db_.prepare("UPDATE meta SET value = value WHERE key = 'schema_version'");
-    return s && check(s.step(), "cannot write");
+bool SqliteStore::check_writes(uint64_t now) {
+    auto s = db_.prepare(
+        "INSERT INTO meta (key, value) VALUES ('write_check', ?1) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    return s && check(s.bind(1, std::to_string(now)).step(), "cannot write");
 }
 
 }  // namespace by::master

@@ -204,10 +204,11 @@ public:
     virtual bool mail_given_up(uint64_t id, uint64_t at, const std::string& error) = 0;
     // Forgets mails sent or given up before `before`.
     virtual bool prune_mail(uint64_t before) = 0;
-    // A write that changes nothing: whether the database takes writes now,
-    // after a failed one that left nothing to write again (a submission
-    // whose client was told it failed).
-    virtual bool check_writes() = 0;
+    // Whether the database takes writes now, after a failed one that left
+    // nothing to write again (a submission whose client was told it
+    // failed): records `now` as meta's write_check, a value that changes
+    // (SQLite skips writing a row rewritten with the same bytes).
+    virtual bool check_writes(uint64_t now) = 0;
 
     // In a shared store: the logs of ended builds this master ran (id,
     // text), in one commit, so that every master can read them; a log of

@@ -17,6 +17,7 @@ StoreTrouble::StoreTrouble(sd_event* event, const Store& store, std::function<vo
       recovered_(std::move(recovered)) {}
 
 void StoreTrouble::failed(const std::string& what) {
+    ++failures_;
     unanswered_ = unanswered_ || store_.unanswered();
     if (!trouble_) {
         trouble_ = store_.cause();

@@ -33,6 +33,8 @@ public:
     // Whether a write failed since the last call with its answer lost
     // (Store::unanswered): it may have been committed all the same.
     bool take_unanswered() { return std::exchange(unanswered_, false); }
+    // How many writes failed so far: whether one failed since.
+    uint64_t failures() const { return failures_; }
     // The failing write's cause while the trouble lasts.
     const std::optional<std::string>& trouble() const { return trouble_; }
 
@@ -46,6 +48,7 @@ private:
     std::function<void()> recovered_;
     std::optional<std::string> trouble_;
     bool unanswered_ = false;
+    uint64_t failures_ = 0;
     SourcePtr retry_source_;
 };
 

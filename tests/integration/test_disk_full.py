@@ -8,6 +8,7 @@ import errno
 import os
 import signal
 import subprocess
+import time
 import unittest
 
 from harness import (MASTER_PATH, SystemTest, bus_error, gate_step, open_gate, wait_for,
@@ -140,6 +141,11 @@ class DiskFull(SystemTest):
         self.assertEqual(bus_error(s, MASTER_PATH, f"{MASTER1}.SubmitBuild", "string:quick",
                                    "dict:string:string:"), "org.buildyard.Error.Internal")
         self.status_with(f"cannot write the state database ({FULL})")
+        # Still full: the tries of the next seconds find it so, and say nothing new.
+        time.sleep(2.5)
+        self.assertIn(f"cannot write the state database ({FULL})", self.last_status())
+        self.assertNotIn("notice: the state database takes writes again", s.master.log())
+        self.assert_logged_once()
         self.free()
         wait_for(lambda: "notice: the state database takes writes again" in s.master.log(), 10, "the recovery")
         wait_for(lambda: "cannot write" not in self.last_status(), 10, "STATUS= without the failure")
