@@ -28,8 +28,10 @@ namespace {
 // extended to the update's own deadline.
 PgStore::Migrating schema_update_notice(const std::string& uri) {
     return [uri](int64_t from, int64_t to) {
-        const std::string what = from == 0 ? fmt::format("creating the schema (version {})", to)
-                                           : fmt::format("updating the schema from version {} to {}", from, to);
+        const std::string what =
+            from == to  ? fmt::format("waiting for another master's update of the schema (version {} here)", to)
+            : from == 0 ? fmt::format("creating the schema (version {})", to)
+                        : fmt::format("updating the schema from version {} to {}", from, to);
         log::notice("{} in {}; on a large database this may take minutes", what, uri);
         const auto limit = std::chrono::duration_cast<std::chrono::microseconds>(PgStore::migration_deadline);
         sd_notify(0, fmt::format("STATUS=PostgreSQL: {}\nEXTEND_TIMEOUT_USEC={}", what, limit.count()).c_str());

@@ -36,7 +36,7 @@ bool pg_succeeded(const PGresult* r) {
 }
 
 PgConnection::PgConnection(std::string uri, std::string password, std::chrono::milliseconds deadline)
-    : uri_(std::move(uri)), password_(std::move(password)), deadline_(deadline) {}
+    : uri_(std::move(uri)), password_(std::move(password)), deadline_(deadline), session_deadline_(deadline) {}
 
 PgConnection::~PgConnection() {
     if (conn_) {
@@ -144,8 +144,8 @@ bool PgConnection::prepare_all() {
     // running when the client has gone ends within a tenth of the deadline
     // (PostgreSQL 14 and later, on Linux; other servers refuse the
     // setting, and go without).
-    const auto server_deadline = std::max<std::chrono::milliseconds::rep>(1, deadline_.count() * 4 / 5);
-    const auto client_check = std::max<std::chrono::milliseconds::rep>(1, deadline_.count() / 10);
+    const auto server_deadline = std::max<std::chrono::milliseconds::rep>(1, session_deadline_.count() * 4 / 5);
+    const auto client_check = std::max<std::chrono::milliseconds::rep>(1, session_deadline_.count() / 10);
     if (!exec(fmt::format("SET statement_timeout = {}; DO $$BEGIN PERFORM set_config("
                           "'client_connection_check_interval', '{}', false); EXCEPTION WHEN OTHERS THEN NULL; END$$",
                           server_deadline, client_check))) {

@@ -87,7 +87,8 @@ public:
     void rollback();
 
     // The deadline of each statement from now on (a schema update may take
-    // longer than the one given at construction).
+    // longer than the one given at construction). The server's own limits
+    // of a session stay those of the deadline given at construction.
     std::chrono::milliseconds deadline() const { return deadline_; }
     void set_deadline(std::chrono::milliseconds deadline) { deadline_ = deadline; }
 
@@ -123,6 +124,7 @@ private:
     std::string uri_;
     std::string password_;
     std::chrono::milliseconds deadline_;
+    const std::chrono::milliseconds session_deadline_;  // as given at construction
     PGconn* conn_ = nullptr;
     std::vector<Statement> statements_;
     std::chrono::steady_clock::time_point last_attempt_{};

@@ -55,8 +55,9 @@ public:
     // this master knows).
     bool open();
     // Called by open() before it updates the schema from version `from` to
-    // `to`, which may take minutes on a large database (up to
-    // migration_deadline, waiting for another master's update included).
+    // `to` (or, if they are equal, waits for another master's update),
+    // which may take minutes on a large database: up to
+    // migration_deadline in all, waiting for another master's included.
     using Migrating = std::function<void(int64_t from, int64_t to)>;
     void on_migrating(Migrating f) { migrating_ = std::move(f); }
     static constexpr std::chrono::minutes migration_deadline{30};
@@ -156,8 +157,9 @@ private:
     enum class Refusal { fenced, taken, unknown };
     Refusal refused(uint64_t id, const char* what);
     bool migrate();
-    // The schema version, read without a lock: 0 for an empty database.
-    std::optional<int64_t> schema_version();
+    // The schema version, read without waiting: 0 for an empty database;
+    // `busy` if another master is updating the schema now.
+    std::optional<int64_t> schema_version(bool& busy);
     bool refuse_newer(int64_t version, int64_t latest);
     // The update itself, in one transaction, under the lock.
     bool migrate_locked(int64_t latest);

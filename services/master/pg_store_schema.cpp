@@ -1,5 +1,7 @@
 // The PostgreSQL store's schema: its versions, and bringing a database
 // up to the newest one this master knows (or refusing a newer one).
+#include <algorithm>
+#include <chrono>
 #include <iterator>
 
 #include <fmt/format.h>
@@ -9,6 +11,10 @@
 namespace by::master {
 
 namespace {
+
+// The advisory lock under which a master updates the schema (shared: a
+// master that reads it while no update runs).
+constexpr int64_t update_lock = 7395891;
 
 // Each entry brings the schema one version further (entry 0 makes version
 // 1 of an empty database); new entries go at the end, and applied ones
@@ -101,7 +107,8 @@ CREATE TABLE build_logs (
 
 }  // namespace
 
-std::optional<int64_t> PgStore::schema_version() {
+std::optional<int64_t> PgStore::schema_version(bool& busy) {
+    busy = false;
     PgResult has_meta = db_.exec("SELECT to_regclass('meta') IS NOT NULL");
     if (!has_meta || PQntuples(has_meta.get()) != 1) {
         return std::nullopt;
@@ -109,11 +116,16 @@ std::optional<int64_t> PgStore::schema_version() {
     if (pg_text(has_meta.get(), 0, 0) != "t") {
         return 0;
     }
-    PgResult got = db_.exec("SELECT value FROM meta WHERE key = 'schema_version'");
-    if (!got) {
+    // The shared lock lasts the statement: while it is held no master
+    // updates the schema, and when it cannot be had one is doing so now.
+    PgResult got = db_.exec(fmt::format("SELECT pg_try_advisory_xact_lock_shared({}), "
+                                        "(SELECT value FROM meta WHERE key = 'schema_version')",
+                                        update_lock));
+    if (!got || PQntuples(got.get()) != 1) {
         return std::nullopt;
     }
-    return PQntuples(got.get()) > 0 ? std::strtoll(PQgetvalue(got.get(), 0, 0), nullptr, 10) : 0;
+    busy = pg_text(got.get(), 0, 0) != "t";
+    return PQgetisnull(got.get(), 0, 1) ? 0 : std::strtoll(PQgetvalue(got.get(), 0, 1), nullptr, 10);
 }
 
 bool PgStore::refuse_newer(int64_t version, int64_t latest) {
@@ -125,38 +137,54 @@ bool PgStore::refuse_newer(int64_t version, int64_t latest) {
 
 bool PgStore::migrate() {
     const auto latest = static_cast<int64_t>(std::size(migrations));
-    const std::optional<int64_t> seen = schema_version();
+    bool busy = false;
+    const std::optional<int64_t> seen = schema_version(busy);
     if (!seen) {
         return failed("cannot read the schema version in " + uri_);
     }
-    if (*seen == latest) {
-        return true;  // the usual start: nothing to update, no lock taken
+    if (!busy && *seen == latest) {
+        return true;  // the usual start: nothing to update
     }
-    if (*seen > latest) {
+    if (!busy && *seen > latest) {
         return refuse_newer(*seen, latest);
     }
     if (migrating_) {
-        migrating_(*seen, latest);
+        migrating_(*seen, latest);  // the same version: waiting for another master's update
     }
-    // An update (an index over every build, say) may take far longer than
-    // a statement may, and so may waiting for another master's: neither
-    // the server nor this connection ends it before migration_deadline.
-    const std::chrono::milliseconds usual = db_.deadline();
-    db_.set_deadline(migration_deadline);
-    const bool done = migrate_locked(latest);
-    db_.set_deadline(usual);
-    return done;
+    return migrate_locked(latest);
 }
 
 bool PgStore::migrate_locked(int64_t latest) {
     // Masters that start together on one database update it one at a time.
-    if (!db_.exec("BEGIN") || !db_.exec("SET LOCAL statement_timeout = 0") ||
-        !db_.exec("SELECT pg_advisory_xact_lock(7395891)") ||
-        !db_.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")) {
+    if (!db_.exec("BEGIN")) {
+        return failed("cannot read the schema version in " + uri_);
+    }
+    // An update may take far longer than a statement may (an index over
+    // every build, say), and so may waiting for another master's. From
+    // BEGIN on (no new connection comes in between), all of it has
+    // migration_deadline, each statement what is left of it, and the
+    // server ends a statement a fifth sooner than that.
+    const std::chrono::milliseconds usual = db_.deadline();
+    const auto end = std::chrono::steady_clock::now() + migration_deadline;
+    auto step = [&](const std::string& sql) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+        db_.set_deadline(std::max(left, std::chrono::milliseconds(1)));
+        return db_.exec(sql);
+    };
+    struct Restore {
+        PgConnection& db;
+        std::chrono::milliseconds usual;
+        ~Restore() { db.set_deadline(usual); }
+    } restore{db_, usual};
+    const auto server = std::chrono::duration_cast<std::chrono::milliseconds>(migration_deadline) * 4 / 5;
+    if (!step(fmt::format("SET LOCAL statement_timeout = {}", server.count())) ||
+        !step(fmt::format("SELECT pg_advisory_xact_lock({})", update_lock)) ||
+        !step("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")) {
         db_.rollback();
         return failed("cannot read the schema version in " + uri_);
     }
-    PgResult got = db_.exec("SELECT value FROM meta WHERE key = 'schema_version'");
+    PgResult got = step("SELECT value FROM meta WHERE key = 'schema_version'");
     if (!got) {
         db_.rollback();
         return failed("cannot read the schema version in " + uri_);
@@ -167,19 +195,19 @@ bool PgStore::migrate_locked(int64_t latest) {
         return refuse_newer(version, latest);
     }
     if (version == latest) {
-        db_.exec("COMMIT");  // read only: nothing to lose
+        step("COMMIT");  // read only: nothing to lose
         return true;
     }
     for (; version < latest; ++version) {
-        if (!db_.exec(migrations[version])) {
+        if (!step(migrations[version])) {
             db_.rollback();
             return failed(fmt::format("cannot update the schema in {} to version {}", uri_, version + 1));
         }
     }
-    if (!db_.exec(fmt::format("INSERT INTO meta (key, value) VALUES ('schema_version', '{}') "
-                              "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                              version)) ||
-        !db_.exec("COMMIT")) {
+    if (!step(fmt::format("INSERT INTO meta (key, value) VALUES ('schema_version', '{}') "
+                          "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                          version)) ||
+        !step("COMMIT")) {
         db_.rollback();
         return failed("cannot record the schema version in " + uri_);
     }

@@ -49,7 +49,8 @@ TEST_P(PgStoreTest, RefusesASchemaNewerThanItKnows) {
 // over every build of a large database; here: waiting for another
 // master's update, whose lock another session holds): it is said first,
 // and neither the server nor the store ends it at the usual deadline. A
-// database already up to date is opened without that lock.
+// database already up to date is opened at once, unless another master
+// is updating it now: then the store waits, and sees the new version.
 TEST_P(PgStoreTest, ASchemaUpdateOutlastsTheStatementDeadline) {
     using namespace std::chrono_literals;
     db_.sql("SELECT pg_advisory_lock(7395891)");
@@ -70,12 +71,28 @@ TEST_P(PgStoreTest, ASchemaUpdateOutlastsTheStatementDeadline) {
     EXPECT_EQ(db_.sql("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
     EXPECT_EQ(s.deadline_of_statements(), 500ms) << "the usual deadline again after the update";
 
-    db_.sql("SELECT pg_advisory_lock(7395891)");
     PgStore again(db_.uri(), "", 500ms);
     again.on_migrating([&said](int64_t from, int64_t to) { said.emplace_back(from, to); });
     EXPECT_TRUE(again.open()) << again.error();
-    db_.sql("SELECT pg_advisory_unlock(7395891)");
     EXPECT_EQ(said.size(), 1u) << "nothing to update, nothing said";
+
+    // Up to date, but another master is updating it now (say, to a
+    // version newer than this one knows): it waits for that, and says so.
+    db_.sql("SELECT pg_advisory_lock(7395891)");
+    std::thread update([this] {
+        std::this_thread::sleep_for(1000ms);
+        db_.sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+        db_.sql("SELECT pg_advisory_unlock(7395891)");
+    });
+    PgStore third(db_.uri(), "", 500ms);
+    third.on_migrating([&said](int64_t from, int64_t to) { said.emplace_back(from, to); });
+    const bool opened_third = third.open();
+    update.join();
+    EXPECT_FALSE(opened_third);
+    EXPECT_NE(third.error().find("the schema is version 99, newer than this buildyard-masterd knows (up to 4)"),
+              std::string::npos)
+        << third.error();
+    EXPECT_EQ(said.back(), std::make_pair(int64_t{4}, int64_t{4}));
 }
 
 TEST_P(PgStoreTest, AServerThatIsNotThereFailsAtOnceNamingTheUri) {
