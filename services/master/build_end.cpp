@@ -58,19 +58,25 @@ bool BuildLifecycle::end_build(ActiveBuild& ab, Ending e) {
     }
     if (!(rerun ? store_->record_retry(ended, *rerun) : store_->record_ended(ended))) {
         if (store_->lost_hold()) {
-            if (auto row = rerun ? std::nullopt : committed_unseen(ended)) {
-                log_build(log::Level::notice, *row,
+            fenced_();  // if this master was fenced, it finds out now
+            const std::string refusal = store_->error();
+            Build row;
+            const Committed c = rerun ? Committed::not_ours : committed_unseen(ended, row);
+            if (c == Committed::unseen) {
+                log_build(log::Level::notice, row,
                           fmt::format("the end of build {} was recorded in a commit whose answer never came", id));
                 trouble_.ok();
-                ended_stored(ab, e, was, std::move(*row), std::nullopt);
+                ended_stored(ab, e, was, std::move(row), std::nullopt);
                 return true;
             }
-            // Another master holds it, or ended it: no write will ever be
-            // taken, and nothing of this one is recorded. If this master
-            // was fenced, it finds out now.
-            fenced_();
-            let_go(ab, store_->error());
-            return true;
+            if (c == Committed::not_ours) {
+                // Another master holds it, or ended it: no write will ever
+                // be taken, and nothing of this one is recorded.
+                let_go(ab, refusal);
+                return true;
+            }
+            // Whose end it holds is unknown yet: tried again as any end
+            // that could not be stored.
         }
         // Nothing changes in memory. A build that ran stays running, as the
         // store says, until its end is stored (retry_store); a pending one
@@ -165,16 +171,21 @@ bool BuildLifecycle::end_builds(const std::vector<std::pair<uint64_t, Ending>>& 
     return stored;
 }
 
-std::optional<Build> BuildLifecycle::committed_unseen(const Build& ended) {
+BuildLifecycle::Committed BuildLifecycle::committed_unseen(const Build& ended, Build& row) {
+    // The store refused the write because the row is not this master's to
+    // write, so it is there: no row is a read that failed.
+    auto got = store_->load_build(ended.id);
+    if (!got) {
+        return Committed::unknown;
+    }
     // The end's time is this master's clock at the end, to the microsecond:
     // no other write makes the same row.
-    auto row = store_->load_build(ended.id);
-    if (row && row->state == BuildState::finished && row->result == ended.result &&
-        row->exit_status == ended.exit_status && row->finished_at == ended.finished_at &&
-        row->worker == ended.worker) {
-        return row;
+    if (got->state == BuildState::finished && got->result == ended.result && got->exit_status == ended.exit_status &&
+        got->finished_at == ended.finished_at && got->worker == ended.worker) {
+        row = std::move(*got);
+        return Committed::unseen;
     }
-    return std::nullopt;
+    return Committed::not_ours;
 }
 
 void BuildLifecycle::ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended,

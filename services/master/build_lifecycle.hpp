@@ -261,10 +261,13 @@ private:
     // A build this master no longer holds (the store refused its write:
     // Store::lost_hold) leaves without a write.
     void let_go(ActiveBuild& ab, const std::string& why);
-    // The database's row of `ended` if it already holds just that end:
-    // this master's own write, committed while its answer was lost
-    // (Store::unanswered), which a retry of the write then finds ended.
-    std::optional<Build> committed_unseen(const Build& ended);
+    // Whether the database's row of `ended`, whose write the store refused
+    // (Store::lost_hold), holds just that end: this master's own write,
+    // committed while its answer was lost (Store::unanswered), which a
+    // retry of the write then finds ended (`row` gets it); or another's;
+    // or the row could not be read.
+    enum class Committed { unseen, not_ours, unknown };
+    Committed committed_unseen(const Build& ended, Build& row);
     // The part of ending a build that follows its store write.
     void ended_stored(ActiveBuild& ab, const Ending& e, BuildState was, Build&& ended, std::optional<Build> rerun);
 
