@@ -49,6 +49,7 @@ class Process:
         self.messages = []
         self._cursor = 0
         self._cond = threading.Condition()
+        self.reader_error = None  # why the notify socket's reader stopped, if not by stop()
         if notify is not None:
             threading.Thread(target=self._read, args=(notify,), daemon=True).start()
 
@@ -59,11 +60,34 @@ class Process:
                 msg = sock.recv(4096)
             except socket.timeout:
                 continue
-            except OSError:
+            except OSError as e:
+                if self.notify is not None:
+                    self.reader_error = repr(e)
                 return  # closed by stop()
             with self._cond:
                 self.messages.append(msg.decode(errors="replace"))
                 self._cond.notify_all()
+
+    def describe(self):
+        """Where the process is, for a failure's message: alive or how it
+        ended, the kernel's word for what it waits in, and its notify
+        socket's reader."""
+        code = self.popen.poll()
+        if code is not None:
+            out = f"exited {code}"
+        else:
+            out = "alive"
+            for name in ("wchan", "syscall"):
+                try:
+                    with open(f"/proc/{self.popen.pid}/{name}") as f:
+                        out += f", {name} {f.read().split(' ')[0].strip()}"
+                except OSError as e:
+                    out += f", {name} unreadable ({e.strerror})"
+        if self.notify is not None or self.reader_error:
+            out += f"; notify datagrams read {len(self.messages)}"
+            if self.reader_error:
+                out += f", its reader stopped: {self.reader_error}"
+        return out
 
     @property
     def pid(self):

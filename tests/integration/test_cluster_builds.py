@@ -275,7 +275,8 @@ class Failover(Cluster):
                 wait_for(lambda: seen.append(self.masters[1].worker_prop(w, "Master")) or seen[-1] in ("m1", "m2"),
                          10, f"{w} on a live master")
             except AssertionError as e:
-                raise AssertionError(f"{e}: Master was {seen[-1]!r}; {w}'s log:\n{self.masters[0].workers[w].log()}")
+                p = self.masters[0].workers[w]
+                raise AssertionError(f"{e}: Master was {seen[-1]!r}; {w}: {p.describe()}; its log:\n{p.log()}")
         takeover = [s.master.log() for s in self.masters[1:]]
         self.assertEqual(sum(log.count("declared master 'm0' dead") for log in takeover), 1)
         self.assertTrue(any(f"took over its {len(running)} running builds" in log for log in takeover), takeover)
