@@ -11,16 +11,23 @@
 
 namespace by::master {
 
-void BuildLifecycle::foreign_pending(const std::string& payload) {
-    const auto nl = payload.find('\n');
-    if (nl == std::string::npos || payload.compare(0, nl, config_.master.name) == 0) {
-        return;  // not ours to pull: queued here
+void BuildLifecycle::foreign_pending(const PendingNotice& notice) {
+    if (notice.master == config_.master.name || !find_builder(notice.builder)) {
+        return;  // queued here, or not a builder of this master
     }
-    const std::string builder = payload.substr(nl + 1);
-    if (!find_builder(builder)) {
-        return;
+    if (notice.build && !foreign_.count(notice.builder) && !builds_.active(notice.build->id)) {
+        sync_dispatcher();
+        const Dispatcher& d = builds_.dispatcher();
+        if (d.ready(notice.builder) > d.pending(notice.builder)) {
+            Build b = *notice.build;
+            log_build(log::Level::debug, b,
+                      fmt::format("build {} of {} queued by another master: pulled as announced", b.id, b.builder));
+            builds_.add_pending(std::move(b)).pulled = true;
+            request_dispatch();
+            return;
+        }
     }
-    foreign_.insert(builder);
+    foreign_.insert(notice.builder);
     request_dispatch();
 }
 

@@ -26,6 +26,7 @@
 #include "master/dispatch.hpp"
 #include "master/latent.hpp"
 #include "master/metrics.hpp"
+#include "master/pg_notice.hpp"
 #include "master/status.hpp"
 #include "master/store.hpp"
 #include "master/store_trouble.hpp"
@@ -146,10 +147,11 @@ public:
     // while it still fails.
     bool retry_ends();
 
-    // In a cluster (build_cluster.cpp). Another master queued a build
-    // (`payload` as pending_channel carries it): pulled into the queue
-    // once a worker of its builder has room here.
-    void foreign_pending(const std::string& payload);
+    // In a cluster (build_cluster.cpp). Another master queued a build (as
+    // pending_channel announces it): pulled into the queue once a worker
+    // of its builder has room here; with its row, at once if there is room
+    // now and nothing of its builder waits to be pulled before it.
+    void foreign_pending(const PendingNotice& notice);
     // Build1.Cancel of a build that another master holds (or queued, and
     // this one does not): a pending one is cancelled in the store, a
     // running one through the master that runs it (cancel_channel).

@@ -166,8 +166,8 @@ bool Master::start(std::string& error) {
                                            build_lifecycle_->foreign_taken(payload);
                                        } else if (channel == cancel_channel) {
                                            build_lifecycle_->foreign_cancel(payload);
-                                       } else {
-                                           build_lifecycle_->foreign_pending(payload);
+                                       } else if (auto notice = parse_pending_notice(payload)) {
+                                           build_lifecycle_->foreign_pending(*notice);
                                        }
                                    },
                                .resync = [this] { build_lifecycle_->all_foreign(); }});

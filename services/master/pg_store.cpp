@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "master/pg_notice.hpp"
 #include "master/store_json.hpp"
 
 namespace by::master {
@@ -46,26 +47,7 @@ std::vector<std::string> build_params(const Build& b) {
 }
 
 Build row_to_build(const PGresult* r, int i) {
-    Build b;
-    b.id = pg_u64(r, i, 0);
-    b.request_id = pg_u64(r, i, 1);
-    b.builder = pg_text(r, i, 2);
-    b.worker = pg_text(r, i, 3);
-    b.state = parse_build_state(pg_text(r, i, 4)).value_or(BuildState::finished);
-    b.result = parse_result(pg_text(r, i, 5)).value_or(Result::exception);
-    b.exit_status = static_cast<int>(std::strtol(PQgetvalue(r, i, 6), nullptr, 10));
-    b.requested = store_json::to_map(pg_text(r, i, 7));
-    b.properties = store_json::to_map(pg_text(r, i, 8));
-    b.submitted_at = pg_u64(r, i, 9);
-    b.started_at = pg_u64(r, i, 10);
-    b.finished_at = pg_u64(r, i, 11);
-    b.current_step = static_cast<unsigned>(pg_u64(r, i, 12));
-    b.retried_as = pg_u64(r, i, 13);
-    b.usage = store_json::to_usage(pg_text(r, i, 14));
-    if (b.request_id == 0) {
-        b.request_id = b.id;
-    }
-    return b;
+    return pg_build_from_columns([&](int c) { return pg_text(r, i, c); });
 }
 
 }  // namespace
@@ -130,13 +112,17 @@ bool PgStore::open() {
 
 void PgStore::prepare_builds() {
     // A new pending build wakes the masters that LISTEN (pg_listener.hpp)
-    // when it commits; the payload is its builder.
+    // when it commits. The payload (pg_notice.hpp) is this master's name
+    // and the builder, and the whole row when that fits: the master that
+    // pulls it then claims it at once, with no SELECT first.
     db_.prepare("insert_build",
-                "WITH b AS (INSERT INTO builds (request_id, builder, worker, state, result, exit_status, requested, "
-                "properties, submitted_at, started_at, finished_at, current_step, retried_as, usage) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id, builder, state) "
-                "SELECT id, CASE WHEN state = 'pending' THEN pg_notify('" +
-                    std::string(pending_channel) + "', $15 || chr(10) || builder) END FROM b");
+                std::string("WITH b AS (INSERT INTO builds (request_id, builder, worker, state, result, exit_status, "
+                            "requested, properties, submitted_at, started_at, finished_at, current_step, retried_as, "
+                            "usage) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ") +
+                    build_columns + "), n AS (SELECT id, state, $15 || chr(10) || builder AS head, json_build_array(" +
+                    build_columns + ")::text AS row FROM b) SELECT id, CASE WHEN state = 'pending' THEN pg_notify('" +
+                    pending_channel + "', CASE WHEN octet_length(head) + 1 + octet_length(row) <= " +
+                    std::to_string(pg_notify_payload_max) + " THEN head || chr(10) || row ELSE head END) END FROM n");
     // A submission that a worker of this master takes at once
     // (record_started_submissions): inserted without waking the other
     // masters, then claimed, fenced, in the same transaction. lastval() is

@@ -19,7 +19,8 @@ namespace by::master {
 
 // The channel on which a new pending build is announced when it commits;
 // its payload is the name of the master that queued it, a newline, and the
-// build's builder.
+// build's builder, and after another newline its row if that fits
+// (pg_notice.hpp).
 inline constexpr const char* pending_channel = "buildyard_pending";
 
 // The builds table's columns as load_build reads them, and one row (or

@@ -1,7 +1,8 @@
 // Builds in a cluster's shared store, as two masters' stores see them:
 // claims, the takeover of a dead master's builds, fencing of its late
-// writes, recovery, builds started unseen, and logs read from another
-// master. Runs in the CTest test cluster.store_postgresql.
+// writes, recovery, builds started unseen, the announcement of a new
+// pending build, and logs read from another master. Runs in the CTest test cluster.store_postgresql.
+#include "master/pg_notice.hpp"
 #include "pg_cluster_test_support.hpp"
 
 using namespace pg_cluster_test;
@@ -289,6 +290,55 @@ TEST_P(PgClusterTest, StartedButNotHeldBuildsArePendingAgain) {
     ASSERT_TRUE(none) << a->error();
     EXPECT_TRUE(none->empty());
     EXPECT_EQ(db_.sql("SELECT COUNT(*) FROM builds WHERE state = 'running' AND master = 'm1'"), "2");
+}
+
+// A new pending build is announced with its row when that fits in a
+// NOTIFY (the master that pulls it claims it with no SELECT first); a row
+// too long for one is left out of the announcement, and the submission
+// commits all the same.
+TEST_P(PgClusterTest, ANewPendingBuildIsAnnouncedWithItsRowIfItFits) {
+    auto a = joined("m1", 101);
+    PGconn* listener = PQconnectdb(std::getenv("BUILDYARD_TEST_PG_URI"));
+    ASSERT_EQ(PQstatus(listener), CONNECTION_OK) << PQerrorMessage(listener);
+    PQclear(PQexec(listener, "LISTEN buildyard_pending"));
+    Build small, large;
+    small.builder = large.builder = "hello";
+    small.requested = small.properties = {{"k", "v\n\"w\" \u00e9"}};
+    small.submitted_at = large.submitted_at = 1700000000000001;
+    large.requested = large.properties = {{"k", std::string(pg_notify_payload_max, 'x')}};
+    ASSERT_TRUE(a->record_submitted(small)) << a->error();
+    ASSERT_TRUE(a->record_submitted(large)) << a->error();
+    PQclear(PQexec(listener, "SELECT 1"));  // reads what came before
+    std::vector<std::string> heard;
+    while (PGnotify* n = PQnotifies(listener)) {
+        heard.push_back(n->extra);
+        PQfreemem(n);
+    }
+    PQfinish(listener);
+    ASSERT_EQ(heard.size(), 2u);
+
+    const auto one = parse_pending_notice(heard[0]);
+    ASSERT_TRUE(one) << heard[0];
+    EXPECT_EQ(one->master, "m1");
+    EXPECT_EQ(one->builder, "hello");
+    ASSERT_TRUE(one->build) << heard[0];
+    const auto stored = a->load_build(small.id);
+    ASSERT_TRUE(stored) << a->error();
+    const Build& b = *one->build;
+    EXPECT_EQ(b.id, stored->id);
+    EXPECT_EQ(b.request_id, stored->request_id);
+    EXPECT_EQ(b.builder, stored->builder);
+    EXPECT_EQ(b.state, BuildState::pending);
+    EXPECT_EQ(b.worker, "");
+    EXPECT_EQ(b.exit_status, stored->exit_status);
+    EXPECT_EQ(b.requested, small.requested);
+    EXPECT_EQ(b.properties, small.properties);
+    EXPECT_EQ(b.submitted_at, small.submitted_at);
+    EXPECT_EQ(b.usage, stored->usage);
+
+    EXPECT_EQ(heard[1], "m1\nhello") << "too long for a NOTIFY: the builder alone";
+    ASSERT_TRUE(a->load_build(large.id)) << "submitted all the same";
+    EXPECT_EQ(a->load_build(large.id)->requested, large.requested);
 }
 
 // The log of an ended build, saved by the master that ran it, reads the
