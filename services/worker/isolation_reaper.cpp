@@ -28,6 +28,7 @@
 #include "common/log.hpp"
 #include "common/raii.hpp"
 #include "worker/isolation.hpp"
+#include "worker/sweep_rounds.hpp"
 
 namespace by::worker {
 
@@ -37,8 +38,6 @@ constexpr uint64_t poll_usec = 10'000;
 // Processes sent SIGKILL are gone in milliseconds unless stuck in the kernel;
 // give up waiting (with a warning) after this long.
 constexpr unsigned max_polls = 1000;
-// Rounds to wait for an environment that read empty to show (see sweep()).
-constexpr unsigned max_unsure_polls = 5;
 
 // Whether NUL-separated `environ` holds `entry` as a whole item.
 bool has_entry(const std::string& environ, const std::string& entry) {
@@ -115,8 +114,7 @@ public:
             return 1;
         }
         log::notice("killing what the builds {} of an earlier run of this worker left", fmt::join(ids, ", "));
-        unsigned unsure = 0;
-        if (kill_marked(ids, true, unsure) == 0) {
+        if (kill_marked(ids, true).alive == 0) {
             save_record();
             return 1;
         }
@@ -145,8 +143,7 @@ public:
 
     void abandon(uint64_t id) override {
         std::erase_if(shells_, [id](const auto& kv) { return kv.second == id; });
-        unsigned unsure = 0;
-        kill_marked({id}, false, unsure);
+        kill_marked({id}, false);
         sweeps_.erase(id);
         forget(id);
     }
@@ -158,9 +155,7 @@ private:
         std::function<void()> leftovers;
         SourcePtr timer;
         unsigned polls = 0;
-        unsigned unsure_polls = 0;
-        bool killed = false;        // a round found some alive
-        unsigned quiet_rounds = 0;  // in a row, since
+        SweepProgress progress;
     };
 
     // Every process to look at: all of them for an earlier run's leftovers
@@ -191,12 +186,11 @@ private:
         return out;
     }
 
-    // SIGKILL to every process of `ids`; the number found alive. `unsure`
-    // counts those whose environment read empty: a process in the middle
-    // of execve() shows none for a moment (a step's `setsid sleep` did).
-    unsigned kill_marked(const std::set<uint64_t>& ids, bool everywhere, unsigned& unsure) {
-        unsigned found = 0;
-        unsure = 0;
+    // SIGKILL to every process of `ids`; what the round found
+    // (sweep_rounds.hpp): a step's `setsid sleep` in the middle of execve()
+    // read as unsure.
+    SweepRound kill_marked(const std::set<uint64_t>& ids, bool everywhere) {
+        SweepRound round;
         const std::string worker_entry = "BUILDYARD_WORKER=" + worker_;
         const pid_t self = getpid();
         for (pid_t pid : candidates(everywhere)) {
@@ -205,13 +199,15 @@ private:
             if (!read_stat(pid, p)) continue;
             if (p.zombie) {
                 // Ours to reap unless a runner's child source owns it.
-                if (p.ppid == self && !shells_.count(pid)) waitpid(pid, nullptr, WNOHANG);
+                if (p.ppid == self && !shells_.count(pid) && waitpid(pid, nullptr, WNOHANG) == pid) {
+                    ++round.reaped;
+                }
                 continue;
             }
             std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
             std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
             if (env.empty()) {
-                if (!everywhere) ++unsure;  // everywhere: kernel threads have none
+                if (!everywhere) ++round.unsure;  // everywhere: kernel threads have none
                 continue;
             }
             if (!has_entry(env, worker_entry)) continue;
@@ -219,12 +215,12 @@ private:
             for (uint64_t id : ids) {
                 if (has_entry(env, "BUILDYARD_BUILD_ID=" + std::to_string(id))) {
                     ::kill(pid, SIGKILL);
-                    ++found;
+                    ++round.alive;
                     break;
                 }
             }
         }
-        return found;
+        return round;
     }
 
     // Polls the sweep `key` again soon.
@@ -251,24 +247,13 @@ private:
     // the sweep ends and its callback runs.
     void sweep(uint64_t key) {
         Sweep& s = sweeps_[key];
-        unsigned unsure = 0;
-        const unsigned alive = kill_marked(s.ids, key == 0, unsure);
-        // A few more rounds while some environment read empty: it may be one
-        // of ours, caught in execve(). A process that cleared its own
-        // environment costs only these rounds.
-        const bool look_again = unsure > 0 && s.unsure_polls++ < max_unsure_polls;
-        // After a kill, a second quiet round: a daemon whose parent was
-        // just killed shows in no /proc/PID/task/*/children list while the
-        // kernel moves it to us, its subreaper, and one round missed one so.
-        s.killed = s.killed || alive > 0;
-        s.quiet_rounds = alive > 0 || unsure > 0 ? 0 : s.quiet_rounds + 1;
-        const bool confirm = s.killed && s.quiet_rounds < 2;
-        if ((alive > 0 || look_again || confirm) && s.polls < max_polls) {
+        const SweepRound round = kill_marked(s.ids, key == 0);
+        if (sweep_again(s.progress, round) && s.polls < max_polls) {
             arm(key);
             return;
         }
-        if (alive > 0) {
-            log::warning("{} process(es) of build(s) {} would not die", alive, fmt::join(s.ids, ", "));
+        if (round.alive > 0) {
+            log::warning("{} process(es) of build(s) {} would not die", round.alive, fmt::join(s.ids, ", "));
         }
         Sweep done = std::move(s);
         if (done.timer) timer_keys_.erase(done.timer.get());

@@ -30,6 +30,18 @@ def starttime(pid):
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
+def describe(pid):
+    """What a process is and where it hangs, for a failure message."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        with open(f"/proc/{pid}/status") as f:
+            status = {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+    except OSError as e:
+        return f"process {pid}: {e}"
+    return f"process {pid} ({cmd}) still alive: state {status.get('State')}, parent {status.get('PPid')}"
+
+
 class Trial:
     """One request of a pinned builder, with the log its steps write."""
 
@@ -172,7 +184,8 @@ class OrphanTest(SystemTest):
         self.sys.call(self.sys.build_path(t.build), "org.buildyard.Build1", "Cancel")
         self.assertEqual(self.sys.wait_build(t.build, 10), (t.build, "cancelled"))
         # The build ends only once every process of it has gone.
-        self.assertEqual(t.alive(t.build), [])
+        self.assertEqual(t.alive(t.build), [], "\n".join([describe(pid) for pid in t.alive(t.build)] +
+                                                         ["the worker's log:", self.sys.workers["w2"].log()]))
         self.assertTrue(process_gone(daemon))
 
     def test_timeout_ends_the_build_failure(self):
