@@ -19,3 +19,4 @@ grep -q '^one round trip to the server (pgbench, .*): average [0-9.]* ms$' <<<"$
 grep -q '^budget (issue 17): .* = [0-9.]* ms; the cross-master pickup median [0-9.]* ms is \(within it\|OVER it\) ([-+][0-9.]* ms)$' <<<"$out"
 grep -q '^paired (.*): each pickup minus the local dispatch before it, median [-+][0-9.]* ms, against one round trip of [0-9.]* ms: \(within it\|OVER it\)$' <<<"$out"
 grep -q '^the same against one durable round trip, .*, average [0-9.]* ms): \(within it\|OVER it\) ([-+][0-9.]* ms)$' <<<"$out"
+grep -q '^the same against the claim itself (store-claims --join: .*, average [0-9.]* ms): \(within it\|OVER it\) ([-+][0-9.]* ms)$' <<<"$out"

@@ -1,10 +1,12 @@
 // bench/store-claims: what the master's store takes to record the starts
 // of builds, one commit per start or one per dispatch round.
 //
-//   store-claims DIRECTORY|URI BUILDS ROUND...
+//   store-claims [--join NAME] DIRECTORY|URI BUILDS ROUND...
 //
 // URI (postgresql://...): the PostgreSQL store in that database instead,
-// the same one for every ROUND.
+// the same one for every ROUND. With --join, the store first joins the
+// cluster as master NAME (PostgreSQL only), so that each claim is fenced,
+// as a master's in a cluster is.
 //
 // For each ROUND, opens a fresh store (state.db in DIRECTORY/ROUND, as the
 // master opens it: SQLite in WAL mode, synchronous = NORMAL), submits
@@ -26,8 +28,14 @@
 using by::master::Build;
 
 int main(int argc, char** argv) {
+    std::string join;
+    if (argc > 2 && std::string(argv[1]) == "--join") {
+        join = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
     if (argc < 4) {
-        std::fprintf(stderr, "usage: store-claims DIRECTORY|URI BUILDS ROUND...\n");
+        std::fprintf(stderr, "usage: store-claims [--join NAME] DIRECTORY|URI BUILDS ROUND...\n");
         return 2;
     }
     const std::string directory = argv[1];
@@ -50,6 +58,17 @@ int main(int argc, char** argv) {
         if (!store) {
             std::fprintf(stderr, "store-claims: %s\n", error.c_str());
             return 1;
+        }
+        if (!join.empty()) {
+            const auto fence = store->members()
+                                   ? store->members()->join({.name = join, .host = "localhost", .address = "", .pid = 1},
+                                                            [](const by::master::MemberRow&, uint64_t) { return true; })
+                                   : std::nullopt;
+            if (!fence || *fence == 0) {
+                std::fprintf(stderr, "store-claims: cannot join as %s: %s\n", join.c_str(),
+                             store->members() ? store->error().c_str() : "not a PostgreSQL store");
+                return 1;
+            }
         }
         std::vector<Build> pending;
         for (long i = 0; i < builds; ++i) {
