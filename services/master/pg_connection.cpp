@@ -275,6 +275,7 @@ PgResult PgConnection::wait_result(Clock::time_point deadline) {
 
 PgResult PgConnection::run(const std::string& name, const std::vector<std::string>& params) {
     unanswered_ = false;
+    const CommitGuard guard{unanswered_, !in_transaction_};
     if (!ready()) {
         return nullptr;
     }
@@ -294,6 +295,7 @@ PgResult PgConnection::run(const std::string& name, const std::vector<std::strin
 
 PgResult PgConnection::exec(const std::string& sql) {
     unanswered_ = false;
+    const CommitGuard guard{unanswered_, sql == "COMMIT" || (!in_transaction_ && sql != "BEGIN" && sql != "ROLLBACK")};
     if (!ready()) {
         return nullptr;
     }

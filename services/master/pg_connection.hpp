@@ -95,11 +95,21 @@ public:
     // The server's or libpq's words for the last failure, one line.
     const std::string& cause() const { return cause_; }
     // The last failure came after all was sent, while waiting for the
-    // answer (the connection broke, or the deadline passed): the server
-    // may have run it, COMMIT and all.
+    // answer (the connection broke, or the deadline passed), and the server
+    // may have committed what was sent: a statement outside a transaction,
+    // or a COMMIT. Inside a transaction that the call does not commit, a
+    // lost answer commits nothing: the server rolls the transaction back
+    // with the connection.
     bool unanswered() const { return unanswered_; }
 
 private:
+    // Clears unanswered_ when it goes out of scope unless `may_commit`.
+    struct CommitGuard {
+        bool& unanswered;
+        bool may_commit;
+        ~CommitGuard() { unanswered = unanswered && may_commit; }
+    };
+
     struct Statement {
         std::string name;
         std::string sql;

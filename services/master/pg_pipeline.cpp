@@ -1,5 +1,7 @@
 // PgConnection::run_pipeline: several statements sent at once, in libpq's
 // pipeline mode, and their results read back in order by one deadline.
+#include <string_view>
+
 #include <fmt/format.h>
 
 #include "master/pg_connection.hpp"
@@ -12,6 +14,14 @@ using Clock = std::chrono::steady_clock;
 
 std::vector<PgResult> PgConnection::run_pipeline(const std::vector<PgCall>& calls) {
     unanswered_ = false;
+    // What it may commit: a COMMIT, or a statement outside a transaction.
+    bool may_commit = false;
+    for (bool inside = in_transaction_; const PgCall& c : calls) {
+        const std::string_view control = c.control ? c.control : "";
+        may_commit = may_commit || control == "COMMIT" || (!inside && control.empty());
+        inside = control == "BEGIN" || (inside && control != "COMMIT");
+    }
+    const CommitGuard guard{unanswered_, may_commit};
     if (!ready()) {
         return {};
     }

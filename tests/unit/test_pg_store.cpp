@@ -5,12 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include <unistd.h>
 
+#include "master/pg_connection.hpp"
 #include "pg_mute_proxy.hpp"
 #include "store_test_support.hpp"
 
@@ -237,6 +240,64 @@ TEST_P(PgStoreTest, AClaimCommittedUnseenIsClaimedAgainByItsMasterOnly) {
     ASSERT_TRUE(lost) << other->error();
     EXPECT_EQ(*lost, std::vector<uint64_t>{pending.id}) << "another master cannot take it";
     EXPECT_EQ(db_.sql(row), "running m1 w2");
+}
+
+// A lost answer says that the server may have committed only when it
+// may have: a statement outside a transaction, or a COMMIT. Inside a
+// transaction that the call does not commit, the transaction goes with
+// the connection, and the client is not told otherwise.
+TEST_P(PgStoreTest, ALostAnswerMayHaveCommittedOnlyWhatItCouldCommit) {
+    ASSERT_TRUE(db_.open());
+    db_.sql("CREATE TABLE counter (v INTEGER); INSERT INTO counter VALUES (0)");
+    const std::string base = std::getenv("BUILDYARD_TEST_PG_URI");
+    const std::string host = uri_parameter(base, "host"), port = uri_parameter(base, "port");
+    PgMuteProxy proxy(host + "/.s.PGSQL." + port, port);
+    std::string uri = db_.uri();
+    uri.replace(uri.find("host=" + host), 5 + host.size(), "host=" + proxy.directory());
+    // One connection for each case: a dropped one reconnects only after a
+    // second. The deadline is long enough that the server has run what was
+    // sent by then, however loaded the machine.
+    auto connection = [&] {
+        auto c = std::make_unique<PgConnection>(uri, "", std::chrono::milliseconds(1000));
+        EXPECT_TRUE(c->connect()) << c->cause();
+        c->prepare("bump", "UPDATE counter SET v = v + 1");
+        EXPECT_TRUE(c->run("bump", {})) << c->cause();  // prepared and run once: v + 1
+        return c;
+    };
+    const auto lost = [&](PgConnection& c, const std::function<bool()>& call) {
+        proxy.mute(true);
+        EXPECT_FALSE(call()) << "the answer never came";
+        proxy.mute(false);
+        return c.unanswered();
+    };
+
+    auto alone = connection();
+    EXPECT_TRUE(lost(*alone, [&] { return static_cast<bool>(alone->run("bump", {})); })) << "it commits itself";
+    EXPECT_EQ(db_.sql("SELECT v FROM counter"), "2");
+
+    auto inside = connection();
+    ASSERT_TRUE(inside->exec("BEGIN")) << inside->cause();
+    EXPECT_FALSE(lost(*inside, [&] { return static_cast<bool>(inside->run("bump", {})); }))
+        << "inside a transaction that it does not commit";
+    inside->rollback();
+    EXPECT_EQ(db_.sql("SELECT v FROM counter"), "3");
+
+    auto commit = connection();
+    ASSERT_TRUE(commit->exec("BEGIN")) << commit->cause();
+    ASSERT_TRUE(commit->run("bump", {})) << commit->cause();
+    EXPECT_TRUE(lost(*commit, [&] { return static_cast<bool>(commit->exec("COMMIT")); }));
+    EXPECT_EQ(db_.sql("SELECT v FROM counter"), "5") << "the server committed it";
+
+    auto open_pipeline = connection();
+    EXPECT_FALSE(lost(*open_pipeline, [&] {
+        return !open_pipeline->run_pipeline({PgCall::begin(), {"bump", {}}}).empty();
+    })) << "a pipeline that leaves its transaction open";
+    open_pipeline->rollback();
+    auto whole_pipeline = connection();
+    EXPECT_TRUE(lost(*whole_pipeline, [&] {
+        return !whole_pipeline->run_pipeline({PgCall::begin(), {"bump", {}}, PgCall::commit()}).empty();
+    }));
+    EXPECT_EQ(db_.sql("SELECT v FROM counter"), "8");
 }
 
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PgStoreTest);
