@@ -13,7 +13,17 @@ namespace by::master {
 
 void BuildLifecycle::foreign_pending(const PendingNotice& notice) {
     if (notice.master == config_.master.name || !find_builder(notice.builder)) {
+        announced_.reset();
         return;  // queued here, or not a builder of this master
+    }
+    if (!notice.build) {
+        const bool twin = announced_ == std::pair(notice.master, notice.builder);
+        announced_.reset();
+        if (twin) {
+            return;  // the announcement just heard, with its row, was this build's
+        }
+    } else {
+        announced_ = std::pair(notice.master, notice.builder);
     }
     if (notice.build && !foreign_.count(notice.builder) && !builds_.active(notice.build->id)) {
         sync_dispatcher();

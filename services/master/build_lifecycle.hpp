@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -149,8 +150,11 @@ public:
 
     // In a cluster (build_cluster.cpp). Another master queued a build (as
     // pending_channel announces it): pulled into the queue once a worker
-    // of its builder has room here; with its row, at once if there is room
-    // now and nothing of its builder waits to be pulled before it.
+    // of its builder has room here; with its row (pending_row_channel), at
+    // once if there is room now and nothing of its builder waits to be
+    // pulled before it. The announcement without the row that follows one
+    // with it (the same build's, for masters of earlier releases) is
+    // passed over.
     void foreign_pending(const PendingNotice& notice);
     // Build1.Cancel of a build that another master holds (or queued, and
     // this one does not): a pending one is cancelled in the store, a
@@ -308,6 +312,9 @@ private:
     std::set<std::string> unsettled_;  // workers whose builds ended: settled before the next dispatch
     std::set<std::string> latent_workers_;  // as the dispatcher last saw them
     std::set<std::string> foreign_;  // builders with pending builds other masters queued, maybe
+    // The master and builder of the last announcement heard with its row,
+    // until the next announcement (its twin without the row, if that is it).
+    std::optional<std::pair<std::string, std::string>> announced_;
     bool pull_failing_ = false;      // said so once
     bool release_due_ = false;       // release_unheld() before the next dispatch
     bool release_failing_ = false;   // said so once

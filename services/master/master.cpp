@@ -159,7 +159,7 @@ bool Master::start(std::string& error) {
         // its own.
         listener_ = std::make_unique<PgListener>(
             event_, config_.master.database, config_.master.database_password,
-            std::vector<std::string>{pending_channel, taken_channel, cancel_channel},
+            std::vector<std::string>{pending_row_channel, pending_channel, taken_channel, cancel_channel},
             PgListener::Events{.heard =
                                    [this](const std::string& channel, const std::string& payload) {
                                        if (channel == taken_channel) {

@@ -1,6 +1,8 @@
 #include "master/pg_notice.hpp"
 
 #include <cstdlib>
+#include <iterator>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -10,8 +12,11 @@ namespace by::master {
 
 namespace {
 
-constexpr size_t build_column_count = 15;
 constexpr int state_column = 4;
+// Which columns of pg_build_columns() are numbers (the others are texts).
+constexpr bool numeric_column[] = {true,  true, false, false, false, false, true, false,
+                                   false, true, true,  true,  true,  true,  false};
+constexpr size_t build_column_count = std::size(numeric_column);
 
 std::optional<Build> row_build(std::string_view text, const std::string& builder) {
     const auto row = nlohmann::json::parse(text, nullptr, false);
@@ -20,6 +25,9 @@ std::optional<Build> row_build(std::string_view text, const std::string& builder
     }
     std::vector<std::string> columns;
     for (const auto& v : row) {
+        if (v.is_string() == numeric_column[columns.size()]) {
+            return std::nullopt;
+        }
         if (v.is_string()) {
             columns.push_back(v.get<std::string>());
         } else if (v.is_number_unsigned()) {

@@ -113,16 +113,18 @@ bool PgStore::open() {
 void PgStore::prepare_builds() {
     // A new pending build wakes the masters that LISTEN (pg_listener.hpp)
     // when it commits. The payload (pg_notice.hpp) is this master's name
-    // and the builder, and the whole row when that fits: the master that
-    // pulls it then claims it at once, with no SELECT first.
+    // and the builder; on pending_row_channel, first, with the whole row
+    // when that fits: the master that pulls it then claims it at once, with
+    // no SELECT first. (The target list is evaluated in order.)
     db_.prepare("insert_build",
                 std::string("WITH b AS (INSERT INTO builds (request_id, builder, worker, state, result, exit_status, "
                             "requested, properties, submitted_at, started_at, finished_at, current_step, retried_as, "
                             "usage) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ") +
                     build_columns + "), n AS (SELECT id, state, $15 || chr(10) || builder AS head, json_build_array(" +
-                    build_columns + ")::text AS row FROM b) SELECT id, CASE WHEN state = 'pending' THEN pg_notify('" +
-                    pending_channel + "', CASE WHEN octet_length(head) + 1 + octet_length(row) <= " +
-                    std::to_string(pg_notify_payload_max) + " THEN head || chr(10) || row ELSE head END) END FROM n");
+                    build_columns + ")::text AS row FROM b) SELECT id, CASE WHEN state = 'pending' AND octet_length(head) + 1 + "
+                    "octet_length(row) <= " + std::to_string(pg_notify_payload_max) + " THEN pg_notify('" +
+                    pending_row_channel + "', head || chr(10) || row) END, CASE WHEN state = 'pending' THEN pg_notify('" +
+                    pending_channel + "', head) END FROM n");
     // A submission that a worker of this master takes at once
     // (record_started_submissions): inserted without waking the other
     // masters, then claimed, fenced, in the same transaction. lastval() is

@@ -19,9 +19,13 @@ namespace by::master {
 
 // The channel on which a new pending build is announced when it commits;
 // its payload is the name of the master that queued it, a newline, and the
-// build's builder, and after another newline its row if that fits
-// (pg_notice.hpp).
+// build's builder.
 inline constexpr const char* pending_channel = "buildyard_pending";
+// The same announcement with the build's row after another newline, when
+// that fits in a NOTIFY (pg_notice.hpp), sent first. A channel of its own
+// so that masters of earlier releases, which listen on pending_channel
+// alone, still hear of every new pending build.
+inline constexpr const char* pending_row_channel = "buildyard_pending_row";
 
 // The builds table's columns as load_build reads them, and one row (or
 // every row) of them as Builds (pg_store.cpp).

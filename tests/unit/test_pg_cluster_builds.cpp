@@ -292,30 +292,37 @@ TEST_P(PgClusterTest, StartedButNotHeldBuildsArePendingAgain) {
     EXPECT_EQ(db_.sql("SELECT COUNT(*) FROM builds WHERE state = 'running' AND master = 'm1'"), "2");
 }
 
-// A new pending build is announced with its row when that fits in a
-// NOTIFY (the master that pulls it claims it with no SELECT first); a row
-// too long for one is left out of the announcement, and the submission
-// commits all the same.
+// A new pending build is announced with its row, first, on a channel of
+// its own, when that fits in a NOTIFY (the master that pulls it claims it
+// with no SELECT first), and then without it, as masters of earlier
+// releases hear it. A row too long for a NOTIFY, in bytes (the server's
+// limit), is left out, and the submission commits all the same.
 TEST_P(PgClusterTest, ANewPendingBuildIsAnnouncedWithItsRowIfItFits) {
     auto a = joined("m1", 101);
     PGconn* listener = PQconnectdb(std::getenv("BUILDYARD_TEST_PG_URI"));
     ASSERT_EQ(PQstatus(listener), CONNECTION_OK) << PQerrorMessage(listener);
-    PQclear(PQexec(listener, "LISTEN buildyard_pending"));
+    PQclear(PQexec(listener, "LISTEN buildyard_pending; LISTEN buildyard_pending_row"));
     Build small, large;
     small.builder = large.builder = "hello";
     small.requested = small.properties = {{"k", "v\n\"w\" \u00e9"}};
     small.submitted_at = large.submitted_at = 1700000000000001;
-    large.requested = large.properties = {{"k", std::string(pg_notify_payload_max, 'x')}};
+    // Fewer characters than the limit, twice as many bytes.
+    std::string wide;
+    for (size_t i = 0; i < pg_notify_payload_max / 4; ++i) wide += "\u00e9";
+    large.requested = large.properties = {{"k", wide}};
     ASSERT_TRUE(a->record_submitted(small)) << a->error();
     ASSERT_TRUE(a->record_submitted(large)) << a->error();
     PQclear(PQexec(listener, "SELECT 1"));  // reads what came before
     std::vector<std::string> heard;
     while (PGnotify* n = PQnotifies(listener)) {
-        heard.push_back(n->extra);
+        heard.push_back(std::string(n->relname) + ": " + n->extra);
         PQfreemem(n);
     }
     PQfinish(listener);
-    ASSERT_EQ(heard.size(), 2u);
+    ASSERT_EQ(heard.size(), 3u);
+    const std::string row_prefix = "buildyard_pending_row: ";
+    ASSERT_EQ(heard[0].rfind(row_prefix, 0), 0u) << heard[0];
+    heard[0].erase(0, row_prefix.size());
 
     const auto one = parse_pending_notice(heard[0]);
     ASSERT_TRUE(one) << heard[0];
@@ -336,7 +343,8 @@ TEST_P(PgClusterTest, ANewPendingBuildIsAnnouncedWithItsRowIfItFits) {
     EXPECT_EQ(b.submitted_at, small.submitted_at);
     EXPECT_EQ(b.usage, stored->usage);
 
-    EXPECT_EQ(heard[1], "m1\nhello") << "too long for a NOTIFY: the builder alone";
+    EXPECT_EQ(heard[1], "buildyard_pending: m1\nhello") << "then as earlier releases hear it";
+    EXPECT_EQ(heard[2], "buildyard_pending: m1\nhello") << "too long for a NOTIFY: without its row alone";
     ASSERT_TRUE(a->load_build(large.id)) << "submitted all the same";
     EXPECT_EQ(a->load_build(large.id)->requested, large.requested);
 }

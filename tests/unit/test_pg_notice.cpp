@@ -62,7 +62,8 @@ TEST(PgNotice, ARowThatIsNotAPendingBuildOfTheBuilderIsLeftOut) {
              with("\"pending\"", "\"running\""),      // taken already
              with("[17,", "[0,"),                     // no id
              with("\"hello\"", "\"other\""),          // another builder
-             with("\"hello\"", "7"),                  // a number for a text
+             with("\"pending\"", "7"),                // a number for a text
+             with("1700000000000001", "\"1700000000000001\""),  // a text for a number
              with(", \"{}\"]", "]"),                  // a column short
              with(", \"{}\"]", ", \"{}\", 1]"),       // a column more
              with("1700000000000001", "1.5"),         // not an integer
