@@ -57,7 +57,10 @@ struct Proc {
     pid_t pid;
     pid_t ppid;
     bool zombie;
+    bool exiting;  // PF_EXITING: on its way out, its memory (and environment) maybe gone
 };
+
+constexpr unsigned long pf_exiting = 0x4;  // include/linux/sched.h
 
 bool read_stat(pid_t pid, Proc& p) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -69,7 +72,14 @@ bool read_stat(pid_t pid, Proc& p) {
     char state = line[close + 2];
     p.pid = pid;
     p.zombie = state == 'Z' || state == 'X';
-    p.ppid = static_cast<pid_t>(std::strtol(line.c_str() + close + 4, nullptr, 10));
+    // After the state: ppid pgrp session tty_nr tpgid flags.
+    const char* at = line.c_str() + close + 4;
+    char* end = nullptr;
+    p.ppid = static_cast<pid_t>(std::strtol(at, &end, 10));
+    for (int field = 0; field < 4 && end && *end; ++field) {
+        std::strtol(end, &end, 10);
+    }
+    p.exiting = end && (std::strtoul(end, nullptr, 10) & pf_exiting) != 0;
     return true;
 }
 
@@ -207,7 +217,9 @@ private:
             std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
             std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
             if (env.empty()) {
-                if (!everywhere) ++round.unsure;  // everywhere: kernel threads have none
+                if (!everywhere) {  // everywhere: kernel threads have none
+                    ++(p.exiting ? round.exiting : round.unsure);
+                }
                 continue;
             }
             if (!has_entry(env, worker_entry)) continue;

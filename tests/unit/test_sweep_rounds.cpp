@@ -45,10 +45,18 @@ TEST(SweepRounds, ARoundThatReapedAnOrphanIsNotTheLast) {
 
 TEST(SweepRounds, AnEmptyEnvironmentIsWaitedForAFewRounds) {
     EXPECT_EQ(rounds_until_done(std::vector<SweepRound>(50, {.unsure = 1})), max_unsure_rounds + 1);
-    // After a kill, a process whose environment reads empty (it is exiting)
-    // is waited for as long as it reads so.
+    // After a kill too: a process that cleared its own environment (of
+    // another build, maybe) holds no sweep up for long.
+    std::vector<SweepRound> cleared{{.alive = 1}};
+    cleared.resize(50, {.unsure = 1});
+    EXPECT_EQ(rounds_until_done(cleared), 1 + max_unsure_rounds + 2);
+}
+
+// A killed process reads an empty environment while it exits: waited for
+// as long as it exits, then two quiet rounds.
+TEST(SweepRounds, AProcessExitingIsWaitedFor) {
     std::vector<SweepRound> exiting{{.alive = 1}};
-    exiting.resize(30, {.unsure = 1});
+    exiting.resize(30, {.exiting = 1});
     EXPECT_EQ(rounds_until_done(exiting), 32u);
 }
 
