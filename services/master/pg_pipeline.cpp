@@ -54,6 +54,9 @@ std::vector<PgResult> PgConnection::run_pipeline(const std::vector<PgCall>& call
     }
     const auto deadline = Clock::now() + deadline_;
     if (!flush(deadline)) {
+        // The server runs each statement as it arrives: a COMMIT may have
+        // gone before the rest failed to.
+        unanswered_ = true;
         return {};
     }
     // Each statement's result, then nullptr; after them all, the sync's.
