@@ -35,6 +35,8 @@ namespace by::worker {
 namespace {
 
 constexpr uint64_t poll_usec = 10'000;
+// Listings of our descendants in one round, at most (see kill_marked()).
+constexpr unsigned max_list_passes = 4;
 // Processes sent SIGKILL are gone in milliseconds unless stuck in the kernel;
 // give up waiting (with a warning) after this long.
 constexpr unsigned max_polls = 1000;
@@ -198,41 +200,54 @@ private:
 
     // SIGKILL to every process of `ids`; what the round found
     // (sweep_rounds.hpp): a step's `setsid sleep` in the middle of execve()
-    // read as unsure.
+    // read as unsure. Our descendants are listed again until the list holds
+    // nothing new: when a process exits, the kernel moves its children to
+    // us, the subreaper, and a list read before that and its own list read
+    // after it both miss them (test_orphans once saw a setsid daemon live
+    // on so).
     SweepRound kill_marked(const std::set<uint64_t>& ids, bool everywhere) {
         SweepRound round;
-        const std::string worker_entry = "BUILDYARD_WORKER=" + worker_;
-        const pid_t self = getpid();
-        for (pid_t pid : candidates(everywhere)) {
-            if (pid <= 1 || pid == self) continue;
-            Proc p{};
-            if (!read_stat(pid, p)) continue;
-            if (p.zombie) {
-                // Ours to reap unless a runner's child source owns it.
-                if (p.ppid == self && !shells_.count(pid) && waitpid(pid, nullptr, WNOHANG) == pid) {
-                    ++round.reaped;
-                }
-                continue;
-            }
-            std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
-            std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-            if (env.empty()) {
-                if (!everywhere) {  // everywhere: kernel threads have none
-                    ++(p.exiting ? round.exiting : round.unsure);
-                }
-                continue;
-            }
-            if (!has_entry(env, worker_entry)) continue;
-            if (everywhere && under_another_worker(pid, self)) continue;
-            for (uint64_t id : ids) {
-                if (has_entry(env, "BUILDYARD_BUILD_ID=" + std::to_string(id))) {
-                    ::kill(pid, SIGKILL);
-                    ++round.alive;
-                    break;
+        std::set<pid_t> seen;
+        for (unsigned pass = 0; pass < max_list_passes; ++pass) {
+            bool fresh = false;
+            for (pid_t pid : candidates(everywhere)) {
+                if (seen.insert(pid).second) {
+                    fresh = true;
+                    look_at(pid, ids, everywhere, round);
                 }
             }
+            if (!fresh || everywhere) break;
         }
         return round;
+    }
+
+    void look_at(pid_t pid, const std::set<uint64_t>& ids, bool everywhere, SweepRound& round) {
+        const pid_t self = getpid();
+        if (pid <= 1 || pid == self) return;
+        Proc p{};
+        if (!read_stat(pid, p)) return;
+        if (p.zombie) {
+            // Ours to reap unless a runner's child source owns it.
+            if (p.ppid == self && !shells_.count(pid)) waitpid(pid, nullptr, WNOHANG);
+            return;
+        }
+        std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+        std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (env.empty()) {
+            if (!everywhere) {  // everywhere: kernel threads have none
+                ++(p.exiting ? round.exiting : round.unsure);
+            }
+            return;
+        }
+        if (!has_entry(env, "BUILDYARD_WORKER=" + worker_)) return;
+        if (everywhere && under_another_worker(pid, self)) return;
+        for (uint64_t id : ids) {
+            if (has_entry(env, "BUILDYARD_BUILD_ID=" + std::to_string(id))) {
+                ::kill(pid, SIGKILL);
+                ++round.alive;
+                return;
+            }
+        }
     }
 
     // Polls the sweep `key` again soon.

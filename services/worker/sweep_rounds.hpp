@@ -6,16 +6,15 @@ namespace by::worker {
 
 // What one round found among the worker's descendants.
 struct SweepRound {
-    unsigned alive = 0;   // processes of the build found alive, and sent SIGKILL
+    unsigned alive = 0;    // processes of the build found alive, and sent SIGKILL
     unsigned exiting = 0;  // processes whose environment read empty as they exit
     unsigned unsure = 0;   // processes whose environment read empty, not exiting
-    unsigned reaped = 0;   // orphans of ours that had exited, reaped now
 };
 
 // What the rounds so far found.
 struct SweepProgress {
     unsigned unsure_rounds = 0;
-    unsigned reaped_rounds = 0;
+    unsigned exiting_rounds = 0;
     bool killed = false;        // a round found some alive
     unsigned quiet_rounds = 0;  // in a row, since
 };
@@ -25,30 +24,28 @@ struct SweepProgress {
 // moment. A process that cleared its own environment costs only these
 // rounds.
 inline constexpr unsigned max_unsure_rounds = 5;
-// Rounds that may each reap an orphan before the sweep stops waiting for
-// a round that reaps none (a build whose daemons keep forking and exiting
-// costs only these).
-inline constexpr unsigned max_reaped_rounds = 20;
+// Rounds to wait while processes are exiting with their environment gone
+// (a killed one of the build may be among them). Exiting takes
+// milliseconds; one stuck in the kernel holds the build's end up to these.
+inline constexpr unsigned max_exiting_rounds = 100;
 
 // Whether the sweep looks again after `round` (the caller bounds the
 // rounds in all):
-// - while it finds processes of the build alive, or processes exiting
-//   whose environment is gone (ours, killed, may be among them);
+// - while it finds processes of the build alive, or processes exiting;
 // - a few rounds while an environment reads empty (it may be ours);
-// - after a round that reaped an orphan: when an orphan exits, the kernel
-//   moves its children to us, the subreaper, and a round that read our
-//   children before that and the orphan's after it saw none of them;
 // - after a kill, until two rounds in a row are quiet: a daemon whose parent
 //   was just killed shows in no /proc/PID/task/*/children list while the
 //   kernel moves it to us.
+// (A round reads the children lists again until they hold nothing new, so
+// that a process whose parent exited during the round is seen in it.)
 inline bool sweep_again(SweepProgress& p, const SweepRound& round) {
     const bool unsure = round.unsure > 0 && p.unsure_rounds++ < max_unsure_rounds;
-    const bool moved = round.reaped > 0 && p.reaped_rounds++ < max_reaped_rounds;
+    const bool exiting = round.exiting > 0 && p.exiting_rounds++ < max_exiting_rounds;
     p.killed = p.killed || round.alive > 0;
-    const bool busy = round.alive > 0 || round.exiting > 0;
-    p.quiet_rounds = busy || unsure || moved ? 0 : p.quiet_rounds + 1;
+    const bool busy = round.alive > 0 || exiting;
+    p.quiet_rounds = busy || unsure ? 0 : p.quiet_rounds + 1;
     const bool confirm = p.killed && p.quiet_rounds < 2;
-    return busy || unsure || moved || confirm;
+    return busy || unsure || confirm;
 }
 
 }  // namespace by::worker
