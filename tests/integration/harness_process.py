@@ -2,6 +2,7 @@
 a condition, and Process, a daemon a System started (harness.py)."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +34,17 @@ def wait_for(predicate, timeout=10.0, what="condition"):
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+def port_holders(log):
+    """For each "cannot listen on ADDRESS:PORT: Address already in use" in
+    a daemon's log, who listens there now (ss), to tell which test or
+    service took the port."""
+    out = ""
+    for port in sorted(set(re.findall(r"cannot listen on \S*:(\d+): Address already in use", log))):
+        ss = subprocess.run(["ss", "-Htlnpa", f"sport = :{port}"], capture_output=True, text=True)
+        out += f"\nport {port} now: {ss.stdout.strip() or ss.stderr.strip() or 'nothing listens'}"
+    return out
 
 
 class Process:
@@ -137,5 +149,7 @@ class Process:
                         return msg
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"no '{text}' from pid {self.pid} in {timeout}s; log:\n{self.log()}")
+                    log = self.log()
+                    raise AssertionError(f"no '{text}' from pid {self.pid} in {timeout}s; log:\n{log}"
+                                         f"{port_holders(log)}")
                 self._cond.wait(remaining)

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""A TCP port on loopback that nothing uses now, below the ephemeral range.
+"""A TCP port on loopback that nothing uses now, below the ephemeral range,
+and that no other test process has been handed.
 
 A port the kernel picks (bind to port 0) comes from the ephemeral range, and
 the kernel may hand it out again at once as the source port of some other
@@ -8,12 +9,23 @@ after a restart) would then find it taken. A port below that range is only
 ever taken by a listener that asks for it by number (when the range starts
 too low to leave room below it, a port above it).
 
+Between the pick and the daemon's bind, and while a daemon restarts on the
+same port, the port is free, and a test running in parallel could pick it
+too. So every port handed out is also claimed: this process binds the
+abstract Unix socket `buildyard-test-port-PORT` and holds it until it ends
+(however it ends: the kernel releases it, and there is no file to leave
+behind). Another process's free_port() skips a claimed port, and so does
+the OpenStack fixture's block of ports (reserve()).
+
 Run as a program, it prints COUNT (default 1) distinct such ports, one per
-line: free_port.py [127.0.0.1|::1] [COUNT]."""
+line: free_port.py [127.0.0.1|::1] [COUNT]. Its claims end when it exits,
+so a script that runs it is protected only from ports that others hold."""
 
 import random
 import socket
 import sys
+
+_claimed = {}  # port -> the bound abstract socket that claims it for this process
 
 
 def ephemeral_range():
@@ -25,28 +37,53 @@ def ephemeral_range():
         return 32768, 60999
 
 
-def free_port(host="127.0.0.1"):
+def reserve(port):
+    """Claims `port` for this process; False if another process holds it.
+    A port this process already holds is not claimed twice: False too."""
+    if port in _claimed:
+        return False
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(f"\0buildyard-test-port-{port}")
+    except OSError:
+        claim.close()
+        return False
+    _claimed[port] = claim
+    return True
+
+
+def release(port):
+    """Ends this process's claim on `port` (nothing if it holds none)."""
+    claim = _claimed.pop(port, None)
+    if claim is not None:
+        claim.close()
+
+
+def bindable(host, port):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host="127.0.0.1"):
     low, high = ephemeral_range()
     # Below the range, or above it when it starts too low to leave room.
     first, last = (10000, low - 1) if low > 10001 else (high + 1, 65535)
     for _ in range(1000):
         port = random.randint(first, last)
-        with socket.socket(family) as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
+        if not reserve(port):
+            continue
+        if bindable(host, port):
             return port
+        release(port)
     raise AssertionError(f"no free port on {host} between {first} and {last}")
 
 
 if __name__ == "__main__":
     host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-    ports = []
-    while len(ports) < count:
-        port = free_port(host)
-        if port not in ports:
-            ports.append(port)
-    print("\n".join(map(str, ports)))
+    print("\n".join(str(free_port(host)) for _ in range(count)))

@@ -21,9 +21,10 @@ start() stops what it started. Should the test's process die without
 stop() (a CTest timeout kills it), reaper.py, which waits on a pipe from
 it, stops the same process groups and removes the directory.
 
-Ports: a block of consecutive ports below the ephemeral range, held by a
-lock file for the fixture's life, so two fixtures (or two test modules)
-never collide.
+Ports: a block of consecutive ports below the ephemeral range, held for
+the fixture's life by an abstract socket named after the block, so two
+fixtures never collide, and each port claimed as tests/lib/free_port.py
+claims the ports it hands out, so no test running beside it is given one.
 
 ROLE. The backend's least privilege, in policy terms: Keystone role
 `buildyard-latent` on project `buildyard`, which implies Keystone's
@@ -42,10 +43,8 @@ cloud the same rights come with Keystone's `member` role on the project.
 
 import atexit
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -63,6 +62,7 @@ from openstack_configs import ConfigFiles  # noqa: E402
 from openstack_names import (ADMIN_PASSWORD, COMPUTE_HOST, HUGE, IMAGE, NETWORK,  # noqa: E402,F401
                              NOVA_MICROVERSION, PORT_BLOCK, PORT_FIRST, PORT_LAST, PORT_NAMES, PROGRAMS,
                              PROJECT, PYTHON, REGION, SMALL, USER)
+from openstack_ports import release_ports, reserve_ports  # noqa: E402
 from openstack_rest import HttpError, Session, http, password_auth  # noqa: E402
 from openstack_services import Services  # noqa: E402
 
@@ -79,38 +79,6 @@ def can_run():
     if missing:
         return "missing " + ", ".join(missing) + " (bash .ci/install-deps)"
     return None
-
-
-def _free(port):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def _reserve_ports():
-    """A block of free ports, held for the fixture's life by a bound
-    abstract Unix socket named after the block (no file to leave behind;
-    the kernel releases it when this process ends, however it ends).
-    Returns (socket, {name: port})."""
-    blocks = list(range(PORT_FIRST, PORT_LAST - PORT_BLOCK, PORT_BLOCK))
-    random.shuffle(blocks)
-    for base in blocks[:200]:
-        lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            lock.bind(f"\0buildyard-openstack-ports-{base}")
-        except OSError:
-            lock.close()
-            continue
-        ports = {name: base + i for i, name in enumerate(PORT_NAMES)}
-        if all(_free(p) for p in ports.values()):
-            return lock, ports
-        lock.close()
-    raise RuntimeError("no free block of ports for the OpenStack fixture")
-
 
 
 class OpenStack(ConfigFiles, Services, AdminCalls):
@@ -162,7 +130,7 @@ class OpenStack(ConfigFiles, Services, AdminCalls):
         self._stopped = False
         atexit.register(self.stop)
         try:
-            self._ports_lock, self.ports = _reserve_ports()
+            self._ports_lock, self.ports = reserve_ports()
             self.dir = tempfile.mkdtemp(prefix="buildyard-openstack-")
             os.chmod(self.dir, 0o755)  # RabbitMQ's user reads its files here
             self._start_reaper()
@@ -337,6 +305,7 @@ class OpenStack(ConfigFiles, Services, AdminCalls):
             except subprocess.TimeoutExpired:
                 print(f"OpenStack fixture: reaper.py ({self._reaper.pid}) did not end", file=sys.stderr)
         if self._ports_lock is not None:
+            release_ports(self.ports.values())
             self._ports_lock.close()
             self._ports_lock = None
         try:

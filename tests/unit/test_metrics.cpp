@@ -5,8 +5,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -222,10 +225,27 @@ std::string http_get(int port, const char* path) {
     return out;
 }
 
-// A port nothing listens on now, outside the ephemeral range: a port the
-// kernel picked (bind to 0) may be handed out again as some connection's
-// source port before Metrics::listen binds it (tests/lib/free_port.py
-// does the same for the integration tests).
+// Claims `port` from the other test processes as tests/lib/free_port.py
+// does: binds the abstract socket named after it, held until this process
+// ends (or closes the descriptor returned). -1 if some other process holds it.
+int claim_port(int port) {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    const std::string name = "buildyard-test-port-" + std::to_string(port);
+    std::memcpy(sa.sun_path + 1, name.data(), name.size());  // sun_path[0] == 0: abstract
+    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// A port nothing listens on now, outside the ephemeral range, that no other
+// test process has been handed: a port the kernel picked (bind to 0) may be
+// handed out again as some connection's source port before Metrics::listen
+// binds it (tests/lib/free_port.py does the same for the integration tests).
 int free_port() {
     unsigned low = 32768;
     unsigned high = 60999;
@@ -238,6 +258,10 @@ int free_port() {
                                             below ? static_cast<int>(low) - 1 : 65535);
     for (int i = 0; i < 1000; ++i) {
         const int port = pick(random);
+        const int claim = claim_port(port);
+        if (claim < 0) {
+            continue;
+        }
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in sa{};
         sa.sin_family = AF_INET;
@@ -246,8 +270,9 @@ int free_port() {
         const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
         close(fd);
         if (bound) {
-            return port;
+            return port;  // `claim` stays open: the claim lasts as long as the test
         }
+        close(claim);
     }
     ADD_FAILURE() << "no free port outside the ephemeral range";
     return 0;
