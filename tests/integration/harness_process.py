@@ -138,7 +138,9 @@ class Process:
 
     def wait_notify(self, text, timeout=10):
         """Waits for a datagram on this process's NOTIFY_SOCKET containing
-        text, after those an earlier wait_notify() returned."""
+        text, after those an earlier wait_notify() returned. A process that
+        has exited is given a second for its reader to drain what it sent,
+        not the whole timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -147,9 +149,13 @@ class Process:
                     self._cursor += 1
                     if text in msg:
                         return msg
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                code = self.popen.poll()
+                if code is not None:
+                    deadline = min(deadline, now + 1)
+                remaining = deadline - now
                 if remaining <= 0:
                     log = self.log()
-                    raise AssertionError(f"no '{text}' from pid {self.pid} in {timeout}s; log:\n{log}"
-                                         f"{port_holders(log)}")
-                self._cond.wait(remaining)
+                    why = f"it exited {code}" if code is not None else f"not in {timeout}s"
+                    raise AssertionError(f"no '{text}' from pid {self.pid}: {why}; log:\n{log}{port_holders(log)}")
+                self._cond.wait(min(remaining, 0.2))
