@@ -6,6 +6,8 @@ certificates.
 
 - A build submitted to a master with no worker free runs on another
   master's worker, woken by LISTEN/NOTIFY; its log reads the same from both.
+  That master queues it from the row announced with it, or, for a row too
+  big for a NOTIFY, from the shared queue.
 - A worker attached to one master is not missing on the others
   (Worker1.Master names where it is), and its loss is mailed once for the
   cluster.
@@ -74,16 +76,20 @@ class Cluster(PgSystemTest):
         os.makedirs(self.events_dir)
 
     def start_masters(self, n, workers, pause, max_builds=1, later=(), worker_lines="", master_lines="",
-                      database=None):
+                      database=None, debug=False):
         """n masters m0..m(n-1), each declaring every worker of `workers`
         ({master index: [names]}) and of `later` (started by the test), and
         the builder `b` on all of them; the workers start on their master's
-        port. `database`: the URI the masters use, if not the server's own."""
+        port. `database`: the URI the masters use, if not the server's own;
+        `debug`: the masters log at level debug."""
         while len(self.masters) < n:
             s = System()
             self.addCleanup(s.close)
             s.start_bus()
             self.masters.append(s)
+        for s in self.masters:
+            if debug:
+                s.env["BUILDYARD_LOG_LEVEL"] = "debug"
         names = [w for ws in workers.values() for w in ws] + list(later)
         declared = {w: f"password = pw-{w}\nmax_builds = {max_builds}\n{worker_lines}" for w in names}
         builder = {"b": (names, [f"/usr/bin/python3 {self.step} {self.events_dir} {pause}"])}
@@ -145,6 +151,24 @@ class SharedQueue(Cluster):
             self.assertIn("request x ran\n", log)
             wait_for(lambda: self.masters[0].read_log(build) == log, 5, "the log on m0")
         self.assertEqual([e[0] for e in self.events()], ["start", "end"] * 3)
+
+    def test_a_build_is_pulled_from_its_announcement_or_from_the_queue_when_too_big(self):
+        # m0 has no worker attached; m1 has w1. m1 hears a new build's row
+        # with its announcement and queues it from there; a build whose row
+        # does not fit in a NOTIFY (8,000 bytes) is announced by its builder
+        # alone, and m1 reads it from the shared queue.
+        self.start_masters(2, {1: ["w1"]}, "0", debug=True)
+        small = self.masters[0].submit("b", req="small")
+        self.assertEqual(self.masters[0].wait_build(small, 15)[1], "success")
+        big = self.masters[0].submit("b", req="big", filler="\u00e9" * 4500)  # 9,000 bytes in UTF-8
+        self.assertEqual(self.masters[0].wait_build(big, 15)[1], "success")
+        self.assertEqual(self.rows(f"SELECT id, master, worker FROM builds WHERE id IN ({small}, {big}) ORDER BY id"),
+                         [[str(small), "m1", "w1"], [str(big), "m1", "w1"]])
+        log = self.masters[1].master.log()
+        self.assertIn(f"build {small} of b queued by another master: pulled as announced\n", log)
+        self.assertNotIn(f"build {small} of b queued by another master: pulled\n", log)
+        self.assertIn(f"build {big} of b queued by another master: pulled\n", log)
+        self.assertNotIn(f"build {big} of b queued by another master: pulled as announced", log)
 
     def test_each_request_runs_once_when_every_master_takes_from_one_queue(self):
         self.start_masters(3, {0: ["w0"], 1: ["w1"], 2: ["w2"]}, "0", max_builds=2)
