@@ -11,7 +11,7 @@ import subprocess
 import sys
 import unittest
 
-from harness import SOURCE
+from harness import SOURCE, wait_for
 
 LIB = os.path.join(SOURCE, "tests", "lib")
 OPENSTACK = os.path.join(SOURCE, "tests", "openstack")
@@ -24,7 +24,10 @@ from openstack_names import PORT_NAMES  # noqa: E402
 
 # A range of 11 ports: with an ephemeral range said to start too low to
 # leave room below it, free_port() picks above its end: 65525 to 65535.
-NARROW = "free_port.ephemeral_range = lambda: (1024, 65524)\n"
+# The subject is the claims, not TCP: every port is taken as bindable, so
+# that a host whose real ephemeral range reaches that high changes nothing.
+NARROW = ("free_port.ephemeral_range = lambda: (1024, 65524)\n"
+          "free_port.bindable = lambda host, port: True\n")
 FIRST, LAST = 65525, 65535
 
 
@@ -76,6 +79,7 @@ class Claims(unittest.TestCase):
         # while the fixture holds it, its ports are claimed here too.
         self.hold([65503, 65524])
         code = ("openstack_ports.PORT_FIRST, openstack_ports.PORT_LAST = 65500, 65531\n"
+                "openstack_ports._free = lambda port: True\n"
                 "lock, ports = openstack_ports.reserve_ports()\n"
                 "print(sorted(ports.values()), flush=True)\n"
                 "sys.stdin.readline()\n"
@@ -84,16 +88,44 @@ class Claims(unittest.TestCase):
                 "sys.stdin.readline()\n")
         fixture = subprocess.Popen([sys.executable, "-c", PROLOGUE + code], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, text=True)
+        self.addCleanup(fixture.stdout.close)
         self.addCleanup(fixture.kill)
         block = list(range(65510, 65510 + len(PORT_NAMES)))
         self.assertEqual(fixture.stdout.readline().strip(), str(block))
-        self.assertEqual([p for p in block if free_port.reserve(p)], [])
+        taken = [p for p in block if free_port.reserve(p)]
+        self.held.extend(taken)
+        self.assertEqual(taken, [], "ports of the fixture's block claimed here while it holds them")
         fixture.stdin.write("release\n")
         fixture.stdin.flush()
         self.assertEqual(fixture.stdout.readline().strip(), "released")
         self.hold(block)  # while it still runs
         fixture.stdin.close()
         self.assertEqual(fixture.wait(timeout=10), 0)
+
+    def test_a_script_holds_its_ports_until_it_ends(self):
+        # free_port.py --hold-for $$, as the benchmarks run it: its ports
+        # stay claimed after it has printed them and returned, and end
+        # with the script.
+        script = subprocess.Popen(
+            ["/bin/bash", "-c", f'ports=$(/usr/bin/python3 {LIB}/free_port.py --hold-for $$ 127.0.0.1 2); '
+                                'echo $ports; cat >/dev/null'],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(script.stdout.close)
+        self.addCleanup(script.kill)
+        ports = [int(p) for p in script.stdout.readline().split()]
+        self.assertEqual(len(set(ports)), 2, ports)
+        taken = [p for p in ports if free_port.reserve(p)]
+        self.held.extend(taken)
+        self.assertEqual(taken, [], "ports claimed here while the script holds them")
+        script.stdin.close()
+        self.assertEqual(script.wait(timeout=10), 0)
+
+        def claimed_here():
+            for p in ports:
+                if p not in self.held and free_port.reserve(p):
+                    self.held.append(p)
+            return all(p in self.held for p in ports)
+        wait_for(claimed_here, 10, "the script's claims to end")
 
 
 if __name__ == "__main__":

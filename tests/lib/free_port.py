@@ -18,10 +18,14 @@ behind). Another process's free_port() skips a claimed port, and so does
 the OpenStack fixture's block of ports (reserve()).
 
 Run as a program, it prints COUNT (default 1) distinct such ports, one per
-line: free_port.py [127.0.0.1|::1] [COUNT]. Its claims end when it exits,
-so a script that runs it is protected only from ports that others hold."""
+line: free_port.py [--hold-for PID] [127.0.0.1|::1] [COUNT]. With
+--hold-for, a process of its own keeps the claims until process PID ends
+(a script passes its own, $$); without it they end when it exits, and the
+script is protected only from ports that others hold."""
 
+import os
 import random
+import select
 import socket
 import sys
 
@@ -83,7 +87,32 @@ def free_port(host="127.0.0.1"):
     raise AssertionError(f"no free port on {host} between {first} and {last}")
 
 
+def hold_until_gone(pid):
+    """Keeps this process's claims, in a child of its own with no standard
+    streams (a shell's $(...) reads to their end), until process `pid`
+    ends; returns in the parent."""
+    if os.fork() != 0:
+        return
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    try:
+        watched = os.pidfd_open(pid)
+    except OSError:
+        os._exit(0)  # already gone
+    select.select([watched], [], [])
+    os._exit(0)
+
+
 if __name__ == "__main__":
-    host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
-    count = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-    print("\n".join(str(free_port(host)) for _ in range(count)))
+    args = sys.argv[1:]
+    holder = None
+    if args[:1] == ["--hold-for"]:
+        holder = int(args[1])
+        args = args[2:]
+    host = args[0] if args else "127.0.0.1"
+    count = int(args[1]) if len(args) > 1 else 1
+    print("\n".join(str(free_port(host)) for _ in range(count)), flush=True)
+    if holder is not None:
+        hold_until_gone(holder)
