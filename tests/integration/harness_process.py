@@ -38,12 +38,16 @@ def wait_for(predicate, timeout=10.0, what="condition"):
 
 def port_holders(log):
     """For each "cannot listen on ADDRESS:PORT: Address already in use" in
-    a daemon's log, who listens there now (ss), to tell which test or
-    service took the port."""
+    a daemon's log, the sockets on that port now, in any state (ss), to
+    tell which test or service took it."""
     out = ""
     for port in sorted(set(re.findall(r"cannot listen on \S*:(\d+): Address already in use", log))):
-        ss = subprocess.run(["ss", "-Htlnpa", f"sport = :{port}"], capture_output=True, text=True)
-        out += f"\nport {port} now: {ss.stdout.strip() or ss.stderr.strip() or 'nothing listens'}"
+        try:
+            ss = subprocess.run(["ss", "-Htanp", f"sport = :{port}"], capture_output=True, text=True)
+            now = ss.stdout.strip() or ss.stderr.strip() or "no socket"
+        except OSError as e:
+            now = f"unknown (ss: {e.strerror})"
+        out += f"\nport {port} now: {now}"
     return out
 
 
@@ -62,15 +66,21 @@ class Process:
         self._cursor = 0
         self._cond = threading.Condition()
         self.reader_error = None  # why the notify socket's reader stopped, if not by stop()
+        self.drained = False  # the process has exited and the reader has read all it sent
         if notify is not None:
             threading.Thread(target=self._read, args=(notify,), daemon=True).start()
 
     def _read(self, sock):
         while True:
+            exited = self.popen.poll() is not None
             try:
                 sock.settimeout(0.2)
                 msg = sock.recv(4096)
             except socket.timeout:
+                if exited and not self.drained:
+                    with self._cond:  # nothing came after it ended: nothing more can
+                        self.drained = True
+                        self._cond.notify_all()
                 continue
             except OSError as e:
                 if self.notify is not None:
@@ -138,9 +148,9 @@ class Process:
 
     def wait_notify(self, text, timeout=10):
         """Waits for a datagram on this process's NOTIFY_SOCKET containing
-        text, after those an earlier wait_notify() returned. A process that
-        has exited is given a second for its reader to drain what it sent,
-        not the whole timeout."""
+        text, after those an earlier wait_notify() returned. Once the process
+        has exited and the reader has read all it sent, it fails at once,
+        not at the end of the timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -149,11 +159,8 @@ class Process:
                     self._cursor += 1
                     if text in msg:
                         return msg
-                now = time.monotonic()
-                code = self.popen.poll()
-                if code is not None:
-                    deadline = min(deadline, now + 1)
-                remaining = deadline - now
+                code = self.popen.poll() if self.drained else None
+                remaining = 0 if code is not None else deadline - time.monotonic()
                 if remaining <= 0:
                     log = self.log()
                     why = f"it exited {code}" if code is not None else f"not in {timeout}s"
