@@ -4,6 +4,36 @@
 
 namespace by::config {
 
+namespace {
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// A query parameter's name as libpq reads it: %XX decoded, so that
+// `pass%77ord` is `password` here too. A malformed escape stays as it is
+// (libpq refuses the URI).
+std::string decoded(std::string_view name) {
+    std::string out;
+    for (size_t i = 0; i < name.size(); ++i) {
+        if (name[i] == '%' && i + 2 < name.size()) {
+            const int hi = hex_digit(name[i + 1]), lo = hex_digit(name[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                out.push_back(static_cast<char>(hi << 4 | lo));
+                i += 2;
+                continue;
+            }
+        }
+        out.push_back(name[i]);
+    }
+    return out;
+}
+
+}  // namespace
+
 std::optional<std::string> database_uri_problem(const std::string& value) {
     if (value == "sqlite") {
         return std::nullopt;
@@ -34,7 +64,7 @@ std::optional<std::string> database_uri_problem(const std::string& value) {
         while (!params.empty()) {
             const auto amp = params.find('&');
             const std::string_view param = params.substr(0, amp);
-            if (param.substr(0, param.find('=')) == "password") {
+            if (decoded(param.substr(0, param.find('='))) == "password") {
                 return no_password;
             }
             params = amp == std::string_view::npos ? std::string_view() : params.substr(amp + 1);
