@@ -194,7 +194,8 @@ void BuildLifecycle::let_go(ActiveBuild& ab, const std::string& why) {
     ended.result = Result::retry;
     ended.finished_at = now;
     ab.ending.reset();
-    ended_stored(ab, Ending{Result::retry, -1, now, why}, was, std::move(ended), std::nullopt);
+    ended_stored(ab, Ending{.result = Result::retry, .exit_status = -1, .at = now, .why = why, .let_go = true}, was,
+                 std::move(ended), std::nullopt);
 }
 
 void BuildLifecycle::let_go_all(const std::string& why) {

@@ -201,7 +201,7 @@ void BuildLifecycle::ended_stored(ActiveBuild& ab, const Ending& e, BuildState w
         append_log(ab, trailer.data(), trailer.size());
     }
     close_log(ab);
-    if (b.started_at != 0 && store_->members()) {
+    if (b.started_at != 0 && store_->members() && !e.let_go) {
         share_log(b.id);
     }
     if (was == BuildState::pending) {

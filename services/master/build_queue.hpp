@@ -31,6 +31,9 @@ struct Ending {
     int exit_status = -1;
     uint64_t at = 0;               // when it ended
     std::string why;
+    // Let go without a record (build_cluster.cpp): the master that took it
+    // over reruns it, and its log is not shared with the cluster either.
+    bool let_go = false;
 };
 
 struct ActiveBuild {

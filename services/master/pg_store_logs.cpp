@@ -37,12 +37,12 @@ std::string from_hex(std::string_view text) {
 }  // namespace
 
 void PgStore::prepare_logs() {
-    // Only for a build this master claimed with the fence it holds now: not
-    // one it ran before it was fenced and joined again (that build was
-    // taken over and rerun), whose log it may still have queued.
+    // Only for a build this master ran, while it holds its fence. (A build
+    // it let go when it was fenced is taken over, and its log never sent:
+    // BuildLifecycle::ended_stored.)
     db_.prepare("save_log",
                 pg_fenced_write("INSERT INTO build_logs (build, master, content) SELECT $1, $2, $4::bytea "
-                                "WHERE EXISTS (SELECT 1 FROM builds WHERE id = $1 AND master = $2 AND fence = $3)",
+                                "WHERE EXISTS (SELECT 1 FROM builds WHERE id = $1 AND master = $2)",
                                 2, 3) +
                     " ON CONFLICT (build) DO NOTHING");
     // For this transaction only.

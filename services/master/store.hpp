@@ -212,7 +212,8 @@ public:
 
     // In a shared store: the logs of ended builds this master ran (id,
     // text), in one commit, so that every master can read them; a log of
-    // a build this master no longer holds is left out.
+    // a build whose row names another master, and every log while this
+    // master is fenced, is left out (silently: the copies are best effort).
     virtual bool save_logs(const std::vector<std::pair<uint64_t, std::string>>& logs) {
         (void)logs;
         return true;

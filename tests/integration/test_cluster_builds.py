@@ -76,12 +76,13 @@ class Cluster(PgSystemTest):
         os.makedirs(self.events_dir)
 
     def start_masters(self, n, workers, pause, max_builds=1, later=(), worker_lines="", master_lines="",
-                      database=None, debug=False):
+                      database=None, debug=False, local=()):
         """n masters m0..m(n-1), each declaring every worker of `workers`
         ({master index: [names]}) and of `later` (started by the test), and
         the builder `b` on all of them; the workers start on their master's
         port. `database`: the URI the masters use, if not the server's own;
-        `debug`: the masters log at level debug."""
+        `debug`: the masters log at level debug; `local`: local workers,
+        declared by every master and started by the test."""
         while len(self.masters) < n:
             s = System()
             self.addCleanup(s.close)
@@ -92,6 +93,8 @@ class Cluster(PgSystemTest):
                 s.env["BUILDYARD_LOG_LEVEL"] = "debug"  # their workers' too: they share the System's env
         names = [w for ws in workers.values() for w in ws] + list(later)
         declared = {w: f"password = pw-{w}\nmax_builds = {max_builds}\n{worker_lines}" for w in names}
+        declared.update({w: f"type = local\nmax_builds = {max_builds}\n" for w in local})
+        names += list(local)
         builder = {"b": (names, [f"/usr/bin/python3 {self.step} {self.events_dir} {pause}"])}
         self.ports = []
         # One CA signs every master's certificate, as an admin would do for
@@ -346,3 +349,28 @@ class Fencing(Cluster):
                          [["finished", "retry", finished_at, "m0"]], "nothing the fenced master sent was recorded")
         self.assertEqual(self.sql(f"SELECT result FROM builds WHERE id = {rerun}"), "success")
         self.assertEqual([e[0] for e in self.events()], ["start", "end", "start", "end"])
+        # The log other masters read is the rerun's, saved by m1.
+        wait_for(lambda: self.sql(f"SELECT master FROM build_logs WHERE build = {rerun}") == "m1", 10, "the rerun's log")
+
+    def test_a_master_its_heartbeat_finds_fenced_shares_no_log_of_what_it_let_go(self):
+        # The run still goes on, on a local worker, when its frozen master
+        # wakes: the heartbeat finds the master fenced, it lets the build go
+        # (and cancels it on its worker), and joins again. With no remote
+        # worker to close, its next dispatch, which saves the logs it
+        # queued, comes after it joined, under its new fence; the let-go
+        # run's log is not among them.
+        gate = self.path("gate")
+        self.start_masters(2, {}, gate, local=["l0"])
+        self.masters[0].start_worker("l0")
+        build = self.masters[0].submit("b", req="frozen")
+        wait_for(lambda: self.sql(f"SELECT state FROM builds WHERE id = {build}") == "running", 15, "the build")
+        self.masters[0].master.signal(signal.SIGSTOP)
+        self.addCleanup(lambda: self.masters[0].master.signal(signal.SIGCONT))
+        wait_for(lambda: self.sql(f"SELECT result FROM builds WHERE id = {build}") == "retry", TIMEOUT + 5,
+                 "the takeover")
+        self.masters[0].master.signal(signal.SIGCONT)
+        wait_for(lambda: "joined the cluster again as 'm0'" in self.masters[0].master.log(), 10, "the rejoin")
+        self.assertIn(f"build {build} of b on l0 is let go without a record", self.masters[0].master.log())
+        time.sleep(1)  # its next dispatch, which saves what it queued, comes at once
+        self.assertEqual(self.sql(f"SELECT count(*) FROM build_logs WHERE build = {build}"), "0",
+                         "the log of the run the fenced master let go")
