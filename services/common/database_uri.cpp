@@ -59,6 +59,12 @@ std::optional<std::string> database_uri_problem(const std::string& value) {
         at != std::string_view::npos && authority.substr(0, at).find(':') != std::string_view::npos) {
         return no_password;
     }
+    // libpq itself takes everything up to the first '@' before any '/' as
+    // user[:password], '?' and '#' included.
+    if (const auto at = rest.find_first_of("@/");
+        at != std::string_view::npos && rest[at] == '@' && rest.substr(0, at).find(':') != std::string_view::npos) {
+        return no_password;
+    }
     if (const auto q = rest.find('?'); q != std::string_view::npos) {
         std::string_view params = rest.substr(q + 1);
         while (!params.empty()) {

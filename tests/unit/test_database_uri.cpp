@@ -21,7 +21,9 @@ TEST(DatabaseUri, APasswordIsRefusedWithoutRepeatingIt) {
                             "postgresql://db/x?sslmode=require&password=hunter2&port=5",
                             // libpq decodes %XX in a parameter's name too
                             "postgresql://db/x?pass%77ord=hunter2", "postgresql://db/x?%70%61ssword=hunter2",
-                            "postgresql://db/x?PASS%77ORD=1&%70assword=hunter2"}) {
+                            "postgresql://db/x?PASS%77ORD=1&%70assword=hunter2",
+                            // libpq's user part runs to the first '@' before a '/'
+                            "postgresql://by:hun?ter2@db/x", "postgresql://by:hun#ter2@db/x"}) {
         const auto problem = database_uri_problem(bad);
         ASSERT_TRUE(problem) << bad;
         EXPECT_NE(problem->find("carries a password"), std::string::npos) << *problem;
